@@ -1,0 +1,74 @@
+/* config.h — compile-time options and the defaults of every run-time option, in one place.
+ * Define any of these before including immersive.h to change it. A run-time option left 0 in
+ * its options struct takes the default named here. */
+
+/* Default address and port of a server whose options leave them unset. */
+#ifndef IM_DEFAULT_HOST
+#define IM_DEFAULT_HOST "127.0.0.1"
+#endif
+#ifndef IM_DEFAULT_PORT
+#define IM_DEFAULT_PORT 8000
+#endif
+
+/* Request limits (bytes, counts). Past them: 431, 413, 431, 503. */
+#ifndef IM_DEFAULT_MAX_HEADER_BYTES
+#define IM_DEFAULT_MAX_HEADER_BYTES 16384
+#endif
+#ifndef IM_DEFAULT_MAX_BODY_BYTES
+#define IM_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#endif
+#ifndef IM_DEFAULT_MAX_HEADERS
+#define IM_DEFAULT_MAX_HEADERS 100
+#endif
+#ifndef IM_DEFAULT_MAX_CONNS
+#define IM_DEFAULT_MAX_CONNS 10000
+#endif
+/* Output queued for one connection past which the server stops reading its next requests,
+ * and past which im_stream_write() answers -EAGAIN. */
+#ifndef IM_DEFAULT_MAX_OUTPUT_BYTES
+#define IM_DEFAULT_MAX_OUTPUT_BYTES (4 * 1024 * 1024)
+#endif
+
+/* Timeouts (milliseconds). */
+#ifndef IM_DEFAULT_HEADER_TIMEOUT_MS
+#define IM_DEFAULT_HEADER_TIMEOUT_MS 10000 /* whole header block, from its first byte */
+#endif
+#ifndef IM_DEFAULT_BODY_TIMEOUT_MS
+#define IM_DEFAULT_BODY_TIMEOUT_MS 30000 /* between two reads of a body */
+#endif
+#ifndef IM_DEFAULT_IDLE_TIMEOUT_MS
+#define IM_DEFAULT_IDLE_TIMEOUT_MS 60000 /* keep-alive connection with nothing to do */
+#endif
+#ifndef IM_DEFAULT_SEND_TIMEOUT_MS
+#define IM_DEFAULT_SEND_TIMEOUT_MS 60000 /* peer that reads none of our output */
+#endif
+#ifndef IM_DEFAULT_LINGER_MS
+#define IM_DEFAULT_LINGER_MS 2000 /* draining input after a final response, before close */
+#endif
+#ifndef IM_DEFAULT_SHUTDOWN_TIMEOUT_MS
+#define IM_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
+#endif
+
+/* io_uring sizing, per loop thread. The completion queue is 4x the submission queue. */
+#ifndef IM_DEFAULT_SQ_ENTRIES
+#define IM_DEFAULT_SQ_ENTRIES 2048
+#endif
+#ifndef IM_DEFAULT_RECV_BUFFERS
+#define IM_DEFAULT_RECV_BUFFERS 512 /* power of two */
+#endif
+#ifndef IM_DEFAULT_RECV_BUFFER_SIZE
+#define IM_DEFAULT_RECV_BUFFER_SIZE 4096
+#endif
+
+/* Compile-time limits. */
+#ifndef IM_MAX_PARAMS
+#define IM_MAX_PARAMS 8 /* {param} segments in one route pattern */
+#endif
+#ifndef IM_MAX_LOOPS
+#define IM_MAX_LOOPS 256
+#endif
+
+/* Features. */
+#ifndef IM_ENABLE_SERVER_HEADER
+#define IM_ENABLE_SERVER_HEADER 1 /* send "Server: immersive" */
+#endif

@@ -1,0 +1,363 @@
+/* conn.c — a connection's input: parse requests in place from the received bytes, hold a
+ * partial request (and what is pipelined after it) between reads, enforce the limits, route,
+ * and run handlers. Also the request context: pool, accessors, deferral. */
+
+
+/* ---- contexts ---- */
+
+static im_ctx *im__ctx_get(im_loop *L)
+{
+    im_ctx *x = L->ctx_free;
+    if (x) {
+        L->ctx_free = x->next_free;
+        L->ctx_pooled--;
+    } else if (!(x = calloc(1, sizeof *x))) {
+        return NULL;
+    }
+    x->loop = L;
+    return x;
+}
+
+static void im__ctx_put(im_loop *L, im_ctx *x)
+{
+    if (L->ctx_pooled >= 64) { /* enough kept for bursts of deferred requests */
+        free(x->xh);
+        free(x);
+        return;
+    }
+    x->next_free = L->ctx_free;
+    L->ctx_free = x;
+    L->ctx_pooled++;
+}
+
+const im_request *im_ctx_request(const im_ctx *x) { return &x->req; }
+void *im_ctx_udata(const im_ctx *x) { return x->udata; }
+im_loop *im_ctx_loop(const im_ctx *x) { return x->loop; }
+
+im_str im_ctx_param(const im_ctx *x, const char *name)
+{
+    im_str none = {NULL, 0};
+    if (x->route)
+        for (unsigned i = 0; i < x->route->nparams; i++)
+            if (strcmp(x->route->pnames[i], name) == 0) return x->params[i];
+    return none;
+}
+
+im_str im_ctx_header(const im_ctx *x, const char *name)
+{
+    im_str none = {NULL, 0};
+    for (unsigned i = 0; i < x->req.num_headers; i++)
+        if (im_str_ieq(x->req.headers[i].name, name)) return x->req.headers[i].value;
+    return none;
+}
+
+/* Moves a view that points into [from, from+n) to the same offset in to. */
+static void im__rebase(im_str *s, const char *from, size_t n, char *to)
+{
+    if (s->ptr >= from && s->ptr < from + n) s->ptr = to + (s->ptr - from);
+}
+
+int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
+{
+    im_loop *L = x->loop;
+    im__conn *c = im__ctx_conn(x);
+    const char *from;
+    size_t n, hn;
+    char *to;
+    if (x->is_deferred || x->is_done) return -EALREADY;
+    if (!c) return -EPIPE;
+    from = x->raw;
+    n = x->raw_len;
+    hn = x->req.num_headers * sizeof(im_header);
+    if (!(to = malloc(hn + n + 1))) return -ENOMEM;
+    /* headers first: keeps them aligned */
+    im_header *hs = (im_header *)(void *)to;
+    memcpy(hs, x->req.headers, hn);
+    memcpy(to + hn, from, n);
+    for (unsigned i = 0; i < x->req.num_headers; i++) {
+        im__rebase(&hs[i].name, from, n, to + hn);
+        im__rebase(&hs[i].value, from, n, to + hn);
+    }
+    im__rebase(&x->req.method, from, n, to + hn);
+    im__rebase(&x->req.target, from, n, to + hn);
+    im__rebase(&x->req.path, from, n, to + hn);
+    im__rebase(&x->req.query, from, n, to + hn);
+    im__rebase(&x->req.body, from, n, to + hn);
+    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) im__rebase(&x->params[i], from, n, to + hn);
+    x->req.headers = hs;
+    x->owned = to;
+    x->is_deferred = 1;
+    x->on_close = on_close;
+    x->close_arg = arg;
+    c->pending = x;
+    L->deferred++;
+    return 0;
+}
+
+/* The peer of a deferred request is gone: tell its owner, who still finishes it. */
+static void im__ctx_detach(im_loop *L, im_ctx *x)
+{
+    x->is_detached = 1;
+    if (x->on_close) x->on_close(x, x->close_arg);
+    (void)L;
+}
+
+/* ---- routing and running a handler ---- */
+
+/* Runs the request whose bytes are raw[0..head_len) plus a body of blen right after them. */
+static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *raw,
+                         size_t head_len, size_t blen)
+{
+    char *body = raw + head_len;
+    im_ctx *x = im__ctx_get(L);
+    const im__rnode *n;
+    im_str none = {NULL, 0};
+    if (!x) {
+        im__conn_fail(L, c, 503, "out of memory", -1);
+        return;
+    }
+    x->req.method = h->method;
+    x->req.target = h->target;
+    x->req.path = h->path;
+    x->req.query = h->query;
+    x->req.minor = h->minor;
+    x->req.headers = h->headers;
+    x->req.num_headers = h->num_headers;
+    x->req.body.ptr = blen ? body : NULL;
+    x->req.body.len = blen;
+    x->raw = raw;
+    x->raw_len = head_len + blen;
+    c->is_fresh = 0;
+    c->is_progress = 1;
+    x->conn_idx = (uint32_t)(c - L->conns);
+    x->conn_gen = c->gen;
+    x->route = NULL;
+    x->udata = NULL;
+    x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
+    x->keepalive = (h->minor ? !h->conn_close : h->conn_keep_alive) && !L->is_stopping;
+    x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
+    x->on_close = NULL;
+    x->xh_len = 0;
+
+    n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);
+    if (n) {
+        x->route = im__route_pick(n, h->method);
+        x->udata = x->route->udata;
+        x->route->fn(x);
+        if (!x->is_done && !x->is_deferred) {
+            im_log(IM_LOG_WARN, "handler for %.*s %.*s returned without answering",
+                   (int)h->method.len, h->method.ptr, (int)h->path.len, h->path.ptr);
+            im_reply_error(x, 500, "the handler returned without an answer");
+        }
+    } else if (h->path.len == 1 && h->path.ptr[0] == '*') {
+        im__answer(x, 204, NULL, NULL, 0); /* OPTIONS * */
+    } else if (!(n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, none,
+                                x->params, 0))) {
+        im_reply_error(x, 404, "Not Found");
+    } else {
+        char allow[256];
+        size_t al = im__router_allow(n, allow, sizeof allow);
+        allow[al] = 0;
+        im_res_header(x, "Allow", allow);
+        if (im_str_eq(h->method, "OPTIONS")) im__answer(x, 204, NULL, NULL, 0);
+        else im_reply_error(x, 405, "Method Not Allowed");
+    }
+    if (!x->is_deferred) im__ctx_put(L, x);
+}
+
+/* ---- parsing ---- */
+
+/* Parses and runs the requests in buf[0..len). st carries the progress of a request begun in
+ * an earlier call (zero for none). Returns the bytes fully handled; the caller keeps the rest
+ * (a partial request, or requests waiting behind a deferred one) with st describing it.
+ * buf is modified (chunked bodies are decoded in place). */
+static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rstate *st)
+{
+    const im_server_opts *o = &L->srv->o;
+    im_http_head h;
+    size_t off = 0;
+    while (off < len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
+        char *r = buf + off, *body;
+        size_t n = len - off, total, blen;
+        int have_head = 0;
+        if (st->head_len == 0) {
+            /* re-parse only when a line ended since last time (or past the limit) */
+            if (st->scanned && n <= o->max_header_bytes &&
+                !memchr(r + st->scanned, '\n', n - st->scanned)) {
+                st->scanned = (uint32_t)n;
+                break;
+            }
+            int hl = im_http_parse_head(r, n, &h, L->hdrs, (unsigned)o->max_headers,
+                                        o->max_header_bytes);
+            if (hl == IM_HTTP_INCOMPLETE) {
+                st->scanned = (uint32_t)n;
+                break;
+            }
+            if (hl == IM_HTTP_ERROR) {
+                im__conn_fail(L, c, h.status, h.error, (long)(h.error_offset));
+                return len;
+            }
+            if (h.expect_unknown) {
+                im__conn_fail(L, c, 417, "unsupported Expect value", -1);
+                return len;
+            }
+            st->head_len = (uint32_t)hl;
+            if (h.chunked) {
+                st->mode = IM__BODY_CHUNKED;
+                st->raw_off = (uint32_t)hl;
+                st->ch.max_total = o->max_body_bytes;
+                st->ch.max_trailer = (uint32_t)o->max_header_bytes;
+            } else if (h.has_content_length && h.content_length) {
+                if (h.content_length > o->max_body_bytes) {
+                    im__conn_fail(L, c, 413, "request body too large", -1);
+                    return len;
+                }
+                st->mode = IM__BODY_LENGTH;
+                st->need = h.content_length;
+            }
+            if (h.expect_continue && h.minor && st->mode != IM__BODY_NONE && n == (size_t)hl) {
+                char *p = im__out_reserve(L, c, 25);
+                if (p) {
+                    memcpy(p, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                    c->out->len += 25;
+                    im__conn_dirty(L, c);
+                }
+                st->continue_sent = 1;
+            }
+            have_head = 1;
+        }
+        body = r + st->head_len;
+        if (st->mode == IM__BODY_LENGTH) {
+            if (n - st->head_len < st->need) break;
+            blen = (size_t)st->need;
+            total = st->head_len + blen;
+        } else if (st->mode == IM__BODY_CHUNKED) {
+            size_t used, made;
+            int rc = im_http_decode_chunked(&st->ch, body + st->body_have, r + st->raw_off,
+                                            n - st->raw_off, &used, &made);
+            st->raw_off += (uint32_t)used;
+            st->body_have += (uint32_t)made;
+            if (rc == IM_HTTP_ERROR) {
+                im__conn_fail(L, c, st->ch.status, st->ch.error, -1);
+                return len;
+            }
+            if (rc == 0) break;
+            blen = st->body_have;
+            total = st->raw_off;
+        } else {
+            blen = 0;
+            total = st->head_len;
+        }
+        if (!have_head) /* the head came in an earlier read: get its views again */
+            im_http_parse_head(r, st->head_len, &h, L->hdrs, (unsigned)o->max_headers, 0);
+        size_t head_len = st->head_len;
+        memset(st, 0, sizeof *st);
+        off += total;
+        im__dispatch(L, c, &h, r, head_len, blen);
+    }
+    return off;
+}
+
+/* The most input a connection may hold: one full request and a read's worth behind it. */
+static size_t im__in_limit(const im_loop *L)
+{
+    return L->srv->o.max_header_bytes + L->srv->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
+}
+
+/* Keeps n bytes of input (a partial request described by st, or waiting requests). */
+static int im__in_append(im_loop *L, im__conn *c, const char *p, size_t n, const im__rstate *st)
+{
+    im__in *in = c->in;
+    size_t limit = im__in_limit(L), len = in ? in->len : 0;
+    if (n > limit - len || len + n > limit) return -E2BIG;
+    if (!in || in->cap - in->len < n) {
+        size_t cap = in ? (size_t)in->cap * 2 : 1024;
+        if (cap < len + n) cap = len + n;
+        /* a Content-Length body: room for all of it at once */
+        if (st && st->mode == IM__BODY_LENGTH && cap < st->head_len + st->need)
+            cap = (size_t)(st->head_len + st->need);
+        if (cap > limit) cap = limit;
+        im__in *ni = realloc(in, sizeof *ni + cap);
+        if (!ni) return -ENOMEM;
+        if (!in) {
+            ni->len = 0;
+            memset(&ni->st, 0, sizeof ni->st);
+        }
+        ni->cap = (uint32_t)cap;
+        c->in = in = ni;
+    }
+    if (st) in->st = *st;
+    memcpy(in->data + in->len, p, n);
+    in->len += (uint32_t)n;
+    return 0;
+}
+
+static void im__in_free(im__conn *c)
+{
+    free(c->in);
+    c->in = NULL;
+}
+
+/* Runs what the held input allows; drops it when done. */
+static void im__conn_process_held(im_loop *L, im__conn *c)
+{
+    im__in *in = c->in;
+    size_t used;
+    if (!in) return;
+    used = im__parse(L, c, in->data, in->len, &in->st);
+    if (c->is_closing) return; /* its input was freed */
+    if (c->is_discard || c->is_close_after || used == in->len) {
+        im__in_free(c);
+        return;
+    }
+    if (used) {
+        memmove(in->data, in->data + used, in->len - used);
+        in->len -= (uint32_t)used;
+    }
+    if (in->cap > 65536 && in->len < in->cap / 4) { /* a big body is gone: shrink */
+        uint32_t cap = in->len > 4096 ? in->len : 4096;
+        im__in *ni = realloc(in, sizeof *ni + cap);
+        if (ni) {
+            ni->cap = cap;
+            c->in = ni;
+        }
+    }
+}
+
+/* Bytes a blocked connection may hold before its reads are paused. */
+static size_t im__pause_at(const im_loop *L) { return L->srv->o.max_header_bytes; }
+
+/* Data arrived in a receive buffer (ours until we return it to the ring). */
+static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
+{
+    if (c->is_discard || c->is_lingering || c->is_close_after) return; /* nobody will read it */
+    if (!c->in && !c->pending && !c->is_full) {
+        im__rstate st;
+        memset(&st, 0, sizeof st);
+        size_t used = im__parse(L, c, data, n, &st);
+        if (used < n && !c->is_discard && !c->is_close_after && !c->is_closing &&
+            im__in_append(L, c, data + used, n - used, &st)) {
+            im__conn_fail(L, c, 413, "request too large", -1);
+        }
+    } else {
+        if (im__in_append(L, c, data, n, NULL)) {
+            im__in_free(c);
+            im__conn_fail(L, c, 413, "request too large", -1);
+            return;
+        }
+        if (!c->pending && !c->is_full) im__conn_process_held(L, c);
+        else if (c->in && c->in->len > im__pause_at(L)) im__conn_pause(L, c);
+    }
+}
+
+/* A deferred request finished or the output drained: run what waited, read again. */
+static void im__conn_resume(im_loop *L, im__conn *c)
+{
+    c->is_paused = 0;
+    if (c->in) { /* later: not from inside whoever finished the deferred request */
+        c->in->st.scanned = 0;
+        c->is_resume = 1;
+        im__conn_dirty(L, c);
+    }
+    if (!c->is_recv && !c->is_eof && !c->is_closing) im__conn_arm_recv(L, c);
+}

@@ -1,0 +1,214 @@
+/* internal.h — private types the implementation parts share: the loop, its connections, the
+ * request context, the router and the server. Nothing here is API; names are im__ / IM__ or
+ * live inside the opaque public structs. */
+
+#define IM__NIL UINT32_MAX
+
+/* user_data of every SQE: what it is (op), and for connection ops which slot and which use of
+ * that slot (generation), so that a late completion for a reused slot is recognised. */
+enum {
+    IM__OP_ACCEPT = 1,
+    IM__OP_RECV,
+    IM__OP_SEND,
+    IM__OP_WAKE,   /* eventfd read: posts waiting */
+    IM__OP_IGNORE  /* cancel, close, shutdown: nothing to do on completion */
+};
+#define IM__UD(op, gen, idx) \
+    (((uint64_t)(op) << 56) | ((uint64_t)((gen) & 0xffffffu) << 32) | (uint64_t)(uint32_t)(idx))
+#define IM__UD_OP(ud) ((unsigned)((ud) >> 56))
+#define IM__UD_GEN(ud) ((uint32_t)((ud) >> 32) & 0xffffffu)
+#define IM__UD_IDX(ud) ((uint32_t)(ud))
+
+/* An owned, growable byte buffer (connection output). */
+typedef struct im__buf {
+    uint32_t len; /* bytes used */
+    uint32_t cap; /* bytes available in data */
+    char data[];
+} im__buf;
+
+/* Progress of one request whose bytes arrive over several reads. Offsets are relative to the
+ * request's first byte, so the state survives moving the bytes. */
+typedef struct im__rstate {
+    uint32_t head_len;    /* 0 until the head is complete */
+    uint32_t body_have;   /* chunked: decoded body bytes, stored right after the head */
+    uint32_t raw_off;     /* chunked: first byte not yet decoded */
+    uint32_t scanned;     /* head incomplete: bytes already searched for LF */
+    uint64_t need;        /* Content-Length of the body */
+    uint8_t mode;         /* IM__BODY_NONE / _LENGTH / _CHUNKED */
+    uint8_t continue_sent;/* "100 Continue" already queued */
+    im_http_chunked ch;   /* chunked decoder */
+} im__rstate;
+enum { IM__BODY_NONE = 0, IM__BODY_LENGTH, IM__BODY_CHUNKED };
+
+/* Input a connection holds between reads: a partial request and anything pipelined after it.
+ * Allocated only while there is such input; an idle connection has none. */
+typedef struct im__in {
+    uint32_t len;   /* bytes in data */
+    uint32_t cap;   /* bytes allocated for data */
+    im__rstate st;  /* progress of the request at data[0] */
+    char data[];
+} im__in;
+
+/* Timer lists: a connection sits on at most one, each kept in deadline order because every
+ * entry of a list has the same duration and is appended at the tail. */
+enum {
+    IM__T_NONE = 0,
+    IM__T_IDLE,   /* keep-alive, nothing to do */
+    IM__T_HEAD,   /* header block under way (deadline from its first byte) */
+    IM__T_BODY,   /* body under way (deadline renewed on every read) */
+    IM__T_SEND,   /* output waiting for the peer (renewed on progress) */
+    IM__T_LINGER, /* draining input after the last response */
+    IM__T_COUNT
+};
+
+typedef struct im__conn {
+    int fd;              /* socket */
+    uint32_t gen;        /* bumped when the slot is released; in every SQE's user_data */
+    uint32_t tprev;      /* timer list links (slot indices, IM__NIL at the ends) */
+    uint32_t tnext;      /* (a released slot: next free slot) */
+    uint32_t deadline;   /* loop clock (ms) when its timer fires */
+    uint32_t next_dirty; /* link in the loop's flush list */
+    uint32_t send_off;   /* bytes of `sending` already sent (short sends) */
+    uint8_t tlist;       /* IM__T_* list it is on */
+    unsigned is_recv : 1;        /* multishot recv armed */
+    unsigned is_send : 1;        /* a send in flight */
+    unsigned is_dirty : 1;       /* on the flush list */
+    unsigned is_closing : 1;     /* being closed: waiting for its SQEs to complete */
+    unsigned is_close_after : 1; /* close once the queued output is sent */
+    unsigned is_lingering : 1;   /* write side shut, draining input until EOF or timeout */
+    unsigned is_paused : 1;      /* recv cancelled on purpose (backpressure) */
+    unsigned is_eof : 1;        /* the peer sent FIN */
+    unsigned is_discard : 1;     /* input after a fatal error is dropped */
+    unsigned is_full : 1;        /* output over max_output_bytes: next requests wait */
+    unsigned is_resume : 1;      /* held input to run at the next flush */
+    unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */
+    unsigned is_refused : 1;     /* over max_conns: answered 503, not counted */
+    unsigned is_progress : 1;    /* a request completed since the timer was last set */
+    im__in *in;          /* owned: held input, NULL when none */
+    im__buf *out;        /* owned: responses waiting for the socket */
+    im__buf *sending;    /* owned: buffer of the send in flight */
+    struct im_ctx *pending; /* the deferred request that holds this connection's line */
+} im__conn;
+
+/* A route: one method on one pattern. */
+typedef struct im__route {
+    char *method;            /* owned; "*" for any */
+    im_handler_fn fn;        /* handler */
+    void *udata;             /* handed to the handler */
+    char **pnames;           /* owned {param} names in pattern order */
+    unsigned nparams;
+    struct im__route *next;  /* other methods of the same node */
+} im__route;
+
+/* A node of the route trie: one path segment. */
+typedef struct im__rnode {
+    char *seg;                 /* owned static segment text (not for param nodes) */
+    uint32_t seglen;
+    uint32_t nkids;            /* static children, sorted by (length, bytes) */
+    uint32_t kcap;
+    struct im__rnode **kids;   /* owned */
+    struct im__rnode *param;   /* owned "{name}" child */
+    im__route *routes;         /* owned handlers ending here */
+} im__rnode;
+
+/* The context of one request. Pooled per loop; a deferred one stays out of the pool until
+ * finished. */
+struct im_ctx {
+    im_request req;            /* views into the connection input, or into `owned` */
+    struct im_loop *loop;      /* owning loop */
+    uint32_t conn_idx;         /* connection slot */
+    uint32_t conn_gen;         /* and its generation: a mismatch means the peer is gone */
+    const im__route *route;    /* matched route (param names), NULL for built-in answers */
+    void *udata;               /* route's udata */
+    im_str params[IM_MAX_PARAMS]; /* raw {param} values in pattern order */
+    unsigned is_head : 1;      /* HEAD: headers only */
+    unsigned keepalive : 1;    /* the client wants the connection kept */
+    unsigned is_deferred : 1;  /* im_ctx_defer() was called */
+    unsigned is_done : 1;      /* the answer (or the stream's head) is queued */
+    unsigned is_streaming : 1; /* im_stream_begin() was called */
+    unsigned stream_chunked : 1; /* chunked framing (HTTP/1.1) */
+    unsigned is_detached : 1;  /* the connection went away */
+    im_close_fn on_close;      /* told when the peer goes away while deferred */
+    void *close_arg;
+    const char *raw;           /* the request's bytes: head, then the de-chunked body */
+    size_t raw_len;
+    char *owned;               /* deferred: owned copy of the request bytes and headers */
+    char *xh;                  /* owned extra response header lines ("Name: v\r\n"...) */
+    uint32_t xh_len, xh_cap;
+    struct im_ctx *next_free;  /* pool link */
+};
+
+/* One event-loop thread: its ring, provided buffers, connections, timers and post queue. */
+struct im_loop {
+    struct io_uring ring;
+    struct im_server *srv;
+    int index;                 /* 0 .. loops-1 */
+    int lfd;                   /* listening socket (SO_REUSEPORT), -1 once closed */
+    pthread_t thread;
+    /* provided buffer ring */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    size_t br_bytes, bufs_bytes;
+    uint32_t nbufs, bufsz;
+    uint32_t br_added;         /* buffers given back since the last advance */
+    /* connections: a slot array touched only as it is used, with a free list through it */
+    im__conn *conns;
+    size_t conns_bytes;
+    uint32_t cap;              /* slots: max_conns plus a reserve for answering 503 */
+    uint32_t hwm;              /* slots ever used */
+    uint32_t free_head;        /* released slots */
+    uint32_t nconns;           /* open connections */
+    uint32_t dirty_head;       /* connections with output to flush this iteration */
+    uint32_t thead[IM__T_COUNT], ttail[IM__T_COUNT];
+    uint32_t tdur[IM__T_COUNT];/* each list's duration (ms) */
+    uint32_t now_ms;           /* loop clock, read once per iteration */
+    uint64_t clock_base_ms;
+    time_t date_sec;           /* second the Date header was made for */
+    char date[40];             /* "Date: Tue, 24 Nov 2026 12:00:00 GMT\r\n" */
+    /* request scratch */
+    im_header *hdrs;           /* owned: max_headers entries for the parser */
+    struct im_ctx *ctx_free;   /* context pool */
+    uint32_t ctx_pooled;
+    uint32_t deferred;         /* contexts deferred and not yet finished */
+    im__buf *out_pool;         /* recycled output buffers (linked through data) */
+    uint32_t out_pooled;
+    /* cross-thread posts: an intrusive MPSC stack plus an eventfd the ring reads */
+    _Atomic(im_post *) posts;
+    int efd;
+    uint64_t efd_val;          /* target of the eventfd read */
+    _Atomic int stop_req;      /* the server asked this loop to stop */
+    unsigned is_stopping : 1;  /* graceful shutdown under way */
+    unsigned is_accepting : 1; /* multishot accept armed */
+    unsigned is_accept_paused : 1; /* out of descriptors: re-armed at the next tick */
+    unsigned is_forced : 1;    /* shutdown deadline passed */
+    uint32_t stop_deadline;
+    uint32_t accept_retry_at;
+    uint32_t log_next_emfile;  /* rate limit for that warning */
+    /* start-up handshake with im_server_start() */
+    int init_rc;
+};
+
+struct im_server {
+    im_server_opts o;          /* resolved options (no zeros left) */
+    im__rnode *root;           /* owned route trie */
+    struct im_loop **loops;    /* owned */
+    int nloops;
+    int port;                  /* bound port, -1 before start */
+    int stop_efd;              /* written by im_server_stop() */
+    _Atomic int stop_asked;
+    _Atomic int conns;         /* connections served, over all loops (503s not counted) */
+    int started;
+    int joined;
+    int sigs_blocked;          /* SIGINT/SIGTERM blocked in the starting thread */
+    sigset_t sig_old;          /* the mask before */
+    pthread_mutex_t init_mu;   /* loop start-up handshake */
+    pthread_cond_t init_cv;
+    int init_left;
+};
+
+/* Functions one part calls and another defines (all static: nothing leaks). */
+static void im__conn_close(im_loop *L, im__conn *c);
+static void im__conn_pause(im_loop *L, im__conn *c);
+static void im__conn_arm_recv(im_loop *L, im__conn *c);
+static void im__conn_resume(im_loop *L, im__conn *c);
+static void im__ctx_put(im_loop *L, im_ctx *x);

@@ -1,0 +1,651 @@
+/* loop.c — one event loop per thread: an io_uring with multishot accept and multishot recv
+ * from a provided buffer ring, sends batched and issued together with the wait (one
+ * io_uring_submit_and_wait per iteration), connection timers, posts from other threads, and
+ * graceful stop. The habits behind it are in the project's docs (io_uring section). */
+
+static __thread im_loop *im__cur_loop;
+
+static void im__conn_release(im_loop *L, im__conn *c);
+
+/* A free SQE; when the queue is full, what is queued goes to the kernel first. */
+static struct io_uring_sqe *im__sqe(im_loop *L)
+{
+    struct io_uring_sqe *s = io_uring_get_sqe(&L->ring);
+    while (!s) {
+        int rc = io_uring_submit(&L->ring);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            im_log(IM_LOG_ERROR, "loop %d: io_uring_submit: %s", L->index, strerror(-rc));
+        s = io_uring_get_sqe(&L->ring);
+    }
+    return s;
+}
+
+static void im__sqe_ignore(struct io_uring_sqe *s) { io_uring_sqe_set_data64(s, IM__UD(IM__OP_IGNORE, 0, 0)); }
+
+/* ---- clock and Date ---- */
+
+static void im__dec2(char *o, int v)
+{
+    o[0] = (char)('0' + v / 10 % 10);
+    o[1] = (char)('0' + v % 10);
+}
+
+static void im__clock(im_loop *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    L->now_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 -
+                           L->clock_base_ms);
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != L->date_sec) { /* Date: IMF-fixdate, made once a second */
+        static const char days[] = "SunMonTueWedThuFriSat";
+        static const char mons[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+        struct tm tm;
+        char *d = L->date;
+        L->date_sec = ts.tv_sec;
+        gmtime_r(&ts.tv_sec, &tm);
+        memcpy(d, "Date: ", 6);
+        memcpy(d + 6, days + 3 * tm.tm_wday, 3);
+        d[9] = ',';
+        d[10] = ' ';
+        im__dec2(d + 11, tm.tm_mday);
+        d[13] = ' ';
+        memcpy(d + 14, mons + 3 * tm.tm_mon, 3);
+        d[17] = ' ';
+        im__dec2(d + 18, (tm.tm_year + 1900) / 100 % 100);
+        im__dec2(d + 20, (tm.tm_year + 1900) % 100);
+        d[22] = ' ';
+        im__dec2(d + 23, tm.tm_hour);
+        d[25] = ':';
+        im__dec2(d + 26, tm.tm_min);
+        d[28] = ':';
+        im__dec2(d + 29, tm.tm_sec);
+        memcpy(d + 31, " GMT\r\n", 6); /* 37 bytes in all */
+    }
+}
+
+/* ---- timers ---- */
+
+static void im__timer_unlink(im_loop *L, im__conn *c)
+{
+    uint32_t i = (uint32_t)(c - L->conns);
+    if (c->tlist == IM__T_NONE) return;
+    if (c->tprev != IM__NIL) L->conns[c->tprev].tnext = c->tnext;
+    else L->thead[c->tlist] = c->tnext;
+    if (c->tnext != IM__NIL) L->conns[c->tnext].tprev = c->tprev;
+    else L->ttail[c->tlist] = c->tprev;
+    c->tlist = IM__T_NONE;
+    (void)i;
+}
+
+/* Puts c at the tail of list t with a fresh deadline (list t's entries share one duration, so
+ * the tail is always the latest). */
+static void im__timer_set(im_loop *L, im__conn *c, int t)
+{
+    uint32_t i = (uint32_t)(c - L->conns);
+    im__timer_unlink(L, c);
+    if (t == IM__T_NONE) return;
+    c->tlist = (uint8_t)t;
+    c->deadline = L->now_ms + L->tdur[t];
+    c->tnext = IM__NIL;
+    c->tprev = L->ttail[t];
+    if (c->tprev != IM__NIL) L->conns[c->tprev].tnext = i;
+    else L->thead[t] = i;
+    L->ttail[t] = i;
+}
+
+/* Chooses c's timer from its state. progress: bytes moved, so a body or send timer restarts. */
+static void im__conn_retime(im_loop *L, im__conn *c, int progress)
+{
+    int t;
+    if (c->is_closing) return;
+    if (c->is_lingering) t = IM__T_LINGER;
+    else if (c->is_send || (c->out && c->out->len)) t = IM__T_SEND;
+    else if (c->pending) t = IM__T_NONE;
+    else if (c->in) t = c->in->st.head_len ? IM__T_BODY : IM__T_HEAD;
+    else t = c->is_fresh ? IM__T_HEAD : IM__T_IDLE;
+    if (t == c->tlist && t != IM__T_NONE) {
+        /* the header deadline runs from the request's first byte: renew it only when a
+         * request completed in between; the others on any progress; idle never */
+        int renew = t == IM__T_HEAD ? c->is_progress : (t == IM__T_BODY || t == IM__T_SEND) && progress;
+        if (!renew) {
+            c->is_progress = 0;
+            return;
+        }
+    }
+    c->is_progress = 0;
+    im__timer_set(L, c, t);
+}
+
+static void im__timer_expired(im_loop *L, im__conn *c, int t)
+{
+    im__timer_unlink(L, c);
+    switch (t) {
+    case IM__T_HEAD:
+        if (c->in) im__conn_fail(L, c, 408, "request header timeout", -1);
+        else im__conn_close(L, c); /* connected and said nothing */
+        break;
+    case IM__T_BODY:
+        im__conn_fail(L, c, 408, "request body timeout", -1);
+        break;
+    case IM__T_SEND:
+        im_log(IM_LOG_DEBUG, "loop %d: fd %d: send timeout", L->index, c->fd);
+        im__conn_close(L, c);
+        break;
+    default: /* idle, linger */
+        im__conn_close(L, c);
+        break;
+    }
+}
+
+static void im__timers(im_loop *L)
+{
+    for (int t = 1; t < IM__T_COUNT; t++) {
+        uint32_t i;
+        while ((i = L->thead[t]) != IM__NIL && (int32_t)(L->now_ms - L->conns[i].deadline) >= 0)
+            im__timer_expired(L, &L->conns[i], t);
+    }
+}
+
+/* Milliseconds until the next timer, or -1 for none. */
+static long im__next_wait(const im_loop *L)
+{
+    long best = -1;
+    for (int t = 1; t < IM__T_COUNT; t++) {
+        uint32_t i = L->thead[t];
+        if (i == IM__NIL) continue;
+        long d = (int32_t)(L->conns[i].deadline - L->now_ms);
+        if (d < 0) d = 0;
+        if (best < 0 || d < best) best = d;
+    }
+    if (L->is_accept_paused) {
+        long d = (int32_t)(L->accept_retry_at - L->now_ms);
+        if (d < 0) d = 0;
+        if (best < 0 || d < best) best = d;
+    }
+    if (L->is_stopping && !L->is_forced) {
+        long d = (int32_t)(L->stop_deadline - L->now_ms);
+        if (d < 0) d = 0;
+        if (best < 0 || d < best) best = d;
+    }
+    return best;
+}
+
+/* ---- connections ---- */
+
+static void im__arm_accept(im_loop *L)
+{
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_multishot_accept(s, L->lfd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, IM__UD(IM__OP_ACCEPT, 0, 0));
+    L->is_accepting = 1;
+}
+
+static void im__conn_arm_recv(im_loop *L, im__conn *c)
+{
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_recv_multishot(s, c->fd, NULL, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = 0;
+    io_uring_sqe_set_data64(s, IM__UD(IM__OP_RECV, c->gen, c - L->conns));
+    c->is_recv = 1;
+}
+
+/* Stops reading from c (backpressure) until im__conn_resume(). */
+static void im__conn_pause(im_loop *L, im__conn *c)
+{
+    if (!c->is_recv || c->is_paused) return;
+    c->is_paused = 1;
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, c - L->conns), 0);
+    im__sqe_ignore(s);
+}
+
+static void im__conn_send(im_loop *L, im__conn *c)
+{
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_send(s, c->fd, c->sending->data + c->send_off, c->sending->len - c->send_off,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, IM__UD(IM__OP_SEND, c->gen, c - L->conns));
+    c->is_send = 1;
+}
+
+/* Closes c: cancels what it has in flight, tells a deferred request, frees its buffers.
+ * The slot is released when the last of its completions arrives. */
+static void im__conn_close(im_loop *L, im__conn *c)
+{
+    if (c->is_closing) return;
+    c->is_closing = 1;
+    im__timer_unlink(L, c);
+    if (c->pending) {
+        im_ctx *x = c->pending;
+        c->pending = NULL;
+        im__ctx_detach(L, x);
+    }
+    im__in_free(c);
+    im__out_free(L, c->out);
+    c->out = NULL;
+    if (c->is_recv || c->is_send) {
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_cancel_fd(s, c->fd, IORING_ASYNC_CANCEL_ALL);
+        im__sqe_ignore(s);
+    } else {
+        im__conn_release(L, c);
+    }
+}
+
+static void im__conn_release(im_loop *L, im__conn *c)
+{
+    if (c->fd < 0) return; /* already released (closed with nothing in flight) */
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_close(s, c->fd);
+    im__sqe_ignore(s);
+    im__out_free(L, c->sending);
+    c->sending = NULL;
+    if (!c->is_refused) atomic_fetch_sub_explicit(&L->srv->conns, 1, memory_order_relaxed);
+    c->fd = -1;
+    c->gen++;
+    c->tnext = L->free_head; /* off every timer list since the close: reuse the link */
+    L->free_head = (uint32_t)(c - L->conns);
+    L->nconns--;
+}
+
+/* Everything c had to say is sent and it must close: shut the write side and drain input
+ * for a while, so that unread input does not turn the close into a reset that could destroy
+ * the last response in flight (RFC 9112 section 9.6). */
+static void im__conn_finish(im_loop *L, im__conn *c)
+{
+    if (c->is_eof) {
+        im__conn_close(L, c);
+        return;
+    }
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_shutdown(s, c->fd, SHUT_WR);
+    im__sqe_ignore(s);
+    c->is_lingering = 1;
+    c->is_discard = 1;
+    im__in_free(c);
+    if (!c->is_recv) im__conn_arm_recv(L, c);
+    c->is_paused = 0;
+    im__timer_set(L, c, IM__T_LINGER);
+}
+
+static void im__conn_on_eof(im_loop *L, im__conn *c)
+{
+    c->is_eof = 1;
+    if (c->pending || c->is_lingering || !(c->is_send || (c->out && c->out->len))) {
+        im__conn_close(L, c); /* gone: a deferred request is told */
+        return;
+    }
+    c->is_close_after = 1; /* half-closed: answer what was asked, then close */
+}
+
+static im__conn *im__conn_open(im_loop *L, int fd)
+{
+    uint32_t i;
+    im__conn *c;
+    uint32_t gen;
+    if (L->free_head != IM__NIL) {
+        i = L->free_head;
+        L->free_head = L->conns[i].tnext;
+    } else if (L->hwm < L->cap) {
+        i = L->hwm++;
+    } else {
+        return NULL;
+    }
+    c = &L->conns[i];
+    gen = c->gen;
+    /* a closed slot may still be linked on this iteration's flush list: keep that link */
+    uint32_t next_dirty = c->next_dirty;
+    unsigned dirty = c->is_dirty;
+    memset(c, 0, sizeof *c);
+    c->gen = gen;
+    c->next_dirty = next_dirty;
+    c->is_dirty = dirty;
+    c->fd = fd;
+    c->tprev = c->tnext = IM__NIL;
+    c->is_fresh = 1;
+    L->nconns++;
+    return c;
+}
+
+/* Answers 503 to a connection past max_conns (it holds one of the reserve slots). */
+static void im__conn_refuse(im_loop *L, im__conn *c)
+{
+    static const char body[] = "{\"detail\":\"too many connections\"}";
+    im__head h = {0};
+    h.status = 503;
+    h.ctype = "application/json";
+    h.ctype_len = 16;
+    h.xh = "Retry-After: 1\r\n";
+    h.xh_len = 16;
+    h.minor = 1;
+    c->is_discard = 1;
+    im__queue_response(L, c, &h, body, sizeof body - 1, 0);
+}
+
+static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
+{
+    int fd = cqe->res;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) L->is_accepting = 0;
+    if (fd >= 0) {
+        im__conn *c = L->is_stopping ? NULL : im__conn_open(L, fd);
+        if (!c) {
+            close(fd); /* even the reserve is used up */
+        } else {
+            im__conn_arm_recv(L, c);
+            /* the limit is global, whichever loop the kernel picked */
+            if (atomic_fetch_add_explicit(&L->srv->conns, 1, memory_order_relaxed) >=
+                L->srv->o.max_conns) {
+                atomic_fetch_sub_explicit(&L->srv->conns, 1, memory_order_relaxed);
+                c->is_refused = 1;
+                im__conn_refuse(L, c);
+            }
+            im__conn_retime(L, c, 0);
+        }
+    } else if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        /* out of descriptors or memory: stop accepting for a moment instead of spinning */
+        if ((int32_t)(L->now_ms - L->log_next_emfile) >= 0) {
+            im_log(IM_LOG_WARN, "loop %d: accept: %s; pausing accept (raise ulimit -n?)",
+                   L->index, strerror(-fd));
+            L->log_next_emfile = L->now_ms + 10000;
+        }
+        if (L->is_accepting) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, 0), 0);
+            im__sqe_ignore(s);
+        }
+        L->is_accept_paused = 1;
+        L->accept_retry_at = L->now_ms + 100;
+        return;
+    } else if (fd == -EINVAL && !L->is_stopping) {
+        im_log(IM_LOG_ERROR, "loop %d: multishot accept refused (EINVAL): kernel 5.19+ needed",
+               L->index);
+        return;
+    } else if (fd != -ECANCELED) {
+        im_log(IM_LOG_DEBUG, "loop %d: accept: %s", L->index, strerror(-fd));
+    }
+    if (!L->is_accepting && !L->is_accept_paused) {
+        if (L->is_stopping) {
+            if (L->lfd >= 0) close(L->lfd);
+            L->lfd = -1;
+        } else {
+            im__arm_accept(L);
+        }
+    }
+}
+
+static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
+{
+    int res = cqe->res;
+    char *data = NULL;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        data = L->bufs + (size_t)bid * L->bufsz;
+        io_uring_buf_ring_add(L->br, data, L->bufsz, (unsigned short)bid,
+                              io_uring_buf_ring_mask(L->nbufs), (int)L->br_added++);
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE)) c->is_recv = 0;
+    if (c->is_closing) {
+        if (!c->is_recv && !c->is_send) im__conn_release(L, c);
+        return;
+    }
+    if (res > 0 && data) {
+        /* the buffer is handed back above but the kernel cannot reuse it before the ring's
+         * tail is advanced, after this batch */
+        im__conn_on_data(L, c, data, (size_t)res);
+    } else if (res == 0) {
+        im__conn_on_eof(L, c);
+    } else if (res == -EINVAL) {
+        im_log(IM_LOG_ERROR, "loop %d: multishot recv refused (EINVAL): kernel 6.0+ needed",
+               L->index);
+        im__conn_close(L, c);
+    } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EINTR &&
+               res != -EAGAIN) {
+        im__conn_close(L, c); /* reset, or worse */
+    }
+    if (c->is_closing) {
+        if (!c->is_recv && !c->is_send) im__conn_release(L, c);
+        return;
+    }
+    /* ENOBUFS (the buffer ring ran dry) or a multishot that ended: read on */
+    if (!c->is_recv && !c->is_paused && !c->is_eof) im__conn_arm_recv(L, c);
+    im__conn_retime(L, c, res > 0);
+}
+
+static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
+{
+    int res = cqe->res;
+    c->is_send = 0;
+    if (c->is_closing) {
+        if (!c->is_recv) im__conn_release(L, c);
+        return;
+    }
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN) {
+            im__conn_send(L, c);
+            return;
+        }
+        im__conn_close(L, c); /* EPIPE, ECONNRESET, ... */
+        return;
+    }
+    c->send_off += (uint32_t)res;
+    if (c->send_off < c->sending->len) { /* short send: the rest, and nothing else meanwhile */
+        im__conn_send(L, c);
+        im__conn_retime(L, c, 1);
+        return;
+    }
+    im__out_free(L, c->sending);
+    c->sending = NULL;
+    c->send_off = 0;
+    if (c->is_full && im__out_queued(c) <= L->srv->o.max_output_bytes / 2) {
+        c->is_full = 0;
+        im__conn_resume(L, c);
+    }
+    if (c->out && c->out->len) im__conn_dirty(L, c);
+    else if (c->is_close_after && !c->is_lingering) im__conn_finish(L, c);
+    im__conn_retime(L, c, 1);
+}
+
+/* Runs what other threads posted, oldest first. */
+static void im__run_posts(im_loop *L)
+{
+    im_post *p = atomic_exchange_explicit(&L->posts, NULL, memory_order_acquire);
+    im_post *fifo = NULL;
+    while (p) { /* the stack holds newest first */
+        im_post *n = p->next;
+        p->next = fifo;
+        fifo = p;
+        p = n;
+    }
+    while (fifo) {
+        im_post *n = fifo->next; /* fn may free its post */
+        fifo->fn(fifo);
+        fifo = n;
+    }
+}
+
+static void im__arm_wake(im_loop *L)
+{
+    struct io_uring_sqe *s = im__sqe(L);
+    io_uring_prep_read(s, L->efd, &L->efd_val, sizeof L->efd_val, 0);
+    io_uring_sqe_set_data64(s, IM__UD(IM__OP_WAKE, 0, 0));
+}
+
+int im_loop_post(im_loop *L, im_post *p)
+{
+    im_post *head = atomic_load_explicit(&L->posts, memory_order_relaxed);
+    do {
+        p->next = head;
+        /* release: the loop's acquire exchange sees the post's contents */
+    } while (!atomic_compare_exchange_weak_explicit(&L->posts, &head, p, memory_order_release,
+                                                    memory_order_relaxed));
+    if (!head) { /* the first post into an empty stack wakes the loop; later ones ride along */
+        uint64_t one = 1;
+        while (write(L->efd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+    return 0;
+}
+
+typedef struct im__call {
+    im_post post; /* first: the post is the call */
+    void (*fn)(void *);
+    void *arg;
+} im__call;
+
+static void im__call_run(im_post *p)
+{
+    im__call *k = (im__call *)(void *)p;
+    k->fn(k->arg);
+    free(k);
+}
+
+int im_loop_call(im_loop *L, void (*fn)(void *arg), void *arg)
+{
+    im__call *k = malloc(sizeof *k);
+    if (!k) return -ENOMEM;
+    k->post.fn = im__call_run;
+    k->fn = fn;
+    k->arg = arg;
+    return im_loop_post(L, &k->post);
+}
+
+im_loop *im_loop_current(void) { return im__cur_loop; }
+int im_loop_index(const im_loop *L) { return L->index; }
+
+static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    unsigned op = IM__UD_OP(ud);
+    if (op == IM__OP_RECV || op == IM__OP_SEND) {
+        uint32_t i = IM__UD_IDX(ud);
+        im__conn *c = i < L->hwm ? &L->conns[i] : NULL;
+        if (!c || (c->gen & 0xffffffu) != IM__UD_GEN(ud) || c->fd < 0) {
+            /* a completion for an earlier use of the slot: only its buffer matters */
+            if (cqe->flags & IORING_CQE_F_BUFFER) {
+                unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+                io_uring_buf_ring_add(L->br, L->bufs + (size_t)bid * L->bufsz, L->bufsz,
+                                      (unsigned short)bid, io_uring_buf_ring_mask(L->nbufs),
+                                      (int)L->br_added++);
+            }
+            return;
+        }
+        if (op == IM__OP_RECV) im__on_recv(L, cqe, c);
+        else im__on_send(L, cqe, c);
+    } else if (op == IM__OP_ACCEPT) {
+        im__on_accept(L, cqe);
+    } else if (op == IM__OP_WAKE) {
+        if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)
+            im_log(IM_LOG_ERROR, "loop %d: wake-up read: %s", L->index, strerror(-cqe->res));
+        im__arm_wake(L);
+        im__run_posts(L);
+    }
+}
+
+/* Writes out what handlers queued, and runs input that waited for a deferred answer. */
+static void im__flush(im_loop *L)
+{
+    while (L->dirty_head != IM__NIL) {
+        im__conn *c = &L->conns[L->dirty_head];
+        L->dirty_head = c->next_dirty;
+        c->is_dirty = 0;
+        if (c->is_closing || c->fd < 0) continue;
+        if (c->is_resume) {
+            c->is_resume = 0;
+            if (!c->pending && !c->is_full) im__conn_process_held(L, c);
+            if (c->is_closing || c->is_dirty) continue; /* it comes round again */
+        }
+        if (!c->is_send && c->out && c->out->len) {
+            c->sending = c->out;
+            c->out = NULL;
+            c->send_off = 0;
+            im__conn_send(L, c);
+        } else if (!c->is_send && c->is_close_after && !c->is_lingering) {
+            im__conn_finish(L, c);
+        }
+        im__conn_retime(L, c, 0);
+    }
+}
+
+static void im__loop_begin_stop(im_loop *L)
+{
+    L->is_stopping = 1;
+    L->stop_deadline = L->now_ms + (uint32_t)L->srv->o.shutdown_timeout_ms;
+    if (L->is_accepting) {
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, 0), 0);
+        im__sqe_ignore(s);
+    } else if (L->lfd >= 0) {
+        close(L->lfd);
+        L->lfd = -1;
+    }
+    L->is_accept_paused = 0;
+    for (uint32_t i = 0; i < L->hwm; i++) {
+        im__conn *c = &L->conns[i];
+        if (c->fd < 0 || c->is_closing) continue;
+        if (c->pending || c->is_send || (c->out && c->out->len))
+            c->is_close_after = 1; /* in flight: answer, then close */
+        else if (c->in && c->in->st.head_len)
+            ; /* its body is coming: it is answered with Connection: close */
+        else if (!c->is_lingering)
+            im__conn_close(L, c); /* idle, or not yet a whole head */
+    }
+    im_log(IM_LOG_DEBUG, "loop %d: stopping, %u connections left", L->index, L->nconns);
+}
+
+static void im__loop_force(im_loop *L)
+{
+    L->is_forced = 1;
+    for (uint32_t i = 0; i < L->hwm; i++) {
+        im__conn *c = &L->conns[i];
+        if (c->fd >= 0 && !c->is_closing) im__conn_close(L, c);
+    }
+    if (L->nconns) im_log(IM_LOG_WARN, "loop %d: shutdown deadline passed; dropped what was left",
+                          L->index);
+}
+
+static void im__loop_run(im_loop *L)
+{
+    for (;;) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts, *tsp = NULL;
+        unsigned head, seen = 0;
+        long wait;
+        int rc;
+        im__flush(L);
+        if (L->is_stopping && L->nconns == 0 && !L->is_accepting) break;
+        if ((wait = im__next_wait(L)) >= 0) {
+            ts.tv_sec = wait / 1000;
+            ts.tv_nsec = (wait % 1000) * 1000000;
+            tsp = &ts;
+        }
+        rc = io_uring_submit_and_wait_timeout(&L->ring, &cqe, 1, tsp, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+            im_log(IM_LOG_ERROR, "loop %d: io_uring wait: %s", L->index, strerror(-rc));
+            usleep(1000); /* do not spin on a persistent error */
+        }
+        im__clock(L);
+        io_uring_for_each_cqe(&L->ring, head, cqe)
+        {
+            im__on_cqe(L, cqe);
+            seen++;
+        }
+        io_uring_cq_advance(&L->ring, seen);
+        if (L->br_added) { /* receive buffers back to the kernel, one publish per batch */
+            io_uring_buf_ring_advance(L->br, (int)L->br_added);
+            L->br_added = 0;
+        }
+        if (atomic_load_explicit(&L->posts, memory_order_relaxed)) im__run_posts(L);
+        if (!L->is_stopping && atomic_load_explicit(&L->stop_req, memory_order_acquire))
+            im__loop_begin_stop(L);
+        if (L->is_stopping && !L->is_forced && (int32_t)(L->now_ms - L->stop_deadline) >= 0)
+            im__loop_force(L);
+        if (L->is_accept_paused && (int32_t)(L->now_ms - L->accept_retry_at) >= 0 &&
+            !L->is_accepting) {
+            L->is_accept_paused = 0;
+            im__arm_accept(L);
+        }
+        im__timers(L);
+    }
+}

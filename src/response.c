@@ -1,0 +1,409 @@
+/* response.c — answers: output buffers, the response head (status line, Date, framing),
+ * whole replies, streamed replies and JSON error bodies. Everything here runs on the loop
+ * thread and appends to the connection's output; the loop sends it once per iteration. */
+
+/* Output buffers of this size are recycled per loop; bigger ones go back to malloc. */
+#define IM__OUT_CAP (16384u - (uint32_t)sizeof(im__buf))
+#define IM__OUT_POOL_MAX 256u
+
+static im__buf *im__out_new(im_loop *L, size_t need)
+{
+    im__buf *b;
+    if (need <= IM__OUT_CAP && L->out_pool) {
+        b = L->out_pool;
+        memcpy(&L->out_pool, b->data, sizeof(im__buf *));
+        L->out_pooled--;
+    } else {
+        size_t cap = need > IM__OUT_CAP ? need : IM__OUT_CAP;
+        if (cap > UINT32_MAX - sizeof *b) return NULL;
+        if (!(b = malloc(sizeof *b + cap))) return NULL;
+        b->cap = (uint32_t)cap;
+    }
+    b->len = 0;
+    return b;
+}
+
+static void im__out_free(im_loop *L, im__buf *b)
+{
+    if (!b) return;
+    if (b->cap == IM__OUT_CAP && L->out_pooled < IM__OUT_POOL_MAX) {
+        memcpy(b->data, &L->out_pool, sizeof(im__buf *));
+        L->out_pool = b;
+        L->out_pooled++;
+    } else {
+        free(b);
+    }
+}
+
+/* Room for n more bytes at the end of c->out; NULL when memory or the 4 GiB buffer limit
+ * says no. */
+static char *im__out_reserve(im_loop *L, im__conn *c, size_t n)
+{
+    im__buf *b = c->out;
+    if (!b) {
+        if (!(b = c->out = im__out_new(L, n))) return NULL;
+    } else if (b->cap - b->len < n) {
+        size_t cap = (size_t)b->cap * 2;
+        if (cap < (size_t)b->len + n) cap = (size_t)b->len + n;
+        if (cap > UINT32_MAX - sizeof *b) return NULL;
+        im__buf *nb = realloc(b, sizeof *nb + cap);
+        if (!nb) return NULL;
+        nb->cap = (uint32_t)cap;
+        c->out = b = nb;
+    }
+    return b->data + b->len;
+}
+
+/* Bytes queued and not yet acknowledged by a send. */
+static size_t im__out_queued(const im__conn *c)
+{
+    return (c->out ? c->out->len : 0) + (c->sending ? c->sending->len - c->send_off : 0);
+}
+
+static void im__conn_dirty(im_loop *L, im__conn *c)
+{
+    if (c->is_dirty) return;
+    c->is_dirty = 1;
+    c->next_dirty = L->dirty_head;
+    L->dirty_head = (uint32_t)(c - L->conns);
+}
+
+static const char *im__reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return status < 200 ? "Informational" : status < 300 ? "Success"
+                  : status < 400 ? "Redirection" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static inline char *im__put(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+#define IM__PUTS(o, lit) im__put(o, lit, sizeof(lit) - 1)
+
+/* Framing of a response body. */
+enum { IM__FRAME_LENGTH, IM__FRAME_CHUNKED, IM__FRAME_CLOSE };
+
+/* What a response head says besides status and type. */
+typedef struct im__head {
+    int status;
+    const char *ctype;   /* NULL: no Content-Type */
+    size_t ctype_len;
+    uint64_t length;     /* IM__FRAME_LENGTH: Content-Length (set by im__queue_response) */
+    int frame;
+    const char *xh;      /* extra header lines, each ending in CRLF */
+    size_t xh_len;
+    int keep;            /* the connection stays open */
+    int minor;           /* the request's HTTP/1.<minor> */
+} im__head;
+
+#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type and the extra lines */
+
+/* Writes a response head at o; returns the end. Room: IM__HEAD_MAX + ctype_len + xh_len. */
+static char *im__write_head(im_loop *L, char *o, const im__head *h)
+{
+    const char *reason = im__reason(h->status);
+    int st = h->status;
+    o = IM__PUTS(o, "HTTP/1.1 ");
+    *o++ = (char)('0' + st / 100 % 10);
+    *o++ = (char)('0' + st / 10 % 10);
+    *o++ = (char)('0' + st % 10);
+    *o++ = ' ';
+    o = im__put(o, reason, strlen(reason));
+    o = IM__PUTS(o, "\r\n");
+#if IM_ENABLE_SERVER_HEADER
+    o = IM__PUTS(o, "Server: immersive\r\n");
+#endif
+    o = im__put(o, L->date, 37);
+    if (h->ctype) {
+        o = IM__PUTS(o, "Content-Type: ");
+        o = im__put(o, h->ctype, h->ctype_len);
+        o = IM__PUTS(o, "\r\n");
+    }
+    if (h->frame == IM__FRAME_LENGTH) {
+        if (st >= 200 && st != 204 && st != 304) {
+            o = IM__PUTS(o, "Content-Length: ");
+            o += im__u64_dec(o, h->length);
+            o = IM__PUTS(o, "\r\n");
+        }
+    } else if (h->frame == IM__FRAME_CHUNKED) {
+        o = IM__PUTS(o, "Transfer-Encoding: chunked\r\n");
+    }
+    if (h->xh_len) o = im__put(o, h->xh, h->xh_len);
+    if (!h->keep) o = IM__PUTS(o, "Connection: close\r\n");
+    else if (h->minor == 0) o = IM__PUTS(o, "Connection: keep-alive\r\n");
+    return IM__PUTS(o, "\r\n");
+}
+
+/* Queues a whole response on c (no context needed: errors found while parsing use it too).
+ * Returns 0 or -ENOMEM (then the connection is closed). */
+static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *body,
+                              size_t blen, int is_head)
+{
+    h->length = blen; /* HEAD too: the length a GET would have */
+    int nobody = is_head || h->status < 200 || h->status == 204 || h->status == 304;
+    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (nobody ? 0 : blen);
+    char *o = im__out_reserve(L, c, room), *s = o;
+    if (!o) {
+        im_log(IM_LOG_ERROR, "loop %d: no memory for a %zu-byte response", L->index, room);
+        im__conn_close(L, c);
+        return -ENOMEM;
+    }
+    o = im__write_head(L, o, h);
+    if (!nobody && blen) o = im__put(o, body, blen);
+    c->out->len += (uint32_t)(o - s);
+    if (!h->keep && h->frame == IM__FRAME_LENGTH) c->is_close_after = 1; /* streams: at the end */
+    if (im__out_queued(c) > L->srv->o.max_output_bytes) c->is_full = 1;
+    im__conn_dirty(L, c);
+    return 0;
+}
+
+/* Writes {"detail":"<msg>"} (plus "offset" when >= 0) into buf; returns its length. */
+static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset)
+{
+    im_jw w;
+    im_jw_init(&w, buf, cap);
+    im_jw_obj(&w);
+    im_jw_key(&w, "detail");
+    im_jw_str(&w, msg);
+    if (offset >= 0) {
+        im_jw_key(&w, "offset");
+        im_jw_int(&w, offset);
+    }
+    im_jw_obj_end(&w);
+    return im_jw_error(&w) ? 0 : w.len;
+}
+
+/* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
+ * input can no longer be trusted, so the rest of it is dropped. */
+static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, long offset)
+{
+    char body[256];
+    im__head h = {0};
+    if (c->is_closing || c->is_close_after) return;
+    h.status = status;
+    h.ctype = "application/json";
+    h.ctype_len = 16;
+    h.keep = 0;
+    h.minor = 1;
+    c->is_discard = 1;
+    im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
+    im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0);
+}
+
+/* The connection a context answers on, or NULL when its peer is gone. */
+static im__conn *im__ctx_conn(const im_ctx *x)
+{
+    im_loop *L = x->loop;
+    im__conn *c;
+    if (x->is_detached || x->conn_idx >= L->hwm) return NULL;
+    c = &L->conns[x->conn_idx];
+    return c->gen == x->conn_gen && !c->is_closing ? c : NULL;
+}
+
+/* Ends a deferred context: frees its copy of the request and gives its connection's line
+ * back to the requests waiting behind it. */
+static void im__ctx_finish(im_ctx *x)
+{
+    im_loop *L = x->loop;
+    im__conn *c = im__ctx_conn(x);
+    if (c && c->pending == x) {
+        c->pending = NULL;
+        im__conn_resume(L, c);
+    }
+    L->deferred--;
+    free(x->owned);
+    x->owned = NULL;
+    im__ctx_put(L, x);
+}
+
+static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)
+{
+    im_loop *L = x->loop;
+    im__conn *c;
+    im__head h;
+    int rc;
+    if (x->is_done) return -EALREADY;
+    if (status < 100 || status > 999) status = 500;
+    c = im__ctx_conn(x);
+    x->is_done = 1;
+    if (!c) {
+        rc = -EPIPE;
+    } else {
+        h.status = status;
+        h.ctype = ct;
+        h.ctype_len = ct ? strlen(ct) : 0;
+        h.frame = IM__FRAME_LENGTH;
+        h.xh = x->xh;
+        h.xh_len = x->xh_len;
+        h.keep = x->keepalive && !L->is_stopping;
+        h.minor = x->req.minor;
+        rc = im__queue_response(L, c, &h, body, blen, x->is_head);
+    }
+    if (x->is_deferred) im__ctx_finish(x);
+    return rc;
+}
+
+int im_reply(im_ctx *x, int status, const char *content_type, const void *body, size_t len)
+{
+    return im__answer(x, status, content_type, body, len);
+}
+
+int im_reply_json(im_ctx *x, int status, const char *json, size_t len)
+{
+    return im__answer(x, status, "application/json", json, len);
+}
+
+int im_reply_error(im_ctx *x, int status, const char *detail)
+{
+    char small[512];
+    im_jw w;
+    int rc;
+    im_jw_init(&w, small, sizeof small);
+    for (int pass = 0; pass < 2; pass++) {
+        im_jw_obj(&w);
+        im_jw_key(&w, "detail");
+        im_jw_str(&w, detail);
+        im_jw_obj_end(&w);
+        if (im_jw_error(&w) != -ENOSPC) break;
+        im_jw_init(&w, NULL, 0); /* a long detail: grow on the heap */
+    }
+    rc = im_jw_error(&w) ? im__answer(x, 500, NULL, NULL, 0)
+                         : im__answer(x, status, "application/json", w.buf, w.len);
+    im_jw_free(&w);
+    return rc;
+}
+
+int im_res_header(im_ctx *x, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+    if (!im__is_token(name) || x->is_done) return x->is_done ? -EALREADY : -EINVAL;
+    for (size_t i = 0; i < vl; i++)
+        if (value[i] == '\r' || value[i] == '\n') return -EINVAL;
+    if (need > 65536 - x->xh_len) return -ENOSPC;
+    if (x->xh_cap - x->xh_len < need) {
+        uint32_t cap = x->xh_cap ? x->xh_cap : 256;
+        while (cap - x->xh_len < need) cap *= 2;
+        char *n = realloc(x->xh, cap);
+        if (!n) return -ENOMEM;
+        x->xh = n;
+        x->xh_cap = cap;
+    }
+    char *o = x->xh + x->xh_len;
+    o = im__put(o, name, nl);
+    o = IM__PUTS(o, ": ");
+    o = im__put(o, value, vl);
+    o = IM__PUTS(o, "\r\n");
+    x->xh_len = (uint32_t)(o - x->xh);
+    return 0;
+}
+
+int im_stream_begin(im_ctx *x, int status, const char *content_type)
+{
+    im_loop *L = x->loop;
+    im__conn *c;
+    im__head h = {0};
+    int rc;
+    if (x->is_done) return -EALREADY;
+    if (!x->is_deferred && (rc = im_ctx_defer(x, NULL, NULL)) != 0) return rc;
+    x->is_done = 1;
+    x->is_streaming = 1;
+    if (!(c = im__ctx_conn(x))) return -EPIPE;
+    x->stream_chunked = x->req.minor >= 1;
+    x->keepalive = x->keepalive && x->stream_chunked && !L->is_stopping;
+    h.status = status;
+    h.ctype = content_type;
+    h.ctype_len = content_type ? strlen(content_type) : 0;
+    h.frame = x->stream_chunked ? IM__FRAME_CHUNKED : IM__FRAME_CLOSE;
+    h.xh = x->xh;
+    h.xh_len = x->xh_len;
+    h.keep = x->keepalive; /* the close itself comes at im_stream_end() */
+    h.minor = x->req.minor;
+    return im__queue_response(L, c, &h, NULL, 0, 1);
+}
+
+int im_stream_write(im_ctx *x, const void *data, size_t len)
+{
+    im_loop *L = x->loop;
+    im__conn *c = im__ctx_conn(x);
+    char *o, *s;
+    if (!x->is_streaming) return -EINVAL;
+    if (!c) return -EPIPE;
+    if (len == 0 || x->is_head) return 0; /* a zero-size chunk would end the body */
+    if (im__out_queued(c) > L->srv->o.max_output_bytes) return -EAGAIN;
+    if (!(o = s = im__out_reserve(L, c, len + 24))) return -ENOMEM;
+    if (x->stream_chunked) {
+        static const char hex[] = "0123456789abcdef";
+        char t[16];
+        int n = 0;
+        for (size_t v = len; v; v >>= 4) t[n++] = hex[v & 15];
+        while (n) *o++ = t[--n];
+        o = IM__PUTS(o, "\r\n");
+    }
+    o = im__put(o, data, len);
+    if (x->stream_chunked) o = IM__PUTS(o, "\r\n");
+    c->out->len += (uint32_t)(o - s);
+    im__conn_dirty(L, c);
+    return 0;
+}
+
+int im_stream_end(im_ctx *x)
+{
+    im_loop *L = x->loop;
+    im__conn *c;
+    int rc = 0;
+    if (!x->is_streaming) return -EINVAL;
+    if (!(c = im__ctx_conn(x))) {
+        rc = -EPIPE;
+    } else {
+        if (x->stream_chunked && !x->is_head) {
+            char *o = im__out_reserve(L, c, 5);
+            if (o) {
+                memcpy(o, "0\r\n\r\n", 5);
+                c->out->len += 5;
+            }
+        }
+        if (!x->keepalive) c->is_close_after = 1;
+        im__conn_dirty(L, c);
+    }
+    im__ctx_finish(x);
+    return rc;
+}

@@ -1,0 +1,151 @@
+/* server.h — the HTTP server's public API: options, lifecycle, routes, the request view,
+ * responses (whole, deferred, streamed) and posting work back to a loop thread. */
+
+typedef struct im_server im_server; /* one listening service; opaque */
+typedef struct im_loop im_loop;     /* one event-loop thread with its io_uring; opaque */
+typedef struct im_ctx im_ctx;       /* one request being answered; opaque */
+
+/* Server options. Zero-initialise, set what you need: every 0 field takes the default
+ * documented in config.h (IM_DEFAULT_*). */
+typedef struct im_server_opts {
+    const char *host;          /* address to bind, IPv4 or IPv6 literal (127.0.0.1) */
+    int port;                  /* TCP port (8000); -1 binds an ephemeral port */
+    int loops;                 /* event-loop threads (number of online cores) */
+    int max_conns;             /* open connections, shared out over the loops (10000) */
+    size_t max_header_bytes;   /* request line + header block (16384): 431 / 414 past it */
+    size_t max_body_bytes;     /* request body after de-chunking (1 MiB): 413 past it */
+    int max_headers;           /* header lines in one request (100): 431 past it */
+    size_t max_output_bytes;   /* queued output per connection (4 MiB), see im_stream_write */
+    int header_timeout_ms;     /* whole header block, from its first byte (10 s): 408 */
+    int body_timeout_ms;       /* between two reads of a body (30 s): 408 */
+    int idle_timeout_ms;       /* idle keep-alive connection (60 s): closed */
+    int send_timeout_ms;       /* peer that accepts none of our output (60 s): closed */
+    int linger_ms;             /* draining input after a last response, before close (2 s) */
+    int shutdown_timeout_ms;   /* graceful shutdown deadline for requests in flight (10 s) */
+    int backlog;               /* listen(2) backlog (4096) */
+    unsigned sq_entries;       /* io_uring submission queue per loop (2048); CQ is 4x */
+    unsigned recv_buffers;     /* provided receive buffers per loop, a power of two (512) */
+    unsigned recv_buffer_size; /* bytes each (4096) */
+    int no_signals;            /* 1: im_server_run() leaves SIGINT/SIGTERM/SIGPIPE alone */
+} im_server_opts;
+
+/* A request handler. It runs on the loop thread that read the request and must not block.
+ * Before it returns it either answers (im_reply*, im_stream_begin) or calls im_ctx_defer();
+ * a handler that does neither is answered 500. */
+typedef void (*im_handler_fn)(im_ctx *c);
+
+/* The request as parsed. Every view borrows from the connection's input and is valid until the
+ * handler returns, or, after im_ctx_defer(), until the context is finished. */
+typedef struct im_request {
+    im_str method;            /* "GET", case-sensitive */
+    im_str target;            /* request-target as sent ("/a/b?x=1") */
+    im_str path;              /* raw path, still %-encoded ("/a/b") */
+    im_str query;             /* raw query without '?', len 0 when none ("x=1") */
+    int minor;                /* HTTP/1.<minor>: 0 or 1 */
+    const im_header *headers; /* header lines in arrival order */
+    unsigned num_headers;
+    im_str body;              /* whole body, de-chunked; len 0 when none */
+} im_request;
+
+/* Creates a server (not yet listening). opts may be NULL for all defaults; it is copied.
+ * Returns NULL with errno set on a bad option (EINVAL) or no memory. */
+im_server *im_server_new(const im_server_opts *opts);
+
+/* Adds a route: method ("GET", or "*" for any) and a pattern of '/'-separated segments where
+ * "{name}" matches one non-empty segment (e.g. "/users/{id}/posts"). Static segments win over
+ * parameters. HEAD is served by the GET handler when no HEAD route exists (body left out).
+ * udata is handed back by im_ctx_udata(). Call before im_server_start().
+ * Returns 0, -EEXIST (same method and pattern twice), -EINVAL (bad pattern), -EBUSY (started). */
+int im_server_route(im_server *s, const char *method, const char *pattern, im_handler_fn fn,
+                    void *udata);
+
+/* Binds the listeners (one per loop, SO_REUSEPORT) and starts the loop threads.
+ * Returns 0 or -errno (-EADDRINUSE, -EPERM when io_uring is disabled, ...), logged. */
+int im_server_start(im_server *s);
+
+/* Runs the server until SIGINT/SIGTERM (unless opts.no_signals) or im_server_stop(), then
+ * shuts down gracefully: stop accepting, close idle connections, finish requests in flight
+ * within shutdown_timeout_ms, join the loops. Starts the server first when needed.
+ * Returns 0 after a clean stop, -errno when it could not start. */
+int im_server_run(im_server *s);
+
+/* Asks a running server to shut down gracefully. Safe from any thread and from a signal
+ * handler. im_server_run() (or im_server_wait()) returns once it is done. */
+void im_server_stop(im_server *s);
+
+/* Waits for a started server to be stopped and shut down (im_server_stop from elsewhere).
+ * Returns 0. */
+int im_server_wait(im_server *s);
+
+/* Frees a server that is not running. Contexts still deferred past shutdown keep their loop's
+ * memory alive (it is then not freed). */
+void im_server_free(im_server *s);
+
+/* The bound TCP port (useful with port -1), or -1 before im_server_start(). */
+int im_server_port(const im_server *s);
+
+/* ---- inside a handler ---- */
+
+/* The request (borrowed, see im_request). */
+const im_request *im_ctx_request(const im_ctx *c);
+/* The route's udata. */
+void *im_ctx_udata(const im_ctx *c);
+/* The loop thread this request belongs to: post to it from other threads. */
+im_loop *im_ctx_loop(const im_ctx *c);
+/* Value of a {name} path segment, raw (%-encoded), or {NULL, 0} when the route has none. */
+im_str im_ctx_param(const im_ctx *c, const char *name);
+/* First header of that name (case-insensitive), or {NULL, 0}. */
+im_str im_ctx_header(const im_ctx *c, const char *name);
+
+/* Adds a response header to the answer being built (before im_reply / im_stream_begin).
+ * Name must be a token and value free of CR, LF and NUL: else -EINVAL. Copied. */
+int im_res_header(im_ctx *c, const char *name, const char *value);
+
+/* Answers with status, Content-Type (NULL: none) and body (copied). Adds Date, Server,
+ * Content-Length and Connection as needed; leaves the body out for HEAD.
+ * On a deferred context this also finishes it (it must not be used afterwards).
+ * Returns 0, -EALREADY (already answered) or -EPIPE (the peer is gone; context finished). */
+int im_reply(im_ctx *c, int status, const char *content_type, const void *body, size_t len);
+/* im_reply with Content-Type application/json. */
+int im_reply_json(im_ctx *c, int status, const char *json, size_t len);
+/* Answers {"detail": "<detail>"} (JSON-escaped) with the given status. */
+int im_reply_error(im_ctx *c, int status, const char *detail);
+
+/* Called on the loop thread when the peer of a deferred request goes away (closed, reset,
+ * timed out or server shutdown past its deadline). The context stays valid: its owner still
+ * finishes it (im_reply returns -EPIPE and frees it). */
+typedef void (*im_close_fn)(im_ctx *c, void *arg);
+
+/* Keeps the request open after the handler returns: the answer comes later, from the loop
+ * thread (use im_loop_post to get there from a worker). The request view is copied so it stays
+ * valid until the context is finished. Later requests pipelined on the same connection wait.
+ * on_close (may be NULL) is told if the peer leaves first. Returns 0, -ENOMEM or -EALREADY. */
+int im_ctx_defer(im_ctx *c, im_close_fn on_close, void *arg);
+
+/* Starts a streamed answer (chunked for HTTP/1.1; raw then close for HTTP/1.0) on a deferred
+ * context. Returns 0, -EPIPE (peer gone: finish with im_stream_end) or -EALREADY. */
+int im_stream_begin(im_ctx *c, int status, const char *content_type);
+/* Queues one chunk (copied). Returns 0, -EPIPE (peer gone), or -EAGAIN when the connection's
+ * queued output is over max_output_bytes (nothing queued: try again later). */
+int im_stream_write(im_ctx *c, const void *data, size_t len);
+/* Ends the stream and finishes the context. Returns 0 or -EPIPE. */
+int im_stream_end(im_ctx *c);
+
+/* ---- posting to a loop thread ---- */
+
+/* A unit of work to run on a loop thread. Embed it in your own struct (no allocation):
+ * fill fn, then im_loop_post(). Owned by the caller; untouched by the loop after fn starts. */
+typedef struct im_post {
+    void (*fn)(struct im_post *p); /* runs on the loop thread */
+    struct im_post *next;          /* private link */
+} im_post;
+
+/* Queues p to run on loop's thread. Thread-safe, lock-free, never blocks; many posts made
+ * while the loop is busy are collected with one wake-up. Returns 0. */
+int im_loop_post(im_loop *loop, im_post *p);
+/* Convenience: allocates the post. Returns 0 or -ENOMEM. */
+int im_loop_call(im_loop *loop, void (*fn)(void *arg), void *arg);
+/* The loop whose thread is calling, or NULL on other threads. */
+im_loop *im_loop_current(void);
+/* Index of a loop within its server (0 .. loops-1). */
+int im_loop_index(const im_loop *loop);

@@ -1,0 +1,447 @@
+/* test_conn_input.c — a connection's input path (conn.c) driven directly: pipelined batches
+ * delivered whole, split at every offset and byte by byte must give the same responses and
+ * the same handler calls; errors stop the line; a deferred request holds the ones behind it;
+ * 100-continue and the limits. The loop is real (a real io_uring ring) but no socket is
+ * involved, so every split is exact and the test is deterministic. */
+#define IMMERSIVE_IMPLEMENTATION
+#include "immersive.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond, ...)                                                             \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            failures++;                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+        }                                                                            \
+    } while (0)
+
+static im_server *srv;
+static im_loop L;
+
+/* What the handlers saw, one line per call. */
+static char seen[65536];
+static size_t seen_len;
+static im_ctx *deferred;
+
+static void log_call(im_ctx *c)
+{
+    const im_request *r = im_ctx_request(c);
+    im_str name = im_ctx_param(c, "name");
+    seen_len += (size_t)snprintf(seen + seen_len, sizeof seen - seen_len,
+                                 "%.*s %.*s q=%.*s name=%.*s body=%.*s\n", (int)r->method.len,
+                                 r->method.ptr, (int)r->path.len, r->path.ptr, (int)r->query.len,
+                                 r->query.ptr ? r->query.ptr : "", (int)name.len,
+                                 name.ptr ? name.ptr : "", (int)r->body.len,
+                                 r->body.ptr ? r->body.ptr : "");
+}
+
+static void echo(im_ctx *c)
+{
+    log_call(c);
+    const im_request *r = im_ctx_request(c);
+    im_reply(c, 200, "text/plain", r->body.ptr, r->body.len);
+}
+
+static void defer(im_ctx *c)
+{
+    log_call(c);
+    CHECK(im_ctx_defer(c, NULL, NULL) == 0, "defer");
+    deferred = c;
+}
+
+static void setup(void)
+{
+    im_server_opts o = {0};
+    o.max_body_bytes = 1000;
+    o.max_header_bytes = 400;
+    o.max_headers = 8;
+    srv = im_server_new(&o);
+    im_server_route(srv, "*", "/a", echo, NULL);
+    im_server_route(srv, "*", "/echo", echo, NULL);
+    im_server_route(srv, "GET", "/hello/{name}", echo, NULL);
+    im_server_route(srv, "GET", "/defer", defer, NULL);
+    L.srv = srv;
+    int rc = io_uring_queue_init(256, &L.ring, 0);
+    if (rc) {
+        fprintf(stderr, "io_uring unavailable (%s): skipped\n", strerror(-rc));
+        exit(77);
+    }
+    L.hdrs = calloc(8, sizeof(im_header));
+    L.bufsz = 4096;
+    L.cap = 4;
+    L.conns = calloc(L.cap, sizeof(im__conn));
+    L.hwm = L.cap;
+    L.free_head = L.dirty_head = IM__NIL;
+    for (int t = 0; t < IM__T_COUNT; t++) L.thead[t] = L.ttail[t] = IM__NIL;
+    L.date_sec = -1;
+    im__clock(&L); /* Date is then fixed for the whole test */
+}
+
+/* SQEs the code queued (arming, cancels) target no socket: complete and forget them. */
+static void drain(void)
+{
+    struct io_uring_cqe *cqe;
+    io_uring_submit(&L.ring);
+    while (io_uring_peek_cqe(&L.ring, &cqe) == 0) io_uring_cqe_seen(&L.ring, cqe);
+}
+
+static im__conn *fresh(void)
+{
+    im__conn *c = &L.conns[0];
+    im__in_free(c);
+    im__out_free(&L, c->out);
+    uint32_t gen = c->gen + 1;
+    memset(c, 0, sizeof *c);
+    c->gen = gen;
+    c->fd = -1;
+    c->is_recv = 1; /* as if its multishot recv were armed */
+    c->tprev = c->tnext = IM__NIL;
+    L.dirty_head = IM__NIL;
+    seen_len = 0;
+    seen[0] = 0;
+    drain();
+    return c;
+}
+
+/* Delivers bytes as one read would: in a buffer the parser may change. */
+static void feed(im__conn *c, const char *p, size_t n)
+{
+    char *buf = malloc(n ? n : 1);
+    memcpy(buf, p, n);
+    im__conn_on_data(&L, c, buf, n);
+    memset(buf, 0xee, n); /* nothing may point into a receive buffer after it is given back */
+    free(buf);
+}
+
+/* What im__flush would run besides sending: input that waited for a deferred answer. */
+static void resume(void)
+{
+    while (L.dirty_head != IM__NIL) {
+        im__conn *c = &L.conns[L.dirty_head];
+        L.dirty_head = c->next_dirty;
+        c->is_dirty = 0;
+        if (c->is_resume) {
+            c->is_resume = 0;
+            im__conn_process_held(&L, c);
+        }
+    }
+}
+
+static char *out_of(im__conn *c)
+{
+    size_t n = c->out ? c->out->len : 0;
+    char *s = malloc(n + 1);
+    memcpy(s, c->out ? c->out->data : "", n);
+    s[n] = 0;
+    return s;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int k = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) k++;
+    return k;
+}
+
+/* Feeds `in` whole, split in two at every offset, and byte by byte; every way must produce
+ * the output and handler calls of the whole. Returns the whole's output (caller frees). */
+static char *every_split(const char *name, const char *in, size_t n)
+{
+    im__conn *c = fresh();
+    feed(c, in, n);
+    char *whole = out_of(c), *calls = strdup(seen);
+    for (size_t k = 0; k <= n; k++) {
+        c = fresh();
+        feed(c, in, k);
+        feed(c, in + k, n - k);
+        char *o = out_of(c);
+        CHECK(strcmp(o, whole) == 0, "%s: split at %zu: output differs:\n%s\n--- whole:\n%s", name,
+              k, o, whole);
+        CHECK(strcmp(seen, calls) == 0, "%s: split at %zu: calls differ:\n%s", name, k, seen);
+        free(o);
+        if (failures > 20) exit(1);
+    }
+    c = fresh();
+    for (size_t k = 0; k < n; k++) feed(c, in + k, 1);
+    char *o = out_of(c);
+    CHECK(strcmp(o, whole) == 0, "%s: byte by byte: output differs:\n%s", name, o);
+    CHECK(strcmp(seen, calls) == 0, "%s: byte by byte: calls differ:\n%s", name, seen);
+    free(o);
+    free(calls);
+    return whole;
+}
+
+#define HOST "Host: h\r\n"
+static const char batch[] =
+    "GET /a HTTP/1.1\r\n" HOST "\r\n"
+    "POST /echo HTTP/1.1\r\n" HOST "Content-Length: 5\r\n\r\nhello"
+    "POST /echo HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n"
+    "3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n"
+    "GET /hello/zed?q=1 HTTP/1.1\r\n" HOST "\r\n"
+    "\r\n" /* a stray blank line between requests is tolerated */
+    "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    "HEAD /hello/h HTTP/1.1\r\n" HOST "\r\n";
+
+static void test_pipelined(void)
+{
+    char *out = every_split("batch", batch, sizeof batch - 1);
+    CHECK(count(out, "HTTP/1.1 200 OK\r\n") == 6, "six answers:\n%s", out);
+    CHECK(strstr(out, "Content-Length: 5\r\n\r\nhello") != NULL, "CL body echoed");
+    CHECK(strstr(out, "Content-Length: 5\r\n\r\nabcde") != NULL, "chunked body echoed");
+    CHECK(strstr(out, "Connection: keep-alive\r\n") != NULL, "1.0 keep-alive answered");
+    CHECK(count(out, "Connection: close") == 0, "nobody closes");
+    CHECK(strcmp(seen, "GET /a q= name= body=\n"
+                       "POST /echo q= name= body=hello\n"
+                       "POST /echo q= name= body=abcde\n"
+                       "GET /hello/zed q=q=1 name=zed body=\n"
+                       "GET /a q= name= body=\n"
+                       "HEAD /hello/h q= name=h body=\n") == 0,
+          "handler calls:\n%s", seen);
+    /* HEAD: the length of what GET would send, no body: the output ends with the head */
+    const char *head = strstr(out, "HTTP/1.1 200 OK\r\nServer");
+    for (int i = 0; i < 5 && head; i++) head = strstr(head + 1, "HTTP/1.1 200 OK\r\nServer");
+    CHECK(head && strstr(head, "Content-Length: 0\r\n\r\n") &&
+              out + strlen(out) - strstr(head, "\r\n\r\n") == 4,
+          "HEAD answer has no body");
+    free(out);
+    /* nothing held once everything was answered */
+    CHECK(L.conns[0].in == NULL, "no input held after whole requests");
+}
+
+static void test_partial_held(void)
+{
+    im__conn *c = fresh();
+    const char *a = "GET /a HTTP/1.1\r\n" HOST "\r\nPOST /echo HTTP/1.1\r\n" HOST
+                    "Content-Length: 10\r\n\r\n01234";
+    feed(c, a, strlen(a));
+    CHECK(c->in != NULL && c->in->st.head_len > 0, "a partial body is held");
+    CHECK(count(seen, "\n") == 1, "one call so far");
+    feed(c, "56789", 5);
+    CHECK(c->in == NULL, "held input released");
+    char *o = out_of(c);
+    CHECK(strstr(o, "\r\n\r\n0123456789"), "whole body answered: %s", o);
+    free(o);
+}
+
+static void test_error_stops_line(void)
+{
+    static const char in[] = "GET /a HTTP/1.1\r\n" HOST "\r\n"
+                             "POST /echo HTTP/1.1\r\n" HOST
+                             "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "GET /a HTTP/1.1\r\n" HOST "\r\n";
+    char *out = every_split("smuggle", in, sizeof in - 1);
+    CHECK(count(out, "HTTP/1.1 200 OK") == 1 && count(out, "HTTP/1.1 400 Bad Request") == 1,
+          "one answer then 400:\n%s", out);
+    CHECK(strstr(out, "Connection: close\r\n") && strstr(out, "\"detail\":"), "400 closes, JSON:\n%s", out);
+    CHECK(count(seen, "\n") == 1, "the request after the bad one never runs: %s", seen);
+    CHECK(L.conns[0].is_close_after && L.conns[0].is_discard, "connection closes after");
+    free(out);
+
+    static const char chunk[] = "POST /echo HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n"
+                                "fffffffffffffffff1\r\nx\r\n0\r\n\r\n";
+    out = every_split("chunk overflow", chunk, sizeof chunk - 1);
+    CHECK(count(out, "400 Bad Request") == 1 && count(seen, "\n") == 0, "overflow: %s", out);
+    free(out);
+}
+
+static void test_deferred(void)
+{
+    im__conn *c = fresh();
+    const char *in = "GET /defer HTTP/1.1\r\n" HOST "\r\nGET /a?after HTTP/1.1\r\n" HOST "\r\n";
+    deferred = NULL;
+    feed(c, in, strlen(in));
+    CHECK(deferred != NULL && c->pending == deferred, "deferred");
+    CHECK(c->out == NULL || c->out->len == 0, "nothing answered yet");
+    CHECK(count(seen, "\n") == 1, "the next request waits: %s", seen);
+    /* the request view survives the receive buffer (feed() scribbled over it) */
+    CHECK(im_str_eq(im_ctx_request(deferred)->path, "/defer"), "deferred view is a copy");
+    CHECK(im_str_eq(im_ctx_header(deferred, "host"), "h"), "deferred headers are a copy");
+    CHECK(im_reply(deferred, 201, "text/plain", "later", 5) == 0, "reply to deferred");
+    CHECK(c->pending == NULL, "line released");
+    resume();
+    char *o = out_of(c);
+    const char *first = strstr(o, "201 Created"), *second = strstr(o, "200 OK");
+    CHECK(first && second && first < second, "answers in order:\n%s", o);
+    CHECK(count(seen, "\n") == 2 && strstr(seen, "q=after"), "then the next ran: %s", seen);
+    free(o);
+    CHECK(L.deferred == 0, "no deferred context left");
+
+    /* the peer leaves first: the owner still finishes, and is told -EPIPE */
+    c = fresh();
+    in = "GET /defer HTTP/1.1\r\n" HOST "\r\n";
+    feed(c, in, strlen(in));
+    im__conn_close(&L, c);
+    CHECK(im_reply(deferred, 200, NULL, "x", 1) == -EPIPE, "reply after close: -EPIPE");
+    CHECK(L.deferred == 0, "context finished");
+    drain();
+    im__conn_release(&L, c); /* as the cancelled recv's completion would */
+    c->gen++;
+}
+
+static void test_continue(void)
+{
+    im__conn *c = fresh();
+    const char *h = "POST /echo HTTP/1.1\r\n" HOST "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    feed(c, h, strlen(h));
+    char *o = out_of(c);
+    CHECK(strcmp(o, "HTTP/1.1 100 Continue\r\n\r\n") == 0, "100 first: %s", o);
+    free(o);
+    feed(c, "hello", 5);
+    o = out_of(c);
+    CHECK(strstr(o, "100 Continue\r\n\r\nHTTP/1.1 200 OK") && strstr(o, "\r\n\r\nhello"),
+          "then the answer: %s", o);
+    free(o);
+    /* body already there: no 100 */
+    c = fresh();
+    feed(c, h, strlen(h));
+    c = fresh();
+    char both[512];
+    snprintf(both, sizeof both, "%shello", h);
+    feed(c, both, strlen(both));
+    o = out_of(c);
+    CHECK(strstr(o, "100 Continue") == NULL && strstr(o, "200 OK"), "no 100 with the body: %s", o);
+    free(o);
+    /* over the limit: 413 at once, no 100 */
+    c = fresh();
+    const char *big = "POST /echo HTTP/1.1\r\n" HOST "Expect: 100-continue\r\nContent-Length: 1001\r\n\r\n";
+    feed(c, big, strlen(big));
+    o = out_of(c);
+    CHECK(strstr(o, "100 Continue") == NULL && strstr(o, "413 Content Too Large") &&
+              c->is_close_after,
+          "413 without 100: %s", o);
+    free(o);
+    /* another expectation */
+    c = fresh();
+    const char *odd = "POST /echo HTTP/1.1\r\n" HOST "Expect: teapot\r\nContent-Length: 1\r\n\r\nx";
+    feed(c, odd, strlen(odd));
+    o = out_of(c);
+    CHECK(strstr(o, "417 Expectation Failed") && count(seen, "\n") == 0, "417: %s", o);
+    free(o);
+}
+
+static void test_limits(void)
+{
+    char buf[4096];
+    im__conn *c;
+    char *o;
+    /* header block over 400 bytes */
+    c = fresh();
+    int n = snprintf(buf, sizeof buf, "GET /a HTTP/1.1\r\n" HOST "X: %0400d\r\n\r\n", 0);
+    feed(c, buf, (size_t)n);
+    o = out_of(c);
+    CHECK(strstr(o, "431 Request Header Fields Too Large"), "431: %s", o);
+    free(o);
+    /* a request line over it: 414 */
+    c = fresh();
+    n = snprintf(buf, sizeof buf, "GET /%0500d HTTP/1.1\r\n" HOST "\r\n", 0);
+    feed(c, buf, (size_t)n);
+    o = out_of(c);
+    CHECK(strstr(o, "414 URI Too Long"), "414: %s", o);
+    free(o);
+    /* header lines: 8 allowed */
+    c = fresh();
+    const char *eight =
+        "GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\n\r\n";
+    feed(c, eight, strlen(eight));
+    o = out_of(c);
+    CHECK(strstr(o, "200 OK"), "8 headers: %s", o);
+    free(o);
+    c = fresh();
+    const char *nine = "GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n";
+    feed(c, nine, strlen(nine));
+    o = out_of(c);
+    CHECK(strstr(o, "431"), "9 headers: %s", o);
+    free(o);
+    /* body: 1000 allowed, 1001 not; chunked the same */
+    c = fresh();
+    n = snprintf(buf, sizeof buf, "POST /echo HTTP/1.1\r\n" HOST "Content-Length: 1000\r\n\r\n");
+    memset(buf + n, 'b', 1000);
+    feed(c, buf, (size_t)n + 1000);
+    o = out_of(c);
+    CHECK(strstr(o, "200 OK") && strstr(o, "Content-Length: 1000"), "1000-byte body");
+    free(o);
+    c = fresh();
+    n = snprintf(buf, sizeof buf, "POST /echo HTTP/1.1\r\n" HOST
+                 "Transfer-Encoding: chunked\r\n\r\n3e8\r\n");
+    memset(buf + n, 'b', 1000);
+    n += 1000;
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "\r\n1\r\nb\r\n0\r\n\r\n");
+    feed(c, buf, (size_t)n);
+    o = out_of(c);
+    CHECK(strstr(o, "413") && count(seen, "\n") == 0, "chunked 1001: %s", o);
+    free(o);
+}
+
+static void test_connection_close(void)
+{
+    static const char in[] = "GET /a HTTP/1.1\r\n" HOST "Connection: close\r\n\r\n"
+                             "GET /a HTTP/1.1\r\n" HOST "\r\n";
+    char *out = every_split("close", in, sizeof in - 1);
+    CHECK(count(out, "200 OK") == 1 && strstr(out, "Connection: close\r\n"), "close: %s", out);
+    CHECK(count(seen, "\n") == 1, "nothing after close runs");
+    free(out);
+    static const char ten[] = "GET /a HTTP/1.0\r\n\r\nGET /a HTTP/1.0\r\n\r\n";
+    out = every_split("1.0", ten, sizeof ten - 1);
+    CHECK(count(out, "200 OK") == 1 && strstr(out, "Connection: close\r\n"), "1.0: %s", out);
+    free(out);
+}
+
+static void test_routing(void)
+{
+    im__conn *c = fresh();
+    const char *in = "DELETE /hello/x HTTP/1.1\r\n" HOST "\r\n"
+                     "GET /nowhere HTTP/1.1\r\n" HOST "\r\n"
+                     "OPTIONS /defer HTTP/1.1\r\n" HOST "\r\n"
+                     "GET /hello/ HTTP/1.1\r\n" HOST "\r\n";
+    feed(c, in, strlen(in));
+    char *o = out_of(c);
+    CHECK(strstr(o, "405 Method Not Allowed") && strstr(o, "Allow: GET, HEAD, OPTIONS\r\n"),
+          "405 + Allow: %s", o);
+    CHECK(count(o, "404 Not Found") == 2, "404 for unknown and for an empty {param}: %s", o);
+    CHECK(strstr(o, "204 No Content"), "OPTIONS: 204");
+    free(o);
+}
+
+int main(void)
+{
+    setup();
+    test_pipelined();
+    test_partial_held();
+    test_error_stops_line();
+    test_deferred();
+    test_continue();
+    test_limits();
+    test_connection_close();
+    test_routing();
+    fresh();
+    im__out_free(&L, L.conns[0].out);
+    drain();
+    io_uring_queue_exit(&L.ring);
+    L.ring.ring_fd = -1;
+    free(L.hdrs);
+    free(L.conns);
+    while (L.out_pool) {
+        im__buf *b = L.out_pool;
+        memcpy(&L.out_pool, b->data, sizeof b);
+        free(b);
+    }
+    while (L.ctx_free) {
+        im_ctx *x = L.ctx_free;
+        L.ctx_free = x->next_free;
+        free(x->xh);
+        free(x);
+    }
+    im_server_free(srv);
+    if (failures) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    printf("connection input: all passed\n");
+    return 0;
+}
