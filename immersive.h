@@ -440,7 +440,8 @@ typedef struct im_post {
 } im_post;
 
 /* Queues p to run on loop's thread. Thread-safe, lock-free, never blocks; many posts made
- * while the loop is busy are collected with one wake-up. Returns 0. */
+ * while the loop is busy are collected with one wake-up. Posting after im_server_free() is a
+ * use after free: stop the threads that post before freeing the server. Returns 0. */
 int im_loop_post(im_loop *loop, im_post *p);
 /* Convenience: allocates the post. Returns 0 or -ENOMEM. */
 int im_loop_call(im_loop *loop, void (*fn)(void *arg), void *arg);
@@ -470,6 +471,7 @@ int im_loop_index(const im_loop *loop);
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -661,6 +663,7 @@ struct im_loop {
     uint32_t out_pooled;
     /* cross-thread posts: an intrusive MPSC stack plus an eventfd the ring reads */
     _Atomic(im_post *) posts;
+    _Atomic int posting;       /* threads inside im_loop_post(): the loop outlives them */
     int efd;
     uint64_t efd_val;          /* target of the eventfd read */
     _Atomic int stop_req;      /* the server asked this loop to stop */
@@ -3097,6 +3100,9 @@ static void im__arm_wake(im_loop *L)
 
 int im_loop_post(im_loop *L, im_post *p)
 {
+    /* counted before the post is visible: the loop may run it, finish and be freed while this
+     * thread still has the wake-up to write, and im_server_free() waits for this count */
+    atomic_fetch_add(&L->posting, 1);
     im_post *head = atomic_load_explicit(&L->posts, memory_order_relaxed);
     do {
         p->next = head;
@@ -3108,6 +3114,7 @@ int im_loop_post(im_loop *L, im_post *p)
         while (write(L->efd, &one, sizeof one) < 0 && errno == EINTR) {
         }
     }
+    atomic_fetch_sub_explicit(&L->posting, 1, memory_order_release);
     return 0;
 }
 
@@ -3505,6 +3512,8 @@ fail:
 /* Frees what im__loop_init made (the ring is already gone). */
 static void im__loop_free(im_loop *L)
 {
+    while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
+        sched_yield();
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;

@@ -174,6 +174,7 @@ struct im_loop {
     uint32_t out_pooled;
     /* cross-thread posts: an intrusive MPSC stack plus an eventfd the ring reads */
     _Atomic(im_post *) posts;
+    _Atomic int posting;       /* threads inside im_loop_post(): the loop outlives them */
     int efd;
     uint64_t efd_val;          /* target of the eventfd read */
     _Atomic int stop_req;      /* the server asked this loop to stop */

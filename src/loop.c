@@ -474,6 +474,9 @@ static void im__arm_wake(im_loop *L)
 
 int im_loop_post(im_loop *L, im_post *p)
 {
+    /* counted before the post is visible: the loop may run it, finish and be freed while this
+     * thread still has the wake-up to write, and im_server_free() waits for this count */
+    atomic_fetch_add(&L->posting, 1);
     im_post *head = atomic_load_explicit(&L->posts, memory_order_relaxed);
     do {
         p->next = head;
@@ -485,6 +488,7 @@ int im_loop_post(im_loop *L, im_post *p)
         while (write(L->efd, &one, sizeof one) < 0 && errno == EINTR) {
         }
     }
+    atomic_fetch_sub_explicit(&L->posting, 1, memory_order_release);
     return 0;
 }
 

@@ -229,6 +229,8 @@ fail:
 /* Frees what im__loop_init made (the ring is already gone). */
 static void im__loop_free(im_loop *L)
 {
+    while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
+        sched_yield();
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;

@@ -141,7 +141,8 @@ typedef struct im_post {
 } im_post;
 
 /* Queues p to run on loop's thread. Thread-safe, lock-free, never blocks; many posts made
- * while the loop is busy are collected with one wake-up. Returns 0. */
+ * while the loop is busy are collected with one wake-up. Posting after im_server_free() is a
+ * use after free: stop the threads that post before freeing the server. Returns 0. */
 int im_loop_post(im_loop *loop, im_post *p);
 /* Convenience: allocates the post. Returns 0 or -ENOMEM. */
 int im_loop_call(im_loop *loop, void (*fn)(void *arg), void *arg);

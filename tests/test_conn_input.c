@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/fake_loop.h"
+
 static int failures;
 #define CHECK(cond, ...)                                                             \
     do {                                                                             \
@@ -66,72 +68,24 @@ static void setup(void)
     im_server_route(srv, "*", "/echo", echo, NULL);
     im_server_route(srv, "GET", "/hello/{name}", echo, NULL);
     im_server_route(srv, "GET", "/defer", defer, NULL);
-    L.srv = srv;
-    int rc = io_uring_queue_init(256, &L.ring, 0);
+    int rc = fake_loop_init(&L, srv);
     if (rc) {
         fprintf(stderr, "io_uring unavailable (%s): skipped\n", strerror(-rc));
         exit(77);
     }
-    L.hdrs = calloc(8, sizeof(im_header));
-    L.bufsz = 4096;
-    L.cap = 4;
-    L.conns = calloc(L.cap, sizeof(im__conn));
-    L.hwm = L.cap;
-    L.free_head = L.dirty_head = IM__NIL;
-    for (int t = 0; t < IM__T_COUNT; t++) L.thead[t] = L.ttail[t] = IM__NIL;
-    L.date_sec = -1;
-    im__clock(&L); /* Date is then fixed for the whole test */
 }
 
-/* SQEs the code queued (arming, cancels) target no socket: complete and forget them. */
-static void drain(void)
-{
-    struct io_uring_cqe *cqe;
-    io_uring_submit(&L.ring);
-    while (io_uring_peek_cqe(&L.ring, &cqe) == 0) io_uring_cqe_seen(&L.ring, cqe);
-}
+static void drain(void) { fake_loop_drain(&L); }
 
 static im__conn *fresh(void)
 {
-    im__conn *c = &L.conns[0];
-    im__in_free(c);
-    im__out_free(&L, c->out);
-    uint32_t gen = c->gen + 1;
-    memset(c, 0, sizeof *c);
-    c->gen = gen;
-    c->fd = -1;
-    c->is_recv = 1; /* as if its multishot recv were armed */
-    c->tprev = c->tnext = IM__NIL;
-    L.dirty_head = IM__NIL;
     seen_len = 0;
     seen[0] = 0;
-    drain();
-    return c;
+    return fake_conn(&L);
 }
 
-/* Delivers bytes as one read would: in a buffer the parser may change. */
-static void feed(im__conn *c, const char *p, size_t n)
-{
-    char *buf = malloc(n ? n : 1);
-    memcpy(buf, p, n);
-    im__conn_on_data(&L, c, buf, n);
-    memset(buf, 0xee, n); /* nothing may point into a receive buffer after it is given back */
-    free(buf);
-}
-
-/* What im__flush would run besides sending: input that waited for a deferred answer. */
-static void resume(void)
-{
-    while (L.dirty_head != IM__NIL) {
-        im__conn *c = &L.conns[L.dirty_head];
-        L.dirty_head = c->next_dirty;
-        c->is_dirty = 0;
-        if (c->is_resume) {
-            c->is_resume = 0;
-            im__conn_process_held(&L, c);
-        }
-    }
-}
+static void feed(im__conn *c, const char *p, size_t n) { fake_feed(&L, c, p, n); }
+static void resume(void) { fake_resume(&L); }
 
 static char *out_of(im__conn *c)
 {
@@ -419,24 +373,7 @@ int main(void)
     test_limits();
     test_connection_close();
     test_routing();
-    fresh();
-    im__out_free(&L, L.conns[0].out);
-    drain();
-    io_uring_queue_exit(&L.ring);
-    L.ring.ring_fd = -1;
-    free(L.hdrs);
-    free(L.conns);
-    while (L.out_pool) {
-        im__buf *b = L.out_pool;
-        memcpy(&L.out_pool, b->data, sizeof b);
-        free(b);
-    }
-    while (L.ctx_free) {
-        im_ctx *x = L.ctx_free;
-        L.ctx_free = x->next_free;
-        free(x->xh);
-        free(x);
-    }
+    fake_loop_free(&L);
     im_server_free(srv);
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
