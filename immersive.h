@@ -28,9 +28,11 @@
  *   json.h        im_jw: JSON writer
  *   http.h        im_http_parse_head, im_http_decode_chunked: the HTTP/1.x parsers
  *   server.h      im_server, routes, im_ctx requests, replies, streams, im_loop_post
+ *   queue.h       im_queue: lock-free MPMC priority queue with a blocking pop
+ *   executor.h    im_executor: worker threads, jobs, completions back to the loop
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c http_parse.c router.c
- *   response.c conn.c loop.c server.c
+ *   response.c conn.c loop.c queue.c executor.c server.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -119,6 +121,11 @@
 #endif
 #ifndef IM_DEFAULT_RECV_BUFFER_SIZE
 #define IM_DEFAULT_RECV_BUFFER_SIZE 4096
+#endif
+
+/* Jobs per priority level an executor's queue holds; past it submit says -EAGAIN (429). */
+#ifndef IM_DEFAULT_QUEUE_CAPACITY
+#define IM_DEFAULT_QUEUE_CAPACITY 1024
 #endif
 
 /* Compile-time limits. */
@@ -326,6 +333,8 @@ typedef struct im_server_opts {
     unsigned recv_buffers;     /* provided receive buffers per loop, a power of two (512) */
     unsigned recv_buffer_size; /* bytes each (4096) */
     int no_signals;            /* 1: im_server_run() leaves SIGINT/SIGTERM/SIGPIPE alone */
+    unsigned workers;          /* threads of the primary executor (number of online cores) */
+    unsigned queue_capacity;   /* jobs per priority level in the server's executors (1024) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -382,6 +391,12 @@ void im_server_free(im_server *s);
 
 /* The bound TCP port (useful with port -1), or -1 before im_server_start(). */
 int im_server_port(const im_server *s);
+
+/* The server's primary executor (opts.workers threads), shared by all modules, and its serial
+ * executor (one thread, for code that is not thread-safe). Both exist from im_server_start()
+ * until im_server_free(), which shuts them down after the loops have stopped. NULL before. */
+struct im_executor *im_server_executor(const im_server *s);
+struct im_executor *im_server_serial(const im_server *s);
 
 /* ---- inside a handler ---- */
 
@@ -450,6 +465,101 @@ im_loop *im_loop_current(void);
 /* Index of a loop within its server (0 .. loops-1). */
 int im_loop_index(const im_loop *loop);
 /* ======== end server.h ======== */
+/* ======== begin queue.h ======== */
+/* queue.h — a bounded, lock-free multi-producer multi-consumer priority queue of pointers:
+ * levels 0 (most urgent) .. levels-1, strict order between levels, FIFO within one, an
+ * optional aging rule, and a blocking pop that sleeps on a futex (no busy waiting, no lost
+ * wake-ups) until an item, a timeout or the queue's close. It knows nothing of HTTP. */
+
+typedef struct im_queue im_queue; /* opaque */
+
+#define IM_QUEUE_MAX_LEVELS 32
+
+/* Queue options; zero-initialise, every 0 means the default. */
+typedef struct im_queue_opts {
+    unsigned levels;   /* priority levels, 1..32 (8) */
+    unsigned capacity; /* items per level, rounded up to a power of two (1024) */
+    unsigned aging;    /* 0 (default): strict priority. N > 0: every N-th pop serves the next
+                        * non-empty level after a rotating cursor instead of the most urgent,
+                        * so a level that stays non-empty is served at least once every
+                        * N * levels pops, whatever arrives above it. */
+} im_queue_opts;
+
+/* Creates a queue; NULL opts for the defaults. NULL with errno EINVAL or ENOMEM. */
+im_queue *im_queue_new(const im_queue_opts *opts);
+/* Frees it; items still inside are not touched. No thread may be using it. */
+void im_queue_free(im_queue *q);
+
+/* Adds item (not NULL) at priority prio. Never waits.
+ * Returns 0, -EAGAIN (that level is full), -EINVAL (bad prio or NULL), -ESHUTDOWN (closed). */
+int im_queue_push(im_queue *q, unsigned prio, void *item);
+/* Takes the most urgent item (subject to aging). Never waits.
+ * Returns 0 with *item (and *prio when prio is not NULL) set, or -EAGAIN when empty. */
+int im_queue_pop(im_queue *q, void **item, unsigned *prio);
+/* Like im_queue_pop() but sleeps until an item comes: timeout_ms < 0 waits for ever.
+ * Returns 0, -ETIMEDOUT, or -ESHUTDOWN once the queue is closed and empty. */
+int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms);
+/* Closes the queue: pushes are refused from now on, every sleeper wakes; what is inside can
+ * still be popped. */
+void im_queue_close(im_queue *q);
+/* Items inside (a snapshot; exact only when nobody pushes or pops). */
+size_t im_queue_size(const im_queue *q);
+/* Levels of the queue. */
+unsigned im_queue_levels(const im_queue *q);
+/* ======== end queue.h ======== */
+/* ======== begin executor.h ======== */
+/* executor.h — worker threads fed by an im_queue: submit(priority, job) returns at once (or
+ * says "full"), a worker runs the job, and its completion goes back to the event loop that
+ * submitted it, batched with the loop's other wake-ups. A server owns a primary executor
+ * shared by all modules and a serial one; a module may create private ones. */
+
+typedef struct im_executor im_executor; /* opaque */
+
+/* A job, embedded in the caller's own struct (no allocation). Fill run and done, submit,
+ * and leave it alone until done has been called. */
+typedef struct im_job {
+    void (*run)(struct im_job *j);              /* on a worker thread */
+    void (*done)(struct im_job *j, int status); /* status 0: run; -ECANCELED: never ran (the
+                                                 * executor shut down). Called on the loop that
+                                                 * submitted, or on the worker when it was
+                                                 * submitted from another thread */
+    /* private */
+    im_post post;   /* carries the completion back to the owner loop */
+    im_loop *owner; /* loop that submitted, or NULL */
+    int status;
+} im_job;
+
+/* Executor options; zero-initialise, every 0 means the default. */
+typedef struct im_executor_opts {
+    const char *name;  /* thread names are "<name>-<i>" (first 10 characters; "im-pool") */
+    unsigned threads;  /* worker threads (the number of online cores); 1 makes it serial */
+    unsigned levels;   /* priority levels (8), 0 most urgent */
+    unsigned capacity; /* queued jobs per level (1024): past it, submit says -EAGAIN */
+    unsigned aging;    /* see im_queue_opts (0: strict priority) */
+} im_executor_opts;
+
+/* Starts an executor's threads. NULL opts for the defaults. NULL with errno on failure. */
+im_executor *im_executor_new(const im_executor_opts *opts);
+
+/* Queues job at priority prio. Never blocks.
+ * Returns 0, -EAGAIN (that priority is full: answer 429), -EINVAL, -ESHUTDOWN. */
+int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job);
+
+/* Convenience: runs fn(arg) on a worker, then done(arg, status) as for im_job (done may be
+ * NULL). Allocates a small job. Returns as im_executor_submit_job, or -ENOMEM. */
+int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), void *arg,
+                       void (*done)(void *arg, int status));
+
+/* Shuts down: refuses new jobs, lets running jobs finish, hands every queued job back as
+ * cancelled (done with -ECANCELED, on its owner loop), joins the threads. Idempotent. */
+void im_executor_shutdown(im_executor *ex);
+/* Shuts down (when not yet done) and frees. */
+void im_executor_free(im_executor *ex);
+
+unsigned im_executor_threads(const im_executor *ex); /* worker threads */
+size_t im_executor_queued(const im_executor *ex);    /* jobs waiting (snapshot) */
+unsigned im_executor_running(const im_executor *ex); /* jobs running now (snapshot) */
+/* ======== end executor.h ======== */
 
 #ifdef __cplusplus
 }
@@ -465,6 +575,8 @@ int im_loop_index(const im_loop *loop);
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <liburing.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -483,6 +595,7 @@ int im_loop_index(const im_loop *loop);
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -691,6 +804,8 @@ struct im_server {
     int joined;
     int sigs_blocked;          /* SIGINT/SIGTERM blocked in the starting thread */
     sigset_t sig_old;          /* the mask before */
+    im_executor *primary;      /* owned: shared worker pool */
+    im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
@@ -3280,6 +3395,483 @@ static void im__loop_run(im_loop *L)
     }
 }
 /* ======== end loop.c ======== */
+/* ======== begin queue.c ======== */
+/* queue.c — the MPMC priority queue.
+ *
+ * Design: one bounded ring per priority level (Dmitry Vyukov's sequence-numbered MPMC ring:
+ * every cell carries a sequence number that says whether it is free for the producer of
+ * position p (seq == p) or full for the consumer of position p (seq == p + 1)), plus one 64-bit
+ * state word: bit L (L < 32) says level L may hold items, the high 32 bits count sleepers.
+ * Push: put the item in its level's ring, then set the level's bit with one atomic OR, whose
+ * old value also tells whether anyone sleeps. Pop: take the lowest set bit's level; when its
+ * ring turns out empty, clear the bit and look at the ring once more, setting the bit back if
+ * an item arrived meanwhile.
+ *
+ * Why nothing is lost: every change of the state word is a read-modify-write, so all of them
+ * are totally ordered. If a push's OR comes after a pop's clear, the bit ends up set. If it
+ * comes before, the clear reads the OR's value (or a later one) and so synchronizes with it:
+ * the second look sees the published cell. The same argument, with the sleeper count in the
+ * same word, gives the blocking pop its no-lost-wake-up property. No fences are needed, and
+ * ThreadSanitizer can check all of it. tests/model/queue.pml checks the protocol with spin.
+ *
+ * Progress: no locks; a failed try-push or try-pop returns at once. A pop's retry loop only
+ * repeats when a bit it read was stale, i.e. when other threads moved items: lock-free. As in
+ * every Vyukov ring, a producer that is preempted between claiming a cell and publishing it
+ * makes that cell (and the ones after it in that level) invisible to consumers until it
+ * resumes; try-pop then reports empty rather than waiting, and that producer sets the bit when
+ * it publishes. Blocking pop sleeps on a futex event count (Linux), never spins.
+ */
+
+#define IM__CACHELINE 64
+
+typedef struct im__cell {
+    _Atomic size_t seq; /* p: free for the producer of position p; p+1: full for its consumer */
+    void *item;         /* written before seq is released, read after seq is acquired */
+} im__cell;
+
+typedef struct im__ring {
+    _Alignas(IM__CACHELINE) _Atomic size_t head; /* next position to push */
+    _Alignas(IM__CACHELINE) _Atomic size_t tail; /* next position to pop */
+    _Alignas(IM__CACHELINE) im__cell *cells;     /* owned, capacity entries */
+    size_t mask;                                 /* capacity - 1 */
+} im__ring;
+
+#define IM__SLEEPER ((uint64_t)1 << 32) /* one sleeper, in the state word's high half */
+#define IM__LEVEL_BITS 0xffffffffu
+
+struct im_queue {
+    _Alignas(IM__CACHELINE) _Atomic uint64_t state; /* bit L: level L may hold items;
+                                                     * high 32 bits: sleepers */
+    _Alignas(IM__CACHELINE) _Atomic uint32_t epoch; /* event count: bumped to wake sleepers */
+    _Atomic int closed;
+    _Alignas(IM__CACHELINE) _Atomic unsigned pops;     /* aging: pops so far */
+    _Atomic unsigned cursor;                           /* aging: next level to favour */
+    unsigned levels, aging;
+    im__ring *rings; /* owned, one per level */
+};
+
+static int im__ring_init(im__ring *r, size_t cap)
+{
+    r->cells = aligned_alloc(IM__CACHELINE, (cap * sizeof(im__cell) + IM__CACHELINE - 1) /
+                                                IM__CACHELINE * IM__CACHELINE);
+    if (!r->cells) return -ENOMEM;
+    for (size_t i = 0; i < cap; i++) atomic_init(&r->cells[i].seq, i);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    r->mask = cap - 1;
+    return 0;
+}
+
+static int im__ring_push(im__ring *r, void *item)
+{
+    /* relaxed: the position is only a hint until the CAS below claims it */
+    size_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    for (;;) {
+        im__cell *c = &r->cells[pos & r->mask];
+        /* acquire: pairs with the consumer's release when it emptied this cell, so our write
+         * of item cannot overtake its read of the old one */
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+        if (dif == 0) {
+            /* relaxed: the cell's seq, not head, publishes the item */
+            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                c->item = item;
+                /* release: the item is visible to whoever acquires seq == pos + 1 */
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                return 0;
+            }
+        } else if (dif < 0) {
+            return -EAGAIN; /* the cell still holds an item a lap behind: full */
+        } else {
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed); /* another producer won */
+        }
+    }
+}
+
+static int im__ring_pop(im__ring *r, void **item)
+{
+    size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed); /* hint, as in push */
+    for (;;) {
+        im__cell *c = &r->cells[pos & r->mask];
+        /* acquire: pairs with the producer's release; the item is then readable */
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                *item = c->item;
+                /* release: our read of item happens before the producer a lap ahead reuses it */
+                atomic_store_explicit(&c->seq, pos + r->mask + 1, memory_order_release);
+                return 0;
+            }
+        } else if (dif < 0) {
+            return -EAGAIN; /* not yet published: empty (or a producer is mid-push) */
+        } else {
+            pos = atomic_load_explicit(&r->tail, memory_order_relaxed); /* another consumer won */
+        }
+    }
+}
+
+/* 1 when the ring holds a published item at its tail. A cell found already taken means the
+ * tail moved: look at the new one (another consumer progressed). A cell not yet published is
+ * "no": its producer has not set the level's bit yet and will. */
+static int im__ring_ready(im__ring *r)
+{
+    for (;;) {
+        size_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        /* acquire: a publish that happened before our clear of the level's bit is seen */
+        size_t seq = atomic_load_explicit(&r->cells[pos & r->mask].seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
+        if (dif == 0) return 1;
+        if (dif < 0) return 0;
+    }
+}
+
+static long im__futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
+}
+
+im_queue *im_queue_new(const im_queue_opts *opts)
+{
+    im_queue_opts o = {0};
+    im_queue *q;
+    size_t cap = 1;
+    if (opts) o = *opts;
+    if (!o.levels) o.levels = 8;
+    if (!o.capacity) o.capacity = 1024;
+    if (o.levels > IM_QUEUE_MAX_LEVELS || o.capacity > (1u << 30)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    while (cap < o.capacity) cap <<= 1;
+    if (cap < 2) cap = 2; /* a one-cell Vyukov ring cannot tell full from empty */
+    q = aligned_alloc(IM__CACHELINE, sizeof *q);
+    if (!q) return NULL;
+    memset(q, 0, sizeof *q);
+    q->levels = o.levels;
+    q->aging = o.aging;
+    q->rings = aligned_alloc(IM__CACHELINE, o.levels * sizeof(im__ring));
+    if (!q->rings) goto nomem;
+    memset(q->rings, 0, o.levels * sizeof(im__ring));
+    for (unsigned i = 0; i < o.levels; i++)
+        if (im__ring_init(&q->rings[i], cap)) goto nomem;
+    atomic_init(&q->state, 0);
+    atomic_init(&q->epoch, 0);
+    atomic_init(&q->closed, 0);
+    atomic_init(&q->pops, 0);
+    atomic_init(&q->cursor, 0);
+    return q;
+nomem:
+    im_queue_free(q);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void im_queue_free(im_queue *q)
+{
+    if (!q) return;
+    if (q->rings)
+        for (unsigned i = 0; i < q->levels; i++) free(q->rings[i].cells);
+    free(q->rings);
+    free(q);
+}
+
+unsigned im_queue_levels(const im_queue *q) { return q->levels; }
+
+/* Wakes one sleeper. */
+static void im__queue_wake(im_queue *q)
+{
+    /* release: a sleeper that reads the new epoch (acquire) also sees the item */
+    atomic_fetch_add_explicit(&q->epoch, 1, memory_order_release);
+    im__futex(&q->epoch, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+int im_queue_push(im_queue *q, unsigned prio, void *item)
+{
+    int rc;
+    if (prio >= q->levels || !item) return -EINVAL;
+    /* relaxed: a push racing with close may still get in; close only promises that pushes
+     * starting after it returns are refused, and pops drain what got in */
+    if (atomic_load_explicit(&q->closed, memory_order_relaxed)) return -ESHUTDOWN;
+    if ((rc = im__ring_push(&q->rings[prio], item)) != 0) return rc;
+    /* acq_rel: one read-modify-write sets the bit (release: a pop's clear that reads it sees
+     * our cell) and reads the sleeper count (acquire: a sleeper's announcement before it) */
+    uint64_t old = atomic_fetch_or_explicit(&q->state, (uint64_t)1 << prio, memory_order_acq_rel);
+    if (old >> 32) im__queue_wake(q);
+    return 0;
+}
+
+/* The level a pop serves from the non-empty set m: the most urgent, or with aging every
+ * N-th pop the first non-empty level at or after a rotating cursor. */
+static unsigned im__queue_pick(im_queue *q, uint64_t m)
+{
+    if (q->aging &&
+        atomic_fetch_add_explicit(&q->pops, 1, memory_order_relaxed) % q->aging == q->aging - 1) {
+        unsigned c = atomic_fetch_add_explicit(&q->cursor, 1, memory_order_relaxed) % q->levels;
+        uint64_t high = m >> c << c; /* levels >= c */
+        return (unsigned)__builtin_ctzll(high ? high : m);
+    }
+    return (unsigned)__builtin_ctzll(m);
+}
+
+int im_queue_pop(im_queue *q, void **item, unsigned *prio)
+{
+    for (;;) {
+        /* relaxed: the bit is a hint; the ring's seq acquire orders the item itself */
+        uint64_t m = atomic_load_explicit(&q->state, memory_order_relaxed) & IM__LEVEL_BITS;
+        if (!m) return -EAGAIN;
+        unsigned level = im__queue_pick(q, m);
+        uint64_t bit = (uint64_t)1 << level;
+        if (im__ring_pop(&q->rings[level], item) == 0) {
+            if (prio) *prio = level;
+            return 0;
+        }
+        /* the level looked empty: clear its bit, then look again in case a push published
+         * between our look and the clear. acq_rel: if that push's OR came first, this clear
+         * reads it and synchronizes with it, so the look below sees its cell */
+        atomic_fetch_and_explicit(&q->state, ~bit, memory_order_acq_rel);
+        if (im__ring_ready(&q->rings[level]))
+            atomic_fetch_or_explicit(&q->state, bit, memory_order_acq_rel);
+    }
+}
+
+int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
+{
+    struct timespec deadline, now, left;
+    if (im_queue_pop(q, item, prio) == 0) return 0;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    for (;;) {
+        /* announce the sleep in the state word, then read the event count, then look once
+         * more. Every change of the word is a read-modify-write, so they are totally ordered:
+         * a push whose OR comes after this add sees the sleeper and bumps the count (the
+         * futex then does not sleep on a stale count); one whose OR came before is read by
+         * this add (acq_rel), so the look below sees its item */
+        atomic_fetch_add_explicit(&q->state, IM__SLEEPER, memory_order_acq_rel);
+        /* acquire: pairs with the waker's release bump */
+        uint32_t e = atomic_load_explicit(&q->epoch, memory_order_acquire);
+        int rc = im_queue_pop(q, item, prio);
+        if (rc == 0 || atomic_load_explicit(&q->closed, memory_order_acquire)) {
+            atomic_fetch_sub_explicit(&q->state, IM__SLEEPER, memory_order_relaxed);
+            if (rc == 0) return 0;
+            return im_queue_pop(q, item, prio) == 0 ? 0 : -ESHUTDOWN;
+        }
+        const struct timespec *tsp = NULL;
+        if (timeout_ms >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left.tv_sec = deadline.tv_sec - now.tv_sec;
+            left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+            if (left.tv_nsec < 0) {
+                left.tv_sec--;
+                left.tv_nsec += 1000000000;
+            }
+            if (left.tv_sec < 0) {
+                atomic_fetch_sub_explicit(&q->state, IM__SLEEPER, memory_order_relaxed);
+                return -ETIMEDOUT;
+            }
+            tsp = &left;
+        }
+        im__futex(&q->epoch, FUTEX_WAIT_PRIVATE, e, tsp); /* returns at once if e is stale */
+        atomic_fetch_sub_explicit(&q->state, IM__SLEEPER, memory_order_relaxed);
+        if (im_queue_pop(q, item, prio) == 0) return 0;
+    }
+}
+
+void im_queue_close(im_queue *q)
+{
+    /* release: a sleeper that wakes and reads closed (acquire) sees everything before it */
+    atomic_store_explicit(&q->closed, 1, memory_order_release);
+    atomic_fetch_add_explicit(&q->epoch, 1, memory_order_release);
+    im__futex(&q->epoch, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+size_t im_queue_size(const im_queue *q)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < q->levels; i++) {
+        size_t h = atomic_load_explicit(&q->rings[i].head, memory_order_relaxed);
+        size_t t = atomic_load_explicit(&q->rings[i].tail, memory_order_relaxed);
+        n += h > t ? h - t : 0;
+    }
+    return n;
+}
+/* ======== end queue.c ======== */
+/* ======== begin executor.c ======== */
+/* executor.c — worker threads over an im_queue, completions posted back to the owner loop. */
+
+struct im_executor {
+    im_queue *q;           /* owned */
+    pthread_t *threads;    /* owned */
+    unsigned nthreads;     /* started */
+    _Atomic int stopping;  /* shutdown began: queued jobs are handed back, not run */
+    _Atomic unsigned running;
+    int joined;
+    char name[11];
+};
+
+/* Runs on the owner loop: the job's completion. */
+static void im__job_delivered(im_post *p)
+{
+    im_job *j = (im_job *)(void *)((char *)p - offsetof(im_job, post));
+    j->done(j, j->status);
+}
+
+static void im__job_complete(im_job *j, int status)
+{
+    j->status = status;
+    if (j->owner) {
+        j->post.fn = im__job_delivered;
+        im_loop_post(j->owner, &j->post);
+    } else {
+        j->done(j, status);
+    }
+}
+
+static void *im__worker_main(void *arg)
+{
+    im_executor *ex = arg;
+    void *item;
+    sigset_t all;
+    sigfillset(&all); /* signals are for the thread that waits for them */
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    while (im_queue_pop_wait(ex->q, &item, NULL, -1) == 0) {
+        im_job *j = item;
+        /* acquire: pairs with the release in im_executor_shutdown */
+        if (atomic_load_explicit(&ex->stopping, memory_order_acquire)) {
+            im__job_complete(j, -ECANCELED); /* queued at shutdown: handed back */
+            continue;
+        }
+        atomic_fetch_add_explicit(&ex->running, 1, memory_order_relaxed);
+        j->run(j);
+        atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
+        im__job_complete(j, 0);
+    }
+    return NULL;
+}
+
+im_executor *im_executor_new(const im_executor_opts *opts)
+{
+    im_executor_opts o = {0};
+    im_queue_opts qo = {0};
+    im_executor *ex;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (opts) o = *opts;
+    if (!o.threads) o.threads = cores > 0 ? (unsigned)cores : 1;
+    if (o.threads > 1024) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(ex = calloc(1, sizeof *ex))) return NULL;
+    snprintf(ex->name, sizeof ex->name, "%s", o.name ? o.name : "im-pool");
+    qo.levels = o.levels;
+    qo.capacity = o.capacity;
+    qo.aging = o.aging;
+    ex->threads = calloc(o.threads, sizeof *ex->threads);
+    if (!ex->threads || !(ex->q = im_queue_new(&qo))) {
+        int e = ex->threads ? errno : ENOMEM;
+        free(ex->threads);
+        free(ex);
+        errno = e;
+        return NULL;
+    }
+    for (; ex->nthreads < o.threads; ex->nthreads++) {
+        char name[16];
+        int rc = pthread_create(&ex->threads[ex->nthreads], NULL, im__worker_main, ex);
+        if (rc) {
+            im_log(IM_LOG_ERROR, "executor %s: cannot start thread %u: %s", ex->name,
+                   ex->nthreads, strerror(rc));
+            im_executor_free(ex);
+            errno = rc;
+            return NULL;
+        }
+        snprintf(name, sizeof name, "%s-%u", ex->name, ex->nthreads);
+        pthread_setname_np(ex->threads[ex->nthreads], name);
+    }
+    return ex;
+}
+
+int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job)
+{
+    if (!job || !job->run || !job->done) return -EINVAL;
+    if (atomic_load_explicit(&ex->stopping, memory_order_relaxed)) return -ESHUTDOWN;
+    job->owner = im_loop_current();
+    job->status = 0;
+    return im_queue_push(ex->q, prio, job);
+}
+
+typedef struct im__fn_job {
+    im_job job; /* first */
+    void (*fn)(void *);
+    void (*done)(void *, int);
+    void *arg;
+} im__fn_job;
+
+static void im__fn_run(im_job *j)
+{
+    im__fn_job *f = (im__fn_job *)(void *)j;
+    f->fn(f->arg);
+}
+
+static void im__fn_done(im_job *j, int status)
+{
+    im__fn_job *f = (im__fn_job *)(void *)j;
+    if (f->done) f->done(f->arg, status);
+    free(f);
+}
+
+int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), void *arg,
+                       void (*done)(void *arg, int status))
+{
+    im__fn_job *f;
+    int rc;
+    if (!fn) return -EINVAL;
+    if (!(f = malloc(sizeof *f))) return -ENOMEM;
+    f->job.run = im__fn_run;
+    f->job.done = im__fn_done;
+    f->fn = fn;
+    f->done = done;
+    f->arg = arg;
+    if ((rc = im_executor_submit_job(ex, prio, &f->job)) != 0) free(f);
+    return rc;
+}
+
+void im_executor_shutdown(im_executor *ex)
+{
+    if (ex->joined) return;
+    /* release: a worker that sees stopping also sees that no job may run any more */
+    atomic_store_explicit(&ex->stopping, 1, memory_order_release);
+    im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
+    for (unsigned i = 0; i < ex->nthreads; i++) pthread_join(ex->threads[i], NULL);
+    ex->joined = 1;
+    void *item; /* a push that raced with the close and got in after the workers left */
+    while (im_queue_pop(ex->q, &item, NULL) == 0) im__job_complete(item, -ECANCELED);
+}
+
+void im_executor_free(im_executor *ex)
+{
+    if (!ex) return;
+    im_executor_shutdown(ex);
+    im_queue_free(ex->q);
+    free(ex->threads);
+    free(ex);
+}
+
+unsigned im_executor_threads(const im_executor *ex) { return ex->nthreads; }
+size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); }
+unsigned im_executor_running(const im_executor *ex)
+{
+    return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);
+}
+/* ======== end executor.c ======== */
 /* ======== begin server.c ======== */
 /* server.c — the server's lifecycle: options, listeners, loop threads and their rings,
  * signals, graceful stop, freeing. */
@@ -3307,6 +3899,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(sq_entries, IM_DEFAULT_SQ_ENTRIES);
     IM__DEF(recv_buffers, IM_DEFAULT_RECV_BUFFERS);
     IM__DEF(recv_buffer_size, IM_DEFAULT_RECV_BUFFER_SIZE);
+    IM__DEF(workers, cores > 0 ? (unsigned)cores : 1);
+    IM__DEF(queue_capacity, IM_DEFAULT_QUEUE_CAPACITY);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -3315,7 +3909,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->send_timeout_ms < 0 || o->linger_ms < 0 || o->shutdown_timeout_ms < 0 ||
         o->sq_entries > 32768 || o->recv_buffers > 32768 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
-        o->recv_buffer_size > (1u << 20))
+        o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;
@@ -3348,6 +3942,8 @@ int im_server_route(im_server *s, const char *method, const char *pattern, im_ha
 }
 
 int im_server_port(const im_server *s) { return s->port; }
+im_executor *im_server_executor(const im_server *s) { return s->primary; }
+im_executor *im_server_serial(const im_server *s) { return s->serial; }
 
 /* One listening socket; *port is the port to bind (0: any) and becomes the one bound. */
 static int im__listen(const im_server_opts *o, int *port)
@@ -3606,6 +4202,23 @@ int im_server_start(im_server *s)
     if (s->started) return -EALREADY;
     im__block_signals(s); /* from now on a signal waits for im_server_run() */
     im__raise_nofile();
+    if (!s->primary) {
+        im_executor_opts eo = {0};
+        eo.name = "im-pool";
+        eo.threads = s->o.workers;
+        eo.capacity = s->o.queue_capacity;
+        s->primary = im_executor_new(&eo);
+        eo.name = "im-serial";
+        eo.threads = 1;
+        s->serial = s->primary ? im_executor_new(&eo) : NULL;
+        if (!s->serial) {
+            rc = -errno;
+            im_log(IM_LOG_ERROR, "cannot start the executors: %s", strerror(errno));
+            im_executor_free(s->primary);
+            s->primary = NULL;
+            return rc;
+        }
+    }
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
     s->nloops = s->o.loops;
@@ -3719,6 +4332,11 @@ void im_server_free(im_server *s)
         im_server_stop(s);
         im_server_wait(s);
     }
+    /* loops are stopped: now the executors (queued jobs come back cancelled, posted to the
+     * loops they came from, and run here on their behalf) */
+    im_executor_free(s->primary);
+    im_executor_free(s->serial);
+    for (int i = 0; i < s->nloops; i++) im__run_posts(s->loops[i]);
     for (int i = 0; i < s->nloops; i++) {
         im_loop *L = s->loops[i];
         if (L->deferred) {

@@ -60,6 +60,11 @@
 #define IM_DEFAULT_RECV_BUFFER_SIZE 4096
 #endif
 
+/* Jobs per priority level an executor's queue holds; past it submit says -EAGAIN (429). */
+#ifndef IM_DEFAULT_QUEUE_CAPACITY
+#define IM_DEFAULT_QUEUE_CAPACITY 1024
+#endif
+
 /* Compile-time limits. */
 #ifndef IM_MAX_PARAMS
 #define IM_MAX_PARAMS 8 /* {param} segments in one route pattern */

@@ -27,9 +27,11 @@
  *   json.h        im_jw: JSON writer
  *   http.h        im_http_parse_head, im_http_decode_chunked: the HTTP/1.x parsers
  *   server.h      im_server, routes, im_ctx requests, replies, streams, im_loop_post
+ *   queue.h       im_queue: lock-free MPMC priority queue with a blocking pop
+ *   executor.h    im_executor: worker threads, jobs, completions back to the loop
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c http_parse.c router.c
- *   response.c conn.c loop.c server.c
+ *   response.c conn.c loop.c queue.c executor.c server.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -62,6 +64,8 @@ extern "C" {
 #include "json.h"
 #include "http.h"
 #include "server.h"
+#include "queue.h"
+#include "executor.h"
 
 #ifdef __cplusplus
 }
@@ -77,6 +81,8 @@ extern "C" {
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <liburing.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -95,6 +101,7 @@ extern "C" {
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +114,8 @@ extern "C" {
 #include "response.c"
 #include "conn.c"
 #include "loop.c"
+#include "queue.c"
+#include "executor.c"
 #include "server.c"
 
 #endif /* IMMERSIVE_IMPLEMENTATION */

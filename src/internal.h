@@ -202,6 +202,8 @@ struct im_server {
     int joined;
     int sigs_blocked;          /* SIGINT/SIGTERM blocked in the starting thread */
     sigset_t sig_old;          /* the mask before */
+    im_executor *primary;      /* owned: shared worker pool */
+    im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;

@@ -24,6 +24,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(sq_entries, IM_DEFAULT_SQ_ENTRIES);
     IM__DEF(recv_buffers, IM_DEFAULT_RECV_BUFFERS);
     IM__DEF(recv_buffer_size, IM_DEFAULT_RECV_BUFFER_SIZE);
+    IM__DEF(workers, cores > 0 ? (unsigned)cores : 1);
+    IM__DEF(queue_capacity, IM_DEFAULT_QUEUE_CAPACITY);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -32,7 +34,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->send_timeout_ms < 0 || o->linger_ms < 0 || o->shutdown_timeout_ms < 0 ||
         o->sq_entries > 32768 || o->recv_buffers > 32768 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
-        o->recv_buffer_size > (1u << 20))
+        o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;
@@ -65,6 +67,8 @@ int im_server_route(im_server *s, const char *method, const char *pattern, im_ha
 }
 
 int im_server_port(const im_server *s) { return s->port; }
+im_executor *im_server_executor(const im_server *s) { return s->primary; }
+im_executor *im_server_serial(const im_server *s) { return s->serial; }
 
 /* One listening socket; *port is the port to bind (0: any) and becomes the one bound. */
 static int im__listen(const im_server_opts *o, int *port)
@@ -323,6 +327,23 @@ int im_server_start(im_server *s)
     if (s->started) return -EALREADY;
     im__block_signals(s); /* from now on a signal waits for im_server_run() */
     im__raise_nofile();
+    if (!s->primary) {
+        im_executor_opts eo = {0};
+        eo.name = "im-pool";
+        eo.threads = s->o.workers;
+        eo.capacity = s->o.queue_capacity;
+        s->primary = im_executor_new(&eo);
+        eo.name = "im-serial";
+        eo.threads = 1;
+        s->serial = s->primary ? im_executor_new(&eo) : NULL;
+        if (!s->serial) {
+            rc = -errno;
+            im_log(IM_LOG_ERROR, "cannot start the executors: %s", strerror(errno));
+            im_executor_free(s->primary);
+            s->primary = NULL;
+            return rc;
+        }
+    }
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
     s->nloops = s->o.loops;
@@ -436,6 +457,11 @@ void im_server_free(im_server *s)
         im_server_stop(s);
         im_server_wait(s);
     }
+    /* loops are stopped: now the executors (queued jobs come back cancelled, posted to the
+     * loops they came from, and run here on their behalf) */
+    im_executor_free(s->primary);
+    im_executor_free(s->serial);
+    for (int i = 0; i < s->nloops; i++) im__run_posts(s->loops[i]);
     for (int i = 0; i < s->nloops; i++) {
         im_loop *L = s->loops[i];
         if (L->deferred) {

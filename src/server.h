@@ -27,6 +27,8 @@ typedef struct im_server_opts {
     unsigned recv_buffers;     /* provided receive buffers per loop, a power of two (512) */
     unsigned recv_buffer_size; /* bytes each (4096) */
     int no_signals;            /* 1: im_server_run() leaves SIGINT/SIGTERM/SIGPIPE alone */
+    unsigned workers;          /* threads of the primary executor (number of online cores) */
+    unsigned queue_capacity;   /* jobs per priority level in the server's executors (1024) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -83,6 +85,12 @@ void im_server_free(im_server *s);
 
 /* The bound TCP port (useful with port -1), or -1 before im_server_start(). */
 int im_server_port(const im_server *s);
+
+/* The server's primary executor (opts.workers threads), shared by all modules, and its serial
+ * executor (one thread, for code that is not thread-safe). Both exist from im_server_start()
+ * until im_server_free(), which shuts them down after the loops have stopped. NULL before. */
+struct im_executor *im_server_executor(const im_server *s);
+struct im_executor *im_server_serial(const im_server *s);
 
 /* ---- inside a handler ---- */
 
