@@ -3402,17 +3402,21 @@ static void im__loop_run(im_loop *L)
  * every cell carries a sequence number that says whether it is free for the producer of
  * position p (seq == p) or full for the consumer of position p (seq == p + 1)), plus one 64-bit
  * state word: bit L (L < 32) says level L may hold items, the high 32 bits count sleepers.
- * Push: put the item in its level's ring, then set the level's bit with one atomic OR, whose
- * old value also tells whether anyone sleeps. Pop: take the lowest set bit's level; when its
- * ring turns out empty, clear the bit and look at the ring once more, setting the bit back if
- * an item arrived meanwhile.
+ * Push: put the item in its level's ring, then make sure the level's bit is set (and wake a
+ * sleeper if the word counts one). Pop: try the levels whose bits are set, most urgent first;
+ * when all of them turn out empty, clear their bits and look at those rings once more,
+ * setting a bit back where an item arrived meanwhile.
  *
- * Why nothing is lost: every change of the state word is a read-modify-write, so all of them
- * are totally ordered. If a push's OR comes after a pop's clear, the bit ends up set. If it
- * comes before, the clear reads the OR's value (or a later one) and so synchronizes with it:
- * the second look sees the published cell. The same argument, with the sleeper count in the
- * same word, gives the blocking pop its no-lost-wake-up property. No fences are needed, and
- * ThreadSanitizer can check all of it. tests/model/queue.pml checks the protocol with spin.
+ * Why nothing is lost: a push publishes its cell, then reads the state word; a pop that found
+ * its level empty clears the bit, then looks at the ring again. A seq_cst fence sits between
+ * the two steps on both sides (a Dekker pair): either the push's read sees the clear (and sets
+ * the bit again), or the pop's second look sees the cell. The push only writes the word when
+ * the bit is clear, so while levels stay busy the word stays shared in every core's cache.
+ * Sleepers announce themselves in the same word and look again after a fence: a push then
+ * either sees them (and wakes one) or they see its item. Under ThreadSanitizer, which cannot
+ * model fences, every push does its read-modify-write instead; as all changes of the word are
+ * then read-modify-writes, their total order gives the same guarantee without fences.
+ * tests/model/queue.pml checks the protocol with spin.
  *
  * Progress: no locks; a failed try-push or try-pop returns at once. A pop's retry loop only
  * repeats when a bit it read was stale, i.e. when other threads moved items: lock-free. As in
@@ -3423,6 +3427,33 @@ static void im__loop_run(im_loop *L)
  */
 
 #define IM__CACHELINE 64
+
+#if defined(__SANITIZE_THREAD__)
+#define IM__QUEUE_NO_FENCES 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IM__QUEUE_NO_FENCES 1
+#endif
+#endif
+#ifdef IM__QUEUE_NO_FENCES
+#define IM__QUEUE_FENCE() ((void)0) /* every push writes the word instead (see above) */
+#elif defined(__x86_64__)
+/* A full barrier. On x86 a locked add to the stack orders loads and stores like mfence does
+ * (Intel SDM 8.2.2) at about half the cost; Linux's smp_mb() is the same instruction. */
+#define IM__QUEUE_FENCE() __asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc")
+#else
+#define IM__QUEUE_FENCE() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
+/* A pause for spin-waiting: lets the sibling hyper-thread run, saves power. */
+static inline void im__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 typedef struct im__cell {
     _Atomic size_t seq; /* p: free for the producer of position p; p+1: full for its consumer */
@@ -3596,44 +3627,77 @@ int im_queue_push(im_queue *q, unsigned prio, void *item)
      * starting after it returns are refused, and pops drain what got in */
     if (atomic_load_explicit(&q->closed, memory_order_relaxed)) return -ESHUTDOWN;
     if ((rc = im__ring_push(&q->rings[prio], item)) != 0) return rc;
-    /* acq_rel: one read-modify-write sets the bit (release: a pop's clear that reads it sees
-     * our cell) and reads the sleeper count (acquire: a sleeper's announcement before it) */
-    uint64_t old = atomic_fetch_or_explicit(&q->state, (uint64_t)1 << prio, memory_order_acq_rel);
+    uint64_t bit = (uint64_t)1 << prio, old;
+#ifdef IM__QUEUE_NO_FENCES
+    /* acq_rel: the pop's clear that reads this OR sees our cell; we see sleepers before it */
+    old = atomic_fetch_or_explicit(&q->state, bit, memory_order_acq_rel);
+#else
+    IM__QUEUE_FENCE(); /* Dekker pair with the fence after a pop's clear or a sleeper's add */
+    old = atomic_load_explicit(&q->state, memory_order_relaxed);
+    if (!(old & bit)) /* relaxed: the fences order it; the cell's seq carries the item */
+        old = atomic_fetch_or_explicit(&q->state, bit, memory_order_relaxed);
+#endif
     if (old >> 32) im__queue_wake(q);
     return 0;
 }
 
-/* The level a pop serves from the non-empty set m: the most urgent, or with aging every
- * N-th pop the first non-empty level at or after a rotating cursor. */
-static unsigned im__queue_pick(im_queue *q, uint64_t m)
+/* Where an aged pop starts looking (every N-th pop with aging N), or -1: most urgent first. */
+static int im__queue_cursor(im_queue *q)
 {
     if (q->aging &&
-        atomic_fetch_add_explicit(&q->pops, 1, memory_order_relaxed) % q->aging == q->aging - 1) {
-        unsigned c = atomic_fetch_add_explicit(&q->cursor, 1, memory_order_relaxed) % q->levels;
-        uint64_t high = m >> c << c; /* levels >= c */
-        return (unsigned)__builtin_ctzll(high ? high : m);
+        atomic_fetch_add_explicit(&q->pops, 1, memory_order_relaxed) % q->aging == q->aging - 1)
+        return (int)(atomic_fetch_add_explicit(&q->cursor, 1, memory_order_relaxed) % q->levels);
+    return -1;
+}
+
+/* The level to try among the candidates m: the most urgent, or the first at or after the
+ * cursor (wrapping round). */
+static unsigned im__queue_pick(uint64_t m, int cursor)
+{
+    if (cursor > 0) {
+        uint64_t high = m >> cursor << cursor;
+        if (high) return (unsigned)__builtin_ctzll(high);
     }
     return (unsigned)__builtin_ctzll(m);
 }
 
+/* Clears the bits of levels found empty, then looks at those rings again in case a push
+ * published between our look and the clear (see the top of this file); sets back the bits
+ * of levels that got items. Returns those levels. */
+static uint64_t im__queue_clear(im_queue *q, uint64_t empty)
+{
+    uint64_t back = 0;
+    atomic_fetch_and_explicit(&q->state, ~empty, memory_order_acq_rel);
+    IM__QUEUE_FENCE();
+    for (uint64_t e = empty; e; e &= e - 1) {
+        unsigned level = (unsigned)__builtin_ctzll(e);
+        if (im__ring_ready(&q->rings[level])) back |= (uint64_t)1 << level;
+    }
+    if (back) atomic_fetch_or_explicit(&q->state, back, memory_order_acq_rel);
+    return back;
+}
+
 int im_queue_pop(im_queue *q, void **item, unsigned *prio)
 {
+    int cursor = im__queue_cursor(q);
     for (;;) {
-        /* relaxed: the bit is a hint; the ring's seq acquire orders the item itself */
+        /* relaxed: the bits are hints; the ring's seq acquire orders the item itself */
         uint64_t m = atomic_load_explicit(&q->state, memory_order_relaxed) & IM__LEVEL_BITS;
-        if (!m) return -EAGAIN;
-        unsigned level = im__queue_pick(q, m);
-        uint64_t bit = (uint64_t)1 << level;
-        if (im__ring_pop(&q->rings[level], item) == 0) {
-            if (prio) *prio = level;
-            return 0;
+        uint64_t empty = 0;
+        /* try the candidate levels in order; the bits of those found empty are cleared
+         * together, once, after an item was found or all of them came up empty */
+        while (m) {
+            unsigned level = im__queue_pick(m, cursor);
+            uint64_t bit = (uint64_t)1 << level;
+            if (im__ring_pop(&q->rings[level], item) == 0) {
+                if (prio) *prio = level;
+                if (empty) im__queue_clear(q, empty);
+                return 0;
+            }
+            m &= ~bit;
+            empty |= bit;
         }
-        /* the level looked empty: clear its bit, then look again in case a push published
-         * between our look and the clear. acq_rel: if that push's OR came first, this clear
-         * reads it and synchronizes with it, so the look below sees its cell */
-        atomic_fetch_and_explicit(&q->state, ~bit, memory_order_acq_rel);
-        if (im__ring_ready(&q->rings[level]))
-            atomic_fetch_or_explicit(&q->state, bit, memory_order_acq_rel);
+        if (!empty || !im__queue_clear(q, empty)) return -EAGAIN;
     }
 }
 
@@ -3641,6 +3705,16 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
 {
     struct timespec deadline, now, left;
     if (im_queue_pop(q, item, prio) == 0) return 0;
+    /* a short spin first: an item is often a few microseconds away, and a futex sleep and
+     * wake-up cost more than that */
+    for (int i = 0; i < 200; i++) {
+        if (i % 50 == 49) sched_yield(); /* let a producer on this core run */
+        else im__cpu_relax();
+        if ((atomic_load_explicit(&q->state, memory_order_relaxed) & IM__LEVEL_BITS) &&
+            im_queue_pop(q, item, prio) == 0)
+            return 0;
+        if (atomic_load_explicit(&q->closed, memory_order_relaxed)) break;
+    }
     if (timeout_ms >= 0) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += timeout_ms / 1000;
@@ -3652,11 +3726,10 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
     }
     for (;;) {
         /* announce the sleep in the state word, then read the event count, then look once
-         * more. Every change of the word is a read-modify-write, so they are totally ordered:
-         * a push whose OR comes after this add sees the sleeper and bumps the count (the
-         * futex then does not sleep on a stale count); one whose OR came before is read by
-         * this add (acq_rel), so the look below sees its item */
+         * more: a push either sees the sleeper and bumps the count (the futex then does not
+         * sleep on a stale count), or our look sees its item (see the top of this file) */
         atomic_fetch_add_explicit(&q->state, IM__SLEEPER, memory_order_acq_rel);
+        IM__QUEUE_FENCE(); /* pairs with the push's fence (see the top of this file) */
         /* acquire: pairs with the waker's release bump */
         uint32_t e = atomic_load_explicit(&q->epoch, memory_order_acquire);
         int rc = im_queue_pop(q, item, prio);
