@@ -20,7 +20,9 @@ static im_ctx *im__ctx_get(im_loop *L)
 
 static void im__ctx_put(im_loop *L, im_ctx *x)
 {
+    if (x->arena.head) im__arena_reset(&x->arena);
     if (L->ctx_pooled >= 64) { /* enough kept for bursts of deferred requests */
+        im__arena_free(&x->arena);
         free(x->xh);
         free(x);
         return;

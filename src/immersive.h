@@ -24,14 +24,15 @@
  *   config.h      compile-time options, defaults of every run-time option
  *   base.h        im_str views, URL decoding, query lookup
  *   log.h         im_log: leveled logging
- *   json.h        im_jw: JSON writer
+ *   json.h        im_jw: JSON writer; im_json: strict pull reader
  *   http.h        im_http_parse_head, im_http_decode_chunked: the HTTP/1.x parsers
  *   server.h      im_server, routes, im_ctx requests, replies, streams, im_loop_post
  *   queue.h       im_queue: lock-free MPMC priority queue with a blocking pop
  *   executor.h    im_executor: worker threads, jobs, completions back to the loop
+ *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
- *   internal.h    private types; base.c log.c json_write.c http_parse.c router.c
- *   response.c conn.c loop.c queue.c executor.c server.c
+ *   internal.h    private types; base.c log.c json_write.c json_read.c http_parse.c
+ *   router.c response.c conn.c loop.c queue.c executor.c bind.c server.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -49,6 +50,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +68,7 @@ extern "C" {
 #include "server.h"
 #include "queue.h"
 #include "executor.h"
+#include "bind.h"
 
 #ifdef __cplusplus
 }
@@ -82,6 +85,7 @@ extern "C" {
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <locale.h>
 #include <linux/futex.h>
 #include <liburing.h>
 #include <math.h>
@@ -109,6 +113,7 @@ extern "C" {
 #include "base.c"
 #include "log.c"
 #include "json_write.c"
+#include "json_read.c"
 #include "http_parse.c"
 #include "router.c"
 #include "response.c"
@@ -116,6 +121,7 @@ extern "C" {
 #include "loop.c"
 #include "queue.c"
 #include "executor.c"
+#include "bind.c"
 #include "server.c"
 
 #endif /* IMMERSIVE_IMPLEMENTATION */

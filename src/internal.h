@@ -111,6 +111,17 @@ typedef struct im__rnode {
     im__route *routes;         /* owned handlers ending here */
 } im__rnode;
 
+/* A per-request arena: blocks freed when the request is answered (one small block is kept). */
+typedef struct im__ablock {
+    struct im__ablock *next;
+    size_t cap, used;
+    _Alignas(16) char data[];
+} im__ablock;
+typedef struct im__arena {
+    im__ablock *head; /* newest block first */
+    void *last;       /* the last allocation (it can grow in place) */
+} im__arena;
+
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until
  * finished. */
 struct im_ctx {
@@ -134,6 +145,7 @@ struct im_ctx {
     size_t raw_len;
     char *owned;               /* deferred: owned copy of the request bytes and headers */
     char *xh;                  /* owned extra response header lines ("Name: v\r\n"...) */
+    im__arena arena;           /* owned: binder and handler memory of this request */
     uint32_t xh_len, xh_cap;
     struct im_ctx *next_free;  /* pool link */
 };
@@ -202,6 +214,12 @@ struct im_server {
     int joined;
     int sigs_blocked;          /* SIGINT/SIGTERM blocked in the starting thread */
     sigset_t sig_old;          /* the mask before */
+    struct im__epstate **eps;  /* owned array: every annotated endpoint added */
+    size_t neps;
+    void *ep_blocks[16];       /* owned: the endpoint states, one block per add */
+    int nblocks;
+    const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
+    size_t openapi_len;
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
@@ -215,3 +233,5 @@ static void im__conn_pause(im_loop *L, im__conn *c);
 static void im__conn_arm_recv(im_loop *L, im__conn *c);
 static void im__conn_resume(im_loop *L, im__conn *c);
 static void im__ctx_put(im_loop *L, im_ctx *x);
+static void im__arena_reset(im__arena *a);
+static void im__arena_free(im__arena *a);

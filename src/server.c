@@ -238,6 +238,7 @@ static void im__loop_free(im_loop *L)
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;
+        im__arena_free(&x->arena);
         free(x->xh);
         free(x);
     }
@@ -472,6 +473,8 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
+    for (int i = 0; i < s->nblocks; i++) free(s->ep_blocks[i]);
+    free(s->eps);
     im__rnode_free(s->root);
     if (s->stop_efd >= 0) close(s->stop_efd);
     pthread_mutex_destroy(&s->init_mu);

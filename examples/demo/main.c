@@ -1,8 +1,10 @@
-/* main.c — immersive-demo: the benchmark endpoints (/plaintext, /json) and one small example
- * of each way to answer: a path parameter, an echoed body, an answer deferred to another
- * thread, a streamed answer. The end-to-end tests run against this binary. */
+/* main.c — immersive-demo: the annotated endpoints of modules/ (math, text, geo: generated
+ * routes, /openapi.json), the benchmark endpoints (/plaintext, /json) and one hand-written
+ * example of each way to answer: a path parameter, an echoed body, an answer deferred to
+ * another thread, a streamed answer. The end-to-end tests run against this binary. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
+#include "immersive_demo.service.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -304,7 +306,13 @@ int main(int argc, char **argv)
     im_server_route(s, "GET", "/hello/{name}", hello, NULL);
     im_server_route(s, "GET", "/delay", delay, NULL);
     im_server_route(s, "GET", "/stream", stream, NULL);
-    int rc = im_server_start(s);
+    int rc = im_register_immersive_demo(s); /* the annotated endpoints of modules/ */
+    if (rc) {
+        fprintf(stderr, "immersive-demo: cannot add the generated endpoints: %s\n", strerror(-rc));
+        im_server_free(s);
+        return 1;
+    }
+    rc = im_server_start(s);
     if (rc) {
         im_server_free(s);
         return 1;

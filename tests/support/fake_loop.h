@@ -93,6 +93,7 @@ static inline void fake_loop_free(im_loop *L)
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;
+        im__arena_free(&x->arena);
         free(x->xh);
         free(x);
     }

@@ -1,0 +1,56 @@
+# Immersive.cmake — immersive_add_service(): turns annotated module folders into routes.
+#
+#   immersive_add_service(my-service
+#       MODULES modules/math modules/geo     # folders of annotated .c files
+#       [NAME my_service]                    # C name (default: the target's, '-' -> '_')
+#       [TITLE "My API"] [VERSION 1.0.0])    # for the OpenAPI document
+#
+# Adds the modules' sources to the target, runs gen/immersive_gen.py whenever one of them (or
+# the generator) changes, compiles the generated routes, and puts the generated headers
+# (<module>.gen.h, <name>.service.h) on the target's include path. The program then calls
+# im_register_<name>(server) before starting it.
+set(IMMERSIVE_GENERATOR ${CMAKE_CURRENT_LIST_DIR}/../gen/immersive_gen.py)
+
+function(immersive_add_service target)
+  cmake_parse_arguments(A "" "NAME;TITLE;VERSION" "MODULES" ${ARGN})
+  if(NOT A_MODULES)
+    message(FATAL_ERROR "immersive_add_service(${target}): MODULES is empty")
+  endif()
+  if(NOT A_NAME)
+    string(MAKE_C_IDENTIFIER "${target}" A_NAME)
+  endif()
+  if(NOT A_TITLE)
+    set(A_TITLE "${target}")
+  endif()
+  if(NOT A_VERSION)
+    set(A_VERSION "${PROJECT_VERSION}")
+  endif()
+  if(NOT A_VERSION)
+    set(A_VERSION "0.1.0")
+  endif()
+  find_package(Python3 COMPONENTS Interpreter REQUIRED)
+  set(out ${CMAKE_CURRENT_BINARY_DIR}/immersive_gen/${target})
+  set(dirs "")
+  set(sources "")
+  set(outputs ${out}/${A_NAME}.routes.c ${out}/${A_NAME}.service.h ${out}/${A_NAME}.openapi.json)
+  foreach(m ${A_MODULES})
+    get_filename_component(dir ${m} ABSOLUTE)
+    get_filename_component(mname ${dir} NAME)
+    file(GLOB msrc CONFIGURE_DEPENDS ${dir}/*.c)
+    list(APPEND dirs ${dir})
+    list(APPEND sources ${msrc})
+    list(APPEND outputs ${out}/${mname}.gen.h)
+  endforeach()
+  add_custom_command(
+    OUTPUT ${outputs}
+    COMMAND ${Python3_EXECUTABLE} ${IMMERSIVE_GENERATOR} --service ${A_NAME} --out ${out}
+            --title "${A_TITLE}" --version ${A_VERSION} ${dirs}
+    DEPENDS ${IMMERSIVE_GENERATOR} ${sources}
+    COMMENT "immersive: generating the routes of ${target}"
+    VERBATIM)
+  # the generated headers are listed too, so that they exist before any source is compiled
+  target_sources(${target} PRIVATE ${sources} ${outputs})
+  target_include_directories(${target} PRIVATE ${out})
+  target_link_libraries(${target} PRIVATE immersive)
+  set_property(TARGET ${target} PROPERTY IMMERSIVE_OPENAPI ${out}/${A_NAME}.openapi.json)
+endfunction()

@@ -1,0 +1,1435 @@
+#!/usr/bin/env python3
+"""immersive_gen.py — reads the annotations in module sources and emits, for one service:
+
+  <module>.gen.h        per module: argument and result structs, enum constants, prototypes
+  <service>.routes.c    binders (request -> argument struct), result writers, the endpoint
+                        table, the embedded OpenAPI 3.1 document, im_register_<service>()
+  <service>.service.h   the prototype of im_register_<service>()
+  <service>.openapi.json
+
+usage: immersive_gen.py --service NAME --out DIR [--title T] [--version V] MODULE_DIR...
+
+A module is a folder whose .c files hold the annotations (README shows a complete one):
+
+  IM_MODULE(math, "Integer arithmetic")
+  IM_OBJECT(point, "A point")                      then IM_FIELD(type, name, "doc", ...)
+  IM_ENDPOINT(POST, "/v1/math/add", .summary = "Add two integers", .mode = IM_INLINE)
+  IM_ARG(int64, x, "A value of X", .min = -1000, .max = 1000, .default = 0)
+  IM_RESULT(int64, "The sum")                      or IM_RESULT(object, "...") + IM_FIELD lines
+  int add(im_call *call, const add_args *in, add_result *out) { ... }
+
+Everything it cannot honour is reported as `file:line:col: error: message` followed by a
+`hint:` line, and nothing is written; what it accepts compiles. Standard library only; the
+output depends on nothing but the input (same input, same bytes).
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+GENERATOR = "gen/immersive_gen.py"
+SCALARS = ("bool", "int32", "int64", "double", "string", "enum")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
+for goto if inline int long register restrict return short signed sizeof static struct switch
+typedef union unsigned void volatile while _Bool _Complex _Imaginary bool true false NULL
+_Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local""".split())
+INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
+MODES = {"IM_INLINE": "inline", "IM_POOL": "pool", "IM_SERIAL": "serial", "IM_PROCESS": "process",
+         "inline": "inline", "pool": "pool", "serial": "serial", "process": "process"}
+RESPONSES = {"IM_SYNC": "sync", "IM_ASYNC": "async", "sync": "sync", "async": "async"}
+EXTRAS = {"IM_FORBID": "forbid", "IM_IGNORE": "ignore", "forbid": "forbid", "ignore": "ignore"}
+SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw",
+           "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw"}
+ENDPOINT_ATTRS = ("summary", "description", "tags", "mode", "priority", "max_concurrency",
+                  "timeout_ms", "response", "extra", "deprecated")
+NUM_ATTRS = ("min", "max", "exclusive_min", "exclusive_max")
+LEN_ATTRS = ("min_length", "max_length")
+ITEM_ATTRS = ("min_items", "max_items")
+
+
+class GenError(Exception):
+    def __init__(self, where, msg, hint=None):
+        super().__init__(msg)
+        self.where, self.msg, self.hint = where, msg, hint
+
+    def render(self):
+        f, line, col = self.where
+        out = f"{f}:{line}:{col}: error: {self.msg}"
+        if self.hint:
+            out += f"\n{f}:{line}:{col}: hint: {self.hint}"
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# Reading C source: just enough lexing to find the annotations and the function after them.
+
+TOKEN = re.compile(r"""
+    (?P<ws>[ \t\r\n]+)
+  | (?P<comment>//[^\n]*|/\*.*?\*/)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<char>'(?:[^'\\\n]|\\.)*')
+  | (?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?[uUlLfF]*|0[xX][0-9a-fA-F]+[uUlL]*)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<pp>\#[^\n]*)
+  | (?P<punct>\.\.\.|->|[][(){},;=.*&:+\-<>!~%^|/?])
+""", re.S | re.X)
+
+
+class Tok:
+    __slots__ = ("kind", "text", "line", "col")
+
+    def __init__(self, kind, text, line, col):
+        self.kind, self.text, self.line, self.col = kind, text, line, col
+
+    def __repr__(self):
+        return f"{self.kind}:{self.text!r}@{self.line}:{self.col}"
+
+
+def lex(path, text):
+    toks, pos, line, lstart = [], 0, 1, 0
+    while pos < len(text):
+        m = TOKEN.match(text, pos)
+        if not m:
+            raise GenError((path, line, pos - lstart + 1), f"cannot read {text[pos]!r} here",
+                           "the generator reads C: is this a C source file?")
+        kind = m.lastgroup
+        s = m.group(kind)
+        if kind not in ("ws", "comment", "pp"):
+            toks.append(Tok(kind, s, line, pos - lstart + 1))
+        nl = s.count("\n")
+        if nl:
+            line += nl
+            lstart = pos + s.rfind("\n") + 1
+        pos = m.end()
+    return toks
+
+
+def c_string_value(tok, path):
+    """The value of a C string literal token (escapes decoded, UTF-8)."""
+    body = tok.text[1:-1]
+    out, i = bytearray(), 0
+    simple = {"n": 10, "t": 9, "r": 13, "\\": 92, '"': 34, "'": 39, "0": 0, "a": 7, "b": 8,
+              "f": 12, "v": 11, "?": 63}
+    raw = body.encode("utf-8")
+    while i < len(raw):
+        c = raw[i]
+        if c == 92 and i + 1 < len(raw):
+            e = chr(raw[i + 1])
+            if e in simple:
+                out.append(simple[e])
+                i += 2
+                continue
+            if e == "x":
+                m = re.match(rb"[0-9a-fA-F]{1,2}", raw[i + 2:])
+                if m:
+                    out.append(int(m.group(0), 16))
+                    i += 2 + len(m.group(0))
+                    continue
+            raise GenError((path, tok.line, tok.col), "unsupported escape in string literal",
+                           "use plain text, \\n, \\t, \\\" or \\\\")
+        out.append(c)
+        i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GenError((path, tok.line, tok.col), "string literal is not valid UTF-8") from None
+
+
+class Call:
+    """One annotation: IM_X(arg, arg, .key = value, ...)."""
+
+    def __init__(self, name, tok, args, kw, end_index):
+        self.name, self.tok, self.args, self.kw, self.end = name, tok, args, kw, end_index
+
+
+class Value:
+    """An annotation argument: kind is ident, string, number, list or bool."""
+
+    def __init__(self, kind, value, tok):
+        self.kind, self.value, self.tok = kind, value, tok
+
+
+def parse_value(path, toks, i, stop):
+    """Parses one value from toks[i:stop]; returns (Value, next index)."""
+    t = toks[i]
+    if t.kind == "string":
+        s = c_string_value(t, path)
+        i += 1
+        while i < stop and toks[i].kind == "string":  # "adjacent" "literals"
+            s += c_string_value(toks[i], path)
+            i += 1
+        return Value("string", s, t), i
+    if t.text == "{":
+        items, i = [], i + 1
+        while i < stop and toks[i].text != "}":
+            v, i = parse_value(path, toks, i, stop)
+            items.append(v)
+            if i < stop and toks[i].text == ",":
+                i += 1
+        if i >= stop:
+            raise GenError((path, t.line, t.col), "unclosed '{'")
+        return Value("list", items, t), i + 1
+    sign = 1
+    if t.text in ("-", "+"):
+        sign = -1 if t.text == "-" else 1
+        i += 1
+        if i >= stop or toks[i].kind != "number":
+            raise GenError((path, t.line, t.col), "a number must follow the sign")
+        t2 = toks[i]
+    else:
+        t2 = t
+    if t2.kind == "number":
+        txt = t2.text.rstrip("uUlLfF") if not t2.text.lower().startswith("0x") else t2.text.rstrip("uUlL")
+        try:
+            if txt.lower().startswith("0x"):
+                v = int(txt, 16)
+            elif re.fullmatch(r"[0-9]+", txt):
+                v = int(txt, 10)
+            else:
+                v = float(txt)
+        except ValueError:
+            raise GenError((path, t2.line, t2.col), f"not a number: {t2.text}") from None
+        return Value("number", sign * v, t), i + 1
+    if t.kind == "ident":
+        if t.text in ("true", "false"):
+            return Value("bool", t.text == "true", t), i + 1
+        if i + 2 < stop + 1 and i + 2 <= len(toks) - 1 and toks[i + 1].text == "[" and toks[i + 2].text == "]":
+            return Value("ident", t.text + "[]", t), i + 3  # an array type: T[]
+        return Value("ident", t.text, t), i + 1
+    raise GenError((path, t.line, t.col), f"unexpected {t.text!r} in an annotation",
+                   "annotation arguments are names, \"strings\", numbers, {lists} or .key = value")
+
+
+def parse_call(path, toks, i):
+    """toks[i] is an annotation name, toks[i+1] '('. Returns a Call."""
+    name_tok = toks[i]
+    if i + 1 >= len(toks) or toks[i + 1].text != "(":
+        raise GenError((path, name_tok.line, name_tok.col), f"{name_tok.text} needs '(' after it")
+    depth, j = 0, i + 1
+    while j < len(toks):
+        if toks[j].text in "({[":
+            depth += 1
+        elif toks[j].text in ")}]":
+            depth -= 1
+            if depth == 0:
+                break
+        j += 1
+    if j >= len(toks):
+        raise GenError((path, name_tok.line, name_tok.col), f"unclosed {name_tok.text}(")
+    stop, k = j, i + 2
+    args, kw = [], {}
+    while k < stop:
+        t = toks[k]
+        if t.text == "." and k + 1 < stop and toks[k + 1].kind == "ident":
+            key = toks[k + 1]
+            if k + 2 >= stop or toks[k + 2].text != "=":
+                raise GenError((path, key.line, key.col), f"'.{key.text}' needs '= value'")
+            if key.text in kw:
+                raise GenError((path, key.line, key.col), f"'.{key.text}' given twice")
+            v, k = parse_value(path, toks, k + 3, stop)
+            v.key_tok = key
+            kw[key.text] = v
+        else:
+            if kw:
+                raise GenError((path, t.line, t.col), "positional argument after .key = value",
+                               "put the type, name and description first")
+            v, k = parse_value(path, toks, k, stop)
+            args.append(v)
+        if k < stop:
+            if toks[k].text != ",":
+                raise GenError((path, toks[k].line, toks[k].col),
+                               f"expected ',' or ')' but found {toks[k].text!r}")
+            k += 1
+    return Call(name_tok.text, name_tok, args, kw, j + 1)
+
+
+# ---------------------------------------------------------------------------------------
+# The model
+
+class TypeRef:
+    """bool, int32, int64, double, string, enum, object <name>, array of one of these."""
+
+    def __init__(self, base, array=False, obj=None, raw=False):
+        self.base, self.array, self.obj, self.raw = base, array, obj, raw
+
+    def __str__(self):
+        return (self.obj.name if self.base == "object" else self.base) + ("[]" if self.array else "")
+
+
+class Field:
+    def __init__(self, where, name, type_, doc, attrs):
+        self.where, self.name, self.type, self.doc, self.attrs = where, name, type_, doc, attrs
+        self.source = "body"
+        self.values = []       # enum
+        self.default = None    # python value or None
+        self.optional = False
+        self.owner = None      # the endpoint or object it belongs to
+
+    @property
+    def required(self):
+        return self.default is None and not self.optional
+
+
+class Obj:
+    def __init__(self, where, name, doc, module):
+        self.where, self.name, self.doc, self.module = where, name, doc, module
+        self.fields = []
+
+
+class Endpoint:
+    def __init__(self, where, method, path, attrs, module):
+        self.where, self.method, self.path, self.attrs, self.module = where, method, path, attrs, module
+        self.args, self.result, self.result_doc, self.result_fields = [], None, "", []
+        self.func = None
+        self.func_where = None
+        self.summary = attrs.get("summary", "")
+        self.description = attrs.get("description", "")
+        self.mode, self.priority, self.max_concurrency, self.timeout_ms = "inline", 0, 0, 0
+        self.response, self.extra, self.tags, self.deprecated = "sync", "forbid", [module.name], False
+        self.params = re.findall(r"\{([^{}/]*)\}", path)
+
+    @property
+    def body_args(self):
+        return [a for a in self.args if a.source == "body"]
+
+
+class Module:
+    def __init__(self, name, doc, where, folder):
+        self.name, self.doc, self.where, self.folder = name, doc, where, folder
+        self.objects, self.endpoints, self.files = {}, [], []
+
+
+def ident_ok(s):
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s) is not None and s not in C_KEYWORDS
+
+
+class Reader:
+    """Turns the annotations of one module folder into a Module."""
+
+    def __init__(self, folder, objects_global):
+        self.folder = folder
+        self.module = None
+        self.objects_global = objects_global
+
+    def err(self, tok, msg, hint=None, path=None):
+        raise GenError((path or self.path, tok.line, tok.col), msg, hint)
+
+    def where(self, tok):
+        return (self.path, tok.line, tok.col)
+
+    def read(self):
+        files = sorted(f for f in os.listdir(self.folder) if f.endswith(".c"))
+        if not files:
+            raise GenError((self.folder, 1, 1), "no .c files in this module folder",
+                           "a module is a folder of C sources holding IM_MODULE and IM_ENDPOINT")
+        pending = []
+        for f in files:
+            self.path = os.path.join(self.folder, f)
+            with open(self.path, encoding="utf-8") as fh:
+                text = fh.read()
+            toks = lex(self.path, text)
+            calls = []
+            i = 0
+            while i < len(toks):
+                t = toks[i]
+                if t.kind == "ident" and t.text.startswith("IM_") and i + 1 < len(toks) and toks[i + 1].text == "(" \
+                        and t.text in ("IM_MODULE", "IM_OBJECT", "IM_FIELD", "IM_ENDPOINT", "IM_ARG", "IM_RESULT"):
+                    c = parse_call(self.path, toks, i)
+                    calls.append(c)
+                    i = c.end
+                    continue
+                i += 1
+            pending.append((self.path, toks, calls, text))
+        # the module first (objects and endpoints need it)
+        for path, toks, calls, text in pending:
+            self.path = path
+            for c in calls:
+                if c.name == "IM_MODULE":
+                    self.on_module(c)
+        if not self.module:
+            raise GenError((os.path.join(self.folder, files[0]), 1, 1), "no IM_MODULE in this module",
+                           f'add IM_MODULE({os.path.basename(self.folder)}, "what it does") to one file')
+        for path, toks, calls, text in pending:
+            self.path = path
+            self.module.files.append(path)
+            self.walk(toks, calls, text)
+        return self.module
+
+    def on_module(self, c):
+        if self.module:
+            self.err(c.tok, f"a second IM_MODULE (the first is at {self.module.where[0]}:{self.module.where[1]})",
+                     "a module folder has exactly one IM_MODULE")
+        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string" or c.kw:
+            self.err(c.tok, "IM_MODULE takes a name and a description", 'IM_MODULE(math, "Integer arithmetic")')
+        name = c.args[0].value
+        folder = os.path.basename(os.path.normpath(self.folder))
+        if name != folder:
+            self.err(c.args[0].tok, f"module '{name}' lives in folder '{folder}'",
+                     f"name the module after its folder: IM_MODULE({folder}, ...)")
+        if not ident_ok(name):
+            self.err(c.args[0].tok, f"'{name}' cannot be a module name", "use a C identifier")
+        self.module = Module(name, c.args[1].value, self.where(c.tok), self.folder)
+
+    def walk(self, toks, calls, text):
+        group = None  # the IM_OBJECT or IM_ENDPOINT (or result object) that fields/args join
+        for idx, c in enumerate(calls):
+            if c.name == "IM_MODULE":
+                group = None
+                continue
+            if c.name == "IM_OBJECT":
+                group = self.on_object(c)
+            elif c.name == "IM_ENDPOINT":
+                group = self.on_endpoint(c)
+            elif c.name == "IM_ARG":
+                if not isinstance(group, Endpoint) or group.result is not None:
+                    self.err(c.tok, "IM_ARG must follow its IM_ENDPOINT (before IM_RESULT)",
+                             "write IM_ENDPOINT(...), then its IM_ARG lines, then IM_RESULT")
+                group.args.append(self.on_field(c, "argument", group))
+            elif c.name == "IM_RESULT":
+                if not isinstance(group, Endpoint) or group.result is not None:
+                    self.err(c.tok, "IM_RESULT must follow an IM_ENDPOINT and its arguments, once")
+                self.on_result(c, group)
+            elif c.name == "IM_FIELD":
+                if isinstance(group, Obj):
+                    group.fields.append(self.on_field(c, "field", group))
+                elif isinstance(group, Endpoint) and group.result is not None and group.result.base == "object" \
+                        and group.result.obj is None:
+                    group.result_fields.append(self.on_field(c, "field", group))
+                else:
+                    self.err(c.tok, "IM_FIELD must follow an IM_OBJECT, or an IM_RESULT(object, ...)",
+                             "fields describe an object: IM_OBJECT(point, \"...\") then IM_FIELD lines")
+            # an endpoint ends at the function that follows its last annotation
+            nxt = calls[idx + 1] if idx + 1 < len(calls) else None
+            if isinstance(group, Endpoint) and (nxt is None or nxt.name not in ("IM_ARG", "IM_RESULT", "IM_FIELD")):
+                self.on_function(group, toks, c.end, nxt)
+                group = None
+            elif isinstance(group, Obj) and (nxt is None or nxt.name != "IM_FIELD"):
+                if not group.fields:
+                    self.err(c.tok, f"object '{group.name}' has no IM_FIELD", "declare its fields after IM_OBJECT")
+                group = None
+
+    def on_object(self, c):
+        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string" or c.kw:
+            self.err(c.tok, "IM_OBJECT takes a name and a description", 'IM_OBJECT(point, "A 2-D point")')
+        name = c.args[0].value
+        if not ident_ok(name) or name in SCALARS or name in ("object", "f64array"):
+            self.err(c.args[0].tok, f"'{name}' cannot be an object name", "use a C identifier that is not a type name")
+        if name in self.objects_global:
+            o = self.objects_global[name]
+            self.err(c.args[0].tok, f"object '{name}' is defined twice (first at {o.where[0]}:{o.where[1]})")
+        o = Obj(self.where(c.tok), name, c.args[1].value, self.module)
+        self.module.objects[name] = o
+        self.objects_global[name] = o
+        return o
+
+    def on_endpoint(self, c):
+        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string":
+            self.err(c.tok, "IM_ENDPOINT takes a method and a path", 'IM_ENDPOINT(POST, "/v1/math/add", .summary = "...")')
+        method = c.args[0].value
+        if method not in METHODS:
+            self.err(c.args[0].tok, f"unknown method '{method}'", "use " + ", ".join(METHODS))
+        path = c.args[1].value
+        pt = c.args[1].tok
+        if not path.startswith("/"):
+            self.err(pt, f"path '{path}' must start with '/'")
+        for seg in path.split("/")[1:]:
+            if "{" in seg or "}" in seg:
+                if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", seg):
+                    self.err(pt, f"bad path segment '{seg}'", "a parameter is a whole segment: /items/{id}")
+            elif not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%-]*", seg):
+                self.err(pt, f"bad character in path segment '{seg}'")
+        params = re.findall(r"\{([^{}]*)\}", path)
+        if len(set(params)) != len(params):
+            self.err(pt, f"path '{path}' names a parameter twice")
+        for k in c.kw:
+            if k not in ENDPOINT_ATTRS:
+                self.err(c.kw[k].key_tok, f"unknown endpoint attribute '.{k}'", "known: ." + ", .".join(ENDPOINT_ATTRS))
+        e = Endpoint(self.where(c.tok), method, path, {}, self.module)
+        kw = c.kw
+
+        def want(k, kinds):
+            v = kw[k]
+            if v.kind not in kinds:
+                self.err(v.tok, f"'.{k}' wants {' or '.join(kinds)}")
+            return v.value
+
+        if "summary" in kw:
+            e.summary = want("summary", ("string",))
+        if "description" in kw:
+            e.description = want("description", ("string",))
+        if "tags" in kw:
+            v = kw["tags"]
+            if v.kind == "string":
+                e.tags = [v.value]
+            elif v.kind == "list" and all(x.kind == "string" for x in v.value) and v.value:
+                e.tags = [x.value for x in v.value]
+            else:
+                self.err(v.tok, "'.tags' wants a string or a {list} of strings")
+        if "mode" in kw:
+            m = want("mode", ("ident",))
+            if m not in MODES:
+                self.err(kw["mode"].tok, f"unknown mode '{m}'", "use IM_INLINE, IM_POOL, IM_SERIAL or IM_PROCESS")
+            e.mode = MODES[m]
+        if "response" in kw:
+            r = want("response", ("ident",))
+            if r not in RESPONSES:
+                self.err(kw["response"].tok, f"unknown response '{r}'", "use IM_SYNC or IM_ASYNC")
+            e.response = RESPONSES[r]
+        if "extra" in kw:
+            x = want("extra", ("ident",))
+            if x not in EXTRAS:
+                self.err(kw["extra"].tok, f"unknown extra policy '{x}'", "use IM_FORBID (the default) or IM_IGNORE")
+            e.extra = EXTRAS[x]
+        if "deprecated" in kw:
+            e.deprecated = want("deprecated", ("bool",))
+        for k, lo, hi in (("priority", 0, 31), ("max_concurrency", 0, 2**31), ("timeout_ms", 0, 2**31)):
+            if k in kw:
+                v = want(k, ("number",))
+                if not isinstance(v, int) or not lo <= v <= hi:
+                    self.err(kw[k].tok, f"'.{k}' must be an integer from {lo} to {hi}")
+                setattr(e, k, v)
+        if e.mode == "inline" and (e.max_concurrency or e.timeout_ms) :
+            key = "max_concurrency" if e.max_concurrency else "timeout_ms"
+            self.err(kw[key].key_tok, f"'.{key}' needs an executor mode",
+                     "inline endpoints run on the event loop and cannot be limited: add .mode = IM_POOL")
+        self.module.endpoints.append(e)
+        return e
+
+    def parse_type(self, v, what):
+        if v.kind != "ident":
+            self.err(v.tok, f"the {what}'s type must be a name", "bool, int32, int64, double, string, enum, f64array, an IM_OBJECT or T[]")
+        return v.value
+
+    def resolve_type(self, name, tok, array):
+        if name == "f64array":
+            if array:
+                self.err(tok, "f64array[] is not a type", "f64array already is an array of double")
+            return TypeRef("double", array=True)
+        if name in SCALARS:
+            return TypeRef(name, array=array)
+        o = self.objects_global.get(name)
+        if o is None:
+            self.err(tok, f"unknown type '{name}'",
+                     "types: bool, int32, int64, double, string, enum, f64array, T[] (an array of one of "
+                     "these), or an object declared with IM_OBJECT before it is used")
+        if o.module is not self.module:
+            self.err(tok, f"object '{name}' belongs to module '{o.module.name}'",
+                     "objects are local to their module: declare it in this one")
+        return TypeRef("object", array=array, obj=o)
+
+    def on_field(self, c, what, owner):
+        """IM_ARG / IM_FIELD (type, name, "doc", .attrs)."""
+        if len(c.args) < 2 or len(c.args) > 3:
+            self.err(c.tok, f"{c.name} takes a type, a name and a description",
+                     f'{c.name}(int64, x, "A value of X", .min = 0)')
+        tname = self.parse_type(c.args[0], what)
+        ttok = c.args[0].tok
+        array = False
+        # T[] arrives as ident then '[' ']' which the value parser does not take: read it here
+        if c.args[1].kind != "ident":
+            self.err(c.args[1].tok, f"the {what}'s name must be a C identifier")
+        name = c.args[1].value
+        doc = ""
+        if len(c.args) == 3:
+            if c.args[2].kind != "string":
+                self.err(c.args[2].tok, f"the {what}'s description must be a \"string\"")
+            doc = c.args[2].value
+        if tname.endswith("[]"):
+            tname, array = tname[:-2], True
+        if not ident_ok(name) or name.startswith("has_"):
+            self.err(c.args[1].tok, f"'{name}' cannot be a {what} name",
+                     "use a C identifier that is not a keyword and does not start with has_")
+        t = self.resolve_type(tname, ttok, array)
+        f = Field(self.where(c.tok), name, t, doc, c.kw)
+        f.owner = owner
+        self.apply_field_attrs(c, f, what, owner)
+        return f
+
+    def apply_field_attrs(self, c, f, what, owner):
+        kw, t = c.kw, f.type
+        allowed = {"default", "optional", "description"}
+        if what == "argument":
+            allowed.add("in")
+        base = t.base
+        if base in ("int32", "int64", "double"):
+            allowed.update(NUM_ATTRS)
+        if base == "string":
+            allowed.update(LEN_ATTRS)
+        if base == "enum":
+            allowed.add("values")
+        if t.array:
+            allowed.update(ITEM_ATTRS)
+        for k, v in kw.items():
+            if k not in allowed:
+                known = ("." + ", .".join(sorted(allowed)))
+                if k in NUM_ATTRS + LEN_ATTRS + ITEM_ATTRS + ("values", "in", "default", "optional"):
+                    self.err(v.key_tok, f"'.{k}' does not apply to {what} '{f.name}' of type {t}", "it takes " + known)
+                self.err(v.key_tok, f"unknown attribute '.{k}'", "known here: " + known)
+        if "description" in kw:
+            if kw["description"].kind != "string":
+                self.err(kw["description"].tok, "'.description' wants a string")
+            f.doc = kw["description"].value
+        if "in" in kw:
+            v = kw["in"]
+            if v.kind != "ident" or v.value not in SOURCES:
+                self.err(v.tok, "'.in' is body, query, path or raw")
+            f.source = SOURCES[v.value]
+        elif isinstance(owner, Endpoint):
+            if f.name in owner.params:
+                f.source = "path"
+            elif owner.method in ("GET", "DELETE"):
+                f.source = "query"
+        if isinstance(owner, Endpoint):
+            if f.source == "path" and f.name not in owner.params:
+                self.err(c.args[1].tok, f"argument '{f.name}' is a path parameter but {owner.path} has no {{{f.name}}}",
+                         f"add /{{{f.name}}} to the path, or take it from the body or query")
+            if f.name in owner.params and f.source != "path":
+                self.err(c.args[1].tok, f"'{f.name}' is in the path, so it cannot come from the {f.source}")
+            if f.source in ("query", "path") and (t.base == "object" or (t.array and f.source == "path")):
+                self.err(c.args[0].tok, f"a {f.source} parameter cannot be of type {t}",
+                         "objects come in the JSON body: .in = body")
+            if f.source == "body" and owner.method == "GET":
+                self.err(c.args[1].tok, f"GET {owner.path} cannot take '{f.name}' from a body",
+                         "GET requests have no body: use .in = query")
+            if f.source == "raw":
+                if not (t.base == "double" and t.array):
+                    self.err(kw["in"].tok, "only an f64array can come raw", "the body is then little-endian float64s")
+                if owner.method == "GET":
+                    self.err(kw["in"].tok, "GET requests have no body")
+        # values (enum)
+        if base == "enum":
+            v = kw.get("values")
+            if v is None:
+                self.err(c.args[0].tok, f"enum '{f.name}' needs .values", '.values = {"red", "green", "blue"}')
+            if v.kind == "string":
+                vals = v.value.split("|")
+            elif v.kind == "list" and all(x.kind == "string" for x in v.value):
+                vals = [x.value for x in v.value]
+            else:
+                self.err(v.tok, "'.values' wants a {list} of strings")
+            if not vals or any(not x for x in vals):
+                self.err(v.tok, "enum values must be non-empty strings")
+            if len(set(vals)) != len(vals):
+                self.err(v.tok, "an enum value is given twice")
+            consts = [re.sub(r"[^A-Za-z0-9_]", "_", x) for x in vals]
+            if len(set(consts)) != len(consts):
+                self.err(v.tok, "two enum values give the same C name",
+                         "values are turned into C names by replacing other characters with _")
+            f.values = vals
+        # bounds
+        lo = hi = None
+        for k in NUM_ATTRS:
+            if k in kw:
+                v = kw[k]
+                if v.kind != "number":
+                    self.err(v.tok, f"'.{k}' wants a number")
+                if base in INT_RANGE:
+                    if not isinstance(v.value, int):
+                        self.err(v.tok, f"'.{k}' of an integer must be an integer")
+                    rlo, rhi = INT_RANGE[base]
+                    if not rlo <= v.value <= rhi:
+                        self.err(v.tok, f"'.{k}' = {v.value} is outside {base}")
+        if "min" in kw and "exclusive_min" in kw:
+            self.err(kw["exclusive_min"].key_tok, "give .min or .exclusive_min, not both")
+        if "max" in kw and "exclusive_max" in kw:
+            self.err(kw["exclusive_max"].key_tok, "give .max or .exclusive_max, not both")
+        for k in ("min", "exclusive_min"):
+            if k in kw:
+                lo = (kw[k].value, k == "exclusive_min", kw[k])
+        for k in ("max", "exclusive_max"):
+            if k in kw:
+                hi = (kw[k].value, k == "exclusive_max", kw[k])
+        if lo and hi and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
+            self.err(hi[2].key_tok, f"no value satisfies both bounds of '{f.name}'",
+                     "the lower bound must be below the upper bound")
+        f.lo, f.hi = lo, hi
+        for a, b in ((LEN_ATTRS[0], LEN_ATTRS[1]), (ITEM_ATTRS[0], ITEM_ATTRS[1])):
+            for k in (a, b):
+                if k in kw:
+                    v = kw[k]
+                    if v.kind != "number" or not isinstance(v.value, int) or not 0 <= v.value < 2**32:
+                        self.err(v.tok, f"'.{k}' wants a non-negative integer")
+            if a in kw and b in kw and kw[a].value > kw[b].value:
+                self.err(kw[b].key_tok, f"'.{a}' is above '.{b}'")
+        # optional, default
+        if "optional" in kw:
+            if kw["optional"].kind != "bool":
+                self.err(kw["optional"].tok, "'.optional' wants true or false")
+            f.optional = kw["optional"].value
+        if "default" in kw:
+            v = kw["default"]
+            if t.array or base == "object":
+                self.err(v.key_tok, f"{t} cannot have a default", "use .optional = true and test has_" + f.name)
+            if f.source == "path":
+                self.err(v.key_tok, "a path parameter cannot have a default: the path always has it")
+            ok = {"bool": ("bool",), "int32": ("number",), "int64": ("number",), "double": ("number",),
+                  "string": ("string",), "enum": ("string",)}[base]
+            if v.kind not in ok or (base in INT_RANGE and not isinstance(v.value, int)):
+                self.err(v.tok, f"the default of '{f.name}' must be a {'integer' if base in INT_RANGE else ok[0]}")
+            d = v.value
+            if base in INT_RANGE and not INT_RANGE[base][0] <= d <= INT_RANGE[base][1]:
+                self.err(v.tok, f"default {d} is outside {base}")
+            if base == "enum" and d not in f.values:
+                self.err(v.tok, f"default '{d}' is not one of the values")
+            if base in ("int32", "int64", "double"):
+                if lo and (d < lo[0] or (lo[1] and d == lo[0])):
+                    self.err(v.tok, f"default {d} breaks the lower bound")
+                if hi and (d > hi[0] or (hi[1] and d == hi[0])):
+                    self.err(v.tok, f"default {d} breaks the upper bound")
+            if base == "string":
+                n = len(d)
+                if ("min_length" in kw and n < kw["min_length"].value) or ("max_length" in kw and n > kw["max_length"].value):
+                    self.err(v.tok, "the default breaks the length bounds")
+            f.default = d
+            if f.optional:
+                self.err(v.key_tok, "an argument with a default is already optional", "drop .optional")
+        if f.source == "path" and f.optional:
+            self.err(kw["optional"].key_tok, "a path parameter cannot be optional")
+
+    def on_result(self, c, e):
+        if not 1 <= len(c.args) <= 2 or c.kw:
+            self.err(c.tok, "IM_RESULT takes a type and a description", 'IM_RESULT(int64, "The sum")')
+        tname = self.parse_type(c.args[0], "result")
+        e.result_doc = c.args[1].value if len(c.args) == 2 and c.args[1].kind == "string" else ""
+        if len(c.args) == 2 and c.args[1].kind != "string":
+            self.err(c.args[1].tok, "the result's description must be a \"string\"")
+        array = tname.endswith("[]")
+        if array:
+            tname = tname[:-2]
+        if tname == "object":
+            if array:
+                self.err(c.args[0].tok, "object[] is not a type", "declare an IM_OBJECT and return name[]")
+            e.result = TypeRef("object")  # inline object: IM_FIELD lines follow
+            e.result_where = self.where(c.tok)
+        else:
+            e.result = self.resolve_type(tname, c.args[0].tok, array)
+            if e.result.base == "enum":
+                self.err(c.args[0].tok, "a result cannot be an enum", "return a string")
+
+    def on_function(self, e, toks, start, nxt):
+        """The function definition after an endpoint's annotations: int NAME(...)."""
+        i = start
+        last = toks[start - 1]
+        if e.result is not None and e.result.base == "object" and e.result.obj is None and not e.result_fields:
+            self.err(last, "IM_RESULT(object, ...) needs IM_FIELD lines after it")
+        # find "ident (" ; the tokens before it must be "int"
+        j = i
+        while j + 1 < len(toks) and not (toks[j].kind == "ident" and toks[j + 1].text == "("):
+            if toks[j].text in (";", "{", "}") or (toks[j].kind == "ident" and toks[j].text.startswith("IM_")):
+                j = None
+                break
+            j += 1
+        if j is None or j + 1 >= len(toks):
+            self.err(last, "an endpoint's annotations must be followed by its function",
+                     f"int name(im_call *call, const name_args *in, name_result *out) {{ ... }}")
+        head = [t.text for t in toks[i:j]]
+        if head != ["int"]:
+            self.err(toks[i], "the endpoint function must be declared 'int name(...)'",
+                     "it returns 0 (200 with the result) or a status from im_call_fail; no static")
+        name = toks[j].text
+        if not ident_ok(name):
+            self.err(toks[j], f"'{name}' cannot be an endpoint function name")
+        e.func = name
+        e.func_where = self.where(toks[j])
+
+
+# ---------------------------------------------------------------------------------------
+# Checks across the service
+
+def check_service(modules):
+    routes, funcs = {}, {}
+    for m in modules:
+        for e in m.endpoints:
+            key = (e.method, re.sub(r"\{[^}]*\}", "{}", e.path))
+            if key in routes:
+                o = routes[key]
+                raise GenError(e.where, f"duplicate route {e.method} {e.path} (also at {o.where[0]}:{o.where[1]})",
+                               "each method and path pair belongs to one endpoint")
+            routes[key] = e
+            if e.func in funcs:
+                o = funcs[e.func]
+                raise GenError(e.func_where, f"function '{e.func}' serves two endpoints (also at {o.where[0]}:{o.where[1]})")
+            funcs[e.func] = e
+            names = {}
+            for a in e.args:
+                if a.name in names:
+                    raise GenError(a.where, f"argument '{a.name}' is declared twice")
+                names[a.name] = a
+            for p in e.params:
+                if p not in names:
+                    raise GenError(e.where, f"path parameter {{{p}}} has no IM_ARG",
+                                   f"declare it: IM_ARG(int64, {p}, \"...\") (or string)")
+            raws = [a for a in e.args if a.source == "raw"]
+            if raws and (len(raws) > 1 or e.body_args):
+                raise GenError(raws[0].where, "a raw body argument must be the only body argument")
+            if len(e.body_args) > 64:
+                raise GenError(e.where, "more than 64 body arguments")
+            for name in (e.func + "_args", e.func + "_result"):
+                if name in funcs or any(name in mm.objects for mm in modules):
+                    raise GenError(e.func_where, f"'{name}' is already a name in this service")
+        for o in m.objects.values():
+            seen = set()
+            for f in o.fields:
+                if f.name in seen:
+                    raise GenError(f.where, f"field '{f.name}' is declared twice")
+                seen.add(f.name)
+                if f.source != "body":
+                    raise GenError(f.where, "object fields come from the body")
+
+
+# ---------------------------------------------------------------------------------------
+# Emitting C
+
+def c_str(s):
+    """A C string literal for s (UTF-8 bytes, escaped)."""
+    out = []
+    for b in s.encode("utf-8"):
+        if b in (34, 92):
+            out.append("\\" + chr(b))
+        elif 32 <= b < 127 and b != 63:  # '?' escaped: no trigraphs
+            out.append(chr(b))
+        else:
+            out.append("\\%03o" % b)
+    return '"' + "".join(out) + '"'
+
+
+def c_comment(s):
+    return s.replace("*/", "* /").replace("\n", " ")
+
+
+CTYPE = {"bool": "bool", "int32": "int32_t", "int64": "int64_t", "double": "double", "string": "im_str",
+         "enum": "int"}
+ARRTYPE = {"bool": "im_bools", "int32": "im_i32s", "int64": "im_i64s", "double": "im_f64s",
+           "string": "im_strs", "enum": "im_enums"}
+TCONST = {"bool": "IM_T_BOOL", "int32": "IM_T_INT32", "int64": "IM_T_INT64", "double": "IM_T_DOUBLE",
+          "string": "IM_T_STRING", "enum": "IM_T_ENUM", "object": "IM_T_OBJECT"}
+
+
+def ctype_of(t):
+    if t.array:
+        return t.obj.name + "_list" if t.base == "object" else ARRTYPE[t.base]
+    return t.obj.name if t.base == "object" else CTYPE[t.base]
+
+
+class Out:
+    """Collects generated lines, knows its own line numbers (for #line)."""
+
+    def __init__(self, name):
+        self.name, self.lines = name, []
+
+    def add(self, *lines):
+        for l in lines:
+            self.lines.extend(l.split("\n"))
+
+    def line_to(self, where):
+        self.lines.append(f'#line {where[1]} "{where[0]}"')
+
+    def line_back(self):
+        self.lines.append(f'#line {len(self.lines) + 2} "{self.name}"')
+
+    def text(self):
+        return "\n".join(self.lines) + "\n"
+
+
+def c_double(x):
+    r = repr(float(x))
+    if r in ("inf", "-inf", "nan"):
+        raise ValueError(r)
+    return r
+
+
+def field_init(f, cname, prefix):
+    """A static const im_field initializer."""
+    t = f.type
+    flags, imin, imax, dmin, dmax = [], "0", "0", "0", "0"
+    if f.lo:
+        flags.append("IM_F_MIN")
+        if f.lo[1]:
+            flags.append("IM_F_XMIN")
+        if t.base == "double":
+            dmin = c_double(f.lo[0])
+        else:
+            imin = "INT64_C(%d)" % f.lo[0] if f.lo[0] != -2**63 else "INT64_MIN"
+    if f.hi:
+        flags.append("IM_F_MAX")
+        if f.hi[1]:
+            flags.append("IM_F_XMAX")
+        if t.base == "double":
+            dmax = c_double(f.hi[0])
+        else:
+            imax = "INT64_C(%d)" % f.hi[0]
+    kw = f.attrs
+    min_len = kw["min_length"].value if "min_length" in kw else 0
+    max_len = kw["max_length"].value if "max_length" in kw else 0
+    min_items = kw["min_items"].value if "min_items" in kw else 0
+    max_items = kw["max_items"].value if "max_items" in kw else 0
+    if "min_length" in kw:
+        flags.append("IM_F_MINLEN")
+    if "max_length" in kw:
+        flags.append("IM_F_MAXLEN")
+    if "min_items" in kw:
+        flags.append("IM_F_MINITEMS")
+    if "max_items" in kw:
+        flags.append("IM_F_MAXITEMS")
+    typ = "IM_T_ARRAY" if t.array else TCONST[t.base]
+    elem = TCONST[t.base] if t.array else "0"
+    src = {"body": "IM_IN_BODY", "query": "IM_IN_QUERY", "path": "IM_IN_PATH", "raw": "IM_IN_BODY"}[f.source]
+    values = f"{prefix}_values" if f.values else "NULL"
+    elem_size = f"sizeof({t.obj.name})" if t.base == "object" and t.array else "0"
+    obj = f"im_gen_bind_obj_{t.obj.name}" if t.base == "object" else "NULL"
+    return (f"static const im_field {cname} = {{{c_str(f.name)}, {typ}, {elem}, {' | '.join(flags) or '0'}, {src}, "
+            f"{imin}, {imax}, {dmin}, {dmax}, {min_len}u, {max_len}u, {min_items}u, {max_items}u, "
+            f"{values}, {len(f.values)}u, {elem_size}, {obj}}};")
+
+
+def default_c(f):
+    d, b = f.default, f.type.base
+    if b == "bool":
+        return "true" if d else "false"
+    if b == "int32":
+        return str(d)
+    if b == "int64":
+        return "INT64_C(%d)" % d if d != -2**63 else "INT64_MIN"
+    if b == "double":
+        return c_double(d)
+    if b == "enum":
+        return str(f.values.index(d))
+    return f"im_str_from({c_str(d)})"
+
+
+def key_dispatch(out, fields, var, on_match, indent="        "):
+    """switch on the key's length, then compare bytes: no scan over all fields."""
+    by_len = {}
+    for i, f in enumerate(fields):
+        by_len.setdefault(len(f.name.encode()), []).append((i, f))
+    out.add(f"{indent}switch ({var}.len) {{")
+    for n in sorted(by_len):
+        out.add(f"{indent}case {n}:")
+        for i, f in by_len[n]:
+            out.add(f"{indent}    if (memcmp({var}.ptr, {c_str(f.name)}, {n}) == 0) {{")
+            for l in on_match(i, f):
+                out.add(f"{indent}        {l}")
+            out.add(f"{indent}        continue;", f"{indent}    }}")
+        out.add(f"{indent}    break;")
+    out.add(f"{indent}}}")
+
+
+def emit_members(out, fields, indent="    "):
+    for f in fields:
+        if f.optional:
+            out.add(f"{indent}bool has_{f.name}; /* {f.name} was given */")
+        doc = f" /* {c_comment(f.doc)} */" if f.doc else ""
+        out.add(f"{indent}{ctype_of(f.type)} {f.name};{doc}")
+    if not fields:
+        out.add(f"{indent}char im_unused_; /* no members: C wants one */")
+
+
+def emit_module_header(m, outdir):
+    name = f"{m.name}.gen.h"
+    out = Out(name)
+    guard = f"IM_GEN_{m.name.upper()}_H"
+    out.add(f"/* {name} — generated by {GENERATOR} from module '{m.name}'; do not edit. */",
+            f"#ifndef {guard}", f"#define {guard}", '#include "immersive.h"', "")
+    for o in m.objects.values():
+        out.add(f"/* {c_comment(o.doc)} */")
+        out.line_to(o.where)
+        out.add(f"typedef struct {o.name} {{")
+        emit_members(out, o.fields)
+        out.add(f"}} {o.name};")
+        out.line_back()
+        out.add(f"typedef struct {o.name}_list {{ const {o.name} *ptr; size_t len; }} {o.name}_list;", "")
+        for f in o.fields:
+            emit_enum(out, f, f"{o.name}_{f.name}")
+    for e in m.endpoints:
+        out.add(f"/* {e.func}: {e.method} {e.path}" + (f" — {c_comment(e.summary)}" if e.summary else "") + " */")
+        for a in e.args:
+            emit_enum(out, a, f"{e.func}_{a.name}")
+        for f in e.result_fields:
+            emit_enum(out, f, f"{e.func}_result_{f.name}")
+        out.line_to(e.where)
+        out.add(f"typedef struct {e.func}_args {{")
+        emit_members(out, e.args)
+        out.add(f"}} {e.func}_args;")
+        out.add(f"typedef struct {e.func}_result {{")
+        if e.result is None:
+            out.add("    char im_unused_; /* no result: the answer is null */")
+        elif e.result.base == "object" and e.result.obj is None:
+            emit_members(out, e.result_fields)
+        else:
+            doc = f" /* {c_comment(e.result_doc)} */" if e.result_doc else ""
+            out.add(f"    {ctype_of(e.result)} result;{doc}")
+        out.add(f"}} {e.func}_result;")
+        out.line_to(e.func_where)
+        out.add(f"int {e.func}(im_call *call, const {e.func}_args *in, {e.func}_result *out);")
+        out.line_back()
+        out.add("")
+    out.add(f"#endif /* {guard} */")
+    return name, out.text()
+
+
+def emit_enum(out, f, prefix):
+    if f.type.base != "enum":
+        return
+    consts = [re.sub(r"[^A-Za-z0-9_]", "_", v) for v in f.values]
+    out.add(f"enum {{ /* values of {f.name} */")
+    for i, (c, v) in enumerate(zip(consts, f.values)):
+        out.add(f"    {prefix}_{c} = {i}, /* {c_comment(v)} */")
+    out.add("};")
+
+
+def emit_binder_body(out, fields, prefix, target, extra_check):
+    """The key loop of an object binder over `fields` into `target` (a pointer expression)."""
+    n = len(fields)
+    seen_t = "uint64_t" if n > 32 else "uint32_t"
+    one = "UINT64_C(1)" if n > 32 else "1u"
+    out.add(f"    {seen_t} seen = 0;", "    im_str k;", "    int r;")
+
+    def on(i, f):
+        return [f"seen |= {one} << {i};", f"im_bind_field(b, &{prefix}_{f.name}, &{target}->{f.name});"] + \
+               ([f"{target}->has_{f.name} = true;"] if f.optional else [])
+
+    out.add("    while ((r = im_bind_obj_key(b, &k)) > 0) {")
+    if fields:
+        key_dispatch(out, fields, "k", on)
+    out.add("        im_bind_extra(b, k);", "    }", "    if (r < 0) return r;")
+    for i, f in enumerate(fields):
+        if f.required:
+            out.add(f"    if (!(seen & ({one} << {i}))) im_bind_missing(b, &{prefix}_{f.name});")
+        elif f.default is not None:
+            out.add(f"    if (!(seen & ({one} << {i}))) {target}->{f.name} = {default_c(f)};")
+
+
+def emit_writer_value(out, t, expr, indent, depth=0):
+    """Statements writing expr (of type t) with the im_jw *w."""
+    if t.array:
+        i = f"i{depth}"
+        out.add(f"{indent}im_jw_arr(w);",
+                f"{indent}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
+        emit_writer_value(out, TypeRef(t.base, obj=t.obj), f"{expr}.ptr[{i}]", indent + "    ", depth + 1)
+        out.add(f"{indent}}}", f"{indent}im_jw_arr_end(w);")
+        return
+    b = t.base
+    if b == "bool":
+        out.add(f"{indent}im_jw_bool(w, {expr});")
+    elif b in ("int32", "int64"):
+        out.add(f"{indent}im_jw_int(w, {expr});")
+    elif b == "double":
+        out.add(f"{indent}im_jw_double(w, {expr});")
+    elif b == "string":
+        out.add(f"{indent}if ({expr}.ptr) im_jw_strn(w, {expr}.ptr, {expr}.len);",
+                f"{indent}else im_jw_null(w);")
+    elif b == "object":
+        out.add(f"{indent}im_gen_write_obj_{t.obj.name}(w, &{expr});")
+
+
+def emit_writer_fields(out, fields, src, enum_prefix):
+    out.add("    im_jw_obj(w);")
+    for f in fields:
+        if f.optional:
+            out.add(f"    if ({src}->has_{f.name}) {{")
+            ind = "        "
+        else:
+            ind = "    "
+        out.add(f"{ind}im_jw_key(w, {c_str(f.name)});")
+        if f.type.base == "enum" and not f.type.array:
+            vals = ", ".join(c_str(v) for v in f.values)
+            out.add(f"{ind}{{", f"{ind}    static const char *const v[] = {{{vals}}};",
+                    f"{ind}    int x = {src}->{f.name};",
+                    f"{ind}    if (x >= 0 && x < {len(f.values)}) im_jw_str(w, v[x]);",
+                    f"{ind}    else im_jw_null(w);", f"{ind}}}")
+        elif f.type.base == "enum":
+            vals = ", ".join(c_str(v) for v in f.values)
+            out.add(f"{ind}{{", f"{ind}    static const char *const v[] = {{{vals}}};",
+                    f"{ind}    im_jw_arr(w);",
+                    f"{ind}    for (size_t i = 0; i < {src}->{f.name}.len; i++) {{",
+                    f"{ind}        int x = {src}->{f.name}.ptr[i];",
+                    f"{ind}        if (x >= 0 && x < {len(f.values)}) im_jw_str(w, v[x]);",
+                    f"{ind}        else im_jw_null(w);", f"{ind}    }}", f"{ind}    im_jw_arr_end(w);", f"{ind}}}")
+        else:
+            emit_writer_value(out, f.type, f"{src}->{f.name}", ind)
+        if f.optional:
+            out.add("    }")
+    out.add("    im_jw_obj_end(w);")
+
+
+def emit_routes(service, modules, openapi_text, outdir):
+    name = f"{service}.routes.c"
+    out = Out(name)
+    out.add(f"/* {name} — generated by {GENERATOR} for service '{service}'; do not edit.",
+            " * Binders read the request straight into each endpoint's argument struct; the table at",
+            f" * the end is what im_register_{service}() hands to the server. */",
+            '#include "immersive.h"', "#include <string.h>")
+    for m in modules:
+        out.add(f'#include "{m.name}.gen.h"')
+    out.add(f'#include "{service}.service.h"', "")
+    for m in modules:
+        out.add(f"/* ======== module {m.name}: {c_comment(m.doc)} ======== */", "")
+        bound, written = objects_used(m)
+        # objects: binders for those that arrive, writers for those that leave (only those:
+        # no unused functions); declared first, as they may refer to each other
+        for o in m.objects.values():
+            if o.name in bound:
+                out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst);")
+            if o.name in written:
+                out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o);")
+        for o in m.objects.values():
+            if o.name in bound:
+                emit_fields_consts(out, o.fields, f"im_gen_f_{o.name}")
+        for o in m.objects.values():
+            if o.name not in bound and o.name not in written:
+                continue
+            out.line_to(o.where)
+            if o.name in bound:
+                out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst)", "{",
+                        f"    {o.name} *o = dst;", "    int rb = im_bind_obj_begin(b);",
+                        "    if (rb <= 0) return rb;")
+                emit_binder_body(out, o.fields, f"im_gen_f_{o.name}", "o", None)
+                out.add("    return 0;", "}")
+            if o.name in written:
+                out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o)", "{")
+                emit_writer_fields(out, o.fields, "o", o.name)
+                out.add("}")
+            out.line_back()
+            out.add("")
+        for e in m.endpoints:
+            emit_endpoint(out, e)
+    # the table
+    out.add(f"static const im_endpoint im_gen_endpoints[] = {{")
+    for m in modules:
+        for e in m.endpoints:
+            out.add(f"    {{{c_str(e.method)}, {c_str(e.path)}, {c_str(e.func)}, {c_str(m.name)}, "
+                    f"sizeof({e.func}_args), sizeof({e.func}_result), im_gen_bind_{e.func}, "
+                    f"im_gen_call_{e.func}, im_gen_write_{e.func}, IM_MODE_{e.mode.upper()}, "
+                    f"IM_RESPOND_{e.response.upper()}, {e.priority}, IM_EXTRA_{e.extra.upper()}, "
+                    f"{2 if any(a.source == 'raw' for a in e.args) else 1 if e.body_args else 0}, "
+                    f"{e.max_concurrency}u, {e.timeout_ms}u}},")
+    if not any(m.endpoints for m in modules):
+        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0}, /* none */')
+    out.add("};", "")
+    # the OpenAPI document, as a C string in 200-byte pieces
+    data = openapi_text.encode("utf-8")
+    out.add("static const char im_gen_openapi[] =")
+    for i in range(0, len(data), 200):
+        out.add("    " + c_bytes(data[i:i + 200]))
+    out.add(";", "")
+    n = sum(len(m.endpoints) for m in modules)
+    out.add(f"int im_register_{service}(im_server *s)", "{",
+            f"    return im_server_add_endpoints(s, im_gen_endpoints, {n}, im_gen_openapi, sizeof im_gen_openapi - 1);",
+            "}")
+    return name, out.text()
+
+
+def objects_used(m):
+    """Names of the module's objects that requests carry (bound) and that results carry
+    (written), following objects inside objects."""
+    def close(types):
+        seen, todo = set(), [t.obj for t in types if t is not None and t.base == "object" and t.obj]
+        while todo:
+            o = todo.pop()
+            if o.name in seen:
+                continue
+            seen.add(o.name)
+            todo.extend(f.type.obj for f in o.fields if f.type.base == "object")
+        return seen
+    bound = close([a.type for e in m.endpoints for a in e.args])
+    written = close([e.result for e in m.endpoints] + [f.type for e in m.endpoints for f in e.result_fields])
+    return bound, written
+
+
+def c_bytes(bs):
+    out = []
+    for b in bs:
+        if b in (34, 92):
+            out.append("\\" + chr(b))
+        elif 32 <= b < 127 and b != 63:
+            out.append(chr(b))
+        else:
+            out.append("\\%03o" % b)
+    return '"' + "".join(out) + '"'
+
+
+def emit_fields_consts(out, fields, prefix):
+    for f in fields:
+        if f.values:
+            out.add(f"static const char *const {prefix}_{f.name}_values[] = {{{', '.join(c_str(v) for v in f.values)}}};")
+        out.add(field_init(f, f"{prefix}_{f.name}", f"{prefix}_{f.name}"))
+
+
+def emit_endpoint(out, e):
+    f_prefix = f"im_gen_f_{e.func}"
+    out.add(f"/* ---- {e.func}: {e.method} {e.path} ---- */")
+    emit_fields_consts(out, e.args, f_prefix)
+    if e.result_fields:
+        emit_fields_consts(out, e.result_fields, f"im_gen_r_{e.func}")
+    out.line_to(e.where)
+    out.add(f"static int im_gen_bind_{e.func}(im_bind *b, void *vargs)", "{",
+            f"    {e.func}_args *a = vargs;")
+    params = [a for a in e.args if a.source in ("query", "path")]
+    body = e.body_args
+    raw = [a for a in e.args if a.source == "raw"]
+    if not params and not body and not raw:
+        out.add("    (void)a;")
+    for p in params:
+        out.add(f"    if (im_bind_param(b, &{f_prefix}_{p.name}, &a->{p.name})) {{")
+        if p.optional:
+            out.add(f"        a->has_{p.name} = true;")
+        out.add("    } else {")
+        if p.required:
+            out.add(f"        im_bind_missing(b, &{f_prefix}_{p.name});")
+        elif p.default is not None:
+            out.add(f"        a->{p.name} = {default_c(p)};")
+        out.add("    }")
+    if raw:
+        r = raw[0]
+        out.add(f"    if (im_bind_raw_f64(b, &{f_prefix}_{r.name}, &a->{r.name})) {{")
+        if r.optional:
+            out.add(f"        a->has_{r.name} = true;")
+        out.add("    }")
+        if r.required:
+            out.add(f"    else im_bind_missing(b, NULL);")
+    if body:
+        required = [f for f in body if f.required]
+        out.add("    if (!im_bind_has_body(b)) {")
+        if required:
+            out.add("        im_bind_missing(b, NULL); /* the whole body */")
+        for f in body:
+            if f.default is not None:
+                out.add(f"        a->{f.name} = {default_c(f)};")
+        out.add("        return 0;", "    }", "    int rb = im_bind_obj_begin(b);", "    if (rb <= 0) return rb;")
+        emit_binder_body(out, body, f_prefix, "a", None)
+    out.add("    return 0;", "}")
+    out.add(f"static int im_gen_call_{e.func}(im_call *call, const void *args, void *out)", "{",
+            f"    return {e.func}(call, (const {e.func}_args *)args, ({e.func}_result *)out);", "}")
+    out.add(f"static void im_gen_write_{e.func}(im_jw *w, const void *vout)", "{")
+    if e.result is None:
+        out.add("    (void)vout;", "    im_jw_null(w);")
+    elif e.result.base == "object" and e.result.obj is None:
+        out.add(f"    const {e.func}_result *o = vout;")
+        emit_writer_fields(out, e.result_fields, "o", f"{e.func}_result")
+    else:
+        out.add(f"    const {e.func}_result *o = vout;", "    im_jw_obj(w);", '    im_jw_key(w, "result");')
+        emit_writer_value(out, e.result, "o->result", "    ")
+        out.add("    im_jw_obj_end(w);")
+    out.add("}")
+    out.line_back()
+    out.add("")
+
+
+# ---------------------------------------------------------------------------------------
+# OpenAPI 3.1
+
+def schema_of(t, f=None, modules=None):
+    if t.array:
+        s = {"type": "array", "items": schema_of(TypeRef(t.base, obj=t.obj), f)}
+        if f is not None:
+            kw = f.attrs
+            if "min_items" in kw:
+                s["minItems"] = kw["min_items"].value
+            if "max_items" in kw:
+                s["maxItems"] = kw["max_items"].value
+        return s
+    b = t.base
+    if b == "object":
+        return {"$ref": f"#/components/schemas/{t.obj.name}"}
+    s = {"bool": {"type": "boolean"}, "int32": {"type": "integer", "format": "int32"},
+         "int64": {"type": "integer", "format": "int64"}, "double": {"type": "number", "format": "double"},
+         "string": {"type": "string"}, "enum": {"type": "string"}}[b]
+    s = dict(s)
+    if f is not None:
+        kw = f.attrs
+        if b == "enum":
+            s["enum"] = list(f.values)
+        if f.lo:
+            s["exclusiveMinimum" if f.lo[1] else "minimum"] = f.lo[0]
+        if f.hi:
+            s["exclusiveMaximum" if f.hi[1] else "maximum"] = f.hi[0]
+        if "min_length" in kw:
+            s["minLength"] = kw["min_length"].value
+        if "max_length" in kw:
+            s["maxLength"] = kw["max_length"].value
+    return s
+
+
+def field_schema(f):
+    s = schema_of(f.type, f)
+    if f.type.array and f.type.base != "object":
+        pass
+    if "$ref" in s:
+        s = {"allOf": [s]}  # siblings of $ref are fine in 3.1, allOf reads well in older tools
+    if f.doc:
+        s["description"] = f.doc
+    if f.default is not None:
+        s["default"] = f.default
+    return s
+
+
+def object_schema(title, fields, doc, extra):
+    props, req = {}, []
+    for f in fields:
+        props[f.name] = field_schema(f)
+        if f.required:
+            req.append(f.name)
+    s = {"title": title, "type": "object", "properties": props}
+    if doc:
+        s["description"] = doc
+    if req:
+        s["required"] = req
+    if extra == "forbid":
+        s["additionalProperties"] = False
+    return s
+
+
+def openapi(service, title, version, modules):
+    schemas = {}
+    paths = {}
+    for m in modules:
+        for o in m.objects.values():
+            schemas[o.name] = object_schema(o.name, o.fields, o.doc, "forbid")
+    for m in modules:
+        for e in m.endpoints:
+            op = {"operationId": e.func, "tags": e.tags}
+            if e.summary:
+                op["summary"] = e.summary
+            if e.description:
+                op["description"] = e.description
+            if e.deprecated:
+                op["deprecated"] = True
+            params = []
+            for a in e.args:
+                if a.source in ("query", "path"):
+                    p = {"name": a.name, "in": a.source, "required": a.source == "path" or a.required,
+                         "schema": schema_of(a.type, a)}
+                    if a.default is not None:
+                        p["schema"]["default"] = a.default
+                    if a.doc:
+                        p["description"] = a.doc
+                    if a.type.array:
+                        p["style"], p["explode"] = "form", True
+                    params.append(p)
+            if params:
+                op["parameters"] = params
+            body = e.body_args
+            raw = [a for a in e.args if a.source == "raw"]
+            if body:
+                sname = f"{e.func}_args"
+                schemas[sname] = object_schema(sname, body, "", e.extra)
+                op["requestBody"] = {"required": any(f.required for f in body),
+                                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{sname}"}}}}
+            elif raw:
+                op["requestBody"] = {"required": raw[0].required, "description": raw[0].doc or "float64 values",
+                                     "content": {"application/octet-stream": {"schema": {
+                                         "type": "string", "contentMediaType": "application/octet-stream",
+                                         "description": "little-endian IEEE 754 float64 values, 8 bytes each"}}}}
+            if e.result is None:
+                rs = {"type": "null"}
+            elif e.result.base == "object" and e.result.obj is None:
+                rname = f"{e.func}_result"
+                schemas[rname] = object_schema(rname, e.result_fields, e.result_doc, "ignore")
+                rs = {"$ref": f"#/components/schemas/{rname}"}
+            else:
+                inner = schema_of(e.result)
+                if e.result_doc:
+                    inner = dict(inner, description=e.result_doc) if "$ref" not in inner else {"allOf": [inner], "description": e.result_doc}
+                rname = f"{e.func}_result"
+                schemas[rname] = {"title": rname, "type": "object", "properties": {"result": inner}, "required": ["result"]}
+                rs = {"$ref": f"#/components/schemas/{rname}"}
+            err = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
+            verr = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}
+            responses = {"200": {"description": "Successful Response", "content": {"application/json": {"schema": rs}}}}
+            if body or raw:
+                responses["400"] = {"description": "Malformed JSON (the byte offset is in loc and ctx)", "content": verr}
+                responses["415"] = {"description": "The body is not JSON", "content": err}
+            if e.args:
+                responses["422"] = {"description": "Validation Error", "content": verr}
+            if e.mode in ("pool", "serial", "process"):
+                responses["429"] = {"description": "Too many calls in flight, or the work queue is full",
+                                    "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                                                "description": "Seconds to wait before trying again"}},
+                                    "content": err}
+            op["responses"] = responses
+            op["x-immersive"] = {"module": m.name, "mode": e.mode, "priority": e.priority,
+                                 "max_concurrency": e.max_concurrency, "timeout_ms": e.timeout_ms,
+                                 "response": e.response, "extra": e.extra}
+            paths.setdefault(e.path, {})[e.method.lower()] = op
+    schemas["HTTPError"] = {"title": "HTTPError", "type": "object",
+                            "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+    schemas["ValidationError"] = {
+        "title": "ValidationError", "type": "object",
+        "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                       "msg": {"type": "string"}, "type": {"type": "string"}, "input": {},
+                       "ctx": {"type": "object"}},
+        "required": ["loc", "msg", "type"]}
+    schemas["HTTPValidationError"] = {
+        "title": "HTTPValidationError", "type": "object",
+        "properties": {"detail": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}}}
+    tags = [{"name": m.name, "description": m.doc} for m in modules]
+    return {"openapi": "3.1.0", "info": {"title": title, "version": version},
+            "tags": tags, "paths": paths, "components": {"schemas": schemas}}
+
+
+# ---------------------------------------------------------------------------------------
+
+def generate(service, module_dirs, outdir, title=None, version="0.1.0"):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", service):
+        raise GenError(("<command line>", 1, 1), f"service name '{service}' is not a C identifier")
+    objects = {}
+    modules = []
+    seen = {}
+    for d in module_dirs:
+        if not os.path.isdir(d):
+            raise GenError((d, 1, 1), "not a module folder")
+        m = Reader(d, objects).read()
+        if m.name in seen:
+            raise GenError(m.where, f"module '{m.name}' given twice")
+        seen[m.name] = m
+        modules.append(m)
+    check_service(modules)
+    doc = openapi(service, title or service, version, modules)
+    compact = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    files = {}
+    for m in modules:
+        n, t = emit_module_header(m, outdir)
+        files[n] = t
+    n, t = emit_routes(service, modules, compact, outdir)
+    files[n] = t
+    files[f"{service}.service.h"] = (
+        f"/* {service}.service.h — generated by {GENERATOR}; do not edit. */\n"
+        f"#ifndef IM_GEN_SERVICE_{service.upper()}_H\n#define IM_GEN_SERVICE_{service.upper()}_H\n"
+        '#include "immersive.h"\n'
+        f"/* Adds the service's annotated endpoints and GET /openapi.json. 0 or -errno. */\n"
+        f"int im_register_{service}(im_server *s);\n#endif\n")
+    files[f"{service}.openapi.json"] = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return files
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--service", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--title")
+    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("modules", nargs="*")
+    a = ap.parse_args(argv)
+    try:
+        files = generate(a.service, a.modules, a.out, a.title, a.version)
+    except GenError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    os.makedirs(a.out, exist_ok=True)
+    for name, text in files.items():
+        path = os.path.join(a.out, name)
+        try:  # leave unchanged files alone: nothing rebuilds needlessly
+            with open(path, encoding="utf-8") as f:
+                if f.read() == text:
+                    continue
+        except FileNotFoundError:
+            pass
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,961 @@
+/* bind.c — binding requests into generated argument structs, FastAPI-shaped validation
+ * errors, and running annotated endpoints in their modes (on the loop or an executor). */
+
+/* ---- the per-request arena: strings, arrays, argument and result structs ---- */
+
+static void *im__arena_alloc(im__arena *a, size_t n)
+{
+    im__ablock *b = a->head;
+    n = (n + 15) & ~(size_t)15;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = b ? b->cap * 2 : 4096;
+        if (cap < n) cap = n;
+        if (cap > ((size_t)1 << 40) || !(b = malloc(sizeof *b + cap))) return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    a->last = p;
+    return p;
+}
+
+/* Grows the arena's last allocation p from old to n bytes (in place when it can). */
+static void *im__arena_grow(im__arena *a, void *p, size_t old, size_t n)
+{
+    im__ablock *b = a->head;
+    size_t o = (old + 15) & ~(size_t)15, m = (n + 15) & ~(size_t)15;
+    if (p && p == a->last && b && b->used - o + m <= b->cap) {
+        b->used = b->used - o + m;
+        return p;
+    }
+    void *q = im__arena_alloc(a, n);
+    if (q && p && old) memcpy(q, p, old);
+    return q;
+}
+
+static void im__arena_free(im__arena *a)
+{
+    while (a->head) {
+        im__ablock *b = a->head;
+        a->head = b->next;
+        free(b);
+    }
+    a->last = NULL;
+}
+
+/* Frees all but one block (kept, emptied, for the next request). */
+static void im__arena_reset(im__arena *a)
+{
+    im__ablock *b = a->head, *keep = NULL;
+    while (b) {
+        im__ablock *next = b->next;
+        if (!next && b->cap <= 65536) keep = b; /* the first, small block */
+        else free(b);
+        b = next;
+    }
+    if (keep) {
+        keep->used = 0;
+        keep->next = NULL;
+    }
+    a->head = keep;
+    a->last = NULL;
+}
+
+/* ---- binding ---- */
+
+#define IM__BIND_DEPTH 32
+#define IM__BIND_MAX_ERRORS 64
+
+struct im_bind {
+    im_ctx *ctx;
+    const im_endpoint *ep;
+    im_json j;          /* the body */
+    int has_body;
+    const char *root;   /* "body", "query" or "path": the first element of every loc */
+    struct {
+        const char *name; /* NULL: an index */
+        size_t len;
+        size_t index;
+    } loc[IM__BIND_DEPTH];
+    unsigned nloc;
+    im_jw errs;         /* the "detail" array's items, comma-separated */
+    unsigned nerrs;
+};
+
+struct im_call {
+    im_ctx *ctx;              /* the request (NULL while on a worker) */
+    const im_endpoint *ep;
+    im__arena *arena;
+    int status;               /* set by im_call_fail */
+    char *detail;             /* its text (arena) */
+};
+
+int im_call_fail(im_call *call, int status, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof tmp) n = sizeof tmp - 1;
+    call->status = status >= 400 && status <= 599 ? status : 500;
+    if ((call->detail = im__arena_alloc(call->arena, (size_t)n + 1))) memcpy(call->detail, tmp, (size_t)n + 1);
+    return call->status;
+}
+
+void *im_call_alloc(im_call *call, size_t n) { return im__arena_alloc(call->arena, n ? n : 1); }
+im_ctx *im_call_ctx(im_call *call) { return call->ctx; }
+const char *im_call_name(const im_call *call) { return call->ep->name; }
+
+static void im__bind_push(im_bind *b, const char *name, size_t len, size_t index)
+{
+    if (b->nloc < IM__BIND_DEPTH) {
+        b->loc[b->nloc].name = name;
+        b->loc[b->nloc].len = len;
+        b->loc[b->nloc].index = index;
+    }
+    b->nloc++;
+}
+
+static void im__bind_pop(im_bind *b) { b->nloc--; }
+
+/* Records one error: {"type", "loc", "msg", "input"?, "ctx"?}. input is raw JSON text (may be
+ * NULL), ctx a JSON object text (may be NULL). */
+static void im__bind_error(im_bind *b, const char *type, const char *msg, const char *input,
+                           size_t input_len, const char *ctxj)
+{
+    im_jw *w = &b->errs;
+    if (b->nerrs++ >= IM__BIND_MAX_ERRORS) return;
+    im_jw_obj(w);
+    im_jw_key(w, "type");
+    im_jw_str(w, type);
+    im_jw_key(w, "loc");
+    im_jw_arr(w);
+    im_jw_str(w, b->root);
+    for (unsigned i = 0; i < b->nloc && i < IM__BIND_DEPTH; i++) {
+        if (b->loc[i].name) im_jw_strn(w, b->loc[i].name, b->loc[i].len);
+        else im_jw_uint(w, b->loc[i].index);
+    }
+    im_jw_arr_end(w);
+    im_jw_key(w, "msg");
+    im_jw_str(w, msg);
+    if (input) {
+        im_jw_key(w, "input");
+        im_jw_raw(w, input, input_len);
+    }
+    if (ctxj) {
+        im_jw_key(w, "ctx");
+        im_jw_raw(w, ctxj, strlen(ctxj));
+    }
+    im_jw_obj_end(w);
+}
+
+/* A number as text for messages: integers exactly, others as JSON writes them. */
+static void im__num_text(char *out, size_t cap, int is_int, int64_t i, double d)
+{
+    if (is_int) {
+        snprintf(out, cap, "%lld", (long long)i);
+        return;
+    }
+    im_jw w;
+    im_jw_init(&w, out, cap - 1);
+    im_jw_double(&w, d);
+    out[im_jw_error(&w) ? 0 : w.len] = 0;
+}
+
+/* Checks the bounds of f against a value (integer or not); records the error. 0 when fine. */
+static int im__bind_bounds(im_bind *b, const im_field *f, int is_int, int64_t i, double d,
+                           const char *input, size_t input_len)
+{
+    char num[40], msg[96], ctxj[64];
+    if (f->flags & IM_F_MIN) {
+        int x = (f->flags & IM_F_XMIN) != 0;
+        int bad = is_int ? (x ? i <= f->imin : i < f->imin) : (x ? d <= f->dmin : d < f->dmin);
+        if (bad) {
+            im__num_text(num, sizeof num, is_int, f->imin, f->dmin);
+            snprintf(msg, sizeof msg, "Input should be greater than%s %s", x ? "" : " or equal to", num);
+            snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", x ? "gt" : "ge", num);
+            im__bind_error(b, x ? "greater_than" : "greater_than_equal", msg, input, input_len, ctxj);
+            return -1;
+        }
+    }
+    if (f->flags & IM_F_MAX) {
+        int x = (f->flags & IM_F_XMAX) != 0;
+        int bad = is_int ? (x ? i >= f->imax : i > f->imax) : (x ? d >= f->dmax : d > f->dmax);
+        if (bad) {
+            im__num_text(num, sizeof num, is_int, f->imax, f->dmax);
+            snprintf(msg, sizeof msg, "Input should be less than%s %s", x ? "" : " or equal to", num);
+            snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", x ? "lt" : "le", num);
+            im__bind_error(b, x ? "less_than" : "less_than_equal", msg, input, input_len, ctxj);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Characters (code points) in valid UTF-8. */
+static size_t im__utf8_count(im_str s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) n += ((unsigned char)s.ptr[i] & 0xc0) != 0x80;
+    return n;
+}
+
+/* Checks a string's length and, for enums, its membership; writes it. */
+static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_str s, void *dst)
+{
+    char msg[128], ctxj[64];
+    im_jw in;
+    char inbuf[256];
+    /* the input, re-escaped, for the error */
+    im_jw_init(&in, inbuf, sizeof inbuf);
+    im_jw_strn(&in, s.ptr, s.len < 200 ? s.len : 200);
+    const char *input = im_jw_error(&in) ? NULL : inbuf;
+    size_t input_len = input ? in.len : 0;
+    if (type == IM_T_ENUM) {
+        for (uint32_t k = 0; k < f->nvalues; k++)
+            if (im_str_eq(s, f->values[k])) {
+                *(int *)dst = (int)k;
+                return;
+            }
+        /* Input should be 'a', 'b' or 'c' */
+        im_jw m;
+        char mb[512];
+        size_t o = 0;
+        o += (size_t)snprintf(mb, sizeof mb, "Input should be ");
+        for (uint32_t k = 0; k < f->nvalues && o < sizeof mb - 64; k++)
+            o += (size_t)snprintf(mb + o, sizeof mb - o, "%s'%s'",
+                                  k == 0 ? "" : k + 1 == f->nvalues ? " or " : ", ", f->values[k]);
+        (void)m;
+        im__bind_error(b, "enum", mb, input, input_len, NULL);
+        return;
+    }
+    if (f->flags & (IM_F_MINLEN | IM_F_MAXLEN)) {
+        size_t n = im__utf8_count(s);
+        if ((f->flags & IM_F_MINLEN) && n < f->min_len) {
+            snprintf(msg, sizeof msg, "String should have at least %u character%s", f->min_len,
+                     f->min_len == 1 ? "" : "s");
+            snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u}", f->min_len);
+            im__bind_error(b, "string_too_short", msg, input, input_len, ctxj);
+            return;
+        }
+        if ((f->flags & IM_F_MAXLEN) && n > f->max_len) {
+            snprintf(msg, sizeof msg, "String should have at most %u character%s", f->max_len,
+                     f->max_len == 1 ? "" : "s");
+            snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u}", f->max_len);
+            im__bind_error(b, "string_too_long", msg, input, input_len, ctxj);
+            return;
+        }
+    }
+    *(im_str *)dst = s;
+}
+
+static const char *im__type_error(int type, const char **msg)
+{
+    switch (type) {
+    case IM_T_BOOL: *msg = "Input should be a valid boolean"; return "bool_type";
+    case IM_T_INT32:
+    case IM_T_INT64: *msg = "Input should be a valid integer"; return "int_type";
+    case IM_T_DOUBLE: *msg = "Input should be a valid number"; return "float_type";
+    case IM_T_STRING:
+    case IM_T_ENUM: *msg = "Input should be a valid string"; return "string_type";
+    case IM_T_ARRAY: *msg = "Input should be a valid list"; return "list_type";
+    default:
+        *msg = "Input should be a valid dictionary or object to extract fields from";
+        return "model_attributes_type";
+    }
+}
+
+/* Writes an integer checked against its C type's range. 0, or -1 with the error recorded. */
+static int im__bind_store_int(im_bind *b, int type, int64_t v, void *dst, const char *in, size_t inl)
+{
+    if (type == IM_T_INT32) {
+        if (v < INT32_MIN || v > INT32_MAX) {
+            im__bind_error(b, "int_range", "Input should be an integer from -2147483648 to 2147483647",
+                           in, inl, NULL);
+            return -1;
+        }
+        *(int32_t *)dst = (int32_t)v;
+    } else {
+        *(int64_t *)dst = v;
+    }
+    return 0;
+}
+
+static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst);
+
+static void im__bind_array(im_bind *b, const im_field *f, void *dst)
+{
+    static const size_t sizes[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
+                                   sizeof(double), sizeof(im_str), sizeof(int), 0};
+    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : sizes[f->elem], n = 0, cap = 0;
+    char *items = NULL;
+    im__arena *a = &b->ctx->arena;
+    int r;
+    if (im_json_arr_enter(&b->j)) return;
+    while ((r = im_json_arr_next(&b->j)) == 1) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char *g = im__arena_grow(a, items, cap * esz, ncap * esz);
+            if (!g) { /* out of memory: say so as a syntax-level failure */
+                b->j.err = IM_JSON_EBAD;
+                b->j.msg = "out of memory";
+                return;
+            }
+            items = g;
+            cap = ncap;
+        }
+        memset(items + n * esz, 0, esz);
+        im__bind_push(b, NULL, 0, n);
+        im__bind_value(b, f, f->elem, items + n * esz);
+        im__bind_pop(b);
+        n++;
+        if (b->j.err) return;
+    }
+    if (r < 0) return;
+    char msg[128], ctxj[64];
+    if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
+        snprintf(msg, sizeof msg, "List should have at least %u item%s after validation, not %zu",
+                 f->min_items, f->min_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u,\"actual_length\":%zu}", f->min_items, n);
+        im__bind_error(b, "too_short", msg, NULL, 0, ctxj);
+    } else if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
+        snprintf(msg, sizeof msg, "List should have at most %u item%s after validation, not %zu",
+                 f->max_items, f->max_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u,\"actual_length\":%zu}", f->max_items, n);
+        im__bind_error(b, "too_long", msg, NULL, 0, ctxj);
+    }
+    struct {
+        void *ptr;
+        size_t len;
+    } *view = dst;
+    view->ptr = items;
+    view->len = n;
+}
+
+/* Reads the JSON value at the cursor as `type` into dst. */
+static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
+{
+    im_json *j = &b->j;
+    int t = im_json_peek(j);
+    if (t < 0) return;
+    const char *start = j->p;
+    switch (type) {
+    case IM_T_BOOL:
+        if (t == IM_JSON_TRUE || t == IM_JSON_FALSE) {
+            int v;
+            if (im_json_bool(j, &v) == 0) *(bool *)dst = v != 0;
+            return;
+        }
+        break;
+    case IM_T_INT32:
+    case IM_T_INT64:
+    case IM_T_DOUBLE:
+        if (t == IM_JSON_NUMBER) {
+            im_json_num n;
+            if (im_json_number(j, &n)) return;
+            if (type == IM_T_DOUBLE) {
+                if (!isfinite(n.d)) {
+                    im__bind_error(b, "finite_number", "Input should be a finite number", n.text.ptr,
+                                   n.text.len, NULL);
+                    return;
+                }
+                if (im__bind_bounds(b, f, 0, 0, n.d, n.text.ptr, n.text.len) == 0) *(double *)dst = n.d;
+                return;
+            }
+            if (!n.is_int) { /* 3.0 and 1e2 are integers; 2.5 is not; 1e30 is out of range */
+                if (isfinite(n.d) && n.d != floor(n.d)) {
+                    im__bind_error(b, "int_from_float",
+                                   "Input should be a valid integer, got a number with a fractional part",
+                                   n.text.ptr, n.text.len, NULL);
+                    return;
+                }
+                if (!isfinite(n.d) || n.d < -9223372036854775808.0 || n.d >= 9223372036854775808.0) {
+                    im__bind_error(b, "int_range", type == IM_T_INT32
+                                   ? "Input should be an integer from -2147483648 to 2147483647"
+                                   : "Input should be an integer from -9223372036854775808 to 9223372036854775807",
+                                   n.text.ptr, n.text.len, NULL);
+                    return;
+                }
+                n.i = (int64_t)n.d;
+            }
+            /* the type's own range first, then the declared bounds */
+            int32_t tmp32;
+            if (im__bind_store_int(b, type, n.i, type == IM_T_INT32 ? (void *)&tmp32 : dst,
+                                   n.text.ptr, n.text.len) == 0 &&
+                im__bind_bounds(b, f, 1, n.i, 0, n.text.ptr, n.text.len) == 0 && type == IM_T_INT32)
+                *(int32_t *)dst = tmp32;
+            return;
+        }
+        break;
+    case IM_T_STRING:
+    case IM_T_ENUM:
+        if (t == IM_JSON_STRING) {
+            im_str s;
+            if (im_json_string(j, &s, NULL, 0) == 0) im__bind_string_value(b, f, type, s, dst);
+            return;
+        }
+        break;
+    case IM_T_ARRAY:
+        if (t == IM_JSON_ARRAY) {
+            im__bind_array(b, f, dst);
+            return;
+        }
+        break;
+    case IM_T_OBJECT:
+        if (t == IM_JSON_OBJECT) {
+            f->object(b, dst);
+            return;
+        }
+        break;
+    }
+    /* the wrong type: say so with the value when it is a scalar, then skip it */
+    const char *msg, *et = im__type_error(type, &msg);
+    if (im_json_skip(j)) return;
+    int scalar = t != IM_JSON_OBJECT && t != IM_JSON_ARRAY && (size_t)(j->p - start) <= 200;
+    im__bind_error(b, et, msg, scalar ? start : NULL, scalar ? (size_t)(j->p - start) : 0, NULL);
+}
+
+int im_bind_obj_begin(im_bind *b)
+{
+    int t = im_json_peek(&b->j);
+    if (t < 0) return t;
+    if (t != IM_JSON_OBJECT) {
+        const char *msg, *et = im__type_error(IM_T_OBJECT, &msg);
+        const char *start = b->j.p;
+        if (im_json_skip(&b->j)) return b->j.err;
+        int scalar = t != IM_JSON_ARRAY && (size_t)(b->j.p - start) <= 200;
+        im__bind_error(b, et, msg, scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0, NULL);
+        return 0;
+    }
+    return im_json_obj_enter(&b->j) ? b->j.err : 1;
+}
+
+int im_bind_obj_key(im_bind *b, im_str *key) { return im_json_obj_key(&b->j, key); }
+
+void im_bind_field(im_bind *b, const im_field *f, void *dst)
+{
+    im__bind_push(b, f->name, strlen(f->name), 0);
+    im__bind_value(b, f, f->type, dst);
+    im__bind_pop(b);
+}
+
+void im_bind_extra(im_bind *b, im_str key)
+{
+    const char *start;
+    if (im_json_peek(&b->j) < 0) return;
+    start = b->j.p;
+    if (im_json_skip(&b->j)) return;
+    if (b->ep->extra == IM_EXTRA_IGNORE) return;
+    im__bind_push(b, key.ptr, key.len, 0);
+    size_t n = (size_t)(b->j.p - start);
+    im__bind_error(b, "extra_forbidden", "Extra inputs are not permitted", n <= 200 ? start : NULL,
+                   n <= 200 ? n : 0, NULL);
+    im__bind_pop(b);
+}
+
+void im_bind_missing(im_bind *b, const im_field *f)
+{
+    const char *root = b->root;
+    if (!f) { /* the whole body */
+        im__bind_error(b, "missing", "Field required", NULL, 0, NULL);
+        return;
+    }
+    if (f->in == IM_IN_QUERY) b->root = "query";
+    else if (f->in == IM_IN_PATH) b->root = "path";
+    im__bind_push(b, f->name, strlen(f->name), 0);
+    im__bind_error(b, "missing", "Field required", NULL, 0, NULL);
+    im__bind_pop(b);
+    b->root = root;
+}
+
+int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
+{
+    im_str body = b->ctx->req.body;
+    struct {
+        const double *ptr;
+        size_t len;
+    } *view = dst;
+    char msg[128];
+    if (!b->has_body) return 0;
+    if (body.len % 8) {
+        snprintf(msg, sizeof msg, "The body must hold whole float64 values (8 bytes each), not %zu bytes",
+                 body.len);
+        im__bind_error(b, "bytes_length", msg, NULL, 0, NULL);
+        return 1;
+    }
+    size_t n = body.len / 8;
+    if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
+        snprintf(msg, sizeof msg, "List should have at least %u items after validation, not %zu", f->min_items, n);
+        im__bind_error(b, "too_short", msg, NULL, 0, NULL);
+        return 1;
+    }
+    if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
+        snprintf(msg, sizeof msg, "List should have at most %u items after validation, not %zu", f->max_items, n);
+        im__bind_error(b, "too_long", msg, NULL, 0, NULL);
+        return 1;
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "raw float64 bodies are little-endian: this byte order needs a swap here"
+#endif
+    if (((uintptr_t)body.ptr & 7) == 0) {
+        view->ptr = (const double *)(const void *)body.ptr; /* no copy */
+    } else {
+        double *d = im__arena_alloc(&b->ctx->arena, body.len);
+        if (!d) {
+            b->j.err = IM_JSON_EBAD;
+            b->j.msg = "out of memory";
+            return 1;
+        }
+        memcpy(d, body.ptr, body.len); /* one copy, not one per element */
+        view->ptr = d;
+    }
+    view->len = n;
+    for (size_t i = 0; i < n && (f->flags & (IM_F_MIN | IM_F_MAX)); i++) {
+        im__bind_push(b, NULL, 0, i);
+        int bad = !isfinite(view->ptr[i]) || im__bind_bounds(b, f, 0, 0, view->ptr[i], NULL, 0);
+        if (!isfinite(view->ptr[i])) im__bind_error(b, "finite_number", "Input should be a finite number", NULL, 0, NULL);
+        im__bind_pop(b);
+        if (bad) break;
+    }
+    return 1;
+}
+
+int im_bind_has_body(const im_bind *b) { return b->has_body; }
+
+/* Parses parameter text (already %-decoded) as type into dst, checking f's constraints. */
+static void im__bind_text(im_bind *b, const im_field *f, int type, im_str v, void *dst)
+{
+    char tmp[64], inbuf[256];
+    im_jw in;
+    im_jw_init(&in, inbuf, sizeof inbuf);
+    im_jw_strn(&in, v.ptr, v.len < 200 ? v.len : 200);
+    const char *input = im_jw_error(&in) ? NULL : inbuf;
+    size_t inl = input ? in.len : 0;
+    switch (type) {
+    case IM_T_BOOL: {
+        static const char *const yes[] = {"true", "1", "yes", "on", "t", "y"};
+        static const char *const no[] = {"false", "0", "no", "off", "f", "n"};
+        for (int k = 0; k < 6; k++) {
+            if (im_str_ieq(v, yes[k])) {
+                *(bool *)dst = true;
+                return;
+            }
+            if (im_str_ieq(v, no[k])) {
+                *(bool *)dst = false;
+                return;
+            }
+        }
+        im__bind_error(b, "bool_parsing", "Input should be a valid boolean, unable to interpret input",
+                       input, inl, NULL);
+        return;
+    }
+    case IM_T_INT32:
+    case IM_T_INT64:
+    case IM_T_DOUBLE: {
+        im_json j;
+        im_json_num n;
+        /* a parameter holds a JSON number, nothing around it */
+        im_json_init(&j, v.ptr, v.len, 0);
+        if (v.len == 0 || v.len >= sizeof tmp || im_json_peek(&j) != IM_JSON_NUMBER ||
+            im_json_number(&j, &n) || j.p != j.end) {
+            if (type == IM_T_DOUBLE)
+                im__bind_error(b, "float_parsing", "Input should be a valid number, unable to parse string as a number",
+                               input, inl, NULL);
+            else
+                im__bind_error(b, "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
+                               input, inl, NULL);
+            return;
+        }
+        if (type == IM_T_DOUBLE) {
+            if (!isfinite(n.d)) {
+                im__bind_error(b, "finite_number", "Input should be a finite number", input, inl, NULL);
+                return;
+            }
+            if (im__bind_bounds(b, f, 0, 0, n.d, input, inl) == 0) *(double *)dst = n.d;
+            return;
+        }
+        if (!n.is_int) {
+            im__bind_error(b, "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
+                           input, inl, NULL);
+            return;
+        }
+        int32_t tmp32;
+        if (im__bind_store_int(b, type, n.i, type == IM_T_INT32 ? (void *)&tmp32 : dst, input, inl) == 0 &&
+            im__bind_bounds(b, f, 1, n.i, 0, input, inl) == 0 && type == IM_T_INT32)
+            *(int32_t *)dst = tmp32;
+        return;
+    }
+    default: {
+        /* a string must be valid UTF-8 */
+        for (size_t k = 0; k < v.len;) {
+            size_t u = im__utf8_len((const unsigned char *)v.ptr + k, v.len - k);
+            if (!u) {
+                im__bind_error(b, "string_unicode", "Input should be a valid string, unable to parse raw data as a unicode string",
+                               NULL, 0, NULL);
+                return;
+            }
+            k += u;
+        }
+        im__bind_string_value(b, f, type, v, dst);
+        return;
+    }
+    }
+}
+
+/* %-decodes a parameter into the arena ('+' is a space in a query). */
+static int im__bind_decode(im_bind *b, im_str raw, int query, im_str *out)
+{
+    if (!memchr(raw.ptr, '%', raw.len) && !(query && memchr(raw.ptr, '+', raw.len))) {
+        *out = raw;
+        return 0;
+    }
+    char *d = im__arena_alloc(&b->ctx->arena, raw.len + 1);
+    long n = d ? im_url_decode(raw, d, raw.len, query) : -ENOMEM;
+    if (n < 0) return (int)n;
+    out->ptr = d;
+    out->len = (size_t)n;
+    return 0;
+}
+
+int im_bind_param(im_bind *b, const im_field *f, void *dst)
+{
+    const char *root = b->root;
+    im_str raw;
+    int found = 0;
+    b->root = f->in == IM_IN_PATH ? "path" : "query";
+    im__bind_push(b, f->name, strlen(f->name), 0);
+    if (f->in == IM_IN_PATH) {
+        raw = im_ctx_param(b->ctx, f->name);
+        found = raw.ptr != NULL;
+        if (found) {
+            im_str v;
+            if (im__bind_decode(b, raw, 0, &v))
+                im__bind_error(b, "url_decoding", "Invalid %-escape in the path", NULL, 0, NULL);
+            else
+                im__bind_text(b, f, f->type, v, dst);
+        }
+    } else if (f->type != IM_T_ARRAY) {
+        raw = im_query_get(b->ctx->req.query, f->name);
+        found = raw.ptr != NULL;
+        if (found) {
+            im_str v;
+            if (im__bind_decode(b, raw, 1, &v))
+                im__bind_error(b, "url_decoding", "Invalid %-escape in the query", NULL, 0, NULL);
+            else
+                im__bind_text(b, f, f->type, v, dst);
+        }
+    } else { /* ?a=1&a=2: every occurrence, in order */
+        static const size_t sizes[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
+                                       sizeof(double), sizeof(im_str), sizeof(int), 0};
+        size_t esz = sizes[f->elem], n = 0, cap = 0, klen = strlen(f->name);
+        char *items = NULL;
+        im_str q = b->ctx->req.query;
+        for (size_t i = 0; i < q.len;) {
+            size_t e = i;
+            while (e < q.len && q.ptr[e] != '&') e++;
+            if (e - i > klen && memcmp(q.ptr + i, f->name, klen) == 0 && q.ptr[i + klen] == '=') {
+                im_str v = {q.ptr + i + klen + 1, e - i - klen - 1};
+                if (n == cap) {
+                    size_t ncap = cap ? cap * 2 : 8;
+                    char *g = im__arena_grow(&b->ctx->arena, items, cap * esz, ncap * esz);
+                    if (!g) break;
+                    items = g;
+                    cap = ncap;
+                }
+                memset(items + n * esz, 0, esz);
+                im__bind_push(b, NULL, 0, n);
+                if (im__bind_decode(b, v, 1, &v))
+                    im__bind_error(b, "url_decoding", "Invalid %-escape in the query", NULL, 0, NULL);
+                else
+                    im__bind_text(b, f, f->elem, v, items + n * esz);
+                im__bind_pop(b);
+                n++;
+            }
+            i = e + 1;
+        }
+        found = n > 0;
+        if (found) {
+            char msg[128];
+            if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
+                snprintf(msg, sizeof msg, "List should have at least %u items after validation, not %zu", f->min_items, n);
+                im__bind_error(b, "too_short", msg, NULL, 0, NULL);
+            } else if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
+                snprintf(msg, sizeof msg, "List should have at most %u items after validation, not %zu", f->max_items, n);
+                im__bind_error(b, "too_long", msg, NULL, 0, NULL);
+            }
+            struct {
+                void *ptr;
+                size_t len;
+            } *view = dst;
+            view->ptr = items;
+            view->len = n;
+        }
+    }
+    im__bind_pop(b);
+    b->root = root;
+    return found;
+}
+
+/* ---- running endpoints ---- */
+
+/* Per endpoint: its description and what is in flight. */
+typedef struct im__epstate {
+    const im_endpoint *ep;
+    _Atomic unsigned inflight;
+} im__epstate;
+
+/* A call that runs on an executor: everything it needs lives in its deferred context's arena. */
+typedef struct im__epjob {
+    im_job job;
+    im_ctx *ctx;  /* the deferred request: touched on the loop thread only */
+    im_call call;
+    im__epstate *st;
+    void *args, *out;
+    int status;
+} im__epjob;
+
+/* Answers a call: the error, or 200 with the result. */
+static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
+{
+    if (status) {
+        if (status < 400 || status > 599) status = 500;
+        im_reply_error(c, status, call->detail ? call->detail : im__reason(status));
+        return;
+    }
+    im_jw w;
+    char small[1024];
+    im_jw_init(&w, small, sizeof small);
+    if (ep->write) ep->write(&w, out);
+    else im_jw_null(&w);
+    if (im_jw_error(&w) == -ENOSPC) { /* a big result: again, on the heap */
+        im_jw_init(&w, NULL, 0);
+        ep->write(&w, out);
+    }
+    if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
+    else im_reply_json(c, 200, w.buf, w.len);
+    im_jw_free(&w);
+}
+
+/* Binds the request; answers 400/415/422 itself and returns -1 when it cannot be served. */
+static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
+{
+    im_bind b;
+    int rc;
+    memset(&b, 0, sizeof b);
+    b.ctx = c;
+    b.ep = ep;
+    b.root = "body";
+    b.has_body = c->req.body.len > 0;
+    if (b.has_body) {
+        im_str ct = im_ctx_header(c, "content-type");
+        if (!ep->body) {
+            im_reply_error(c, 400, "this endpoint takes no request body");
+            return -1;
+        }
+        if (ep->body == 2) {
+            if (!ct.ptr || !(ct.len >= 24 && im__ieq_lower(ct.ptr, "application/octet-stream", 24))) {
+                im_reply_error(c, 415, "the request body must be float64 values "
+                                       "(Content-Type: application/octet-stream)");
+                return -1;
+            }
+        } else if (ct.ptr && !(ct.len >= 16 && im__ieq_lower(ct.ptr, "application/json", 16)) &&
+                   !memmem(ct.ptr, ct.len, "+json", 5)) {
+            im_reply_error(c, 415, "the request body must be JSON (Content-Type: application/json)");
+            return -1;
+        }
+    }
+    /* the body is ours (a receive buffer or a copy): strings are decoded in place */
+    im_json_init(&b.j, c->req.body.ptr ? c->req.body.ptr : "", c->req.body.len, 1);
+    im_jw_init(&b.errs, NULL, 0);
+    im_jw_arr(&b.errs);
+    rc = ep->bind(&b, args);
+    if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (b.j.err) { /* malformed JSON: 400, where */
+        char ctxj[160];
+        im_jw cw;
+        im_jw_init(&cw, ctxj, sizeof ctxj - 1);
+        im_jw_obj(&cw);
+        im_jw_key(&cw, "error");
+        im_jw_str(&cw, b.j.msg);
+        im_jw_key(&cw, "offset");
+        im_jw_uint(&cw, b.j.err_off);
+        im_jw_obj_end(&cw);
+        ctxj[im_jw_error(&cw) ? 0 : cw.len] = 0; /* the writer does not terminate */
+        im_jw_reset(&b.errs);
+        im_jw_arr(&b.errs);
+        b.nerrs = 0;
+        b.nloc = 0;
+        im__bind_push(&b, NULL, 0, b.j.err_off);
+        im__bind_error(&b, "json_invalid", b.j.err == IM_JSON_EDEPTH ? "JSON nested too deeply"
+                                                                    : "JSON decode error",
+                       NULL, 0, im_jw_error(&cw) ? NULL : ctxj);
+        rc = 400;
+    } else if (b.nerrs) {
+        rc = 422;
+    } else {
+        rc = 0;
+    }
+    if (rc) {
+        im_jw_arr_end(&b.errs);
+        if (im_jw_error(&b.errs)) {
+            im_reply_error(c, rc, rc == 400 ? "malformed JSON" : "invalid request");
+        } else {
+            /* {"detail": [ ... ]} */
+            size_t n = b.errs.len;
+            char *body = im__arena_alloc(&c->arena, n + 12);
+            if (!body) {
+                im_reply_error(c, 503, "out of memory");
+            } else {
+                memcpy(body, "{\"detail\":", 10);
+                memcpy(body + 10, b.errs.buf, n);
+                body[10 + n] = '}';
+                im_reply_json(c, rc, body, n + 11);
+            }
+        }
+    }
+    im_jw_free(&b.errs);
+    return rc ? -1 : 0;
+}
+
+static void im__epjob_run(im_job *j) /* on a worker */
+{
+    im__epjob *e = (im__epjob *)(void *)j;
+    e->status = e->st->ep->call(&e->call, e->args, e->out);
+}
+
+static void im__epjob_done(im_job *j, int status) /* on the loop */
+{
+    im__epjob *e = (im__epjob *)(void *)j;
+    im_ctx *c = e->ctx;
+    atomic_fetch_sub_explicit(&e->st->inflight, 1, memory_order_relaxed);
+    if (status == -ECANCELED) im_reply_error(c, 503, "the server is shutting down");
+    else im__ep_answer(c, e->st->ep, &e->call, e->status, e->out);
+}
+
+static void im__ep_handler(im_ctx *c)
+{
+    im__epstate *st = im_ctx_udata(c);
+    const im_endpoint *ep = st->ep;
+    im_server *s = c->loop->srv;
+    if (ep->mode == IM_MODE_PROCESS || ep->response == IM_RESPOND_ASYNC) {
+        im_reply_error(c, 501, ep->mode == IM_MODE_PROCESS
+                                   ? "process isolation is not available in this build yet"
+                                   : "asynchronous (task) answers are not available in this build yet");
+        return;
+    }
+    if (ep->mode == IM_MODE_INLINE) {
+        void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
+        void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+        if (!args || !out) {
+            im_reply_error(c, 503, "out of memory");
+            return;
+        }
+        memset(args, 0, ep->args_size);
+        memset(out, 0, ep->out_size);
+        if (im__ep_bind(c, ep, args)) return;
+        im_call call = {c, ep, &c->arena, 0, NULL};
+        int status = ep->call(&call, args, out);
+        if (!c->is_done && !c->is_deferred) im__ep_answer(c, ep, &call, status, out);
+        return;
+    }
+    /* on an executor: refuse at once past the endpoint's concurrency limit */
+    unsigned n = atomic_fetch_add_explicit(&st->inflight, 1, memory_order_relaxed);
+    if (ep->max_concurrency && n >= ep->max_concurrency) {
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        im_res_header(c, "Retry-After", "1");
+        im_reply_error(c, 429, "too many calls of this endpoint in flight");
+        return;
+    }
+    /* the request is copied first, so that what the binder points at outlives the handler */
+    if (im_ctx_defer(c, NULL, NULL)) {
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    im__epjob *e = im__arena_alloc(&c->arena, sizeof *e);
+    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
+    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+    if (!e || !args || !out) {
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    memset(e, 0, sizeof *e);
+    memset(args, 0, ep->args_size);
+    memset(out, 0, ep->out_size);
+    if (im__ep_bind(c, ep, args)) {
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        return;
+    }
+    e->job.run = im__epjob_run;
+    e->job.done = im__epjob_done;
+    e->ctx = c;
+    e->st = st;
+    e->args = args;
+    e->out = out;
+    e->call.ctx = NULL; /* the worker must not touch the request */
+    e->call.ep = ep;
+    e->call.arena = &c->arena;
+    int rc = im_executor_submit_job(ep->mode == IM_MODE_SERIAL ? s->serial : s->primary,
+                                    ep->priority, &e->job);
+    if (rc) {
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        if (rc == -EAGAIN) im_res_header(c, "Retry-After", "1");
+        im_reply_error(c, rc == -EAGAIN ? 429 : 503,
+                       rc == -EAGAIN ? "the work queue is full" : "the server is shutting down");
+        return;
+    }
+}
+
+static void im__openapi_handler(im_ctx *c)
+{
+    im_server *s = im_ctx_udata(c);
+    im_reply_json(c, 200, s->openapi, s->openapi_len);
+}
+
+int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
+                            size_t openapi_len)
+{
+    im__epstate *st;
+    im__epstate **all;
+    int rc;
+    if (s->started) return -EBUSY;
+    if (!(st = calloc(n ? n : 1, sizeof *st))) return -ENOMEM;
+    if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) {
+        free(st);
+        return -ENOMEM;
+    }
+    s->eps = all;
+    s->ep_blocks[s->nblocks < 16 ? s->nblocks : 15] = st; /* freed with the server */
+    if (s->nblocks >= 16) {
+        free(st);
+        return -ENOSPC;
+    }
+    s->nblocks++;
+    for (size_t i = 0; i < n; i++) {
+        st[i].ep = &eps[i];
+        atomic_init(&st[i].inflight, 0);
+        if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, &st[i]))) {
+            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", eps[i].name, eps[i].method, eps[i].path,
+                   rc == -EEXIST ? "that route exists already" : strerror(-rc));
+            return rc;
+        }
+        s->eps[s->neps++] = &st[i];
+    }
+    if (openapi && !s->openapi) {
+        s->openapi = openapi;
+        s->openapi_len = openapi_len;
+        if ((rc = im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s))) return rc;
+    }
+    return 0;
+}
+
+unsigned im_server_endpoint_inflight(const im_server *s, size_t i)
+{
+    return i < s->neps ? atomic_load_explicit(&s->eps[i]->inflight, memory_order_relaxed) : 0;
+}

@@ -1,0 +1,144 @@
+/* bind.h — endpoints declared with annotations (see README): the tables and binders that
+ * gen/immersive_gen.py generates call what is declared here. Users meet im_call (the handle a
+ * handler gets) and the array views; the rest is for generated code. */
+
+/* ---- annotations ----
+ * Read by gen/immersive_gen.py as text; to the compiler they are nothing at all. See README for
+ * what each takes. */
+#define IM_MODULE(...)
+#define IM_OBJECT(...)
+#define IM_FIELD(...)
+#define IM_ENDPOINT(...)
+#define IM_ARG(...)
+#define IM_RESULT(...)
+
+/* ---- what a handler sees ---- */
+
+/* Arrays bound from a request: borrowed, valid until the call is answered. */
+typedef struct im_bools { const bool *ptr; size_t len; } im_bools;
+typedef struct im_i32s { const int32_t *ptr; size_t len; } im_i32s;
+typedef struct im_i64s { const int64_t *ptr; size_t len; } im_i64s;
+typedef struct im_f64s { const double *ptr; size_t len; } im_f64s;
+typedef struct im_strs { const im_str *ptr; size_t len; } im_strs;
+typedef struct im_enums { const int *ptr; size_t len; } im_enums;
+
+/* The handle of one call of an annotated function. */
+typedef struct im_call im_call;
+
+/* Fails the call: the client gets `status` (>= 400) and {"detail": <formatted text>}.
+ * Returns status, so that a handler can `return im_call_fail(call, 404, "no item %d", id);` */
+int im_call_fail(im_call *call, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Memory that lives until the call is answered (results may point into it). NULL when out of
+ * memory. Aligned for any type. */
+void *im_call_alloc(im_call *call, size_t n);
+/* The request of an inline call (NULL for calls that run on an executor: there the request
+ * belongs to the loop thread). */
+im_ctx *im_call_ctx(im_call *call);
+/* The endpoint's name (its C function). */
+const char *im_call_name(const im_call *call);
+
+/* ---- for generated code ---- */
+
+/* Execution modes and answers (the task machinery that runs "process" mode and asynchronous
+ * answers comes later: until then those endpoints answer 501). */
+enum { IM_MODE_INLINE = 0, IM_MODE_POOL, IM_MODE_SERIAL, IM_MODE_PROCESS };
+enum { IM_RESPOND_SYNC = 0, IM_RESPOND_ASYNC };
+enum { IM_EXTRA_FORBID = 0, IM_EXTRA_IGNORE };
+enum { IM_IN_BODY = 0, IM_IN_QUERY, IM_IN_PATH };
+
+/* Value types of fields. */
+enum {
+    IM_T_BOOL = 1,
+    IM_T_INT32,
+    IM_T_INT64,
+    IM_T_DOUBLE,
+    IM_T_STRING,
+    IM_T_ENUM,
+    IM_T_OBJECT,
+    IM_T_ARRAY
+};
+
+/* Constraint flags of a field. */
+enum {
+    IM_F_MIN = 1,       /* value >= min (> with IM_F_XMIN) */
+    IM_F_MAX = 2,       /* value <= max (< with IM_F_XMAX) */
+    IM_F_XMIN = 4,
+    IM_F_XMAX = 8,
+    IM_F_MINLEN = 16,   /* string: at least min_len characters */
+    IM_F_MAXLEN = 32,
+    IM_F_MINITEMS = 64, /* array: at least min_items elements */
+    IM_F_MAXITEMS = 128
+};
+
+typedef struct im_bind im_bind; /* binding state (opaque) */
+typedef int (*im_bind_obj_fn)(im_bind *b, void *dst);
+
+/* One field (argument, object member, array element): what to read and what to check. */
+typedef struct im_field {
+    const char *name;          /* JSON key or parameter name */
+    uint16_t type;             /* IM_T_* */
+    uint16_t elem;             /* IM_T_* of an array's elements */
+    uint16_t flags;            /* IM_F_* */
+    uint16_t in;               /* IM_IN_* (arguments) */
+    int64_t imin, imax;        /* integer bounds */
+    double dmin, dmax;         /* number bounds */
+    uint32_t min_len, max_len; /* string length, in characters (code points) */
+    uint32_t min_items, max_items;
+    const char *const *values; /* enum: its strings, in order */
+    uint32_t nvalues;
+    uint32_t elem_size;        /* array of objects: the element struct's size */
+    im_bind_obj_fn object;     /* object, or array of objects: binds one object */
+} im_field;
+
+/* Body: 1 when the value at the cursor is an object (entered), 0 when it is not (422
+ * recorded), < 0 on a JSON syntax error. */
+int im_bind_obj_begin(im_bind *b);
+/* The next key of the object entered: 1 (its value is next), 0 at the end, < 0 on a syntax
+ * error. */
+int im_bind_obj_key(im_bind *b, im_str *key);
+/* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
+void im_bind_field(im_bind *b, const im_field *f, void *dst);
+/* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */
+void im_bind_extra(im_bind *b, im_str key);
+/* A required field that did not come: 422 missing (f NULL: the whole body). */
+void im_bind_missing(im_bind *b, const im_field *f);
+/* A query or path parameter: 1 when present (read into dst, errors recorded), 0 when
+ * absent. */
+int im_bind_param(im_bind *b, const im_field *f, void *dst);
+/* 1 when the request has a JSON body to bind. */
+int im_bind_has_body(const im_bind *b);
+/* A raw body of little-endian float64 values (Content-Type application/octet-stream) into an
+ * im_f64s: no copy when the body is aligned, one copy otherwise. 1 when present, 0 when not. */
+int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst);
+
+/* An annotated endpoint, as gen/immersive_gen.py describes it. */
+typedef struct im_endpoint {
+    const char *method;    /* "GET", "POST", ... */
+    const char *path;      /* "/v1/math/add", with {param} segments */
+    const char *name;      /* the C function */
+    const char *module;    /* its module */
+    size_t args_size;      /* sizeof the argument struct */
+    size_t out_size;       /* sizeof the result struct */
+    int (*bind)(im_bind *b, void *args);                     /* request into args */
+    int (*call)(im_call *call, const void *args, void *out); /* the user's function */
+    void (*write)(im_jw *w, const void *out);                /* the result as JSON */
+    uint8_t mode;          /* IM_MODE_* */
+    uint8_t response;      /* IM_RESPOND_* */
+    uint8_t priority;      /* executor priority, 0 most urgent */
+    uint8_t extra;         /* IM_EXTRA_* */
+    uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s */
+    uint32_t max_concurrency; /* calls in flight at once (0: no limit); past it 429 */
+    uint32_t timeout_ms;   /* 0: none (enforced by the task machinery) */
+} im_endpoint;
+
+/* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
+ * (openapi may be NULL). Call before im_server_start(). Returns 0 or -errno. */
+int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
+                            size_t openapi_len);
+
+/* Calls in flight for endpoint number i of those added (for monitoring). */
+unsigned im_server_endpoint_inflight(const im_server *s, size_t i);

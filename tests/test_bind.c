@@ -1,0 +1,275 @@
+/* test_bind.c — the generated binders and writers of tests/fixture, driven through the real
+ * request path (a connection fed whole requests, as in test_conn_input.c): valid input echoed
+ * back exactly, each constraint violated, wrong types, integer overflow, nesting, escapes in
+ * strings and keys, several errors at once, unknown fields, malformed JSON, query and path
+ * parameters, handler failures. Expected bodies are compared byte for byte. */
+#define IMMERSIVE_IMPLEMENTATION
+#include "immersive.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.service.h"
+#include "support/fake_loop.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                             \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            failures++;                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+        }                                                                            \
+    } while (0)
+
+static im_server *srv;
+static im_loop L;
+
+/* Sends one request; returns the status, copies the body into body[]. */
+static int call(const char *method, const char *target, const char *json, char *body, size_t cap)
+{
+    char req[65536];
+    im__conn *c = fake_conn(&L);
+    int n = json ? snprintf(req, sizeof req,
+                            "%s %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\n\r\n%s",
+                            method, target, strlen(json), json)
+                 : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", method, target);
+    fake_feed(&L, c, req, (size_t)n);
+    if (!c->out) return -1;
+    c->out->data[c->out->len < c->out->cap ? c->out->len : c->out->cap - 1] = 0;
+    int status = atoi(c->out->data + 9);
+    const char *b = strstr(c->out->data, "\r\n\r\n");
+    snprintf(body, cap, "%s", b ? b + 4 : "");
+    return status;
+}
+
+static void expect(const char *method, const char *target, const char *json, int status,
+                   const char *want)
+{
+    char body[65536];
+    int st = call(method, target, json, body, sizeof body);
+    CHECK(st == status && (!want || strcmp(body, want) == 0),
+          "%s %s %s\n  got  %d %s\n  want %d %s", method, target, json ? json : "", st, body, status,
+          want ? want : "(any body)");
+}
+
+/* The response holds each of the needles, in order. */
+static void expect_has(const char *method, const char *target, const char *json, int status,
+                       const char *const *needles)
+{
+    char body[65536];
+    int st = call(method, target, json, body, sizeof body);
+    const char *p = body;
+    CHECK(st == status, "%s %s %s: status %d, want %d: %s", method, target, json, st, status, body);
+    for (; *needles; needles++) {
+        const char *q = strstr(p, *needles);
+        CHECK(q, "%s %s: '%s' missing (in order) from %s", method, target, *needles, body);
+        if (q) p = q + strlen(*needles);
+    }
+}
+
+#define ALL "/t/all"
+#define VALID "{\"b\":true,\"i32\":-5,\"i64\":1,\"s\":\"abcd\",\"li\":[0,3]"
+
+static void test_valid(void)
+{
+    expect("POST", ALL, VALID "}", 200,
+           "{\"b\":true,\"i32\":-5,\"i64\":1,\"d\":0.25,\"s\":\"abcd\",\"e\":\"x\",\"li\":[0,3],\"f\":[]}");
+    expect("POST", ALL,
+           "{\"b\":false,\"i32\":5,\"i64\":9223372036854775807,\"d\":-1e300,\"s\":\"\\u0041\\u00e9\","
+           "\"e\":\"y-z\",\"li\":[2147483647],\"ls\":[\"a\",\"\\u00e9\"],"
+           "\"o\":{\"in\":{\"a\":0},\"list\":[{\"a\":1,\"s\":\"q\\\"\"},{\"a\":2}]},\"f\":[1.5,-0,3e-5]}",
+           200,
+           "{\"b\":false,\"i32\":5,\"i64\":9223372036854775807,\"d\":-1e+300,\"s\":\"A\xc3\xa9\","
+           "\"e\":\"y-z\",\"li\":[2147483647],\"ls\":[\"a\",\"\xc3\xa9\"],"
+           "\"o\":{\"in\":{\"a\":0},\"list\":[{\"a\":1,\"s\":\"q\\\"\"},{\"a\":2}]},\"f\":[1.5,-0,3e-05]}");
+    /* keys with escapes are decoded before they are matched; whitespace anywhere */
+    expect("POST", ALL,
+           " { \"\\u0062\" : true , \"i\\u00332\":0, \"i64\":2, \"s\":\"xy\", \"li\":[ 1 ] } ", 200,
+           "{\"b\":true,\"i32\":0,\"i64\":2,\"d\":0.25,\"s\":\"xy\",\"e\":\"x\",\"li\":[1],\"f\":[]}");
+    /* integers written as floats are integers when they are whole */
+    expect("POST", ALL, "{\"b\":true,\"i32\":4.0,\"i64\":1e3,\"s\":\"ab\",\"li\":[2e0]}", 200,
+           "{\"b\":true,\"i32\":4,\"i64\":1000,\"d\":0.25,\"s\":\"ab\",\"e\":\"x\",\"li\":[2],\"f\":[]}");
+}
+
+static void test_constraints(void)
+{
+    static const struct {
+        const char *patch, *type, *loc;
+    } cases[] = {
+        {"\"i32\":6", "less_than_equal", "[\"body\",\"i32\"]"},
+        {"\"i32\":-6", "greater_than_equal", "[\"body\",\"i32\"]"},
+        {"\"i64\":0", "greater_than", "[\"body\",\"i64\"]"},
+        {"\"d\":1.5", "less_than", "[\"body\",\"d\"]"},
+        {"\"s\":\"a\"", "string_too_short", "[\"body\",\"s\"]"},
+        {"\"s\":\"abcde\"", "string_too_long", "[\"body\",\"s\"]"},
+        {"\"s\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"", "string_too_long", "[\"body\",\"s\"]"},
+        {"\"e\":\"z\"", "enum", "[\"body\",\"e\"]"},
+        {"\"li\":[]", "too_short", "[\"body\",\"li\"]"},
+        {"\"li\":[1,2,3,4]", "too_long", "[\"body\",\"li\"]"},
+        {"\"li\":[1,-1]", "greater_than_equal", "[\"body\",\"li\",1]"},
+        {"\"ls\":[\"abc\"]", "string_too_long", "[\"body\",\"ls\",0]"},
+        {"\"o\":{\"in\":{\"a\":-1},\"list\":[]}", "greater_than_equal", "[\"body\",\"o\",\"in\",\"a\"]"},
+        {"\"o\":{\"in\":{\"a\":1},\"list\":[{\"a\":1},{\"a\":1},{\"a\":1},{\"a\":1}]}", "too_long", "[\"body\",\"o\",\"list\"]"},
+        {"\"o\":{\"in\":{\"a\":1},\"list\":[{\"a\":1},{\"a\":1,\"b\":1}]}", "extra_forbidden", "[\"body\",\"o\",\"list\",1,\"b\"]"},
+        /* wrong types */
+        {"\"b\":1", "bool_type", "[\"body\",\"b\"]"},
+        {"\"b\":\"true\"", "bool_type", "[\"body\",\"b\"]"},
+        {"\"i32\":\"1\"", "int_type", "[\"body\",\"i32\"]"},
+        {"\"i32\":1.5", "int_from_float", "[\"body\",\"i32\"]"},
+        {"\"i32\":null", "int_type", "[\"body\",\"i32\"]"},
+        {"\"d\":\"x\"", "float_type", "[\"body\",\"d\"]"},
+        {"\"s\":5", "string_type", "[\"body\",\"s\"]"},
+        {"\"e\":1", "string_type", "[\"body\",\"e\"]"},
+        {"\"li\":{}", "list_type", "[\"body\",\"li\"]"},
+        {"\"li\":[\"1\"]", "int_type", "[\"body\",\"li\",0]"},
+        {"\"o\":[]", "model_attributes_type", "[\"body\",\"o\"]"},
+        {"\"f\":[1,true]", "float_type", "[\"body\",\"f\",1]"},
+        /* overflow */
+        {"\"i32\":2147483648", "int_range", "[\"body\",\"i32\"]"},
+        {"\"li\":[2147483648]", "int_range", "[\"body\",\"li\",0]"},
+        {"\"i64\":9223372036854775808", "int_range", "[\"body\",\"i64\"]"},
+        {"\"i64\":1e19", "int_range", "[\"body\",\"i64\"]"},
+        {"\"d\":1e999", "finite_number", "[\"body\",\"d\"]"},
+        {"\"d\":-1e400", "finite_number", "[\"body\",\"d\"]"},
+        {"\"zz\":1", "extra_forbidden", "[\"body\",\"zz\"]"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char json[1024], type[128], loc[256];
+        snprintf(json, sizeof json, VALID ",%s}", cases[k].patch);
+        snprintf(type, sizeof type, "\"type\":\"%s\"", cases[k].type);
+        snprintf(loc, sizeof loc, "\"loc\":%s", cases[k].loc);
+        const char *needles[] = {"{\"detail\":[{", type, loc, "\"msg\":\"", NULL};
+        expect_has("POST", ALL, json, 422, needles);
+        char body[4096];
+        call("POST", ALL, json, body, sizeof body);
+        CHECK(strstr(body, "},{") == NULL, "%s: exactly one error: %s", cases[k].patch, body);
+    }
+    /* a message says what was wanted */
+    expect("POST", ALL, VALID ",\"i32\":9}", 422,
+           "{\"detail\":[{\"type\":\"less_than_equal\",\"loc\":[\"body\",\"i32\"],\"msg\":\"Input should be "
+           "less than or equal to 5\",\"input\":9,\"ctx\":{\"le\":5}}]}");
+    expect("POST", ALL, VALID ",\"e\":\"q\"}", 422,
+           "{\"detail\":[{\"type\":\"enum\",\"loc\":[\"body\",\"e\"],\"msg\":\"Input should be 'x' or "
+           "'y-z'\",\"input\":\"q\"}]}");
+}
+
+static void test_many_errors(void)
+{
+    /* every failing field is listed, in order; missing ones after the others */
+    const char *needles[] = {
+        "\"type\":\"int_type\",\"loc\":[\"body\",\"i32\"]",
+        "\"type\":\"string_too_long\",\"loc\":[\"body\",\"s\"]",
+        "\"type\":\"extra_forbidden\",\"loc\":[\"body\",\"what\"]",
+        "\"type\":\"missing\",\"loc\":[\"body\",\"b\"]",
+        "\"type\":\"missing\",\"loc\":[\"body\",\"i64\"]",
+        "\"type\":\"missing\",\"loc\":[\"body\",\"li\"]",
+        NULL};
+    expect_has("POST", ALL, "{\"i32\":\"x\",\"s\":\"toolong\",\"what\":[1,{\"deep\":[]}]}", 422, needles);
+    expect("POST", ALL, "{}", 422,
+           "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"b\"],\"msg\":\"Field required\"},"
+           "{\"type\":\"missing\",\"loc\":[\"body\",\"i32\"],\"msg\":\"Field required\"},"
+           "{\"type\":\"missing\",\"loc\":[\"body\",\"i64\"],\"msg\":\"Field required\"},"
+           "{\"type\":\"missing\",\"loc\":[\"body\",\"s\"],\"msg\":\"Field required\"},"
+           "{\"type\":\"missing\",\"loc\":[\"body\",\"li\"],\"msg\":\"Field required\"}]}");
+    expect("POST", ALL, NULL, 422, "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\"],\"msg\":\"Field required\"}]}");
+    expect("POST", ALL, "[]", 422,
+           "{\"detail\":[{\"type\":\"model_attributes_type\",\"loc\":[\"body\"],\"msg\":\"Input should be a "
+           "valid dictionary or object to extract fields from\"}]}");
+}
+
+static void test_malformed(void)
+{
+    static const struct {
+        const char *json;
+        int offset;
+    } cases[] = {
+        {"{\"b\":true,}", 10},  {"{\"b\" true}", 5},        {"{\"b\":tru}", 5},
+        {"{\"s\":\"a\\qb\"}", 7}, {"{\"s\":\"\\ud800\"}", 6}, {"{\"s\":\"\xff\"}", 6},
+        {"{\"i32\":01}", 7},    {"{\"b\":true}}", 10},      {"{\"b\":true", 9},
+        {"{\"s\":\"\\udc00\"}", 6},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "\"loc\":[\"body\",%d]", cases[k].offset);
+        const char *needles[] = {"{\"detail\":[{\"type\":\"json_invalid\"", want, "\"ctx\":{\"error\":", NULL};
+        expect_has("POST", ALL, cases[k].json, 400, needles);
+    }
+    /* deep nesting is refused, not recursed into without end */
+    char deep[400];
+    int n = snprintf(deep, sizeof deep, "{\"o\":");
+    for (int i = 0; i < 100; i++) deep[n++] = '[';
+    for (int i = 0; i < 100; i++) deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = 0;
+    const char *needles[] = {"\"type\":\"json_invalid\"", "\"msg\":\"JSON nested too deeply\"", NULL};
+    expect_has("POST", ALL, deep, 400, needles);
+}
+
+static void test_extra_ignored(void)
+{
+    expect("POST", "/t/lenient", "{\"n\":7,\"other\":{\"deep\":[1,2,{\"x\":null}]}}", 200, "{\"result\":7}");
+    expect("POST", "/t/lenient", "{\"n\":7,\"other\":[}", 400, NULL); /* still valid JSON only */
+}
+
+static void test_params(void)
+{
+    expect("GET", "/t/q/42/caf%C3%A9%20au%2Flait?n=100&tags=a&tags=b%2Bc&flag=yes&mode=fast", NULL, 200,
+           "{\"id\":42,\"name\":\"caf\xc3\xa9 au/lait\",\"n\":100,\"flag\":true,\"tags\":[\"a\",\"b+c\"],\"mode\":\"fast\"}");
+    expect("GET", "/t/q/1/x?n=-3", NULL, 200,
+           "{\"id\":1,\"name\":\"x\",\"n\":-3,\"flag\":false,\"tags\":[],\"mode\":\"slow\"}");
+    const char *missing[] = {"\"type\":\"missing\",\"loc\":[\"query\",\"n\"]", NULL};
+    expect_has("GET", "/t/q/1/x", NULL, 422, missing);
+    const char *bad[] = {"\"type\":\"greater_than_equal\",\"loc\":[\"path\",\"id\"]",
+                         "\"type\":\"int_parsing\",\"loc\":[\"query\",\"n\"]",
+                         "\"type\":\"bool_parsing\",\"loc\":[\"query\",\"flag\"]",
+                         "\"type\":\"too_long\",\"loc\":[\"query\",\"tags\"]",
+                         "\"type\":\"enum\",\"loc\":[\"query\",\"mode\"]", NULL};
+    expect_has("GET", "/t/q/0/x?n=1x&flag=maybe&tags=1&tags=2&tags=3&tags=4&mode=medium", NULL, 422, bad);
+    const char *over[] = {"\"type\":\"less_than_equal\",\"loc\":[\"query\",\"n\"]", NULL};
+    expect_has("GET", "/t/q/1/x?n=101", NULL, 422, over);
+    const char *esc[] = {"\"type\":\"url_decoding\",\"loc\":[\"path\",\"name\"]", NULL};
+    expect_has("GET", "/t/q/1/bad%zz?n=1", NULL, 422, esc);
+    expect("GET", "/t/q/1/x?n=1", NULL, 200, NULL);
+    /* a body where none is taken */
+    expect("GET", "/t/q/1/x?n=1", "{}", 400, NULL);
+}
+
+static void test_fail(void)
+{
+    expect("POST", "/t/fail", "{}", 200, "null");
+    expect("POST", "/t/fail", "{\"status\":404}", 404, "{\"detail\":\"failed with 404 as asked\"}");
+    expect("POST", "/t/fail", "{\"status\":200}", 500, "{\"detail\":\"failed with 200 as asked\"}");
+    expect("POST", "/t/fail", "{\"status\":1}", 500, "{\"detail\":\"failed with 1 as asked\"}");
+}
+
+int main(void)
+{
+    im_server_opts o = {0};
+    im_log_set_level(IM_LOG_ERROR);
+    srv = im_server_new(&o);
+    CHECK(im_register_fixture(srv) == 0, "register");
+    int rc = fake_loop_init(&L, srv);
+    if (rc) {
+        fprintf(stderr, "io_uring unavailable (%s): skipped\n", strerror(-rc));
+        return 77;
+    }
+    test_valid();
+    test_constraints();
+    test_many_errors();
+    test_malformed();
+    test_extra_ignored();
+    test_params();
+    test_fail();
+    fake_loop_free(&L);
+    im_server_free(srv);
+    if (failures) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    printf("binders: all passed\n");
+    return 0;
+}
