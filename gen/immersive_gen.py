@@ -1161,8 +1161,6 @@ def emit_endpoint(out, e):
     f_prefix = f"im_gen_f_{e.func}"
     out.add(f"/* ---- {e.func}: {e.method} {e.path} ---- */")
     emit_fields_consts(out, e.args, f_prefix)
-    if e.result_fields:
-        emit_fields_consts(out, e.result_fields, f"im_gen_r_{e.func}")
     out.line_to(e.where)
     out.add(f"static int im_gen_bind_{e.func}(im_bind *b, void *vargs)", "{",
             f"    {e.func}_args *a = vargs;")
@@ -1170,7 +1168,7 @@ def emit_endpoint(out, e):
     body = e.body_args
     raw = [a for a in e.args if a.source == "raw"]
     if not params and not body and not raw:
-        out.add("    (void)a;")
+        out.add("    (void)a;", "    (void)b;")
     for p in params:
         out.add(f"    if (im_bind_param(b, &{f_prefix}_{p.name}, &a->{p.name})) {{")
         if p.optional:

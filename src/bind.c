@@ -123,13 +123,15 @@ static void im__bind_push(im_bind *b, const char *name, size_t len, size_t index
 
 static void im__bind_pop(im_bind *b) { b->nloc--; }
 
-/* Records one error: {"type", "loc", "msg", "input"?, "ctx"?}. input is raw JSON text (may be
- * NULL), ctx a JSON object text (may be NULL). */
-static void im__bind_error(im_bind *b, const char *type, const char *msg, const char *input,
-                           size_t input_len, const char *ctxj)
+/* Records one error: {"type", "loc", "msg", "input"?, "ctx"?}. The input is raw JSON text
+ * (input, input_len; NULL for none) or, when str is not NULL, a string value to quote. ctxj is
+ * a JSON object text (may be NULL). */
+static void im__bind_error_in(im_bind *b, const char *type, const char *msg, const char *input,
+                              size_t input_len, const im_str *str, const char *ctxj)
 {
     im_jw *w = &b->errs;
     if (b->nerrs++ >= IM__BIND_MAX_ERRORS) return;
+    if (b->nerrs == 1) im_jw_arr(w); /* opened with the first error: nothing to do without */
     im_jw_obj(w);
     im_jw_key(w, "type");
     im_jw_str(w, type);
@@ -137,13 +139,17 @@ static void im__bind_error(im_bind *b, const char *type, const char *msg, const 
     im_jw_arr(w);
     im_jw_str(w, b->root);
     for (unsigned i = 0; i < b->nloc && i < IM__BIND_DEPTH; i++) {
-        if (b->loc[i].name) im_jw_strn(w, b->loc[i].name, b->loc[i].len);
-        else im_jw_uint(w, b->loc[i].index);
+        if (!b->loc[i].name) im_jw_uint(w, b->loc[i].index);
+        else if (b->loc[i].len == SIZE_MAX) im_jw_str(w, b->loc[i].name); /* a field's name */
+        else im_jw_strn(w, b->loc[i].name, b->loc[i].len);                /* a key as sent */
     }
     im_jw_arr_end(w);
     im_jw_key(w, "msg");
     im_jw_str(w, msg);
-    if (input) {
+    if (str) {
+        im_jw_key(w, "input");
+        im_jw_strn(w, str->ptr, str->len < 200 ? str->len : 200);
+    } else if (input) {
         im_jw_key(w, "input");
         im_jw_raw(w, input, input_len);
     }
@@ -152,6 +158,12 @@ static void im__bind_error(im_bind *b, const char *type, const char *msg, const 
         im_jw_raw(w, ctxj, strlen(ctxj));
     }
     im_jw_obj_end(w);
+}
+
+static void im__bind_error(im_bind *b, const char *type, const char *msg, const char *input,
+                           size_t input_len, const char *ctxj)
+{
+    im__bind_error_in(b, type, msg, input, input_len, NULL, ctxj);
 }
 
 /* A number as text for messages: integers exactly, others as JSON writes them. */
@@ -209,13 +221,6 @@ static size_t im__utf8_count(im_str s)
 static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_str s, void *dst)
 {
     char msg[128], ctxj[64];
-    im_jw in;
-    char inbuf[256];
-    /* the input, re-escaped, for the error */
-    im_jw_init(&in, inbuf, sizeof inbuf);
-    im_jw_strn(&in, s.ptr, s.len < 200 ? s.len : 200);
-    const char *input = im_jw_error(&in) ? NULL : inbuf;
-    size_t input_len = input ? in.len : 0;
     if (type == IM_T_ENUM) {
         for (uint32_t k = 0; k < f->nvalues; k++)
             if (im_str_eq(s, f->values[k])) {
@@ -223,15 +228,13 @@ static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_st
                 return;
             }
         /* Input should be 'a', 'b' or 'c' */
-        im_jw m;
         char mb[512];
         size_t o = 0;
         o += (size_t)snprintf(mb, sizeof mb, "Input should be ");
         for (uint32_t k = 0; k < f->nvalues && o < sizeof mb - 64; k++)
             o += (size_t)snprintf(mb + o, sizeof mb - o, "%s'%s'",
                                   k == 0 ? "" : k + 1 == f->nvalues ? " or " : ", ", f->values[k]);
-        (void)m;
-        im__bind_error(b, "enum", mb, input, input_len, NULL);
+        im__bind_error_in(b, "enum", mb, NULL, 0, &s, NULL);
         return;
     }
     if (f->flags & (IM_F_MINLEN | IM_F_MAXLEN)) {
@@ -240,14 +243,14 @@ static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_st
             snprintf(msg, sizeof msg, "String should have at least %u character%s", f->min_len,
                      f->min_len == 1 ? "" : "s");
             snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u}", f->min_len);
-            im__bind_error(b, "string_too_short", msg, input, input_len, ctxj);
+            im__bind_error_in(b, "string_too_short", msg, NULL, 0, &s, ctxj);
             return;
         }
         if ((f->flags & IM_F_MAXLEN) && n > f->max_len) {
             snprintf(msg, sizeof msg, "String should have at most %u character%s", f->max_len,
                      f->max_len == 1 ? "" : "s");
             snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u}", f->max_len);
-            im__bind_error(b, "string_too_long", msg, input, input_len, ctxj);
+            im__bind_error_in(b, "string_too_long", msg, NULL, 0, &s, ctxj);
             return;
         }
     }
@@ -439,7 +442,7 @@ int im_bind_obj_key(im_bind *b, im_str *key) { return im_json_obj_key(&b->j, key
 
 void im_bind_field(im_bind *b, const im_field *f, void *dst)
 {
-    im__bind_push(b, f->name, strlen(f->name), 0);
+    im__bind_push(b, f->name, SIZE_MAX, 0);
     im__bind_value(b, f, f->type, dst);
     im__bind_pop(b);
 }
@@ -467,7 +470,7 @@ void im_bind_missing(im_bind *b, const im_field *f)
     }
     if (f->in == IM_IN_QUERY) b->root = "query";
     else if (f->in == IM_IN_PATH) b->root = "path";
-    im__bind_push(b, f->name, strlen(f->name), 0);
+    im__bind_push(b, f->name, SIZE_MAX, 0);
     im__bind_error(b, "missing", "Field required", NULL, 0, NULL);
     im__bind_pop(b);
     b->root = root;
@@ -628,7 +631,7 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
     im_str raw;
     int found = 0;
     b->root = f->in == IM_IN_PATH ? "path" : "query";
-    im__bind_push(b, f->name, strlen(f->name), 0);
+    im__bind_push(b, f->name, SIZE_MAX, 0);
     if (f->in == IM_IN_PATH) {
         raw = im_ctx_param(b->ctx, f->name);
         found = raw.ptr != NULL;
@@ -744,12 +747,13 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
 /* Binds the request; answers 400/415/422 itself and returns -1 when it cannot be served. */
 static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 {
-    im_bind b;
+    im_bind b; /* not zeroed whole: the loc stack is written as it is used */
     int rc;
-    memset(&b, 0, sizeof b);
     b.ctx = c;
     b.ep = ep;
     b.root = "body";
+    b.nloc = 0;
+    b.nerrs = 0;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -771,8 +775,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     }
     /* the body is ours (a receive buffer or a copy): strings are decoded in place */
     im_json_init(&b.j, c->req.body.ptr ? c->req.body.ptr : "", c->req.body.len, 1);
-    im_jw_init(&b.errs, NULL, 0);
-    im_jw_arr(&b.errs);
+    im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
     if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
     if (b.j.err) { /* malformed JSON: 400, where */
@@ -787,7 +790,6 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         im_jw_obj_end(&cw);
         ctxj[im_jw_error(&cw) ? 0 : cw.len] = 0; /* the writer does not terminate */
         im_jw_reset(&b.errs);
-        im_jw_arr(&b.errs);
         b.nerrs = 0;
         b.nloc = 0;
         im__bind_push(&b, NULL, 0, b.j.err_off);

@@ -1,0 +1,225 @@
+"""test_openapi.py — the demo's generated endpoints through HTTP, guided by its own OpenAPI
+document: /openapi.json is served and is the document the generator wrote; every route it lists
+answers a request built from its schema with 200 and a result matching the declared response
+schema; a request that breaks the schema gets 422 in FastAPI's shape; executor endpoints answer
+too, also many at once; malformed JSON is 400 with the byte offset."""
+import http.client
+import json
+import os
+import struct
+import threading
+import unittest
+
+from server import ServerTestCase
+
+
+def sample(schema, comps, depth=0):
+    """A value that satisfies `schema` (defaults and lower bounds where given)."""
+    if "$ref" in schema:
+        return sample(comps[schema["$ref"].split("/")[-1]], comps, depth)
+    if "allOf" in schema:
+        return sample(schema["allOf"][0], comps, depth)
+    if "default" in schema:
+        return schema["default"]
+    t = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if t == "boolean":
+        return True
+    if t in ("integer", "number"):
+        lo = schema.get("minimum", schema.get("exclusiveMinimum", 1) + (1 if "exclusiveMinimum" in schema else 0))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum", lo + 10) - 1)
+        v = max(lo, min(1, hi)) if lo <= 1 <= hi else lo
+        return int(v) if t == "integer" else float(v)
+    if t == "string":
+        return "ab"[: max(schema.get("minLength", 2), 1)] if schema.get("maxLength", 2) >= 1 else ""
+    if t == "array":
+        n = max(schema.get("minItems", 2), 1)
+        return [sample(schema["items"], comps, depth + 1) for _ in range(n)]
+    if t == "object":
+        return {k: sample(v, comps, depth + 1) for k, v in schema.get("properties", {}).items()
+                if k in schema.get("required", []) or "default" in v}
+    return None
+
+
+def conforms(value, schema, comps, where="result"):
+    """Checks a value against the subset of JSON Schema the generator emits; returns a problem
+    or None."""
+    if "$ref" in schema:
+        return conforms(value, comps[schema["$ref"].split("/")[-1]], comps, where)
+    if "allOf" in schema:
+        return conforms(value, schema["allOf"][0], comps, where)
+    t = schema.get("type")
+    types = {"boolean": bool, "integer": int, "number": (int, float), "string": str, "array": list,
+             "object": dict, "null": type(None)}
+    if t and not isinstance(value, types[t]) or (t in ("integer", "number") and isinstance(value, bool)):
+        return f"{where}: {value!r} is not {t}"
+    if t == "array":
+        for i, v in enumerate(value):
+            p = conforms(v, schema["items"], comps, f"{where}[{i}]")
+            if p:
+                return p
+    if t == "object":
+        for k in schema.get("required", []):
+            if k not in value:
+                return f"{where}: required {k} missing"
+        for k, v in value.items():
+            if k in schema.get("properties", {}):
+                p = conforms(v, schema["properties"][k], comps, f"{where}.{k}")
+                if p:
+                    return p
+            elif schema.get("additionalProperties") is False:
+                return f"{where}: unexpected {k}"
+    return None
+
+
+class OpenAPITests(ServerTestCase):
+    FLAGS = ("--loops", "2")
+
+    def http(self, method, path, body=None, ctype="application/json"):
+        c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        headers = {}
+        if body is not None:
+            if not isinstance(body, bytes):
+                body = json.dumps(body).encode()
+            headers["Content-Type"] = ctype
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = http.client.HTTPConnection("127.0.0.1", cls.server.port, timeout=10)
+        c.request("GET", "/openapi.json")
+        r = c.getresponse()
+        cls.raw = r.read()
+        cls.status = r.status
+        cls.ctype = r.getheader("Content-Type")
+        c.close()
+        cls.doc = json.loads(cls.raw)
+        cls.comps = cls.doc["components"]["schemas"]
+
+    def test_served_document_is_the_generated_one(self):
+        self.assertEqual(self.status, 200)
+        self.assertEqual(self.ctype, "application/json")
+        gen = os.environ.get("IM_OPENAPI")
+        if gen:
+            with open(gen) as f:
+                self.assertEqual(self.doc, json.load(f), "served document differs from the generated file")
+        self.assertEqual(self.doc["openapi"], "3.1.0")
+        self.assertIn("/v1/math/add", self.doc["paths"])
+
+    def test_structure(self):
+        ops = set()
+        for path, item in self.doc["paths"].items():
+            for method, op in item.items():
+                self.assertNotIn(op["operationId"], ops, "operationIds are unique")
+                ops.add(op["operationId"])
+                declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+                wanted = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
+                self.assertEqual(declared, wanted, f"{method} {path}: path parameters declared")
+                self.assertIn("200", op["responses"])
+                if op.get("parameters") or op.get("requestBody"):
+                    self.assertEqual(op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"],
+                                     "#/components/schemas/HTTPValidationError")
+                self.assertIn(op["x-immersive"]["mode"], ("inline", "pool", "serial", "process"))
+
+    def build(self, path, op):
+        """(target, body, content type) for a valid call of op."""
+        target, query = path, []
+        for p in op.get("parameters", []):
+            v = sample(p["schema"], self.comps)
+            if p["in"] == "path":
+                target = target.replace("{%s}" % p["name"], str(v))
+            elif p.get("required"):
+                for x in v if isinstance(v, list) else [v]:
+                    query.append(f"{p['name']}={str(x).lower() if isinstance(x, bool) else x}")
+        if query:
+            target += "?" + "&".join(query)
+        body, ctype = None, "application/json"
+        rb = op.get("requestBody")
+        if rb:
+            if "application/octet-stream" in rb["content"]:
+                body, ctype = struct.pack("<3d", 1.0, 2.0, 4.0), "application/octet-stream"
+            else:
+                body = sample(rb["content"]["application/json"]["schema"], self.comps)
+        return target, body, ctype
+
+    def test_every_route_answers(self):
+        n = 0
+        for path, item in self.doc["paths"].items():
+            for method, op in item.items():
+                with self.subTest(route=f"{method.upper()} {path}"):
+                    target, body, ctype = self.build(path, op)
+                    status, data = self.http(method.upper(), target, body, ctype)
+                    expected = 501 if op["x-immersive"]["mode"] == "process" or \
+                        op["x-immersive"]["response"] == "async" else 200
+                    self.assertEqual(status, expected, f"{method.upper()} {target} {body!r}: {data[:300]!r}")
+                    if status == 200:
+                        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+                        problem = conforms(json.loads(data), schema, self.comps)
+                        self.assertIsNone(problem, f"{method.upper()} {target}: {data[:300]!r}")
+                    n += 1
+        self.assertGreaterEqual(n, 8, "the demo lists its endpoints")
+
+    def test_every_body_route_validates(self):
+        """A body of the wrong shape gets FastAPI's 422; broken JSON gets 400 with an offset."""
+        for path, item in self.doc["paths"].items():
+            for method, op in item.items():
+                rb = op.get("requestBody")
+                if not rb or "application/json" not in rb["content"]:
+                    continue
+                target, body, _ = self.build(path, op)
+                with self.subTest(route=f"{method.upper()} {path}"):
+                    status, data = self.http(method.upper(), target, {"no_such_field": [1]})
+                    self.assertEqual(status, 422, data)
+                    detail = json.loads(data)["detail"]
+                    self.assertTrue(all({"loc", "msg", "type"} <= set(d) for d in detail), detail)
+                    locs = [d["loc"] for d in detail]
+                    if op["x-immersive"]["extra"] == "forbid":
+                        self.assertIn(["body", "no_such_field"], locs)
+                    else:
+                        self.assertNotIn(["body", "no_such_field"], locs, "unknown fields ignored")
+                    status, data = self.http(method.upper(), target, b'{"a": [1, 2,]}')
+                    self.assertEqual(status, 400, data)
+                    d = json.loads(data)["detail"][0]
+                    self.assertEqual((d["type"], d["loc"]), ("json_invalid", ["body", 12]), d)
+
+    def test_math_add(self):
+        self.assertEqual(self.http("POST", "/v1/math/add", {"x": 3, "y": 6}), (200, b'{"result":9}'))
+        status, data = self.http("POST", "/v1/math/add", {"x": 2**63, "y": 0})
+        self.assertEqual(status, 422)
+        self.assertEqual(json.loads(data)["detail"][0]["loc"], ["body", "x"])
+
+    def test_pool_endpoints_under_load(self):
+        """Many concurrent calls of executor endpoints: each gets its own right answer."""
+        errors = []
+
+        def worker(k):
+            try:
+                for i in range(20):
+                    vals = [float(k), float(i), float(k + i)]
+                    st, data = self.http("POST", "/v1/math/stats", {"values": vals})
+                    r = json.loads(data)
+                    if st != 200 or r["count"] != 3 or abs(r["mean"] - sum(vals) / 3) > 1e-9:
+                        errors.append((st, data))
+                    st, data = self.http("POST", "/v1/math/stats/raw", struct.pack("<3d", *vals),
+                                         "application/octet-stream")
+                    if st != 200 or json.loads(data)["max"] != max(vals):
+                        errors.append((st, data))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [], "concurrent executor calls")
+
+
+if __name__ == "__main__":
+    unittest.main()

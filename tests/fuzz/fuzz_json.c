@@ -1,0 +1,109 @@
+/* fuzz_json.c — libFuzzer target for the JSON reader and the generated binders. Byte 0 picks:
+ * 0 the reader alone (checked read-only, then walked decoding in place: both must agree);
+ * 1 the data as the JSON body of POST /t/all (tests/fixture: every type and constraint);
+ * 2 the data as the query string of GET /t/q/{id}/{name}. The answer must be 200, 400 or 422
+ * with a JSON body, and the server must not leak or crash. */
+#define IMMERSIVE_IMPLEMENTATION
+#include "immersive.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.service.h"
+#include "../support/fake_loop.h"
+
+static im_server *srv;
+static im_loop L;
+
+static int walk(im_json *j)
+{
+    int t = im_json_peek(j), r;
+    im_str s;
+    im_json_num n;
+    switch (t) {
+    case IM_JSON_OBJECT:
+        if ((r = im_json_obj_enter(j))) return r;
+        while ((r = im_json_obj_key(j, &s)) == 1)
+            if ((r = walk(j))) return r;
+        return r;
+    case IM_JSON_ARRAY:
+        if ((r = im_json_arr_enter(j))) return r;
+        while ((r = im_json_arr_next(j)) == 1)
+            if ((r = walk(j))) return r;
+        return r;
+    case IM_JSON_STRING: return im_json_string(j, &s, NULL, 0);
+    case IM_JSON_NUMBER: return im_json_number(j, &n);
+    case IM_JSON_TRUE:
+    case IM_JSON_FALSE: return im_json_bool(j, &r);
+    case IM_JSON_NULL: return im_json_null(j);
+    default: return t;
+    }
+}
+
+static void setup(void)
+{
+    im_server_opts o = {0};
+    o.max_body_bytes = 1 << 20;
+    im_log_set_level(IM_LOG_OFF);
+    srv = im_server_new(&o);
+    if (im_register_fixture(srv) || fake_loop_init(&L, srv)) abort();
+}
+
+static void request(const char *head, const char *body, size_t n)
+{
+    size_t hl = strlen(head);
+    char *req = malloc(hl + n);
+    memcpy(req, head, hl);
+    memcpy(req + hl, body, n);
+    im__conn *c = fake_conn(&L);
+    fake_feed(&L, c, req, hl + n);
+    free(req);
+    if (!c->out) abort(); /* every request is answered */
+    int status = atoi(c->out->data + 9);
+    if (status != 200 && status != 400 && status != 404 && status != 414 && status != 422 &&
+        status != 431)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!srv) setup();
+    if (size < 1) return 0;
+    const char *in = (const char *)data + 1;
+    size_t n = size - 1;
+    switch (data[0] % 3) {
+    case 0: {
+        im_json a, b;
+        char *copy = malloc(n ? n : 1);
+        memcpy(copy, in, n);
+        int ra = im_json_check(&a, in, n);
+        im_json_init(&b, copy, n, 1);
+        int rb = walk(&b);
+        if (!rb) rb = im_json_finish(&b);
+        if ((ra == 0) != (rb == 0) || (ra && a.err_off > n)) abort();
+        free(copy);
+        break;
+    }
+    case 1: {
+        char head[160];
+        snprintf(head, sizeof head,
+                 "POST /t/all HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n", n);
+        request(head, in, n);
+        break;
+    }
+    default: {
+        /* the data as a query: only bytes a request target may hold */
+        char *q = malloc(n + 1);
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < 4000; i++)
+            if (in[i] > 0x20 && in[i] < 0x7f && in[i] != '#') q[k++] = in[i];
+        char head[4200];
+        snprintf(head, sizeof head, "GET /t/q/7/n%%41me?%.*s HTTP/1.1\r\nHost: f\r\n\r\n", (int)k, q);
+        free(q);
+        request(head, "", 0);
+        break;
+    }
+    }
+    return 0;
+}
