@@ -3663,9 +3663,19 @@ static void im__conn_close(im_loop *L, im__conn *c)
     im__out_free(L, c->out);
     c->out = NULL;
     if (c->is_recv || c->is_send) {
-        struct io_uring_sqe *s = im__sqe(L);
-        io_uring_prep_cancel_fd(s, c->fd, IORING_ASYNC_CANCEL_ALL);
-        im__sqe_ignore(s);
+        /* by user_data, not by descriptor: a cancel that runs late must not find the next
+         * connection that got the same descriptor number */
+        uint32_t idx = (uint32_t)(c - L->conns);
+        if (c->is_recv) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, idx), 0);
+            im__sqe_ignore(s);
+        }
+        if (c->is_send) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_SEND, c->gen, idx), 0);
+            im__sqe_ignore(s);
+        }
     } else {
         im__conn_release(L, c);
     }
@@ -3696,9 +3706,9 @@ static void im__conn_finish(im_loop *L, im__conn *c)
         im__conn_close(L, c);
         return;
     }
-    struct io_uring_sqe *s = im__sqe(L);
-    io_uring_prep_shutdown(s, c->fd, SHUT_WR);
-    im__sqe_ignore(s);
+    /* a plain syscall: io_uring runs shutdown from a worker, which could come after the close
+     * that follows (an EOF in the same batch) and hit the next connection given this number */
+    shutdown(c->fd, SHUT_WR);
     c->is_lingering = 1;
     c->is_discard = 1;
     im__in_free(c);
@@ -5768,8 +5778,7 @@ static int im__loop_init(im_loop *L)
     probe = io_uring_get_probe_ring(&L->ring);
     if (probe) {
         static const int need[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,
-                                   IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_SHUTDOWN,
-                                   IORING_OP_READ};
+                                   IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_READ};
         for (unsigned i = 0; i < sizeof need / sizeof *need; i++)
             if (!io_uring_opcode_supported(probe, need[i])) {
                 im_log(IM_LOG_ERROR, "io_uring lacks opcode %d: kernel 6.0 or newer is needed",

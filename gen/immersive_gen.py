@@ -134,7 +134,8 @@ def c_string_value(tok, path):
     try:
         return out.decode("utf-8")
     except UnicodeDecodeError:
-        raise GenError((path, tok.line, tok.col), "string literal is not valid UTF-8") from None
+        raise GenError((path, tok.line, tok.col), "string literal is not valid UTF-8",
+                       "save the source file as UTF-8") from None
 
 
 class Call:
@@ -169,14 +170,14 @@ def parse_value(path, toks, i, stop):
             if i < stop and toks[i].text == ",":
                 i += 1
         if i >= stop:
-            raise GenError((path, t.line, t.col), "unclosed '{'")
+            raise GenError((path, t.line, t.col), "unclosed '{'", "a {list} ends with '}'")
         return Value("list", items, t), i + 1
     sign = 1
     if t.text in ("-", "+"):
         sign = -1 if t.text == "-" else 1
         i += 1
         if i >= stop or toks[i].kind != "number":
-            raise GenError((path, t.line, t.col), "a number must follow the sign")
+            raise GenError((path, t.line, t.col), "a number must follow the sign", "write -5, not - or -x")
         t2 = toks[i]
     else:
         t2 = t
@@ -189,8 +190,12 @@ def parse_value(path, toks, i, stop):
                 v = int(txt, 10)
             else:
                 v = float(txt)
+                if v in (float("inf"), float("-inf")):
+                    raise GenError((path, t2.line, t2.col), f"{t2.text} is too large for a double",
+                                   "doubles go up to about 1.8e308")
         except ValueError:
-            raise GenError((path, t2.line, t2.col), f"not a number: {t2.text}") from None
+            raise GenError((path, t2.line, t2.col), f"not a number: {t2.text}",
+                           "write a decimal or 0x hexadecimal number") from None
         return Value("number", sign * v, t), i + 1
     if t.kind == "ident":
         if t.text in ("true", "false"):
@@ -206,7 +211,8 @@ def parse_call(path, toks, i):
     """toks[i] is an annotation name, toks[i+1] '('. Returns a Call."""
     name_tok = toks[i]
     if i + 1 >= len(toks) or toks[i + 1].text != "(":
-        raise GenError((path, name_tok.line, name_tok.col), f"{name_tok.text} needs '(' after it")
+        raise GenError((path, name_tok.line, name_tok.col), f"{name_tok.text} needs '(' after it",
+                       f"write {name_tok.text}(...) with its arguments")
     depth, j = 0, i + 1
     while j < len(toks):
         if toks[j].text in "({[":
@@ -217,7 +223,8 @@ def parse_call(path, toks, i):
                 break
         j += 1
     if j >= len(toks):
-        raise GenError((path, name_tok.line, name_tok.col), f"unclosed {name_tok.text}(")
+        raise GenError((path, name_tok.line, name_tok.col), f"unclosed {name_tok.text}(",
+                       "every '(' of an annotation needs its ')'")
     stop, k = j, i + 2
     args, kw = [], {}
     while k < stop:
@@ -225,9 +232,10 @@ def parse_call(path, toks, i):
         if t.text == "." and k + 1 < stop and toks[k + 1].kind == "ident":
             key = toks[k + 1]
             if k + 2 >= stop or toks[k + 2].text != "=":
-                raise GenError((path, key.line, key.col), f"'.{key.text}' needs '= value'")
+                raise GenError((path, key.line, key.col), f"'.{key.text}' needs '= value'",
+                               f".{key.text} = ...")
             if key.text in kw:
-                raise GenError((path, key.line, key.col), f"'.{key.text}' given twice")
+                raise GenError((path, key.line, key.col), f"'.{key.text}' given twice", "keep one")
             v, k = parse_value(path, toks, k + 3, stop)
             v.key_tok = key
             kw[key.text] = v
@@ -240,7 +248,8 @@ def parse_call(path, toks, i):
         if k < stop:
             if toks[k].text != ",":
                 raise GenError((path, toks[k].line, toks[k].col),
-                               f"expected ',' or ')' but found {toks[k].text!r}")
+                               f"expected ',' or ')' but found {toks[k].text!r}",
+                               "arguments are separated by commas")
             k += 1
     return Call(name_tok.text, name_tok, args, kw, j + 1)
 
@@ -299,6 +308,12 @@ class Module:
     def __init__(self, name, doc, where, folder):
         self.name, self.doc, self.where, self.folder = name, doc, where, folder
         self.objects, self.endpoints, self.files = {}, [], []
+
+
+def reserved(name):
+    """Names the generated code or the library already use."""
+    return (name.lower().startswith("im_") or name.endswith("_t") or name.endswith("_list")
+            or name.endswith("_args") or name.endswith("_result"))
 
 
 def ident_ok(s):
@@ -389,7 +404,8 @@ class Reader:
                 group.args.append(self.on_field(c, "argument", group))
             elif c.name == "IM_RESULT":
                 if not isinstance(group, Endpoint) or group.result is not None:
-                    self.err(c.tok, "IM_RESULT must follow an IM_ENDPOINT and its arguments, once")
+                    self.err(c.tok, "IM_RESULT must follow an IM_ENDPOINT and its arguments, once",
+                             "one IM_RESULT per endpoint, after its IM_ARG lines")
                 self.on_result(c, group)
             elif c.name == "IM_FIELD":
                 if isinstance(group, Obj):
@@ -414,11 +430,14 @@ class Reader:
         if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string" or c.kw:
             self.err(c.tok, "IM_OBJECT takes a name and a description", 'IM_OBJECT(point, "A 2-D point")')
         name = c.args[0].value
-        if not ident_ok(name) or name in SCALARS or name in ("object", "f64array"):
-            self.err(c.args[0].tok, f"'{name}' cannot be an object name", "use a C identifier that is not a type name")
+        if not ident_ok(name) or name in SCALARS or name in ("object", "f64array") or reserved(name):
+            self.err(c.args[0].tok, f"'{name}' cannot be an object name",
+                     "use a C identifier that is not a type name, does not start with im_ and does "
+                     "not end in _t, _list, _args or _result")
         if name in self.objects_global:
             o = self.objects_global[name]
-            self.err(c.args[0].tok, f"object '{name}' is defined twice (first at {o.where[0]}:{o.where[1]})")
+            self.err(c.args[0].tok, f"object '{name}' is defined twice (first at {o.where[0]}:{o.where[1]})",
+                     "object names are unique in a service: rename one")
         o = Obj(self.where(c.tok), name, c.args[1].value, self.module)
         self.module.objects[name] = o
         self.objects_global[name] = o
@@ -433,16 +452,18 @@ class Reader:
         path = c.args[1].value
         pt = c.args[1].tok
         if not path.startswith("/"):
-            self.err(pt, f"path '{path}' must start with '/'")
+            self.err(pt, f"path '{path}' must start with '/'", f"write \"/{path}\"")
         for seg in path.split("/")[1:]:
             if "{" in seg or "}" in seg:
                 if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", seg):
                     self.err(pt, f"bad path segment '{seg}'", "a parameter is a whole segment: /items/{id}")
             elif not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%-]*", seg):
-                self.err(pt, f"bad character in path segment '{seg}'")
+                self.err(pt, f"bad character in path segment '{seg}'",
+                             "use letters, digits and -._~ (%-escape the rest)")
         params = re.findall(r"\{([^{}]*)\}", path)
         if len(set(params)) != len(params):
-            self.err(pt, f"path '{path}' names a parameter twice")
+            self.err(pt, f"path '{path}' names a parameter twice",
+                     "each {param} of a path needs its own name")
         for k in c.kw:
             if k not in ENDPOINT_ATTRS:
                 self.err(c.kw[k].key_tok, f"unknown endpoint attribute '.{k}'", "known: ." + ", .".join(ENDPOINT_ATTRS))
@@ -452,7 +473,8 @@ class Reader:
         def want(k, kinds):
             v = kw[k]
             if v.kind not in kinds:
-                self.err(v.tok, f"'.{k}' wants {' or '.join(kinds)}")
+                self.err(v.tok, f"'.{k}' wants {' or '.join(kinds)}",
+                         f".{k} = " + {"string": '"text"', "ident": "NAME", "number": "42", "bool": "true"}[kinds[0]])
             return v.value
 
         if "summary" in kw:
@@ -466,7 +488,7 @@ class Reader:
             elif v.kind == "list" and all(x.kind == "string" for x in v.value) and v.value:
                 e.tags = [x.value for x in v.value]
             else:
-                self.err(v.tok, "'.tags' wants a string or a {list} of strings")
+                self.err(v.tok, "'.tags' wants a string or a {list} of strings", '.tags = {"math", "admin"}')
         if "mode" in kw:
             m = want("mode", ("ident",))
             if m not in MODES:
@@ -488,7 +510,7 @@ class Reader:
             if k in kw:
                 v = want(k, ("number",))
                 if not isinstance(v, int) or not lo <= v <= hi:
-                    self.err(kw[k].tok, f"'.{k}' must be an integer from {lo} to {hi}")
+                    self.err(kw[k].tok, f"'.{k}' must be an integer from {lo} to {hi}", f".{k} = {lo}")
                 setattr(e, k, v)
         if e.mode == "inline" and (e.max_concurrency or e.timeout_ms) :
             key = "max_concurrency" if e.max_concurrency else "timeout_ms"
@@ -529,12 +551,14 @@ class Reader:
         array = False
         # T[] arrives as ident then '[' ']' which the value parser does not take: read it here
         if c.args[1].kind != "ident":
-            self.err(c.args[1].tok, f"the {what}'s name must be a C identifier")
+            self.err(c.args[1].tok, f"the {what}'s name must be a C identifier",
+                     "letters, digits and _, not starting with a digit")
         name = c.args[1].value
         doc = ""
         if len(c.args) == 3:
             if c.args[2].kind != "string":
-                self.err(c.args[2].tok, f"the {what}'s description must be a \"string\"")
+                self.err(c.args[2].tok, f"the {what}'s description must be a \"string\"",
+                         'IM_ARG(int64, x, "A value of X")')
             doc = c.args[2].value
         if tname.endswith("[]"):
             tname, array = tname[:-2], True
@@ -542,6 +566,9 @@ class Reader:
             self.err(c.args[1].tok, f"'{name}' cannot be a {what} name",
                      "use a C identifier that is not a keyword and does not start with has_")
         t = self.resolve_type(tname, ttok, array)
+        if isinstance(owner, Obj) and t.base == "object" and t.obj is owner and not t.array:
+            self.err(ttok, f"object '{owner.name}' cannot hold itself",
+                     f"a recursive field is an array: IM_FIELD({owner.name}[], {name}, ...)")
         f = Field(self.where(c.tok), name, t, doc, c.kw)
         f.owner = owner
         self.apply_field_attrs(c, f, what, owner)
@@ -569,12 +596,12 @@ class Reader:
                 self.err(v.key_tok, f"unknown attribute '.{k}'", "known here: " + known)
         if "description" in kw:
             if kw["description"].kind != "string":
-                self.err(kw["description"].tok, "'.description' wants a string")
+                self.err(kw["description"].tok, "'.description' wants a string", '.description = "..."')
             f.doc = kw["description"].value
         if "in" in kw:
             v = kw["in"]
             if v.kind != "ident" or v.value not in SOURCES:
-                self.err(v.tok, "'.in' is body, query, path or raw")
+                self.err(v.tok, "'.in' is body, query, path or raw", ".in = query")
             f.source = SOURCES[v.value]
         elif isinstance(owner, Endpoint):
             if f.name in owner.params:
@@ -586,7 +613,8 @@ class Reader:
                 self.err(c.args[1].tok, f"argument '{f.name}' is a path parameter but {owner.path} has no {{{f.name}}}",
                          f"add /{{{f.name}}} to the path, or take it from the body or query")
             if f.name in owner.params and f.source != "path":
-                self.err(c.args[1].tok, f"'{f.name}' is in the path, so it cannot come from the {f.source}")
+                self.err(c.args[1].tok, f"'{f.name}' is in the path, so it cannot come from the {f.source}",
+                         "drop .in, or rename the argument")
             if f.source in ("query", "path") and (t.base == "object" or (t.array and f.source == "path")):
                 self.err(c.args[0].tok, f"a {f.source} parameter cannot be of type {t}",
                          "objects come in the JSON body: .in = body")
@@ -597,7 +625,7 @@ class Reader:
                 if not (t.base == "double" and t.array):
                     self.err(kw["in"].tok, "only an f64array can come raw", "the body is then little-endian float64s")
                 if owner.method == "GET":
-                    self.err(kw["in"].tok, "GET requests have no body")
+                    self.err(kw["in"].tok, "GET requests have no body", "use POST, or .in = query")
         # values (enum)
         if base == "enum":
             v = kw.get("values")
@@ -608,11 +636,11 @@ class Reader:
             elif v.kind == "list" and all(x.kind == "string" for x in v.value):
                 vals = [x.value for x in v.value]
             else:
-                self.err(v.tok, "'.values' wants a {list} of strings")
+                self.err(v.tok, "'.values' wants a {list} of strings", '.values = {"a", "b"}')
             if not vals or any(not x for x in vals):
-                self.err(v.tok, "enum values must be non-empty strings")
+                self.err(v.tok, "enum values must be non-empty strings", '.values = {"a", "b"}')
             if len(set(vals)) != len(vals):
-                self.err(v.tok, "an enum value is given twice")
+                self.err(v.tok, "an enum value is given twice", "list each value once")
             consts = [re.sub(r"[^A-Za-z0-9_]", "_", x) for x in vals]
             if len(set(consts)) != len(consts):
                 self.err(v.tok, "two enum values give the same C name",
@@ -624,17 +652,21 @@ class Reader:
             if k in kw:
                 v = kw[k]
                 if v.kind != "number":
-                    self.err(v.tok, f"'.{k}' wants a number")
+                    self.err(v.tok, f"'.{k}' wants a number", f".{k} = 10")
                 if base in INT_RANGE:
                     if not isinstance(v.value, int):
-                        self.err(v.tok, f"'.{k}' of an integer must be an integer")
+                        self.err(v.tok, f"'.{k}' of an integer must be an integer",
+                                     f"write a whole number, like .{k} = {int(v.value)}")
                     rlo, rhi = INT_RANGE[base]
                     if not rlo <= v.value <= rhi:
-                        self.err(v.tok, f"'.{k}' = {v.value} is outside {base}")
+                        self.err(v.tok, f"'.{k}' = {v.value} is outside {base}",
+                                     f"a {base} is from {rlo} to {rhi}: use int64 for more")
         if "min" in kw and "exclusive_min" in kw:
-            self.err(kw["exclusive_min"].key_tok, "give .min or .exclusive_min, not both")
+            self.err(kw["exclusive_min"].key_tok, "give .min or .exclusive_min, not both",
+                     ".min keeps the bound, .exclusive_min leaves it out")
         if "max" in kw and "exclusive_max" in kw:
-            self.err(kw["exclusive_max"].key_tok, "give .max or .exclusive_max, not both")
+            self.err(kw["exclusive_max"].key_tok, "give .max or .exclusive_max, not both",
+                     ".max keeps the bound, .exclusive_max leaves it out")
         for k in ("min", "exclusive_min"):
             if k in kw:
                 lo = (kw[k].value, k == "exclusive_min", kw[k])
@@ -644,49 +676,56 @@ class Reader:
         if lo and hi and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
             self.err(hi[2].key_tok, f"no value satisfies both bounds of '{f.name}'",
                      "the lower bound must be below the upper bound")
+        if lo and hi and base in INT_RANGE and lo[0] + (1 if lo[1] else 0) > hi[0] - (1 if hi[1] else 0):
+            self.err(hi[2].key_tok, f"no integer satisfies both bounds of '{f.name}'",
+                     "exclusive bounds leave out the bound itself: widen them")
         f.lo, f.hi = lo, hi
         for a, b in ((LEN_ATTRS[0], LEN_ATTRS[1]), (ITEM_ATTRS[0], ITEM_ATTRS[1])):
             for k in (a, b):
                 if k in kw:
                     v = kw[k]
                     if v.kind != "number" or not isinstance(v.value, int) or not 0 <= v.value < 2**32:
-                        self.err(v.tok, f"'.{k}' wants a non-negative integer")
+                        self.err(v.tok, f"'.{k}' wants a non-negative integer", f".{k} = 1")
             if a in kw and b in kw and kw[a].value > kw[b].value:
-                self.err(kw[b].key_tok, f"'.{a}' is above '.{b}'")
+                self.err(kw[b].key_tok, f"'.{a}' is above '.{b}'", f"no value fits: lower .{a} or raise .{b}")
         # optional, default
         if "optional" in kw:
             if kw["optional"].kind != "bool":
-                self.err(kw["optional"].tok, "'.optional' wants true or false")
+                self.err(kw["optional"].tok, "'.optional' wants true or false", ".optional = true")
             f.optional = kw["optional"].value
         if "default" in kw:
             v = kw["default"]
             if t.array or base == "object":
                 self.err(v.key_tok, f"{t} cannot have a default", "use .optional = true and test has_" + f.name)
             if f.source == "path":
-                self.err(v.key_tok, "a path parameter cannot have a default: the path always has it")
+                self.err(v.key_tok, "a path parameter cannot have a default: the path always has it",
+                         "drop .default")
             ok = {"bool": ("bool",), "int32": ("number",), "int64": ("number",), "double": ("number",),
                   "string": ("string",), "enum": ("string",)}[base]
             if v.kind not in ok or (base in INT_RANGE and not isinstance(v.value, int)):
-                self.err(v.tok, f"the default of '{f.name}' must be a {'integer' if base in INT_RANGE else ok[0]}")
+                self.err(v.tok, f"the default of '{f.name}' must be {'an integer' if base in INT_RANGE else 'a ' + ok[0]}",
+                         f"write a {base} literal")
             d = v.value
             if base in INT_RANGE and not INT_RANGE[base][0] <= d <= INT_RANGE[base][1]:
-                self.err(v.tok, f"default {d} is outside {base}")
+                self.err(v.tok, f"default {d} is outside {base}", f"a {base} is from {INT_RANGE[base][0]} to {INT_RANGE[base][1]}")
             if base == "enum" and d not in f.values:
-                self.err(v.tok, f"default '{d}' is not one of the values")
+                self.err(v.tok, f"default '{d}' is not one of the values",
+                         "values: " + ", ".join(f.values))
             if base in ("int32", "int64", "double"):
                 if lo and (d < lo[0] or (lo[1] and d == lo[0])):
-                    self.err(v.tok, f"default {d} breaks the lower bound")
+                    self.err(v.tok, f"default {d} breaks the lower bound", "the default must satisfy the constraints")
                 if hi and (d > hi[0] or (hi[1] and d == hi[0])):
-                    self.err(v.tok, f"default {d} breaks the upper bound")
+                    self.err(v.tok, f"default {d} breaks the upper bound", "the default must satisfy the constraints")
             if base == "string":
                 n = len(d)
                 if ("min_length" in kw and n < kw["min_length"].value) or ("max_length" in kw and n > kw["max_length"].value):
-                    self.err(v.tok, "the default breaks the length bounds")
+                    self.err(v.tok, "the default breaks the length bounds", "the default must satisfy the constraints")
             f.default = d
             if f.optional:
                 self.err(v.key_tok, "an argument with a default is already optional", "drop .optional")
         if f.source == "path" and f.optional:
-            self.err(kw["optional"].key_tok, "a path parameter cannot be optional")
+            self.err(kw["optional"].key_tok, "a path parameter cannot be optional",
+                     "the route only matches when the segment is there: drop .optional")
 
     def on_result(self, c, e):
         if not 1 <= len(c.args) <= 2 or c.kw:
@@ -694,7 +733,8 @@ class Reader:
         tname = self.parse_type(c.args[0], "result")
         e.result_doc = c.args[1].value if len(c.args) == 2 and c.args[1].kind == "string" else ""
         if len(c.args) == 2 and c.args[1].kind != "string":
-            self.err(c.args[1].tok, "the result's description must be a \"string\"")
+            self.err(c.args[1].tok, "the result's description must be a \"string\"",
+                     'IM_RESULT(int64, "The sum")')
         array = tname.endswith("[]")
         if array:
             tname = tname[:-2]
@@ -713,7 +753,8 @@ class Reader:
         i = start
         last = toks[start - 1]
         if e.result is not None and e.result.base == "object" and e.result.obj is None and not e.result_fields:
-            self.err(last, "IM_RESULT(object, ...) needs IM_FIELD lines after it")
+            self.err(last, "IM_RESULT(object, ...) needs IM_FIELD lines after it",
+                     'IM_FIELD(int64, count, "How many") for each member')
         # find "ident (" ; the tokens before it must be "int"
         j = i
         while j + 1 < len(toks) and not (toks[j].kind == "ident" and toks[j + 1].text == "("):
@@ -729,8 +770,9 @@ class Reader:
             self.err(toks[i], "the endpoint function must be declared 'int name(...)'",
                      "it returns 0 (200 with the result) or a status from im_call_fail; no static")
         name = toks[j].text
-        if not ident_ok(name):
-            self.err(toks[j], f"'{name}' cannot be an endpoint function name")
+        if not ident_ok(name) or name == "main" or name.lower().startswith("im_"):
+            self.err(toks[j], f"'{name}' cannot be an endpoint function name",
+                     "use a C identifier that is not a keyword, not main, and does not start with im_")
         e.func = name
         e.func_where = self.where(toks[j])
 
@@ -748,14 +790,25 @@ def check_service(modules):
                 raise GenError(e.where, f"duplicate route {e.method} {e.path} (also at {o.where[0]}:{o.where[1]})",
                                "each method and path pair belongs to one endpoint")
             routes[key] = e
+            if key == ("GET", "/openapi.json"):
+                raise GenError(e.where, "GET /openapi.json is served by immersive itself",
+                               "choose another path")
+            seen_fields = set()
+            for f in e.result_fields:
+                if f.name in seen_fields:
+                    raise GenError(f.where, f"result field '{f.name}' is declared twice",
+                                   "each field has its own name")
+                seen_fields.add(f.name)
             if e.func in funcs:
                 o = funcs[e.func]
-                raise GenError(e.func_where, f"function '{e.func}' serves two endpoints (also at {o.where[0]}:{o.where[1]})")
+                raise GenError(e.func_where, f"function '{e.func}' serves two endpoints (also at {o.where[0]}:{o.where[1]})",
+                               "each endpoint has a function of its own")
             funcs[e.func] = e
             names = {}
             for a in e.args:
                 if a.name in names:
-                    raise GenError(a.where, f"argument '{a.name}' is declared twice")
+                    raise GenError(a.where, f"argument '{a.name}' is declared twice",
+                                   "each argument of an endpoint has its own name")
                 names[a.name] = a
             for p in e.params:
                 if p not in names:
@@ -763,20 +816,23 @@ def check_service(modules):
                                    f"declare it: IM_ARG(int64, {p}, \"...\") (or string)")
             raws = [a for a in e.args if a.source == "raw"]
             if raws and (len(raws) > 1 or e.body_args):
-                raise GenError(raws[0].where, "a raw body argument must be the only body argument")
+                raise GenError(raws[0].where, "a raw body argument must be the only body argument",
+                               "move the others to the query: .in = query")
             if len(e.body_args) > 64:
-                raise GenError(e.where, "more than 64 body arguments")
+                raise GenError(e.where, "more than 64 body arguments",
+                               "group them in objects (IM_OBJECT)")
             for name in (e.func + "_args", e.func + "_result"):
                 if name in funcs or any(name in mm.objects for mm in modules):
-                    raise GenError(e.func_where, f"'{name}' is already a name in this service")
+                    raise GenError(e.func_where, f"'{name}' is already a name in this service",
+                                   "rename the function or the object")
         for o in m.objects.values():
             seen = set()
             for f in o.fields:
                 if f.name in seen:
-                    raise GenError(f.where, f"field '{f.name}' is declared twice")
+                    raise GenError(f.where, f"field '{f.name}' is declared twice", "each field has its own name")
                 seen.add(f.name)
                 if f.source != "body":
-                    raise GenError(f.where, "object fields come from the body")
+                    raise GenError(f.where, "object fields come from the body", "drop .in")
 
 
 # ---------------------------------------------------------------------------------------
@@ -932,16 +988,22 @@ def emit_module_header(m, outdir):
     guard = f"IM_GEN_{m.name.upper()}_H"
     out.add(f"/* {name} — generated by {GENERATOR} from module '{m.name}'; do not edit. */",
             f"#ifndef {guard}", f"#define {guard}", '#include "immersive.h"', "")
+    # every object's name and list type first: objects may hold arrays of themselves
     for o in m.objects.values():
-        out.add(f"/* {c_comment(o.doc)} */")
-        out.line_to(o.where)
-        out.add(f"typedef struct {o.name} {{")
-        emit_members(out, o.fields)
-        out.add(f"}} {o.name};")
-        out.line_back()
-        out.add(f"typedef struct {o.name}_list {{ const {o.name} *ptr; size_t len; }} {o.name}_list;", "")
+        out.add(f"typedef struct {o.name} {o.name};",
+                f"typedef struct {o.name}_list {{ const struct {o.name} *ptr; size_t len; }} {o.name}_list;")
+    if m.objects:
+        out.add("")
+    for o in m.objects.values():
         for f in o.fields:
             emit_enum(out, f, f"{o.name}_{f.name}")
+        out.add(f"/* {c_comment(o.doc)} */")
+        out.line_to(o.where)
+        out.add(f"struct {o.name} {{")
+        emit_members(out, o.fields)
+        out.add("};")
+        out.line_back()
+        out.add("")
     for e in m.endpoints:
         out.add(f"/* {e.func}: {e.method} {e.path}" + (f" — {c_comment(e.summary)}" if e.summary else "") + " */")
         for a in e.args:
@@ -1095,17 +1157,23 @@ def emit_routes(service, modules, openapi_text, outdir):
             out.add("")
         for e in m.endpoints:
             emit_endpoint(out, e)
-    # the table
-    out.add(f"static const im_endpoint im_gen_endpoints[] = {{")
+    # the table: one row per route, its columns aligned
+    rows = []
     for m in modules:
         for e in m.endpoints:
-            out.add(f"    {{{c_str(e.method)}, {c_str(e.path)}, {c_str(e.func)}, {c_str(m.name)}, "
-                    f"sizeof({e.func}_args), sizeof({e.func}_result), im_gen_bind_{e.func}, "
-                    f"im_gen_call_{e.func}, im_gen_write_{e.func}, IM_MODE_{e.mode.upper()}, "
-                    f"IM_RESPOND_{e.response.upper()}, {e.priority}, IM_EXTRA_{e.extra.upper()}, "
-                    f"{2 if any(a.source == 'raw' for a in e.args) else 1 if e.body_args else 0}, "
-                    f"{e.max_concurrency}u, {e.timeout_ms}u}},")
-    if not any(m.endpoints for m in modules):
+            rows.append([c_str(e.method) + ",", c_str(e.path) + ",", c_str(e.func) + ",", c_str(m.name) + ",",
+                         f"sizeof({e.func}_args),", f"sizeof({e.func}_result),", f"im_gen_bind_{e.func},",
+                         f"im_gen_call_{e.func},", f"im_gen_write_{e.func},", f"IM_MODE_{e.mode.upper()},",
+                         f"IM_RESPOND_{e.response.upper()},", f"{e.priority},", f"IM_EXTRA_{e.extra.upper()},",
+                         f"{2 if any(a.source == 'raw' for a in e.args) else 1 if e.body_args else 0},",
+                         f"{e.max_concurrency}u,", f"{e.timeout_ms}u"])
+    out.add("/* method, path, function, module, sizes, binder, call, writer, mode, answer, priority,",
+            "   extra fields, body (1 JSON, 2 raw), max concurrency, timeout (ms) */",
+            "static const im_endpoint im_gen_endpoints[] = {")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
+    for r in rows:
+        out.add("    {" + " ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "},")
+    if not rows:
         out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0}, /* none */')
     out.add("};", "")
     # the OpenAPI document, as a C string in 200-byte pieces
@@ -1371,16 +1439,19 @@ def openapi(service, title, version, modules):
 
 def generate(service, module_dirs, outdir, title=None, version="0.1.0"):
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", service):
-        raise GenError(("<command line>", 1, 1), f"service name '{service}' is not a C identifier")
+        raise GenError(("<command line>", 1, 1), f"service name '{service}' is not a C identifier",
+                       "letters, digits and _, not starting with a digit")
     objects = {}
     modules = []
     seen = {}
     for d in module_dirs:
         if not os.path.isdir(d):
-            raise GenError((d, 1, 1), "not a module folder")
+            raise GenError((d, 1, 1), "not a module folder",
+                           "give the folders that hold the annotated .c files")
         m = Reader(d, objects).read()
         if m.name in seen:
-            raise GenError(m.where, f"module '{m.name}' given twice")
+            raise GenError(m.where, f"module '{m.name}' given twice",
+                           "list each module folder once")
         seen[m.name] = m
         modules.append(m)
     check_service(modules)

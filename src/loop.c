@@ -226,9 +226,19 @@ static void im__conn_close(im_loop *L, im__conn *c)
     im__out_free(L, c->out);
     c->out = NULL;
     if (c->is_recv || c->is_send) {
-        struct io_uring_sqe *s = im__sqe(L);
-        io_uring_prep_cancel_fd(s, c->fd, IORING_ASYNC_CANCEL_ALL);
-        im__sqe_ignore(s);
+        /* by user_data, not by descriptor: a cancel that runs late must not find the next
+         * connection that got the same descriptor number */
+        uint32_t idx = (uint32_t)(c - L->conns);
+        if (c->is_recv) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, idx), 0);
+            im__sqe_ignore(s);
+        }
+        if (c->is_send) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_SEND, c->gen, idx), 0);
+            im__sqe_ignore(s);
+        }
     } else {
         im__conn_release(L, c);
     }
@@ -259,9 +269,9 @@ static void im__conn_finish(im_loop *L, im__conn *c)
         im__conn_close(L, c);
         return;
     }
-    struct io_uring_sqe *s = im__sqe(L);
-    io_uring_prep_shutdown(s, c->fd, SHUT_WR);
-    im__sqe_ignore(s);
+    /* a plain syscall: io_uring runs shutdown from a worker, which could come after the close
+     * that follows (an EOF in the same batch) and hit the next connection given this number */
+    shutdown(c->fd, SHUT_WR);
     c->is_lingering = 1;
     c->is_discard = 1;
     im__in_free(c);

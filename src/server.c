@@ -159,8 +159,7 @@ static int im__loop_init(im_loop *L)
     probe = io_uring_get_probe_ring(&L->ring);
     if (probe) {
         static const int need[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,
-                                   IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_SHUTDOWN,
-                                   IORING_OP_READ};
+                                   IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_READ};
         for (unsigned i = 0; i < sizeof need / sizeof *need; i++)
             if (!io_uring_opcode_supported(probe, need[i])) {
                 im_log(IM_LOG_ERROR, "io_uring lacks opcode %d: kernel 6.0 or newer is needed",
