@@ -27,7 +27,7 @@ static int walk(im_json *j)
 {
     int t = im_json_peek(j), r;
     im_str s;
-    im_json_num n;
+    im_json_num n = {{NULL, 0}, 0, 0, 0};
     switch (t) {
     case IM_JSON_OBJECT:
         if ((r = im_json_obj_enter(j))) return r;
@@ -122,7 +122,7 @@ static void numbers(void)
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         im_json j;
-        im_json_num n;
+        im_json_num n = {{NULL, 0}, 0, 0, 0};
         im_json_init(&j, cases[k].in, strlen(cases[k].in), 0);
         int rc = im_json_number(&j, &n);
         CHECK(rc == 0 && n.is_int == cases[k].is_int && (!n.is_int || n.i == cases[k].i) &&
@@ -130,7 +130,7 @@ static void numbers(void)
               "%s: rc %d int %d %lld %.17g", cases[k].in, rc, n.is_int, (long long)n.i, n.d);
     }
     im_json j;
-    im_json_num n;
+    im_json_num n = {{NULL, 0}, 0, 0, 0};
     im_json_init(&j, "1e999", 5, 0);
     CHECK(im_json_number(&j, &n) == 0 && isinf(n.d), "huge exponent reads as inf (binders refuse it)");
     static const char *const bad[] = {"01", "-", "1.", ".5", "1e", "+1", "0x10", "1.e3", "-01"};
