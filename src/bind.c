@@ -291,11 +291,37 @@ static int im__bind_store_int(im_bind *b, int type, int64_t v, void *dst, const 
 
 static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst);
 
+/* Bytes of one array element of each scalar type (IM_T_*). */
+static const size_t im__elem_size[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
+                                       sizeof(double), sizeof(im_str), sizeof(int), 0};
+
+/* Checks an array's length against f's item bounds (recording the error), then stores the
+ * {ptr, len} view every array type shares. */
+static void im__bind_items(im_bind *b, const im_field *f, const void *items, size_t n, void *dst)
+{
+    char msg[128], ctxj[64];
+    if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
+        snprintf(msg, sizeof msg, "List should have at least %u item%s after validation, not %zu",
+                 f->min_items, f->min_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u,\"actual_length\":%zu}", f->min_items, n);
+        im__bind_error(b, "too_short", msg, NULL, 0, ctxj);
+    } else if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
+        snprintf(msg, sizeof msg, "List should have at most %u item%s after validation, not %zu",
+                 f->max_items, f->max_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u,\"actual_length\":%zu}", f->max_items, n);
+        im__bind_error(b, "too_long", msg, NULL, 0, ctxj);
+    }
+    struct {
+        const void *ptr;
+        size_t len;
+    } *view = dst;
+    view->ptr = items;
+    view->len = n;
+}
+
 static void im__bind_array(im_bind *b, const im_field *f, void *dst)
 {
-    static const size_t sizes[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
-                                   sizeof(double), sizeof(im_str), sizeof(int), 0};
-    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : sizes[f->elem], n = 0, cap = 0;
+    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0, cap = 0;
     char *items = NULL;
     im__arena *a = &b->ctx->arena;
     int r;
@@ -320,24 +346,7 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
         if (b->j.err) return;
     }
     if (r < 0) return;
-    char msg[128], ctxj[64];
-    if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
-        snprintf(msg, sizeof msg, "List should have at least %u item%s after validation, not %zu",
-                 f->min_items, f->min_items == 1 ? "" : "s", n);
-        snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u,\"actual_length\":%zu}", f->min_items, n);
-        im__bind_error(b, "too_short", msg, NULL, 0, ctxj);
-    } else if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
-        snprintf(msg, sizeof msg, "List should have at most %u item%s after validation, not %zu",
-                 f->max_items, f->max_items == 1 ? "" : "s", n);
-        snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u,\"actual_length\":%zu}", f->max_items, n);
-        im__bind_error(b, "too_long", msg, NULL, 0, ctxj);
-    }
-    struct {
-        void *ptr;
-        size_t len;
-    } *view = dst;
-    view->ptr = items;
-    view->len = n;
+    im__bind_items(b, f, items, n, dst);
 }
 
 /* Reads the JSON value at the cursor as `type` into dst. */
@@ -479,10 +488,7 @@ void im_bind_missing(im_bind *b, const im_field *f)
 int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
 {
     im_str body = b->ctx->req.body;
-    struct {
-        const double *ptr;
-        size_t len;
-    } *view = dst;
+    const im_f64s *view = dst;
     char msg[128];
     if (!b->has_body) return 0;
     if (body.len % 8) {
@@ -492,22 +498,11 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
         return 1;
     }
     size_t n = body.len / 8;
-    if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
-        snprintf(msg, sizeof msg, "List should have at least %u items after validation, not %zu", f->min_items, n);
-        im__bind_error(b, "too_short", msg, NULL, 0, NULL);
-        return 1;
-    }
-    if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
-        snprintf(msg, sizeof msg, "List should have at most %u items after validation, not %zu", f->max_items, n);
-        im__bind_error(b, "too_long", msg, NULL, 0, NULL);
-        return 1;
-    }
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "raw float64 bodies are little-endian: this byte order needs a swap here"
 #endif
-    if (((uintptr_t)body.ptr & 7) == 0) {
-        view->ptr = (const double *)(const void *)body.ptr; /* no copy */
-    } else {
+    const double *vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
+    if ((uintptr_t)body.ptr & 7) {
         double *d = im__arena_alloc(&b->ctx->arena, body.len);
         if (!d) {
             b->j.err = IM_JSON_EBAD;
@@ -515,9 +510,11 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
             return 1;
         }
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
-        view->ptr = d;
+        vals = d;
     }
-    view->len = n;
+    unsigned before = b->nerrs;
+    im__bind_items(b, f, vals, n, dst);
+    if (b->nerrs != before) return 1;
     for (size_t i = 0; i < n && (f->flags & (IM_F_MIN | IM_F_MAX)); i++) {
         im__bind_push(b, NULL, 0, i);
         int bad = !isfinite(view->ptr[i]) || im__bind_bounds(b, f, 0, 0, view->ptr[i], NULL, 0);
@@ -653,9 +650,7 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
                 im__bind_text(b, f, f->type, v, dst);
         }
     } else { /* ?a=1&a=2: every occurrence, in order */
-        static const size_t sizes[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
-                                       sizeof(double), sizeof(im_str), sizeof(int), 0};
-        size_t esz = sizes[f->elem], n = 0, cap = 0, klen = strlen(f->name);
+        size_t esz = im__elem_size[f->elem], n = 0, cap = 0, klen = strlen(f->name);
         char *items = NULL;
         im_str q = b->ctx->req.query;
         for (size_t i = 0; i < q.len;) {
@@ -682,22 +677,7 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
             i = e + 1;
         }
         found = n > 0;
-        if (found) {
-            char msg[128];
-            if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
-                snprintf(msg, sizeof msg, "List should have at least %u items after validation, not %zu", f->min_items, n);
-                im__bind_error(b, "too_short", msg, NULL, 0, NULL);
-            } else if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) {
-                snprintf(msg, sizeof msg, "List should have at most %u items after validation, not %zu", f->max_items, n);
-                im__bind_error(b, "too_long", msg, NULL, 0, NULL);
-            }
-            struct {
-                void *ptr;
-                size_t len;
-            } *view = dst;
-            view->ptr = items;
-            view->len = n;
-        }
+        if (found) im__bind_items(b, f, items, n, dst);
     }
     im__bind_pop(b);
     b->root = root;

@@ -9,20 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "support/check.h"
 
 #include "fixture.service.h"
 #include "support/fake_loop.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            failures++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-        }                                                                            \
-    } while (0)
 
 static im_server *srv;
 static im_loop L;
@@ -266,10 +257,5 @@ int main(void)
     test_fail();
     fake_loop_free(&L);
     im_server_free(srv);
-    if (failures) {
-        fprintf(stderr, "%d checks failed\n", failures);
-        return 1;
-    }
-    printf("binders: all passed\n");
-    return 0;
+    return check_exit("binders");
 }

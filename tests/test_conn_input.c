@@ -9,19 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "support/check.h"
 
 #include "support/fake_loop.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            failures++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-        }                                                                            \
-    } while (0)
 
 static im_server *srv;
 static im_loop L;
@@ -119,7 +110,7 @@ static char *every_split(const char *name, const char *in, size_t n)
               k, o, whole);
         CHECK(strcmp(seen, calls) == 0, "%s: split at %zu: calls differ:\n%s", name, k, seen);
         free(o);
-        if (failures > 20) exit(1);
+        if (check_failed() > 20) exit(1);
     }
     c = fresh();
     for (size_t k = 0; k < n; k++) feed(c, in + k, 1);
@@ -375,10 +366,5 @@ int main(void)
     test_routing();
     fake_loop_free(&L);
     im_server_free(srv);
-    if (failures) {
-        fprintf(stderr, "%d checks failed\n", failures);
-        return 1;
-    }
-    printf("connection input: all passed\n");
-    return 0;
+    return check_exit("connection input");
 }

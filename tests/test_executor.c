@@ -13,17 +13,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "support/check.h"
 
-static atomic_int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            atomic_fetch_add(&failures, 1);                                          \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-        }                                                                            \
-    } while (0)
 
 static void sleep_ms(int ms)
 {
@@ -254,10 +245,5 @@ int main(void)
     test_serial();
     test_stress();
     test_completions_on_loop();
-    if (atomic_load(&failures)) {
-        fprintf(stderr, "%d checks failed\n", atomic_load(&failures));
-        return 1;
-    }
-    printf("executor: all passed\n");
-    return 0;
+    return check_exit("executor");
 }

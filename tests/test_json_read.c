@@ -10,50 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "support/check.h"
+#include "support/json_walk.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            failures++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-        }                                                                            \
-    } while (0)
 
-/* Walks a whole value the way a binder does (keys and strings decoded in place). */
-static int walk(im_json *j)
-{
-    int t = im_json_peek(j), r;
-    im_str s;
-    im_json_num n = {{NULL, 0}, 0, 0, 0};
-    switch (t) {
-    case IM_JSON_OBJECT:
-        if ((r = im_json_obj_enter(j))) return r;
-        while ((r = im_json_obj_key(j, &s)) == 1)
-            if ((r = walk(j))) return r;
-        return r;
-    case IM_JSON_ARRAY:
-        if ((r = im_json_arr_enter(j))) return r;
-        while ((r = im_json_arr_next(j)) == 1)
-            if ((r = walk(j))) return r;
-        return r;
-    case IM_JSON_STRING: return im_json_string(j, &s, NULL, 0);
-    case IM_JSON_NUMBER: return im_json_number(j, &n);
-    case IM_JSON_TRUE:
-    case IM_JSON_FALSE: return im_json_bool(j, &r);
-    case IM_JSON_NULL: return im_json_null(j);
-    default: return t;
-    }
-}
 
 static int check_in_place(const char *text, size_t len, im_json *j)
 {
     char *copy = malloc(len ? len : 1);
     memcpy(copy, text, len);
     im_json_init(j, copy, len, 1);
-    int rc = walk(j);
+    int rc = json_walk(j);
     if (!rc) rc = im_json_finish(j);
     free(copy);
     return rc;
@@ -206,10 +173,5 @@ int main(int argc, char **argv)
     strings();
     structure();
     corpus(argc > 1 ? argv[1] : "../shared/corpora");
-    if (failures) {
-        fprintf(stderr, "%d checks failed\n", failures);
-        return 1;
-    }
-    printf("json reader: all passed\n");
-    return 0;
+    return check_exit("json reader");
 }

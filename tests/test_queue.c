@@ -12,17 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "support/check.h"
 
-static atomic_int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            atomic_fetch_add(&failures, 1);                                          \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-        }                                                                            \
-    } while (0)
 
 /* items are small integers, stored as pointers (never 0) */
 #define ITEM(v) ((void *)(uintptr_t)(v))
@@ -268,10 +259,5 @@ int main(int argc, char **argv)
             for (int blocking = 0; blocking <= 1; blocking++)
                 run_stress(mixes[m][0], mixes[m][1], levels, blocking,
                            per / (mixes[m][0] * (levels == 8 ? 1 : 2)));
-    if (atomic_load(&failures)) {
-        fprintf(stderr, "%d checks failed\n", atomic_load(&failures));
-        return 1;
-    }
-    printf("queue: all passed\n");
-    return 0;
+    return check_exit("queue");
 }

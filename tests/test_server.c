@@ -18,18 +18,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "support/check.h"
 
 static int port;
-static atomic_int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            atomic_fetch_add(&failures, 1);                                          \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-        }                                                                            \
-    } while (0)
 
 /* ---- handlers ---- */
 
@@ -306,10 +297,5 @@ int main(void)
     CHECK(fd < 0, "nothing listens after stop");
     if (fd >= 0) close(fd);
     im_server_free(s);
-    if (atomic_load(&failures)) {
-        fprintf(stderr, "%d checks failed\n", atomic_load(&failures));
-        return 1;
-    }
-    printf("server: all passed\n");
-    return 0;
+    return check_exit("server");
 }

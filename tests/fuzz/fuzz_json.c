@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "../support/json_walk.h"
 
 #include "fixture.service.h"
 #include "../support/fake_loop.h"
@@ -15,30 +16,6 @@
 static im_server *srv;
 static im_loop L;
 
-static int walk(im_json *j)
-{
-    int t = im_json_peek(j), r;
-    im_str s;
-    im_json_num n;
-    switch (t) {
-    case IM_JSON_OBJECT:
-        if ((r = im_json_obj_enter(j))) return r;
-        while ((r = im_json_obj_key(j, &s)) == 1)
-            if ((r = walk(j))) return r;
-        return r;
-    case IM_JSON_ARRAY:
-        if ((r = im_json_arr_enter(j))) return r;
-        while ((r = im_json_arr_next(j)) == 1)
-            if ((r = walk(j))) return r;
-        return r;
-    case IM_JSON_STRING: return im_json_string(j, &s, NULL, 0);
-    case IM_JSON_NUMBER: return im_json_number(j, &n);
-    case IM_JSON_TRUE:
-    case IM_JSON_FALSE: return im_json_bool(j, &r);
-    case IM_JSON_NULL: return im_json_null(j);
-    default: return t;
-    }
-}
 
 static void setup(void)
 {
@@ -78,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(copy, in, n);
         int ra = im_json_check(&a, in, n);
         im_json_init(&b, copy, n, 1);
-        int rb = walk(&b);
+        int rb = json_walk(&b);
         if (!rb) rb = im_json_finish(&b);
         if ((ra == 0) != (rb == 0) || (ra && a.err_off > n)) abort();
         free(copy);
