@@ -80,7 +80,7 @@
 #define IM_DEFAULT_MAX_HEADER_BYTES 16384
 #endif
 #ifndef IM_DEFAULT_MAX_BODY_BYTES
-#define IM_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define IM_DEFAULT_MAX_BODY_BYTES (1024 * 1024) /* at most 1 GiB */
 #endif
 #ifndef IM_DEFAULT_MAX_HEADERS
 #define IM_DEFAULT_MAX_HEADERS 100
@@ -89,9 +89,10 @@
 #define IM_DEFAULT_MAX_CONNS 10000
 #endif
 /* Output queued for one connection past which the server stops reading its next requests,
- * and past which im_stream_write() answers -EAGAIN. */
+ * and past which im_stream_write() answers -EAGAIN. With max_conns it bounds the memory that
+ * clients who read nothing can pin (10000 x 1 MiB; send_timeout_ms frees it). */
 #ifndef IM_DEFAULT_MAX_OUTPUT_BYTES
-#define IM_DEFAULT_MAX_OUTPUT_BYTES (4 * 1024 * 1024)
+#define IM_DEFAULT_MAX_OUTPUT_BYTES (1024 * 1024)
 #endif
 
 /* Timeouts (milliseconds). */
@@ -399,9 +400,9 @@ typedef struct im_server_opts {
     int loops;                 /* event-loop threads (number of online cores) */
     int max_conns;             /* open connections, shared out over the loops (10000) */
     size_t max_header_bytes;   /* request line + header block (16384): 431 / 414 past it */
-    size_t max_body_bytes;     /* request body after de-chunking (1 MiB): 413 past it */
+    size_t max_body_bytes;     /* request body after de-chunking (1 MiB, at most 1 GiB): 413 */
     int max_headers;           /* header lines in one request (100): 431 past it */
-    size_t max_output_bytes;   /* queued output per connection (4 MiB), see im_stream_write */
+    size_t max_output_bytes;   /* queued output per connection (1 MiB), see im_stream_write */
     int header_timeout_ms;     /* whole header block, from its first byte (10 s): 408 */
     int body_timeout_ms;       /* between two reads of a body (30 s): 408 */
     int idle_timeout_ms;       /* idle keep-alive connection (60 s): closed */
@@ -840,6 +841,7 @@ enum {
     IM__OP_RECV,
     IM__OP_SEND,
     IM__OP_WAKE,   /* eventfd read: posts waiting */
+    IM__OP_POLL,   /* a paused connection: watching for the peer leaving */
     IM__OP_IGNORE  /* cancel, close, shutdown: nothing to do on completion */
 };
 #define IM__UD(op, gen, idx) \
@@ -912,6 +914,7 @@ typedef struct im__conn {
     unsigned is_resume : 1;      /* held input to run at the next flush */
     unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */
     unsigned is_refused : 1;     /* over max_conns: answered 503, not counted */
+    unsigned is_poll : 1;        /* a poll for the peer leaving is armed (while paused) */
     unsigned is_progress : 1;    /* a request completed since the timer was last set */
     im__in *in;          /* owned: held input, NULL when none */
     im__buf *out;        /* owned: responses waiting for the socket */
@@ -968,6 +971,8 @@ struct im_ctx {
     unsigned is_streaming : 1; /* im_stream_begin() was called */
     unsigned stream_chunked : 1; /* chunked framing (HTTP/1.1) */
     unsigned is_detached : 1;  /* the connection went away */
+    unsigned is_dispatching : 1; /* its handler is running: im__dispatch returns it to the pool */
+    unsigned is_finished : 1;  /* finished while its handler was still running */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
     const char *raw;           /* the request's bytes: head, then the de-chunked body */
@@ -1058,6 +1063,8 @@ struct im_server {
 
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
+static struct io_uring_sqe *im__sqe(im_loop *L);
+static void im__sqe_ignore(struct io_uring_sqe *s);
 static void im__conn_pause(im_loop *L, im__conn *c);
 static void im__conn_arm_recv(im_loop *L, im__conn *c);
 static void im__conn_resume(im_loop *L, im__conn *c);
@@ -2275,7 +2282,8 @@ head_incomplete:
 /* chunked decoder states */
 enum {
     IM__CH_SIZE = 0, /* hex digits of a chunk size */
-    IM__CH_EXT,      /* after the digits: extensions up to CR */
+    IM__CH_SIZE_WS,  /* whitespace after the digits: only more of it, ';' or CR may follow */
+    IM__CH_EXT,      /* an extension, up to CR */
     IM__CH_SIZE_LF,
     IM__CH_DATA,
     IM__CH_DATA_CR,
@@ -2339,8 +2347,21 @@ int im_http_decode_chunked(im_http_chunked *d, char *dst, const char *src, size_
                 goto out;
             }
             if (c == '\r') d->state = IM__CH_SIZE_LF;
-            else if (c == ';' || c == ' ' || c == '\t') d->state = IM__CH_EXT;
+            else if (c == ';') d->state = IM__CH_EXT;
+            else if (c == ' ' || c == '\t') d->state = IM__CH_SIZE_WS;
             else {
+                r = im__chunk_fail(d, 400, "invalid chunk size");
+                goto out;
+            }
+            break;
+        case IM__CH_SIZE_WS: /* "5 ;ext" is allowed (BWS), "5 6" is not: it could read as 0x56 */
+            if (++d->line > max_line) {
+                r = im__chunk_fail(d, 400, "chunk size line too long");
+                goto out;
+            }
+            if (c == '\r') d->state = IM__CH_SIZE_LF;
+            else if (c == ';') d->state = IM__CH_EXT;
+            else if (c != ' ' && c != '\t') {
                 r = im__chunk_fail(d, 400, "invalid chunk size");
                 goto out;
             }
@@ -2911,7 +2932,8 @@ static void im__ctx_finish(im_ctx *x)
     L->deferred--;
     free(x->owned);
     x->owned = NULL;
-    im__ctx_put(L, x);
+    if (x->is_dispatching) x->is_finished = 1; /* im__dispatch puts it back */
+    else im__ctx_put(L, x);
 }
 
 static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)
@@ -3206,8 +3228,10 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->route = NULL;
     x->udata = NULL;
     x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
-    x->keepalive = (h->minor ? !h->conn_close : h->conn_keep_alive) && !L->is_stopping;
+    x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
+    x->is_finished = 0;
+    x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->xh_len = 0;
 
@@ -3234,7 +3258,8 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         if (im_str_eq(h->method, "OPTIONS")) im__answer(x, 204, NULL, NULL, 0);
         else im_reply_error(x, 405, "Method Not Allowed");
     }
-    if (!x->is_deferred) im__ctx_put(L, x);
+    x->is_dispatching = 0;
+    if (!x->is_deferred || x->is_finished) im__ctx_put(L, x);
 }
 
 /* ---- parsing ---- */
@@ -3242,15 +3267,16 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
 /* Parses and runs the requests in buf[0..len). st carries the progress of a request begun in
  * an earlier call (zero for none). Returns the bytes fully handled; the caller keeps the rest
  * (a partial request, or requests waiting behind a deferred one) with st describing it.
- * buf is modified (chunked bodies are decoded in place). */
-static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rstate *st)
+ * buf is modified (chunked bodies are decoded in place) and *len may shrink (the framing of a
+ * partly received chunked body is dropped). */
+static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rstate *st)
 {
     const im_server_opts *o = &L->srv->o;
     im_http_head h;
     size_t off = 0;
-    while (off < len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
+    while (off < *len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
         char *r = buf + off, *body;
-        size_t n = len - off, total, blen;
+        size_t n = *len - off, total, blen;
         int have_head = 0;
         if (st->head_len == 0) {
             /* re-parse only when a line ended since last time (or past the limit) */
@@ -3267,11 +3293,11 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rsta
             }
             if (hl == IM_HTTP_ERROR) {
                 im__conn_fail(L, c, h.status, h.error, (long)(h.error_offset));
-                return len;
+                return *len;
             }
             if (h.expect_unknown) {
                 im__conn_fail(L, c, 417, "unsupported Expect value", -1);
-                return len;
+                return *len;
             }
             st->head_len = (uint32_t)hl;
             if (h.chunked) {
@@ -3282,7 +3308,7 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rsta
             } else if (h.has_content_length && h.content_length) {
                 if (h.content_length > o->max_body_bytes) {
                     im__conn_fail(L, c, 413, "request body too large", -1);
-                    return len;
+                    return *len;
                 }
                 st->mode = IM__BODY_LENGTH;
                 st->need = h.content_length;
@@ -3311,9 +3337,19 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rsta
             st->body_have += (uint32_t)made;
             if (rc == IM_HTTP_ERROR) {
                 im__conn_fail(L, c, st->ch.status, st->ch.error, -1);
-                return len;
+                return *len;
             }
-            if (rc == 0) break;
+            if (rc == 0) {
+                /* move the undecoded tail down over the framing already decoded: what is held
+                 * is then the head, the body so far and one partial chunk line at most */
+                size_t dec_end = st->head_len + st->body_have;
+                if (st->raw_off > dec_end) {
+                    memmove(r + dec_end, r + st->raw_off, n - st->raw_off);
+                    *len -= st->raw_off - dec_end;
+                    st->raw_off = (uint32_t)dec_end;
+                }
+                break;
+            }
             blen = st->body_have;
             total = st->raw_off;
         } else {
@@ -3374,10 +3410,12 @@ static void im__in_free(im__conn *c)
 static void im__conn_process_held(im_loop *L, im__conn *c)
 {
     im__in *in = c->in;
-    size_t used;
+    size_t used, len;
     if (!in) return;
-    used = im__parse(L, c, in->data, in->len, &in->st);
+    len = in->len;
+    used = im__parse(L, c, in->data, &len, &in->st);
     if (c->is_closing) return; /* its input was freed */
+    in->len = (uint32_t)len;
     if (c->is_discard || c->is_close_after || used == in->len) {
         im__in_free(c);
         return;
@@ -3406,7 +3444,7 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
     if (!c->in && !c->pending && !c->is_full) {
         im__rstate st;
         memset(&st, 0, sizeof st);
-        size_t used = im__parse(L, c, data, n, &st);
+        size_t used = im__parse(L, c, data, &n, &st);
         if (used < n && !c->is_discard && !c->is_close_after && !c->is_closing &&
             im__in_append(L, c, data + used, n - used, &st)) {
             im__conn_fail(L, c, 413, "request too large", -1);
@@ -3414,7 +3452,8 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
     } else {
         if (im__in_append(L, c, data, n, NULL)) {
             im__in_free(c);
-            im__conn_fail(L, c, 413, "request too large", -1);
+            if (c->pending) im__conn_close(L, c); /* an answer now would overtake the deferred one */
+            else im__conn_fail(L, c, 413, "request too large", -1);
             return;
         }
         if (!c->pending && !c->is_full) im__conn_process_held(L, c);
@@ -3426,6 +3465,11 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
 static void im__conn_resume(im_loop *L, im__conn *c)
 {
     c->is_paused = 0;
+    if (c->is_poll && !c->is_closing) { /* reading again: the recv sees the peer leave */
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_cancel64(s, IM__UD(IM__OP_POLL, c->gen, c - L->conns), 0);
+        im__sqe_ignore(s);
+    }
     if (c->in) { /* later: not from inside whoever finished the deferred request */
         c->in->st.scanned = 0;
         c->is_resume = 1;
@@ -3448,10 +3492,15 @@ static void im__conn_release(im_loop *L, im__conn *c);
 static struct io_uring_sqe *im__sqe(im_loop *L)
 {
     struct io_uring_sqe *s = io_uring_get_sqe(&L->ring);
-    while (!s) {
+    for (int tries = 0; !s; tries++) {
         int rc = io_uring_submit(&L->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            im_log(IM_LOG_ERROR, "loop %d: io_uring_submit: %s", L->index, strerror(-rc));
+        if (rc < 0 && tries == 1000) {
+            /* the kernel keeps refusing submissions mid-batch: nothing sane is left to do */
+            im_log(IM_LOG_ERROR, "loop %d: io_uring_submit keeps failing: %s", L->index,
+                   strerror(-rc));
+            abort();
+        }
+        if (rc < 0) sched_yield();
         s = io_uring_get_sqe(&L->ring);
     }
     return s;
@@ -3531,12 +3580,18 @@ static void im__timer_set(im_loop *L, im__conn *c, int t)
     L->ttail[t] = i;
 }
 
-/* Chooses c's timer from its state. progress: bytes moved, so a body or send timer restarts. */
+/* What moved since the timer was set: received bytes renew a body timer, sent ones a send
+ * timer (a peer that trickles bytes while reading nothing must not keep its send timer). */
+enum { IM__PROGRESS_NONE = 0, IM__PROGRESS_RECV, IM__PROGRESS_SEND };
+
+/* Chooses c's timer from its state (see above for progress). */
 static void im__conn_retime(im_loop *L, im__conn *c, int progress)
 {
     int t;
     if (c->is_closing) return;
     if (c->is_lingering) t = IM__T_LINGER;
+    else if (c->in && !c->in->st.head_len && !c->pending && !c->is_full)
+        t = IM__T_HEAD; /* a header under way keeps its deadline, output pending or not */
     else if (c->is_send || (c->out && c->out->len)) t = IM__T_SEND;
     else if (c->pending) t = IM__T_NONE;
     else if (c->in) t = c->in->st.head_len ? IM__T_BODY : IM__T_HEAD;
@@ -3544,7 +3599,9 @@ static void im__conn_retime(im_loop *L, im__conn *c, int progress)
     if (t == c->tlist && t != IM__T_NONE) {
         /* the header deadline runs from the request's first byte: renew it only when a
          * request completed in between; the others on any progress; idle never */
-        int renew = t == IM__T_HEAD ? c->is_progress : (t == IM__T_BODY || t == IM__T_SEND) && progress;
+        int renew = t == IM__T_HEAD ? c->is_progress
+                  : t == IM__T_BODY ? progress == IM__PROGRESS_RECV
+                  : t == IM__T_SEND && progress == IM__PROGRESS_SEND;
         if (!renew) {
             c->is_progress = 0;
             return;
@@ -3631,11 +3688,35 @@ static void im__conn_arm_recv(im_loop *L, im__conn *c)
 /* Stops reading from c (backpressure) until im__conn_resume(). */
 static void im__conn_pause(im_loop *L, im__conn *c)
 {
-    if (!c->is_recv || c->is_paused) return;
-    c->is_paused = 1;
-    struct io_uring_sqe *s = im__sqe(L);
-    io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, c - L->conns), 0);
-    im__sqe_ignore(s);
+    if (c->is_paused) return;
+    c->is_paused = 1; /* also when no recv is armed: nothing re-arms it now */
+    if (c->is_recv) {
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, c - L->conns), 0);
+        im__sqe_ignore(s);
+    }
+    /* not reading, the peer's FIN or reset would go unseen: watch for it instead, so that a
+     * deferred request is still told (and a dead connection still closed) */
+    if (!c->is_poll) {
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_poll_add(s, c->fd, POLLRDHUP);
+        io_uring_sqe_set_data64(s, IM__UD(IM__OP_POLL, c->gen, c - L->conns));
+        c->is_poll = 1;
+    }
+}
+
+/* The peer-leaving watch of a paused connection ended. */
+static void im__on_poll(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
+{
+    c->is_poll = 0;
+    if (c->is_closing) {
+        if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
+        return;
+    }
+    if (cqe->res > 0 && (cqe->res & (POLLRDHUP | POLLHUP | POLLERR))) {
+        c->is_eof = 1;
+        im__conn_close(L, c); /* gone: a deferred request is told */
+    }
 }
 
 static void im__conn_send(im_loop *L, im__conn *c)
@@ -3662,10 +3743,15 @@ static void im__conn_close(im_loop *L, im__conn *c)
     im__in_free(c);
     im__out_free(L, c->out);
     c->out = NULL;
-    if (c->is_recv || c->is_send) {
+    if (c->is_recv || c->is_send || c->is_poll) {
         /* by user_data, not by descriptor: a cancel that runs late must not find the next
          * connection that got the same descriptor number */
         uint32_t idx = (uint32_t)(c - L->conns);
+        if (c->is_poll) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_POLL, c->gen, idx), 0);
+            im__sqe_ignore(s);
+        }
         if (c->is_recv) {
             struct io_uring_sqe *s = im__sqe(L);
             io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, idx), 0);
@@ -3712,8 +3798,8 @@ static void im__conn_finish(im_loop *L, im__conn *c)
     c->is_lingering = 1;
     c->is_discard = 1;
     im__in_free(c);
+    if (c->is_paused) im__conn_resume(L, c); /* draining reads again (and drops the watch) */
     if (!c->is_recv) im__conn_arm_recv(L, c);
-    c->is_paused = 0;
     im__timer_set(L, c, IM__T_LINGER);
 }
 
@@ -3788,9 +3874,10 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
                 c->is_refused = 1;
                 im__conn_refuse(L, c);
             }
-            im__conn_retime(L, c, 0);
+            im__conn_retime(L, c, IM__PROGRESS_NONE);
         }
-    } else if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+    } else if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) &&
+               !L->is_stopping) {
         /* out of descriptors or memory: stop accepting for a moment instead of spinning */
         if ((int32_t)(L->now_ms - L->log_next_emfile) >= 0) {
             im_log(IM_LOG_WARN, "loop %d: accept: %s; pausing accept (raise ulimit -n?)",
@@ -3834,7 +3921,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     }
     if (!(cqe->flags & IORING_CQE_F_MORE)) c->is_recv = 0;
     if (c->is_closing) {
-        if (!c->is_recv && !c->is_send) im__conn_release(L, c);
+        if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
     if (res > 0 && data) {
@@ -3852,12 +3939,12 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         im__conn_close(L, c); /* reset, or worse */
     }
     if (c->is_closing) {
-        if (!c->is_recv && !c->is_send) im__conn_release(L, c);
+        if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
     /* ENOBUFS (the buffer ring ran dry) or a multishot that ended: read on */
     if (!c->is_recv && !c->is_paused && !c->is_eof) im__conn_arm_recv(L, c);
-    im__conn_retime(L, c, res > 0);
+    im__conn_retime(L, c, res > 0 ? IM__PROGRESS_RECV : IM__PROGRESS_NONE);
 }
 
 static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
@@ -3865,7 +3952,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     int res = cqe->res;
     c->is_send = 0;
     if (c->is_closing) {
-        if (!c->is_recv) im__conn_release(L, c);
+        if (!c->is_recv && !c->is_poll) im__conn_release(L, c);
         return;
     }
     if (res < 0) {
@@ -3879,7 +3966,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     c->send_off += (uint32_t)res;
     if (c->send_off < c->sending->len) { /* short send: the rest, and nothing else meanwhile */
         im__conn_send(L, c);
-        im__conn_retime(L, c, 1);
+        im__conn_retime(L, c, IM__PROGRESS_SEND);
         return;
     }
     im__out_free(L, c->sending);
@@ -3890,8 +3977,8 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         im__conn_resume(L, c);
     }
     if (c->out && c->out->len) im__conn_dirty(L, c);
-    else if (c->is_close_after && !c->is_lingering) im__conn_finish(L, c);
-    im__conn_retime(L, c, 1);
+    else if (c->is_close_after && !c->is_lingering && !c->pending) im__conn_finish(L, c);
+    im__conn_retime(L, c, IM__PROGRESS_SEND);
 }
 
 /* Runs what other threads posted, oldest first. */
@@ -3969,7 +4056,7 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     unsigned op = IM__UD_OP(ud);
-    if (op == IM__OP_RECV || op == IM__OP_SEND) {
+    if (op == IM__OP_RECV || op == IM__OP_SEND || op == IM__OP_POLL) {
         uint32_t i = IM__UD_IDX(ud);
         im__conn *c = i < L->hwm ? &L->conns[i] : NULL;
         if (!c || (c->gen & 0xffffffu) != IM__UD_GEN(ud) || c->fd < 0) {
@@ -3983,7 +4070,8 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
             return;
         }
         if (op == IM__OP_RECV) im__on_recv(L, cqe, c);
-        else im__on_send(L, cqe, c);
+        else if (op == IM__OP_SEND) im__on_send(L, cqe, c);
+        else im__on_poll(L, cqe, c);
     } else if (op == IM__OP_ACCEPT) {
         im__on_accept(L, cqe);
     } else if (op == IM__OP_WAKE) {
@@ -4012,10 +4100,10 @@ static void im__flush(im_loop *L)
             c->out = NULL;
             c->send_off = 0;
             im__conn_send(L, c);
-        } else if (!c->is_send && c->is_close_after && !c->is_lingering) {
+        } else if (!c->is_send && c->is_close_after && !c->is_lingering && !c->pending) {
             im__conn_finish(L, c);
         }
-        im__conn_retime(L, c, 0);
+        im__conn_retime(L, c, IM__PROGRESS_NONE);
     }
 }
 
@@ -4093,7 +4181,7 @@ static void im__loop_run(im_loop *L)
         if (L->is_stopping && !L->is_forced && (int32_t)(L->now_ms - L->stop_deadline) >= 0)
             im__loop_force(L);
         if (L->is_accept_paused && (int32_t)(L->now_ms - L->accept_retry_at) >= 0 &&
-            !L->is_accepting) {
+            !L->is_accepting && !L->is_stopping) {
             L->is_accept_paused = 0;
             im__arm_accept(L);
         }
@@ -5628,7 +5716,8 @@ static int im__resolve_opts(im_server_opts *o)
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
-        o->max_header_bytes > (1u << 30) || o->max_body_bytes > ((size_t)1 << 40) ||
+        /* held input is counted in 32 bits: head + body + slack must stay far below 4 GiB */
+        o->max_header_bytes > (1u << 24) || o->max_body_bytes > (1u << 30) ||
         o->header_timeout_ms < 0 || o->body_timeout_ms < 0 || o->idle_timeout_ms < 0 ||
         o->send_timeout_ms < 0 || o->linger_ms < 0 || o->shutdown_timeout_ms < 0 ||
         o->sq_entries > 32768 || o->recv_buffers > 32768 ||

@@ -15,7 +15,7 @@
 #define IM_DEFAULT_MAX_HEADER_BYTES 16384
 #endif
 #ifndef IM_DEFAULT_MAX_BODY_BYTES
-#define IM_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define IM_DEFAULT_MAX_BODY_BYTES (1024 * 1024) /* at most 1 GiB */
 #endif
 #ifndef IM_DEFAULT_MAX_HEADERS
 #define IM_DEFAULT_MAX_HEADERS 100
@@ -24,9 +24,10 @@
 #define IM_DEFAULT_MAX_CONNS 10000
 #endif
 /* Output queued for one connection past which the server stops reading its next requests,
- * and past which im_stream_write() answers -EAGAIN. */
+ * and past which im_stream_write() answers -EAGAIN. With max_conns it bounds the memory that
+ * clients who read nothing can pin (10000 x 1 MiB; send_timeout_ms frees it). */
 #ifndef IM_DEFAULT_MAX_OUTPUT_BYTES
-#define IM_DEFAULT_MAX_OUTPUT_BYTES (4 * 1024 * 1024)
+#define IM_DEFAULT_MAX_OUTPUT_BYTES (1024 * 1024)
 #endif
 
 /* Timeouts (milliseconds). */

@@ -136,8 +136,10 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->route = NULL;
     x->udata = NULL;
     x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
-    x->keepalive = (h->minor ? !h->conn_close : h->conn_keep_alive) && !L->is_stopping;
+    x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
+    x->is_finished = 0;
+    x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->xh_len = 0;
 
@@ -164,7 +166,8 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         if (im_str_eq(h->method, "OPTIONS")) im__answer(x, 204, NULL, NULL, 0);
         else im_reply_error(x, 405, "Method Not Allowed");
     }
-    if (!x->is_deferred) im__ctx_put(L, x);
+    x->is_dispatching = 0;
+    if (!x->is_deferred || x->is_finished) im__ctx_put(L, x);
 }
 
 /* ---- parsing ---- */
@@ -172,15 +175,16 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
 /* Parses and runs the requests in buf[0..len). st carries the progress of a request begun in
  * an earlier call (zero for none). Returns the bytes fully handled; the caller keeps the rest
  * (a partial request, or requests waiting behind a deferred one) with st describing it.
- * buf is modified (chunked bodies are decoded in place). */
-static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rstate *st)
+ * buf is modified (chunked bodies are decoded in place) and *len may shrink (the framing of a
+ * partly received chunked body is dropped). */
+static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rstate *st)
 {
     const im_server_opts *o = &L->srv->o;
     im_http_head h;
     size_t off = 0;
-    while (off < len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
+    while (off < *len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
         char *r = buf + off, *body;
-        size_t n = len - off, total, blen;
+        size_t n = *len - off, total, blen;
         int have_head = 0;
         if (st->head_len == 0) {
             /* re-parse only when a line ended since last time (or past the limit) */
@@ -197,11 +201,11 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rsta
             }
             if (hl == IM_HTTP_ERROR) {
                 im__conn_fail(L, c, h.status, h.error, (long)(h.error_offset));
-                return len;
+                return *len;
             }
             if (h.expect_unknown) {
                 im__conn_fail(L, c, 417, "unsupported Expect value", -1);
-                return len;
+                return *len;
             }
             st->head_len = (uint32_t)hl;
             if (h.chunked) {
@@ -212,7 +216,7 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rsta
             } else if (h.has_content_length && h.content_length) {
                 if (h.content_length > o->max_body_bytes) {
                     im__conn_fail(L, c, 413, "request body too large", -1);
-                    return len;
+                    return *len;
                 }
                 st->mode = IM__BODY_LENGTH;
                 st->need = h.content_length;
@@ -241,9 +245,19 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t len, im__rsta
             st->body_have += (uint32_t)made;
             if (rc == IM_HTTP_ERROR) {
                 im__conn_fail(L, c, st->ch.status, st->ch.error, -1);
-                return len;
+                return *len;
             }
-            if (rc == 0) break;
+            if (rc == 0) {
+                /* move the undecoded tail down over the framing already decoded: what is held
+                 * is then the head, the body so far and one partial chunk line at most */
+                size_t dec_end = st->head_len + st->body_have;
+                if (st->raw_off > dec_end) {
+                    memmove(r + dec_end, r + st->raw_off, n - st->raw_off);
+                    *len -= st->raw_off - dec_end;
+                    st->raw_off = (uint32_t)dec_end;
+                }
+                break;
+            }
             blen = st->body_have;
             total = st->raw_off;
         } else {
@@ -304,10 +318,12 @@ static void im__in_free(im__conn *c)
 static void im__conn_process_held(im_loop *L, im__conn *c)
 {
     im__in *in = c->in;
-    size_t used;
+    size_t used, len;
     if (!in) return;
-    used = im__parse(L, c, in->data, in->len, &in->st);
+    len = in->len;
+    used = im__parse(L, c, in->data, &len, &in->st);
     if (c->is_closing) return; /* its input was freed */
+    in->len = (uint32_t)len;
     if (c->is_discard || c->is_close_after || used == in->len) {
         im__in_free(c);
         return;
@@ -336,7 +352,7 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
     if (!c->in && !c->pending && !c->is_full) {
         im__rstate st;
         memset(&st, 0, sizeof st);
-        size_t used = im__parse(L, c, data, n, &st);
+        size_t used = im__parse(L, c, data, &n, &st);
         if (used < n && !c->is_discard && !c->is_close_after && !c->is_closing &&
             im__in_append(L, c, data + used, n - used, &st)) {
             im__conn_fail(L, c, 413, "request too large", -1);
@@ -344,7 +360,8 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
     } else {
         if (im__in_append(L, c, data, n, NULL)) {
             im__in_free(c);
-            im__conn_fail(L, c, 413, "request too large", -1);
+            if (c->pending) im__conn_close(L, c); /* an answer now would overtake the deferred one */
+            else im__conn_fail(L, c, 413, "request too large", -1);
             return;
         }
         if (!c->pending && !c->is_full) im__conn_process_held(L, c);
@@ -356,6 +373,11 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
 static void im__conn_resume(im_loop *L, im__conn *c)
 {
     c->is_paused = 0;
+    if (c->is_poll && !c->is_closing) { /* reading again: the recv sees the peer leave */
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_cancel64(s, IM__UD(IM__OP_POLL, c->gen, c - L->conns), 0);
+        im__sqe_ignore(s);
+    }
     if (c->in) { /* later: not from inside whoever finished the deferred request */
         c->in->st.scanned = 0;
         c->is_resume = 1;

@@ -329,7 +329,8 @@ head_incomplete:
 /* chunked decoder states */
 enum {
     IM__CH_SIZE = 0, /* hex digits of a chunk size */
-    IM__CH_EXT,      /* after the digits: extensions up to CR */
+    IM__CH_SIZE_WS,  /* whitespace after the digits: only more of it, ';' or CR may follow */
+    IM__CH_EXT,      /* an extension, up to CR */
     IM__CH_SIZE_LF,
     IM__CH_DATA,
     IM__CH_DATA_CR,
@@ -393,8 +394,21 @@ int im_http_decode_chunked(im_http_chunked *d, char *dst, const char *src, size_
                 goto out;
             }
             if (c == '\r') d->state = IM__CH_SIZE_LF;
-            else if (c == ';' || c == ' ' || c == '\t') d->state = IM__CH_EXT;
+            else if (c == ';') d->state = IM__CH_EXT;
+            else if (c == ' ' || c == '\t') d->state = IM__CH_SIZE_WS;
             else {
+                r = im__chunk_fail(d, 400, "invalid chunk size");
+                goto out;
+            }
+            break;
+        case IM__CH_SIZE_WS: /* "5 ;ext" is allowed (BWS), "5 6" is not: it could read as 0x56 */
+            if (++d->line > max_line) {
+                r = im__chunk_fail(d, 400, "chunk size line too long");
+                goto out;
+            }
+            if (c == '\r') d->state = IM__CH_SIZE_LF;
+            else if (c == ';') d->state = IM__CH_EXT;
+            else if (c != ' ' && c != '\t') {
                 r = im__chunk_fail(d, 400, "invalid chunk size");
                 goto out;
             }

@@ -11,6 +11,7 @@ enum {
     IM__OP_RECV,
     IM__OP_SEND,
     IM__OP_WAKE,   /* eventfd read: posts waiting */
+    IM__OP_POLL,   /* a paused connection: watching for the peer leaving */
     IM__OP_IGNORE  /* cancel, close, shutdown: nothing to do on completion */
 };
 #define IM__UD(op, gen, idx) \
@@ -83,6 +84,7 @@ typedef struct im__conn {
     unsigned is_resume : 1;      /* held input to run at the next flush */
     unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */
     unsigned is_refused : 1;     /* over max_conns: answered 503, not counted */
+    unsigned is_poll : 1;        /* a poll for the peer leaving is armed (while paused) */
     unsigned is_progress : 1;    /* a request completed since the timer was last set */
     im__in *in;          /* owned: held input, NULL when none */
     im__buf *out;        /* owned: responses waiting for the socket */
@@ -139,6 +141,8 @@ struct im_ctx {
     unsigned is_streaming : 1; /* im_stream_begin() was called */
     unsigned stream_chunked : 1; /* chunked framing (HTTP/1.1) */
     unsigned is_detached : 1;  /* the connection went away */
+    unsigned is_dispatching : 1; /* its handler is running: im__dispatch returns it to the pool */
+    unsigned is_finished : 1;  /* finished while its handler was still running */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
     const char *raw;           /* the request's bytes: head, then the de-chunked body */
@@ -229,6 +233,8 @@ struct im_server {
 
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
+static struct io_uring_sqe *im__sqe(im_loop *L);
+static void im__sqe_ignore(struct io_uring_sqe *s);
 static void im__conn_pause(im_loop *L, im__conn *c);
 static void im__conn_arm_recv(im_loop *L, im__conn *c);
 static void im__conn_resume(im_loop *L, im__conn *c);

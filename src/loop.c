@@ -11,10 +11,15 @@ static void im__conn_release(im_loop *L, im__conn *c);
 static struct io_uring_sqe *im__sqe(im_loop *L)
 {
     struct io_uring_sqe *s = io_uring_get_sqe(&L->ring);
-    while (!s) {
+    for (int tries = 0; !s; tries++) {
         int rc = io_uring_submit(&L->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            im_log(IM_LOG_ERROR, "loop %d: io_uring_submit: %s", L->index, strerror(-rc));
+        if (rc < 0 && tries == 1000) {
+            /* the kernel keeps refusing submissions mid-batch: nothing sane is left to do */
+            im_log(IM_LOG_ERROR, "loop %d: io_uring_submit keeps failing: %s", L->index,
+                   strerror(-rc));
+            abort();
+        }
+        if (rc < 0) sched_yield();
         s = io_uring_get_sqe(&L->ring);
     }
     return s;
@@ -94,12 +99,18 @@ static void im__timer_set(im_loop *L, im__conn *c, int t)
     L->ttail[t] = i;
 }
 
-/* Chooses c's timer from its state. progress: bytes moved, so a body or send timer restarts. */
+/* What moved since the timer was set: received bytes renew a body timer, sent ones a send
+ * timer (a peer that trickles bytes while reading nothing must not keep its send timer). */
+enum { IM__PROGRESS_NONE = 0, IM__PROGRESS_RECV, IM__PROGRESS_SEND };
+
+/* Chooses c's timer from its state (see above for progress). */
 static void im__conn_retime(im_loop *L, im__conn *c, int progress)
 {
     int t;
     if (c->is_closing) return;
     if (c->is_lingering) t = IM__T_LINGER;
+    else if (c->in && !c->in->st.head_len && !c->pending && !c->is_full)
+        t = IM__T_HEAD; /* a header under way keeps its deadline, output pending or not */
     else if (c->is_send || (c->out && c->out->len)) t = IM__T_SEND;
     else if (c->pending) t = IM__T_NONE;
     else if (c->in) t = c->in->st.head_len ? IM__T_BODY : IM__T_HEAD;
@@ -107,7 +118,9 @@ static void im__conn_retime(im_loop *L, im__conn *c, int progress)
     if (t == c->tlist && t != IM__T_NONE) {
         /* the header deadline runs from the request's first byte: renew it only when a
          * request completed in between; the others on any progress; idle never */
-        int renew = t == IM__T_HEAD ? c->is_progress : (t == IM__T_BODY || t == IM__T_SEND) && progress;
+        int renew = t == IM__T_HEAD ? c->is_progress
+                  : t == IM__T_BODY ? progress == IM__PROGRESS_RECV
+                  : t == IM__T_SEND && progress == IM__PROGRESS_SEND;
         if (!renew) {
             c->is_progress = 0;
             return;
@@ -194,11 +207,35 @@ static void im__conn_arm_recv(im_loop *L, im__conn *c)
 /* Stops reading from c (backpressure) until im__conn_resume(). */
 static void im__conn_pause(im_loop *L, im__conn *c)
 {
-    if (!c->is_recv || c->is_paused) return;
-    c->is_paused = 1;
-    struct io_uring_sqe *s = im__sqe(L);
-    io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, c - L->conns), 0);
-    im__sqe_ignore(s);
+    if (c->is_paused) return;
+    c->is_paused = 1; /* also when no recv is armed: nothing re-arms it now */
+    if (c->is_recv) {
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, c - L->conns), 0);
+        im__sqe_ignore(s);
+    }
+    /* not reading, the peer's FIN or reset would go unseen: watch for it instead, so that a
+     * deferred request is still told (and a dead connection still closed) */
+    if (!c->is_poll) {
+        struct io_uring_sqe *s = im__sqe(L);
+        io_uring_prep_poll_add(s, c->fd, POLLRDHUP);
+        io_uring_sqe_set_data64(s, IM__UD(IM__OP_POLL, c->gen, c - L->conns));
+        c->is_poll = 1;
+    }
+}
+
+/* The peer-leaving watch of a paused connection ended. */
+static void im__on_poll(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
+{
+    c->is_poll = 0;
+    if (c->is_closing) {
+        if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
+        return;
+    }
+    if (cqe->res > 0 && (cqe->res & (POLLRDHUP | POLLHUP | POLLERR))) {
+        c->is_eof = 1;
+        im__conn_close(L, c); /* gone: a deferred request is told */
+    }
 }
 
 static void im__conn_send(im_loop *L, im__conn *c)
@@ -225,10 +262,15 @@ static void im__conn_close(im_loop *L, im__conn *c)
     im__in_free(c);
     im__out_free(L, c->out);
     c->out = NULL;
-    if (c->is_recv || c->is_send) {
+    if (c->is_recv || c->is_send || c->is_poll) {
         /* by user_data, not by descriptor: a cancel that runs late must not find the next
          * connection that got the same descriptor number */
         uint32_t idx = (uint32_t)(c - L->conns);
+        if (c->is_poll) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_POLL, c->gen, idx), 0);
+            im__sqe_ignore(s);
+        }
         if (c->is_recv) {
             struct io_uring_sqe *s = im__sqe(L);
             io_uring_prep_cancel64(s, IM__UD(IM__OP_RECV, c->gen, idx), 0);
@@ -275,8 +317,8 @@ static void im__conn_finish(im_loop *L, im__conn *c)
     c->is_lingering = 1;
     c->is_discard = 1;
     im__in_free(c);
+    if (c->is_paused) im__conn_resume(L, c); /* draining reads again (and drops the watch) */
     if (!c->is_recv) im__conn_arm_recv(L, c);
-    c->is_paused = 0;
     im__timer_set(L, c, IM__T_LINGER);
 }
 
@@ -351,9 +393,10 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
                 c->is_refused = 1;
                 im__conn_refuse(L, c);
             }
-            im__conn_retime(L, c, 0);
+            im__conn_retime(L, c, IM__PROGRESS_NONE);
         }
-    } else if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+    } else if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) &&
+               !L->is_stopping) {
         /* out of descriptors or memory: stop accepting for a moment instead of spinning */
         if ((int32_t)(L->now_ms - L->log_next_emfile) >= 0) {
             im_log(IM_LOG_WARN, "loop %d: accept: %s; pausing accept (raise ulimit -n?)",
@@ -397,7 +440,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     }
     if (!(cqe->flags & IORING_CQE_F_MORE)) c->is_recv = 0;
     if (c->is_closing) {
-        if (!c->is_recv && !c->is_send) im__conn_release(L, c);
+        if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
     if (res > 0 && data) {
@@ -415,12 +458,12 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         im__conn_close(L, c); /* reset, or worse */
     }
     if (c->is_closing) {
-        if (!c->is_recv && !c->is_send) im__conn_release(L, c);
+        if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
     /* ENOBUFS (the buffer ring ran dry) or a multishot that ended: read on */
     if (!c->is_recv && !c->is_paused && !c->is_eof) im__conn_arm_recv(L, c);
-    im__conn_retime(L, c, res > 0);
+    im__conn_retime(L, c, res > 0 ? IM__PROGRESS_RECV : IM__PROGRESS_NONE);
 }
 
 static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
@@ -428,7 +471,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     int res = cqe->res;
     c->is_send = 0;
     if (c->is_closing) {
-        if (!c->is_recv) im__conn_release(L, c);
+        if (!c->is_recv && !c->is_poll) im__conn_release(L, c);
         return;
     }
     if (res < 0) {
@@ -442,7 +485,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     c->send_off += (uint32_t)res;
     if (c->send_off < c->sending->len) { /* short send: the rest, and nothing else meanwhile */
         im__conn_send(L, c);
-        im__conn_retime(L, c, 1);
+        im__conn_retime(L, c, IM__PROGRESS_SEND);
         return;
     }
     im__out_free(L, c->sending);
@@ -453,8 +496,8 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         im__conn_resume(L, c);
     }
     if (c->out && c->out->len) im__conn_dirty(L, c);
-    else if (c->is_close_after && !c->is_lingering) im__conn_finish(L, c);
-    im__conn_retime(L, c, 1);
+    else if (c->is_close_after && !c->is_lingering && !c->pending) im__conn_finish(L, c);
+    im__conn_retime(L, c, IM__PROGRESS_SEND);
 }
 
 /* Runs what other threads posted, oldest first. */
@@ -532,7 +575,7 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     unsigned op = IM__UD_OP(ud);
-    if (op == IM__OP_RECV || op == IM__OP_SEND) {
+    if (op == IM__OP_RECV || op == IM__OP_SEND || op == IM__OP_POLL) {
         uint32_t i = IM__UD_IDX(ud);
         im__conn *c = i < L->hwm ? &L->conns[i] : NULL;
         if (!c || (c->gen & 0xffffffu) != IM__UD_GEN(ud) || c->fd < 0) {
@@ -546,7 +589,8 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
             return;
         }
         if (op == IM__OP_RECV) im__on_recv(L, cqe, c);
-        else im__on_send(L, cqe, c);
+        else if (op == IM__OP_SEND) im__on_send(L, cqe, c);
+        else im__on_poll(L, cqe, c);
     } else if (op == IM__OP_ACCEPT) {
         im__on_accept(L, cqe);
     } else if (op == IM__OP_WAKE) {
@@ -575,10 +619,10 @@ static void im__flush(im_loop *L)
             c->out = NULL;
             c->send_off = 0;
             im__conn_send(L, c);
-        } else if (!c->is_send && c->is_close_after && !c->is_lingering) {
+        } else if (!c->is_send && c->is_close_after && !c->is_lingering && !c->pending) {
             im__conn_finish(L, c);
         }
-        im__conn_retime(L, c, 0);
+        im__conn_retime(L, c, IM__PROGRESS_NONE);
     }
 }
 
@@ -656,7 +700,7 @@ static void im__loop_run(im_loop *L)
         if (L->is_stopping && !L->is_forced && (int32_t)(L->now_ms - L->stop_deadline) >= 0)
             im__loop_force(L);
         if (L->is_accept_paused && (int32_t)(L->now_ms - L->accept_retry_at) >= 0 &&
-            !L->is_accepting) {
+            !L->is_accepting && !L->is_stopping) {
             L->is_accept_paused = 0;
             im__arm_accept(L);
         }

@@ -252,7 +252,8 @@ static void im__ctx_finish(im_ctx *x)
     L->deferred--;
     free(x->owned);
     x->owned = NULL;
-    im__ctx_put(L, x);
+    if (x->is_dispatching) x->is_finished = 1; /* im__dispatch puts it back */
+    else im__ctx_put(L, x);
 }
 
 static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)

@@ -29,7 +29,8 @@ static int im__resolve_opts(im_server_opts *o)
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
-        o->max_header_bytes > (1u << 30) || o->max_body_bytes > ((size_t)1 << 40) ||
+        /* held input is counted in 32 bits: head + body + slack must stay far below 4 GiB */
+        o->max_header_bytes > (1u << 24) || o->max_body_bytes > (1u << 30) ||
         o->header_timeout_ms < 0 || o->body_timeout_ms < 0 || o->idle_timeout_ms < 0 ||
         o->send_timeout_ms < 0 || o->linger_ms < 0 || o->shutdown_timeout_ms < 0 ||
         o->sq_entries > 32768 || o->recv_buffers > 32768 ||

@@ -13,9 +13,9 @@ typedef struct im_server_opts {
     int loops;                 /* event-loop threads (number of online cores) */
     int max_conns;             /* open connections, shared out over the loops (10000) */
     size_t max_header_bytes;   /* request line + header block (16384): 431 / 414 past it */
-    size_t max_body_bytes;     /* request body after de-chunking (1 MiB): 413 past it */
+    size_t max_body_bytes;     /* request body after de-chunking (1 MiB, at most 1 GiB): 413 */
     int max_headers;           /* header lines in one request (100): 431 past it */
-    size_t max_output_bytes;   /* queued output per connection (4 MiB), see im_stream_write */
+    size_t max_output_bytes;   /* queued output per connection (1 MiB), see im_stream_write */
     int header_timeout_ms;     /* whole header block, from its first byte (10 s): 408 */
     int body_timeout_ms;       /* between two reads of a body (30 s): 408 */
     int idle_timeout_ms;       /* idle keep-alive connection (60 s): closed */

@@ -323,6 +323,27 @@ static void test_limits(void)
     free(o);
 }
 
+/* A chunked body in tiny chunks, arriving in pieces: what is held is the head and the body
+ * so far, not the framing already decoded (else small chunks would hit the input limit). */
+static void test_chunked_held_compact(void)
+{
+    im__conn *c = fresh();
+    char buf[8192];
+    int n = snprintf(buf, sizeof buf, "POST /echo HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n");
+    size_t head = (size_t)n;
+    for (int i = 0; i < 900; i++) n += snprintf(buf + n, sizeof buf - (size_t)n, "1\r\n%c\r\n", 'a' + i % 26);
+    /* 900 body bytes in 5400 bytes of framing; fed in 700-byte pieces, none ending the body */
+    for (int o = 0; o < n; o += 700) {
+        feed(c, buf + o, (size_t)(n - o < 700 ? n - o : 700));
+        CHECK(c->in && c->in->len <= head + c->in->st.body_have + 8,
+              "held %u bytes for %u decoded", c->in ? c->in->len : 0, c->in ? c->in->st.body_have : 0);
+    }
+    feed(c, "0\r\n\r\n", 5);
+    char *o = out_of(c);
+    CHECK(strstr(o, "200 OK") && strstr(o, "Content-Length: 900\r\n"), "the whole body: %s", o);
+    free(o);
+}
+
 static void test_connection_close(void)
 {
     static const char in[] = "GET /a HTTP/1.1\r\n" HOST "Connection: close\r\n\r\n"
@@ -330,6 +351,11 @@ static void test_connection_close(void)
     char *out = every_split("close", in, sizeof in - 1);
     CHECK(count(out, "200 OK") == 1 && strstr(out, "Connection: close\r\n"), "close: %s", out);
     CHECK(count(seen, "\n") == 1, "nothing after close runs");
+    free(out);
+    static const char both[] = "GET /a HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+                               "GET /a HTTP/1.0\r\n\r\n";
+    out = every_split("1.0 keep-alive and close", both, sizeof both - 1);
+    CHECK(count(out, "200 OK") == 1 && strstr(out, "Connection: close\r\n"), "close wins: %s", out);
     free(out);
     static const char ten[] = "GET /a HTTP/1.0\r\n\r\nGET /a HTTP/1.0\r\n\r\n";
     out = every_split("1.0", ten, sizeof ten - 1);
@@ -363,6 +389,7 @@ int main(void)
     test_continue();
     test_limits();
     test_connection_close();
+    test_chunked_held_compact();
     test_routing();
     fake_loop_free(&L);
     im_server_free(srv);

@@ -238,6 +238,39 @@ static void test_peer_leaves_deferred(void)
     CHECK(atomic_load(&hang_closed) == 1, "on_close called once: %d", atomic_load(&hang_closed));
 }
 
+/* A deferred request with more than max_header_bytes pipelined behind it: reading pauses;
+ * the peer then leaves and must still be noticed (a poll watches for it). */
+static void test_paused_peer_leaves(void)
+{
+    int before = atomic_load(&hang_closed), fd = dial();
+    static char junk[40000];
+    memset(junk, 'x', sizeof junk);
+    const char *req = "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK(send_all(fd, req, strlen(req)) == 0, "send /hang");
+    CHECK(send_all(fd, junk, sizeof junk) == 0, "send what waits behind it");
+    usleep(200000);
+    CHECK(atomic_load(&hang_closed) == before, "still open");
+    close(fd);
+    for (int i = 0; i < 300 && atomic_load(&hang_closed) == before; i++) usleep(10000);
+    CHECK(atomic_load(&hang_closed) == before + 1, "on_close after the paused peer left");
+}
+
+/* A peer that reads nothing but keeps sending a byte now and then: its send timer is not
+ * renewed by what it sends, so the connection closes (the stream then sees -EPIPE). */
+static void test_send_timeout_trickle(void)
+{
+    int before = atomic_load(&flood_pipe), fd = dial(), buf = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    const char *req = "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK(send_all(fd, req, strlen(req)) == 0, "send /flood");
+    for (int i = 0; i < 40 && atomic_load(&flood_pipe) == before; i++) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) break;
+        usleep(100000);
+    }
+    CHECK(atomic_load(&flood_pipe) == before + 1, "closed by the send timeout despite the trickle");
+    close(fd);
+}
+
 static void test_backpressure(void)
 {
     int fd = dial(), buf = 4096;
@@ -267,6 +300,7 @@ int main(void)
     o.recv_buffer_size = 256;
     o.max_output_bytes = 256 * 1024;
     o.shutdown_timeout_ms = 2000;
+    o.send_timeout_ms = 1000;
     im_log_set_level(IM_LOG_WARN);
     im_server *s = im_server_new(&o);
     im_server_route(s, "GET", "/plaintext", plaintext, NULL);
@@ -284,7 +318,9 @@ int main(void)
 
     test_many_clients();
     test_peer_leaves_deferred();
+    test_paused_peer_leaves();
     test_backpressure();
+    test_send_timeout_trickle();
 
     im_server_stop(s);
     CHECK(im_server_wait(s) == 0, "wait");

@@ -226,6 +226,7 @@ static void usage(FILE *f)
             "  --header-timeout-ms N    (10000)\n"
             "  --body-timeout-ms N      (30000)\n"
             "  --idle-timeout-ms N      (60000)\n"
+            "  --send-timeout-ms N      a peer that reads none of our output (60000)\n"
             "  --shutdown-timeout-ms N  (10000)\n"
             "  --log-level L            debug, info, warn, error (info)\n"
             "  --help                   this text\n");
@@ -285,11 +286,12 @@ int main(int argc, char **argv)
         NUM("--loops", 1, 256, loops)
         NUM("--max-conns", 1, 1000000, max_conns)
         NUM("--max-header-bytes", 64, 1 << 30, max_header_bytes)
-        NUM("--max-body-bytes", 1, 1L << 40, max_body_bytes)
+        NUM("--max-body-bytes", 1, 1L << 30, max_body_bytes)
         NUM("--max-headers", 1, 100000, max_headers)
         NUM("--header-timeout-ms", 1, 86400000, header_timeout_ms)
         NUM("--body-timeout-ms", 1, 86400000, body_timeout_ms)
         NUM("--idle-timeout-ms", 1, 86400000, idle_timeout_ms)
+        NUM("--send-timeout-ms", 1, 86400000, send_timeout_ms)
         NUM("--shutdown-timeout-ms", 1, 86400000, shutdown_timeout_ms)
 #undef NUM
         fprintf(stderr, "immersive-demo: unknown option '%s' (see --help)\n", f);

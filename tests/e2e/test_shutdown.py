@@ -123,6 +123,31 @@ class ShutdownTests(unittest.TestCase):
                              "(default idle timeout 60s must not delay exit)")
         self.assertLess(time.monotonic() - t0, 3.0)
 
+    def test_sigterm_lets_a_stream_finish(self):
+        """A streamed answer in flight at SIGTERM is finished, every chunk, within the deadline."""
+        srv = self.start("--loops", "1", "--shutdown-timeout-ms", "5000")
+        c = self.connect(srv)
+        c.send(get("/stream?n=10&ms=100"))
+        deadline = time.monotonic() + 10
+        data = b""
+        while b"chunk 1\n" not in data and time.monotonic() < deadline:
+            c.readable(1)
+            data += c.sock.recv(65536)
+        self.assertIn(b"chunk 1\n", data, "the stream started")
+        srv.send_signal(signal.SIGTERM)
+        while not data.endswith(b"0\r\n\r\n") and time.monotonic() < deadline:
+            if not c.readable(2):
+                break
+            more = c.sock.recv(65536)
+            if not more:
+                break
+            data += more
+        for i in range(10):
+            self.assertIn(b"chunk %d\n" % i, data, "chunk %d after SIGTERM: %r" % (i, data[-200:]))
+        self.assertTrue(data.endswith(b"0\r\n\r\n"), "the stream's last chunk: %r" % data[-50:])
+        self.assertExitsZero(srv, 8, "after the stream ended")
+        self.assertNotIn("never finished", srv.stderr_text())
+
     def test_sigint_exits_zero(self):
         srv = self.start()
         c = self.connect(srv)
