@@ -549,7 +549,7 @@ int im_loop_index(const im_loop *loop);
 /* ======== begin queue.h ======== */
 /* queue.h — a bounded, lock-free multi-producer multi-consumer priority queue of pointers:
  * levels 0 (most urgent) .. levels-1, strict order between levels, FIFO within one, an
- * optional aging rule, and a blocking pop that sleeps on a futex (no busy waiting, no lost
+ * optional aging rule, and a blocking pop that spins briefly, then sleeps on a futex (no lost
  * wake-ups) until an item, a timeout or the queue's close. It knows nothing of HTTP. */
 
 typedef struct im_queue im_queue; /* opaque */
@@ -577,8 +577,9 @@ int im_queue_push(im_queue *q, unsigned prio, void *item);
 /* Takes the most urgent item (subject to aging). Never waits.
  * Returns 0 with *item (and *prio when prio is not NULL) set, or -EAGAIN when empty. */
 int im_queue_pop(im_queue *q, void **item, unsigned *prio);
-/* Like im_queue_pop() but sleeps until an item comes: timeout_ms < 0 waits for ever.
- * Returns 0, -ETIMEDOUT, or -ESHUTDOWN once the queue is closed and empty. */
+/* Like im_queue_pop() but waits until an item comes: a short spin, then a futex sleep.
+ * timeout_ms < 0 waits for ever, 0 does not wait. Returns 0, -ETIMEDOUT, or -ESHUTDOWN once
+ * the queue is closed and empty. */
 int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms);
 /* Closes the queue: pushes are refused from now on, every sleeper wakes; what is inside can
  * still be popped. */
@@ -603,7 +604,9 @@ typedef struct im_job {
     void (*done)(struct im_job *j, int status); /* status 0: run; -ECANCELED: never ran (the
                                                  * executor shut down). Called on the loop that
                                                  * submitted, or on the worker when it was
-                                                 * submitted from another thread */
+                                                 * submitted from another thread; completions
+                                                 * that outlive the loops (server shutdown) run
+                                                 * on the thread calling im_server_free() */
     /* private */
     im_post post;   /* carries the completion back to the owner loop */
     im_loop *owner; /* loop that submitted, or NULL */
@@ -631,8 +634,9 @@ int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job);
 int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), void *arg,
                        void (*done)(void *arg, int status));
 
-/* Shuts down: refuses new jobs, lets running jobs finish, hands every queued job back as
- * cancelled (done with -ECANCELED, on its owner loop), joins the threads. Idempotent. */
+/* Shuts down: refuses new jobs (-ESHUTDOWN), lets running jobs finish, hands every queued job
+ * back as cancelled (done with -ECANCELED, on its owner loop), joins the threads. Idempotent.
+ * A job must not wait for a loop that has stopped, nor submit after its executor is freed. */
 void im_executor_shutdown(im_executor *ex);
 /* Shuts down (when not yet done) and frees. */
 void im_executor_free(im_executor *ex);
@@ -680,7 +684,8 @@ int im_call_fail(im_call *call, int status, const char *fmt, ...)
  * memory. Aligned for any type. */
 void *im_call_alloc(im_call *call, size_t n);
 /* The request of an inline call (NULL for calls that run on an executor: there the request
- * belongs to the loop thread). */
+ * belongs to the loop thread). Its body has been read by the binder, which decodes JSON
+ * strings in place: the bytes of strings that held escapes are changed. */
 im_ctx *im_call_ctx(im_call *call);
 /* The endpoint's name (its C function). */
 const char *im_call_name(const im_call *call);
@@ -951,7 +956,6 @@ typedef struct im__ablock {
 } im__ablock;
 typedef struct im__arena {
     im__ablock *head; /* newest block first */
-    void *last;       /* the last allocation (it can grow in place) */
 } im__arena;
 
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until
@@ -4196,6 +4200,8 @@ static void im__loop_run(im_loop *L)
  * every cell carries a sequence number that says whether it is free for the producer of
  * position p (seq == p) or full for the consumer of position p (seq == p + 1)), plus one 64-bit
  * state word: bit L (L < 32) says level L may hold items, the high 32 bits count sleepers.
+ * (Whoever sets a bit - a push, or a pop putting back a bit it had cleared - wakes a sleeper
+ * if the word counts one.)
  * Push: put the item in its level's ring, then make sure the level's bit is set (and wake a
  * sleeper if the word counts one). Pop: try the levels whose bits are set, most urgent first;
  * when all of them turn out empty, clear their bits and look at those rings once more,
@@ -4217,7 +4223,7 @@ static void im__loop_run(im_loop *L)
  * every Vyukov ring, a producer that is preempted between claiming a cell and publishing it
  * makes that cell (and the ones after it in that level) invisible to consumers until it
  * resumes; try-pop then reports empty rather than waiting, and that producer sets the bit when
- * it publishes. Blocking pop sleeps on a futex event count (Linux), never spins.
+ * it publishes. Blocking pop spins briefly (~200 pauses), then sleeps on a futex event count.
  */
 
 #define IM__CACHELINE 64
@@ -4467,7 +4473,11 @@ static uint64_t im__queue_clear(im_queue *q, uint64_t empty)
         unsigned level = (unsigned)__builtin_ctzll(e);
         if (im__ring_ready(&q->rings[level])) back |= (uint64_t)1 << level;
     }
-    if (back) atomic_fetch_or_explicit(&q->state, back, memory_order_acq_rel);
+    if (back) {
+        /* a sleeper may have come between our clear and this: it saw no bit, so wake it */
+        uint64_t old = atomic_fetch_or_explicit(&q->state, back, memory_order_acq_rel);
+        if (old >> 32) im__queue_wake(q);
+    }
     return back;
 }
 
@@ -4499,6 +4509,16 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
 {
     struct timespec deadline, now, left;
     if (im_queue_pop(q, item, prio) == 0) return 0;
+    if (timeout_ms == 0) return -ETIMEDOUT;
+    if (timeout_ms > 0) { /* the clock starts now, the spin below counts */
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
     /* a short spin first: an item is often a few microseconds away, and a futex sleep and
      * wake-up cost more than that */
     for (int i = 0; i < 200; i++) {
@@ -4508,15 +4528,6 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
             im_queue_pop(q, item, prio) == 0)
             return 0;
         if (atomic_load_explicit(&q->closed, memory_order_relaxed)) break;
-    }
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
     }
     for (;;) {
         /* announce the sleep in the state word, then read the event count, then look once
@@ -4580,6 +4591,7 @@ struct im_executor {
     pthread_t *threads;    /* owned */
     unsigned nthreads;     /* started */
     _Atomic int stopping;  /* shutdown began: queued jobs are handed back, not run */
+    _Atomic int submitting;/* threads inside submit: shutdown waits for them before its drain */
     _Atomic unsigned running;
     int joined;
     char name[11];
@@ -4668,11 +4680,20 @@ im_executor *im_executor_new(const im_executor_opts *opts)
 
 int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job)
 {
+    int rc;
     if (!job || !job->run || !job->done) return -EINVAL;
-    if (atomic_load_explicit(&ex->stopping, memory_order_relaxed)) return -ESHUTDOWN;
+    /* seq_cst pair with shutdown (store stopping, then read submitting): either this submit
+     * sees stopping, or shutdown waits for it to finish pushing before its final drain */
+    atomic_fetch_add(&ex->submitting, 1);
+    if (atomic_load(&ex->stopping)) {
+        atomic_fetch_sub(&ex->submitting, 1);
+        return -ESHUTDOWN;
+    }
     job->owner = im_loop_current();
     job->status = 0;
-    return im_queue_push(ex->q, prio, job);
+    rc = im_queue_push(ex->q, prio, job);
+    atomic_fetch_sub_explicit(&ex->submitting, 1, memory_order_release);
+    return rc;
 }
 
 typedef struct im__fn_job {
@@ -4714,8 +4735,9 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
 void im_executor_shutdown(im_executor *ex)
 {
     if (ex->joined) return;
-    /* release: a worker that sees stopping also sees that no job may run any more */
-    atomic_store_explicit(&ex->stopping, 1, memory_order_release);
+    /* seq_cst: pairs with submit (see there); a worker that sees stopping hands jobs back */
+    atomic_store(&ex->stopping, 1);
+    while (atomic_load(&ex->submitting)) sched_yield(); /* pushes under way land first */
     im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
     for (unsigned i = 0; i < ex->nthreads; i++) pthread_join(ex->threads[i], NULL);
     ex->joined = 1;
@@ -4748,6 +4770,7 @@ unsigned im_executor_running(const im_executor *ex)
 static void *im__arena_alloc(im__arena *a, size_t n)
 {
     im__ablock *b = a->head;
+    if (n > ((size_t)1 << 40)) return NULL; /* also keeps the rounding below from wrapping */
     n = (n + 15) & ~(size_t)15;
     if (!b || b->cap - b->used < n) {
         size_t cap = b ? b->cap * 2 : 4096;
@@ -4760,22 +4783,7 @@ static void *im__arena_alloc(im__arena *a, size_t n)
     }
     void *p = b->data + b->used;
     b->used += n;
-    a->last = p;
     return p;
-}
-
-/* Grows the arena's last allocation p from old to n bytes (in place when it can). */
-static void *im__arena_grow(im__arena *a, void *p, size_t old, size_t n)
-{
-    im__ablock *b = a->head;
-    size_t o = (old + 15) & ~(size_t)15, m = (n + 15) & ~(size_t)15;
-    if (p && p == a->last && b && b->used - o + m <= b->cap) {
-        b->used = b->used - o + m;
-        return p;
-    }
-    void *q = im__arena_alloc(a, n);
-    if (q && p && old) memcpy(q, p, old);
-    return q;
 }
 
 static void im__arena_free(im__arena *a)
@@ -4785,7 +4793,6 @@ static void im__arena_free(im__arena *a)
         a->head = b->next;
         free(b);
     }
-    a->last = NULL;
 }
 
 /* Frees all but one block (kept, emptied, for the next request). */
@@ -4803,12 +4810,11 @@ static void im__arena_reset(im__arena *a)
         keep->next = NULL;
     }
     a->head = keep;
-    a->last = NULL;
 }
 
 /* ---- binding ---- */
 
-#define IM__BIND_DEPTH 32
+#define IM__BIND_DEPTH 66 /* "body", 64 levels of JSON, the field: every loc fits */
 #define IM__BIND_MAX_ERRORS 64
 
 struct im_bind {
@@ -4825,6 +4831,7 @@ struct im_bind {
     unsigned nloc;
     im_jw errs;         /* the "detail" array's items, comma-separated */
     unsigned nerrs;
+    int oom;            /* memory ran out while binding: 503, not the client's fault */
 };
 
 struct im_call {
@@ -5061,25 +5068,44 @@ static void im__bind_items(im_bind *b, const im_field *f, const void *items, siz
     view->len = n;
 }
 
+/* Elements of the array at the cursor, counted by a checking skip (the reader is left where it
+ * was), or -1 after a syntax error. Counting first lets the array be allocated once, exactly. */
+static long im__bind_count(im_bind *b)
+{
+    im_json save = b->j;
+    long n = 0;
+    int r;
+    if (im_json_arr_enter(&b->j)) return -1;
+    while ((r = im_json_arr_next(&b->j)) == 1) {
+        if (im_json_skip(&b->j)) return -1;
+        n++;
+    }
+    if (r < 0) return -1;
+    b->j = save;
+    return n;
+}
+
 static void im__bind_array(im_bind *b, const im_field *f, void *dst)
 {
-    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0, cap = 0;
-    char *items = NULL;
-    im__arena *a = &b->ctx->arena;
+    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0;
+    long count = im__bind_count(b);
+    char *items;
     int r;
+    if (count < 0) return;
+    if ((f->flags & IM_F_MAXITEMS) && (size_t)count > f->max_items) {
+        /* too long: said once, and nothing of it is bound or kept */
+        im__bind_items(b, f, NULL, (size_t)count, dst);
+        im_json_skip(&b->j);
+        return;
+    }
+    items = im__arena_alloc(&b->ctx->arena, (size_t)count * esz + 1);
+    if (!items) {
+        b->oom = 1;
+        im_json_skip(&b->j);
+        return;
+    }
     if (im_json_arr_enter(&b->j)) return;
     while ((r = im_json_arr_next(&b->j)) == 1) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char *g = im__arena_grow(a, items, cap * esz, ncap * esz);
-            if (!g) { /* out of memory: say so as a syntax-level failure */
-                b->j.err = IM_JSON_EBAD;
-                b->j.msg = "out of memory";
-                return;
-            }
-            items = g;
-            cap = ncap;
-        }
         memset(items + n * esz, 0, esz);
         im__bind_push(b, NULL, 0, n);
         im__bind_value(b, f, f->elem, items + n * esz);
@@ -5247,8 +5273,7 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
     if ((uintptr_t)body.ptr & 7) {
         double *d = im__arena_alloc(&b->ctx->arena, body.len);
         if (!d) {
-            b->j.err = IM_JSON_EBAD;
-            b->j.msg = "out of memory";
+            b->oom = 1;
             return 1;
         }
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
@@ -5257,12 +5282,14 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
     unsigned before = b->nerrs;
     im__bind_items(b, f, vals, n, dst);
     if (b->nerrs != before) return 1;
-    for (size_t i = 0; i < n && (f->flags & (IM_F_MIN | IM_F_MAX)); i++) {
+    for (size_t i = 0; i < n; i++) { /* as in JSON: finite numbers, within the bounds */
+        double v = view->ptr[i];
+        int bad = !isfinite(v);
         im__bind_push(b, NULL, 0, i);
-        int bad = !isfinite(view->ptr[i]) || im__bind_bounds(b, f, 0, 0, view->ptr[i], NULL, 0);
-        if (!isfinite(view->ptr[i])) im__bind_error(b, "finite_number", "Input should be a finite number", NULL, 0, NULL);
+        if (bad) im__bind_error(b, "finite_number", "Input should be a finite number", NULL, 0, NULL);
+        else if (f->flags & (IM_F_MIN | IM_F_MAX)) bad = im__bind_bounds(b, f, 0, 0, v, NULL, 0);
         im__bind_pop(b);
-        if (bad) break;
+        if (bad) break; /* one error is enough for a million numbers */
     }
     return 1;
 }
@@ -5395,17 +5422,23 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
         size_t esz = im__elem_size[f->elem], n = 0, cap = 0, klen = strlen(f->name);
         char *items = NULL;
         im_str q = b->ctx->req.query;
+        for (int pass = 0; pass < 2; pass++) { /* count, then bind into one allocation */
+            if (pass == 1) {
+                if (!cap || ((f->flags & IM_F_MAXITEMS) && cap > f->max_items)) break;
+                if (!(items = im__arena_alloc(&b->ctx->arena, cap * esz))) {
+                    b->oom = 1;
+                    break;
+                }
+            }
         for (size_t i = 0; i < q.len;) {
             size_t e = i;
             while (e < q.len && q.ptr[e] != '&') e++;
             if (e - i > klen && memcmp(q.ptr + i, f->name, klen) == 0 && q.ptr[i + klen] == '=') {
                 im_str v = {q.ptr + i + klen + 1, e - i - klen - 1};
-                if (n == cap) {
-                    size_t ncap = cap ? cap * 2 : 8;
-                    char *g = im__arena_grow(&b->ctx->arena, items, cap * esz, ncap * esz);
-                    if (!g) break;
-                    items = g;
-                    cap = ncap;
+                if (pass == 0) {
+                    cap++;
+                    i = e + 1;
+                    continue;
                 }
                 memset(items + n * esz, 0, esz);
                 im__bind_push(b, NULL, 0, n);
@@ -5418,8 +5451,9 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
             }
             i = e + 1;
         }
-        found = n > 0;
-        if (found) im__bind_items(b, f, items, n, dst);
+        }
+        found = cap > 0;
+        if (found) im__bind_items(b, f, items, items ? n : cap, dst);
     }
     im__bind_pop(b);
     b->root = root;
@@ -5437,6 +5471,7 @@ typedef struct im__epstate {
 /* A call that runs on an executor: everything it needs lives in its deferred context's arena. */
 typedef struct im__epjob {
     im_job job;
+    _Atomic int gone; /* the client left before the job ran: skip it */
     im_ctx *ctx;  /* the deferred request: touched on the loop thread only */
     im_call call;
     im__epstate *st;
@@ -5476,6 +5511,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.root = "body";
     b.nloc = 0;
     b.nerrs = 0;
+    b.oom = 0;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -5483,14 +5519,20 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
             im_reply_error(c, 400, "this endpoint takes no request body");
             return -1;
         }
+        if (ct.ptr) { /* the media type: up to ';' or blank, parameters aside */
+            size_t k = 0;
+            while (k < ct.len && ct.ptr[k] != ';' && ct.ptr[k] != ' ' && ct.ptr[k] != '\t') k++;
+            ct.len = k;
+        }
         if (ep->body == 2) {
-            if (!ct.ptr || !(ct.len >= 24 && im__ieq_lower(ct.ptr, "application/octet-stream", 24))) {
+            if (!ct.ptr || !im_str_ieq(ct, "application/octet-stream")) {
                 im_reply_error(c, 415, "the request body must be float64 values "
                                        "(Content-Type: application/octet-stream)");
                 return -1;
             }
-        } else if (ct.ptr && !(ct.len >= 16 && im__ieq_lower(ct.ptr, "application/json", 16)) &&
-                   !memmem(ct.ptr, ct.len, "+json", 5)) {
+        } else if (ct.ptr && !im_str_ieq(ct, "application/json") &&
+                   !(ct.len > 5 && memchr(ct.ptr, '/', ct.len) &&
+                     im__ieq_lower(ct.ptr + ct.len - 5, "+json", 5))) {
             im_reply_error(c, 415, "the request body must be JSON (Content-Type: application/json)");
             return -1;
         }
@@ -5500,6 +5542,11 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
     if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (b.oom) {
+        im_jw_free(&b.errs);
+        im_reply_error(c, 503, "out of memory");
+        return -1;
+    }
     if (b.j.err) { /* malformed JSON: 400, where */
         char ctxj[160];
         im_jw cw;
@@ -5549,7 +5596,14 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 static void im__epjob_run(im_job *j) /* on a worker */
 {
     im__epjob *e = (im__epjob *)(void *)j;
+    if (atomic_load_explicit(&e->gone, memory_order_relaxed)) return; /* nobody to answer */
     e->status = e->st->ep->call(&e->call, e->args, e->out);
+}
+
+static void im__epjob_gone(im_ctx *c, void *arg) /* on the loop: the client left */
+{
+    (void)c;
+    atomic_store_explicit(&((im__epjob *)arg)->gone, 1, memory_order_relaxed);
 }
 
 static void im__epjob_done(im_job *j, int status) /* on the loop */
@@ -5595,21 +5649,17 @@ static void im__ep_handler(im_ctx *c)
         im_reply_error(c, 429, "too many calls of this endpoint in flight");
         return;
     }
-    /* the request is copied first, so that what the binder points at outlives the handler */
-    if (im_ctx_defer(c, NULL, NULL)) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        im_reply_error(c, 503, "out of memory");
-        return;
-    }
     im__epjob *e = im__arena_alloc(&c->arena, sizeof *e);
     void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
     void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
-    if (!e || !args || !out) {
+    if (e) memset(e, 0, sizeof *e);
+    /* the request is copied first, so that what the binder points at outlives the handler; a
+     * client that leaves meanwhile cancels the job if it has not run yet */
+    if (!e || !args || !out || im_ctx_defer(c, im__epjob_gone, e)) {
         atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
         im_reply_error(c, 503, "out of memory");
         return;
     }
-    memset(e, 0, sizeof *e);
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) {
@@ -6145,11 +6195,22 @@ void im_server_free(im_server *s)
         im_server_stop(s);
         im_server_wait(s);
     }
-    /* loops are stopped: now the executors (queued jobs come back cancelled, posted to the
-     * loops they came from, and run here on their behalf) */
+    /* loops are stopped: now the executors. Both stop first (a completion that submits to
+     * the other gets -ESHUTDOWN, never a freed executor); queued jobs come back cancelled,
+     * posted to the loops they came from, and run here on their behalf, until none is left */
+    if (s->primary) im_executor_shutdown(s->primary);
+    if (s->serial) im_executor_shutdown(s->serial);
+    for (int more = 1; more;) {
+        more = 0;
+        for (int i = 0; i < s->nloops; i++)
+            if (atomic_load_explicit(&s->loops[i]->posts, memory_order_acquire)) {
+                im__run_posts(s->loops[i]);
+                more = 1;
+            }
+    }
     im_executor_free(s->primary);
     im_executor_free(s->serial);
-    for (int i = 0; i < s->nloops; i++) im__run_posts(s->loops[i]);
+    s->primary = s->serial = NULL;
     for (int i = 0; i < s->nloops; i++) {
         im_loop *L = s->loops[i];
         if (L->deferred) {

@@ -826,6 +826,9 @@ def check_service(modules):
                     raise GenError(e.func_where, f"'{name}' is already a name in this service",
                                    "rename the function or the object")
         for o in m.objects.values():
+            if len(o.fields) > 64:
+                raise GenError(o.where, f"object '{o.name}' has more than 64 fields",
+                               "split it into objects that hold objects")
             seen = set()
             for f in o.fields:
                 if f.name in seen:

@@ -6,6 +6,7 @@
 static void *im__arena_alloc(im__arena *a, size_t n)
 {
     im__ablock *b = a->head;
+    if (n > ((size_t)1 << 40)) return NULL; /* also keeps the rounding below from wrapping */
     n = (n + 15) & ~(size_t)15;
     if (!b || b->cap - b->used < n) {
         size_t cap = b ? b->cap * 2 : 4096;
@@ -18,22 +19,7 @@ static void *im__arena_alloc(im__arena *a, size_t n)
     }
     void *p = b->data + b->used;
     b->used += n;
-    a->last = p;
     return p;
-}
-
-/* Grows the arena's last allocation p from old to n bytes (in place when it can). */
-static void *im__arena_grow(im__arena *a, void *p, size_t old, size_t n)
-{
-    im__ablock *b = a->head;
-    size_t o = (old + 15) & ~(size_t)15, m = (n + 15) & ~(size_t)15;
-    if (p && p == a->last && b && b->used - o + m <= b->cap) {
-        b->used = b->used - o + m;
-        return p;
-    }
-    void *q = im__arena_alloc(a, n);
-    if (q && p && old) memcpy(q, p, old);
-    return q;
 }
 
 static void im__arena_free(im__arena *a)
@@ -43,7 +29,6 @@ static void im__arena_free(im__arena *a)
         a->head = b->next;
         free(b);
     }
-    a->last = NULL;
 }
 
 /* Frees all but one block (kept, emptied, for the next request). */
@@ -61,12 +46,11 @@ static void im__arena_reset(im__arena *a)
         keep->next = NULL;
     }
     a->head = keep;
-    a->last = NULL;
 }
 
 /* ---- binding ---- */
 
-#define IM__BIND_DEPTH 32
+#define IM__BIND_DEPTH 66 /* "body", 64 levels of JSON, the field: every loc fits */
 #define IM__BIND_MAX_ERRORS 64
 
 struct im_bind {
@@ -83,6 +67,7 @@ struct im_bind {
     unsigned nloc;
     im_jw errs;         /* the "detail" array's items, comma-separated */
     unsigned nerrs;
+    int oom;            /* memory ran out while binding: 503, not the client's fault */
 };
 
 struct im_call {
@@ -319,25 +304,44 @@ static void im__bind_items(im_bind *b, const im_field *f, const void *items, siz
     view->len = n;
 }
 
+/* Elements of the array at the cursor, counted by a checking skip (the reader is left where it
+ * was), or -1 after a syntax error. Counting first lets the array be allocated once, exactly. */
+static long im__bind_count(im_bind *b)
+{
+    im_json save = b->j;
+    long n = 0;
+    int r;
+    if (im_json_arr_enter(&b->j)) return -1;
+    while ((r = im_json_arr_next(&b->j)) == 1) {
+        if (im_json_skip(&b->j)) return -1;
+        n++;
+    }
+    if (r < 0) return -1;
+    b->j = save;
+    return n;
+}
+
 static void im__bind_array(im_bind *b, const im_field *f, void *dst)
 {
-    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0, cap = 0;
-    char *items = NULL;
-    im__arena *a = &b->ctx->arena;
+    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0;
+    long count = im__bind_count(b);
+    char *items;
     int r;
+    if (count < 0) return;
+    if ((f->flags & IM_F_MAXITEMS) && (size_t)count > f->max_items) {
+        /* too long: said once, and nothing of it is bound or kept */
+        im__bind_items(b, f, NULL, (size_t)count, dst);
+        im_json_skip(&b->j);
+        return;
+    }
+    items = im__arena_alloc(&b->ctx->arena, (size_t)count * esz + 1);
+    if (!items) {
+        b->oom = 1;
+        im_json_skip(&b->j);
+        return;
+    }
     if (im_json_arr_enter(&b->j)) return;
     while ((r = im_json_arr_next(&b->j)) == 1) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char *g = im__arena_grow(a, items, cap * esz, ncap * esz);
-            if (!g) { /* out of memory: say so as a syntax-level failure */
-                b->j.err = IM_JSON_EBAD;
-                b->j.msg = "out of memory";
-                return;
-            }
-            items = g;
-            cap = ncap;
-        }
         memset(items + n * esz, 0, esz);
         im__bind_push(b, NULL, 0, n);
         im__bind_value(b, f, f->elem, items + n * esz);
@@ -505,8 +509,7 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
     if ((uintptr_t)body.ptr & 7) {
         double *d = im__arena_alloc(&b->ctx->arena, body.len);
         if (!d) {
-            b->j.err = IM_JSON_EBAD;
-            b->j.msg = "out of memory";
+            b->oom = 1;
             return 1;
         }
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
@@ -515,12 +518,14 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
     unsigned before = b->nerrs;
     im__bind_items(b, f, vals, n, dst);
     if (b->nerrs != before) return 1;
-    for (size_t i = 0; i < n && (f->flags & (IM_F_MIN | IM_F_MAX)); i++) {
+    for (size_t i = 0; i < n; i++) { /* as in JSON: finite numbers, within the bounds */
+        double v = view->ptr[i];
+        int bad = !isfinite(v);
         im__bind_push(b, NULL, 0, i);
-        int bad = !isfinite(view->ptr[i]) || im__bind_bounds(b, f, 0, 0, view->ptr[i], NULL, 0);
-        if (!isfinite(view->ptr[i])) im__bind_error(b, "finite_number", "Input should be a finite number", NULL, 0, NULL);
+        if (bad) im__bind_error(b, "finite_number", "Input should be a finite number", NULL, 0, NULL);
+        else if (f->flags & (IM_F_MIN | IM_F_MAX)) bad = im__bind_bounds(b, f, 0, 0, v, NULL, 0);
         im__bind_pop(b);
-        if (bad) break;
+        if (bad) break; /* one error is enough for a million numbers */
     }
     return 1;
 }
@@ -653,17 +658,23 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
         size_t esz = im__elem_size[f->elem], n = 0, cap = 0, klen = strlen(f->name);
         char *items = NULL;
         im_str q = b->ctx->req.query;
+        for (int pass = 0; pass < 2; pass++) { /* count, then bind into one allocation */
+            if (pass == 1) {
+                if (!cap || ((f->flags & IM_F_MAXITEMS) && cap > f->max_items)) break;
+                if (!(items = im__arena_alloc(&b->ctx->arena, cap * esz))) {
+                    b->oom = 1;
+                    break;
+                }
+            }
         for (size_t i = 0; i < q.len;) {
             size_t e = i;
             while (e < q.len && q.ptr[e] != '&') e++;
             if (e - i > klen && memcmp(q.ptr + i, f->name, klen) == 0 && q.ptr[i + klen] == '=') {
                 im_str v = {q.ptr + i + klen + 1, e - i - klen - 1};
-                if (n == cap) {
-                    size_t ncap = cap ? cap * 2 : 8;
-                    char *g = im__arena_grow(&b->ctx->arena, items, cap * esz, ncap * esz);
-                    if (!g) break;
-                    items = g;
-                    cap = ncap;
+                if (pass == 0) {
+                    cap++;
+                    i = e + 1;
+                    continue;
                 }
                 memset(items + n * esz, 0, esz);
                 im__bind_push(b, NULL, 0, n);
@@ -676,8 +687,9 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
             }
             i = e + 1;
         }
-        found = n > 0;
-        if (found) im__bind_items(b, f, items, n, dst);
+        }
+        found = cap > 0;
+        if (found) im__bind_items(b, f, items, items ? n : cap, dst);
     }
     im__bind_pop(b);
     b->root = root;
@@ -695,6 +707,7 @@ typedef struct im__epstate {
 /* A call that runs on an executor: everything it needs lives in its deferred context's arena. */
 typedef struct im__epjob {
     im_job job;
+    _Atomic int gone; /* the client left before the job ran: skip it */
     im_ctx *ctx;  /* the deferred request: touched on the loop thread only */
     im_call call;
     im__epstate *st;
@@ -734,6 +747,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.root = "body";
     b.nloc = 0;
     b.nerrs = 0;
+    b.oom = 0;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -741,14 +755,20 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
             im_reply_error(c, 400, "this endpoint takes no request body");
             return -1;
         }
+        if (ct.ptr) { /* the media type: up to ';' or blank, parameters aside */
+            size_t k = 0;
+            while (k < ct.len && ct.ptr[k] != ';' && ct.ptr[k] != ' ' && ct.ptr[k] != '\t') k++;
+            ct.len = k;
+        }
         if (ep->body == 2) {
-            if (!ct.ptr || !(ct.len >= 24 && im__ieq_lower(ct.ptr, "application/octet-stream", 24))) {
+            if (!ct.ptr || !im_str_ieq(ct, "application/octet-stream")) {
                 im_reply_error(c, 415, "the request body must be float64 values "
                                        "(Content-Type: application/octet-stream)");
                 return -1;
             }
-        } else if (ct.ptr && !(ct.len >= 16 && im__ieq_lower(ct.ptr, "application/json", 16)) &&
-                   !memmem(ct.ptr, ct.len, "+json", 5)) {
+        } else if (ct.ptr && !im_str_ieq(ct, "application/json") &&
+                   !(ct.len > 5 && memchr(ct.ptr, '/', ct.len) &&
+                     im__ieq_lower(ct.ptr + ct.len - 5, "+json", 5))) {
             im_reply_error(c, 415, "the request body must be JSON (Content-Type: application/json)");
             return -1;
         }
@@ -758,6 +778,11 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
     if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (b.oom) {
+        im_jw_free(&b.errs);
+        im_reply_error(c, 503, "out of memory");
+        return -1;
+    }
     if (b.j.err) { /* malformed JSON: 400, where */
         char ctxj[160];
         im_jw cw;
@@ -807,7 +832,14 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 static void im__epjob_run(im_job *j) /* on a worker */
 {
     im__epjob *e = (im__epjob *)(void *)j;
+    if (atomic_load_explicit(&e->gone, memory_order_relaxed)) return; /* nobody to answer */
     e->status = e->st->ep->call(&e->call, e->args, e->out);
+}
+
+static void im__epjob_gone(im_ctx *c, void *arg) /* on the loop: the client left */
+{
+    (void)c;
+    atomic_store_explicit(&((im__epjob *)arg)->gone, 1, memory_order_relaxed);
 }
 
 static void im__epjob_done(im_job *j, int status) /* on the loop */
@@ -853,21 +885,17 @@ static void im__ep_handler(im_ctx *c)
         im_reply_error(c, 429, "too many calls of this endpoint in flight");
         return;
     }
-    /* the request is copied first, so that what the binder points at outlives the handler */
-    if (im_ctx_defer(c, NULL, NULL)) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        im_reply_error(c, 503, "out of memory");
-        return;
-    }
     im__epjob *e = im__arena_alloc(&c->arena, sizeof *e);
     void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
     void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
-    if (!e || !args || !out) {
+    if (e) memset(e, 0, sizeof *e);
+    /* the request is copied first, so that what the binder points at outlives the handler; a
+     * client that leaves meanwhile cancels the job if it has not run yet */
+    if (!e || !args || !out || im_ctx_defer(c, im__epjob_gone, e)) {
         atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
         im_reply_error(c, 503, "out of memory");
         return;
     }
-    memset(e, 0, sizeof *e);
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) {

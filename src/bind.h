@@ -36,7 +36,8 @@ int im_call_fail(im_call *call, int status, const char *fmt, ...)
  * memory. Aligned for any type. */
 void *im_call_alloc(im_call *call, size_t n);
 /* The request of an inline call (NULL for calls that run on an executor: there the request
- * belongs to the loop thread). */
+ * belongs to the loop thread). Its body has been read by the binder, which decodes JSON
+ * strings in place: the bytes of strings that held escapes are changed. */
 im_ctx *im_call_ctx(im_call *call);
 /* The endpoint's name (its C function). */
 const char *im_call_name(const im_call *call);

@@ -5,6 +5,7 @@ struct im_executor {
     pthread_t *threads;    /* owned */
     unsigned nthreads;     /* started */
     _Atomic int stopping;  /* shutdown began: queued jobs are handed back, not run */
+    _Atomic int submitting;/* threads inside submit: shutdown waits for them before its drain */
     _Atomic unsigned running;
     int joined;
     char name[11];
@@ -93,11 +94,20 @@ im_executor *im_executor_new(const im_executor_opts *opts)
 
 int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job)
 {
+    int rc;
     if (!job || !job->run || !job->done) return -EINVAL;
-    if (atomic_load_explicit(&ex->stopping, memory_order_relaxed)) return -ESHUTDOWN;
+    /* seq_cst pair with shutdown (store stopping, then read submitting): either this submit
+     * sees stopping, or shutdown waits for it to finish pushing before its final drain */
+    atomic_fetch_add(&ex->submitting, 1);
+    if (atomic_load(&ex->stopping)) {
+        atomic_fetch_sub(&ex->submitting, 1);
+        return -ESHUTDOWN;
+    }
     job->owner = im_loop_current();
     job->status = 0;
-    return im_queue_push(ex->q, prio, job);
+    rc = im_queue_push(ex->q, prio, job);
+    atomic_fetch_sub_explicit(&ex->submitting, 1, memory_order_release);
+    return rc;
 }
 
 typedef struct im__fn_job {
@@ -139,8 +149,9 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
 void im_executor_shutdown(im_executor *ex)
 {
     if (ex->joined) return;
-    /* release: a worker that sees stopping also sees that no job may run any more */
-    atomic_store_explicit(&ex->stopping, 1, memory_order_release);
+    /* seq_cst: pairs with submit (see there); a worker that sees stopping hands jobs back */
+    atomic_store(&ex->stopping, 1);
+    while (atomic_load(&ex->submitting)) sched_yield(); /* pushes under way land first */
     im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
     for (unsigned i = 0; i < ex->nthreads; i++) pthread_join(ex->threads[i], NULL);
     ex->joined = 1;

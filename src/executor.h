@@ -12,7 +12,9 @@ typedef struct im_job {
     void (*done)(struct im_job *j, int status); /* status 0: run; -ECANCELED: never ran (the
                                                  * executor shut down). Called on the loop that
                                                  * submitted, or on the worker when it was
-                                                 * submitted from another thread */
+                                                 * submitted from another thread; completions
+                                                 * that outlive the loops (server shutdown) run
+                                                 * on the thread calling im_server_free() */
     /* private */
     im_post post;   /* carries the completion back to the owner loop */
     im_loop *owner; /* loop that submitted, or NULL */
@@ -40,8 +42,9 @@ int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job);
 int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), void *arg,
                        void (*done)(void *arg, int status));
 
-/* Shuts down: refuses new jobs, lets running jobs finish, hands every queued job back as
- * cancelled (done with -ECANCELED, on its owner loop), joins the threads. Idempotent. */
+/* Shuts down: refuses new jobs (-ESHUTDOWN), lets running jobs finish, hands every queued job
+ * back as cancelled (done with -ECANCELED, on its owner loop), joins the threads. Idempotent.
+ * A job must not wait for a loop that has stopped, nor submit after its executor is freed. */
 void im_executor_shutdown(im_executor *ex);
 /* Shuts down (when not yet done) and frees. */
 void im_executor_free(im_executor *ex);

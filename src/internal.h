@@ -121,7 +121,6 @@ typedef struct im__ablock {
 } im__ablock;
 typedef struct im__arena {
     im__ablock *head; /* newest block first */
-    void *last;       /* the last allocation (it can grow in place) */
 } im__arena;
 
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until

@@ -4,6 +4,8 @@
  * every cell carries a sequence number that says whether it is free for the producer of
  * position p (seq == p) or full for the consumer of position p (seq == p + 1)), plus one 64-bit
  * state word: bit L (L < 32) says level L may hold items, the high 32 bits count sleepers.
+ * (Whoever sets a bit - a push, or a pop putting back a bit it had cleared - wakes a sleeper
+ * if the word counts one.)
  * Push: put the item in its level's ring, then make sure the level's bit is set (and wake a
  * sleeper if the word counts one). Pop: try the levels whose bits are set, most urgent first;
  * when all of them turn out empty, clear their bits and look at those rings once more,
@@ -25,7 +27,7 @@
  * every Vyukov ring, a producer that is preempted between claiming a cell and publishing it
  * makes that cell (and the ones after it in that level) invisible to consumers until it
  * resumes; try-pop then reports empty rather than waiting, and that producer sets the bit when
- * it publishes. Blocking pop sleeps on a futex event count (Linux), never spins.
+ * it publishes. Blocking pop spins briefly (~200 pauses), then sleeps on a futex event count.
  */
 
 #define IM__CACHELINE 64
@@ -275,7 +277,11 @@ static uint64_t im__queue_clear(im_queue *q, uint64_t empty)
         unsigned level = (unsigned)__builtin_ctzll(e);
         if (im__ring_ready(&q->rings[level])) back |= (uint64_t)1 << level;
     }
-    if (back) atomic_fetch_or_explicit(&q->state, back, memory_order_acq_rel);
+    if (back) {
+        /* a sleeper may have come between our clear and this: it saw no bit, so wake it */
+        uint64_t old = atomic_fetch_or_explicit(&q->state, back, memory_order_acq_rel);
+        if (old >> 32) im__queue_wake(q);
+    }
     return back;
 }
 
@@ -307,6 +313,16 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
 {
     struct timespec deadline, now, left;
     if (im_queue_pop(q, item, prio) == 0) return 0;
+    if (timeout_ms == 0) return -ETIMEDOUT;
+    if (timeout_ms > 0) { /* the clock starts now, the spin below counts */
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
     /* a short spin first: an item is often a few microseconds away, and a futex sleep and
      * wake-up cost more than that */
     for (int i = 0; i < 200; i++) {
@@ -316,15 +332,6 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
             im_queue_pop(q, item, prio) == 0)
             return 0;
         if (atomic_load_explicit(&q->closed, memory_order_relaxed)) break;
-    }
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
     }
     for (;;) {
         /* announce the sleep in the state word, then read the event count, then look once

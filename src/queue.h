@@ -1,6 +1,6 @@
 /* queue.h — a bounded, lock-free multi-producer multi-consumer priority queue of pointers:
  * levels 0 (most urgent) .. levels-1, strict order between levels, FIFO within one, an
- * optional aging rule, and a blocking pop that sleeps on a futex (no busy waiting, no lost
+ * optional aging rule, and a blocking pop that spins briefly, then sleeps on a futex (no lost
  * wake-ups) until an item, a timeout or the queue's close. It knows nothing of HTTP. */
 
 typedef struct im_queue im_queue; /* opaque */
@@ -28,8 +28,9 @@ int im_queue_push(im_queue *q, unsigned prio, void *item);
 /* Takes the most urgent item (subject to aging). Never waits.
  * Returns 0 with *item (and *prio when prio is not NULL) set, or -EAGAIN when empty. */
 int im_queue_pop(im_queue *q, void **item, unsigned *prio);
-/* Like im_queue_pop() but sleeps until an item comes: timeout_ms < 0 waits for ever.
- * Returns 0, -ETIMEDOUT, or -ESHUTDOWN once the queue is closed and empty. */
+/* Like im_queue_pop() but waits until an item comes: a short spin, then a futex sleep.
+ * timeout_ms < 0 waits for ever, 0 does not wait. Returns 0, -ETIMEDOUT, or -ESHUTDOWN once
+ * the queue is closed and empty. */
 int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms);
 /* Closes the queue: pushes are refused from now on, every sleeper wakes; what is inside can
  * still be popped. */

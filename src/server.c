@@ -458,11 +458,22 @@ void im_server_free(im_server *s)
         im_server_stop(s);
         im_server_wait(s);
     }
-    /* loops are stopped: now the executors (queued jobs come back cancelled, posted to the
-     * loops they came from, and run here on their behalf) */
+    /* loops are stopped: now the executors. Both stop first (a completion that submits to
+     * the other gets -ESHUTDOWN, never a freed executor); queued jobs come back cancelled,
+     * posted to the loops they came from, and run here on their behalf, until none is left */
+    if (s->primary) im_executor_shutdown(s->primary);
+    if (s->serial) im_executor_shutdown(s->serial);
+    for (int more = 1; more;) {
+        more = 0;
+        for (int i = 0; i < s->nloops; i++)
+            if (atomic_load_explicit(&s->loops[i]->posts, memory_order_acquire)) {
+                im__run_posts(s->loops[i]);
+                more = 1;
+            }
+    }
     im_executor_free(s->primary);
     im_executor_free(s->serial);
-    for (int i = 0; i < s->nloops; i++) im__run_posts(s->loops[i]);
+    s->primary = s->serial = NULL;
     for (int i = 0; i < s->nloops; i++) {
         im_loop *L = s->loops[i];
         if (L->deferred) {

@@ -229,6 +229,39 @@ static void test_params(void)
     expect("GET", "/t/q/1/x?n=1", "{}", 400, NULL);
 }
 
+/* Sends a body with a given Content-Type; returns the status. */
+static int call_ct(const char *ctype, const char *json)
+{
+    char req[4096];
+    im__conn *c = fake_conn(&L);
+    int n = snprintf(req, sizeof req,
+                     "POST /t/lenient HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n%s", ctype, strlen(json), json);
+    fake_feed(&L, c, req, (size_t)n);
+    return c->out ? atoi(c->out->data + 9) : -1;
+}
+
+static void test_content_types(void)
+{
+    const char *j = "{\"n\":1}";
+    CHECK(call_ct("application/json", j) == 200, "plain JSON");
+    CHECK(call_ct("Application/JSON; charset=utf-8", j) == 200, "parameters and case");
+    CHECK(call_ct("application/vnd.api+json", j) == 200, "a +json type");
+    CHECK(call_ct("application/jsonp", j) == 415, "a longer name is another type");
+    CHECK(call_ct("text/plain", j) == 415, "text");
+    CHECK(call_ct("+json", j) == 415, "no type/subtype");
+}
+
+static void test_arena_limits(void)
+{
+    im__arena a = {0};
+    CHECK(im__arena_alloc(&a, SIZE_MAX) == NULL, "a size that would wrap");
+    CHECK(im__arena_alloc(&a, SIZE_MAX - 8) == NULL, "a size that would wrap");
+    void *p = im__arena_alloc(&a, 100);
+    CHECK(p && ((uintptr_t)p & 15) == 0, "aligned");
+    im__arena_free(&a);
+}
+
 static void test_fail(void)
 {
     expect("POST", "/t/fail", "{}", 200, "null");
@@ -255,6 +288,8 @@ int main(void)
     test_extra_ignored();
     test_params();
     test_fail();
+    test_content_types();
+    test_arena_limits();
     fake_loop_free(&L);
     im_server_free(srv);
     return check_exit("binders");

@@ -239,11 +239,56 @@ static void test_stress(void)
         }
 }
 
+/* Completions that outlive the loops run during im_server_free: one that submits again (to
+ * either executor) must get -ESHUTDOWN, not a freed executor. */
+static im_server *chain_srv;
+static atomic_int chain_refused, chain_done;
+static void slow_run(void *arg)
+{
+    (void)arg;
+    sleep_ms(20);
+}
+static void chain_done_fn(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+    atomic_fetch_add(&chain_done, 1);
+    int r1 = im_executor_submit(im_server_executor(chain_srv), 0, slow_run, NULL, NULL);
+    int r2 = im_executor_submit(im_server_serial(chain_srv), 0, slow_run, NULL, NULL);
+    if (r1 == -ESHUTDOWN && r2 == -ESHUTDOWN) atomic_fetch_add(&chain_refused, 1);
+}
+static void chain_start(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++)
+        im_executor_submit(im_server_serial(chain_srv), 0, slow_run, NULL, chain_done_fn);
+}
+
+static void test_free_with_chained_completions(void)
+{
+    im_server_opts o = {0};
+    o.port = -1;
+    o.loops = 1;
+    o.workers = 1;
+    o.no_signals = 1;
+    chain_srv = im_server_new(&o);
+    CHECK(im_server_start(chain_srv) == 0, "start");
+    im_loop_call(chain_srv->loops[0], chain_start, NULL);
+    sleep_ms(50); /* a job or two ran; the rest wait in the serial executor */
+    im_server_stop(chain_srv);
+    im_server_wait(chain_srv);
+    im_server_free(chain_srv); /* queued jobs come back cancelled, here; their done resubmits */
+    CHECK(atomic_load(&chain_done) == 20, "every job completed or came back: %d",
+          atomic_load(&chain_done));
+    CHECK(atomic_load(&chain_refused) >= 1, "resubmits during free are refused");
+}
+
 int main(void)
 {
     im_log_set_level(IM_LOG_WARN);
     test_serial();
     test_stress();
     test_completions_on_loop();
+    test_free_with_chained_completions();
     return check_exit("executor");
 }

@@ -194,6 +194,13 @@ class OpenAPITests(ServerTestCase):
         self.assertEqual(status, 422)
         self.assertEqual(json.loads(data)["detail"][0]["loc"], ["body", "x"])
 
+    def test_raw_numbers_must_be_finite(self):
+        for bad in (float("nan"), float("inf")):
+            status, data = self.http("POST", "/v1/math/stats/raw", struct.pack("<2d", 1.0, bad),
+                                     "application/octet-stream")
+            self.assertEqual(status, 422, data)
+            self.assertEqual(json.loads(data)["detail"][0]["type"], "finite_number")
+
     def test_pool_endpoints_under_load(self):
         """Many concurrent calls of executor endpoints: each gets its own right answer."""
         errors = []
