@@ -8,15 +8,18 @@
  * through the queue (one push and its pop); and {"bench":"job_roundtrip",...}. Each figure is
  * the median of --rounds runs. Producers retry a full queue with sched_yield(); consumers of
  * "im" and "ring" retry an empty one the same way, "im_blocking" sleeps in im_queue_pop_wait,
- * "mutex_heap" sleeps on its condition variable. With mixed priorities a push that finds its
- * priority full retries at another random one: under strict priority the least urgent levels
- * fill up while more urgent work keeps coming (each level has its own bound, so that urgent
- * work is never refused for lack of room), and retrying the starved level would measure the
- * scheduler rather than the queue. Every queue holds 8192 items (im: per level,
- * so that one priority alone has the room the others have). Threads are pinned round-robin
- * over the cores (producer i and consumer i on core i mod cores), which keeps the scheduling
- * of oversubscribed mixes comparable from run to run.
- * usage: bench_queue [--items N] [--rounds R]      Never run by ctest. */
+ * "mutex_heap" sleeps on its condition variable. Each queue has room for every item of a run
+ * (--capacity; im: per level), so what is measured is pushing and popping under contention,
+ * not a producer that outruns its consumers: with 4 threads on 2 cores a producer fills any
+ * bounded queue within its time slice, and the run then measures sched_yield() storms (with
+ * per-level bounds and strict priority, the least urgent levels stay full and a producer that
+ * picks one of them retries: each level has its own bound so that urgent work is never
+ * refused for lack of room). With --capacity N the queues are bounded at N; a producer that
+ * finds its priority full then retries at another random one. Threads are pinned
+ * round-robin over the cores (producer i and consumer i on core i mod cores), which keeps the
+ * scheduling of oversubscribed mixes comparable from run to run.
+ * usage: bench_queue [--items N] [--rounds R] [--capacity N] [--mix 1|2|4] [--roundtrip 0|1]
+ * Never run by ctest. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
 
@@ -113,7 +116,7 @@ static const char *impl_names[] = {"im", "im_blocking", "mutex_heap", "ring"};
 
 typedef struct run {
     int impl, producers, consumers, mixed;
-    long per_producer, total;
+    long per_producer, total, cap;
     im_queue *q;
     mheap h;
     im__ring ring;
@@ -184,7 +187,7 @@ static void *consumer(void *arg)
     return NULL;
 }
 
-static double run_once(int impl, int np, int nc, int mixed, long items)
+static double run_once(int impl, int np, int nc, int mixed, long items, long cap)
 {
     run r;
     pthread_t pt[8], ct[8];
@@ -195,14 +198,15 @@ static double run_once(int impl, int np, int nc, int mixed, long items)
     r.mixed = mixed;
     r.per_producer = items / np;
     r.total = r.per_producer * np;
+    r.cap = cap;
     if (impl == IMPL_RING) {
-        im__ring_init(&r.ring, 8192);
+        im__ring_init(&r.ring, (size_t)r.cap);
     } else if (impl == IMPL_MUTEX_HEAP) {
-        mheap_init(&r.h, 8192);
+        mheap_init(&r.h, (size_t)r.cap);
     } else {
         im_queue_opts o = {0};
         o.levels = 8;
-        o.capacity = 8192;
+        o.capacity = (unsigned)r.cap;
         r.q = im_queue_new(&o);
     }
     for (int i = 0; i < nc; i++) {
@@ -329,14 +333,19 @@ static void roundtrip(im_server *s, int window, long jobs)
 
 int main(int argc, char **argv)
 {
-    long items = 4000000;
-    int rounds = 5, only_mix = 0, roundtrips = 1;
+    long items = 2000000, cap = 0;
+    int rounds = 7, only_mix = 0, roundtrips = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--items") == 0) items = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--rounds") == 0) rounds = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--mix") == 0) only_mix = atoi(argv[i + 1]); /* 1, 2 or 4 */
         else if (strcmp(argv[i], "--roundtrip") == 0) roundtrips = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--capacity") == 0) cap = atol(argv[i + 1]);
     }
+    if (cap <= 0) cap = items; /* room for every item: see the top of this file */
+    long pow2 = 2;
+    while (pow2 < cap) pow2 <<= 1; /* im__ring needs a power of two; im_queue rounds alike */
+    cap = pow2;
     if (rounds < 1 || rounds > 16) rounds = 5;
     static const int mixes[][2] = {{1, 1}, {2, 2}, {4, 4}};
     for (int m = 0; m < 3; m++)
@@ -346,12 +355,12 @@ int main(int argc, char **argv)
             /* rounds interleaved over the implementations: noise hits all alike */
             for (int k = 0; k < rounds; k++)
                 for (int impl = 0; impl < 4; impl++)
-                    res[impl][k] = run_once(impl, mixes[m][0], mixes[m][1], mixed, items);
+                    res[impl][k] = run_once(impl, mixes[m][0], mixes[m][1], mixed, items, cap);
             for (int impl = 0; impl < 4; impl++)
                 printf("{\"impl\":\"%s\",\"mix\":\"%dp%dc\",\"prio\":\"%s\",\"mops\":%.2f,"
-                       "\"items\":%ld,\"rounds\":%d}\n",
+                       "\"items\":%ld,\"capacity\":%ld,\"rounds\":%d}\n",
                        impl_names[impl], mixes[m][0], mixes[m][1], mixed ? "mixed" : "single",
-                       median(res[impl], rounds), items, rounds);
+                       median(res[impl], rounds), items, cap, rounds);
             fflush(stdout);
         }
 

@@ -6,7 +6,9 @@ with one thread and 64 connections, for DURATION seconds, without and with pipel
 requests per write). Reported per server and mode: requests per second, and the server's CPU
 time per request: utime+stime of the server process (all its threads) over the run, divided by
 the requests wrk completed — the same method as shared/tools/cpu-per-req. Rounds are interleaved
-(server A, B, C, A, B, C, ...) and the median is reported, so that machine noise hits all alike.
+(server A, B, C, A, B, C, ...); medians are reported, and the ratio to nginx is the median of
+the per-round ratios (each server against nginx in the same round), which cancels most of the
+noise of a shared machine.
 Then each server holds 10,000 idle keep-alive connections (one request each) and the growth of
 its resident memory per connection is reported (as shared/tools/idle-conns).
 
@@ -214,26 +216,28 @@ def main():
                 for r in range(a.rounds):
                     for s in servers:
                         runs[s.name].append(measure(s, a.duration, pipeline, tmp))
+                ng = runs["nginx"]
                 for s in servers:
                     rs = runs[s.name]
                     results.append({
                         "server": s.name, "pipeline": pipeline,
                         "rps": statistics.median(x["rps"] for x in rs),
                         "cpu_us_per_req": statistics.median(x["cpu_us_per_req"] for x in rs),
-                        "rounds": [round(x["cpu_us_per_req"], 2) for x in rs]})
+                        "cpu_vs_nginx": statistics.median(x["cpu_us_per_req"] / n["cpu_us_per_req"]
+                                                          for x, n in zip(rs, ng)),
+                        "rps_vs_nginx": statistics.median(x["rps"] / n["rps"] for x, n in zip(rs, ng)),
+                        "rounds_cpu": [round(x["cpu_us_per_req"], 2) for x in rs],
+                        "rounds_rps": [round(x["rps"]) for x in rs]})
             idle = {s.name: idle_memory(s, a.idle) for s in servers}
         finally:
             for s in servers:
                 s.stop()
-    nginx = {r["pipeline"]: r for r in results if r["server"] == "nginx"}
     print(f"\nplaintext, 64 connections, {a.duration} s x {a.rounds} rounds (medians); "
           "server on core 0, wrk on core 1")
-    print(f"{'server':22} {'pipeline':>8} {'req/s':>10} {'CPU us/req':>11} {'x nginx CPU':>12}")
+    print(f"{'server':22} {'pipeline':>8} {'req/s':>10} {'x nginx':>8} {'CPU us/req':>11} {'x nginx CPU':>12}")
     for r in results:
-        ratio = r["cpu_us_per_req"] / nginx[r["pipeline"]]["cpu_us_per_req"]
-        r["cpu_vs_nginx"] = ratio
-        print(f"{r['server']:22} {r['pipeline']:>8} {r['rps']:>10.0f} {r['cpu_us_per_req']:>11.2f}"
-              f" {ratio:>12.2f}")
+        print(f"{r['server']:22} {r['pipeline']:>8} {r['rps']:>10.0f} {r['rps_vs_nginx']:>8.2f} "
+              f"{r['cpu_us_per_req']:>11.2f} {r['cpu_vs_nginx']:>12.2f}")
     print(f"\nidle keep-alive connections: {a.idle}")
     print(f"{'server':22} {'RSS before KB':>14} {'RSS after KB':>13} {'bytes/conn':>11}")
     for name, m in idle.items():
