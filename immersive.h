@@ -413,6 +413,10 @@ typedef struct im_server_opts {
     unsigned sq_entries;       /* io_uring submission queue per loop (2048); CQ is 4x */
     unsigned recv_buffers;     /* provided receive buffers per loop, a power of two (512) */
     unsigned recv_buffer_size; /* bytes each (4096) */
+    int batch_wait_us;         /* 0 (off) or, under load, how long a loop may wait for a
+                                * batch of completions (Linux 6.12+; try 50): ~15% less CPU
+                                * per request with many busy connections, but up to this much
+                                * added latency and less throughput with a few (see loop.c) */
     int no_signals;            /* 1: im_server_run() leaves SIGINT/SIGTERM/SIGPIPE alone */
     unsigned workers;          /* threads of the primary executor (number of online cores) */
     unsigned queue_capacity;   /* jobs per priority level in the server's executors (1024) */
@@ -989,6 +993,9 @@ struct im_ctx {
 };
 
 /* One event-loop thread: its ring, provided buffers, connections, timers and post queue. */
+/* Linux 6.12's IORING_FEAT_MIN_TIMEOUT, which Debian 12's liburing headers do not name. */
+#define IM__FEAT_MIN_TIMEOUT (1u << 15)
+
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
@@ -1035,6 +1042,10 @@ struct im_loop {
     uint32_t stop_deadline;
     uint32_t accept_retry_at;
     uint32_t log_next_emfile;  /* rate limit for that warning */
+    uint32_t batch_us;         /* batch_wait_us where the kernel has MIN_TIMEOUT, else 0 */
+    uint32_t last_batch;       /* completions the last iteration reaped */
+    unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
+    unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
     /* start-up handshake with im_server_start() */
     int init_rc;
 };
@@ -3485,8 +3496,8 @@ static void im__conn_resume(im_loop *L, im__conn *c)
 /* ======== begin loop.c ======== */
 /* loop.c — one event loop per thread: an io_uring with multishot accept and multishot recv
  * from a provided buffer ring, sends batched and issued together with the wait (one
- * io_uring_submit_and_wait per iteration), connection timers, posts from other threads, and
- * graceful stop. The habits behind it are in the project's docs (io_uring section). */
+ * io_uring_enter per iteration, gathering completions in batches under load), connection
+ * timers, posts from other threads, and graceful stop. The habits behind it are in the project's docs (io_uring section). */
 
 static __thread im_loop *im__cur_loop;
 
@@ -4148,6 +4159,37 @@ static void im__loop_force(im_loop *L)
                           L->index);
 }
 
+/* Submits what is queued and waits for completions, in one io_uring_enter. With batch_wait_us
+ * set (off by default) it asks the kernel to gather a batch (min_wait, Linux 6.12): wait until
+ * as many completions are in as the last iteration reaped (at most 32), but no longer than
+ * batch_us; past that, any one completion ends the wait. A lone request (1-2 completions) is
+ * served at once. Measured with 64 busy connections: ~15% less CPU per request at the same
+ * req/s; with 4 connections: -25% req/s and +10 us p50 at 50 us, because answered requests
+ * wait for their neighbours - hence off by default. liburing 2.3 (Debian 12) has no call for
+ * it, so the enter is made here: the SQ flush below is what io_uring_submit() does (index
+ * array, then the tail, released). */
+static int im__enter(im_loop *L, struct __kernel_timespec *ts)
+{
+    struct io_uring *r = &L->ring;
+    struct io_uring_sq *sq = &r->sq;
+    struct io_uring_getevents_arg arg;
+    unsigned ktail = *sq->ktail, nr = 1, flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    long rc;
+    for (; sq->sqe_head != sq->sqe_tail; ktail++, sq->sqe_head++)
+        sq->array[ktail & sq->ring_mask] = sq->sqe_head & sq->ring_mask;
+    /* release: the kernel reads the SQEs only after it sees the new tail */
+    io_uring_smp_store_release(sq->ktail, ktail);
+    if (L->batch_us && L->last_batch > 2) nr = L->last_batch < 32 ? L->last_batch : 32;
+    memset(&arg, 0, sizeof arg);
+    arg.sigmask_sz = _NSIG / 8;
+    arg.pad = nr > 1 ? L->batch_us : 0; /* min_wait_usec in Linux 6.12's header */
+    arg.ts = (uint64_t)(uintptr_t)ts;
+    if (L->is_ring_registered) flags |= IORING_ENTER_REGISTERED_RING;
+    rc = syscall(__NR_io_uring_enter, r->enter_ring_fd, ktail - *sq->khead, nr, flags, &arg,
+                 sizeof arg);
+    return rc < 0 ? -errno : (int)rc;
+}
+
 static void im__loop_run(im_loop *L)
 {
     for (;;) {
@@ -4163,7 +4205,10 @@ static void im__loop_run(im_loop *L)
             ts.tv_nsec = (wait % 1000) * 1000000;
             tsp = &ts;
         }
-        rc = io_uring_submit_and_wait_timeout(&L->ring, &cqe, 1, tsp, NULL);
+        if (L->has_ext_arg)
+            rc = im__enter(L, tsp);
+        else
+            rc = io_uring_submit_and_wait_timeout(&L->ring, &cqe, 1, tsp, NULL);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
             im_log(IM_LOG_ERROR, "loop %d: io_uring wait: %s", L->index, strerror(-rc));
             usleep(1000); /* do not spin on a persistent error */
@@ -4175,6 +4220,7 @@ static void im__loop_run(im_loop *L)
             seen++;
         }
         io_uring_cq_advance(&L->ring, seen);
+        L->last_batch = seen;
         if (L->br_added) { /* receive buffers back to the kernel, one publish per batch */
             io_uring_buf_ring_advance(L->br, (int)L->br_added);
             L->br_added = 0;
@@ -5770,7 +5816,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->max_header_bytes > (1u << 24) || o->max_body_bytes > (1u << 30) ||
         o->header_timeout_ms < 0 || o->body_timeout_ms < 0 || o->idle_timeout_ms < 0 ||
         o->send_timeout_ms < 0 || o->linger_ms < 0 || o->shutdown_timeout_ms < 0 ||
-        o->sq_entries > 32768 || o->recv_buffers > 32768 ||
+        o->sq_entries > 32768 || o->recv_buffers > 32768 || o->batch_wait_us < 0 ||
+        o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24))
         return -EINVAL;
@@ -5783,11 +5830,14 @@ im_server *im_server_new(const im_server_opts *opts)
     im_server *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     if (opts) s->o = *opts;
-    if (im__resolve_opts(&s->o) || !(s->root = calloc(1, sizeof *s->root))) {
-        int e = s->root ? EINVAL : ENOMEM;
-        free(s->root);
+    if (im__resolve_opts(&s->o)) {
         free(s);
-        errno = e;
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(s->root = calloc(1, sizeof *s->root))) {
+        free(s);
+        errno = ENOMEM;
         return NULL;
     }
     s->port = -1;
@@ -5893,7 +5943,15 @@ static int im__loop_init(im_loop *L)
                p.features & IORING_FEAT_EXT_ARG ? ", EXT_ARG" : "");
     if (!(p.features & IORING_FEAT_EXT_ARG) && L->index == 0)
         im_log(IM_LOG_WARN, "io_uring lacks EXT_ARG (kernel 5.11+): timed waits cost an SQE");
-    io_uring_register_ring_fd(&L->ring); /* saves a descriptor lookup per enter; optional */
+    /* saves a descriptor lookup per enter; optional */
+    L->is_ring_registered = io_uring_register_ring_fd(&L->ring) == 1;
+    L->has_ext_arg = !!(p.features & IORING_FEAT_EXT_ARG);
+
+    if (o->batch_wait_us > 0 && (p.features & IM__FEAT_MIN_TIMEOUT))
+        L->batch_us = (uint32_t)o->batch_wait_us;
+    else if (o->batch_wait_us > 0 && L->index == 0)
+        im_log(IM_LOG_WARN, "io_uring lacks MIN_TIMEOUT (Linux 6.12+): batch_wait_us is "
+               "ignored");
     probe = io_uring_get_probe_ring(&L->ring);
     if (probe) {
         static const int need[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,

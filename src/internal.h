@@ -154,6 +154,9 @@ struct im_ctx {
 };
 
 /* One event-loop thread: its ring, provided buffers, connections, timers and post queue. */
+/* Linux 6.12's IORING_FEAT_MIN_TIMEOUT, which Debian 12's liburing headers do not name. */
+#define IM__FEAT_MIN_TIMEOUT (1u << 15)
+
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
@@ -200,6 +203,10 @@ struct im_loop {
     uint32_t stop_deadline;
     uint32_t accept_retry_at;
     uint32_t log_next_emfile;  /* rate limit for that warning */
+    uint32_t batch_us;         /* batch_wait_us where the kernel has MIN_TIMEOUT, else 0 */
+    uint32_t last_batch;       /* completions the last iteration reaped */
+    unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
+    unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
     /* start-up handshake with im_server_start() */
     int init_rc;
 };

@@ -33,7 +33,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->max_header_bytes > (1u << 24) || o->max_body_bytes > (1u << 30) ||
         o->header_timeout_ms < 0 || o->body_timeout_ms < 0 || o->idle_timeout_ms < 0 ||
         o->send_timeout_ms < 0 || o->linger_ms < 0 || o->shutdown_timeout_ms < 0 ||
-        o->sq_entries > 32768 || o->recv_buffers > 32768 ||
+        o->sq_entries > 32768 || o->recv_buffers > 32768 || o->batch_wait_us < 0 ||
+        o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24))
         return -EINVAL;
@@ -46,11 +47,14 @@ im_server *im_server_new(const im_server_opts *opts)
     im_server *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     if (opts) s->o = *opts;
-    if (im__resolve_opts(&s->o) || !(s->root = calloc(1, sizeof *s->root))) {
-        int e = s->root ? EINVAL : ENOMEM;
-        free(s->root);
+    if (im__resolve_opts(&s->o)) {
         free(s);
-        errno = e;
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(s->root = calloc(1, sizeof *s->root))) {
+        free(s);
+        errno = ENOMEM;
         return NULL;
     }
     s->port = -1;
@@ -156,7 +160,15 @@ static int im__loop_init(im_loop *L)
                p.features & IORING_FEAT_EXT_ARG ? ", EXT_ARG" : "");
     if (!(p.features & IORING_FEAT_EXT_ARG) && L->index == 0)
         im_log(IM_LOG_WARN, "io_uring lacks EXT_ARG (kernel 5.11+): timed waits cost an SQE");
-    io_uring_register_ring_fd(&L->ring); /* saves a descriptor lookup per enter; optional */
+    /* saves a descriptor lookup per enter; optional */
+    L->is_ring_registered = io_uring_register_ring_fd(&L->ring) == 1;
+    L->has_ext_arg = !!(p.features & IORING_FEAT_EXT_ARG);
+
+    if (o->batch_wait_us > 0 && (p.features & IM__FEAT_MIN_TIMEOUT))
+        L->batch_us = (uint32_t)o->batch_wait_us;
+    else if (o->batch_wait_us > 0 && L->index == 0)
+        im_log(IM_LOG_WARN, "io_uring lacks MIN_TIMEOUT (Linux 6.12+): batch_wait_us is "
+               "ignored");
     probe = io_uring_get_probe_ring(&L->ring);
     if (probe) {
         static const int need[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,

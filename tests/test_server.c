@@ -288,10 +288,16 @@ static void test_backpressure(void)
     CHECK(atomic_load(&flood_pipe) == 1, "the reader left: -EPIPE");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     im_server_opts o = {0};
     pthread_t workers[3];
+    /* options out of range are refused */
+    o.batch_wait_us = -1;
+    CHECK(!im_server_new(&o) && errno == EINVAL, "batch_wait_us -1 accepted");
+    o.batch_wait_us = 1000001;
+    CHECK(!im_server_new(&o) && errno == EINVAL, "batch_wait_us 1000001 accepted");
+    o.batch_wait_us = argc > 1 && strcmp(argv[1], "batched") == 0 ? 100 : 0;
     o.port = -1;
     o.loops = 2;
     o.no_signals = 1;

@@ -228,6 +228,7 @@ static void usage(FILE *f)
             "  --idle-timeout-ms N      (60000)\n"
             "  --send-timeout-ms N      a peer that reads none of our output (60000)\n"
             "  --shutdown-timeout-ms N  (10000)\n"
+            "  --batch-wait-us N        under load, gather completions this long (0: off)\n"
             "  --log-level L            debug, info, warn, error (info)\n"
             "  --help                   this text\n");
 }
@@ -293,6 +294,7 @@ int main(int argc, char **argv)
         NUM("--idle-timeout-ms", 1, 86400000, idle_timeout_ms)
         NUM("--send-timeout-ms", 1, 86400000, send_timeout_ms)
         NUM("--shutdown-timeout-ms", 1, 86400000, shutdown_timeout_ms)
+        NUM("--batch-wait-us", 0, 1000000, batch_wait_us)
 #undef NUM
         fprintf(stderr, "immersive-demo: unknown option '%s' (see --help)\n", f);
         return 2;

@@ -797,5 +797,52 @@ class CurlTests(ServerTestCase):
                          "curl fetching two URLs should reuse the connection: %r" % out)
 
 
+# ----------------------------------------------------------------------------------------
+class BatchedPipeliningTests(PipeliningTests):
+    """The pipelining tests again, on one loop that gathers completions in batches
+    (--batch-wait-us; on kernels without MIN_TIMEOUT the option is logged and ignored)."""
+
+    FLAGS = ("--loops", "1", "--batch-wait-us", "200")
+
+
+class BatchedDeferredTests(DeferredTests):
+    FLAGS = ("--loops", "1", "--batch-wait-us", "200")
+
+
+class BatchedLoadTests(ServerTestCase):
+    """Many busy connections, then a lone request: every answer right, none held back."""
+
+    FLAGS = ("--loops", "1", "--batch-wait-us", "200")
+
+    def test_busy_connections_then_a_lone_request(self):
+        def client(k):
+            conn = http.client.HTTPConnection(HOST, self.server.port, timeout=5)
+            try:
+                for i in range(200):
+                    conn.request("GET", "/hello/%d-%d" % (k, i))
+                    r = conn.getresponse()
+                    body = r.read()
+                    if r.status != 200 or json.loads(body) != {"hello": "%d-%d" % (k, i)}:
+                        return "client %d request %d: %d %r" % (k, i, r.status, body)
+            finally:
+                conn.close()
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(32) as ex:
+            errors = [e for e in ex.map(client, range(32)) if e]
+        self.assertEqual(errors, [], "32 keep-alive clients x 200 requests")
+        # after the burst the loop asks for a big batch: one request alone must still be
+        # answered once the batch wait (200 us) is over, not at the next timer
+        c = self.connect()
+        for i in range(5):
+            t0 = time.monotonic()
+            c.send(get("/plaintext"))
+            r = c.read_response(timeout=2)
+            elapsed = time.monotonic() - t0
+            self.assertEqual((r.status, r.body), (200, HELLO), "lone request %d" % i)
+            self.assertLess(elapsed, 0.25, "lone request %d after a burst took %.3fs" %
+                            (i, elapsed))
+
+
 if __name__ == "__main__":
     unittest.main()
