@@ -14,6 +14,8 @@ its resident memory per connection is reported (as shared/tools/idle-conns).
 
 When shared/tools/floor_uring.c is present (next to this repository), the canned io_uring
 responder is measured too, as the floor: the CPU a server spends with no HTTP work at all.
+immersive is measured twice: with its defaults, and with --batch-wait-us 50 (the opt-in
+batching of completions under load, a CPU-for-latency trade described in docs/DESIGN.md).
 
 usage: bench/http_bench.py [--build DIR] [--duration S] [--rounds N] [--idle N] [--json FILE]
 needs: wrk, nginx (Debian nginx-light), h2o (Debian h2o), taskset, a built immersive-demo.
@@ -70,9 +72,14 @@ def wait_port(port, timeout=10.0):
 class Server:
     def __init__(self, name, argv, port, pidfile=None, env=None):
         self.name, self.argv, self.port, self.pidfile = name, argv, port, pidfile
+        with socket.socket() as s:  # a port someone else holds would measure the wrong server
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                sys.exit(f"http_bench: port {port} for {name} is already taken")
         self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, env=env)
         wait_port(port)
+        if self.proc.poll() is not None:
+            sys.exit(f"http_bench: {name} exited at start (status {self.proc.returncode})")
         self.pid = self.proc.pid
 
     def stop(self):
@@ -149,6 +156,11 @@ def start_servers(build, tmp, idle):
     servers.append(("immersive", [os.path.join(build, "immersive-demo"), "--port", "18190",
                                    "--loops", "1", "--log-level", "warn", "--max-conns",
                                    str(idle + 1000)], 18190, None))
+    # the opt-in batching of completions (batch_wait_us, docs/DESIGN.md): not the default
+    servers.append(("immersive batch 50us", [os.path.join(build, "immersive-demo"), "--port",
+                                             "18193", "--loops", "1", "--log-level", "warn",
+                                             "--max-conns", str(idle + 1000),
+                                             "--batch-wait-us", "50"], 18193, None))
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""worker_processes 1;
