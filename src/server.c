@@ -164,11 +164,21 @@ static int im__loop_init(im_loop *L)
     L->is_ring_registered = io_uring_register_ring_fd(&L->ring) == 1;
     L->has_ext_arg = !!(p.features & IORING_FEAT_EXT_ARG);
 
-    if (o->batch_wait_us > 0 && (p.features & IM__FEAT_MIN_TIMEOUT))
+    /* the loop's own enter flushes the SQ by moving the tail only: make sure the index array
+     * is the identity whatever liburing did (absent with IORING_SETUP_NO_SQARRAY) */
+    if (L->ring.sq.array)
+        for (unsigned i = 0; i < *L->ring.sq.kring_entries; i++) L->ring.sq.array[i] = i;
+    /* min_wait is only trusted with DEFER_TASKRUN: until a late-2025 kernel fix, a completion
+     * after the min wait could fail to wake a waiter in the other modes */
+    if (o->batch_wait_us > 0 && (p.features & IM__FEAT_MIN_TIMEOUT) && m == 0 &&
+        L->has_ext_arg) {
         L->batch_us = (uint32_t)o->batch_wait_us;
-    else if (o->batch_wait_us > 0 && L->index == 0)
-        im_log(IM_LOG_WARN, "io_uring lacks MIN_TIMEOUT (Linux 6.12+): batch_wait_us is "
-               "ignored");
+        if (L->index == 0)
+            im_log(IM_LOG_INFO, "batch wait active: up to %d us per wait under load",
+                   o->batch_wait_us);
+    } else if (o->batch_wait_us > 0 && L->index == 0)
+        im_log(IM_LOG_WARN, "batch_wait_us is ignored: it needs io_uring MIN_TIMEOUT (Linux "
+               "6.12+) and DEFER_TASKRUN");
     probe = io_uring_get_probe_ring(&L->ring);
     if (probe) {
         static const int need[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,

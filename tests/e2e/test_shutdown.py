@@ -17,8 +17,10 @@ from server import HOST, DemoServer, get  # noqa: E402
 class ShutdownTests(unittest.TestCase):
     """Each test starts (and ends) its own server."""
 
+    EXTRA = ()  # flags every server of the class gets
+
     def start(self, *flags):
-        srv = DemoServer(*flags).start()
+        srv = DemoServer(*(flags + self.EXTRA)).start()
         self.addCleanup(srv.kill)
         self.srv = srv
         return srv
@@ -174,6 +176,24 @@ class ShutdownTests(unittest.TestCase):
         data = c.read_until_eof(2.0)
         self.assertNotIn(b"slept_ms", data, "a request dropped at shutdown timeout still got "
                          "its response: %r" % data)
+
+
+
+class BatchedShutdownTests(ShutdownTests):
+    """The same with completions gathered in batches: the batch wait must not hold back the
+    stop, the deadline or the last answers. Skipped where the kernel cannot batch (failed
+    under CI, whose machines must run it)."""
+
+    EXTRA = ("--batch-wait-us", "200")
+
+    def start(self, *flags):
+        srv = super().start(*flags)
+        if "batch wait active" not in srv.stderr_text():
+            why = "batch_wait_us is not on here:\n" + srv.stderr_text()[-500:]
+            if os.environ.get("CI"):
+                self.fail(why)
+            self.skipTest(why)
+        return srv
 
 
 if __name__ == "__main__":
