@@ -1,7 +1,8 @@
 /* loop.c — one event loop per thread: an io_uring with multishot accept and multishot recv
  * from a provided buffer ring, sends batched and issued together with the wait (one
  * io_uring_enter per iteration, gathering completions in batches under load), connection
- * timers, posts from other threads, and graceful stop. The habits behind it are in the project's docs (io_uring section). */
+ * timers, posts from other threads, and graceful stop. The habits behind it are in the
+ * project's docs (io_uring section). */
 
 static __thread im_loop *im__cur_loop;
 

@@ -158,11 +158,11 @@ static int im__loop_init(im_loop *L)
         im_log(IM_LOG_INFO, "io_uring: %s, %u SQ / %u CQ entries%s%s", modes[m].name,
                p.sq_entries, p.cq_entries, p.features & IORING_FEAT_NODROP ? ", NODROP" : "",
                p.features & IORING_FEAT_EXT_ARG ? ", EXT_ARG" : "");
-    if (!(p.features & IORING_FEAT_EXT_ARG) && L->index == 0)
+    L->has_ext_arg = !!(p.features & IORING_FEAT_EXT_ARG);
+    if (!L->has_ext_arg && L->index == 0)
         im_log(IM_LOG_WARN, "io_uring lacks EXT_ARG (kernel 5.11+): timed waits cost an SQE");
     /* saves a descriptor lookup per enter; optional */
     L->is_ring_registered = io_uring_register_ring_fd(&L->ring) == 1;
-    L->has_ext_arg = !!(p.features & IORING_FEAT_EXT_ARG);
 
     /* the loop's own enter flushes the SQ by moving the tail only: make sure the index array
      * is the identity whatever liburing did (absent with IORING_SETUP_NO_SQARRAY) */

@@ -207,6 +207,17 @@ class DemoServer:
         except (OSError, ValueError):
             return "<stderr unavailable>"
 
+    def require_batching(self):
+        """Skips the calling test when the server logged that it could not turn
+        --batch-wait-us on (kernel without MIN_TIMEOUT); fails it instead under CI, whose
+        machines must run the batched tests."""
+        if "batch wait active" in self.stderr_text():
+            return
+        why = "batch_wait_us is not on here:\n" + self.stderr_tail(500)
+        if os.environ.get("CI"):
+            raise AssertionError(why)
+        raise unittest.SkipTest(why)
+
     def stderr_tail(self, limit=4000):
         text = self.stderr_text()
         if len(text) > limit:

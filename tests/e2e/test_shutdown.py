@@ -178,7 +178,6 @@ class ShutdownTests(unittest.TestCase):
                          "its response: %r" % data)
 
 
-
 class BatchedShutdownTests(ShutdownTests):
     """The same with completions gathered in batches: the batch wait must not hold back the
     stop, the deadline or the last answers. Skipped where the kernel cannot batch (failed
@@ -188,11 +187,7 @@ class BatchedShutdownTests(ShutdownTests):
 
     def start(self, *flags):
         srv = super().start(*flags)
-        if "batch wait active" not in srv.stderr_text():
-            why = "batch_wait_us is not on here:\n" + srv.stderr_text()[-500:]
-            if os.environ.get("CI"):
-                self.fail(why)
-            self.skipTest(why)
+        srv.require_batching()
         return srv
 
 
