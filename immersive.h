@@ -126,6 +126,12 @@
 #define IM_DEFAULT_RECV_BUFFER_SIZE 4096
 #endif
 
+/* Priority levels of the server's executors: 0 (most urgent) .. levels-1. The generator
+ * accepts .priority 0..31, so the default takes all of them (IM_QUEUE_MAX_LEVELS). */
+#ifndef IM_DEFAULT_PRIORITY_LEVELS
+#define IM_DEFAULT_PRIORITY_LEVELS 32
+#endif
+
 /* Jobs per priority level an executor's queue holds; past it submit says -EAGAIN (429). */
 #ifndef IM_DEFAULT_QUEUE_CAPACITY
 #define IM_DEFAULT_QUEUE_CAPACITY 1024
@@ -420,6 +426,9 @@ typedef struct im_server_opts {
     int no_signals;            /* 1: im_server_run() leaves SIGINT/SIGTERM/SIGPIPE alone */
     unsigned workers;          /* threads of the primary executor (number of online cores) */
     unsigned queue_capacity;   /* jobs per priority level in the server's executors (1024) */
+    unsigned priority_levels;  /* priority levels of the server's executors, 1..32 (32): an
+                                * endpoint whose .priority is not below it is refused when
+                                * it is added */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -621,7 +630,8 @@ typedef struct im_job {
 typedef struct im_executor_opts {
     const char *name;  /* thread names are "<name>-<i>" (first 10 characters; "im-pool") */
     unsigned threads;  /* worker threads (the number of online cores); 1 makes it serial */
-    unsigned levels;   /* priority levels (8), 0 most urgent */
+    unsigned levels;   /* priority levels, 0 most urgent (32: every .priority the generator
+                        * accepts, IM_DEFAULT_PRIORITY_LEVELS) */
     unsigned capacity; /* queued jobs per level (1024): past it, submit says -EAGAIN */
     unsigned aging;    /* see im_queue_opts (0: strict priority) */
 } im_executor_opts;
@@ -4705,6 +4715,7 @@ im_executor *im_executor_new(const im_executor_opts *opts)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (opts) o = *opts;
     if (!o.threads) o.threads = cores > 0 ? (unsigned)cores : 1;
+    if (!o.levels) o.levels = IM_DEFAULT_PRIORITY_LEVELS;
     if (o.threads > 1024) {
         errno = EINVAL;
         return NULL;
@@ -5739,9 +5750,16 @@ static void im__ep_handler(im_ctx *c)
                                     ep->priority, &e->job);
     if (rc) {
         atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        if (rc == -EAGAIN) im_res_header(c, "Retry-After", "1");
-        im_reply_error(c, rc == -EAGAIN ? 429 : 503,
-                       rc == -EAGAIN ? "the work queue is full" : "the server is shutting down");
+        if (rc == -EAGAIN) {
+            im_res_header(c, "Retry-After", "1");
+            im_reply_error(c, 429, "the work queue is full");
+        } else if (rc == -ESHUTDOWN) {
+            im_reply_error(c, 503, "the server is shutting down");
+        } else { /* a table the server cannot run: say what, not "shutting down" */
+            im_log(IM_LOG_ERROR, "endpoint %s: the executor refused its job: %s", ep->name,
+                   strerror(-rc));
+            im_reply_error(c, 500, "the executor refused this call's job");
+        }
         return;
     }
 }
@@ -5772,6 +5790,12 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
     }
     s->nblocks++;
     for (size_t i = 0; i < n; i++) {
+        if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
+            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
+                   "have levels 0..%u (priority_levels)", eps[i].name, eps[i].method,
+                   eps[i].path, eps[i].priority, s->o.priority_levels - 1);
+            return -EINVAL;
+        }
         st[i].ep = &eps[i];
         atomic_init(&st[i].inflight, 0);
         if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, &st[i]))) {
@@ -5823,6 +5847,7 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(recv_buffer_size, IM_DEFAULT_RECV_BUFFER_SIZE);
     IM__DEF(workers, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(queue_capacity, IM_DEFAULT_QUEUE_CAPACITY);
+    IM__DEF(priority_levels, IM_DEFAULT_PRIORITY_LEVELS);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -5833,7 +5858,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->sq_entries > 32768 || o->recv_buffers > 32768 || o->batch_wait_us < 0 ||
         o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
-        o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24))
+        o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
+        o->priority_levels > IM_QUEUE_MAX_LEVELS)
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;
@@ -6152,6 +6178,7 @@ int im_server_start(im_server *s)
         eo.name = "im-pool";
         eo.threads = s->o.workers;
         eo.capacity = s->o.queue_capacity;
+        eo.levels = s->o.priority_levels;
         s->primary = im_executor_new(&eo);
         eo.name = "im-serial";
         eo.threads = 1;

@@ -915,9 +915,16 @@ static void im__ep_handler(im_ctx *c)
                                     ep->priority, &e->job);
     if (rc) {
         atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        if (rc == -EAGAIN) im_res_header(c, "Retry-After", "1");
-        im_reply_error(c, rc == -EAGAIN ? 429 : 503,
-                       rc == -EAGAIN ? "the work queue is full" : "the server is shutting down");
+        if (rc == -EAGAIN) {
+            im_res_header(c, "Retry-After", "1");
+            im_reply_error(c, 429, "the work queue is full");
+        } else if (rc == -ESHUTDOWN) {
+            im_reply_error(c, 503, "the server is shutting down");
+        } else { /* a table the server cannot run: say what, not "shutting down" */
+            im_log(IM_LOG_ERROR, "endpoint %s: the executor refused its job: %s", ep->name,
+                   strerror(-rc));
+            im_reply_error(c, 500, "the executor refused this call's job");
+        }
         return;
     }
 }
@@ -948,6 +955,12 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
     }
     s->nblocks++;
     for (size_t i = 0; i < n; i++) {
+        if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
+            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
+                   "have levels 0..%u (priority_levels)", eps[i].name, eps[i].method,
+                   eps[i].path, eps[i].priority, s->o.priority_levels - 1);
+            return -EINVAL;
+        }
         st[i].ep = &eps[i];
         atomic_init(&st[i].inflight, 0);
         if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, &st[i]))) {

@@ -61,6 +61,12 @@
 #define IM_DEFAULT_RECV_BUFFER_SIZE 4096
 #endif
 
+/* Priority levels of the server's executors: 0 (most urgent) .. levels-1. The generator
+ * accepts .priority 0..31, so the default takes all of them (IM_QUEUE_MAX_LEVELS). */
+#ifndef IM_DEFAULT_PRIORITY_LEVELS
+#define IM_DEFAULT_PRIORITY_LEVELS 32
+#endif
+
 /* Jobs per priority level an executor's queue holds; past it submit says -EAGAIN (429). */
 #ifndef IM_DEFAULT_QUEUE_CAPACITY
 #define IM_DEFAULT_QUEUE_CAPACITY 1024

@@ -59,6 +59,7 @@ im_executor *im_executor_new(const im_executor_opts *opts)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (opts) o = *opts;
     if (!o.threads) o.threads = cores > 0 ? (unsigned)cores : 1;
+    if (!o.levels) o.levels = IM_DEFAULT_PRIORITY_LEVELS;
     if (o.threads > 1024) {
         errno = EINVAL;
         return NULL;

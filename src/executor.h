@@ -25,7 +25,8 @@ typedef struct im_job {
 typedef struct im_executor_opts {
     const char *name;  /* thread names are "<name>-<i>" (first 10 characters; "im-pool") */
     unsigned threads;  /* worker threads (the number of online cores); 1 makes it serial */
-    unsigned levels;   /* priority levels (8), 0 most urgent */
+    unsigned levels;   /* priority levels, 0 most urgent (32: every .priority the generator
+                        * accepts, IM_DEFAULT_PRIORITY_LEVELS) */
     unsigned capacity; /* queued jobs per level (1024): past it, submit says -EAGAIN */
     unsigned aging;    /* see im_queue_opts (0: strict priority) */
 } im_executor_opts;

@@ -26,6 +26,7 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(recv_buffer_size, IM_DEFAULT_RECV_BUFFER_SIZE);
     IM__DEF(workers, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(queue_capacity, IM_DEFAULT_QUEUE_CAPACITY);
+    IM__DEF(priority_levels, IM_DEFAULT_PRIORITY_LEVELS);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -36,7 +37,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->sq_entries > 32768 || o->recv_buffers > 32768 || o->batch_wait_us < 0 ||
         o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
-        o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24))
+        o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
+        o->priority_levels > IM_QUEUE_MAX_LEVELS)
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;
@@ -355,6 +357,7 @@ int im_server_start(im_server *s)
         eo.name = "im-pool";
         eo.threads = s->o.workers;
         eo.capacity = s->o.queue_capacity;
+        eo.levels = s->o.priority_levels;
         s->primary = im_executor_new(&eo);
         eo.name = "im-serial";
         eo.threads = 1;

@@ -33,6 +33,9 @@ typedef struct im_server_opts {
     int no_signals;            /* 1: im_server_run() leaves SIGINT/SIGTERM/SIGPIPE alone */
     unsigned workers;          /* threads of the primary executor (number of online cores) */
     unsigned queue_capacity;   /* jobs per priority level in the server's executors (1024) */
+    unsigned priority_levels;  /* priority levels of the server's executors, 1..32 (32): an
+                                * endpoint whose .priority is not below it is refused when
+                                * it is added */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.

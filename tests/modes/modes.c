@@ -1,0 +1,59 @@
+/* modes.c — endpoints that run on the server's executors at every priority, for
+ * tests/test_modes.c (a real server in process, called over real sockets). */
+#include "immersive.h"
+#include "modes.gen.h"
+
+IM_MODULE(modes, "Execution modes, priorities and limits, for the mode tests")
+
+IM_ENDPOINT(POST, "/m/pool/0", .summary = "Pool, the most urgent level", .mode = IM_POOL,
+            .priority = 0)
+IM_ARG(int64, v, "A value")
+IM_RESULT(int64, "v")
+int pool0(im_call *call, const pool0_args *in, pool0_result *out)
+{
+    (void)call;
+    out->result = in->v;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/m/pool/8", .summary = "Pool, level 8", .mode = IM_POOL, .priority = 8)
+IM_ARG(int64, v, "A value")
+IM_RESULT(int64, "v")
+int pool8(im_call *call, const pool8_args *in, pool8_result *out)
+{
+    (void)call;
+    out->result = in->v;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/m/pool/10", .summary = "Pool, level 10", .mode = IM_POOL, .priority = 10)
+IM_ARG(int64, v, "A value")
+IM_RESULT(int64, "v")
+int pool10(im_call *call, const pool10_args *in, pool10_result *out)
+{
+    (void)call;
+    out->result = in->v;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/m/pool/31", .summary = "Pool, the least urgent level", .mode = IM_POOL,
+            .priority = 31)
+IM_ARG(int64, v, "A value")
+IM_RESULT(int64, "v")
+int pool31(im_call *call, const pool31_args *in, pool31_result *out)
+{
+    (void)call;
+    out->result = in->v;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/m/serial/31", .summary = "Serial, the least urgent level",
+            .mode = IM_SERIAL, .priority = 31)
+IM_ARG(int64, v, "A value")
+IM_RESULT(int64, "v")
+int serial31(im_call *call, const serial31_args *in, serial31_result *out)
+{
+    (void)call;
+    out->result = in->v;
+    return 0;
+}
