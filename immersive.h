@@ -1073,10 +1073,8 @@ struct im_server {
     int joined;
     int sigs_blocked;          /* SIGINT/SIGTERM blocked in the starting thread */
     sigset_t sig_old;          /* the mask before */
-    struct im__epstate **eps;  /* owned array: every annotated endpoint added */
+    struct im__epstate **eps;  /* owned array of owned states: every annotated endpoint added */
     size_t neps;
-    void *ep_blocks[16];       /* owned: the endpoint states, one block per add */
-    int nblocks;
     const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
     size_t openapi_len;
     im_executor *primary;      /* owned: shared worker pool */
@@ -5777,18 +5775,8 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
     im__epstate **all;
     int rc;
     if (s->started) return -EBUSY;
-    if (!(st = calloc(n ? n : 1, sizeof *st))) return -ENOMEM;
-    if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) {
-        free(st);
-        return -ENOMEM;
-    }
+    if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) return -ENOMEM;
     s->eps = all;
-    s->ep_blocks[s->nblocks < 16 ? s->nblocks : 15] = st; /* freed with the server */
-    if (s->nblocks >= 16) {
-        free(st);
-        return -ENOSPC;
-    }
-    s->nblocks++;
     for (size_t i = 0; i < n; i++) {
         if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
             im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
@@ -5796,14 +5784,17 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
                    eps[i].path, eps[i].priority, s->o.priority_levels - 1);
             return -EINVAL;
         }
-        st[i].ep = &eps[i];
-        atomic_init(&st[i].inflight, 0);
-        if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, &st[i]))) {
+        /* one allocation per endpoint, owned by s->eps (freed with the server) */
+        if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
+        st->ep = &eps[i];
+        atomic_init(&st->inflight, 0);
+        if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, st))) {
             im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", eps[i].name, eps[i].method, eps[i].path,
                    rc == -EEXIST ? "that route exists already" : strerror(-rc));
+            free(st);
             return rc;
         }
-        s->eps[s->neps++] = &st[i];
+        s->eps[s->neps++] = st;
     }
     if (openapi && !s->openapi) {
         s->openapi = openapi;
@@ -6330,7 +6321,7 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
-    for (int i = 0; i < s->nblocks; i++) free(s->ep_blocks[i]);
+    for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
     im__rnode_free(s->root);
     if (s->stop_efd >= 0) close(s->stop_efd);

@@ -224,10 +224,8 @@ struct im_server {
     int joined;
     int sigs_blocked;          /* SIGINT/SIGTERM blocked in the starting thread */
     sigset_t sig_old;          /* the mask before */
-    struct im__epstate **eps;  /* owned array: every annotated endpoint added */
+    struct im__epstate **eps;  /* owned array of owned states: every annotated endpoint added */
     size_t neps;
-    void *ep_blocks[16];       /* owned: the endpoint states, one block per add */
-    int nblocks;
     const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
     size_t openapi_len;
     im_executor *primary;      /* owned: shared worker pool */

@@ -509,7 +509,7 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
-    for (int i = 0; i < s->nblocks; i++) free(s->ep_blocks[i]);
+    for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
     im__rnode_free(s->root);
     if (s->stop_efd >= 0) close(s->stop_efd);

@@ -1,6 +1,6 @@
 /* test_modes.c — annotated endpoints on a real server in process, called over real sockets:
  * pool and serial endpoints at every priority level the generator accepts, many endpoint
- * tables added to one server, and what a refused job is reported as. */
+ * tables added to one server (each freed once), and what a refused job is reported as. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
 
@@ -51,6 +51,56 @@ static void test_levels_option(void)
     CHECK(!im_server_new(&o), "33 levels");
 }
 
+/* ---- many endpoint tables on one server ---- */
+
+#define TABLES 40
+static char table_paths[TABLES][24];
+static im_endpoint tables[TABLES];
+
+static int no_bind(im_bind *b, void *args)
+{
+    (void)b;
+    (void)args;
+    return 0;
+}
+
+static int answer_null(im_call *call, const void *args, void *out)
+{
+    (void)call;
+    (void)args;
+    (void)out;
+    return 0;
+}
+
+static int add_tables(im_server *s)
+{
+    for (int i = 0; i < TABLES; i++) {
+        snprintf(table_paths[i], sizeof table_paths[i], "/many/%d", i);
+        tables[i].method = "GET";
+        tables[i].path = table_paths[i];
+        tables[i].name = "many";
+        tables[i].module = "many";
+        tables[i].bind = no_bind;
+        tables[i].call = answer_null;
+        int rc = im_server_add_endpoints(s, &tables[i], 1, NULL, 0);
+        CHECK(rc == 0, "table %d added: %d", i, rc);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Each of the tables answers (one add per table: more adds than any fixed array holds). */
+static void test_many_tables(void)
+{
+    for (int i = 0; i < TABLES; i += 13) {
+        http_resp r;
+        http_call(port, "GET", table_paths[i], NULL, &r);
+        CHECK(r.status == 200 && r.body && strcmp(r.body, "null") == 0, "%s: %d %s",
+              table_paths[i], r.status, r.body ? r.body : "");
+        http_free(&r);
+    }
+}
+
 int main(void)
 {
     im_server_opts o = {0};
@@ -61,6 +111,7 @@ int main(void)
     im_log_set_level(IM_LOG_WARN);
     im_server *s = im_server_new(&o);
     CHECK(im_register_modes(s) == 0, "register the modes module");
+    add_tables(s);
     int rc = im_server_start(s);
     if (rc == -EPERM || rc == -ENOSYS) {
         fprintf(stderr, "io_uring unavailable: skipped\n");
@@ -71,6 +122,7 @@ int main(void)
 
     test_priorities();
     test_levels_option();
+    test_many_tables();
 
     im_server_stop(s);
     im_server_wait(s);
