@@ -512,7 +512,8 @@ int im_res_header(im_ctx *c, const char *name, const char *value);
 /* Answers with status, Content-Type (NULL: none) and body (copied). Adds Date, Server,
  * Content-Length and Connection as needed; leaves the body out for HEAD.
  * On a deferred context this also finishes it (it must not be used afterwards).
- * Returns 0, -EALREADY (already answered) or -EPIPE (the peer is gone; context finished). */
+ * Returns 0, -EALREADY (already answered), -EPIPE (the peer is gone; context finished) or
+ * -EINVAL (status is not 200..599: a 500 was sent instead, and logged). */
 int im_reply(im_ctx *c, int status, const char *content_type, const void *body, size_t len);
 /* im_reply with Content-Type application/json. */
 int im_reply_json(im_ctx *c, int status, const char *json, size_t len);
@@ -531,7 +532,8 @@ typedef void (*im_close_fn)(im_ctx *c, void *arg);
 int im_ctx_defer(im_ctx *c, im_close_fn on_close, void *arg);
 
 /* Starts a streamed answer (chunked for HTTP/1.1; raw then close for HTTP/1.0) on a deferred
- * context. Returns 0, -EPIPE (peer gone: finish with im_stream_end) or -EALREADY. */
+ * context. Returns 0, -EPIPE (peer gone: finish with im_stream_end), -EALREADY, or -EINVAL
+ * (status not 200..599: nothing was sent, the request still needs an answer). */
 int im_stream_begin(im_ctx *c, int status, const char *content_type);
 /* Queues one chunk (copied). Returns 0, -EPIPE (peer gone), or -EAGAIN when the connection's
  * queued output is over max_output_bytes (nothing queued: try again later). */
@@ -2959,14 +2961,29 @@ static void im__ctx_finish(im_ctx *x)
     else im__ctx_put(L, x);
 }
 
+/* A handler's status as a final answer: 200..599 (a 1xx would end the request while its
+ * client waits for the real answer). Anything else is logged and becomes a 500. */
+static int im__final_status(int *status, const char **ct, const void **body, size_t *blen)
+{
+    static const char bad[] = "{\"detail\":\"the handler answered with an invalid status\"}";
+    if (*status >= 200 && *status <= 599) return 0;
+    im_log(IM_LOG_ERROR, "a handler answered with status %d: a final answer is 200..599; sent 500",
+           *status);
+    *status = 500;
+    *ct = "application/json";
+    *body = bad;
+    *blen = sizeof bad - 1;
+    return -EINVAL;
+}
+
 static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)
 {
     im_loop *L = x->loop;
     im__conn *c;
     im__head h;
-    int rc;
+    int rc, bad;
     if (x->is_done) return -EALREADY;
-    if (status < 100 || status > 999) status = 500;
+    bad = im__final_status(&status, &ct, &body, &blen);
     c = im__ctx_conn(x);
     x->is_done = 1;
     if (!c) {
@@ -2983,7 +3000,7 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
     }
     if (x->is_deferred) im__ctx_finish(x);
-    return rc;
+    return rc ? rc : bad;
 }
 
 int im_reply(im_ctx *x, int status, const char *content_type, const void *body, size_t len)
@@ -3047,6 +3064,7 @@ int im_stream_begin(im_ctx *x, int status, const char *content_type)
     im__head h = {0};
     int rc;
     if (x->is_done) return -EALREADY;
+    if (status < 200 || status > 599) return -EINVAL; /* nothing sent: answer otherwise */
     if (!x->is_deferred && (rc = im_ctx_defer(x, NULL, NULL)) != 0) return rc;
     x->is_done = 1;
     x->is_streaming = 1;

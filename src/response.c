@@ -256,14 +256,29 @@ static void im__ctx_finish(im_ctx *x)
     else im__ctx_put(L, x);
 }
 
+/* A handler's status as a final answer: 200..599 (a 1xx would end the request while its
+ * client waits for the real answer). Anything else is logged and becomes a 500. */
+static int im__final_status(int *status, const char **ct, const void **body, size_t *blen)
+{
+    static const char bad[] = "{\"detail\":\"the handler answered with an invalid status\"}";
+    if (*status >= 200 && *status <= 599) return 0;
+    im_log(IM_LOG_ERROR, "a handler answered with status %d: a final answer is 200..599; sent 500",
+           *status);
+    *status = 500;
+    *ct = "application/json";
+    *body = bad;
+    *blen = sizeof bad - 1;
+    return -EINVAL;
+}
+
 static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)
 {
     im_loop *L = x->loop;
     im__conn *c;
     im__head h;
-    int rc;
+    int rc, bad;
     if (x->is_done) return -EALREADY;
-    if (status < 100 || status > 999) status = 500;
+    bad = im__final_status(&status, &ct, &body, &blen);
     c = im__ctx_conn(x);
     x->is_done = 1;
     if (!c) {
@@ -280,7 +295,7 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
     }
     if (x->is_deferred) im__ctx_finish(x);
-    return rc;
+    return rc ? rc : bad;
 }
 
 int im_reply(im_ctx *x, int status, const char *content_type, const void *body, size_t len)
@@ -344,6 +359,7 @@ int im_stream_begin(im_ctx *x, int status, const char *content_type)
     im__head h = {0};
     int rc;
     if (x->is_done) return -EALREADY;
+    if (status < 200 || status > 599) return -EINVAL; /* nothing sent: answer otherwise */
     if (!x->is_deferred && (rc = im_ctx_defer(x, NULL, NULL)) != 0) return rc;
     x->is_done = 1;
     x->is_streaming = 1;

@@ -119,7 +119,8 @@ int im_res_header(im_ctx *c, const char *name, const char *value);
 /* Answers with status, Content-Type (NULL: none) and body (copied). Adds Date, Server,
  * Content-Length and Connection as needed; leaves the body out for HEAD.
  * On a deferred context this also finishes it (it must not be used afterwards).
- * Returns 0, -EALREADY (already answered) or -EPIPE (the peer is gone; context finished). */
+ * Returns 0, -EALREADY (already answered), -EPIPE (the peer is gone; context finished) or
+ * -EINVAL (status is not 200..599: a 500 was sent instead, and logged). */
 int im_reply(im_ctx *c, int status, const char *content_type, const void *body, size_t len);
 /* im_reply with Content-Type application/json. */
 int im_reply_json(im_ctx *c, int status, const char *json, size_t len);
@@ -138,7 +139,8 @@ typedef void (*im_close_fn)(im_ctx *c, void *arg);
 int im_ctx_defer(im_ctx *c, im_close_fn on_close, void *arg);
 
 /* Starts a streamed answer (chunked for HTTP/1.1; raw then close for HTTP/1.0) on a deferred
- * context. Returns 0, -EPIPE (peer gone: finish with im_stream_end) or -EALREADY. */
+ * context. Returns 0, -EPIPE (peer gone: finish with im_stream_end), -EALREADY, or -EINVAL
+ * (status not 200..599: nothing was sent, the request still needs an answer). */
 int im_stream_begin(im_ctx *c, int status, const char *content_type);
 /* Queues one chunk (copied). Returns 0, -EPIPE (peer gone), or -EAGAIN when the connection's
  * queued output is over max_output_bytes (nothing queued: try again later). */

@@ -48,6 +48,15 @@ static void defer(im_ctx *c)
     deferred = c;
 }
 
+/* /status?N answers with status N (and records what im_reply returned) */
+static int status_rc;
+static void status(im_ctx *c)
+{
+    const im_request *r = im_ctx_request(c);
+    int st = atoi(r->query.ptr ? r->query.ptr : "0");
+    status_rc = im_reply(c, st, "text/plain", "x", 1);
+}
+
 static void setup(void)
 {
     im_server_opts o = {0};
@@ -59,6 +68,7 @@ static void setup(void)
     im_server_route(srv, "*", "/echo", echo, NULL);
     im_server_route(srv, "GET", "/hello/{name}", echo, NULL);
     im_server_route(srv, "GET", "/defer", defer, NULL);
+    im_server_route(srv, "GET", "/status", status, NULL);
     int rc = fake_loop_init(&L, srv);
     if (rc) {
         fprintf(stderr, "io_uring unavailable (%s): skipped\n", strerror(-rc));
@@ -379,6 +389,29 @@ static void test_routing(void)
     free(o);
 }
 
+/* A final answer is 200..599: a 1xx would end the request while the client waits for the
+ * real answer (and read the next one as this one's), 600..999 are no status at all. */
+static void test_reply_status(void)
+{
+    static const struct {
+        int status, sent;
+    } cases[] = {{200, 200}, {204, 204}, {599, 599}, {100, 500}, {101, 500}, {150, 500},
+                 {199, 500}, {600, 500}, {999, 500}, {0, 500}, {-1, 500}, {1000, 500}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char req[128], want[32];
+        im__conn *c = fresh();
+        int n = snprintf(req, sizeof req, "GET /status?%d HTTP/1.1\r\n" HOST "\r\n", cases[i].status);
+        feed(c, req, (size_t)n);
+        char *o = out_of(c);
+        snprintf(want, sizeof want, "HTTP/1.1 %d ", cases[i].sent);
+        CHECK(strncmp(o, want, strlen(want)) == 0 && count(o, "HTTP/1.1") == 1,
+              "im_reply(%d) sent: %s", cases[i].status, o);
+        CHECK((status_rc == 0) == (cases[i].status == cases[i].sent),
+              "im_reply(%d) returned %d", cases[i].status, status_rc);
+        free(o);
+    }
+}
+
 int main(void)
 {
     setup();
@@ -391,6 +424,7 @@ int main(void)
     test_connection_close();
     test_chunked_held_compact();
     test_routing();
+    test_reply_status();
     fake_loop_free(&L);
     im_server_free(srv);
     return check_exit("connection input");
