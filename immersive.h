@@ -4595,7 +4595,10 @@ int im_queue_pop_wait(im_queue *q, void **item, unsigned *prio, int timeout_ms)
 {
     struct timespec deadline, now, left;
     if (im_queue_pop(q, item, prio) == 0) return 0;
-    if (timeout_ms == 0) return -ETIMEDOUT;
+    if (timeout_ms == 0) { /* no wait: closed and empty is -ESHUTDOWN, as for a waiting pop */
+        if (!atomic_load_explicit(&q->closed, memory_order_acquire)) return -ETIMEDOUT;
+        return im_queue_pop(q, item, prio) == 0 ? 0 : -ESHUTDOWN; /* a push that raced it */
+    }
     if (timeout_ms > 0) { /* the clock starts now, the spin below counts */
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += timeout_ms / 1000;

@@ -67,6 +67,8 @@ static void test_order(void)
     CHECK(im_queue_push(q, 3, ITEM(78)) == -ESHUTDOWN, "push after close");
     CHECK(im_queue_pop_wait(q, &it, NULL, -1) == 0 && VAL(it) == 77, "drain after close");
     CHECK(im_queue_pop_wait(q, &it, NULL, -1) == -ESHUTDOWN, "closed and empty");
+    CHECK(im_queue_pop_wait(q, &it, NULL, 0) == -ESHUTDOWN, "closed and empty, no wait");
+    CHECK(im_queue_pop_wait(q, &it, NULL, 10) == -ESHUTDOWN, "closed and empty, 10 ms");
     im_queue_free(q);
 }
 
@@ -246,9 +248,62 @@ static void test_close_wakes_all(void)
     im_queue_free(closing_q);
 }
 
+/* Ping-pong with one item in flight: the producer pushes item i (level i % 3) only after the
+ * consumer took i - 1, so every pop races with exactly one push, round after round. A push
+ * that lands while a pop clears its level's bit must not be stranded (a pop must look at the
+ * rings again after clearing, not before): the consumer waits at most 1 s for each item. */
+static struct {
+    im_queue *q;
+    _Atomic long taken; /* items the consumer has taken */
+    _Atomic int stop;
+    long rounds;
+} P;
+
+static void *pingpong_producer(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < P.rounds && !atomic_load(&P.stop); i++) {
+        while (atomic_load_explicit(&P.taken, memory_order_acquire) < i)
+            if (atomic_load(&P.stop)) return NULL;
+        CHECK(im_queue_push(P.q, (unsigned)(i % 3), ITEM(i + 1)) == 0, "push %ld", i);
+    }
+    return NULL;
+}
+
+static void test_pingpong(long rounds)
+{
+    im_queue_opts o = {0};
+    pthread_t t;
+    o.levels = 3;
+    o.capacity = 8;
+    P.q = im_queue_new(&o);
+    P.rounds = rounds;
+    atomic_store(&P.taken, 0);
+    atomic_store(&P.stop, 0);
+    pthread_create(&t, NULL, pingpong_producer, NULL);
+    for (long i = 0; i < rounds; i++) {
+        void *it;
+        int rc = im_queue_pop_wait(P.q, &it, NULL, 1000);
+        if (rc) {
+            CHECK(0, "round %ld: nothing for 1 s (%d) while the queue holds %zu: a lost item", i,
+                  rc, im_queue_size(P.q));
+            break;
+        }
+        CHECK(VAL(it) == (uintptr_t)(i + 1), "round %ld: item %lu", i, (unsigned long)VAL(it));
+        atomic_store_explicit(&P.taken, i + 1, memory_order_release);
+        /* a varying pause before the next pop, so that over the rounds it meets the
+         * producer's push at every point of its path (a fixed timing may always miss) */
+        for (long k = (i * 7919) % 97; k > 0; k--) im__cpu_relax();
+    }
+    atomic_store(&P.stop, 1);
+    pthread_join(t, NULL);
+    im_queue_free(P.q);
+}
+
 int main(int argc, char **argv)
 {
     int per = argc > 1 ? atoi(argv[1]) : 200000;
+    test_pingpong(argc > 2 ? atol(argv[2]) : 2000000);
     test_order();
     test_aging();
     test_timeout();
