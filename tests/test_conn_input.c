@@ -271,6 +271,16 @@ static void test_continue(void)
               c->is_close_after,
           "413 without 100: %s", o);
     free(o);
+    /* HTTP/1.0 has no 1xx answers (RFC 9110 section 15.2): no 100, the body is just read */
+    c = fresh();
+    const char *h10 = "POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    feed(c, h10, strlen(h10));
+    CHECK(c->out == NULL || c->out->len == 0, "no 100 Continue to an HTTP/1.0 client");
+    feed(c, "hello", 5);
+    o = out_of(c);
+    CHECK(strncmp(o, "HTTP/1.1 200 OK\r\n", 17) == 0 && strstr(o, "100 Continue") == NULL,
+          "HTTP/1.0: the answer only: %s", o);
+    free(o);
     /* another expectation */
     c = fresh();
     const char *odd = "POST /echo HTTP/1.1\r\n" HOST "Expect: teapot\r\nContent-Length: 1\r\n\r\nx";
@@ -366,6 +376,24 @@ static void test_connection_close(void)
                                "GET /a HTTP/1.0\r\n\r\n";
     out = every_split("1.0 keep-alive and close", both, sizeof both - 1);
     CHECK(count(out, "200 OK") == 1 && strstr(out, "Connection: close\r\n"), "close wins: %s", out);
+    free(out);
+    /* tokens are case-insensitive (RFC 9110 section 7.6.1) */
+    static const char *const closes[] = {"Close", "CLOSE", "cLoSe", "keep-Alive, ClOsE"};
+    for (size_t i = 0; i < sizeof closes / sizeof *closes; i++) {
+        char in2[256];
+        snprintf(in2, sizeof in2, "GET /a HTTP/1.1\r\n" HOST "Connection: %s\r\n\r\n"
+                 "GET /a HTTP/1.1\r\n" HOST "\r\n", closes[i]);
+        im__conn *c = fresh();
+        feed(c, in2, strlen(in2));
+        char *o = out_of(c);
+        CHECK(count(o, "200 OK") == 1 && strstr(o, "Connection: close\r\n") &&
+                  count(seen, "\n") == 1,
+              "Connection: %s: %s", closes[i], o);
+        free(o);
+    }
+    static const char ka[] = "GET /a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
+    out = every_split("1.0 Keep-Alive", ka, sizeof ka - 1);
+    CHECK(strstr(out, "Connection: keep-alive\r\n") && !strstr(out, "close"), "Keep-Alive: %s", out);
     free(out);
     static const char ten[] = "GET /a HTTP/1.0\r\n\r\nGET /a HTTP/1.0\r\n\r\n";
     out = every_split("1.0", ten, sizeof ten - 1);
