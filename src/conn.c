@@ -186,6 +186,15 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
         char *r = buf + off, *body;
         size_t n = *len - off, total, blen;
         int have_head = 0;
+        if (st->head_len == 0 && n >= 2 && r[0] == '\r' && r[1] == '\n') {
+            /* blank lines before a request are ignored (RFC 9112 section 2.2): drop them
+             * here, once, rather than have every later read parse them again */
+            size_t k = 2;
+            while (k + 1 < n && r[k] == '\r' && r[k + 1] == '\n') k += 2;
+            off += k;
+            st->scanned = 0;
+            continue;
+        }
         if (st->head_len == 0) {
             /* re-parse only when a line ended since last time (or past the limit) */
             if (st->scanned && n <= o->max_header_bytes &&

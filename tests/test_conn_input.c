@@ -4,6 +4,9 @@
  * 100-continue and the limits. The loop is real (a real io_uring ring) but no socket is
  * involved, so every split is exact and the test is deterministic. */
 #define IMMERSIVE_IMPLEMENTATION
+#include <stddef.h>
+static size_t parsed_bytes; /* what the head parser was handed, over the whole test */
+#define IM__PARSE_HOOK(bytes) (parsed_bytes += (bytes))
 #include "immersive.h"
 
 #include <stdio.h>
@@ -440,6 +443,30 @@ static void test_reply_status(void)
     }
 }
 
+/* Blank lines before a request (RFC 9112 section 2.2: ignored), each in its own read: the
+ * work must stay linear in the bytes received (counted, not timed), and they do not count
+ * against the request's own limits. */
+static void test_leading_blank_lines(void)
+{
+    im__conn *c = fresh();
+    size_t before = parsed_bytes, fed = 0;
+    for (int i = 0; i < 5000; i++) {
+        feed(c, "\r\n", 2);
+        fed += 2;
+    }
+    feed(c, "\r", 1); /* half of one more, then the request */
+    const char *req = "\nGET /a HTTP/1.1\r\n" HOST "\r\n";
+    feed(c, req, strlen(req));
+    fed += 1 + strlen(req);
+    char *o = out_of(c);
+    CHECK(strncmp(o, "HTTP/1.1 200 OK", 15) == 0 && count(seen, "\n") == 1,
+          "the request after 5000 blank lines: %s", o);
+    free(o);
+    CHECK(parsed_bytes - before <= 2 * fed, "the parser was handed %zu bytes for %zu received",
+          parsed_bytes - before, fed);
+    CHECK(c->in == NULL, "nothing held");
+}
+
 int main(void)
 {
     setup();
@@ -453,6 +480,7 @@ int main(void)
     test_chunked_held_compact();
     test_routing();
     test_reply_status();
+    test_leading_blank_lines();
     fake_loop_free(&L);
     im_server_free(srv);
     return check_exit("connection input");
