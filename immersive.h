@@ -906,12 +906,36 @@ typedef struct im__in {
 enum {
     IM__T_NONE = 0,
     IM__T_IDLE,   /* keep-alive, nothing to do */
-    IM__T_HEAD,   /* header block under way (deadline from its first byte) */
+    IM__T_HEAD,   /* header block under way (deadline from its first byte; from the accept
+                   * for a connection's first request) */
     IM__T_BODY,   /* body under way (deadline renewed on every read) */
     IM__T_SEND,   /* output waiting for the peer (renewed on progress) */
     IM__T_LINGER, /* draining input after the last response */
+    IM__T_PROBE,  /* a deferred request waits behind the peer's FIN: is the peer still there? */
     IM__T_COUNT
 };
+/* How long a deferred request waits behind a FIN before the peer is probed, and how often
+ * its socket is looked at after that (see im__conn_probe). */
+#define IM__PROBE_MS 500
+
+/* A connection's phase. It only moves forward, OPEN -> LAST -> LINGER -> CLOSING (any phase
+ * may jump to CLOSING), and decides what is read, what is parsed and which timer runs:
+ *   OPEN     requests are read, parsed and answered in order. Once the peer has shut its
+ *            write side (is_eof) nothing more comes, but what it sent is still answered; when
+ *            nothing is pending, held or queued any more, the connection closes.
+ *   LAST     the last answer is queued or on its way (Connection: close, an error, the 503
+ *            past max_conns, the server stopping): nothing more is parsed and input is
+ *            dropped. Once no request is pending and the output is sent: LINGER (or CLOSING
+ *            when the peer has shut its side already).
+ *   LINGER   our write side is shut; input is read and dropped until EOF or linger_ms, so
+ *            that unread input does not turn the close into a reset that destroys the answer.
+ *   CLOSING  what is in flight is cancelled; the slot is released with the last completion.
+ * Timers (im__conn_retime): OPEN: HEAD or BODY while a request is under way, SEND while output
+ * waits, PROBE while a deferred request waits behind the peer's FIN, none while one waits
+ * otherwise (its owner answers it; the server's stop deadline bounds it), IDLE (HEAD before
+ * the first request) when there is nothing to do. LAST: SEND, PROBE or none as in OPEN.
+ * LINGER: LINGER. So every connection that waits for the peer has a deadline. */
+enum { IM__PH_OPEN = 0, IM__PH_LAST, IM__PH_LINGER, IM__PH_CLOSING };
 
 typedef struct im__conn {
     int fd;              /* socket */
@@ -922,15 +946,16 @@ typedef struct im__conn {
     uint32_t next_dirty; /* link in the loop's flush list */
     uint32_t send_off;   /* bytes of `sending` already sent (short sends) */
     uint8_t tlist;       /* IM__T_* list it is on */
+    uint8_t phase;       /* IM__PH_*: see above */
     unsigned is_recv : 1;        /* multishot recv armed */
     unsigned is_send : 1;        /* a send in flight */
     unsigned is_dirty : 1;       /* on the flush list */
-    unsigned is_closing : 1;     /* being closed: waiting for its SQEs to complete */
-    unsigned is_close_after : 1; /* close once the queued output is sent */
-    unsigned is_lingering : 1;   /* write side shut, draining input until EOF or timeout */
     unsigned is_paused : 1;      /* recv cancelled on purpose (backpressure) */
-    unsigned is_eof : 1;        /* the peer sent FIN */
-    unsigned is_discard : 1;     /* input after a fatal error is dropped */
+    unsigned is_eof : 1;         /* recv said 0: the peer shut its write side, all is read */
+    unsigned is_rdhup : 1;       /* the poll of a paused connection saw the peer's FIN (what
+                                  * it sent before may still wait in the socket) */
+    unsigned is_probed : 1;      /* a 100 Continue went out to see if a half-closed peer is
+                                  * still there (im__conn_probe) */
     unsigned is_full : 1;        /* output over max_output_bytes: next requests wait */
     unsigned is_resume : 1;      /* held input to run at the next flush */
     unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */
@@ -2902,7 +2927,8 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
     o = im__write_head(L, o, h);
     if (!nobody && blen) o = im__put(o, body, blen);
     c->out->len += (uint32_t)(o - s);
-    if (!h->keep && h->frame == IM__FRAME_LENGTH) c->is_close_after = 1; /* streams: at the end */
+    if (!h->keep && h->frame == IM__FRAME_LENGTH && c->phase == IM__PH_OPEN)
+        c->phase = IM__PH_LAST; /* streams: at their end */
     if (im__out_queued(c) > L->srv->o.max_output_bytes) c->is_full = 1;
     im__conn_dirty(L, c);
     return 0;
@@ -2925,18 +2951,22 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
 }
 
 /* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
- * input can no longer be trusted, so the rest of it is dropped. */
+ * input can no longer be trusted, so the rest of it is dropped (phase LAST). A connection
+ * already past OPEN has its last answer: it is closed instead. */
 static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, long offset)
 {
     char body[256];
     im__head h = {0};
-    if (c->is_closing || c->is_close_after) return;
+    if (c->phase == IM__PH_CLOSING) return;
+    if (c->phase != IM__PH_OPEN) {
+        im__conn_close(L, c);
+        return;
+    }
     h.status = status;
     h.ctype = "application/json";
     h.ctype_len = 16;
     h.keep = 0;
     h.minor = 1;
-    c->is_discard = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
     im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0);
 }
@@ -2948,7 +2978,7 @@ static im__conn *im__ctx_conn(const im_ctx *x)
     im__conn *c;
     if (x->is_detached || x->conn_idx >= L->hwm) return NULL;
     c = &L->conns[x->conn_idx];
-    return c->gen == x->conn_gen && !c->is_closing ? c : NULL;
+    return c->gen == x->conn_gen && c->phase != IM__PH_CLOSING ? c : NULL;
 }
 
 /* Ends a deferred context: frees its copy of the request and gives its connection's line
@@ -3130,7 +3160,7 @@ int im_stream_end(im_ctx *x)
                 c->out->len += 5;
             }
         }
-        if (!x->keepalive) c->is_close_after = 1;
+        if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
     }
     im__ctx_finish(x);
@@ -3322,7 +3352,7 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
     const im_server_opts *o = &L->srv->o;
     im_http_head h;
     size_t off = 0;
-    while (off < *len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
+    while (off < *len && !c->pending && !c->is_full && c->phase == IM__PH_OPEN) {
         char *r = buf + off, *body;
         size_t n = *len - off, total, blen;
         int have_head = 0;
@@ -3471,9 +3501,12 @@ static void im__conn_process_held(im_loop *L, im__conn *c)
     if (!in) return;
     len = in->len;
     used = im__parse(L, c, in->data, &len, &in->st);
-    if (c->is_closing) return; /* its input was freed */
+    if (c->phase == IM__PH_CLOSING) return; /* its input was freed */
     in->len = (uint32_t)len;
-    if (c->is_discard || c->is_close_after || used == in->len) {
+    /* past the last answer the rest is dropped; after the peer's FIN, what could not be run
+     * although nothing blocks it is part of a request that can never complete */
+    if (c->phase != IM__PH_OPEN || used == in->len ||
+        (c->is_eof && !c->pending && !c->is_full)) {
         im__in_free(c);
         return;
     }
@@ -3497,12 +3530,12 @@ static size_t im__pause_at(const im_loop *L) { return L->srv->o.max_header_bytes
 /* Data arrived in a receive buffer (ours until we return it to the ring). */
 static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
 {
-    if (c->is_discard || c->is_lingering || c->is_close_after) return; /* nobody will read it */
+    if (c->phase != IM__PH_OPEN) return; /* past the last answer: nobody will read it */
     if (!c->in && !c->pending && !c->is_full) {
         im__rstate st;
         memset(&st, 0, sizeof st);
         size_t used = im__parse(L, c, data, &n, &st);
-        if (used < n && !c->is_discard && !c->is_close_after && !c->is_closing &&
+        if (used < n && c->phase == IM__PH_OPEN &&
             im__in_append(L, c, data + used, n - used, &st)) {
             im__conn_fail(L, c, 413, "request too large", -1);
         }
@@ -3522,7 +3555,7 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
 static void im__conn_resume(im_loop *L, im__conn *c)
 {
     c->is_paused = 0;
-    if (c->is_poll && !c->is_closing) { /* reading again: the recv sees the peer leave */
+    if (c->is_poll && c->phase != IM__PH_CLOSING) { /* reading again: the recv sees the FIN */
         struct io_uring_sqe *s = im__sqe(L);
         io_uring_prep_cancel64(s, IM__UD(IM__OP_POLL, c->gen, c - L->conns), 0);
         im__sqe_ignore(s);
@@ -3532,7 +3565,7 @@ static void im__conn_resume(im_loop *L, im__conn *c)
         c->is_resume = 1;
         im__conn_dirty(L, c);
     }
-    if (!c->is_recv && !c->is_eof && !c->is_closing) im__conn_arm_recv(L, c);
+    if (!c->is_recv && !c->is_eof && c->phase != IM__PH_CLOSING) im__conn_arm_recv(L, c);
 }
 /* ======== end conn.c ======== */
 /* ======== begin loop.c ======== */
@@ -3642,21 +3675,24 @@ static void im__timer_set(im_loop *L, im__conn *c, int t)
  * timer (a peer that trickles bytes while reading nothing must not keep its send timer). */
 enum { IM__PROGRESS_NONE = 0, IM__PROGRESS_RECV, IM__PROGRESS_SEND };
 
-/* Chooses c's timer from its state (see above for progress). */
+/* Chooses c's timer from its phase and state (the table is in internal.h; see above for
+ * progress). */
 static void im__conn_retime(im_loop *L, im__conn *c, int progress)
 {
     int t;
-    if (c->is_closing) return;
-    if (c->is_lingering) t = IM__T_LINGER;
-    else if (c->in && !c->in->st.head_len && !c->pending && !c->is_full)
+    if (c->phase == IM__PH_CLOSING) return;
+    if (c->phase == IM__PH_LINGER) t = IM__T_LINGER;
+    else if (c->phase == IM__PH_OPEN && c->in && !c->in->st.head_len && !c->pending &&
+             !c->is_full)
         t = IM__T_HEAD; /* a header under way keeps its deadline, output pending or not */
     else if (c->is_send || (c->out && c->out->len)) t = IM__T_SEND;
-    else if (c->pending) t = IM__T_NONE;
+    else if (c->pending) t = c->is_eof || c->is_rdhup ? IM__T_PROBE : IM__T_NONE;
+    else if (c->phase == IM__PH_LAST) t = IM__T_SEND; /* on its way to LINGER */
     else if (c->in) t = c->in->st.head_len ? IM__T_BODY : IM__T_HEAD;
     else t = c->is_fresh ? IM__T_HEAD : IM__T_IDLE;
     if (t == c->tlist && t != IM__T_NONE) {
         /* the header deadline runs from the request's first byte: renew it only when a
-         * request completed in between; the others on any progress; idle never */
+         * request completed in between; the others on any progress; idle and probe never */
         int renew = t == IM__T_HEAD ? c->is_progress
                   : t == IM__T_BODY ? progress == IM__PROGRESS_RECV
                   : t == IM__T_SEND && progress == IM__PROGRESS_SEND;
@@ -3669,16 +3705,23 @@ static void im__conn_retime(im_loop *L, im__conn *c, int progress)
     im__timer_set(L, c, t);
 }
 
+static void im__conn_probe(im_loop *L, im__conn *c);
+
 static void im__timer_expired(im_loop *L, im__conn *c, int t)
 {
     im__timer_unlink(L, c);
     switch (t) {
     case IM__T_HEAD:
+        /* im__conn_fail answers 408 (then the connection is LAST, on its send timer); past
+         * OPEN it closes: either way the connection leaves with a deadline or for good */
         if (c->in) im__conn_fail(L, c, 408, "request header timeout", -1);
         else im__conn_close(L, c); /* connected and said nothing */
         break;
     case IM__T_BODY:
         im__conn_fail(L, c, 408, "request body timeout", -1);
+        break;
+    case IM__T_PROBE:
+        im__conn_probe(L, c);
         break;
     case IM__T_SEND:
         im_log(IM_LOG_DEBUG, "loop %d: fd %d: send timeout", L->index, c->fd);
@@ -3763,18 +3806,58 @@ static void im__conn_pause(im_loop *L, im__conn *c)
     }
 }
 
-/* The peer-leaving watch of a paused connection ended. */
+/* The peer-leaving watch of a paused connection ended. A reset (or both sides shut) is the
+ * peer gone. A FIN is not: a half-closed client still reads, and what it sent before the FIN
+ * waits in the socket to be read once the connection resumes (a deferred request behind it
+ * is probed instead, see im__conn_probe). */
 static void im__on_poll(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
 {
     c->is_poll = 0;
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
-    if (cqe->res > 0 && (cqe->res & (POLLRDHUP | POLLHUP | POLLERR))) {
-        c->is_eof = 1;
+    if (cqe->res > 0 && (cqe->res & (POLLHUP | POLLERR))) {
         im__conn_close(L, c); /* gone: a deferred request is told */
+    } else if (cqe->res > 0 && (cqe->res & POLLRDHUP)) {
+        c->is_rdhup = 1; /* not armed again: it would fire at once from now on */
+        im__conn_retime(L, c, IM__PROGRESS_NONE);
     }
+}
+
+/* 1 when the peer has reset the connection (seen in the socket's TCP state). */
+static int im__peer_reset(const im__conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE;
+}
+
+/* A deferred request waits and the peer has shut its write side: a half-closed client that
+ * still reads, or one that has closed for good? TCP tells only when something is sent (a
+ * closed peer answers with a reset), so IM__PROBE_MS after the FIN a "100 Continue" goes out,
+ * if the answer has not begun and the client speaks HTTP/1.1 (HTTP/1.0 has no 1xx answers;
+ * a 1.1 client must accept one at any time, RFC 9110 section 15.2). The socket's state is then
+ * looked at every IM__PROBE_MS and when that send completes; a reset peer is closed, which
+ * tells the deferred request's owner. Requests answered within IM__PROBE_MS never see it. */
+static void im__conn_probe(im_loop *L, im__conn *c)
+{
+    im_ctx *x = c->pending;
+    if (im__peer_reset(c)) {
+        im__conn_close(L, c);
+        return;
+    }
+    if (x && !x->is_done && x->req.minor == 1 && !c->is_probed && !c->is_send &&
+        !(c->out && c->out->len)) {
+        char *p = im__out_reserve(L, c, 25);
+        if (p) {
+            memcpy(p, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            c->out->len += 25;
+            c->is_probed = 1;
+            im__conn_dirty(L, c);
+        }
+    }
+    im__conn_retime(L, c, IM__PROGRESS_NONE);
 }
 
 static void im__conn_send(im_loop *L, im__conn *c)
@@ -3790,8 +3873,8 @@ static void im__conn_send(im_loop *L, im__conn *c)
  * The slot is released when the last of its completions arrives. */
 static void im__conn_close(im_loop *L, im__conn *c)
 {
-    if (c->is_closing) return;
-    c->is_closing = 1;
+    if (c->phase == IM__PH_CLOSING) return;
+    c->phase = IM__PH_CLOSING;
     im__timer_unlink(L, c);
     if (c->pending) {
         im_ctx *x = c->pending;
@@ -3841,9 +3924,17 @@ static void im__conn_release(im_loop *L, im__conn *c)
     L->nconns--;
 }
 
+/* 1 when c has nothing left to do but close: its last answer is sent (LAST), or the peer
+ * shut its write side and everything it sent is answered (OPEN with is_eof). */
+static int im__conn_is_done(const im__conn *c)
+{
+    if (c->pending || c->is_send || (c->out && c->out->len)) return 0;
+    return c->phase == IM__PH_LAST || (c->phase == IM__PH_OPEN && c->is_eof && !c->in);
+}
+
 /* Everything c had to say is sent and it must close: shut the write side and drain input
  * for a while, so that unread input does not turn the close into a reset that could destroy
- * the last response in flight (RFC 9112 section 9.6). */
+ * the last response in flight (RFC 9112 section 9.6). After the peer's EOF: close at once. */
 static void im__conn_finish(im_loop *L, im__conn *c)
 {
     if (c->is_eof) {
@@ -3853,22 +3944,26 @@ static void im__conn_finish(im_loop *L, im__conn *c)
     /* a plain syscall: io_uring runs shutdown from a worker, which could come after the close
      * that follows (an EOF in the same batch) and hit the next connection given this number */
     shutdown(c->fd, SHUT_WR);
-    c->is_lingering = 1;
-    c->is_discard = 1;
+    c->phase = IM__PH_LINGER;
     im__in_free(c);
     if (c->is_paused) im__conn_resume(L, c); /* draining reads again (and drops the watch) */
     if (!c->is_recv) im__conn_arm_recv(L, c);
     im__timer_set(L, c, IM__T_LINGER);
 }
 
+/* The peer shut its write side (recv said 0). Lingering: done. Otherwise every complete
+ * request it sent before is still answered, in order (half-closed clients such as
+ * `printf ... | nc` and proxies rely on it); the flush decides what is left to run and closes
+ * once nothing is (im__conn_is_done). */
 static void im__conn_on_eof(im_loop *L, im__conn *c)
 {
     c->is_eof = 1;
-    if (c->pending || c->is_lingering || !(c->is_send || (c->out && c->out->len))) {
-        im__conn_close(L, c); /* gone: a deferred request is told */
+    if (c->phase == IM__PH_LINGER) {
+        im__conn_close(L, c);
         return;
     }
-    c->is_close_after = 1; /* half-closed: answer what was asked, then close */
+    if (c->in) c->is_resume = 1; /* held input: run what is whole, drop a partial request */
+    im__conn_dirty(L, c);
 }
 
 static im__conn *im__conn_open(im_loop *L, int fd)
@@ -3911,8 +4006,7 @@ static void im__conn_refuse(im_loop *L, im__conn *c)
     h.xh = "Retry-After: 1\r\n";
     h.xh_len = 16;
     h.minor = 1;
-    c->is_discard = 1;
-    im__queue_response(L, c, &h, body, sizeof body - 1, 0);
+    im__queue_response(L, c, &h, body, sizeof body - 1, 0); /* keep 0: phase LAST */
 }
 
 static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
@@ -3978,7 +4072,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
                               io_uring_buf_ring_mask(L->nbufs), (int)L->br_added++);
     }
     if (!(cqe->flags & IORING_CQE_F_MORE)) c->is_recv = 0;
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
@@ -3996,7 +4090,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
                res != -EAGAIN) {
         im__conn_close(L, c); /* reset, or worse */
     }
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
@@ -4009,7 +4103,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
 {
     int res = cqe->res;
     c->is_send = 0;
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_poll) im__conn_release(L, c);
         return;
     }
@@ -4034,8 +4128,12 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         c->is_full = 0;
         im__conn_resume(L, c);
     }
+    if (c->is_probed && c->pending && im__peer_reset(c)) { /* the probe found nobody there */
+        im__conn_close(L, c);
+        return;
+    }
     if (c->out && c->out->len) im__conn_dirty(L, c);
-    else if (c->is_close_after && !c->is_lingering && !c->pending) im__conn_finish(L, c);
+    else if (im__conn_is_done(c)) im__conn_finish(L, c);
     im__conn_retime(L, c, IM__PROGRESS_SEND);
 }
 
@@ -4147,19 +4245,20 @@ static void im__flush(im_loop *L)
         im__conn *c = &L->conns[L->dirty_head];
         L->dirty_head = c->next_dirty;
         c->is_dirty = 0;
-        if (c->is_closing || c->fd < 0) continue;
+        if (c->phase == IM__PH_CLOSING || c->fd < 0) continue;
         if (c->is_resume) {
             c->is_resume = 0;
             if (!c->pending && !c->is_full) im__conn_process_held(L, c);
-            if (c->is_closing || c->is_dirty) continue; /* it comes round again */
+            if (c->phase == IM__PH_CLOSING || c->is_dirty) continue; /* it comes round again */
         }
         if (!c->is_send && c->out && c->out->len) {
             c->sending = c->out;
             c->out = NULL;
             c->send_off = 0;
             im__conn_send(L, c);
-        } else if (!c->is_send && c->is_close_after && !c->is_lingering && !c->pending) {
+        } else if (im__conn_is_done(c)) {
             im__conn_finish(L, c);
+            if (c->phase == IM__PH_CLOSING) continue;
         }
         im__conn_retime(L, c, IM__PROGRESS_NONE);
     }
@@ -4180,13 +4279,14 @@ static void im__loop_begin_stop(im_loop *L)
     L->is_accept_paused = 0;
     for (uint32_t i = 0; i < L->hwm; i++) {
         im__conn *c = &L->conns[i];
-        if (c->fd < 0 || c->is_closing) continue;
-        if (c->pending || c->is_send || (c->out && c->out->len))
-            c->is_close_after = 1; /* in flight: answer, then close */
-        else if (c->in && c->in->st.head_len)
+        if (c->fd < 0 || c->phase == IM__PH_CLOSING) continue;
+        if (c->pending || c->is_send || (c->out && c->out->len)) {
+            if (c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST; /* answer, then close */
+        } else if (c->in && c->in->st.head_len) {
             ; /* its body is coming: it is answered with Connection: close */
-        else if (!c->is_lingering)
+        } else if (c->phase != IM__PH_LINGER) {
             im__conn_close(L, c); /* idle, or not yet a whole head */
+        }
     }
     im_log(IM_LOG_DEBUG, "loop %d: stopping, %u connections left", L->index, L->nconns);
 }
@@ -4196,7 +4296,7 @@ static void im__loop_force(im_loop *L)
     L->is_forced = 1;
     for (uint32_t i = 0; i < L->hwm; i++) {
         im__conn *c = &L->conns[i];
-        if (c->fd >= 0 && !c->is_closing) im__conn_close(L, c);
+        if (c->fd >= 0 && c->phase != IM__PH_CLOSING) im__conn_close(L, c);
     }
     if (L->nconns) im_log(IM_LOG_WARN, "loop %d: shutdown deadline passed; dropped what was left",
                           L->index);
@@ -6091,6 +6191,7 @@ static int im__loop_init(im_loop *L)
     L->tdur[IM__T_BODY] = (uint32_t)o->body_timeout_ms;
     L->tdur[IM__T_SEND] = (uint32_t)o->send_timeout_ms;
     L->tdur[IM__T_LINGER] = (uint32_t)o->linger_ms;
+    L->tdur[IM__T_PROBE] = IM__PROBE_MS;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     L->clock_base_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     L->date_sec = -1;

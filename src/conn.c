@@ -182,7 +182,7 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
     const im_server_opts *o = &L->srv->o;
     im_http_head h;
     size_t off = 0;
-    while (off < *len && !c->pending && !c->is_full && !c->is_close_after && !c->is_closing) {
+    while (off < *len && !c->pending && !c->is_full && c->phase == IM__PH_OPEN) {
         char *r = buf + off, *body;
         size_t n = *len - off, total, blen;
         int have_head = 0;
@@ -331,9 +331,12 @@ static void im__conn_process_held(im_loop *L, im__conn *c)
     if (!in) return;
     len = in->len;
     used = im__parse(L, c, in->data, &len, &in->st);
-    if (c->is_closing) return; /* its input was freed */
+    if (c->phase == IM__PH_CLOSING) return; /* its input was freed */
     in->len = (uint32_t)len;
-    if (c->is_discard || c->is_close_after || used == in->len) {
+    /* past the last answer the rest is dropped; after the peer's FIN, what could not be run
+     * although nothing blocks it is part of a request that can never complete */
+    if (c->phase != IM__PH_OPEN || used == in->len ||
+        (c->is_eof && !c->pending && !c->is_full)) {
         im__in_free(c);
         return;
     }
@@ -357,12 +360,12 @@ static size_t im__pause_at(const im_loop *L) { return L->srv->o.max_header_bytes
 /* Data arrived in a receive buffer (ours until we return it to the ring). */
 static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
 {
-    if (c->is_discard || c->is_lingering || c->is_close_after) return; /* nobody will read it */
+    if (c->phase != IM__PH_OPEN) return; /* past the last answer: nobody will read it */
     if (!c->in && !c->pending && !c->is_full) {
         im__rstate st;
         memset(&st, 0, sizeof st);
         size_t used = im__parse(L, c, data, &n, &st);
-        if (used < n && !c->is_discard && !c->is_close_after && !c->is_closing &&
+        if (used < n && c->phase == IM__PH_OPEN &&
             im__in_append(L, c, data + used, n - used, &st)) {
             im__conn_fail(L, c, 413, "request too large", -1);
         }
@@ -382,7 +385,7 @@ static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
 static void im__conn_resume(im_loop *L, im__conn *c)
 {
     c->is_paused = 0;
-    if (c->is_poll && !c->is_closing) { /* reading again: the recv sees the peer leave */
+    if (c->is_poll && c->phase != IM__PH_CLOSING) { /* reading again: the recv sees the FIN */
         struct io_uring_sqe *s = im__sqe(L);
         io_uring_prep_cancel64(s, IM__UD(IM__OP_POLL, c->gen, c - L->conns), 0);
         im__sqe_ignore(s);
@@ -392,5 +395,5 @@ static void im__conn_resume(im_loop *L, im__conn *c)
         c->is_resume = 1;
         im__conn_dirty(L, c);
     }
-    if (!c->is_recv && !c->is_eof && !c->is_closing) im__conn_arm_recv(L, c);
+    if (!c->is_recv && !c->is_eof && c->phase != IM__PH_CLOSING) im__conn_arm_recv(L, c);
 }

@@ -55,12 +55,36 @@ typedef struct im__in {
 enum {
     IM__T_NONE = 0,
     IM__T_IDLE,   /* keep-alive, nothing to do */
-    IM__T_HEAD,   /* header block under way (deadline from its first byte) */
+    IM__T_HEAD,   /* header block under way (deadline from its first byte; from the accept
+                   * for a connection's first request) */
     IM__T_BODY,   /* body under way (deadline renewed on every read) */
     IM__T_SEND,   /* output waiting for the peer (renewed on progress) */
     IM__T_LINGER, /* draining input after the last response */
+    IM__T_PROBE,  /* a deferred request waits behind the peer's FIN: is the peer still there? */
     IM__T_COUNT
 };
+/* How long a deferred request waits behind a FIN before the peer is probed, and how often
+ * its socket is looked at after that (see im__conn_probe). */
+#define IM__PROBE_MS 500
+
+/* A connection's phase. It only moves forward, OPEN -> LAST -> LINGER -> CLOSING (any phase
+ * may jump to CLOSING), and decides what is read, what is parsed and which timer runs:
+ *   OPEN     requests are read, parsed and answered in order. Once the peer has shut its
+ *            write side (is_eof) nothing more comes, but what it sent is still answered; when
+ *            nothing is pending, held or queued any more, the connection closes.
+ *   LAST     the last answer is queued or on its way (Connection: close, an error, the 503
+ *            past max_conns, the server stopping): nothing more is parsed and input is
+ *            dropped. Once no request is pending and the output is sent: LINGER (or CLOSING
+ *            when the peer has shut its side already).
+ *   LINGER   our write side is shut; input is read and dropped until EOF or linger_ms, so
+ *            that unread input does not turn the close into a reset that destroys the answer.
+ *   CLOSING  what is in flight is cancelled; the slot is released with the last completion.
+ * Timers (im__conn_retime): OPEN: HEAD or BODY while a request is under way, SEND while output
+ * waits, PROBE while a deferred request waits behind the peer's FIN, none while one waits
+ * otherwise (its owner answers it; the server's stop deadline bounds it), IDLE (HEAD before
+ * the first request) when there is nothing to do. LAST: SEND, PROBE or none as in OPEN.
+ * LINGER: LINGER. So every connection that waits for the peer has a deadline. */
+enum { IM__PH_OPEN = 0, IM__PH_LAST, IM__PH_LINGER, IM__PH_CLOSING };
 
 typedef struct im__conn {
     int fd;              /* socket */
@@ -71,15 +95,16 @@ typedef struct im__conn {
     uint32_t next_dirty; /* link in the loop's flush list */
     uint32_t send_off;   /* bytes of `sending` already sent (short sends) */
     uint8_t tlist;       /* IM__T_* list it is on */
+    uint8_t phase;       /* IM__PH_*: see above */
     unsigned is_recv : 1;        /* multishot recv armed */
     unsigned is_send : 1;        /* a send in flight */
     unsigned is_dirty : 1;       /* on the flush list */
-    unsigned is_closing : 1;     /* being closed: waiting for its SQEs to complete */
-    unsigned is_close_after : 1; /* close once the queued output is sent */
-    unsigned is_lingering : 1;   /* write side shut, draining input until EOF or timeout */
     unsigned is_paused : 1;      /* recv cancelled on purpose (backpressure) */
-    unsigned is_eof : 1;        /* the peer sent FIN */
-    unsigned is_discard : 1;     /* input after a fatal error is dropped */
+    unsigned is_eof : 1;         /* recv said 0: the peer shut its write side, all is read */
+    unsigned is_rdhup : 1;       /* the poll of a paused connection saw the peer's FIN (what
+                                  * it sent before may still wait in the socket) */
+    unsigned is_probed : 1;      /* a 100 Continue went out to see if a half-closed peer is
+                                  * still there (im__conn_probe) */
     unsigned is_full : 1;        /* output over max_output_bytes: next requests wait */
     unsigned is_resume : 1;      /* held input to run at the next flush */
     unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */

@@ -104,21 +104,24 @@ static void im__timer_set(im_loop *L, im__conn *c, int t)
  * timer (a peer that trickles bytes while reading nothing must not keep its send timer). */
 enum { IM__PROGRESS_NONE = 0, IM__PROGRESS_RECV, IM__PROGRESS_SEND };
 
-/* Chooses c's timer from its state (see above for progress). */
+/* Chooses c's timer from its phase and state (the table is in internal.h; see above for
+ * progress). */
 static void im__conn_retime(im_loop *L, im__conn *c, int progress)
 {
     int t;
-    if (c->is_closing) return;
-    if (c->is_lingering) t = IM__T_LINGER;
-    else if (c->in && !c->in->st.head_len && !c->pending && !c->is_full)
+    if (c->phase == IM__PH_CLOSING) return;
+    if (c->phase == IM__PH_LINGER) t = IM__T_LINGER;
+    else if (c->phase == IM__PH_OPEN && c->in && !c->in->st.head_len && !c->pending &&
+             !c->is_full)
         t = IM__T_HEAD; /* a header under way keeps its deadline, output pending or not */
     else if (c->is_send || (c->out && c->out->len)) t = IM__T_SEND;
-    else if (c->pending) t = IM__T_NONE;
+    else if (c->pending) t = c->is_eof || c->is_rdhup ? IM__T_PROBE : IM__T_NONE;
+    else if (c->phase == IM__PH_LAST) t = IM__T_SEND; /* on its way to LINGER */
     else if (c->in) t = c->in->st.head_len ? IM__T_BODY : IM__T_HEAD;
     else t = c->is_fresh ? IM__T_HEAD : IM__T_IDLE;
     if (t == c->tlist && t != IM__T_NONE) {
         /* the header deadline runs from the request's first byte: renew it only when a
-         * request completed in between; the others on any progress; idle never */
+         * request completed in between; the others on any progress; idle and probe never */
         int renew = t == IM__T_HEAD ? c->is_progress
                   : t == IM__T_BODY ? progress == IM__PROGRESS_RECV
                   : t == IM__T_SEND && progress == IM__PROGRESS_SEND;
@@ -131,16 +134,23 @@ static void im__conn_retime(im_loop *L, im__conn *c, int progress)
     im__timer_set(L, c, t);
 }
 
+static void im__conn_probe(im_loop *L, im__conn *c);
+
 static void im__timer_expired(im_loop *L, im__conn *c, int t)
 {
     im__timer_unlink(L, c);
     switch (t) {
     case IM__T_HEAD:
+        /* im__conn_fail answers 408 (then the connection is LAST, on its send timer); past
+         * OPEN it closes: either way the connection leaves with a deadline or for good */
         if (c->in) im__conn_fail(L, c, 408, "request header timeout", -1);
         else im__conn_close(L, c); /* connected and said nothing */
         break;
     case IM__T_BODY:
         im__conn_fail(L, c, 408, "request body timeout", -1);
+        break;
+    case IM__T_PROBE:
+        im__conn_probe(L, c);
         break;
     case IM__T_SEND:
         im_log(IM_LOG_DEBUG, "loop %d: fd %d: send timeout", L->index, c->fd);
@@ -225,18 +235,58 @@ static void im__conn_pause(im_loop *L, im__conn *c)
     }
 }
 
-/* The peer-leaving watch of a paused connection ended. */
+/* The peer-leaving watch of a paused connection ended. A reset (or both sides shut) is the
+ * peer gone. A FIN is not: a half-closed client still reads, and what it sent before the FIN
+ * waits in the socket to be read once the connection resumes (a deferred request behind it
+ * is probed instead, see im__conn_probe). */
 static void im__on_poll(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
 {
     c->is_poll = 0;
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
-    if (cqe->res > 0 && (cqe->res & (POLLRDHUP | POLLHUP | POLLERR))) {
-        c->is_eof = 1;
+    if (cqe->res > 0 && (cqe->res & (POLLHUP | POLLERR))) {
         im__conn_close(L, c); /* gone: a deferred request is told */
+    } else if (cqe->res > 0 && (cqe->res & POLLRDHUP)) {
+        c->is_rdhup = 1; /* not armed again: it would fire at once from now on */
+        im__conn_retime(L, c, IM__PROGRESS_NONE);
     }
+}
+
+/* 1 when the peer has reset the connection (seen in the socket's TCP state). */
+static int im__peer_reset(const im__conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE;
+}
+
+/* A deferred request waits and the peer has shut its write side: a half-closed client that
+ * still reads, or one that has closed for good? TCP tells only when something is sent (a
+ * closed peer answers with a reset), so IM__PROBE_MS after the FIN a "100 Continue" goes out,
+ * if the answer has not begun and the client speaks HTTP/1.1 (HTTP/1.0 has no 1xx answers;
+ * a 1.1 client must accept one at any time, RFC 9110 section 15.2). The socket's state is then
+ * looked at every IM__PROBE_MS and when that send completes; a reset peer is closed, which
+ * tells the deferred request's owner. Requests answered within IM__PROBE_MS never see it. */
+static void im__conn_probe(im_loop *L, im__conn *c)
+{
+    im_ctx *x = c->pending;
+    if (im__peer_reset(c)) {
+        im__conn_close(L, c);
+        return;
+    }
+    if (x && !x->is_done && x->req.minor == 1 && !c->is_probed && !c->is_send &&
+        !(c->out && c->out->len)) {
+        char *p = im__out_reserve(L, c, 25);
+        if (p) {
+            memcpy(p, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            c->out->len += 25;
+            c->is_probed = 1;
+            im__conn_dirty(L, c);
+        }
+    }
+    im__conn_retime(L, c, IM__PROGRESS_NONE);
 }
 
 static void im__conn_send(im_loop *L, im__conn *c)
@@ -252,8 +302,8 @@ static void im__conn_send(im_loop *L, im__conn *c)
  * The slot is released when the last of its completions arrives. */
 static void im__conn_close(im_loop *L, im__conn *c)
 {
-    if (c->is_closing) return;
-    c->is_closing = 1;
+    if (c->phase == IM__PH_CLOSING) return;
+    c->phase = IM__PH_CLOSING;
     im__timer_unlink(L, c);
     if (c->pending) {
         im_ctx *x = c->pending;
@@ -303,9 +353,17 @@ static void im__conn_release(im_loop *L, im__conn *c)
     L->nconns--;
 }
 
+/* 1 when c has nothing left to do but close: its last answer is sent (LAST), or the peer
+ * shut its write side and everything it sent is answered (OPEN with is_eof). */
+static int im__conn_is_done(const im__conn *c)
+{
+    if (c->pending || c->is_send || (c->out && c->out->len)) return 0;
+    return c->phase == IM__PH_LAST || (c->phase == IM__PH_OPEN && c->is_eof && !c->in);
+}
+
 /* Everything c had to say is sent and it must close: shut the write side and drain input
  * for a while, so that unread input does not turn the close into a reset that could destroy
- * the last response in flight (RFC 9112 section 9.6). */
+ * the last response in flight (RFC 9112 section 9.6). After the peer's EOF: close at once. */
 static void im__conn_finish(im_loop *L, im__conn *c)
 {
     if (c->is_eof) {
@@ -315,22 +373,26 @@ static void im__conn_finish(im_loop *L, im__conn *c)
     /* a plain syscall: io_uring runs shutdown from a worker, which could come after the close
      * that follows (an EOF in the same batch) and hit the next connection given this number */
     shutdown(c->fd, SHUT_WR);
-    c->is_lingering = 1;
-    c->is_discard = 1;
+    c->phase = IM__PH_LINGER;
     im__in_free(c);
     if (c->is_paused) im__conn_resume(L, c); /* draining reads again (and drops the watch) */
     if (!c->is_recv) im__conn_arm_recv(L, c);
     im__timer_set(L, c, IM__T_LINGER);
 }
 
+/* The peer shut its write side (recv said 0). Lingering: done. Otherwise every complete
+ * request it sent before is still answered, in order (half-closed clients such as
+ * `printf ... | nc` and proxies rely on it); the flush decides what is left to run and closes
+ * once nothing is (im__conn_is_done). */
 static void im__conn_on_eof(im_loop *L, im__conn *c)
 {
     c->is_eof = 1;
-    if (c->pending || c->is_lingering || !(c->is_send || (c->out && c->out->len))) {
-        im__conn_close(L, c); /* gone: a deferred request is told */
+    if (c->phase == IM__PH_LINGER) {
+        im__conn_close(L, c);
         return;
     }
-    c->is_close_after = 1; /* half-closed: answer what was asked, then close */
+    if (c->in) c->is_resume = 1; /* held input: run what is whole, drop a partial request */
+    im__conn_dirty(L, c);
 }
 
 static im__conn *im__conn_open(im_loop *L, int fd)
@@ -373,8 +435,7 @@ static void im__conn_refuse(im_loop *L, im__conn *c)
     h.xh = "Retry-After: 1\r\n";
     h.xh_len = 16;
     h.minor = 1;
-    c->is_discard = 1;
-    im__queue_response(L, c, &h, body, sizeof body - 1, 0);
+    im__queue_response(L, c, &h, body, sizeof body - 1, 0); /* keep 0: phase LAST */
 }
 
 static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
@@ -440,7 +501,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
                               io_uring_buf_ring_mask(L->nbufs), (int)L->br_added++);
     }
     if (!(cqe->flags & IORING_CQE_F_MORE)) c->is_recv = 0;
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
@@ -458,7 +519,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
                res != -EAGAIN) {
         im__conn_close(L, c); /* reset, or worse */
     }
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_send && !c->is_poll) im__conn_release(L, c);
         return;
     }
@@ -471,7 +532,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
 {
     int res = cqe->res;
     c->is_send = 0;
-    if (c->is_closing) {
+    if (c->phase == IM__PH_CLOSING) {
         if (!c->is_recv && !c->is_poll) im__conn_release(L, c);
         return;
     }
@@ -496,8 +557,12 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         c->is_full = 0;
         im__conn_resume(L, c);
     }
+    if (c->is_probed && c->pending && im__peer_reset(c)) { /* the probe found nobody there */
+        im__conn_close(L, c);
+        return;
+    }
     if (c->out && c->out->len) im__conn_dirty(L, c);
-    else if (c->is_close_after && !c->is_lingering && !c->pending) im__conn_finish(L, c);
+    else if (im__conn_is_done(c)) im__conn_finish(L, c);
     im__conn_retime(L, c, IM__PROGRESS_SEND);
 }
 
@@ -609,19 +674,20 @@ static void im__flush(im_loop *L)
         im__conn *c = &L->conns[L->dirty_head];
         L->dirty_head = c->next_dirty;
         c->is_dirty = 0;
-        if (c->is_closing || c->fd < 0) continue;
+        if (c->phase == IM__PH_CLOSING || c->fd < 0) continue;
         if (c->is_resume) {
             c->is_resume = 0;
             if (!c->pending && !c->is_full) im__conn_process_held(L, c);
-            if (c->is_closing || c->is_dirty) continue; /* it comes round again */
+            if (c->phase == IM__PH_CLOSING || c->is_dirty) continue; /* it comes round again */
         }
         if (!c->is_send && c->out && c->out->len) {
             c->sending = c->out;
             c->out = NULL;
             c->send_off = 0;
             im__conn_send(L, c);
-        } else if (!c->is_send && c->is_close_after && !c->is_lingering && !c->pending) {
+        } else if (im__conn_is_done(c)) {
             im__conn_finish(L, c);
+            if (c->phase == IM__PH_CLOSING) continue;
         }
         im__conn_retime(L, c, IM__PROGRESS_NONE);
     }
@@ -642,13 +708,14 @@ static void im__loop_begin_stop(im_loop *L)
     L->is_accept_paused = 0;
     for (uint32_t i = 0; i < L->hwm; i++) {
         im__conn *c = &L->conns[i];
-        if (c->fd < 0 || c->is_closing) continue;
-        if (c->pending || c->is_send || (c->out && c->out->len))
-            c->is_close_after = 1; /* in flight: answer, then close */
-        else if (c->in && c->in->st.head_len)
+        if (c->fd < 0 || c->phase == IM__PH_CLOSING) continue;
+        if (c->pending || c->is_send || (c->out && c->out->len)) {
+            if (c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST; /* answer, then close */
+        } else if (c->in && c->in->st.head_len) {
             ; /* its body is coming: it is answered with Connection: close */
-        else if (!c->is_lingering)
+        } else if (c->phase != IM__PH_LINGER) {
             im__conn_close(L, c); /* idle, or not yet a whole head */
+        }
     }
     im_log(IM_LOG_DEBUG, "loop %d: stopping, %u connections left", L->index, L->nconns);
 }
@@ -658,7 +725,7 @@ static void im__loop_force(im_loop *L)
     L->is_forced = 1;
     for (uint32_t i = 0; i < L->hwm; i++) {
         im__conn *c = &L->conns[i];
-        if (c->fd >= 0 && !c->is_closing) im__conn_close(L, c);
+        if (c->fd >= 0 && c->phase != IM__PH_CLOSING) im__conn_close(L, c);
     }
     if (L->nconns) im_log(IM_LOG_WARN, "loop %d: shutdown deadline passed; dropped what was left",
                           L->index);

@@ -190,7 +190,8 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
     o = im__write_head(L, o, h);
     if (!nobody && blen) o = im__put(o, body, blen);
     c->out->len += (uint32_t)(o - s);
-    if (!h->keep && h->frame == IM__FRAME_LENGTH) c->is_close_after = 1; /* streams: at the end */
+    if (!h->keep && h->frame == IM__FRAME_LENGTH && c->phase == IM__PH_OPEN)
+        c->phase = IM__PH_LAST; /* streams: at their end */
     if (im__out_queued(c) > L->srv->o.max_output_bytes) c->is_full = 1;
     im__conn_dirty(L, c);
     return 0;
@@ -213,18 +214,22 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
 }
 
 /* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
- * input can no longer be trusted, so the rest of it is dropped. */
+ * input can no longer be trusted, so the rest of it is dropped (phase LAST). A connection
+ * already past OPEN has its last answer: it is closed instead. */
 static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, long offset)
 {
     char body[256];
     im__head h = {0};
-    if (c->is_closing || c->is_close_after) return;
+    if (c->phase == IM__PH_CLOSING) return;
+    if (c->phase != IM__PH_OPEN) {
+        im__conn_close(L, c);
+        return;
+    }
     h.status = status;
     h.ctype = "application/json";
     h.ctype_len = 16;
     h.keep = 0;
     h.minor = 1;
-    c->is_discard = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
     im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0);
 }
@@ -236,7 +241,7 @@ static im__conn *im__ctx_conn(const im_ctx *x)
     im__conn *c;
     if (x->is_detached || x->conn_idx >= L->hwm) return NULL;
     c = &L->conns[x->conn_idx];
-    return c->gen == x->conn_gen && !c->is_closing ? c : NULL;
+    return c->gen == x->conn_gen && c->phase != IM__PH_CLOSING ? c : NULL;
 }
 
 /* Ends a deferred context: frees its copy of the request and gives its connection's line
@@ -418,7 +423,7 @@ int im_stream_end(im_ctx *x)
                 c->out->len += 5;
             }
         }
-        if (!x->keepalive) c->is_close_after = 1;
+        if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
     }
     im__ctx_finish(x);

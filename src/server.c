@@ -242,6 +242,7 @@ static int im__loop_init(im_loop *L)
     L->tdur[IM__T_BODY] = (uint32_t)o->body_timeout_ms;
     L->tdur[IM__T_SEND] = (uint32_t)o->send_timeout_ms;
     L->tdur[IM__T_LINGER] = (uint32_t)o->linger_ms;
+    L->tdur[IM__T_PROBE] = IM__PROBE_MS;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     L->clock_base_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     L->date_sec = -1;

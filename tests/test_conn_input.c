@@ -198,7 +198,7 @@ static void test_error_stops_line(void)
           "one answer then 400:\n%s", out);
     CHECK(strstr(out, "Connection: close\r\n") && strstr(out, "\"detail\":"), "400 closes, JSON:\n%s", out);
     CHECK(count(seen, "\n") == 1, "the request after the bad one never runs: %s", seen);
-    CHECK(L.conns[0].is_close_after && L.conns[0].is_discard, "connection closes after");
+    CHECK(L.conns[0].phase == IM__PH_LAST, "connection closes after");
     free(out);
 
     static const char chunk[] = "POST /echo HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n"
@@ -271,7 +271,7 @@ static void test_continue(void)
     feed(c, big, strlen(big));
     o = out_of(c);
     CHECK(strstr(o, "100 Continue") == NULL && strstr(o, "413 Content Too Large") &&
-              c->is_close_after,
+              c->phase == IM__PH_LAST,
           "413 without 100: %s", o);
     free(o);
     /* HTTP/1.0 has no 1xx answers (RFC 9110 section 15.2): no 100, the body is just read */
@@ -467,6 +467,27 @@ static void test_leading_blank_lines(void)
     CHECK(c->in == NULL, "nothing held");
 }
 
+/* An answer waits to be sent, half of a second request is held, and the peer shuts its
+ * write side, then reads nothing: whichever timer runs out, the connection must close (a
+ * connection on no timer list pins its slot, descriptor and output until TCP gives up). */
+static void test_no_lost_timer(void)
+{
+    char buf[2048];
+    im__conn *c = fresh();
+    int n = snprintf(buf, sizeof buf, "POST /echo HTTP/1.1\r\n" HOST "Content-Length: 900\r\n\r\n");
+    memset(buf + n, 'b', 900);
+    n += 900;
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "GET /a HTTP/1.1\r\nHo");
+    feed(c, buf, (size_t)n);
+    CHECK(c->out && c->out->len > 900 && c->in, "an answer queued, half a request held");
+    im__conn_on_eof(&L, c);
+    im__conn_retime(&L, c, IM__PROGRESS_NONE);
+    for (int round = 0; round < 6 && c->phase != IM__PH_CLOSING; round++)
+        fake_tick(&L, 100000000); /* past every timeout */
+    CHECK(c->phase == IM__PH_CLOSING, "closed by a timer: phase %d, timer list %d", c->phase,
+          c->tlist);
+}
+
 int main(void)
 {
     setup();
@@ -481,6 +502,7 @@ int main(void)
     test_routing();
     test_reply_status();
     test_leading_blank_lines();
+    test_no_lost_timer();
     fake_loop_free(&L);
     im_server_free(srv);
     return check_exit("connection input");

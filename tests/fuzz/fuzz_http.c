@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         im__conn *c = fake_conn(&L);
         fake_feed(&L, c, in, split);
         fake_resume(&L);
-        if (!c->is_closing) fake_feed(&L, c, in + split, n - split);
+        if (c->phase != IM__PH_CLOSING) fake_feed(&L, c, in + split, n - split);
         fake_resume(&L);
         if (c->in && c->in->len > im__in_limit(&L)) abort();
     }

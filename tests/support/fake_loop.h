@@ -77,6 +77,27 @@ static inline void fake_resume(im_loop *L)
     }
 }
 
+/* One loop iteration without sockets: what im__flush does besides sending (run held input,
+ * choose each touched connection's timer), then the clock moves on by ms and the timers due
+ * by then fire. Output is never sent, as if the peer read nothing. */
+static inline void fake_tick(im_loop *L, uint32_t ms)
+{
+    while (L->dirty_head != IM__NIL) {
+        im__conn *c = &L->conns[L->dirty_head];
+        L->dirty_head = c->next_dirty;
+        c->is_dirty = 0;
+        if (c->phase == IM__PH_CLOSING) continue;
+        if (c->is_resume) {
+            c->is_resume = 0;
+            if (!c->pending && !c->is_full) im__conn_process_held(L, c);
+            if (c->phase == IM__PH_CLOSING) continue;
+        }
+        im__conn_retime(L, c, IM__PROGRESS_NONE);
+    }
+    L->now_ms += ms;
+    im__timers(L);
+}
+
 static inline void fake_loop_free(im_loop *L)
 {
     fake_conn(L);
