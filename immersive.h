@@ -700,8 +700,11 @@ int im_call_fail(im_call *call, int status, const char *fmt, ...)
  * memory. Aligned for any type. */
 void *im_call_alloc(im_call *call, size_t n);
 /* The request of an inline call (NULL for calls that run on an executor: there the request
- * belongs to the loop thread). Its body has been read by the binder, which decodes JSON
- * strings in place: the bytes of strings that held escapes are changed. */
+ * belongs to the loop thread), to read headers or add response headers. Its body has been
+ * read by the binder, which decodes JSON strings in place: the bytes of strings that held
+ * escapes are changed. It cannot be deferred or streamed (im_ctx_defer and im_stream_begin
+ * answer -EINVAL): the call's arguments borrow from the receive buffer, which is reused once
+ * the handler returns. An endpoint that answers later is declared .mode = IM_POOL. */
 im_ctx *im_call_ctx(im_call *call);
 /* The endpoint's name (its C function). */
 const char *im_call_name(const im_call *call);
@@ -1018,6 +1021,8 @@ struct im_ctx {
     unsigned is_detached : 1;  /* the connection went away */
     unsigned is_dispatching : 1; /* its handler is running: im__dispatch returns it to the pool */
     unsigned is_finished : 1;  /* finished while its handler was still running */
+    unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
+                                  * from the receive buffer, so it cannot be deferred */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
     const char *raw;           /* the request's bytes: head, then the de-chunked body */
@@ -3238,6 +3243,11 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     char *to;
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
+    if (x->is_inline_call) { /* its bound arguments and im_call would dangle */
+        im_log(IM_LOG_ERROR, "an inline endpoint cannot defer its request: declare it with "
+               ".mode = IM_POOL (or IM_SERIAL) to answer later");
+        return -EINVAL;
+    }
     from = x->raw;
     n = x->raw_len;
     hn = x->req.num_headers * sizeof(im_header);
@@ -3308,7 +3318,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
     x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
-    x->is_finished = 0;
+    x->is_finished = x->is_inline_call = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->xh_len = 0;
@@ -5843,8 +5853,10 @@ static void im__ep_handler(im_ctx *c)
         memset(out, 0, ep->out_size);
         if (im__ep_bind(c, ep, args)) return;
         im_call call = {c, ep, &c->arena, 0, NULL};
+        c->is_inline_call = 1; /* the call and its views end with this function */
         int status = ep->call(&call, args, out);
-        if (!c->is_done && !c->is_deferred) im__ep_answer(c, ep, &call, status, out);
+        c->is_inline_call = 0;
+        if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
         return;
     }
     /* on an executor: refuse at once past the endpoint's concurrency limit */

@@ -873,8 +873,10 @@ static void im__ep_handler(im_ctx *c)
         memset(out, 0, ep->out_size);
         if (im__ep_bind(c, ep, args)) return;
         im_call call = {c, ep, &c->arena, 0, NULL};
+        c->is_inline_call = 1; /* the call and its views end with this function */
         int status = ep->call(&call, args, out);
-        if (!c->is_done && !c->is_deferred) im__ep_answer(c, ep, &call, status, out);
+        c->is_inline_call = 0;
+        if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
         return;
     }
     /* on an executor: refuse at once past the endpoint's concurrency limit */

@@ -36,8 +36,11 @@ int im_call_fail(im_call *call, int status, const char *fmt, ...)
  * memory. Aligned for any type. */
 void *im_call_alloc(im_call *call, size_t n);
 /* The request of an inline call (NULL for calls that run on an executor: there the request
- * belongs to the loop thread). Its body has been read by the binder, which decodes JSON
- * strings in place: the bytes of strings that held escapes are changed. */
+ * belongs to the loop thread), to read headers or add response headers. Its body has been
+ * read by the binder, which decodes JSON strings in place: the bytes of strings that held
+ * escapes are changed. It cannot be deferred or streamed (im_ctx_defer and im_stream_begin
+ * answer -EINVAL): the call's arguments borrow from the receive buffer, which is reused once
+ * the handler returns. An endpoint that answers later is declared .mode = IM_POOL. */
 im_ctx *im_call_ctx(im_call *call);
 /* The endpoint's name (its C function). */
 const char *im_call_name(const im_call *call);

@@ -68,6 +68,11 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     char *to;
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
+    if (x->is_inline_call) { /* its bound arguments and im_call would dangle */
+        im_log(IM_LOG_ERROR, "an inline endpoint cannot defer its request: declare it with "
+               ".mode = IM_POOL (or IM_SERIAL) to answer later");
+        return -EINVAL;
+    }
     from = x->raw;
     n = x->raw_len;
     hn = x->req.num_headers * sizeof(im_header);
@@ -138,7 +143,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
     x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
-    x->is_finished = 0;
+    x->is_finished = x->is_inline_call = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->xh_len = 0;

@@ -167,6 +167,8 @@ struct im_ctx {
     unsigned is_detached : 1;  /* the connection went away */
     unsigned is_dispatching : 1; /* its handler is running: im__dispatch returns it to the pool */
     unsigned is_finished : 1;  /* finished while its handler was still running */
+    unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
+                                  * from the receive buffer, so it cannot be deferred */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
     const char *raw;           /* the request's bytes: head, then the de-chunked body */

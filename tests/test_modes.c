@@ -38,6 +38,18 @@ static void test_priorities(void)
     expect_value("/m/serial/31", 5);
 }
 
+/* An inline call's request holds views into the receive buffer, and its im_call lives on
+ * the loop's stack: deferring it would leave the bound arguments dangling, so it is refused
+ * (the call is answered as usual). ASan builds run this too. */
+static void test_inline_defer_refused(void)
+{
+    http_resp r;
+    http_call(port, "POST", "/m/inline/defer", NULL, &r);
+    CHECK(r.status == 200 && r.body && strcmp(r.body, "{\"defer\":-22,\"stream\":-22}") == 0,
+          "inline defer: %d %s", r.status, r.body ? r.body : "");
+    http_free(&r);
+}
+
 /* A server whose executors have fewer levels refuses, when they are added, the endpoints
  * it could not run (instead of failing every call of theirs). */
 static void test_levels_option(void)
@@ -122,6 +134,7 @@ int main(void)
 
     test_priorities();
     test_levels_option();
+    test_inline_defer_refused();
     test_many_tables();
 
     im_server_stop(s);

@@ -57,3 +57,16 @@ int serial31(im_call *call, const serial31_args *in, serial31_result *out)
     out->result = in->v;
     return 0;
 }
+
+IM_ENDPOINT(POST, "/m/inline/defer", .summary = "An inline call that tries to defer its request")
+IM_RESULT(object, "What the attempts returned")
+IM_FIELD(int32, defer, "im_ctx_defer's result")
+IM_FIELD(int32, stream, "im_stream_begin's result")
+int inline_defer(im_call *call, const inline_defer_args *in, inline_defer_result *out)
+{
+    (void)in;
+    im_ctx *c = im_call_ctx(call);
+    out->defer = im_ctx_defer(c, NULL, NULL);
+    out->stream = im_stream_begin(c, 200, "text/plain");
+    return 0;
+}
