@@ -95,6 +95,21 @@
 #define IM_DEFAULT_MAX_OUTPUT_BYTES (1024 * 1024)
 #endif
 
+/* Memory. What the binder may build for one request (arrays, decoded parameters): at most
+ * IM_DEFAULT_ARENA_RATIO times the request's bytes plus IM_DEFAULT_ARENA_EXTRA_BYTES (413
+ * past it; a JSON array of 3-byte empty objects bound into 40-byte structs is 13x). And the
+ * memory held by calls that wait for or run on an executor, over the whole server (429 +
+ * Retry-After past it). */
+#ifndef IM_DEFAULT_ARENA_RATIO
+#define IM_DEFAULT_ARENA_RATIO 8
+#endif
+#ifndef IM_DEFAULT_ARENA_EXTRA_BYTES
+#define IM_DEFAULT_ARENA_EXTRA_BYTES 65536
+#endif
+#ifndef IM_DEFAULT_MAX_QUEUED_BYTES
+#define IM_DEFAULT_MAX_QUEUED_BYTES ((size_t)256 << 20)
+#endif
+
 /* Timeouts (milliseconds). */
 #ifndef IM_DEFAULT_HEADER_TIMEOUT_MS
 #define IM_DEFAULT_HEADER_TIMEOUT_MS 10000 /* whole header block, from its first byte */
@@ -429,6 +444,11 @@ typedef struct im_server_opts {
     unsigned priority_levels;  /* priority levels of the server's executors, 1..32 (32): an
                                 * endpoint whose .priority is not below it is refused when
                                 * it is added */
+    size_t max_queued_bytes;   /* memory held by calls that wait for or run on an executor,
+                                * over the whole server (256 MiB): past it 429 + Retry-After */
+    unsigned arena_ratio;      /* what the binder may build for one request: this many times
+                                * the request's bytes (8) ... */
+    size_t arena_extra_bytes;  /* ... plus this (65536): past it 413 */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -1000,6 +1020,7 @@ typedef struct im__ablock {
 } im__ablock;
 typedef struct im__arena {
     im__ablock *head; /* newest block first */
+    size_t bytes;     /* allocated for its blocks, headers included */
 } im__arena;
 
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until
@@ -1109,6 +1130,7 @@ struct im_server {
     size_t neps;
     const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
     size_t openapi_len;
+    _Atomic size_t queued_bytes; /* memory held by calls on the executors (max_queued_bytes) */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
@@ -4993,6 +5015,7 @@ static void *im__arena_alloc(im__arena *a, size_t n)
         if (cap < n) cap = n;
         if (cap > ((size_t)1 << 40) || !(b = malloc(sizeof *b + cap))) return NULL;
         b->cap = cap;
+        a->bytes += sizeof *b + cap;
         b->used = 0;
         b->next = a->head;
         a->head = b;
@@ -5009,6 +5032,7 @@ static void im__arena_free(im__arena *a)
         a->head = b->next;
         free(b);
     }
+    a->bytes = 0;
 }
 
 /* Frees all but one block (kept, emptied, for the next request). */
@@ -5026,6 +5050,7 @@ static void im__arena_reset(im__arena *a)
         keep->next = NULL;
     }
     a->head = keep;
+    a->bytes = keep ? sizeof *keep + keep->cap : 0;
 }
 
 /* ---- binding ---- */
@@ -5048,7 +5073,27 @@ struct im_bind {
     im_jw errs;         /* the "detail" array's items, comma-separated */
     unsigned nerrs;
     int oom;            /* memory ran out while binding: 503, not the client's fault */
+    int too_big;        /* the request needs more than its budget: 413 */
+    size_t budget;      /* bytes the binder may still allocate for this request */
 };
+
+/* Memory for what the binder builds, within the request's budget (arena_ratio times its
+ * bytes plus arena_extra_bytes): a small body must not turn into a large allocation (an
+ * array of empty objects bound into wide structs). NULL with too_big or oom set. */
+static void *im__bind_alloc(im_bind *b, size_t n)
+{
+    void *p;
+    if (n > b->budget) {
+        b->too_big = 1;
+        return NULL;
+    }
+    if (!(p = im__arena_alloc(&b->ctx->arena, n))) {
+        b->oom = 1;
+        return NULL;
+    }
+    b->budget -= n;
+    return p;
+}
 
 struct im_call {
     im_ctx *ctx;              /* the request (NULL while on a worker) */
@@ -5314,9 +5359,9 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
         im_json_skip(&b->j);
         return;
     }
-    items = im__arena_alloc(&b->ctx->arena, (size_t)count * esz + 1);
-    if (!items) {
-        b->oom = 1;
+    if ((size_t)count > (SIZE_MAX - 1) / (esz ? esz : 1) ||
+        !(items = im__bind_alloc(b, (size_t)count * esz + 1))) {
+        b->too_big |= !b->oom;
         im_json_skip(&b->j);
         return;
     }
@@ -5487,11 +5532,8 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
 #endif
     const double *vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
     if ((uintptr_t)body.ptr & 7) {
-        double *d = im__arena_alloc(&b->ctx->arena, body.len);
-        if (!d) {
-            b->oom = 1;
-            return 1;
-        }
+        double *d = im__bind_alloc(b, body.len);
+        if (!d) return 1;
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
         vals = d;
     }
@@ -5599,8 +5641,12 @@ static int im__bind_decode(im_bind *b, im_str raw, int query, im_str *out)
         *out = raw;
         return 0;
     }
-    char *d = im__arena_alloc(&b->ctx->arena, raw.len + 1);
-    long n = d ? im_url_decode(raw, d, raw.len, query) : -ENOMEM;
+    char *d = im__bind_alloc(b, raw.len + 1);
+    if (!d) { /* too_big or oom: the request is refused; bind on with the raw text */
+        *out = raw;
+        return 0;
+    }
+    long n = im_url_decode(raw, d, raw.len, query);
     if (n < 0) return (int)n;
     out->ptr = d;
     out->len = (size_t)n;
@@ -5641,10 +5687,7 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
         for (int pass = 0; pass < 2; pass++) { /* count, then bind into one allocation */
             if (pass == 1) {
                 if (!cap || ((f->flags & IM_F_MAXITEMS) && cap > f->max_items)) break;
-                if (!(items = im__arena_alloc(&b->ctx->arena, cap * esz))) {
-                    b->oom = 1;
-                    break;
-                }
+                if (!(items = im__bind_alloc(b, cap * esz))) break;
             }
         for (size_t i = 0; i < q.len;) {
             size_t e = i;
@@ -5692,6 +5735,7 @@ typedef struct im__epjob {
     im_call call;
     im__epstate *st;
     void *args, *out;
+    size_t held;  /* bytes counted in the server's queued_bytes until done */
     int status;
 } im__epjob;
 
@@ -5727,7 +5771,8 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.root = "body";
     b.nloc = 0;
     b.nerrs = 0;
-    b.oom = 0;
+    b.oom = b.too_big = 0;
+    b.budget = (size_t)c->loop->srv->o.arena_ratio * c->raw_len + c->loop->srv->o.arena_extra_bytes;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -5758,6 +5803,16 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
     if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (b.too_big) {
+        char msg[200];
+        const im_server_opts *o = &c->loop->srv->o;
+        snprintf(msg, sizeof msg, "binding the arguments would need more memory than a request "
+                 "of %zu bytes may use (%u x its size + %zu bytes)", c->raw_len, o->arena_ratio,
+                 o->arena_extra_bytes);
+        im_jw_free(&b.errs);
+        im_reply_error(c, 413, msg);
+        return -1;
+    }
     if (b.oom) {
         im_jw_free(&b.errs);
         im_reply_error(c, 503, "out of memory");
@@ -5827,6 +5882,7 @@ static void im__epjob_done(im_job *j, int status) /* on the loop */
     im__epjob *e = (im__epjob *)(void *)j;
     im_ctx *c = e->ctx;
     atomic_fetch_sub_explicit(&e->st->inflight, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->loop->srv->queued_bytes, e->held, memory_order_relaxed);
     if (status == -ECANCELED) im_reply_error(c, 503, "the server is shutting down");
     else im__ep_answer(c, e->st->ep, &e->call, e->status, e->out);
 }
@@ -5893,9 +5949,28 @@ static void im__ep_handler(im_ctx *c)
     e->call.ctx = NULL; /* the worker must not touch the request */
     e->call.ep = ep;
     e->call.arena = &c->arena;
+    /* what the call holds until it is answered (its copy of the request, its arena, its
+     * context), within the server-wide budget: queued work must not grow without bound */
+    e->held = sizeof *c + c->raw_len + c->req.num_headers * sizeof(im_header) + c->arena.bytes;
+    size_t before = atomic_fetch_add_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
+    if (before + e->held > s->o.max_queued_bytes) {
+        char msg[200];
+        int never = e->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
+        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
+                 "more than the server allows for all queued work (max_queued_bytes %zu)"
+                 : "the queued work holds the memory the server allows for it (%zu more "
+                 "bytes needed, max_queued_bytes %zu); try again later", e->held,
+                 s->o.max_queued_bytes);
+        if (!never) im_res_header(c, "Retry-After", "1");
+        im_reply_error(c, never ? 413 : 429, msg);
+        return;
+    }
     int rc = im_executor_submit_job(ep->mode == IM_MODE_SERIAL ? s->serial : s->primary,
                                     ep->priority, &e->job);
     if (rc) {
+        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
         atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
         if (rc == -EAGAIN) {
             im_res_header(c, "Retry-After", "1");
@@ -5988,6 +6063,9 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(workers, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(queue_capacity, IM_DEFAULT_QUEUE_CAPACITY);
     IM__DEF(priority_levels, IM_DEFAULT_PRIORITY_LEVELS);
+    IM__DEF(max_queued_bytes, IM_DEFAULT_MAX_QUEUED_BYTES);
+    IM__DEF(arena_ratio, IM_DEFAULT_ARENA_RATIO);
+    IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -5999,7 +6077,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
-        o->priority_levels > IM_QUEUE_MAX_LEVELS)
+        o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 ||
+        o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;

@@ -13,6 +13,7 @@ static void *im__arena_alloc(im__arena *a, size_t n)
         if (cap < n) cap = n;
         if (cap > ((size_t)1 << 40) || !(b = malloc(sizeof *b + cap))) return NULL;
         b->cap = cap;
+        a->bytes += sizeof *b + cap;
         b->used = 0;
         b->next = a->head;
         a->head = b;
@@ -29,6 +30,7 @@ static void im__arena_free(im__arena *a)
         a->head = b->next;
         free(b);
     }
+    a->bytes = 0;
 }
 
 /* Frees all but one block (kept, emptied, for the next request). */
@@ -46,6 +48,7 @@ static void im__arena_reset(im__arena *a)
         keep->next = NULL;
     }
     a->head = keep;
+    a->bytes = keep ? sizeof *keep + keep->cap : 0;
 }
 
 /* ---- binding ---- */
@@ -68,7 +71,27 @@ struct im_bind {
     im_jw errs;         /* the "detail" array's items, comma-separated */
     unsigned nerrs;
     int oom;            /* memory ran out while binding: 503, not the client's fault */
+    int too_big;        /* the request needs more than its budget: 413 */
+    size_t budget;      /* bytes the binder may still allocate for this request */
 };
+
+/* Memory for what the binder builds, within the request's budget (arena_ratio times its
+ * bytes plus arena_extra_bytes): a small body must not turn into a large allocation (an
+ * array of empty objects bound into wide structs). NULL with too_big or oom set. */
+static void *im__bind_alloc(im_bind *b, size_t n)
+{
+    void *p;
+    if (n > b->budget) {
+        b->too_big = 1;
+        return NULL;
+    }
+    if (!(p = im__arena_alloc(&b->ctx->arena, n))) {
+        b->oom = 1;
+        return NULL;
+    }
+    b->budget -= n;
+    return p;
+}
 
 struct im_call {
     im_ctx *ctx;              /* the request (NULL while on a worker) */
@@ -334,9 +357,9 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
         im_json_skip(&b->j);
         return;
     }
-    items = im__arena_alloc(&b->ctx->arena, (size_t)count * esz + 1);
-    if (!items) {
-        b->oom = 1;
+    if ((size_t)count > (SIZE_MAX - 1) / (esz ? esz : 1) ||
+        !(items = im__bind_alloc(b, (size_t)count * esz + 1))) {
+        b->too_big |= !b->oom;
         im_json_skip(&b->j);
         return;
     }
@@ -507,11 +530,8 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
 #endif
     const double *vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
     if ((uintptr_t)body.ptr & 7) {
-        double *d = im__arena_alloc(&b->ctx->arena, body.len);
-        if (!d) {
-            b->oom = 1;
-            return 1;
-        }
+        double *d = im__bind_alloc(b, body.len);
+        if (!d) return 1;
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
         vals = d;
     }
@@ -619,8 +639,12 @@ static int im__bind_decode(im_bind *b, im_str raw, int query, im_str *out)
         *out = raw;
         return 0;
     }
-    char *d = im__arena_alloc(&b->ctx->arena, raw.len + 1);
-    long n = d ? im_url_decode(raw, d, raw.len, query) : -ENOMEM;
+    char *d = im__bind_alloc(b, raw.len + 1);
+    if (!d) { /* too_big or oom: the request is refused; bind on with the raw text */
+        *out = raw;
+        return 0;
+    }
+    long n = im_url_decode(raw, d, raw.len, query);
     if (n < 0) return (int)n;
     out->ptr = d;
     out->len = (size_t)n;
@@ -661,10 +685,7 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
         for (int pass = 0; pass < 2; pass++) { /* count, then bind into one allocation */
             if (pass == 1) {
                 if (!cap || ((f->flags & IM_F_MAXITEMS) && cap > f->max_items)) break;
-                if (!(items = im__arena_alloc(&b->ctx->arena, cap * esz))) {
-                    b->oom = 1;
-                    break;
-                }
+                if (!(items = im__bind_alloc(b, cap * esz))) break;
             }
         for (size_t i = 0; i < q.len;) {
             size_t e = i;
@@ -712,6 +733,7 @@ typedef struct im__epjob {
     im_call call;
     im__epstate *st;
     void *args, *out;
+    size_t held;  /* bytes counted in the server's queued_bytes until done */
     int status;
 } im__epjob;
 
@@ -747,7 +769,8 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.root = "body";
     b.nloc = 0;
     b.nerrs = 0;
-    b.oom = 0;
+    b.oom = b.too_big = 0;
+    b.budget = (size_t)c->loop->srv->o.arena_ratio * c->raw_len + c->loop->srv->o.arena_extra_bytes;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -778,6 +801,16 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
     if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (b.too_big) {
+        char msg[200];
+        const im_server_opts *o = &c->loop->srv->o;
+        snprintf(msg, sizeof msg, "binding the arguments would need more memory than a request "
+                 "of %zu bytes may use (%u x its size + %zu bytes)", c->raw_len, o->arena_ratio,
+                 o->arena_extra_bytes);
+        im_jw_free(&b.errs);
+        im_reply_error(c, 413, msg);
+        return -1;
+    }
     if (b.oom) {
         im_jw_free(&b.errs);
         im_reply_error(c, 503, "out of memory");
@@ -847,6 +880,7 @@ static void im__epjob_done(im_job *j, int status) /* on the loop */
     im__epjob *e = (im__epjob *)(void *)j;
     im_ctx *c = e->ctx;
     atomic_fetch_sub_explicit(&e->st->inflight, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->loop->srv->queued_bytes, e->held, memory_order_relaxed);
     if (status == -ECANCELED) im_reply_error(c, 503, "the server is shutting down");
     else im__ep_answer(c, e->st->ep, &e->call, e->status, e->out);
 }
@@ -913,9 +947,28 @@ static void im__ep_handler(im_ctx *c)
     e->call.ctx = NULL; /* the worker must not touch the request */
     e->call.ep = ep;
     e->call.arena = &c->arena;
+    /* what the call holds until it is answered (its copy of the request, its arena, its
+     * context), within the server-wide budget: queued work must not grow without bound */
+    e->held = sizeof *c + c->raw_len + c->req.num_headers * sizeof(im_header) + c->arena.bytes;
+    size_t before = atomic_fetch_add_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
+    if (before + e->held > s->o.max_queued_bytes) {
+        char msg[200];
+        int never = e->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
+        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
+                 "more than the server allows for all queued work (max_queued_bytes %zu)"
+                 : "the queued work holds the memory the server allows for it (%zu more "
+                 "bytes needed, max_queued_bytes %zu); try again later", e->held,
+                 s->o.max_queued_bytes);
+        if (!never) im_res_header(c, "Retry-After", "1");
+        im_reply_error(c, never ? 413 : 429, msg);
+        return;
+    }
     int rc = im_executor_submit_job(ep->mode == IM_MODE_SERIAL ? s->serial : s->primary,
                                     ep->priority, &e->job);
     if (rc) {
+        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
         atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
         if (rc == -EAGAIN) {
             im_res_header(c, "Retry-After", "1");

@@ -30,6 +30,21 @@
 #define IM_DEFAULT_MAX_OUTPUT_BYTES (1024 * 1024)
 #endif
 
+/* Memory. What the binder may build for one request (arrays, decoded parameters): at most
+ * IM_DEFAULT_ARENA_RATIO times the request's bytes plus IM_DEFAULT_ARENA_EXTRA_BYTES (413
+ * past it; a JSON array of 3-byte empty objects bound into 40-byte structs is 13x). And the
+ * memory held by calls that wait for or run on an executor, over the whole server (429 +
+ * Retry-After past it). */
+#ifndef IM_DEFAULT_ARENA_RATIO
+#define IM_DEFAULT_ARENA_RATIO 8
+#endif
+#ifndef IM_DEFAULT_ARENA_EXTRA_BYTES
+#define IM_DEFAULT_ARENA_EXTRA_BYTES 65536
+#endif
+#ifndef IM_DEFAULT_MAX_QUEUED_BYTES
+#define IM_DEFAULT_MAX_QUEUED_BYTES ((size_t)256 << 20)
+#endif
+
 /* Timeouts (milliseconds). */
 #ifndef IM_DEFAULT_HEADER_TIMEOUT_MS
 #define IM_DEFAULT_HEADER_TIMEOUT_MS 10000 /* whole header block, from its first byte */

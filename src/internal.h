@@ -146,6 +146,7 @@ typedef struct im__ablock {
 } im__ablock;
 typedef struct im__arena {
     im__ablock *head; /* newest block first */
+    size_t bytes;     /* allocated for its blocks, headers included */
 } im__arena;
 
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until
@@ -255,6 +256,7 @@ struct im_server {
     size_t neps;
     const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
     size_t openapi_len;
+    _Atomic size_t queued_bytes; /* memory held by calls on the executors (max_queued_bytes) */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */

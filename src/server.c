@@ -27,6 +27,9 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(workers, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(queue_capacity, IM_DEFAULT_QUEUE_CAPACITY);
     IM__DEF(priority_levels, IM_DEFAULT_PRIORITY_LEVELS);
+    IM__DEF(max_queued_bytes, IM_DEFAULT_MAX_QUEUED_BYTES);
+    IM__DEF(arena_ratio, IM_DEFAULT_ARENA_RATIO);
+    IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -38,7 +41,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
-        o->priority_levels > IM_QUEUE_MAX_LEVELS)
+        o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 ||
+        o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;

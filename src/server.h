@@ -36,6 +36,11 @@ typedef struct im_server_opts {
     unsigned priority_levels;  /* priority levels of the server's executors, 1..32 (32): an
                                 * endpoint whose .priority is not below it is refused when
                                 * it is added */
+    size_t max_queued_bytes;   /* memory held by calls that wait for or run on an executor,
+                                * over the whole server (256 MiB): past it 429 + Retry-After */
+    unsigned arena_ratio;      /* what the binder may build for one request: this many times
+                                * the request's bytes (8) ... */
+    size_t arena_extra_bytes;  /* ... plus this (65536): past it 413 */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.

@@ -70,3 +70,43 @@ int inline_defer(im_call *call, const inline_defer_args *in, inline_defer_result
     out->stream = im_stream_begin(c, 200, "text/plain");
     return 0;
 }
+
+IM_OBJECT(pt, "A point")
+IM_FIELD(double, x, "X")
+IM_FIELD(double, y, "Y")
+IM_FIELD(string, label, "A name", .optional = true)
+
+IM_ENDPOINT(POST, "/m/points", .summary = "Counts points, on the pool", .mode = IM_POOL)
+IM_ARG(pt[], points, "The points")
+IM_RESULT(int64, "How many")
+int count_points(im_call *call, const count_points_args *in, count_points_result *out)
+{
+    (void)call;
+    out->result = (int64_t)in->points.len;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/m/points/inline", .summary = "Counts points, on the loop")
+IM_ARG(pt[], points, "The points")
+IM_RESULT(int64, "How many")
+int count_points_inline(im_call *call, const count_points_inline_args *in,
+                        count_points_inline_result *out)
+{
+    (void)call;
+    out->result = (int64_t)in->points.len;
+    return 0;
+}
+
+void modes_block(void); /* in test_modes.c: returns once the test lets it */
+
+IM_ENDPOINT(POST, "/m/block", .summary = "Holds a worker until the test lets it go",
+            .mode = IM_POOL)
+IM_RESULT(bool, "true")
+int block(im_call *call, const block_args *in, block_result *out)
+{
+    (void)call;
+    (void)in;
+    modes_block();
+    out->result = true;
+    return 0;
+}
