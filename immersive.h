@@ -4041,6 +4041,25 @@ static void im__conn_refuse(im_loop *L, im__conn *c)
     im__queue_response(L, c, &h, body, sizeof body - 1, 0); /* keep 0: phase LAST */
 }
 
+/* Answers 503 to a connection past max_conns when even the reserve slots are taken, without
+ * a slot: one non-blocking send (a fresh socket's buffer always takes these bytes), what the
+ * client sent already is read so that the close is a FIN rather than a reset that could
+ * destroy the answer, then the close. Input that arrives later may still meet a reset. */
+static void im__refuse_now(im_loop *L, int fd)
+{
+    static const char body[] = "{\"detail\":\"too many connections\"}";
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\n%.37sContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+                     "Connection: close\r\n\r\n%s", L->date, sizeof body - 1, body);
+    if (send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n) {
+        shutdown(fd, SHUT_WR);
+        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+        }
+    }
+    close(fd);
+}
+
 static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
 {
     int fd = cqe->res;
@@ -4048,7 +4067,8 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
     if (fd >= 0) {
         im__conn *c = L->is_stopping ? NULL : im__conn_open(L, fd);
         if (!c) {
-            close(fd); /* even the reserve is used up */
+            if (L->is_stopping) close(fd);
+            else im__refuse_now(L, fd); /* even the reserve is used up */
         } else {
             im__conn_arm_recv(L, c);
             /* the limit is global, whichever loop the kernel picked */

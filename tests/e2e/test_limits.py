@@ -200,6 +200,27 @@ class MaxConnsTests(ServerTestCase):
                           % timeout)
             time.sleep(0.05)
 
+    def test_every_refused_connection_is_answered(self):
+        # Each loop keeps a small reserve of slots (16 here) for polite refusals that linger;
+        # past the reserve, refused connections are still answered 503 (without a slot).
+        held = []
+        for i in range(3):
+            held.append(self.accepted_eventually("h%d" % i))
+        refused = []
+        for i in range(60):
+            c = self.connect()
+            refused.append(c)
+            try:
+                c.send(get("/hello/r%d" % i))
+            except OSError:
+                pass  # refused and closed already: the 503 should still be readable
+        for i, c in enumerate(refused):
+            r = c.read_response()
+            self.assertRefused(c, r, "refused connection %d of 60 (3 held, reserve used up)"
+                               % (i + 1))
+        for c in refused + held:
+            c.close()
+
     def test_limit(self):
         first = []
         for i in range(3):
