@@ -894,6 +894,9 @@ enum {
 #define IM__UD_GEN(ud) ((uint32_t)((ud) >> 32) & 0xffffffu)
 #define IM__UD_IDX(ud) ((uint32_t)(ud))
 
+/* Sizes of pooled output buffers (response.c). */
+#define IM__OUT_CLASSES 3
+
 /* An owned, growable byte buffer (connection output). */
 typedef struct im__buf {
     uint32_t len; /* bytes used */
@@ -1090,8 +1093,9 @@ struct im_loop {
     struct im_ctx *ctx_free;   /* context pool */
     uint32_t ctx_pooled;
     uint32_t deferred;         /* contexts deferred and not yet finished */
-    im__buf *out_pool;         /* recycled output buffers (linked through data) */
-    uint32_t out_pooled;
+    im__buf *out_pool[IM__OUT_CLASSES]; /* recycled output buffers by size (linked through
+                                * data; see response.c) */
+    uint32_t out_pooled[IM__OUT_CLASSES];
     /* cross-thread posts: an intrusive MPSC stack plus an eventfd the ring reads */
     _Atomic(im_post *) posts;
     _Atomic int posting;       /* threads inside im_loop_post(): the loop outlives them */
@@ -2766,23 +2770,34 @@ static size_t im__router_allow(const im__rnode *n, char *out, size_t cap)
  * whole replies, streamed replies and JSON error bodies. Everything here runs on the loop
  * thread and appends to the connection's output; the loop sends it once per iteration. */
 
-/* Output buffers of this size are recycled per loop; bigger ones go back to malloc. */
-#define IM__OUT_CAP (16384u - (uint32_t)sizeof(im__buf))
-#define IM__OUT_POOL_MAX 256u
+/* Output buffers of three sizes are recycled per loop: the smallest holds a common answer (a
+ * head and a short body), the others grow into pipelined batches and larger bodies; bigger
+ * buffers go back to malloc. Sizing the common answer's buffer to it keeps memory small: one
+ * iteration queues the answers of every connection it read before any is sent, so a burst on
+ * 10,000 connections has a thousand or more buffers alive at once (and malloc keeps their
+ * pages resident afterwards). */
+static const uint32_t im__out_caps[IM__OUT_CLASSES] = {256u - (uint32_t)sizeof(im__buf),
+                                                       2048u - (uint32_t)sizeof(im__buf),
+                                                       16384u - (uint32_t)sizeof(im__buf)};
+static const uint32_t im__out_pool_max[IM__OUT_CLASSES] = {1024u, 256u, 32u};
 
 static im__buf *im__out_new(im_loop *L, size_t need)
 {
     im__buf *b;
-    if (need <= IM__OUT_CAP && L->out_pool) {
-        b = L->out_pool;
-        memcpy(&L->out_pool, b->data, sizeof(im__buf *));
-        L->out_pooled--;
-    } else {
-        size_t cap = need > IM__OUT_CAP ? need : IM__OUT_CAP;
-        if (cap > UINT32_MAX - sizeof *b) return NULL;
-        if (!(b = malloc(sizeof *b + cap))) return NULL;
-        b->cap = (uint32_t)cap;
+    for (int k = 0; k < IM__OUT_CLASSES; k++) {
+        if (need > im__out_caps[k]) continue;
+        if ((b = L->out_pool[k])) {
+            memcpy(&L->out_pool[k], b->data, sizeof(im__buf *));
+            L->out_pooled[k]--;
+        } else if (!(b = malloc(sizeof *b + im__out_caps[k]))) {
+            return NULL;
+        }
+        b->cap = im__out_caps[k];
+        b->len = 0;
+        return b;
     }
+    if (need > UINT32_MAX - sizeof *b || !(b = malloc(sizeof *b + need))) return NULL;
+    b->cap = (uint32_t)need;
     b->len = 0;
     return b;
 }
@@ -2790,30 +2805,40 @@ static im__buf *im__out_new(im_loop *L, size_t need)
 static void im__out_free(im_loop *L, im__buf *b)
 {
     if (!b) return;
-    if (b->cap == IM__OUT_CAP && L->out_pooled < IM__OUT_POOL_MAX) {
-        memcpy(b->data, &L->out_pool, sizeof(im__buf *));
-        L->out_pool = b;
-        L->out_pooled++;
-    } else {
-        free(b);
-    }
+    for (int k = 0; k < IM__OUT_CLASSES; k++)
+        if (b->cap == im__out_caps[k] && L->out_pooled[k] < im__out_pool_max[k]) {
+            memcpy(b->data, &L->out_pool[k], sizeof(im__buf *));
+            L->out_pool[k] = b;
+            L->out_pooled[k]++;
+            return;
+        }
+    free(b);
 }
 
 /* Room for n more bytes at the end of c->out; NULL when memory or the 4 GiB buffer limit
- * says no. */
+ * says no. A pooled buffer that is too small moves to the next size (its bytes copied). */
 static char *im__out_reserve(im_loop *L, im__conn *c, size_t n)
 {
     im__buf *b = c->out;
     if (!b) {
         if (!(b = c->out = im__out_new(L, n))) return NULL;
     } else if (b->cap - b->len < n) {
-        size_t cap = (size_t)b->cap * 2;
-        if (cap < (size_t)b->len + n) cap = (size_t)b->len + n;
+        size_t need = (size_t)b->len + n, cap = (size_t)b->cap * 2;
+        if (cap < need) cap = need;
         if (cap > UINT32_MAX - sizeof *b) return NULL;
-        im__buf *nb = realloc(b, sizeof *nb + cap);
-        if (!nb) return NULL;
-        nb->cap = (uint32_t)cap;
-        c->out = b = nb;
+        if (b->cap < im__out_caps[IM__OUT_CLASSES - 1]) { /* pooled: a larger size, or exact */
+            im__buf *nb = im__out_new(L, need <= im__out_caps[IM__OUT_CLASSES - 1] ? need : cap);
+            if (!nb) return NULL;
+            memcpy(nb->data, b->data, b->len);
+            nb->len = b->len;
+            im__out_free(L, b);
+            c->out = b = nb;
+        } else {
+            im__buf *nb = realloc(b, sizeof *nb + cap);
+            if (!nb) return NULL;
+            nb->cap = (uint32_t)cap;
+            c->out = b = nb;
+        }
     }
     return b->data + b->len;
 }
@@ -6327,11 +6352,12 @@ static void im__loop_free(im_loop *L)
         free(x->xh);
         free(x);
     }
-    while (L->out_pool) {
-        im__buf *b = L->out_pool;
-        memcpy(&L->out_pool, b->data, sizeof(im__buf *));
-        free(b);
-    }
+    for (int k = 0; k < IM__OUT_CLASSES; k++)
+        while (L->out_pool[k]) {
+            im__buf *b = L->out_pool[k];
+            memcpy(&L->out_pool[k], b->data, sizeof(im__buf *));
+            free(b);
+        }
     if (L->conns && L->conns != MAP_FAILED) {
         for (uint32_t i = 0; i < L->hwm; i++) { /* only after a forced stop */
             im__in_free(&L->conns[i]);

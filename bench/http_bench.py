@@ -9,8 +9,10 @@ the requests wrk completed — the same method as shared/tools/cpu-per-req. Roun
 (server A, B, C, A, B, C, ...); medians are reported, and the ratio to nginx is the median of
 the per-round ratios (each server against nginx in the same round), which cancels most of the
 noise of a shared machine.
-Then each server holds 10,000 idle keep-alive connections (one request each) and the growth of
-its resident memory per connection is reported (as shared/tools/idle-conns).
+Then each server is started again with its default options (immersive: one loop a core, the
+default max_conns; only the port is given), warmed up with wrk (64 connections, 2 s), and holds
+10,000 idle keep-alive connections (one request each): the growth of its resident memory per
+connection is reported, as shared/tools/idle-conns measures it.
 
 When shared/tools/floor_uring.c is present (next to this repository), the canned io_uring
 responder is measured too, as the floor: the CPU a server spends with no HTTP work at all.
@@ -70,12 +72,13 @@ def wait_port(port, timeout=10.0):
 
 
 class Server:
-    def __init__(self, name, argv, port, pidfile=None, env=None):
+    def __init__(self, name, argv, port, pidfile=None, env=None, pin=True):
         self.name, self.argv, self.port, self.pidfile = name, argv, port, pidfile
         with socket.socket() as s:  # a port someone else holds would measure the wrong server
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 sys.exit(f"http_bench: port {port} for {name} is already taken")
-        self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) + argv,
+                                     stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, env=env)
         wait_port(port)
         if self.proc.poll() is not None:
@@ -146,24 +149,30 @@ def idle_memory(server, n):
             "bytes_per_conn": (after - before) * 1024 / n, "sampled_alive": alive}
 
 
-def start_servers(build, tmp, idle):
+def start_servers(build, tmp, idle, defaults=False):
+    """The servers, pinned with one thread each, or (defaults) as they come: immersive with
+    only its port given, nginx and h2o with only what serving the idle connections needs."""
     servers = []
     floor_src = os.path.join(ROOT, "..", "shared", "tools", "floor_uring.c")
     if os.path.exists(floor_src):
         exe = os.path.join(tmp, "floor_uring")
         subprocess.run(["cc", "-O2", "-o", exe, floor_src, "-luring"], check=True)
         servers.append(("floor (no HTTP work)", [exe, "18188"], 18188, None))
-    servers.append(("immersive", [os.path.join(build, "immersive-demo"), "--port", "18190",
-                                   "--loops", "1", "--log-level", "warn", "--max-conns",
-                                   str(idle + 1000)], 18190, None))
-    # the opt-in batching of completions (batch_wait_us, docs/DESIGN.md): not the default
-    servers.append(("immersive batch 50us", [os.path.join(build, "immersive-demo"), "--port",
-                                             "18193", "--loops", "1", "--log-level", "warn",
-                                             "--max-conns", str(idle + 1000),
-                                             "--batch-wait-us", "50"], 18193, None))
+    demo = os.path.join(build, "immersive-demo")
+    if defaults:
+        servers.append(("immersive", [demo, "--port", "18190", "--log-level", "warn"], 18190,
+                        None))
+    else:
+        servers.append(("immersive", [demo, "--port", "18190", "--loops", "1", "--log-level",
+                                      "warn", "--max-conns", str(idle + 1000)], 18190, None))
+        # the opt-in batching of completions (batch_wait_us, docs/DESIGN.md): not the default
+        servers.append(("immersive batch 50us", [demo, "--port", "18193", "--loops", "1",
+                                                 "--log-level", "warn", "--max-conns",
+                                                 str(idle + 1000), "--batch-wait-us", "50"],
+                        18193, None))
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
+        f.write(f"""{"" if defaults else "worker_processes 1;"}
 daemon off;
 master_process off;
 pid {tmp}/nginx.pid;
@@ -192,7 +201,7 @@ http {{
         f.write(f"""listen:
   host: 127.0.0.1
   port: 18192
-num-threads: 1
+{"" if defaults else "num-threads: 1"}
 {"user: root" if os.geteuid() == 0 else ""}
 max-connections: {idle + 1000}
 http1-request-timeout: 300
@@ -203,7 +212,21 @@ hosts:
         file.dir: {www}
 """)
     servers.append(("h2o", ["h2o", "-c", h2o_conf], 18192, None))
-    return [Server(n, a, p, pf) for n, a, p, pf in servers]
+    return servers
+
+
+def idle_with_defaults(build, tmp, n, duration=2):
+    """Each server on its own, with its defaults: a wrk warm-up, then n idle connections."""
+    out = {}
+    for name, argv, port, pf in start_servers(build, tmp, n, defaults=True):
+        s = Server(name, argv, port, pf, pin=False)
+        try:
+            wrk(port, duration, 1, tmp)
+            time.sleep(0.5)  # wrk's connections are closed and gone
+            out[name] = idle_memory(s, n)
+        finally:
+            s.stop()
+    return out
 
 
 def main():
@@ -221,7 +244,7 @@ def main():
         sys.exit("http_bench: needs 2 cores (server on core 0, wrk on core 1)")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        servers = start_servers(a.build, tmp, a.idle)
+        servers = [Server(n, av, p, pf) for n, av, p, pf in start_servers(a.build, tmp, a.idle)]
         try:
             for pipeline in (1, 16):
                 runs = {s.name: [] for s in servers}
@@ -240,17 +263,18 @@ def main():
                         "rps_vs_nginx": statistics.median(x["rps"] / n["rps"] for x, n in zip(rs, ng)),
                         "rounds_cpu": [round(x["cpu_us_per_req"], 2) for x in rs],
                         "rounds_rps": [round(x["rps"]) for x in rs]})
-            idle = {s.name: idle_memory(s, a.idle) for s in servers}
         finally:
             for s in servers:
                 s.stop()
+        idle = idle_with_defaults(a.build, tmp, a.idle)
     print(f"\nplaintext, 64 connections, {a.duration} s x {a.rounds} rounds (medians); "
           "server on core 0, wrk on core 1")
     print(f"{'server':22} {'pipeline':>8} {'req/s':>10} {'x nginx':>8} {'CPU us/req':>11} {'x nginx CPU':>12}")
     for r in results:
         print(f"{r['server']:22} {r['pipeline']:>8} {r['rps']:>10.0f} {r['rps_vs_nginx']:>8.2f} "
               f"{r['cpu_us_per_req']:>11.2f} {r['cpu_vs_nginx']:>12.2f}")
-    print(f"\nidle keep-alive connections: {a.idle}")
+    print(f"\nidle keep-alive connections: {a.idle}, each server with its defaults, after a wrk "
+          "warm-up")
     print(f"{'server':22} {'RSS before KB':>14} {'RSS after KB':>13} {'bytes/conn':>11}")
     for name, m in idle.items():
         print(f"{name:22} {m['rss_before_kb']:>14} {m['rss_after_kb']:>13} "

@@ -20,6 +20,9 @@ enum {
 #define IM__UD_GEN(ud) ((uint32_t)((ud) >> 32) & 0xffffffu)
 #define IM__UD_IDX(ud) ((uint32_t)(ud))
 
+/* Sizes of pooled output buffers (response.c). */
+#define IM__OUT_CLASSES 3
+
 /* An owned, growable byte buffer (connection output). */
 typedef struct im__buf {
     uint32_t len; /* bytes used */
@@ -216,8 +219,9 @@ struct im_loop {
     struct im_ctx *ctx_free;   /* context pool */
     uint32_t ctx_pooled;
     uint32_t deferred;         /* contexts deferred and not yet finished */
-    im__buf *out_pool;         /* recycled output buffers (linked through data) */
-    uint32_t out_pooled;
+    im__buf *out_pool[IM__OUT_CLASSES]; /* recycled output buffers by size (linked through
+                                * data; see response.c) */
+    uint32_t out_pooled[IM__OUT_CLASSES];
     /* cross-thread posts: an intrusive MPSC stack plus an eventfd the ring reads */
     _Atomic(im_post *) posts;
     _Atomic int posting;       /* threads inside im_loop_post(): the loop outlives them */

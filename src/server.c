@@ -271,11 +271,12 @@ static void im__loop_free(im_loop *L)
         free(x->xh);
         free(x);
     }
-    while (L->out_pool) {
-        im__buf *b = L->out_pool;
-        memcpy(&L->out_pool, b->data, sizeof(im__buf *));
-        free(b);
-    }
+    for (int k = 0; k < IM__OUT_CLASSES; k++)
+        while (L->out_pool[k]) {
+            im__buf *b = L->out_pool[k];
+            memcpy(&L->out_pool[k], b->data, sizeof(im__buf *));
+            free(b);
+        }
     if (L->conns && L->conns != MAP_FAILED) {
         for (uint32_t i = 0; i < L->hwm; i++) { /* only after a forced stop */
             im__in_free(&L->conns[i]);

@@ -106,11 +106,12 @@ static inline void fake_loop_free(im_loop *L)
     io_uring_queue_exit(&L->ring);
     free(L->hdrs);
     free(L->conns);
-    while (L->out_pool) {
-        im__buf *b = L->out_pool;
-        memcpy(&L->out_pool, b->data, sizeof b);
-        free(b);
-    }
+    for (int k = 0; k < IM__OUT_CLASSES; k++)
+        while (L->out_pool[k]) {
+            im__buf *b = L->out_pool[k];
+            memcpy(&L->out_pool[k], b->data, sizeof b);
+            free(b);
+        }
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;
