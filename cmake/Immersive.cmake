@@ -9,7 +9,16 @@
 # the generator) changes, compiles the generated routes, and puts the generated headers
 # (<module>.gen.h, <name>.service.h) on the target's include path. The program then calls
 # im_register_<name>(server) before starting it.
-set(IMMERSIVE_GENERATOR ${CMAKE_CURRENT_LIST_DIR}/../gen/immersive_gen.py)
+#
+# CMake functions are global but variables are not: the generator's path is kept in a global
+# property, so the function works wherever it is called from (a parent project of an
+# add_subdirectory'd immersive, FetchContent, find_package). An installed immersiveConfig.cmake
+# sets IMMERSIVE_GENERATOR before including this file; in the source tree it is gen/.
+if(NOT IMMERSIVE_GENERATOR)
+  set(IMMERSIVE_GENERATOR ${CMAKE_CURRENT_LIST_DIR}/../gen/immersive_gen.py)
+endif()
+get_filename_component(IMMERSIVE_GENERATOR "${IMMERSIVE_GENERATOR}" ABSOLUTE)
+set_property(GLOBAL PROPERTY IMMERSIVE_GENERATOR "${IMMERSIVE_GENERATOR}")
 
 function(immersive_add_service target)
   cmake_parse_arguments(A "" "NAME;TITLE;VERSION" "MODULES" ${ARGN})
@@ -28,6 +37,11 @@ function(immersive_add_service target)
   if(NOT A_VERSION)
     set(A_VERSION "0.1.0")
   endif()
+  get_property(generator GLOBAL PROPERTY IMMERSIVE_GENERATOR)
+  if(NOT generator OR NOT EXISTS "${generator}")
+    message(FATAL_ERROR "immersive_add_service(${target}): the generator '${generator}' is "
+                        "missing (include Immersive.cmake from immersive's cmake/ folder)")
+  endif()
   find_package(Python3 COMPONENTS Interpreter REQUIRED)
   set(out ${CMAKE_CURRENT_BINARY_DIR}/immersive_gen/${target})
   set(dirs "")
@@ -43,14 +57,14 @@ function(immersive_add_service target)
   endforeach()
   add_custom_command(
     OUTPUT ${outputs}
-    COMMAND ${Python3_EXECUTABLE} ${IMMERSIVE_GENERATOR} --service ${A_NAME} --out ${out}
+    COMMAND ${Python3_EXECUTABLE} ${generator} --service ${A_NAME} --out ${out}
             --title "${A_TITLE}" --version ${A_VERSION} ${dirs}
-    DEPENDS ${IMMERSIVE_GENERATOR} ${sources}
+    DEPENDS ${generator} ${sources}
     COMMENT "immersive: generating the routes of ${target}"
     VERBATIM)
   # the generated headers are listed too, so that they exist before any source is compiled
   target_sources(${target} PRIVATE ${sources} ${outputs})
   target_include_directories(${target} PRIVATE ${out})
-  target_link_libraries(${target} PRIVATE immersive)
+  target_link_libraries(${target} PRIVATE immersive::immersive)
   set_property(TARGET ${target} PROPERTY IMMERSIVE_OPENAPI ${out}/${A_NAME}.openapi.json)
 endfunction()
