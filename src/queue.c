@@ -32,6 +32,12 @@
 
 #define IM__CACHELINE 64
 
+/* A test schedules other threads into the window between a pop's clear of level bits and its
+ * second look at the rings (tests/test_queue.c); nothing in a build of the library. */
+#ifndef IM__QUEUE_CLEAR_HOOK
+#define IM__QUEUE_CLEAR_HOOK(q) ((void)0)
+#endif
+
 #if defined(__SANITIZE_THREAD__)
 #define IM__QUEUE_NO_FENCES 1
 #elif defined(__has_feature)
@@ -272,6 +278,7 @@ static uint64_t im__queue_clear(im_queue *q, uint64_t empty)
 {
     uint64_t back = 0;
     atomic_fetch_and_explicit(&q->state, ~empty, memory_order_acq_rel);
+    IM__QUEUE_CLEAR_HOOK(q);
     IM__QUEUE_FENCE();
     for (uint64_t e = empty; e; e &= e - 1) {
         unsigned level = (unsigned)__builtin_ctzll(e);

@@ -4,6 +4,9 @@
  * each item popped exactly once, FIFO per producer within a level, nothing lost at close;
  * blocking pops wake for every item and at close; timeouts time out. Run under TSan in CI. */
 #define IMMERSIVE_IMPLEMENTATION
+struct im_queue;
+static void clear_hook(struct im_queue *q);
+#define IM__QUEUE_CLEAR_HOOK(q) clear_hook(q)
 #include "immersive.h"
 
 #include <pthread.h>
@@ -300,9 +303,72 @@ static void test_pingpong(long rounds)
     im_queue_free(P.q);
 }
 
+/* A pop that finds levels empty clears their bits, then looks again and puts a bit back
+ * where an item arrived meanwhile: a blocking pop that looked in between saw no bits and went
+ * to sleep, so the put-back must wake it. Scheduled exactly with the clear hook: A clears the
+ * two (stale) bits; in the window, items land in both rings the way a push does when it saw
+ * the bits still set (no state write, no wake), and B goes to sleep; A then takes one item and
+ * leaves. B must wake for the other at once (its own timeout is 5 s). */
+static struct {
+    im_queue *q;
+    pthread_t a;     /* the thread whose clear is scheduled */
+    int armed;       /* the hook acts once */
+    pthread_t b;
+    _Atomic int b_rc;
+    _Atomic long b_ms;
+} W;
+
+static void *putback_sleeper(void *arg)
+{
+    void *it;
+    struct timespec t0, t1;
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = im_queue_pop_wait(W.q, &it, NULL, 5000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&W.b_ms, (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    atomic_store(&W.b_rc, rc);
+    return NULL;
+}
+
+static void clear_hook(struct im_queue *q)
+{
+    if (!W.armed || q != W.q || !pthread_equal(pthread_self(), W.a)) return;
+    W.armed = 0;
+    CHECK(im__ring_push(&q->rings[0], ITEM(10)) == 0 && im__ring_push(&q->rings[1], ITEM(11)) == 0,
+          "items into both rings");
+    pthread_create(&W.b, NULL, putback_sleeper, NULL);
+    for (int i = 0; i < 2000 && !(atomic_load(&q->state) >> 32); i++) usleep(1000);
+    CHECK(atomic_load(&q->state) >> 32, "B sleeps");
+    usleep(50000); /* well inside its futex wait */
+}
+
+static void test_putback_wakes_sleeper(void)
+{
+    im_queue_opts o = {0};
+    void *it;
+    o.levels = 2;
+    o.capacity = 4;
+    W.q = im_queue_new(&o);
+    /* both bits set, both rings empty: a pop leaves the bit of the level it took from set */
+    CHECK(im_queue_push(W.q, 1, ITEM(1)) == 0 && im_queue_pop(W.q, &it, NULL) == 0, "level 1");
+    CHECK(im_queue_push(W.q, 0, ITEM(2)) == 0 && im_queue_pop(W.q, &it, NULL) == 0, "level 0");
+    CHECK((atomic_load(&W.q->state) & 3) == 3, "stale bits");
+    W.a = pthread_self();
+    W.armed = 1;
+    atomic_store(&W.b_rc, 1);
+    CHECK(im_queue_pop(W.q, &it, NULL) == 0 && VAL(it) == 10, "A takes the urgent item");
+    pthread_join(W.b, NULL);
+    CHECK(atomic_load(&W.b_rc) == 0 && atomic_load(&W.b_ms) < 1000,
+          "the sleeper woke for the put-back item: rc %d after %ld ms", atomic_load(&W.b_rc),
+          atomic_load(&W.b_ms));
+    im_queue_free(W.q);
+}
+
 int main(int argc, char **argv)
 {
     int per = argc > 1 ? atoi(argv[1]) : 200000;
+    test_putback_wakes_sleeper();
     test_pingpong(argc > 2 ? atol(argv[2]) : 2000000);
     test_order();
     test_aging();
