@@ -81,6 +81,9 @@ static void test_valid(void)
     expect("POST", ALL,
            " { \"\\u0062\" : true , \"i\\u00332\":0, \"i64\":2, \"s\":\"xy\", \"li\":[ 1 ] } ", 200,
            "{\"b\":true,\"i32\":0,\"i64\":2,\"d\":0.25,\"s\":\"xy\",\"e\":\"x\",\"li\":[1],\"f\":[]}");
+    /* lengths count characters, not bytes: three 2-byte characters fit a max_length of 4 */
+    expect("POST", ALL, "{\"b\":true,\"i32\":0,\"i64\":2,\"s\":\"\xc3\xa9\xc3\xa9\xc3\xa9\",\"li\":[1]}", 200,
+           "{\"b\":true,\"i32\":0,\"i64\":2,\"d\":0.25,\"s\":\"\xc3\xa9\xc3\xa9\xc3\xa9\",\"e\":\"x\",\"li\":[1],\"f\":[]}");
     /* integers written as floats are integers when they are whole */
     expect("POST", ALL, "{\"b\":true,\"i32\":4.0,\"i64\":1e3,\"s\":\"ab\",\"li\":[2e0]}", 200,
            "{\"b\":true,\"i32\":4,\"i64\":1000,\"d\":0.25,\"s\":\"ab\",\"e\":\"x\",\"li\":[2],\"f\":[]}");

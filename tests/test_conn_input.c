@@ -9,9 +9,11 @@ static size_t parsed_bytes; /* what the head parser was handed, over the whole t
 #define IM__PARSE_HOOK(bytes) (parsed_bytes += (bytes))
 #include "immersive.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "support/check.h"
 
 #include "support/fake_loop.h"
@@ -60,6 +62,14 @@ static void status(im_ctx *c)
     status_rc = im_reply(c, st, "text/plain", "x", 1);
 }
 
+/* /r/me (static) beside /r/{id} (a parameter): the static segment wins */
+static void route_me(im_ctx *c) { im_reply(c, 200, "text/plain", "me", 2); }
+static void route_id(im_ctx *c)
+{
+    im_str id = im_ctx_param(c, "id");
+    im_reply(c, 200, "text/plain", id.ptr, id.len);
+}
+
 static void setup(void)
 {
     im_server_opts o = {0};
@@ -72,6 +82,8 @@ static void setup(void)
     im_server_route(srv, "GET", "/hello/{name}", echo, NULL);
     im_server_route(srv, "GET", "/defer", defer, NULL);
     im_server_route(srv, "GET", "/status", status, NULL);
+    im_server_route(srv, "GET", "/r/{id}", route_id, NULL);
+    im_server_route(srv, "GET", "/r/me", route_me, NULL);
     int rc = fake_loop_init(&L, srv);
     if (rc) {
         fprintf(stderr, "io_uring unavailable (%s): skipped\n", strerror(-rc));
@@ -488,6 +500,41 @@ static void test_no_lost_timer(void)
           c->tlist);
 }
 
+/* A static segment is tried before a parameter at the same place. */
+static void test_static_before_param(void)
+{
+    im__conn *c = fresh();
+    const char *in = "GET /r/me HTTP/1.1\r\n" HOST "\r\nGET /r/you HTTP/1.1\r\n" HOST "\r\n";
+    feed(c, in, strlen(in));
+    char *o = out_of(c);
+    const char *a = strstr(o, "\r\n\r\nme"), *b = strstr(o, "\r\n\r\nyou");
+    CHECK(a && b && a < b, "/r/me static, /r/you the parameter: %s", o);
+    free(o);
+}
+
+/* A completion for an earlier use of a slot (a late CQE after the slot went to a new
+ * connection) must not touch the new connection: the generation in user_data tells. */
+static void test_stale_completion(void)
+{
+    im__conn *c = fresh();
+    struct io_uring_cqe cqe;
+    int fd = open("/dev/null", O_RDONLY); /* a live descriptor, as a real connection has */
+    c->fd = fd;
+    memset(&cqe, 0, sizeof cqe);
+    cqe.res = 0; /* an EOF */
+    cqe.user_data = IM__UD(IM__OP_RECV, c->gen - 1, 0);
+    im__on_cqe(&L, &cqe);
+    CHECK(c->phase == IM__PH_OPEN && !c->is_eof, "a stale EOF closed the new connection: "
+          "phase %d eof %d", c->phase, c->is_eof);
+    c->fd = -1; /* the fake loop's own again: nothing real is closed later */
+    close(fd);
+    const char *in = "GET /a HTTP/1.1\r\n" HOST "\r\n";
+    feed(c, in, strlen(in));
+    char *o = out_of(c);
+    CHECK(strncmp(o, "HTTP/1.1 200", 12) == 0, "the new connection still serves: %s", o);
+    free(o);
+}
+
 int main(void)
 {
     setup();
@@ -503,6 +550,8 @@ int main(void)
     test_reply_status();
     test_leading_blank_lines();
     test_no_lost_timer();
+    test_static_before_param();
+    test_stale_completion();
     fake_loop_free(&L);
     im_server_free(srv);
     return check_exit("connection input");

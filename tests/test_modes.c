@@ -145,6 +145,18 @@ static void test_bind_memory_bound(void)
     }
     free(empty);
     free(full);
+    /* the budget is for the whole request: two arrays of 20,000 empty points are each
+     * under it (800 KB against 1 MB), together over it */
+    char *one = points_body(20000, 1), *two = malloc(2 * strlen(one) + 16);
+    one[strlen(one) - 1] = 0; /* {"points":[...]  without its closing brace */
+    sprintf(two, "{\"a\":%s,\"b\":%s}", one + 10, one + 10);
+    http_resp r;
+    http_call(port, "POST", "/m/points/two", two, &r);
+    CHECK(r.status == 413 && r.body && strstr(r.body, "memory"), "two arrays over the budget: %d %.200s",
+          r.status, r.body ? r.body : "");
+    http_free(&r);
+    free(one);
+    free(two);
 }
 
 /* The memory held by calls that wait for a worker is bounded over the whole server

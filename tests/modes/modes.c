@@ -97,6 +97,17 @@ int count_points_inline(im_call *call, const count_points_inline_args *in,
     return 0;
 }
 
+IM_ENDPOINT(POST, "/m/points/two", .summary = "Counts the points of two arrays, on the loop")
+IM_ARG(pt[], a, "The first points")
+IM_ARG(pt[], b, "The second points")
+IM_RESULT(int64, "How many in all")
+int count_two(im_call *call, const count_two_args *in, count_two_result *out)
+{
+    (void)call;
+    out->result = (int64_t)(in->a.len + in->b.len);
+    return 0;
+}
+
 void modes_block(void); /* in test_modes.c: returns once the test lets it */
 
 IM_ENDPOINT(POST, "/m/block", .summary = "Holds a worker until the test lets it go",
