@@ -33,7 +33,7 @@
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c http_parse.c
- *   router.c response.c conn.c loop.c queue.c executor.c bind.c server.c
+ *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -108,6 +108,15 @@
 #endif
 #ifndef IM_DEFAULT_MAX_QUEUED_BYTES
 #define IM_DEFAULT_MAX_QUEUED_BYTES ((size_t)256 << 20)
+#endif
+
+/* Tasks: a finished task is kept this long (then GET /tasks/{id} says 404), and finished tasks
+ * together hold at most this much (the oldest finished is evicted first; unfinished never). */
+#ifndef IM_DEFAULT_TASK_TTL_MS
+#define IM_DEFAULT_TASK_TTL_MS (10 * 60 * 1000)
+#endif
+#ifndef IM_DEFAULT_TASK_MEMORY_BYTES
+#define IM_DEFAULT_TASK_MEMORY_BYTES ((size_t)256 << 20)
 #endif
 
 /* Timeouts (milliseconds). */
@@ -449,6 +458,9 @@ typedef struct im_server_opts {
     unsigned arena_ratio;      /* what the binder may build for one request: this many times
                                 * the request's bytes (8) ... */
     size_t arena_extra_bytes;  /* ... plus this (65536): past it 413 */
+    int task_ttl_ms;           /* a finished task is kept this long (10 min) */
+    size_t task_memory_bytes;  /* what all kept tasks may hold (256 MiB): the oldest finished
+                                * are evicted first, unfinished ones never */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -560,6 +572,11 @@ int im_stream_begin(im_ctx *c, int status, const char *content_type);
 int im_stream_write(im_ctx *c, const void *data, size_t len);
 /* Ends the stream and finishes the context. Returns 0 or -EPIPE. */
 int im_stream_end(im_ctx *c);
+/* After im_stream_write said -EAGAIN: fn(c, arg) runs once on the loop thread when the
+ * connection's queued output has drained to half of max_output_bytes (at once, from the next
+ * loop iteration, when it is below that already). Not called when the peer leaves first
+ * (on_close is). Returns 0, -EINVAL (not a stream) or -EPIPE. */
+int im_stream_on_drain(im_ctx *c, void (*fn)(im_ctx *c, void *arg), void *arg);
 
 /* ---- posting to a loop thread ---- */
 
@@ -632,21 +649,34 @@ unsigned im_queue_levels(const im_queue *q);
 
 typedef struct im_executor im_executor; /* opaque */
 
-/* A job, embedded in the caller's own struct (no allocation). Fill run and done, submit,
- * and leave it alone until done has been called. */
+/* A job, embedded in the caller's own struct (no allocation). Fill run and done (progress
+ * may stay NULL), submit, and leave it alone until done has been called. */
 typedef struct im_job {
     void (*run)(struct im_job *j);              /* on a worker thread */
     void (*done)(struct im_job *j, int status); /* status 0: run; -ECANCELED: never ran (the
-                                                 * executor shut down). Called on the loop that
+                                                 * executor shut down, or im_job_cancel before
+                                                 * a worker took it). Called on the loop that
                                                  * submitted, or on the worker when it was
                                                  * submitted from another thread; completions
                                                  * that outlive the loops (server shutdown) run
                                                  * on the thread calling im_server_free() */
+    void (*progress)(struct im_job *j, double fraction, const char *message); /* optional:
+                                                 * where im_job_progress reports (any thread) */
     /* private */
     im_post post;   /* carries the completion back to the owner loop */
     im_loop *owner; /* loop that submitted, or NULL */
     int status;
+    int cancelled;  /* im_job_cancel was called (accessed atomically; plain int for C++) */
 } im_job;
+
+/* Asks a job to stop. One still queued is skipped when a worker pops it (done is called with
+ * -ECANCELED, in O(1): nothing searches the queue); one running sees im_job_cancelled()
+ * return 1 and decides itself. Any thread. */
+void im_job_cancel(im_job *j);
+/* 1 once im_job_cancel was called on j. */
+int im_job_cancelled(const im_job *j);
+/* Reports progress through the job's progress hook (nothing when it has none). */
+void im_job_progress(im_job *j, double fraction, const char *message);
 
 /* Executor options; zero-initialise, every 0 means the default. */
 typedef struct im_executor_opts {
@@ -674,12 +704,24 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
  * back as cancelled (done with -ECANCELED, on its owner loop), joins the threads. Idempotent.
  * A job must not wait for a loop that has stopped, nor submit after its executor is freed. */
 void im_executor_shutdown(im_executor *ex);
+/* Begins a shutdown and returns at once: new jobs are refused (-ESHUTDOWN), queued ones are
+ * handed back as cancelled (done with -ECANCELED on their owner loops), running ones go on.
+ * im_executor_shutdown then waits for them. */
+void im_executor_close(im_executor *ex);
+/* The same as im_executor_shutdown, waiting at most timeout_ms (< 0: for ever) for running jobs. Returns 0, or the
+ * number of jobs still running at the deadline (logged with the executor's name): their
+ * threads are left to finish on their own and the executor must then not be freed
+ * (im_executor_free leaks it instead; the process may still exit). */
+int im_executor_shutdown_within(im_executor *ex, int timeout_ms);
 /* Shuts down (when not yet done) and frees. */
 void im_executor_free(im_executor *ex);
 
 unsigned im_executor_threads(const im_executor *ex); /* worker threads */
 size_t im_executor_queued(const im_executor *ex);    /* jobs waiting (snapshot) */
 unsigned im_executor_running(const im_executor *ex); /* jobs running now (snapshot) */
+/* How long a job just queued would wait before a worker starts it, in milliseconds: the jobs
+ * ahead of it times the recent mean run time, over the threads (a Retry-After estimate). */
+uint64_t im_executor_wait_estimate_ms(const im_executor *ex);
 /* ======== end executor.h ======== */
 /* ======== begin bind.h ======== */
 /* bind.h — endpoints declared with annotations (see README): the tables and binders that
@@ -726,13 +768,40 @@ void *im_call_alloc(im_call *call, size_t n);
  * answer -EINVAL): the call's arguments borrow from the receive buffer, which is reused once
  * the handler returns. An endpoint that answers later is declared .mode = IM_POOL. */
 im_ctx *im_call_ctx(im_call *call);
-/* The endpoint's name (its C function). */
+/* The function's name (its .name, by default its C function's). */
 const char *im_call_name(const im_call *call);
+
+/* 1 when the call should stop: its task was cancelled (DELETE /tasks/{id}, POST
+ * /functions/{name}/terminate, a waiting client that left) or ran past its timeout. A handler
+ * that runs long looks now and then and returns (what it returns is then dropped); one that
+ * never looks keeps its worker until it returns (process mode is for code that cannot
+ * cooperate). Always 0 for inline calls. Any thread. */
+int im_call_cancelled(const im_call *call);
+/* Reports how far the call has got: fraction 0..1 (clamped) and a message (may be NULL;
+ * copied, at most 1 KiB kept). GET /tasks/{id} shows the latest; GET /tasks/{id}/events
+ * streams each (a slow reader gets the latest, not a backlog). Nothing for inline calls. */
+void im_call_progress(im_call *call, double fraction, const char *message);
+/* The call's task id (32 lowercase hex characters; borrowed, valid during the call), or NULL
+ * for an inline call. */
+const char *im_call_task_id(const im_call *call);
+
+/* States of a task, in the order it moves through them (the last four are terminal). */
+enum {
+    IM_TASK_QUEUED = 0,
+    IM_TASK_RUNNING,
+    IM_TASK_SUCCEEDED,
+    IM_TASK_FAILED,
+    IM_TASK_TIMEOUT,
+    IM_TASK_CANCELLED
+};
+/* "QUEUED", "RUNNING", ... (static). */
+const char *im_task_state_name(int state);
 
 /* ---- for generated code ---- */
 
-/* Execution modes and answers (the task machinery that runs "process" mode and asynchronous
- * answers comes later: until then those endpoints answer 501). */
+/* Execution modes and answers (process mode comes later: until then it answers 501). A
+ * non-inline call is a task; IM_RESPOND_ASYNC answers 202 with its id at once, SYNC waits for
+ * its end; a request's Prefer header (respond-async, respond-sync) overrides. */
 enum { IM_MODE_INLINE = 0, IM_MODE_POOL, IM_MODE_SERIAL, IM_MODE_PROCESS };
 enum { IM_RESPOND_SYNC = 0, IM_RESPOND_ASYNC };
 enum { IM_EXTRA_FORBID = 0, IM_EXTRA_IGNORE };
@@ -807,7 +876,7 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst);
 typedef struct im_endpoint {
     const char *method;    /* "GET", "POST", ... */
     const char *path;      /* "/v1/math/add", with {param} segments */
-    const char *name;      /* the C function */
+    const char *name;      /* the function's name (.name; by default its C name) */
     const char *module;    /* its module */
     size_t args_size;      /* sizeof the argument struct */
     size_t out_size;       /* sizeof the result struct */
@@ -819,8 +888,10 @@ typedef struct im_endpoint {
     uint8_t priority;      /* executor priority, 0 most urgent */
     uint8_t extra;         /* IM_EXTRA_* */
     uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s */
-    uint32_t max_concurrency; /* calls in flight at once (0: no limit); past it 429 */
-    uint32_t timeout_ms;   /* 0: none (enforced by the task machinery) */
+    uint32_t max_concurrency; /* unfinished tasks at once (0: no limit); past it 429 */
+    uint32_t timeout_ms;   /* a task's time limit from its start (0: none): then TIMEOUT */
+    const char *summary;   /* one line for GET /functions ("" when none) */
+    const char *args_json; /* the arguments' definitions as a JSON array (GET /functions/{name}) */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
@@ -828,7 +899,7 @@ typedef struct im_endpoint {
 int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
                             size_t openapi_len);
 
-/* Calls in flight for endpoint number i of those added (for monitoring). */
+/* Unfinished tasks (queued or running) of endpoint number i of those added (monitoring). */
 unsigned im_server_endpoint_inflight(const im_server *s, size_t i);
 /* ======== end bind.h ======== */
 
@@ -864,6 +935,7 @@ unsigned im_server_endpoint_inflight(const im_server *s, size_t i);
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -1026,6 +1098,15 @@ typedef struct im__arena {
     size_t bytes;     /* allocated for its blocks, headers included */
 } im__arena;
 
+/* A timer of any duration on a loop (task deadlines, event-stream keep-alives), kept in the
+ * loop's binary min-heap: starting or stopping one is O(log n). Loop thread only. (The
+ * connection timers are lists instead: one duration each, O(1).) */
+typedef struct im__ltimer {
+    uint64_t due;                     /* loop clock (clock_ms) when it fires */
+    uint32_t idx;                     /* its place in the heap, IM__NIL when not armed */
+    void (*fn)(struct im__ltimer *t); /* runs on the loop thread once due (may start it again) */
+} im__ltimer;
+
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until
  * finished. */
 struct im_ctx {
@@ -1049,6 +1130,8 @@ struct im_ctx {
                                   * from the receive buffer, so it cannot be deferred */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
+    void (*drain_fn)(im_ctx *x, void *arg); /* im_stream_on_drain: told once output drains */
+    void *drain_arg;
     const char *raw;           /* the request's bytes: head, then the de-chunked body */
     size_t raw_len;
     char *owned;               /* deferred: owned copy of the request bytes and headers */
@@ -1084,8 +1167,12 @@ struct im_loop {
     uint32_t dirty_head;       /* connections with output to flush this iteration */
     uint32_t thead[IM__T_COUNT], ttail[IM__T_COUNT];
     uint32_t tdur[IM__T_COUNT];/* each list's duration (ms) */
-    uint32_t now_ms;           /* loop clock, read once per iteration */
+    uint32_t now_ms;           /* loop clock, read once per iteration (wraps: compared by
+                                * difference) */
+    uint64_t clock_ms;         /* the same clock in 64 bits, for timers of any length */
     uint64_t clock_base_ms;
+    im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
+    uint32_t nheap, heap_cap;
     time_t date_sec;           /* second the Date header was made for */
     char date[40];             /* "Date: Tue, 24 Nov 2026 12:00:00 GMT\r\n" */
     /* request scratch */
@@ -1113,6 +1200,9 @@ struct im_loop {
     uint32_t last_batch;       /* completions the last iteration reaped */
     unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
     unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
+    /* task ids: random bytes from getrandom, drawn 16 at a time */
+    uint8_t rnd[512];
+    uint32_t rnd_off;          /* first unused byte of rnd */
     /* start-up handshake with im_server_start() */
     int init_rc;
 };
@@ -1135,11 +1225,124 @@ struct im_server {
     const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
     size_t openapi_len;
     _Atomic size_t queued_bytes; /* memory held by calls on the executors (max_queued_bytes) */
+    struct im__store *store;   /* owned: the tasks (in memory) */
+    im__ltimer evict_timer;    /* on loop 0: the store's TTL, once a second */
+    int has_task_routes;       /* /tasks and /functions are routed */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
+};
+
+/* One call of an annotated function (im_call in bind.h). */
+struct im_call {
+    im_ctx *ctx;              /* the request (NULL while on a worker) */
+    const im_endpoint *ep;
+    im__arena *arena;         /* its memory (the request's, or its task's) */
+    int status;               /* set by im_call_fail */
+    char *detail;             /* its text (arena) */
+    struct im__taskrun *run;  /* its task's execution (NULL for inline calls) */
+};
+
+/* ---- tasks (task.c: objects and the store; exec.c: running endpoints; taskapi.c: /tasks) ---- */
+
+/* Per annotated endpoint: its description and what is in flight. */
+typedef struct im__epstate {
+    const im_endpoint *ep;
+    struct im_server *srv;
+    _Atomic unsigned unfinished; /* its tasks queued or running (max_concurrency counts them) */
+    _Atomic unsigned running;    /* its handlers running now */
+    uint32_t timeout_ms;         /* a task's time limit from its start (0: none) */
+    struct im__task *newest;     /* its tasks in the store, newest first (store lock) */
+} im__epstate;
+
+/* A task: one call of a non-inline endpoint, from its acceptance to its eviction. Owned by the
+ * store and by whoever holds a reference (a request that waits, an event stream, the job on
+ * the executor). lock guards the fields marked (L); the store's lock those marked (S). */
+typedef struct im__task {
+    uint8_t id[16];              /* 128 random bits (getrandom), printed as 32 hex */
+    im__epstate *fn;             /* its function */
+    _Atomic int refs;
+    _Atomic int lock;            /* a spin lock: held for a few instructions at a time */
+    _Atomic uint8_t state;       /* (L) IM_TASK_*: written under the lock, read anywhere */
+    uint8_t priority;
+    uint8_t is_cancel;           /* (L) cancellation asked while it ran: CANCELLED at its end */
+    uint8_t is_done_stored;      /* (S) the store saw it finish (its TTL runs) */
+    int16_t status;              /* (L) terminal: the HTTP status of its answer */
+    uint32_t body_len;           /* (L) */
+    int64_t created_ms, started_ms, finished_ms; /* (L) wall clock, ms since 1970; 0: not yet */
+    double fraction;             /* (L) progress, 0..1 */
+    uint32_t progress_seq;       /* (L) bumped by each progress update (readers coalesce) */
+    char *message;               /* (L) owned: the last progress message, or NULL */
+    char *body;                  /* (L) owned: its answer's JSON (the result, or the error's) */
+    char *error;                 /* (L) owned: why it FAILED, TIMEOUT or CANCELLED */
+    struct im__waiter *waiters;  /* (L) who is told when it changes */
+    struct im__taskrun *run;     /* its execution while queued or running (owner loop) */
+    uint64_t seq;                /* (S) creation order, for listing and cursors */
+    uint64_t expires;            /* (S) monotonic ms when a finished task may be evicted */
+    struct im__task *hnext;      /* (S) hash chain */
+    struct im__task *newer, *older;   /* (S) all tasks, by creation */
+    struct im__task *fnewer, *folder; /* (S) its function's tasks, by creation */
+    struct im__task *dnext;      /* (S) finished tasks, in the order they finished */
+    size_t bytes;                /* (S) what it holds, counted against the store's cap */
+} im__task;
+
+/* A task's execution: the job on the executor and what the call needs, alive from submit to
+ * the job's completion on the submitting loop. */
+typedef struct im__taskrun {
+    im_job job;                  /* first: queued on the executor */
+    im__task *task;              /* a reference */
+    im_call call;
+    void *args, *out;            /* in arena */
+    char *owned;                 /* owned: the request's bytes, taken from its context */
+    im__arena arena;             /* owned: the binder's and the handler's memory */
+    size_t held;                 /* its share of the server's queued_bytes */
+    im__ltimer deadline;         /* the time limit, on the submitting loop */
+    im_loop *loop;               /* the submitting loop */
+    uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
+    char idhex[33];              /* the task's id as text (im_call_task_id) */
+} im__taskrun;
+
+/* Someone told when a task changes: a request waiting for its answer (sync), or an event
+ * stream (GET /tasks/{id}/events). Lives on its loop; a wake-up is a post to that loop, and
+ * one already on its way absorbs the events behind it (a slow reader sees the latest). */
+enum { IM__W_SYNC = 1, IM__W_EVENTS };
+typedef struct im__waiter {
+    im_post post;                /* first: its wake-up */
+    struct im__waiter *next;     /* (task lock) the task's list */
+    im__task *task;              /* a reference */
+    im_ctx *ctx;                 /* the request it answers */
+    im_loop *loop;
+    _Atomic int posted;          /* a wake-up is on its way */
+    uint8_t kind;                /* IM__W_* */
+    uint8_t is_gone;             /* the client left: freed once no wake-up is on its way */
+    uint8_t is_listed;           /* on the task's list */
+    uint8_t is_blocked;          /* events: the output is full, waiting for it to drain */
+    uint32_t seen_seq;           /* events: the progress update last sent */
+    im__ltimer keepalive;        /* events: a comment line every 15 s */
+} im__waiter;
+
+/* The task store, behind a small interface (a shared backend can replace the in-memory one).
+ * Every function is thread-safe; those returning tasks return references. */
+typedef struct im__store im__store;
+typedef struct im__store_ops {
+    const char *name;
+    int (*add)(im__store *s, im__task *t);                      /* a new task: 0 or -ENOMEM */
+    void (*remove)(im__store *s, im__task *t);                  /* one never started (refused) */
+    im__task *(*get)(im__store *s, const uint8_t id[16]);       /* NULL: unknown or evicted */
+    /* tasks newest first, of fn (NULL: all) in a state of mask (bit per state; 0: any),
+     * older than before_seq (0: from the newest); *next is the seq to continue from, 0 at
+     * the end. Returns how many it put in out. */
+    size_t (*list)(im__store *s, const im__epstate *fn, unsigned mask, uint64_t before_seq,
+                   im__task **out, size_t max, uint64_t *next);
+    void (*finished)(im__store *s, im__task *t);                /* t is terminal: TTL starts */
+    void (*evict)(im__store *s);                                /* TTL and memory cap */
+    void (*counts)(im__store *s, size_t by_state[6]);
+    void (*destroy)(im__store *s);
+} im__store_ops;
+struct im__store {
+    const im__store_ops *ops;
 };
 
 /* Functions one part calls and another defines (all static: nothing leaks). */
@@ -3196,6 +3399,28 @@ int im_stream_write(im_ctx *x, const void *data, size_t len)
     return 0;
 }
 
+int im_stream_on_drain(im_ctx *x, void (*fn)(im_ctx *x, void *arg), void *arg)
+{
+    im_loop *L = x->loop;
+    im__conn *c = im__ctx_conn(x);
+    if (!x->is_streaming) return -EINVAL;
+    if (!c) return -EPIPE;
+    x->drain_fn = fn;
+    x->drain_arg = arg;
+    im__conn_dirty(L, c); /* the flush looks at once: it may be drained already */
+    return 0;
+}
+
+/* Tells the stream on c, if it waits for its output to drain and it has. */
+static void im__conn_drained(im_loop *L, im__conn *c)
+{
+    im_ctx *x = c->pending;
+    if (!x || !x->drain_fn || im__out_queued(c) > L->srv->o.max_output_bytes / 2) return;
+    void (*fn)(im_ctx *, void *) = x->drain_fn;
+    x->drain_fn = NULL;
+    fn(x, x->drain_arg);
+}
+
 int im_stream_end(im_ctx *x)
 {
     im_loop *L = x->loop;
@@ -3368,6 +3593,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->is_finished = x->is_inline_call = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
+    x->drain_fn = NULL;
     x->xh_len = 0;
 
     n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);
@@ -3668,8 +3894,8 @@ static void im__clock(im_loop *L)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    L->now_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 -
-                           L->clock_base_ms);
+    L->clock_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - L->clock_base_ms;
+    L->now_ms = (uint32_t)L->clock_ms;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if (ts.tv_sec != L->date_sec) { /* Date: IMF-fixdate, made once a second */
         static const char days[] = "SunMonTueWedThuFriSat";
@@ -3790,12 +4016,85 @@ static void im__timer_expired(im_loop *L, im__conn *c, int t)
     }
 }
 
+/* ---- timers of any duration: a binary min-heap of pointers, each timer knowing its index ---- */
+
+static void im__heap_place(im_loop *L, uint32_t i, im__ltimer *t)
+{
+    L->heap[i] = t;
+    t->idx = i;
+}
+
+static void im__heap_up(im_loop *L, uint32_t i)
+{
+    im__ltimer *t = L->heap[i];
+    while (i > 0 && L->heap[(i - 1) / 2]->due > t->due) {
+        im__heap_place(L, i, L->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    im__heap_place(L, i, t);
+}
+
+static void im__heap_down(im_loop *L, uint32_t i)
+{
+    im__ltimer *t = L->heap[i];
+    for (;;) {
+        uint32_t k = 2 * i + 1;
+        if (k >= L->nheap) break;
+        if (k + 1 < L->nheap && L->heap[k + 1]->due < L->heap[k]->due) k++;
+        if (L->heap[k]->due >= t->due) break;
+        im__heap_place(L, i, L->heap[k]);
+        i = k;
+    }
+    im__heap_place(L, i, t);
+}
+
+static void im__ltimer_init(im__ltimer *t, void (*fn)(im__ltimer *t))
+{
+    t->fn = fn;
+    t->idx = IM__NIL;
+    t->due = 0;
+}
+
+static void im__ltimer_stop(im_loop *L, im__ltimer *t)
+{
+    uint32_t i = t->idx;
+    if (i == IM__NIL) return;
+    t->idx = IM__NIL;
+    if (--L->nheap == i) return;
+    im__ltimer *moved = L->heap[L->nheap]; /* the last one fills the hole: up or down */
+    im__heap_place(L, i, moved);
+    im__heap_up(L, i);
+    if (moved->idx == i) im__heap_down(L, i);
+}
+
+/* Arms t to fire in ms milliseconds (again, if it was armed). 0 or -ENOMEM. */
+static int im__ltimer_start(im_loop *L, im__ltimer *t, uint64_t ms)
+{
+    im__ltimer_stop(L, t);
+    if (L->nheap == L->heap_cap) {
+        uint32_t cap = L->heap_cap ? L->heap_cap * 2 : 64;
+        im__ltimer **h = realloc(L->heap, cap * sizeof *h);
+        if (!h) return -ENOMEM;
+        L->heap = h;
+        L->heap_cap = cap;
+    }
+    t->due = L->clock_ms + ms;
+    im__heap_place(L, L->nheap++, t);
+    im__heap_up(L, L->nheap - 1);
+    return 0;
+}
+
 static void im__timers(im_loop *L)
 {
     for (int t = 1; t < IM__T_COUNT; t++) {
         uint32_t i;
         while ((i = L->thead[t]) != IM__NIL && (int32_t)(L->now_ms - L->conns[i].deadline) >= 0)
             im__timer_expired(L, &L->conns[i], t);
+    }
+    while (L->nheap && L->heap[0]->due <= L->clock_ms) {
+        im__ltimer *t = L->heap[0];
+        im__ltimer_stop(L, t);
+        t->fn(t);
     }
 }
 
@@ -3808,6 +4107,13 @@ static long im__next_wait(const im_loop *L)
         if (i == IM__NIL) continue;
         long d = (int32_t)(L->conns[i].deadline - L->now_ms);
         if (d < 0) d = 0;
+        if (best < 0 || d < best) best = d;
+    }
+    if (L->nheap) {
+        uint64_t due = L->heap[0]->due;
+        long d = due > L->clock_ms ? (long)(due - L->clock_ms < 86400000 ? due - L->clock_ms
+                                                                           : 86400000)
+                                   : 0;
         if (best < 0 || d < best) best = d;
     }
     if (L->is_accept_paused) {
@@ -4209,6 +4515,8 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         im__conn_close(L, c);
         return;
     }
+    im__conn_drained(L, c); /* a stream waiting for room writes again */
+    if (c->phase == IM__PH_CLOSING) return;
     if (c->out && c->out->len) im__conn_dirty(L, c);
     else if (im__conn_is_done(c)) im__conn_finish(L, c);
     im__conn_retime(L, c, IM__PROGRESS_SEND);
@@ -4250,7 +4558,9 @@ int im_loop_post(im_loop *L, im_post *p)
         /* release: the loop's acquire exchange sees the post's contents */
     } while (!atomic_compare_exchange_weak_explicit(&L->posts, &head, p, memory_order_release,
                                                     memory_order_relaxed));
-    if (!head) { /* the first post into an empty stack wakes the loop; later ones ride along */
+    /* the first post into an empty stack wakes the loop; later ones ride along. The loop's
+     * own thread needs no wake-up: it runs its posts before it next waits */
+    if (!head && im__cur_loop != L) {
         uint64_t one = 1;
         while (write(L->efd, &one, sizeof one) < 0 && errno == EINTR) {
         }
@@ -4327,6 +4637,10 @@ static void im__flush(im_loop *L)
             c->is_resume = 0;
             if (!c->pending && !c->is_full) im__conn_process_held(L, c);
             if (c->phase == IM__PH_CLOSING || c->is_dirty) continue; /* it comes round again */
+        }
+        if (c->pending && c->pending->drain_fn) {
+            im__conn_drained(L, c);
+            if (c->phase == IM__PH_CLOSING || c->is_dirty) continue;
         }
         if (!c->is_send && c->out && c->out->len) {
             c->sending = c->out;
@@ -4431,9 +4745,17 @@ static void im__loop_run(im_loop *L)
         unsigned head, seen = 0;
         long wait;
         int rc;
+        /* posts made on this thread (a task that ended here wakes its waiter here) wrote no
+         * eventfd: they are run before the wait, and one posted by them again (a handler that
+         * reposts itself) makes the wait a mere look, so that it neither waits nor starves I/O */
+        if (atomic_load_explicit(&L->posts, memory_order_relaxed)) im__run_posts(L);
         im__flush(L);
         if (L->is_stopping && L->nconns == 0 && !L->is_accepting) break;
-        if ((wait = im__next_wait(L)) >= 0) {
+        if (atomic_load_explicit(&L->posts, memory_order_relaxed)) {
+            ts.tv_sec = ts.tv_nsec = 0;
+            tsp = &ts;
+            wait = 0;
+        } else if ((wait = im__next_wait(L)) >= 0) {
             ts.tv_sec = wait / 1000;
             ts.tv_nsec = (wait % 1000) * 1000000;
             tsp = &ts;
@@ -4882,9 +5204,26 @@ struct im_executor {
     _Atomic int stopping;  /* shutdown began: queued jobs are handed back, not run */
     _Atomic int submitting;/* threads inside submit: shutdown waits for them before its drain */
     _Atomic unsigned running;
+    _Atomic unsigned alive; /* worker threads that have not returned yet */
+    _Atomic uint64_t mean_ns; /* run time of recent jobs (a moving average, 1/16 per job) */
     int joined;
+    int abandoned;         /* shutdown gave up on running jobs: never freed */
     char name[11];
 };
+
+void im_job_cancel(im_job *j) { __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELEASE); }
+int im_job_cancelled(const im_job *j) { return __atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE); }
+void im_job_progress(im_job *j, double fraction, const char *message)
+{
+    if (j->progress) j->progress(j, fraction, message);
+}
+
+static uint64_t im__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Runs on the owner loop: the job's completion. */
 static void im__job_delivered(im_post *p)
@@ -4914,15 +5253,21 @@ static void *im__worker_main(void *arg)
     while (im_queue_pop_wait(ex->q, &item, NULL, -1) == 0) {
         im_job *j = item;
         /* acquire: pairs with the release in im_executor_shutdown */
-        if (atomic_load_explicit(&ex->stopping, memory_order_acquire)) {
-            im__job_complete(j, -ECANCELED); /* queued at shutdown: handed back */
+        if (atomic_load_explicit(&ex->stopping, memory_order_acquire) || im_job_cancelled(j)) {
+            im__job_complete(j, -ECANCELED); /* cancelled, or queued at shutdown: handed back */
             continue;
         }
         atomic_fetch_add_explicit(&ex->running, 1, memory_order_relaxed);
+        uint64_t t0 = im__mono_ns();
         j->run(j);
+        uint64_t took = im__mono_ns() - t0, mean;
+        mean = atomic_load_explicit(&ex->mean_ns, memory_order_relaxed); /* racy by design */
+        atomic_store_explicit(&ex->mean_ns, mean ? mean - mean / 16 + took / 16 : took,
+                              memory_order_relaxed);
         atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
         im__job_complete(j, 0);
     }
+    atomic_fetch_sub_explicit(&ex->alive, 1, memory_order_release);
     return NULL;
 }
 
@@ -4954,8 +5299,10 @@ im_executor *im_executor_new(const im_executor_opts *opts)
     }
     for (; ex->nthreads < o.threads; ex->nthreads++) {
         char name[16];
+        atomic_fetch_add(&ex->alive, 1);
         int rc = pthread_create(&ex->threads[ex->nthreads], NULL, im__worker_main, ex);
         if (rc) {
+            atomic_fetch_sub(&ex->alive, 1);
             im_log(IM_LOG_ERROR, "executor %s: cannot start thread %u: %s", ex->name,
                    ex->nthreads, strerror(rc));
             im_executor_free(ex);
@@ -4981,6 +5328,7 @@ int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job)
     }
     job->owner = im_loop_current();
     job->status = 0;
+    __atomic_store_n(&job->cancelled, 0, __ATOMIC_RELAXED);
     rc = im_queue_push(ex->q, prio, job);
     atomic_fetch_sub_explicit(&ex->submitting, 1, memory_order_release);
     return rc;
@@ -5015,6 +5363,7 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
     if (!(f = malloc(sizeof *f))) return -ENOMEM;
     f->job.run = im__fn_run;
     f->job.done = im__fn_done;
+    f->job.progress = NULL;
     f->fn = fn;
     f->done = done;
     f->arg = arg;
@@ -5022,22 +5371,46 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
     return rc;
 }
 
-void im_executor_shutdown(im_executor *ex)
+void im_executor_close(im_executor *ex)
 {
-    if (ex->joined) return;
+    if (atomic_load(&ex->stopping)) return;
     /* seq_cst: pairs with submit (see there); a worker that sees stopping hands jobs back */
     atomic_store(&ex->stopping, 1);
     while (atomic_load(&ex->submitting)) sched_yield(); /* pushes under way land first */
     im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
+}
+
+int im_executor_shutdown_within(im_executor *ex, int timeout_ms)
+{
+    if (ex->joined) return 0;
+    if (ex->abandoned) return (int)atomic_load(&ex->running);
+    im_executor_close(ex);
+    if (timeout_ms >= 0) { /* wait for the workers to return, up to the deadline */
+        uint64_t until = im__mono_ns() + (uint64_t)timeout_ms * 1000000u;
+        while (atomic_load_explicit(&ex->alive, memory_order_acquire) && im__mono_ns() < until)
+            usleep(1000);
+        if (atomic_load_explicit(&ex->alive, memory_order_acquire)) {
+            int n = (int)atomic_load(&ex->running);
+            im_log(IM_LOG_WARN, "executor %s: %d job%s still running %d ms after shutdown began; "
+                   "left to finish on their own", ex->name, n, n == 1 ? "" : "s", timeout_ms);
+            ex->abandoned = 1;
+            for (unsigned i = 0; i < ex->nthreads; i++) pthread_detach(ex->threads[i]);
+            return n ? n : 1;
+        }
+    }
     for (unsigned i = 0; i < ex->nthreads; i++) pthread_join(ex->threads[i], NULL);
     ex->joined = 1;
     void *item; /* a push that raced with the close and got in after the workers left */
     while (im_queue_pop(ex->q, &item, NULL) == 0) im__job_complete(item, -ECANCELED);
+    return 0;
 }
+
+void im_executor_shutdown(im_executor *ex) { im_executor_shutdown_within(ex, -1); }
 
 void im_executor_free(im_executor *ex)
 {
     if (!ex) return;
+    if (ex->abandoned) return; /* its threads may still use it: the process exits soon */
     im_executor_shutdown(ex);
     im_queue_free(ex->q);
     free(ex->threads);
@@ -5049,6 +5422,13 @@ size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); 
 unsigned im_executor_running(const im_executor *ex)
 {
     return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);
+}
+
+uint64_t im_executor_wait_estimate_ms(const im_executor *ex)
+{
+    uint64_t mean = atomic_load_explicit(&((im_executor *)ex)->mean_ns, memory_order_relaxed);
+    uint64_t ahead = im_queue_size(ex->q) + im_executor_running(ex);
+    return ahead * mean / (ex->nthreads ? ex->nthreads : 1) / 1000000u;
 }
 /* ======== end executor.c ======== */
 /* ======== begin bind.c ======== */
@@ -5147,13 +5527,6 @@ static void *im__bind_alloc(im_bind *b, size_t n)
     return p;
 }
 
-struct im_call {
-    im_ctx *ctx;              /* the request (NULL while on a worker) */
-    const im_endpoint *ep;
-    im__arena *arena;
-    int status;               /* set by im_call_fail */
-    char *detail;             /* its text (arena) */
-};
 
 int im_call_fail(im_call *call, int status, const char *fmt, ...)
 {
@@ -5771,48 +6144,6 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
     return found;
 }
 
-/* ---- running endpoints ---- */
-
-/* Per endpoint: its description and what is in flight. */
-typedef struct im__epstate {
-    const im_endpoint *ep;
-    _Atomic unsigned inflight;
-} im__epstate;
-
-/* A call that runs on an executor: everything it needs lives in its deferred context's arena. */
-typedef struct im__epjob {
-    im_job job;
-    _Atomic int gone; /* the client left before the job ran: skip it */
-    im_ctx *ctx;  /* the deferred request: touched on the loop thread only */
-    im_call call;
-    im__epstate *st;
-    void *args, *out;
-    size_t held;  /* bytes counted in the server's queued_bytes until done */
-    int status;
-} im__epjob;
-
-/* Answers a call: the error, or 200 with the result. */
-static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
-{
-    if (status) {
-        if (status < 400 || status > 599) status = 500;
-        im_reply_error(c, status, call->detail ? call->detail : im__reason(status));
-        return;
-    }
-    im_jw w;
-    char small[1024];
-    im_jw_init(&w, small, sizeof small);
-    if (ep->write) ep->write(&w, out);
-    else im_jw_null(&w);
-    if (im_jw_error(&w) == -ENOSPC) { /* a big result: again, on the heap */
-        im_jw_init(&w, NULL, 0);
-        ep->write(&w, out);
-    }
-    if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
-    else im_reply_json(c, 200, w.buf, w.len);
-    im_jw_free(&w);
-}
-
 /* Binds the request; answers 400/415/422 itself and returns -1 when it cannot be served. */
 static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 {
@@ -5828,14 +6159,15 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
-        if (!ep->body) {
-            im_reply_error(c, 400, "this endpoint takes no request body");
-            return -1;
-        }
         if (ct.ptr) { /* the media type: up to ';' or blank, parameters aside */
             size_t k = 0;
             while (k < ct.len && ct.ptr[k] != ';' && ct.ptr[k] != ' ' && ct.ptr[k] != '\t') k++;
             ct.len = k;
+        }
+        if (!ep->body && ct.ptr && !im_str_ieq(ct, "application/json")) {
+            im_reply_error(c, 400, "this endpoint takes no request body (an empty JSON object "
+                                   "is accepted)");
+            return -1;
         }
         if (ep->body == 2) {
             if (!ct.ptr || !im_str_ieq(ct, "application/octet-stream")) {
@@ -5854,7 +6186,12 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_json_init(&b.j, c->req.body.ptr ? c->req.body.ptr : "", c->req.body.len, 1);
     im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
-    if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (rc >= 0 && b.has_body && !ep->body) { /* no body arguments: {} at most (as FastAPI) */
+        im_str key;
+        int r = im_bind_obj_begin(&b);
+        while (r > 0 && (r = im_bind_obj_key(&b, &key)) > 0) im_bind_extra(&b, key);
+    }
+    if (rc >= 0 && b.has_body && ep->body != 2 && !b.j.err) im_json_finish(&b.j);
     if (b.too_big) {
         char msg[200];
         const im_server_opts *o = &c->loop->srv->o;
@@ -5915,120 +6252,1107 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_jw_free(&b.errs);
     return rc ? -1 : 0;
 }
+/* ======== end bind.c ======== */
+/* ======== begin task.c ======== */
+/* task.c — task objects (ids, references, state under a small lock, progress, the JSON of a
+ * task), waking whoever waits on one, and the in-memory task store behind the store
+ * interface: a hash by id, lists by creation (all tasks, and per function), finished tasks
+ * kept for a TTL under a memory cap, oldest finished evicted first, unfinished never. */
 
-static void im__epjob_run(im_job *j) /* on a worker */
+static const char *const im__task_states[] = {"QUEUED", "RUNNING", "SUCCEEDED", "FAILED",
+                                              "TIMEOUT", "CANCELLED"};
+
+const char *im_task_state_name(int state)
 {
-    im__epjob *e = (im__epjob *)(void *)j;
-    if (atomic_load_explicit(&e->gone, memory_order_relaxed)) return; /* nobody to answer */
-    e->status = e->st->ep->call(&e->call, e->args, e->out);
+    return state >= 0 && state <= IM_TASK_CANCELLED ? im__task_states[state] : "UNKNOWN";
 }
 
-static void im__epjob_gone(im_ctx *c, void *arg) /* on the loop: the client left */
+static int im__task_state_parse(im_str s)
 {
-    (void)c;
-    atomic_store_explicit(&((im__epjob *)arg)->gone, 1, memory_order_relaxed);
+    for (int i = 0; i <= IM_TASK_CANCELLED; i++)
+        if (im_str_ieq(s, im__task_states[i])) return i;
+    return -1;
 }
 
-static void im__epjob_done(im_job *j, int status) /* on the loop */
+static int im__task_terminal_state(int st) { return st >= IM_TASK_SUCCEEDED; }
+
+/* A spin lock: every critical section is a few stores, but the holder may be preempted (a
+ * worker on the loop's core), so the waiter yields after a short spin. */
+static void im__task_lock(im__task *t)
 {
-    im__epjob *e = (im__epjob *)(void *)j;
-    im_ctx *c = e->ctx;
-    atomic_fetch_sub_explicit(&e->st->inflight, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&c->loop->srv->queued_bytes, e->held, memory_order_relaxed);
-    if (status == -ECANCELED) im_reply_error(c, 503, "the server is shutting down");
-    else im__ep_answer(c, e->st->ep, &e->call, e->status, e->out);
+    for (int spins = 0; atomic_exchange_explicit(&t->lock, 1, memory_order_acquire); spins++) {
+        while (atomic_load_explicit(&t->lock, memory_order_relaxed)) {
+            if (++spins > 64) sched_yield();
+            else im__cpu_relax();
+        }
+    }
 }
 
-static void im__ep_handler(im_ctx *c)
+static void im__task_unlock(im__task *t) { atomic_store_explicit(&t->lock, 0, memory_order_release); }
+
+static int64_t im__wall_ms(void)
 {
-    im__epstate *st = im_ctx_udata(c);
-    const im_endpoint *ep = st->ep;
-    im_server *s = c->loop->srv;
-    if (ep->mode == IM_MODE_PROCESS || ep->response == IM_RESPOND_ASYNC) {
-        im_reply_error(c, 501, ep->mode == IM_MODE_PROCESS
-                                   ? "process isolation is not available in this build yet"
-                                   : "asynchronous (task) answers are not available in this build yet");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t im__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 16 random bytes for an id, from the loop's buffer of getrandom output (one syscall per 32
+ * ids). Loop thread only. */
+static int im__task_id(im_loop *L, uint8_t id[16])
+{
+    if (L->rnd_off + 16 > sizeof L->rnd) {
+        size_t got = 0;
+        while (got < sizeof L->rnd) {
+            ssize_t n = getrandom(L->rnd + got, sizeof L->rnd - got, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return -EIO;
+            got += (size_t)n;
+        }
+        L->rnd_off = 0;
+    }
+    memcpy(id, L->rnd + L->rnd_off, 16);
+    L->rnd_off += 16;
+    return 0;
+}
+
+static void im__task_id_hex(const uint8_t id[16], char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[id[i] >> 4];
+        out[2 * i + 1] = hex[id[i] & 15];
+    }
+    out[32] = 0;
+}
+
+/* Parses 32 hex characters (any case); 0 or -1. */
+static int im__task_id_parse(im_str s, uint8_t id[16])
+{
+    if (s.len != 32) return -1;
+    for (int i = 0; i < 16; i++) {
+        int hi = im__hexval((unsigned char)s.ptr[2 * i]), lo = im__hexval((unsigned char)s.ptr[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        id[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void im__task_ref(im__task *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
+
+static void im__task_unref(im__task *t)
+{
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+    free(t->message);
+    free(t->body);
+    free(t->error);
+    free(t);
+}
+
+/* Wakes t's waiters: every event stream, and the requests waiting for the answer when t has
+ * finished. A waiter whose wake-up is still on its way is not posted again (it reads the
+ * latest state when it runs). Task lock held. */
+static void im__task_wake(im__task *t)
+{
+    int terminal = im__task_terminal_state(t->state);
+    for (im__waiter *w = t->waiters; w; w = w->next) {
+        if (w->kind == IM__W_SYNC && !terminal) continue;
+        if (!atomic_exchange_explicit(&w->posted, 1, memory_order_acq_rel))
+            im_loop_post(w->loop, &w->post);
+    }
+}
+
+/* Adds a waiter to t's list (t's reference is taken for it). Loop thread. */
+static void im__task_listen(im__task *t, im__waiter *w)
+{
+    im__task_ref(t);
+    w->task = t;
+    im__task_lock(t);
+    w->next = t->waiters;
+    t->waiters = w;
+    w->is_listed = 1;
+    im__task_unlock(t);
+}
+
+/* Takes w off its task's list: no wake-up is posted to it after this returns. */
+static void im__task_unlisten(im__waiter *w)
+{
+    im__task *t = w->task;
+    if (!w->is_listed) return;
+    im__task_lock(t);
+    for (im__waiter **p = &t->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    im__task_unlock(t);
+    w->is_listed = 0;
+}
+
+/* Writes an RFC 3339 UTC time with milliseconds ("2026-12-01T23:10:41.029Z"), or null. */
+static void im__jw_time(im_jw *w, int64_t ms)
+{
+    char b[64];
+    struct tm tm;
+    time_t sec = (time_t)(ms / 1000);
+    if (!ms) {
+        im_jw_null(w);
         return;
     }
-    if (ep->mode == IM_MODE_INLINE) {
-        void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
-        void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
-        if (!args || !out) {
-            im_reply_error(c, 503, "out of memory");
+    gmtime_r(&sec, &tm);
+    snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    im_jw_str(w, b);
+}
+
+/* The task object of GET /tasks/{id}; "result" (the function's own answer) only when asked.
+ * Task lock held. */
+static void im__task_json(im_jw *w, const im__task *t, int with_result)
+{
+    char id[33];
+    im__task_id_hex(t->id, id);
+    im_jw_obj(w);
+    im_jw_key(w, "id");
+    im_jw_str(w, id);
+    im_jw_key(w, "function");
+    im_jw_str(w, t->fn->ep->name);
+    im_jw_key(w, "state");
+    im_jw_str(w, im_task_state_name(t->state));
+    im_jw_key(w, "priority");
+    im_jw_int(w, t->priority);
+    im_jw_key(w, "created_at");
+    im__jw_time(w, t->created_ms);
+    im_jw_key(w, "started_at");
+    im__jw_time(w, t->started_ms);
+    im_jw_key(w, "finished_at");
+    im__jw_time(w, t->finished_ms);
+    im_jw_key(w, "progress");
+    im_jw_obj(w);
+    im_jw_key(w, "fraction");
+    im_jw_double(w, t->fraction);
+    im_jw_key(w, "message");
+    if (t->message) im_jw_str(w, t->message);
+    else im_jw_null(w);
+    im_jw_obj_end(w);
+    if (t->state == IM_TASK_SUCCEEDED && with_result) {
+        im_jw_key(w, "result");
+        if (t->body) im_jw_raw(w, t->body, t->body_len);
+        else im_jw_null(w);
+    } else if (t->state > IM_TASK_SUCCEEDED) {
+        im_jw_key(w, "error");
+        im_jw_str(w, t->error ? t->error : im_task_state_name(t->state));
+    }
+    im_jw_obj_end(w);
+}
+
+/* Memory a task holds, for the store's cap. Task lock held (or t not shared yet). */
+static size_t im__task_bytes(const im__task *t)
+{
+    return sizeof *t + 32 + (t->body ? t->body_len : 0) + (t->error ? strlen(t->error) : 0) +
+           (t->message ? strlen(t->message) : 0);
+}
+
+/* ---- the in-memory store ---- */
+
+typedef struct im__memstore {
+    im__store base;          /* first */
+    pthread_mutex_t mu;
+    im__task **table;        /* owned: chains by hnext, a power of two of buckets */
+    size_t nbuckets, count;
+    im__task *newest, *oldest;         /* every task, by creation */
+    im__task *done_head, *done_tail;   /* finished ones, by finish time: evicted from the head */
+    size_t bytes, max_bytes;
+    uint64_t ttl_ms;
+    uint64_t seq;
+    size_t by_state_evicted[6];        /* counts of tasks evicted, by state */
+} im__memstore;
+
+static size_t im__id_hash(const uint8_t id[16])
+{
+    uint64_t h;
+    memcpy(&h, id, 8); /* random bytes: the first eight hash well */
+    return (size_t)h;
+}
+
+static int im__ms_grow(im__memstore *m)
+{
+    size_t n = m->nbuckets ? m->nbuckets * 2 : 1024;
+    im__task **tb = calloc(n, sizeof *tb);
+    if (!tb) return -ENOMEM;
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (im__task *t = m->table[i], *next; t; t = next) {
+            next = t->hnext;
+            size_t b = im__id_hash(t->id) & (n - 1);
+            t->hnext = tb[b];
+            tb[b] = t;
+        }
+    free(m->table);
+    m->table = tb;
+    m->nbuckets = n;
+    return 0;
+}
+
+static int im__ms_add(im__store *s, im__task *t)
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    if (m->count + 1 > m->nbuckets / 4 * 3 && im__ms_grow(m)) {
+        pthread_mutex_unlock(&m->mu);
+        return -ENOMEM;
+    }
+    size_t b = im__id_hash(t->id) & (m->nbuckets - 1);
+    t->hnext = m->table[b];
+    m->table[b] = t;
+    m->count++;
+    t->seq = ++m->seq;
+    t->newer = NULL;
+    t->older = m->newest;
+    if (m->newest) m->newest->newer = t;
+    else m->oldest = t;
+    m->newest = t;
+    t->fnewer = NULL;
+    t->folder = t->fn->newest;
+    if (t->fn->newest) t->fn->newest->fnewer = t;
+    t->fn->newest = t;
+    t->bytes = im__task_bytes(t);
+    m->bytes += t->bytes;
+    im__task_ref(t); /* the store's */
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+/* Takes t out of the hash and the creation lists (not the finished list). Store lock held. */
+static void im__ms_unlink(im__memstore *m, im__task *t)
+{
+    size_t b = im__id_hash(t->id) & (m->nbuckets - 1);
+    for (im__task **p = &m->table[b]; *p; p = &(*p)->hnext)
+        if (*p == t) {
+            *p = t->hnext;
+            break;
+        }
+    m->count--;
+    if (t->newer) t->newer->older = t->older;
+    else m->newest = t->older;
+    if (t->older) t->older->newer = t->newer;
+    else m->oldest = t->newer;
+    if (t->fnewer) t->fnewer->folder = t->folder;
+    else t->fn->newest = t->folder;
+    if (t->folder) t->folder->fnewer = t->fnewer;
+    m->bytes -= t->bytes;
+}
+
+static void im__ms_remove(im__store *s, im__task *t)
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    im__ms_unlink(m, t);
+    pthread_mutex_unlock(&m->mu);
+    im__task_unref(t);
+}
+
+static im__task *im__ms_get(im__store *s, const uint8_t id[16])
+{
+    im__memstore *m = (im__memstore *)s;
+    im__task *t;
+    pthread_mutex_lock(&m->mu);
+    for (t = m->table[im__id_hash(id) & (m->nbuckets - 1)]; t; t = t->hnext)
+        if (memcmp(t->id, id, 16) == 0) {
+            im__task_ref(t);
+            break;
+        }
+    pthread_mutex_unlock(&m->mu);
+    return t;
+}
+
+static size_t im__ms_list(im__store *s, const im__epstate *fn, unsigned mask, uint64_t before,
+                          im__task **out, size_t max, uint64_t *next)
+{
+    im__memstore *m = (im__memstore *)s;
+    size_t n = 0;
+    *next = 0;
+    pthread_mutex_lock(&m->mu);
+    for (im__task *t = fn ? fn->newest : m->newest; t; t = fn ? t->folder : t->older) {
+        if (before && t->seq >= before) continue;
+        if (mask && !(mask & (1u << t->state))) continue;
+        if (n == max) { /* there is more: continue from here */
+            *next = out[n - 1]->seq;
+            break;
+        }
+        im__task_ref(t);
+        out[n++] = t;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/* Drops finished tasks past their TTL, and the oldest finished while over the memory cap.
+ * Store lock held. Returns the tasks to unreference (outside the lock) through *drop. */
+static im__task *im__ms_evict_locked(im__memstore *m, uint64_t now)
+{
+    im__task *drop = NULL;
+    while (m->done_head && (m->done_head->expires <= now || m->bytes > m->max_bytes)) {
+        im__task *t = m->done_head;
+        m->done_head = t->dnext;
+        if (!m->done_head) m->done_tail = NULL;
+        im__ms_unlink(m, t);
+        m->by_state_evicted[t->state]++;
+        t->dnext = drop;
+        drop = t;
+    }
+    return drop;
+}
+
+static void im__ms_drop(im__task *drop)
+{
+    while (drop) {
+        im__task *next = drop->dnext;
+        im__task_unref(drop);
+        drop = next;
+    }
+}
+
+static void im__ms_finished(im__store *s, im__task *t)
+{
+    im__memstore *m = (im__memstore *)s;
+    uint64_t now = im__mono_ms();
+    im__task *drop;
+    pthread_mutex_lock(&m->mu);
+    if (t->is_done_stored || !t->seq) { /* told twice, or never stored (refused at submit) */
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    t->is_done_stored = 1;
+    im__task_lock(t);
+    size_t bytes = im__task_bytes(t); /* now with its answer */
+    im__task_unlock(t);
+    m->bytes += bytes - t->bytes;
+    t->bytes = bytes;
+    t->expires = now + m->ttl_ms;
+    t->dnext = NULL;
+    if (m->done_tail) m->done_tail->dnext = t;
+    else m->done_head = t;
+    m->done_tail = t;
+    drop = im__ms_evict_locked(m, now);
+    pthread_mutex_unlock(&m->mu);
+    im__ms_drop(drop);
+}
+
+static void im__ms_evict(im__store *s)
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    im__task *drop = im__ms_evict_locked(m, im__mono_ms());
+    pthread_mutex_unlock(&m->mu);
+    im__ms_drop(drop);
+}
+
+static void im__ms_counts(im__store *s, size_t by_state[6])
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < 6; i++) by_state[i] = m->by_state_evicted[i];
+    for (im__task *t = m->newest; t; t = t->older) by_state[t->state]++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void im__ms_destroy(im__store *s)
+{
+    im__memstore *m = (im__memstore *)s;
+    if (!m) return;
+    while (m->newest) {
+        im__task *t = m->newest;
+        im__ms_unlink(m, t);
+        im__task_unref(t);
+    }
+    free(m->table);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static const im__store_ops im__memstore_ops = {
+    "memory", im__ms_add, im__ms_remove, im__ms_get, im__ms_list, im__ms_finished, im__ms_evict,
+    im__ms_counts, im__ms_destroy,
+};
+
+static im__store *im__memstore_new(uint64_t ttl_ms, size_t max_bytes)
+{
+    im__memstore *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->base.ops = &im__memstore_ops;
+    m->ttl_ms = ttl_ms;
+    m->max_bytes = max_bytes;
+    pthread_mutex_init(&m->mu, NULL);
+    if (im__ms_grow(m)) {
+        free(m);
+        return NULL;
+    }
+    return &m->base;
+}
+/* ======== end task.c ======== */
+/* ======== begin exec.c ======== */
+/* exec.c — running annotated endpoints in their modes. Inline: bound and called on the loop.
+ * Pool and serial: bound and validated on the loop, then a task: limits checked at once, the
+ * task's job on the executor, its answer written on the worker, sync callers woken on their
+ * own loops (async ones got 202 with its id), time limits on the submitting loop, O(1)
+ * cancellation of queued tasks, progress from the handler. */
+
+/* ---- what a handler reaches through im_call ---- */
+
+int im_call_cancelled(const im_call *call) { return call->run && im_job_cancelled(&call->run->job); }
+
+void im_call_progress(im_call *call, double fraction, const char *message)
+{
+    if (call->run) im_job_progress(&call->run->job, fraction, message);
+}
+
+const char *im_call_task_id(const im_call *call) { return call->run ? call->run->idhex : NULL; }
+
+/* The job's progress hook: the latest fraction and message on the task, its readers woken. */
+static void im__task_progress(im_job *j, double fraction, const char *message)
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    char *m = NULL;
+    if (!(fraction >= 0)) fraction = 0; /* NaN too */
+    if (fraction > 1) fraction = 1;
+    if (message) {
+        size_t n = strnlen(message, 1024);
+        while (n && n < strlen(message) && ((unsigned char)message[n] & 0xc0) == 0x80) n--;
+        if ((m = malloc(n + 1))) { /* cut at a character boundary */
+            memcpy(m, message, n);
+            m[n] = 0;
+        }
+    }
+    im__task_lock(t);
+    if (t->state == IM_TASK_RUNNING) {
+        char *old = t->message;
+        t->message = m;
+        m = old;
+        t->fraction = fraction;
+        t->progress_seq++;
+        im__task_wake(t);
+    }
+    im__task_unlock(t);
+    free(m);
+}
+
+/* ---- answers ---- */
+
+/* Writes a call's answer: the result's JSON with 200, or {"detail": ...} with the status it
+ * failed with. The text is returned in *body (owned; NULL on no memory). */
+static int im__call_answer(const im_endpoint *ep, const im_call *call, int status, const void *out,
+                           char **body, size_t *len)
+{
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    if (status) {
+        if (status < 400 || status > 599) status = 500;
+        im_jw_obj(&w);
+        im_jw_key(&w, "detail");
+        im_jw_str(&w, call->detail ? call->detail : im__reason(status));
+        im_jw_obj_end(&w);
+    } else if (ep->write) {
+        ep->write(&w, out);
+    } else {
+        im_jw_null(&w);
+    }
+    if (im_jw_error(&w)) {
+        im_jw_free(&w);
+        *body = NULL;
+        *len = 0;
+        return 500;
+    }
+    *body = w.buf; /* a growable writer's buffer is plain malloc'd memory: taken */
+    *len = w.len;
+    return status ? status : 200;
+}
+
+/* Answers c with what the call returned (inline calls). */
+static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
+{
+    char *body;
+    size_t len;
+    int st = im__call_answer(ep, call, status, out, &body, &len);
+    if (!body) im_reply_error(c, 500, "the result could not be written as JSON");
+    else im_reply_json(c, st, body, len);
+    free(body);
+}
+
+/* {"detail": "...", "state": "..."}: how a task that did not succeed answers. */
+static void im__reply_task_error(im_ctx *c, int status, const char *detail, int state)
+{
+    char small[640];
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    for (int pass = 0; pass < 2; pass++) {
+        im_jw_obj(&w);
+        im_jw_key(&w, "detail");
+        im_jw_str(&w, detail);
+        im_jw_key(&w, "state");
+        im_jw_str(&w, im_task_state_name(state));
+        im_jw_obj_end(&w);
+        if (im_jw_error(&w) != -ENOSPC) break;
+        im_jw_init(&w, NULL, 0);
+    }
+    if (im_jw_error(&w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, status, w.buf, w.len);
+    im_jw_free(&w);
+}
+
+/* Answers c as GET /tasks/{id}/result does for a finished task, the same for a sync caller:
+ * the function's own answer when it SUCCEEDED, else its error and state (FAILED: the status
+ * the handler failed with, 500 by default; TIMEOUT 504; CANCELLED 409). t is terminal, so its
+ * answer no longer changes and is read without the lock. */
+static void im__reply_task_end(im_ctx *c, const im__task *t)
+{
+    int st = t->state;
+    if (st == IM_TASK_SUCCEEDED && t->body) {
+        im_reply_json(c, 200, t->body, t->body_len);
+        return;
+    }
+    im__reply_task_error(c, st == IM_TASK_SUCCEEDED ? 500 : t->status ? t->status : 500,
+                         t->error ? t->error : im_task_state_name(st), st);
+}
+
+/* ---- a task's memory and slot ---- */
+
+typedef struct im__taskmem {
+    char *owned;
+    im__ablock *arena;
+    size_t held;
+    im__epstate *fn;
+} im__taskmem;
+
+/* Takes what a task's arguments hold (to free outside the task lock) and marks it released:
+ * exactly one of the worker that ran it and whoever ended it while queued does this. Task
+ * lock held. */
+static void im__taskrun_take(im__taskrun *r, im__taskmem *m)
+{
+    if (r->is_released) return;
+    r->is_released = 1;
+    m->owned = r->owned;
+    m->arena = r->arena.head;
+    m->held = r->held;
+    m->fn = r->task->fn;
+    r->owned = NULL;
+    r->arena.head = NULL;
+    r->arena.bytes = 0;
+}
+
+/* Frees what im__taskrun_take took and gives the slot (max_concurrency) and the memory budget
+ * (max_queued_bytes) back. Any thread. */
+static void im__taskmem_free(im__taskmem *m)
+{
+    im__arena a = {m->arena, 0};
+    if (!m->fn) return;
+    im__arena_free(&a);
+    free(m->owned);
+    atomic_fetch_sub_explicit(&m->fn->unfinished, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&m->fn->srv->queued_bytes, m->held, memory_order_relaxed);
+    m->fn = NULL;
+}
+
+/* Tells the store that t is terminal (its TTL starts; it may be evicted). */
+static void im__task_stored_end(im__task *t)
+{
+    im__store *s = t->fn->srv->store;
+    s->ops->finished(s, t);
+}
+
+/* Ends a task that is still QUEUED as CANCELLED (a DELETE, a terminate, a caller that left, a
+ * shutdown): its arguments are freed and its slot given back at once; the worker that pops
+ * its job skips it. A RUNNING task is asked to stop instead: its handler sees
+ * im_call_cancelled() and the task ends CANCELLED when the handler returns. Returns the state
+ * the task had. Any thread. */
+static int im__task_cancel(im__task *t, const char *why)
+{
+    im__taskmem mem = {0};
+    char *e = strdup(why);
+    int st, ended = 0;
+    im__task_lock(t);
+    st = t->state;
+    if (st == IM_TASK_QUEUED) {
+        t->state = IM_TASK_CANCELLED;
+        t->finished_ms = im__wall_ms();
+        t->status = 409;
+        free(t->error);
+        t->error = e;
+        e = NULL;
+        if (t->run) {
+            im_job_cancel(&t->run->job);
+            im__taskrun_take(t->run, &mem);
+        }
+        im__task_wake(t);
+        ended = 1;
+    } else if (st == IM_TASK_RUNNING && !t->is_cancel) {
+        t->is_cancel = 1;
+        free(t->error); /* the reason, shown once it has ended */
+        t->error = e;
+        e = NULL;
+        if (t->run) im_job_cancel(&t->run->job);
+    }
+    im__task_unlock(t);
+    free(e);
+    im__taskmem_free(&mem);
+    if (ended) im__task_stored_end(t);
+    return st;
+}
+
+/* ---- the job on the executor ---- */
+
+static void im__task_job_run(im_job *j) /* on a worker */
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    im__epstate *fn = t->fn;
+    const im_endpoint *ep = fn->ep;
+    im__taskmem mem = {0};
+    char *body, *error = NULL;
+    size_t len;
+    int ended = 0;
+    im__task_lock(t);
+    if (t->state != IM_TASK_QUEUED) { /* ended while queued: its memory is gone already */
+        im__task_unlock(t);
+        return;
+    }
+    t->state = IM_TASK_RUNNING;
+    t->started_ms = im__wall_ms();
+    im__task_unlock(t);
+    atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
+    int status = ep->call(&r->call, r->args, r->out);
+    /* the answer is written here, while the arguments and the arena it may point into live */
+    int http = im__call_answer(ep, &r->call, status, r->out, &body, &len);
+    if (http != 200) error = strdup(r->call.detail ? r->call.detail
+                                    : body ? "the result could not be written as JSON"
+                                           : im__reason(http));
+    atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
+    im__task_lock(t);
+    if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
+        if (t->is_cancel) {
+            t->state = IM_TASK_CANCELLED; /* asked while it ran: its answer is dropped */
+            t->status = 409;
+        } else {
+            t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
+            t->status = (int16_t)http;
+            if (http == 200) t->fraction = 1;
+            t->body = body;
+            t->body_len = (uint32_t)len;
+            body = NULL;
+            if (http != 200) {
+                free(t->error);
+                t->error = error;
+                error = NULL;
+            }
+        }
+        t->finished_ms = im__wall_ms();
+        im__task_wake(t);
+        ended = 1;
+    }
+    im__taskrun_take(r, &mem);
+    im__task_unlock(t);
+    free(body);
+    free(error);
+    im__taskmem_free(&mem);
+    if (ended) im__task_stored_end(t);
+}
+
+static void im__task_job_done(im_job *j, int status) /* on the submitting loop */
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    im__taskmem mem = {0};
+    im__ltimer_stop(r->loop, &r->deadline);
+    if (status == -ECANCELED) /* never ran: shutdown (or a cancel, which ended it already) */
+        im__task_cancel(t, "the server shut down before the task started");
+    im__task_lock(t);
+    im__taskrun_take(r, &mem); /* (released already in every path; kept for safety) */
+    t->run = NULL;
+    im__task_unlock(t);
+    im__taskmem_free(&mem);
+    free(r);
+    im__task_unref(t); /* the run's reference */
+}
+
+/* The time limit, on the submitting loop: counted from the task's start, so a task still
+ * queued is looked at again later. Past it the task is TIMEOUT at once (waiters answered 504)
+ * and its handler sees im_call_cancelled(); the handler's answer is dropped when it comes. */
+static void im__task_deadline(im__ltimer *tm)
+{
+    im__taskrun *r = (im__taskrun *)(void *)((char *)tm - offsetof(im__taskrun, deadline));
+    im__task *t = r->task;
+    uint32_t limit = t->fn->timeout_ms;
+    int ended = 0;
+    im__task_lock(t);
+    if (t->state == IM_TASK_QUEUED) {
+        im__task_unlock(t);
+        im__ltimer_start(r->loop, tm, limit);
+        return;
+    }
+    if (t->state == IM_TASK_RUNNING) {
+        int64_t now = im__wall_ms(), due = t->started_ms + limit;
+        if (now < due) {
+            im__task_unlock(t);
+            im__ltimer_start(r->loop, tm, (uint64_t)(due - now));
             return;
         }
-        memset(args, 0, ep->args_size);
-        memset(out, 0, ep->out_size);
-        if (im__ep_bind(c, ep, args)) return;
-        im_call call = {c, ep, &c->arena, 0, NULL};
-        c->is_inline_call = 1; /* the call and its views end with this function */
-        int status = ep->call(&call, args, out);
-        c->is_inline_call = 0;
-        if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
+        char msg[96];
+        snprintf(msg, sizeof msg, "the task ran past its time limit of %u ms", limit);
+        t->state = IM_TASK_TIMEOUT;
+        t->status = 504;
+        t->finished_ms = now;
+        free(t->error);
+        t->error = strdup(msg);
+        im_job_cancel(&r->job);
+        im__task_wake(t);
+        ended = 1;
+    }
+    im__task_unlock(t);
+    if (ended) im__task_stored_end(t);
+}
+
+/* ---- waiters: requests that wait for a task's end, and event streams ---- */
+
+static int im__events_write(im__waiter *w);
+
+static void im__waiter_free(im__waiter *w)
+{
+    im__task_unref(w->task);
+    free(w);
+}
+
+/* Lets a waiter go: off its task's list, then freed now, or by the wake-up already on its
+ * way (which finds it gone). Loop thread. */
+static void im__waiter_drop(im__waiter *w)
+{
+    im__task_unlisten(w);
+    if (w->kind == IM__W_EVENTS) im__ltimer_stop(w->loop, &w->keepalive);
+    if (atomic_load_explicit(&w->posted, memory_order_acquire)) w->is_gone = 1;
+    else im__waiter_free(w);
+}
+
+/* A waiter's wake-up, on its loop. */
+static void im__waiter_run(im_post *p)
+{
+    im__waiter *w = (im__waiter *)(void *)p;
+    atomic_store_explicit(&w->posted, 0, memory_order_release); /* events after this post anew */
+    if (w->is_gone) {
+        im__waiter_free(w);
         return;
     }
-    /* on an executor: refuse at once past the endpoint's concurrency limit */
-    unsigned n = atomic_fetch_add_explicit(&st->inflight, 1, memory_order_relaxed);
-    if (ep->max_concurrency && n >= ep->max_concurrency) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        im_res_header(c, "Retry-After", "1");
-        im_reply_error(c, 429, "too many calls of this endpoint in flight");
+    if (w->kind == IM__W_EVENTS) {
+        if (!w->is_blocked) (void)im__events_write(w);
         return;
     }
-    im__epjob *e = im__arena_alloc(&c->arena, sizeof *e);
+    im__task *t = w->task;
+    im__task_lock(t);
+    int st = t->state;
+    im__task_unlock(t);
+    if (!im__task_terminal_state(st)) return;
+    w->ctx->on_close = NULL; /* its answer is on its way */
+    im__reply_task_end(w->ctx, t);
+    im__waiter_drop(w);
+}
+
+/* The client of a sync call left: nobody can read the result, so the task is cancelled. */
+static void im__sync_gone(im_ctx *c, void *arg)
+{
+    im__waiter *w = arg;
+    im__task_cancel(w->task, "cancelled: the client waiting for it disconnected");
+    im_reply(c, 500, NULL, NULL, 0); /* finishes the context (-EPIPE) */
+    im__waiter_drop(w);
+}
+
+/* ---- event streams (GET /tasks/{id}/events) ---- */
+
+#define IM__SSE_KEEPALIVE_MS 15000
+
+static void im__events_end(im__waiter *w)
+{
+    w->ctx->on_close = NULL;
+    im_stream_end(w->ctx);
+    im__waiter_drop(w);
+}
+
+static void im__events_drained(im_ctx *c, void *arg)
+{
+    im__waiter *w = arg;
+    (void)c;
+    w->is_blocked = 0;
+    (void)im__events_write(w);
+}
+
+/* Queues text on the stream; 0, or -1 when the output is full (the stream waits for it to
+ * drain, then writes the latest state: what a slow reader missed is coalesced) or gone. */
+static int im__events_put(im__waiter *w, const char *text, size_t n)
+{
+    int rc = im_stream_write(w->ctx, text, n);
+    if (rc == -EAGAIN) {
+        w->is_blocked = 1;
+        im_stream_on_drain(w->ctx, im__events_drained, w);
+    }
+    return rc ? -1 : 0;
+}
+
+/* Writes what the reader has not seen: the latest progress, then, once the task has ended,
+ * one state event with the task object, and the end of the stream. Returns 1 when the stream
+ * has ended (w is gone then), 0 otherwise. */
+static int im__events_write(im__waiter *w)
+{
+    im__task *t = w->task;
+    char buf[1600];
+    im_jw jw;
+    im__task_lock(t);
+    uint32_t seq = t->progress_seq;
+    int st = t->state;
+    size_t n = 0;
+    if (seq != w->seen_seq) {
+        n = (size_t)snprintf(buf, sizeof buf, "event: progress\ndata: ");
+        im_jw_init(&jw, buf + n, sizeof buf - n - 3);
+        im_jw_obj(&jw);
+        im_jw_key(&jw, "fraction");
+        im_jw_double(&jw, t->fraction);
+        im_jw_key(&jw, "message");
+        if (t->message) im_jw_str(&jw, t->message);
+        else im_jw_null(&jw);
+        im_jw_obj_end(&jw);
+        n = im_jw_error(&jw) ? 0 : n + jw.len;
+    }
+    im__task_unlock(t);
+    if (n) {
+        memcpy(buf + n, "\n\n", 2);
+        if (im__events_put(w, buf, n + 2)) return 0;
+        w->seen_seq = seq;
+    }
+    if (!im__task_terminal_state(st)) return 0;
+    im_jw_init(&jw, NULL, 0);
+    im__task_json(&jw, t, 1); /* terminal: no longer changes */
+    char *ev = im_jw_error(&jw) ? NULL : malloc(jw.len + 32);
+    if (ev) {
+        int k = snprintf(ev, 32, "event: state\ndata: ");
+        memcpy(ev + k, jw.buf, jw.len);
+        memcpy(ev + k + jw.len, "\n\n", 2);
+        int rc = im__events_put(w, ev, (size_t)k + jw.len + 2);
+        free(ev);
+        if (rc && w->is_blocked) { /* written whole once the output drains */
+            im_jw_free(&jw);
+            return 0;
+        }
+    }
+    im_jw_free(&jw);
+    im__events_end(w);
+    return 1;
+}
+
+static void im__events_keepalive(im__ltimer *tm)
+{
+    im__waiter *w = (im__waiter *)(void *)((char *)tm - offsetof(im__waiter, keepalive));
+    if (!w->is_blocked) im__events_put(w, ": keep-alive\n\n", 14);
+    im__ltimer_start(w->loop, tm, IM__SSE_KEEPALIVE_MS);
+}
+
+static void im__events_gone(im_ctx *c, void *arg)
+{
+    (void)c;
+    im__events_end(arg); /* the stream ends with -EPIPE: nobody reads it */
+}
+
+/* Streams t's events to c (t: the caller's reference, kept by the stream). */
+static void im__events_start(im_ctx *c, im__task *t)
+{
+    im__waiter *w = calloc(1, sizeof *w);
+    im_res_header(c, "Cache-Control", "no-cache");
+    if (!w || im_stream_begin(c, 200, "text/event-stream")) {
+        free(w);
+        im__task_unref(t);
+        if (!c->is_done) im_reply_error(c, 503, "out of memory");
+        else im_stream_end(c);
+        return;
+    }
+    w->post.fn = im__waiter_run;
+    w->ctx = c;
+    w->loop = c->loop;
+    w->kind = IM__W_EVENTS;
+    im__ltimer_init(&w->keepalive, im__events_keepalive);
+    c->on_close = im__events_gone;
+    c->close_arg = w;
+    im__task_listen(t, w);
+    im__task_unref(t); /* the waiter holds its own */
+    /* what there is already: the latest progress; for a finished task its state, and the end */
+    if (im__events_write(w) == 0) im__ltimer_start(w->loop, &w->keepalive, IM__SSE_KEEPALIVE_MS);
+}
+
+/* ---- running an endpoint ---- */
+
+/* 1: the request asks for an async answer (Prefer: respond-async), 0: a sync one
+ * (respond-sync), -1: it does not say (RFC 7240: a comma-separated list, any case). */
+static int im__prefer(const im_ctx *c)
+{
+    int want = -1;
+    for (unsigned i = 0; i < c->req.num_headers; i++) {
+        if (!im_str_ieq(c->req.headers[i].name, "prefer")) continue;
+        im_str v = c->req.headers[i].value;
+        for (size_t k = 0; k < v.len;) {
+            while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '\t' || v.ptr[k] == ',')) k++;
+            size_t s = k;
+            while (k < v.len && v.ptr[k] != ',' && v.ptr[k] != ';' && v.ptr[k] != '=' &&
+                   v.ptr[k] != ' ' && v.ptr[k] != '\t')
+                k++;
+            im_str tok = {v.ptr + s, k - s};
+            if (im_str_ieq(tok, "respond-async")) want = 1;
+            else if (im_str_ieq(tok, "respond-sync")) want = 0;
+            while (k < v.len && v.ptr[k] != ',') k++;
+        }
+    }
+    return want;
+}
+
+/* Seconds a refused caller should wait before trying again: the executor's estimate of the
+ * wait of a job queued now, in whole seconds, at least 1. */
+static void im__retry_after(im_ctx *c, im_executor *ex)
+{
+    char v[24];
+    uint64_t ms = ex ? im_executor_wait_estimate_ms(ex) : 0;
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(ms / 1000 + 1));
+    im_res_header(c, "Retry-After", v);
+}
+
+static void im__ep_inline(im_ctx *c, const im_endpoint *ep)
+{
     void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
     void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
-    if (e) memset(e, 0, sizeof *e);
-    /* the request is copied first, so that what the binder points at outlives the handler; a
-     * client that leaves meanwhile cancels the job if it has not run yet */
-    if (!e || !args || !out || im_ctx_defer(c, im__epjob_gone, e)) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+    if (!args || !out) {
         im_reply_error(c, 503, "out of memory");
         return;
     }
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
-    if (im__ep_bind(c, ep, args)) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+    if (im__ep_bind(c, ep, args)) return;
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL};
+    c->is_inline_call = 1; /* the call and its views end with this function */
+    int status = ep->call(&call, args, out);
+    c->is_inline_call = 0;
+    if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
+}
+
+/* A call of a pool or serial endpoint: bound on the loop, then a task. */
+static void im__ep_task(im_ctx *c, im__epstate *st)
+{
+    const im_endpoint *ep = st->ep;
+    im_server *s = c->loop->srv;
+    im_executor *ex = ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
+    /* the function's limit first: refused at once, nothing allocated */
+    unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
+    if (ep->max_concurrency && n >= ep->max_concurrency) {
+        char msg[160];
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        snprintf(msg, sizeof msg, "%s has %u unfinished tasks, its max_concurrency: try again "
+                 "later", ep->name, ep->max_concurrency);
+        im__retry_after(c, ex);
+        im_reply_error(c, 429, msg);
         return;
     }
-    e->job.run = im__epjob_run;
-    e->job.done = im__epjob_done;
-    e->ctx = c;
-    e->st = st;
-    e->args = args;
-    e->out = out;
-    e->call.ctx = NULL; /* the worker must not touch the request */
-    e->call.ep = ep;
-    e->call.arena = &c->arena;
-    /* what the call holds until it is answered (its copy of the request, its arena, its
-     * context), within the server-wide budget: queued work must not grow without bound */
-    e->held = sizeof *c + c->raw_len + c->req.num_headers * sizeof(im_header) + c->arena.bytes;
-    size_t before = atomic_fetch_add_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
-    if (before + e->held > s->o.max_queued_bytes) {
+    im__task *t = calloc(1, sizeof *t);
+    im__taskrun *r = calloc(1, sizeof *r);
+    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
+    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+    /* the request is copied first, so that what the binder points at outlives the handler */
+    if (!t || !r || !args || !out || im__task_id(c->loop, t->id) || im_ctx_defer(c, NULL, NULL)) {
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        free(t);
+        free(r);
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    memset(args, 0, ep->args_size);
+    memset(out, 0, ep->out_size);
+    if (im__ep_bind(c, ep, args)) { /* answered 4xx */
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        free(t);
+        free(r);
+        return;
+    }
+    /* the task takes the request's bytes and the arena: the context may answer at once */
+    r->owned = c->owned;
+    c->owned = NULL;
+    r->arena = c->arena;
+    c->arena.head = NULL;
+    c->arena.bytes = 0;
+    r->args = args;
+    r->out = out;
+    /* what it holds until it ends, within the server-wide budget */
+    r->held = sizeof *t + sizeof *r + c->raw_len + c->req.num_headers * sizeof(im_header) +
+              r->arena.bytes;
+    size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
+    if (before + r->held > s->o.max_queued_bytes) {
         char msg[200];
-        int never = e->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
-        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+        int never = r->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
+        im__taskmem mem = {r->owned, r->arena.head, r->held, st};
+        im__taskmem_free(&mem);
         snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
                  "more than the server allows for all queued work (max_queued_bytes %zu)"
                  : "the queued work holds the memory the server allows for it (%zu more "
-                 "bytes needed, max_queued_bytes %zu); try again later", e->held,
+                 "bytes needed, max_queued_bytes %zu); try again later", r->held,
                  s->o.max_queued_bytes);
-        if (!never) im_res_header(c, "Retry-After", "1");
+        free(t);
+        free(r);
+        if (!never) im__retry_after(c, ex);
         im_reply_error(c, never ? 413 : 429, msg);
         return;
     }
-    int rc = im_executor_submit_job(ep->mode == IM_MODE_SERIAL ? s->serial : s->primary,
-                                    ep->priority, &e->job);
-    if (rc) {
-        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
+    atomic_init(&t->refs, 1); /* the run's */
+    atomic_init(&t->lock, 0);
+    t->fn = st;
+    t->state = IM_TASK_QUEUED;
+    t->priority = ep->priority;
+    t->created_ms = im__wall_ms();
+    t->run = r;
+    r->task = t;
+    r->loop = c->loop;
+    im__task_id_hex(t->id, r->idhex);
+    r->job.run = im__task_job_run;
+    r->job.done = im__task_job_done;
+    r->job.progress = im__task_progress;
+    r->call.ep = ep;
+    r->call.arena = &r->arena;
+    r->call.run = r;
+    im__ltimer_init(&r->deadline, im__task_deadline);
+    im__store *store = s->store;
+    im__waiter *w = NULL;
+    int rc = 0;
+    if (!async) { /* the caller waits: listed before the job can end */
+        if (!(w = calloc(1, sizeof *w))) {
+            rc = -ENOMEM;
+        } else {
+            w->post.fn = im__waiter_run;
+            w->ctx = c;
+            w->loop = c->loop;
+            w->kind = IM__W_SYNC;
+            im__task_listen(t, w);
+        }
+    }
+    if (rc == 0) rc = im_executor_submit_job(ex, ep->priority, &r->job);
+    if (rc) { /* refused: nobody else knows the task, it goes as it came */
+        im__taskmem mem = {0};
+        if (w) im__waiter_drop(w);
+        im__taskrun_take(r, &mem);
+        im__taskmem_free(&mem);
+        free(r);
+        im__task_unref(t);
         if (rc == -EAGAIN) {
-            im_res_header(c, "Retry-After", "1");
-            im_reply_error(c, 429, "the work queue is full");
+            im__retry_after(c, ex);
+            im_reply_error(c, 429, "the work queue is full: try again later");
         } else if (rc == -ESHUTDOWN) {
             im_reply_error(c, 503, "the server is shutting down");
+        } else if (rc == -ENOMEM) {
+            im_reply_error(c, 503, "out of memory");
         } else { /* a table the server cannot run: say what, not "shutting down" */
             im_log(IM_LOG_ERROR, "endpoint %s: the executor refused its job: %s", ep->name,
                    strerror(-rc));
@@ -6036,12 +7360,351 @@ static void im__ep_handler(im_ctx *c)
         }
         return;
     }
+    /* from here the job may already have run and ended (a worker took it): t is kept by the
+     * run's reference until the job's completion comes back to this loop */
+    if (store->ops->add(store, t)) { /* nobody could look it up: it must not run */
+        im__task_cancel(t, "out of memory");
+        if (w) {
+            im__waiter_drop(w);
+            c->on_close = NULL;
+        }
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    im__task_lock(t);
+    int st_now = t->state;
+    im__task_unlock(t);
+    if (im__task_terminal_state(st_now)) im__task_stored_end(t); /* ended before it was stored */
+    if (st->timeout_ms) im__ltimer_start(c->loop, &r->deadline, st->timeout_ms);
+    if (w) {
+        c->on_close = im__sync_gone;
+        c->close_arg = w;
+        return; /* answered when the task ends (im__waiter_run) */
+    }
+    char loc[48], body[160];
+    snprintf(loc, sizeof loc, "/tasks/%s", r->idhex);
+    int bl = snprintf(body, sizeof body, "{\"task_id\":\"%s\",\"state\":\"QUEUED\",\"function\":\"%s\"}",
+                      r->idhex, ep->name);
+    im_res_header(c, "Location", loc);
+    im_res_header(c, "Preference-Applied", "respond-async");
+    im_reply_json(c, 202, body, (size_t)bl);
+}
+
+static void im__ep_handler(im_ctx *c)
+{
+    im__epstate *st = im_ctx_udata(c);
+    const im_endpoint *ep = st->ep;
+    if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, ep);
+    else if (ep->mode == IM_MODE_PROCESS)
+        im_reply_error(c, 501, "process isolation is not available in this build yet");
+    else im__ep_task(c, st);
+}
+/* ======== end exec.c ======== */
+/* ======== begin taskapi.c ======== */
+/* taskapi.c — the HTTP face of tasks and functions (GET/DELETE /tasks/{id}, its /result and
+ * /events, GET /tasks, GET /functions[/{name}], POST /functions/{name}/terminate), and adding
+ * annotated endpoints to a server (their routes, /openapi.json and the routes above). */
+
+/* Writes the JSON of w (or 500 when it failed) and frees it. */
+static void im__reply_jw(im_ctx *c, int status, im_jw *w)
+{
+    if (im_jw_error(w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, status, w->buf, w->len);
+    im_jw_free(w);
+}
+
+/* The task named by the {id} segment (a reference), or NULL after answering 404. */
+static im__task *im__api_task(im_ctx *c)
+{
+    im_server *s = c->loop->srv;
+    im_str raw = im_ctx_param(c, "id");
+    uint8_t id[16];
+    im__task *t = NULL;
+    if (im__task_id_parse(raw, id) == 0) t = s->store->ops->get(s->store, id);
+    if (!t) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no task %.*s: unknown, or finished longer ago than tasks are "
+                 "kept", raw.len > 40 ? 40 : (int)raw.len, raw.ptr ? raw.ptr : "");
+        im_reply_error(c, 404, msg);
+    }
+    return t;
+}
+
+static void im__api_task_get(im_ctx *c)
+{
+    im__task *t = im__api_task(c);
+    im_jw w;
+    if (!t) return;
+    im_jw_init(&w, NULL, 0);
+    im__task_lock(t);
+    im__task_json(&w, t, 1);
+    im__task_unlock(t);
+    im__task_unref(t);
+    im__reply_jw(c, 200, &w);
+}
+
+static void im__api_task_result(im_ctx *c)
+{
+    im__task *t = im__api_task(c);
+    if (!t) return;
+    im__task_lock(t);
+    int st = t->state;
+    im__task_unlock(t);
+    if (!im__task_terminal_state(st)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "the task is %s: ask again later", im_task_state_name(st));
+        im__retry_after(c, NULL);
+        im__reply_task_error(c, 202, msg, st);
+    } else {
+        im__reply_task_end(c, t);
+    }
+    im__task_unref(t);
+}
+
+static void im__api_task_delete(im_ctx *c)
+{
+    im__task *t = im__api_task(c);
+    im_jw w;
+    if (!t) return;
+    int st = im__task_cancel(t, "cancelled by DELETE /tasks/{id}");
+    if (im__task_terminal_state(st)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "the task has ended already: %s", im_task_state_name(st));
+        im__reply_task_error(c, 409, msg, st);
+        im__task_unref(t);
+        return;
+    }
+    im_jw_init(&w, NULL, 0);
+    im__task_lock(t);
+    im__task_json(&w, t, 1); /* CANCELLED, or RUNNING until its handler returns */
+    im__task_unlock(t);
+    im__task_unref(t);
+    im__reply_jw(c, 200, &w);
+}
+
+static void im__api_task_events(im_ctx *c)
+{
+    im__task *t = im__api_task(c);
+    if (t) im__events_start(c, t);
+}
+
+/* The function named by the {name} segment, or NULL after answering 404. */
+static im__epstate *im__api_function(im_ctx *c, im_str name)
+{
+    im_server *s = c->loop->srv;
+    for (size_t i = 0; i < s->neps; i++)
+        if (im_str_eq(name, s->eps[i]->ep->name)) return s->eps[i];
+    char msg[128];
+    snprintf(msg, sizeof msg, "no function named '%.*s'", name.len > 60 ? 60 : (int)name.len,
+             name.ptr ? name.ptr : "");
+    im_reply_error(c, 404, msg);
+    return NULL;
+}
+
+/* GET /tasks?function=&state=&limit=&cursor=: newest first. */
+static void im__api_task_list(im_ctx *c)
+{
+    im_server *s = c->loop->srv;
+    im_str q = c->req.query, v;
+    im__epstate *fn = NULL;
+    unsigned mask = 0;
+    long limit = 100;
+    uint64_t before = 0, next = 0;
+    char tmp[40], *end;
+    if ((v = im_query_get(q, "function")).ptr && v.len && !(fn = im__api_function(c, v))) return;
+    if ((v = im_query_get(q, "state")).ptr && v.len) { /* one state, or several: a,b */
+        for (size_t k = 0; k <= v.len;) {
+            size_t e = k;
+            while (e < v.len && v.ptr[e] != ',') e++;
+            im_str one = {v.ptr + k, e - k};
+            int st = im__task_state_parse(one);
+            if (st < 0) {
+                im_reply_error(c, 422, "state must be QUEUED, RUNNING, SUCCEEDED, FAILED, "
+                                       "TIMEOUT or CANCELLED (several: comma-separated)");
+                return;
+            }
+            mask |= 1u << st;
+            k = e + 1;
+        }
+    }
+    if ((v = im_query_get(q, "limit")).ptr) {
+        snprintf(tmp, sizeof tmp, "%.*s", v.len < 30 ? (int)v.len : 30, v.ptr);
+        limit = strtol(tmp, &end, 10);
+        if (!v.len || *end || limit < 1 || limit > 1000) {
+            im_reply_error(c, 422, "limit must be an integer from 1 to 1000");
+            return;
+        }
+    }
+    if ((v = im_query_get(q, "cursor")).ptr && v.len) {
+        snprintf(tmp, sizeof tmp, "%.*s", v.len < 30 ? (int)v.len : 30, v.ptr);
+        errno = 0;
+        before = strtoull(tmp, &end, 10);
+        if (*end || errno || !before || tmp[0] == '-') {
+            im_reply_error(c, 422, "cursor must be a next_cursor this endpoint gave");
+            return;
+        }
+    }
+    im__task **ts = malloc((size_t)limit * sizeof *ts);
+    if (!ts) {
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    size_t n = s->store->ops->list(s->store, fn, mask, before, ts, (size_t)limit, &next);
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_jw_obj(&w);
+    im_jw_key(&w, "tasks");
+    im_jw_arr(&w);
+    for (size_t i = 0; i < n; i++) {
+        im__task_lock(ts[i]);
+        im__task_json(&w, ts[i], 0); /* results are fetched one task at a time */
+        im__task_unlock(ts[i]);
+        im__task_unref(ts[i]);
+    }
+    im_jw_arr_end(&w);
+    im_jw_key(&w, "next_cursor");
+    if (next) {
+        snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)next);
+        im_jw_str(&w, tmp);
+    } else {
+        im_jw_null(&w);
+    }
+    im_jw_obj_end(&w);
+    free(ts);
+    im__reply_jw(c, 200, &w);
+}
+
+static const char *im__mode_name(int mode)
+{
+    static const char *const names[] = {"inline", "pool", "serial", "process"};
+    return mode >= 0 && mode <= IM_MODE_PROCESS ? names[mode] : "unknown";
+}
+
+/* One function as GET /functions lists it; with its arguments' definitions when asked. */
+static void im__function_json(im_jw *w, const im__epstate *st, int with_args)
+{
+    const im_endpoint *ep = st->ep;
+    unsigned unfinished = atomic_load_explicit(&((im__epstate *)st)->unfinished,
+                                               memory_order_relaxed);
+    unsigned running = atomic_load_explicit(&((im__epstate *)st)->running, memory_order_relaxed);
+    im_jw_obj(w);
+    im_jw_key(w, "name");
+    im_jw_str(w, ep->name);
+    im_jw_key(w, "module");
+    im_jw_str(w, ep->module);
+    im_jw_key(w, "method");
+    im_jw_str(w, ep->method);
+    im_jw_key(w, "path");
+    im_jw_str(w, ep->path);
+    im_jw_key(w, "summary");
+    im_jw_str(w, ep->summary ? ep->summary : "");
+    im_jw_key(w, "mode");
+    im_jw_str(w, im__mode_name(ep->mode));
+    im_jw_key(w, "priority");
+    im_jw_int(w, ep->priority);
+    im_jw_key(w, "max_concurrency");
+    if (ep->max_concurrency) im_jw_uint(w, ep->max_concurrency);
+    else im_jw_null(w);
+    im_jw_key(w, "timeout_s");
+    if (st->timeout_ms) im_jw_double(w, st->timeout_ms / 1000.0);
+    else im_jw_null(w);
+    im_jw_key(w, "reply");
+    im_jw_str(w, ep->mode == IM_MODE_INLINE || ep->response == IM_RESPOND_SYNC ? "sync" : "async");
+    im_jw_key(w, "running");
+    im_jw_uint(w, running);
+    im_jw_key(w, "queued");
+    im_jw_uint(w, unfinished > running ? unfinished - running : 0);
+    if (with_args) {
+        im_jw_key(w, "args");
+        if (ep->args_json) im_jw_raw(w, ep->args_json, strlen(ep->args_json));
+        else im_jw_raw(w, "[]", 2);
+    }
+    im_jw_obj_end(w);
+}
+
+static void im__api_functions(im_ctx *c)
+{
+    im_server *s = c->loop->srv;
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_jw_arr(&w);
+    for (size_t i = 0; i < s->neps; i++) im__function_json(&w, s->eps[i], 0);
+    im_jw_arr_end(&w);
+    im__reply_jw(c, 200, &w);
+}
+
+static void im__api_function_get(im_ctx *c)
+{
+    im__epstate *st = im__api_function(c, im_ctx_param(c, "name"));
+    im_jw w;
+    if (!st) return;
+    im_jw_init(&w, NULL, 0);
+    im__function_json(&w, st, 1);
+    im__reply_jw(c, 200, &w);
+}
+
+/* Cancels every queued and running task of a function: {"cancelled": n}. */
+static void im__api_function_terminate(im_ctx *c)
+{
+    im_server *s = c->loop->srv;
+    im__epstate *st = im__api_function(c, im_ctx_param(c, "name"));
+    uint64_t before = 0, next;
+    unsigned long cancelled = 0;
+    im__task *batch[256];
+    char body[48];
+    if (!st) return;
+    do { /* in batches, newest first, never holding the store's lock while cancelling */
+        size_t n = s->store->ops->list(s->store, st, 1u << IM_TASK_QUEUED | 1u << IM_TASK_RUNNING,
+                                       before, batch, 256, &next);
+        for (size_t i = 0; i < n; i++) {
+            int was = im__task_cancel(batch[i], "cancelled by POST /functions/{name}/terminate");
+            if (!im__task_terminal_state(was)) cancelled++;
+            im__task_unref(batch[i]);
+        }
+        before = next;
+    } while (before);
+    int n = snprintf(body, sizeof body, "{\"cancelled\":%lu}", cancelled);
+    im_reply_json(c, 200, body, (size_t)n);
 }
 
 static void im__openapi_handler(im_ctx *c)
 {
     im_server *s = im_ctx_udata(c);
     im_reply_json(c, 200, s->openapi, s->openapi_len);
+}
+
+/* The store's TTL, once a second, on loop 0 (finishing tasks evict too). */
+static void im__evict_tick(im__ltimer *t)
+{
+    im_server *s = (im_server *)(void *)((char *)t - offsetof(im_server, evict_timer));
+    s->store->ops->evict(s->store);
+    im__ltimer_start(s->loops[0], t, 1000);
+}
+
+static int im__add_task_routes(im_server *s)
+{
+    static const struct {
+        const char *method, *path;
+        im_handler_fn fn;
+    } routes[] = {
+        {"GET", "/tasks", im__api_task_list},
+        {"GET", "/tasks/{id}", im__api_task_get},
+        {"DELETE", "/tasks/{id}", im__api_task_delete},
+        {"GET", "/tasks/{id}/result", im__api_task_result},
+        {"GET", "/tasks/{id}/events", im__api_task_events},
+        {"GET", "/functions", im__api_functions},
+        {"GET", "/functions/{name}", im__api_function_get},
+        {"POST", "/functions/{name}/terminate", im__api_function_terminate},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        int rc = im__router_add(s->root, routes[i].method, routes[i].path, routes[i].fn, NULL);
+        if (rc) {
+            im_log(IM_LOG_ERROR, "%s %s: %s", routes[i].method, routes[i].path,
+                   rc == -EEXIST ? "another route took the path the tasks API needs" : strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
@@ -6051,6 +7714,9 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
     im__epstate **all;
     int rc;
     if (s->started) return -EBUSY;
+    if (!s->store && !(s->store = im__memstore_new((uint64_t)s->o.task_ttl_ms,
+                                                   s->o.task_memory_bytes)))
+        return -ENOMEM;
     if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) return -ENOMEM;
     s->eps = all;
     for (size_t i = 0; i < n; i++) {
@@ -6063,7 +7729,10 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
         /* one allocation per endpoint, owned by s->eps (freed with the server) */
         if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
         st->ep = &eps[i];
-        atomic_init(&st->inflight, 0);
+        st->srv = s;
+        st->timeout_ms = eps[i].timeout_ms;
+        atomic_init(&st->unfinished, 0);
+        atomic_init(&st->running, 0);
         if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, st))) {
             im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", eps[i].name, eps[i].method, eps[i].path,
                    rc == -EEXIST ? "that route exists already" : strerror(-rc));
@@ -6077,14 +7746,18 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
         s->openapi_len = openapi_len;
         if ((rc = im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s))) return rc;
     }
+    if (!s->has_task_routes) {
+        if ((rc = im__add_task_routes(s))) return rc;
+        s->has_task_routes = 1;
+    }
     return 0;
 }
 
 unsigned im_server_endpoint_inflight(const im_server *s, size_t i)
 {
-    return i < s->neps ? atomic_load_explicit(&s->eps[i]->inflight, memory_order_relaxed) : 0;
+    return i < s->neps ? atomic_load_explicit(&s->eps[i]->unfinished, memory_order_relaxed) : 0;
 }
-/* ======== end bind.c ======== */
+/* ======== end taskapi.c ======== */
 /* ======== begin server.c ======== */
 /* server.c — the server's lifecycle: options, listeners, loop threads and their rings,
  * signals, graceful stop, freeing. */
@@ -6118,6 +7791,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(max_queued_bytes, IM_DEFAULT_MAX_QUEUED_BYTES);
     IM__DEF(arena_ratio, IM_DEFAULT_ARENA_RATIO);
     IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
+    IM__DEF(task_ttl_ms, IM_DEFAULT_TASK_TTL_MS);
+    IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -6129,7 +7804,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
-        o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 ||
+        o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -6339,6 +8014,11 @@ static int im__loop_init(im_loop *L)
     L->clock_base_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     L->date_sec = -1;
     im__clock(L);
+    L->rnd_off = sizeof L->rnd; /* task ids: filled on first use */
+    if (L->index == 0 && L->srv->store) { /* the store's TTL is kept by loop 0 */
+        im__ltimer_init(&L->srv->evict_timer, im__evict_tick);
+        im__ltimer_start(L, &L->srv->evict_timer, 1000);
+    }
     im__arm_accept(L);
     im__arm_wake(L);
     return 0;
@@ -6376,6 +8056,7 @@ static void im__loop_free(im_loop *L)
     if (L->br && L->br != MAP_FAILED) munmap(L->br, L->br_bytes);
     if (L->bufs && L->bufs != MAP_FAILED) munmap(L->bufs, L->bufs_bytes);
     free(L->hdrs);
+    free(L->heap);
     if (L->efd >= 0) close(L->efd);
     if (L->lfd >= 0) close(L->lfd);
     free(L);
@@ -6545,8 +8226,28 @@ static int im__wait(im_server *s, int sfd)
             }
         }
     }
+    /* queued tasks end at once (CANCELLED: their callers are answered while the loops still
+     * run); running ones may finish within the same deadline as the requests */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (s->primary) im_executor_close(s->primary);
+    if (s->serial) im_executor_close(s->serial);
     im__stop_loops(s, s->nloops);
     s->joined = 1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t spent = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0;
+    int left = spent < s->o.shutdown_timeout_ms ? (int)(s->o.shutdown_timeout_ms - spent) : 0;
+    int stuck = 0;
+    if (s->primary) stuck += im_executor_shutdown_within(s->primary, left);
+    if (s->serial) stuck += im_executor_shutdown_within(s->serial, stuck ? 0 : left);
+    if (s->store) {
+        size_t n[6];
+        s->store->ops->counts(s->store, n);
+        im_log(stuck ? IM_LOG_WARN : IM_LOG_INFO, "tasks at shutdown: %zu SUCCEEDED, %zu FAILED, "
+               "%zu TIMEOUT, %zu CANCELLED, %zu still RUNNING past the deadline%s", n[2], n[3],
+               n[4], n[5], n[0] + n[1], stuck ? " (their threads are left to end on their own)" : "");
+    }
     im_log(IM_LOG_INFO, "stopped");
     return 0;
 }
@@ -6580,8 +8281,8 @@ void im_server_free(im_server *s)
     /* loops are stopped: now the executors. Both stop first (a completion that submits to
      * the other gets -ESHUTDOWN, never a freed executor); queued jobs come back cancelled,
      * posted to the loops they came from, and run here on their behalf, until none is left */
-    if (s->primary) im_executor_shutdown(s->primary);
-    if (s->serial) im_executor_shutdown(s->serial);
+    int stuck = (s->primary && im_executor_shutdown_within(s->primary, -1)) ||
+                (s->serial && im_executor_shutdown_within(s->serial, -1));
     for (int more = 1; more;) {
         more = 0;
         for (int i = 0; i < s->nloops; i++)
@@ -6589,6 +8290,10 @@ void im_server_free(im_server *s)
                 im__run_posts(s->loops[i]);
                 more = 1;
             }
+    }
+    if (stuck) { /* jobs still run and will post to the loops: keep all they may touch */
+        im_log(IM_LOG_WARN, "jobs still running: the server's memory is kept for them");
+        return;
     }
     im_executor_free(s->primary);
     im_executor_free(s->serial);
@@ -6603,6 +8308,7 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
+    if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
     im__rnode_free(s->root);

@@ -43,7 +43,7 @@ EXTRAS = {"IM_FORBID": "forbid", "IM_IGNORE": "ignore", "forbid": "forbid", "ign
 SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw",
            "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw"}
 ENDPOINT_ATTRS = ("summary", "description", "tags", "mode", "priority", "max_concurrency",
-                  "timeout_ms", "response", "extra", "deprecated")
+                  "timeout_ms", "response", "extra", "deprecated", "name")
 NUM_ATTRS = ("min", "max", "exclusive_min", "exclusive_max")
 LEN_ATTRS = ("min_length", "max_length")
 ITEM_ATTRS = ("min_items", "max_items")
@@ -293,6 +293,7 @@ class Endpoint:
         self.args, self.result, self.result_doc, self.result_fields = [], None, "", []
         self.func = None
         self.func_where = None
+        self.name = None  # the function's name in /functions and tasks (default: func)
         self.summary = attrs.get("summary", "")
         self.description = attrs.get("description", "")
         self.mode, self.priority, self.max_concurrency, self.timeout_ms = "inline", 0, 0, 0
@@ -479,6 +480,11 @@ class Reader:
 
         if "summary" in kw:
             e.summary = want("summary", ("string",))
+        if "name" in kw:
+            e.name = want("name", ("string",))
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", e.name):
+                self.err(kw["name"].tok, "'.name' must be 1 to 64 letters, digits, _ . or -, "
+                         "starting with a letter or _", '.name = "sleep"')
         if "description" in kw:
             e.description = want("description", ("string",))
         if "tags" in kw:
@@ -516,6 +522,10 @@ class Reader:
             key = "max_concurrency" if e.max_concurrency else "timeout_ms"
             self.err(kw[key].key_tok, f"'.{key}' needs an executor mode",
                      "inline endpoints run on the event loop and cannot be limited: add .mode = IM_POOL")
+        if e.mode == "inline" and e.response == "async":
+            self.err(kw["response"].key_tok, "'.response = IM_ASYNC' needs an executor mode",
+                     "an inline endpoint answers before its handler returns, without a task: "
+                     "add .mode = IM_POOL")
         self.module.endpoints.append(e)
         return e
 
@@ -528,7 +538,9 @@ class Reader:
         if name == "f64array":
             if array:
                 self.err(tok, "f64array[] is not a type", "f64array already is an array of double")
-            return TypeRef("double", array=True)
+            t = TypeRef("double", array=True)
+            t.f64 = True  # as spelled, for GET /functions/{name}
+            return t
         if name in SCALARS:
             return TypeRef(name, array=array)
         o = self.objects_global.get(name)
@@ -781,7 +793,7 @@ class Reader:
 # Checks across the service
 
 def check_service(modules):
-    routes, funcs = {}, {}
+    routes, funcs, public = {}, {}, {}
     for m in modules:
         for e in m.endpoints:
             key = (e.method, re.sub(r"\{[^}]*\}", "{}", e.path))
@@ -804,6 +816,13 @@ def check_service(modules):
                 raise GenError(e.func_where, f"function '{e.func}' serves two endpoints (also at {o.where[0]}:{o.where[1]})",
                                "each endpoint has a function of its own")
             funcs[e.func] = e
+            if e.name is None:
+                e.name = e.func
+            if e.name in public:
+                o = public[e.name]
+                raise GenError(e.where, f"two functions are named '{e.name}' (also at {o.where[0]}:{o.where[1]})",
+                               "a function's .name (by default its C name) is unique in the service")
+            public[e.name] = e
             names = {}
             for a in e.args:
                 if a.name in names:
@@ -1164,20 +1183,32 @@ def emit_routes(service, modules, openapi_text, outdir):
     rows = []
     for m in modules:
         for e in m.endpoints:
-            rows.append([c_str(e.method) + ",", c_str(e.path) + ",", c_str(e.func) + ",", c_str(m.name) + ",",
+            rows.append([c_str(e.method) + ",", c_str(e.path) + ",", c_str(e.name or e.func) + ",", c_str(m.name) + ",",
                          f"sizeof({e.func}_args),", f"sizeof({e.func}_result),", f"im_gen_bind_{e.func},",
                          f"im_gen_call_{e.func},", f"im_gen_write_{e.func},", f"IM_MODE_{e.mode.upper()},",
                          f"IM_RESPOND_{e.response.upper()},", f"{e.priority},", f"IM_EXTRA_{e.extra.upper()},",
                          f"{2 if any(a.source == 'raw' for a in e.args) else 1 if e.body_args else 0},",
-                         f"{e.max_concurrency}u,", f"{e.timeout_ms}u"])
+                         f"{e.max_concurrency}u,", f"{e.timeout_ms}u,", c_str(e.summary) + ",",
+                         f"im_gen_args_{e.func}"])
+    # the argument definitions of each function (GET /functions/{name}), as JSON text
+    for m in modules:
+        for e in m.endpoints:
+            text = json.dumps(args_definition(e, modules), separators=(",", ":"), ensure_ascii=False)
+            data = text.encode("utf-8")
+            out.add(f"static const char im_gen_args_{e.func}[] =")
+            for i in range(0, len(data), 200):
+                out.add("    " + c_bytes(data[i:i + 200]))
+            out.add(";")
+    out.add("")
     out.add("/* method, path, function, module, sizes, binder, call, writer, mode, answer, priority,",
-            "   extra fields, body (1 JSON, 2 raw), max concurrency, timeout (ms) */",
+            "   extra fields, body (1 JSON, 2 raw), max concurrency, timeout (ms), summary, the",
+            "   arguments' definitions (JSON) */",
             "static const im_endpoint im_gen_endpoints[] = {")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
     for r in rows:
         out.add("    {" + " ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "},")
     if not rows:
-        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0}, /* none */')
+        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, "", "[]"}, /* none */')
     out.add("};", "")
     # the OpenAPI document, as a C string in 200-byte pieces
     data = openapi_text.encode("utf-8")
@@ -1350,6 +1381,41 @@ def object_schema(title, fields, doc, extra):
     return s
 
 
+def resolved_schema(s, modules, within=()):
+    """s with every $ref to an object replaced by that object's schema; an object inside
+    itself (a tree) keeps its $ref, which names the schema in /openapi.json."""
+    if isinstance(s, dict):
+        ref = s.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            for m in modules:
+                if name in m.objects and name not in within:
+                    o = m.objects[name]
+                    rest = {k: v for k, v in s.items() if k != "$ref"}
+                    return dict(resolved_schema(object_schema(o.name, o.fields, o.doc, "forbid"),
+                                                modules, within + (name,)), **rest)
+        return {k: resolved_schema(v, modules, within) for k, v in s.items()}
+    if isinstance(s, list):
+        return [resolved_schema(v, modules, within) for v in s]
+    return s
+
+
+def args_definition(e, modules):
+    """The function's arguments as GET /functions/{name} lists them (restful-functions'
+    definitions): name, type as annotated, where it comes from, required, default, description
+    and the JSON Schema of /openapi.json with objects written out."""
+    out = []
+    for a in e.args:
+        t = "f64array" if getattr(a.type, "f64", False) else str(a.type)
+        schema = schema_of(a.type, a)
+        if a.default is not None:
+            schema = dict(schema, default=a.default)
+        out.append({"name": a.name, "type": t, "in": a.source, "required": a.required,
+                    "default": a.default, "description": a.doc or None,
+                    "schema": resolved_schema(schema, modules)})
+    return out
+
+
 def openapi(service, title, version, modules):
     schemas = {}
     paths = {}
@@ -1418,7 +1484,7 @@ def openapi(service, title, version, modules):
                                                                 "description": "Seconds to wait before trying again"}},
                                     "content": err}
             op["responses"] = responses
-            op["x-immersive"] = {"module": m.name, "mode": e.mode, "priority": e.priority,
+            op["x-immersive"] = {"name": e.name or e.func, "module": m.name, "mode": e.mode, "priority": e.priority,
                                  "max_concurrency": e.max_concurrency, "timeout_ms": e.timeout_ms,
                                  "response": e.response, "extra": e.extra}
             paths.setdefault(e.path, {})[e.method.lower()] = op

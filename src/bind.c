@@ -93,13 +93,6 @@ static void *im__bind_alloc(im_bind *b, size_t n)
     return p;
 }
 
-struct im_call {
-    im_ctx *ctx;              /* the request (NULL while on a worker) */
-    const im_endpoint *ep;
-    im__arena *arena;
-    int status;               /* set by im_call_fail */
-    char *detail;             /* its text (arena) */
-};
 
 int im_call_fail(im_call *call, int status, const char *fmt, ...)
 {
@@ -717,48 +710,6 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
     return found;
 }
 
-/* ---- running endpoints ---- */
-
-/* Per endpoint: its description and what is in flight. */
-typedef struct im__epstate {
-    const im_endpoint *ep;
-    _Atomic unsigned inflight;
-} im__epstate;
-
-/* A call that runs on an executor: everything it needs lives in its deferred context's arena. */
-typedef struct im__epjob {
-    im_job job;
-    _Atomic int gone; /* the client left before the job ran: skip it */
-    im_ctx *ctx;  /* the deferred request: touched on the loop thread only */
-    im_call call;
-    im__epstate *st;
-    void *args, *out;
-    size_t held;  /* bytes counted in the server's queued_bytes until done */
-    int status;
-} im__epjob;
-
-/* Answers a call: the error, or 200 with the result. */
-static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
-{
-    if (status) {
-        if (status < 400 || status > 599) status = 500;
-        im_reply_error(c, status, call->detail ? call->detail : im__reason(status));
-        return;
-    }
-    im_jw w;
-    char small[1024];
-    im_jw_init(&w, small, sizeof small);
-    if (ep->write) ep->write(&w, out);
-    else im_jw_null(&w);
-    if (im_jw_error(&w) == -ENOSPC) { /* a big result: again, on the heap */
-        im_jw_init(&w, NULL, 0);
-        ep->write(&w, out);
-    }
-    if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
-    else im_reply_json(c, 200, w.buf, w.len);
-    im_jw_free(&w);
-}
-
 /* Binds the request; answers 400/415/422 itself and returns -1 when it cannot be served. */
 static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 {
@@ -774,14 +725,15 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
-        if (!ep->body) {
-            im_reply_error(c, 400, "this endpoint takes no request body");
-            return -1;
-        }
         if (ct.ptr) { /* the media type: up to ';' or blank, parameters aside */
             size_t k = 0;
             while (k < ct.len && ct.ptr[k] != ';' && ct.ptr[k] != ' ' && ct.ptr[k] != '\t') k++;
             ct.len = k;
+        }
+        if (!ep->body && ct.ptr && !im_str_ieq(ct, "application/json")) {
+            im_reply_error(c, 400, "this endpoint takes no request body (an empty JSON object "
+                                   "is accepted)");
+            return -1;
         }
         if (ep->body == 2) {
             if (!ct.ptr || !im_str_ieq(ct, "application/octet-stream")) {
@@ -800,7 +752,12 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     im_json_init(&b.j, c->req.body.ptr ? c->req.body.ptr : "", c->req.body.len, 1);
     im_jw_init(&b.errs, NULL, 0); /* allocates only when an error is recorded */
     rc = ep->bind(&b, args);
-    if (rc >= 0 && b.has_body && ep->body == 1 && !b.j.err) im_json_finish(&b.j);
+    if (rc >= 0 && b.has_body && !ep->body) { /* no body arguments: {} at most (as FastAPI) */
+        im_str key;
+        int r = im_bind_obj_begin(&b);
+        while (r > 0 && (r = im_bind_obj_key(&b, &key)) > 0) im_bind_extra(&b, key);
+    }
+    if (rc >= 0 && b.has_body && ep->body != 2 && !b.j.err) im_json_finish(&b.j);
     if (b.too_big) {
         char msg[200];
         const im_server_opts *o = &c->loop->srv->o;
@@ -860,173 +817,4 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     }
     im_jw_free(&b.errs);
     return rc ? -1 : 0;
-}
-
-static void im__epjob_run(im_job *j) /* on a worker */
-{
-    im__epjob *e = (im__epjob *)(void *)j;
-    if (atomic_load_explicit(&e->gone, memory_order_relaxed)) return; /* nobody to answer */
-    e->status = e->st->ep->call(&e->call, e->args, e->out);
-}
-
-static void im__epjob_gone(im_ctx *c, void *arg) /* on the loop: the client left */
-{
-    (void)c;
-    atomic_store_explicit(&((im__epjob *)arg)->gone, 1, memory_order_relaxed);
-}
-
-static void im__epjob_done(im_job *j, int status) /* on the loop */
-{
-    im__epjob *e = (im__epjob *)(void *)j;
-    im_ctx *c = e->ctx;
-    atomic_fetch_sub_explicit(&e->st->inflight, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&c->loop->srv->queued_bytes, e->held, memory_order_relaxed);
-    if (status == -ECANCELED) im_reply_error(c, 503, "the server is shutting down");
-    else im__ep_answer(c, e->st->ep, &e->call, e->status, e->out);
-}
-
-static void im__ep_handler(im_ctx *c)
-{
-    im__epstate *st = im_ctx_udata(c);
-    const im_endpoint *ep = st->ep;
-    im_server *s = c->loop->srv;
-    if (ep->mode == IM_MODE_PROCESS || ep->response == IM_RESPOND_ASYNC) {
-        im_reply_error(c, 501, ep->mode == IM_MODE_PROCESS
-                                   ? "process isolation is not available in this build yet"
-                                   : "asynchronous (task) answers are not available in this build yet");
-        return;
-    }
-    if (ep->mode == IM_MODE_INLINE) {
-        void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
-        void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
-        if (!args || !out) {
-            im_reply_error(c, 503, "out of memory");
-            return;
-        }
-        memset(args, 0, ep->args_size);
-        memset(out, 0, ep->out_size);
-        if (im__ep_bind(c, ep, args)) return;
-        im_call call = {c, ep, &c->arena, 0, NULL};
-        c->is_inline_call = 1; /* the call and its views end with this function */
-        int status = ep->call(&call, args, out);
-        c->is_inline_call = 0;
-        if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
-        return;
-    }
-    /* on an executor: refuse at once past the endpoint's concurrency limit */
-    unsigned n = atomic_fetch_add_explicit(&st->inflight, 1, memory_order_relaxed);
-    if (ep->max_concurrency && n >= ep->max_concurrency) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        im_res_header(c, "Retry-After", "1");
-        im_reply_error(c, 429, "too many calls of this endpoint in flight");
-        return;
-    }
-    im__epjob *e = im__arena_alloc(&c->arena, sizeof *e);
-    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
-    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
-    if (e) memset(e, 0, sizeof *e);
-    /* the request is copied first, so that what the binder points at outlives the handler; a
-     * client that leaves meanwhile cancels the job if it has not run yet */
-    if (!e || !args || !out || im_ctx_defer(c, im__epjob_gone, e)) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        im_reply_error(c, 503, "out of memory");
-        return;
-    }
-    memset(args, 0, ep->args_size);
-    memset(out, 0, ep->out_size);
-    if (im__ep_bind(c, ep, args)) {
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        return;
-    }
-    e->job.run = im__epjob_run;
-    e->job.done = im__epjob_done;
-    e->ctx = c;
-    e->st = st;
-    e->args = args;
-    e->out = out;
-    e->call.ctx = NULL; /* the worker must not touch the request */
-    e->call.ep = ep;
-    e->call.arena = &c->arena;
-    /* what the call holds until it is answered (its copy of the request, its arena, its
-     * context), within the server-wide budget: queued work must not grow without bound */
-    e->held = sizeof *c + c->raw_len + c->req.num_headers * sizeof(im_header) + c->arena.bytes;
-    size_t before = atomic_fetch_add_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
-    if (before + e->held > s->o.max_queued_bytes) {
-        char msg[200];
-        int never = e->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
-        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
-                 "more than the server allows for all queued work (max_queued_bytes %zu)"
-                 : "the queued work holds the memory the server allows for it (%zu more "
-                 "bytes needed, max_queued_bytes %zu); try again later", e->held,
-                 s->o.max_queued_bytes);
-        if (!never) im_res_header(c, "Retry-After", "1");
-        im_reply_error(c, never ? 413 : 429, msg);
-        return;
-    }
-    int rc = im_executor_submit_job(ep->mode == IM_MODE_SERIAL ? s->serial : s->primary,
-                                    ep->priority, &e->job);
-    if (rc) {
-        atomic_fetch_sub_explicit(&s->queued_bytes, e->held, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_relaxed);
-        if (rc == -EAGAIN) {
-            im_res_header(c, "Retry-After", "1");
-            im_reply_error(c, 429, "the work queue is full");
-        } else if (rc == -ESHUTDOWN) {
-            im_reply_error(c, 503, "the server is shutting down");
-        } else { /* a table the server cannot run: say what, not "shutting down" */
-            im_log(IM_LOG_ERROR, "endpoint %s: the executor refused its job: %s", ep->name,
-                   strerror(-rc));
-            im_reply_error(c, 500, "the executor refused this call's job");
-        }
-        return;
-    }
-}
-
-static void im__openapi_handler(im_ctx *c)
-{
-    im_server *s = im_ctx_udata(c);
-    im_reply_json(c, 200, s->openapi, s->openapi_len);
-}
-
-int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
-                            size_t openapi_len)
-{
-    im__epstate *st;
-    im__epstate **all;
-    int rc;
-    if (s->started) return -EBUSY;
-    if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) return -ENOMEM;
-    s->eps = all;
-    for (size_t i = 0; i < n; i++) {
-        if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
-            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
-                   "have levels 0..%u (priority_levels)", eps[i].name, eps[i].method,
-                   eps[i].path, eps[i].priority, s->o.priority_levels - 1);
-            return -EINVAL;
-        }
-        /* one allocation per endpoint, owned by s->eps (freed with the server) */
-        if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
-        st->ep = &eps[i];
-        atomic_init(&st->inflight, 0);
-        if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, st))) {
-            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", eps[i].name, eps[i].method, eps[i].path,
-                   rc == -EEXIST ? "that route exists already" : strerror(-rc));
-            free(st);
-            return rc;
-        }
-        s->eps[s->neps++] = st;
-    }
-    if (openapi && !s->openapi) {
-        s->openapi = openapi;
-        s->openapi_len = openapi_len;
-        if ((rc = im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s))) return rc;
-    }
-    return 0;
-}
-
-unsigned im_server_endpoint_inflight(const im_server *s, size_t i)
-{
-    return i < s->neps ? atomic_load_explicit(&s->eps[i]->inflight, memory_order_relaxed) : 0;
 }

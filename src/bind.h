@@ -42,13 +42,40 @@ void *im_call_alloc(im_call *call, size_t n);
  * answer -EINVAL): the call's arguments borrow from the receive buffer, which is reused once
  * the handler returns. An endpoint that answers later is declared .mode = IM_POOL. */
 im_ctx *im_call_ctx(im_call *call);
-/* The endpoint's name (its C function). */
+/* The function's name (its .name, by default its C function's). */
 const char *im_call_name(const im_call *call);
+
+/* 1 when the call should stop: its task was cancelled (DELETE /tasks/{id}, POST
+ * /functions/{name}/terminate, a waiting client that left) or ran past its timeout. A handler
+ * that runs long looks now and then and returns (what it returns is then dropped); one that
+ * never looks keeps its worker until it returns (process mode is for code that cannot
+ * cooperate). Always 0 for inline calls. Any thread. */
+int im_call_cancelled(const im_call *call);
+/* Reports how far the call has got: fraction 0..1 (clamped) and a message (may be NULL;
+ * copied, at most 1 KiB kept). GET /tasks/{id} shows the latest; GET /tasks/{id}/events
+ * streams each (a slow reader gets the latest, not a backlog). Nothing for inline calls. */
+void im_call_progress(im_call *call, double fraction, const char *message);
+/* The call's task id (32 lowercase hex characters; borrowed, valid during the call), or NULL
+ * for an inline call. */
+const char *im_call_task_id(const im_call *call);
+
+/* States of a task, in the order it moves through them (the last four are terminal). */
+enum {
+    IM_TASK_QUEUED = 0,
+    IM_TASK_RUNNING,
+    IM_TASK_SUCCEEDED,
+    IM_TASK_FAILED,
+    IM_TASK_TIMEOUT,
+    IM_TASK_CANCELLED
+};
+/* "QUEUED", "RUNNING", ... (static). */
+const char *im_task_state_name(int state);
 
 /* ---- for generated code ---- */
 
-/* Execution modes and answers (the task machinery that runs "process" mode and asynchronous
- * answers comes later: until then those endpoints answer 501). */
+/* Execution modes and answers (process mode comes later: until then it answers 501). A
+ * non-inline call is a task; IM_RESPOND_ASYNC answers 202 with its id at once, SYNC waits for
+ * its end; a request's Prefer header (respond-async, respond-sync) overrides. */
 enum { IM_MODE_INLINE = 0, IM_MODE_POOL, IM_MODE_SERIAL, IM_MODE_PROCESS };
 enum { IM_RESPOND_SYNC = 0, IM_RESPOND_ASYNC };
 enum { IM_EXTRA_FORBID = 0, IM_EXTRA_IGNORE };
@@ -123,7 +150,7 @@ int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst);
 typedef struct im_endpoint {
     const char *method;    /* "GET", "POST", ... */
     const char *path;      /* "/v1/math/add", with {param} segments */
-    const char *name;      /* the C function */
+    const char *name;      /* the function's name (.name; by default its C name) */
     const char *module;    /* its module */
     size_t args_size;      /* sizeof the argument struct */
     size_t out_size;       /* sizeof the result struct */
@@ -135,8 +162,10 @@ typedef struct im_endpoint {
     uint8_t priority;      /* executor priority, 0 most urgent */
     uint8_t extra;         /* IM_EXTRA_* */
     uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s */
-    uint32_t max_concurrency; /* calls in flight at once (0: no limit); past it 429 */
-    uint32_t timeout_ms;   /* 0: none (enforced by the task machinery) */
+    uint32_t max_concurrency; /* unfinished tasks at once (0: no limit); past it 429 */
+    uint32_t timeout_ms;   /* a task's time limit from its start (0: none): then TIMEOUT */
+    const char *summary;   /* one line for GET /functions ("" when none) */
+    const char *args_json; /* the arguments' definitions as a JSON array (GET /functions/{name}) */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
@@ -144,5 +173,5 @@ typedef struct im_endpoint {
 int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
                             size_t openapi_len);
 
-/* Calls in flight for endpoint number i of those added (for monitoring). */
+/* Unfinished tasks (queued or running) of endpoint number i of those added (monitoring). */
 unsigned im_server_endpoint_inflight(const im_server *s, size_t i);

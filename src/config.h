@@ -45,6 +45,15 @@
 #define IM_DEFAULT_MAX_QUEUED_BYTES ((size_t)256 << 20)
 #endif
 
+/* Tasks: a finished task is kept this long (then GET /tasks/{id} says 404), and finished tasks
+ * together hold at most this much (the oldest finished is evicted first; unfinished never). */
+#ifndef IM_DEFAULT_TASK_TTL_MS
+#define IM_DEFAULT_TASK_TTL_MS (10 * 60 * 1000)
+#endif
+#ifndef IM_DEFAULT_TASK_MEMORY_BYTES
+#define IM_DEFAULT_TASK_MEMORY_BYTES ((size_t)256 << 20)
+#endif
+
 /* Timeouts (milliseconds). */
 #ifndef IM_DEFAULT_HEADER_TIMEOUT_MS
 #define IM_DEFAULT_HEADER_TIMEOUT_MS 10000 /* whole header block, from its first byte */

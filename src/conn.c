@@ -146,6 +146,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->is_finished = x->is_inline_call = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
+    x->drain_fn = NULL;
     x->xh_len = 0;
 
     n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);

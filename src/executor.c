@@ -7,9 +7,26 @@ struct im_executor {
     _Atomic int stopping;  /* shutdown began: queued jobs are handed back, not run */
     _Atomic int submitting;/* threads inside submit: shutdown waits for them before its drain */
     _Atomic unsigned running;
+    _Atomic unsigned alive; /* worker threads that have not returned yet */
+    _Atomic uint64_t mean_ns; /* run time of recent jobs (a moving average, 1/16 per job) */
     int joined;
+    int abandoned;         /* shutdown gave up on running jobs: never freed */
     char name[11];
 };
+
+void im_job_cancel(im_job *j) { __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELEASE); }
+int im_job_cancelled(const im_job *j) { return __atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE); }
+void im_job_progress(im_job *j, double fraction, const char *message)
+{
+    if (j->progress) j->progress(j, fraction, message);
+}
+
+static uint64_t im__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Runs on the owner loop: the job's completion. */
 static void im__job_delivered(im_post *p)
@@ -39,15 +56,21 @@ static void *im__worker_main(void *arg)
     while (im_queue_pop_wait(ex->q, &item, NULL, -1) == 0) {
         im_job *j = item;
         /* acquire: pairs with the release in im_executor_shutdown */
-        if (atomic_load_explicit(&ex->stopping, memory_order_acquire)) {
-            im__job_complete(j, -ECANCELED); /* queued at shutdown: handed back */
+        if (atomic_load_explicit(&ex->stopping, memory_order_acquire) || im_job_cancelled(j)) {
+            im__job_complete(j, -ECANCELED); /* cancelled, or queued at shutdown: handed back */
             continue;
         }
         atomic_fetch_add_explicit(&ex->running, 1, memory_order_relaxed);
+        uint64_t t0 = im__mono_ns();
         j->run(j);
+        uint64_t took = im__mono_ns() - t0, mean;
+        mean = atomic_load_explicit(&ex->mean_ns, memory_order_relaxed); /* racy by design */
+        atomic_store_explicit(&ex->mean_ns, mean ? mean - mean / 16 + took / 16 : took,
+                              memory_order_relaxed);
         atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
         im__job_complete(j, 0);
     }
+    atomic_fetch_sub_explicit(&ex->alive, 1, memory_order_release);
     return NULL;
 }
 
@@ -79,8 +102,10 @@ im_executor *im_executor_new(const im_executor_opts *opts)
     }
     for (; ex->nthreads < o.threads; ex->nthreads++) {
         char name[16];
+        atomic_fetch_add(&ex->alive, 1);
         int rc = pthread_create(&ex->threads[ex->nthreads], NULL, im__worker_main, ex);
         if (rc) {
+            atomic_fetch_sub(&ex->alive, 1);
             im_log(IM_LOG_ERROR, "executor %s: cannot start thread %u: %s", ex->name,
                    ex->nthreads, strerror(rc));
             im_executor_free(ex);
@@ -106,6 +131,7 @@ int im_executor_submit_job(im_executor *ex, unsigned prio, im_job *job)
     }
     job->owner = im_loop_current();
     job->status = 0;
+    __atomic_store_n(&job->cancelled, 0, __ATOMIC_RELAXED);
     rc = im_queue_push(ex->q, prio, job);
     atomic_fetch_sub_explicit(&ex->submitting, 1, memory_order_release);
     return rc;
@@ -140,6 +166,7 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
     if (!(f = malloc(sizeof *f))) return -ENOMEM;
     f->job.run = im__fn_run;
     f->job.done = im__fn_done;
+    f->job.progress = NULL;
     f->fn = fn;
     f->done = done;
     f->arg = arg;
@@ -147,22 +174,46 @@ int im_executor_submit(im_executor *ex, unsigned prio, void (*fn)(void *arg), vo
     return rc;
 }
 
-void im_executor_shutdown(im_executor *ex)
+void im_executor_close(im_executor *ex)
 {
-    if (ex->joined) return;
+    if (atomic_load(&ex->stopping)) return;
     /* seq_cst: pairs with submit (see there); a worker that sees stopping hands jobs back */
     atomic_store(&ex->stopping, 1);
     while (atomic_load(&ex->submitting)) sched_yield(); /* pushes under way land first */
     im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
+}
+
+int im_executor_shutdown_within(im_executor *ex, int timeout_ms)
+{
+    if (ex->joined) return 0;
+    if (ex->abandoned) return (int)atomic_load(&ex->running);
+    im_executor_close(ex);
+    if (timeout_ms >= 0) { /* wait for the workers to return, up to the deadline */
+        uint64_t until = im__mono_ns() + (uint64_t)timeout_ms * 1000000u;
+        while (atomic_load_explicit(&ex->alive, memory_order_acquire) && im__mono_ns() < until)
+            usleep(1000);
+        if (atomic_load_explicit(&ex->alive, memory_order_acquire)) {
+            int n = (int)atomic_load(&ex->running);
+            im_log(IM_LOG_WARN, "executor %s: %d job%s still running %d ms after shutdown began; "
+                   "left to finish on their own", ex->name, n, n == 1 ? "" : "s", timeout_ms);
+            ex->abandoned = 1;
+            for (unsigned i = 0; i < ex->nthreads; i++) pthread_detach(ex->threads[i]);
+            return n ? n : 1;
+        }
+    }
     for (unsigned i = 0; i < ex->nthreads; i++) pthread_join(ex->threads[i], NULL);
     ex->joined = 1;
     void *item; /* a push that raced with the close and got in after the workers left */
     while (im_queue_pop(ex->q, &item, NULL) == 0) im__job_complete(item, -ECANCELED);
+    return 0;
 }
+
+void im_executor_shutdown(im_executor *ex) { im_executor_shutdown_within(ex, -1); }
 
 void im_executor_free(im_executor *ex)
 {
     if (!ex) return;
+    if (ex->abandoned) return; /* its threads may still use it: the process exits soon */
     im_executor_shutdown(ex);
     im_queue_free(ex->q);
     free(ex->threads);
@@ -174,4 +225,11 @@ size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); 
 unsigned im_executor_running(const im_executor *ex)
 {
     return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);
+}
+
+uint64_t im_executor_wait_estimate_ms(const im_executor *ex)
+{
+    uint64_t mean = atomic_load_explicit(&((im_executor *)ex)->mean_ns, memory_order_relaxed);
+    uint64_t ahead = im_queue_size(ex->q) + im_executor_running(ex);
+    return ahead * mean / (ex->nthreads ? ex->nthreads : 1) / 1000000u;
 }

@@ -32,7 +32,7 @@
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c http_parse.c
- *   router.c response.c conn.c loop.c queue.c executor.c bind.c server.c
+ *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -102,6 +102,7 @@ extern "C" {
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -122,6 +123,9 @@ extern "C" {
 #include "queue.c"
 #include "executor.c"
 #include "bind.c"
+#include "task.c"
+#include "exec.c"
+#include "taskapi.c"
 #include "server.c"
 
 #endif /* IMMERSIVE_IMPLEMENTATION */

@@ -152,6 +152,15 @@ typedef struct im__arena {
     size_t bytes;     /* allocated for its blocks, headers included */
 } im__arena;
 
+/* A timer of any duration on a loop (task deadlines, event-stream keep-alives), kept in the
+ * loop's binary min-heap: starting or stopping one is O(log n). Loop thread only. (The
+ * connection timers are lists instead: one duration each, O(1).) */
+typedef struct im__ltimer {
+    uint64_t due;                     /* loop clock (clock_ms) when it fires */
+    uint32_t idx;                     /* its place in the heap, IM__NIL when not armed */
+    void (*fn)(struct im__ltimer *t); /* runs on the loop thread once due (may start it again) */
+} im__ltimer;
+
 /* The context of one request. Pooled per loop; a deferred one stays out of the pool until
  * finished. */
 struct im_ctx {
@@ -175,6 +184,8 @@ struct im_ctx {
                                   * from the receive buffer, so it cannot be deferred */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
+    void (*drain_fn)(im_ctx *x, void *arg); /* im_stream_on_drain: told once output drains */
+    void *drain_arg;
     const char *raw;           /* the request's bytes: head, then the de-chunked body */
     size_t raw_len;
     char *owned;               /* deferred: owned copy of the request bytes and headers */
@@ -210,8 +221,12 @@ struct im_loop {
     uint32_t dirty_head;       /* connections with output to flush this iteration */
     uint32_t thead[IM__T_COUNT], ttail[IM__T_COUNT];
     uint32_t tdur[IM__T_COUNT];/* each list's duration (ms) */
-    uint32_t now_ms;           /* loop clock, read once per iteration */
+    uint32_t now_ms;           /* loop clock, read once per iteration (wraps: compared by
+                                * difference) */
+    uint64_t clock_ms;         /* the same clock in 64 bits, for timers of any length */
     uint64_t clock_base_ms;
+    im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
+    uint32_t nheap, heap_cap;
     time_t date_sec;           /* second the Date header was made for */
     char date[40];             /* "Date: Tue, 24 Nov 2026 12:00:00 GMT\r\n" */
     /* request scratch */
@@ -239,6 +254,9 @@ struct im_loop {
     uint32_t last_batch;       /* completions the last iteration reaped */
     unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
     unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
+    /* task ids: random bytes from getrandom, drawn 16 at a time */
+    uint8_t rnd[512];
+    uint32_t rnd_off;          /* first unused byte of rnd */
     /* start-up handshake with im_server_start() */
     int init_rc;
 };
@@ -261,11 +279,124 @@ struct im_server {
     const char *openapi;       /* borrowed (generated, static): GET /openapi.json */
     size_t openapi_len;
     _Atomic size_t queued_bytes; /* memory held by calls on the executors (max_queued_bytes) */
+    struct im__store *store;   /* owned: the tasks (in memory) */
+    im__ltimer evict_timer;    /* on loop 0: the store's TTL, once a second */
+    int has_task_routes;       /* /tasks and /functions are routed */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
+};
+
+/* One call of an annotated function (im_call in bind.h). */
+struct im_call {
+    im_ctx *ctx;              /* the request (NULL while on a worker) */
+    const im_endpoint *ep;
+    im__arena *arena;         /* its memory (the request's, or its task's) */
+    int status;               /* set by im_call_fail */
+    char *detail;             /* its text (arena) */
+    struct im__taskrun *run;  /* its task's execution (NULL for inline calls) */
+};
+
+/* ---- tasks (task.c: objects and the store; exec.c: running endpoints; taskapi.c: /tasks) ---- */
+
+/* Per annotated endpoint: its description and what is in flight. */
+typedef struct im__epstate {
+    const im_endpoint *ep;
+    struct im_server *srv;
+    _Atomic unsigned unfinished; /* its tasks queued or running (max_concurrency counts them) */
+    _Atomic unsigned running;    /* its handlers running now */
+    uint32_t timeout_ms;         /* a task's time limit from its start (0: none) */
+    struct im__task *newest;     /* its tasks in the store, newest first (store lock) */
+} im__epstate;
+
+/* A task: one call of a non-inline endpoint, from its acceptance to its eviction. Owned by the
+ * store and by whoever holds a reference (a request that waits, an event stream, the job on
+ * the executor). lock guards the fields marked (L); the store's lock those marked (S). */
+typedef struct im__task {
+    uint8_t id[16];              /* 128 random bits (getrandom), printed as 32 hex */
+    im__epstate *fn;             /* its function */
+    _Atomic int refs;
+    _Atomic int lock;            /* a spin lock: held for a few instructions at a time */
+    _Atomic uint8_t state;       /* (L) IM_TASK_*: written under the lock, read anywhere */
+    uint8_t priority;
+    uint8_t is_cancel;           /* (L) cancellation asked while it ran: CANCELLED at its end */
+    uint8_t is_done_stored;      /* (S) the store saw it finish (its TTL runs) */
+    int16_t status;              /* (L) terminal: the HTTP status of its answer */
+    uint32_t body_len;           /* (L) */
+    int64_t created_ms, started_ms, finished_ms; /* (L) wall clock, ms since 1970; 0: not yet */
+    double fraction;             /* (L) progress, 0..1 */
+    uint32_t progress_seq;       /* (L) bumped by each progress update (readers coalesce) */
+    char *message;               /* (L) owned: the last progress message, or NULL */
+    char *body;                  /* (L) owned: its answer's JSON (the result, or the error's) */
+    char *error;                 /* (L) owned: why it FAILED, TIMEOUT or CANCELLED */
+    struct im__waiter *waiters;  /* (L) who is told when it changes */
+    struct im__taskrun *run;     /* its execution while queued or running (owner loop) */
+    uint64_t seq;                /* (S) creation order, for listing and cursors */
+    uint64_t expires;            /* (S) monotonic ms when a finished task may be evicted */
+    struct im__task *hnext;      /* (S) hash chain */
+    struct im__task *newer, *older;   /* (S) all tasks, by creation */
+    struct im__task *fnewer, *folder; /* (S) its function's tasks, by creation */
+    struct im__task *dnext;      /* (S) finished tasks, in the order they finished */
+    size_t bytes;                /* (S) what it holds, counted against the store's cap */
+} im__task;
+
+/* A task's execution: the job on the executor and what the call needs, alive from submit to
+ * the job's completion on the submitting loop. */
+typedef struct im__taskrun {
+    im_job job;                  /* first: queued on the executor */
+    im__task *task;              /* a reference */
+    im_call call;
+    void *args, *out;            /* in arena */
+    char *owned;                 /* owned: the request's bytes, taken from its context */
+    im__arena arena;             /* owned: the binder's and the handler's memory */
+    size_t held;                 /* its share of the server's queued_bytes */
+    im__ltimer deadline;         /* the time limit, on the submitting loop */
+    im_loop *loop;               /* the submitting loop */
+    uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
+    char idhex[33];              /* the task's id as text (im_call_task_id) */
+} im__taskrun;
+
+/* Someone told when a task changes: a request waiting for its answer (sync), or an event
+ * stream (GET /tasks/{id}/events). Lives on its loop; a wake-up is a post to that loop, and
+ * one already on its way absorbs the events behind it (a slow reader sees the latest). */
+enum { IM__W_SYNC = 1, IM__W_EVENTS };
+typedef struct im__waiter {
+    im_post post;                /* first: its wake-up */
+    struct im__waiter *next;     /* (task lock) the task's list */
+    im__task *task;              /* a reference */
+    im_ctx *ctx;                 /* the request it answers */
+    im_loop *loop;
+    _Atomic int posted;          /* a wake-up is on its way */
+    uint8_t kind;                /* IM__W_* */
+    uint8_t is_gone;             /* the client left: freed once no wake-up is on its way */
+    uint8_t is_listed;           /* on the task's list */
+    uint8_t is_blocked;          /* events: the output is full, waiting for it to drain */
+    uint32_t seen_seq;           /* events: the progress update last sent */
+    im__ltimer keepalive;        /* events: a comment line every 15 s */
+} im__waiter;
+
+/* The task store, behind a small interface (a shared backend can replace the in-memory one).
+ * Every function is thread-safe; those returning tasks return references. */
+typedef struct im__store im__store;
+typedef struct im__store_ops {
+    const char *name;
+    int (*add)(im__store *s, im__task *t);                      /* a new task: 0 or -ENOMEM */
+    void (*remove)(im__store *s, im__task *t);                  /* one never started (refused) */
+    im__task *(*get)(im__store *s, const uint8_t id[16]);       /* NULL: unknown or evicted */
+    /* tasks newest first, of fn (NULL: all) in a state of mask (bit per state; 0: any),
+     * older than before_seq (0: from the newest); *next is the seq to continue from, 0 at
+     * the end. Returns how many it put in out. */
+    size_t (*list)(im__store *s, const im__epstate *fn, unsigned mask, uint64_t before_seq,
+                   im__task **out, size_t max, uint64_t *next);
+    void (*finished)(im__store *s, im__task *t);                /* t is terminal: TTL starts */
+    void (*evict)(im__store *s);                                /* TTL and memory cap */
+    void (*counts)(im__store *s, size_t by_state[6]);
+    void (*destroy)(im__store *s);
+} im__store_ops;
+struct im__store {
+    const im__store_ops *ops;
 };
 
 /* Functions one part calls and another defines (all static: nothing leaks). */

@@ -40,8 +40,8 @@ static void im__clock(im_loop *L)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    L->now_ms = (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 -
-                           L->clock_base_ms);
+    L->clock_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - L->clock_base_ms;
+    L->now_ms = (uint32_t)L->clock_ms;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if (ts.tv_sec != L->date_sec) { /* Date: IMF-fixdate, made once a second */
         static const char days[] = "SunMonTueWedThuFriSat";
@@ -162,12 +162,85 @@ static void im__timer_expired(im_loop *L, im__conn *c, int t)
     }
 }
 
+/* ---- timers of any duration: a binary min-heap of pointers, each timer knowing its index ---- */
+
+static void im__heap_place(im_loop *L, uint32_t i, im__ltimer *t)
+{
+    L->heap[i] = t;
+    t->idx = i;
+}
+
+static void im__heap_up(im_loop *L, uint32_t i)
+{
+    im__ltimer *t = L->heap[i];
+    while (i > 0 && L->heap[(i - 1) / 2]->due > t->due) {
+        im__heap_place(L, i, L->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    im__heap_place(L, i, t);
+}
+
+static void im__heap_down(im_loop *L, uint32_t i)
+{
+    im__ltimer *t = L->heap[i];
+    for (;;) {
+        uint32_t k = 2 * i + 1;
+        if (k >= L->nheap) break;
+        if (k + 1 < L->nheap && L->heap[k + 1]->due < L->heap[k]->due) k++;
+        if (L->heap[k]->due >= t->due) break;
+        im__heap_place(L, i, L->heap[k]);
+        i = k;
+    }
+    im__heap_place(L, i, t);
+}
+
+static void im__ltimer_init(im__ltimer *t, void (*fn)(im__ltimer *t))
+{
+    t->fn = fn;
+    t->idx = IM__NIL;
+    t->due = 0;
+}
+
+static void im__ltimer_stop(im_loop *L, im__ltimer *t)
+{
+    uint32_t i = t->idx;
+    if (i == IM__NIL) return;
+    t->idx = IM__NIL;
+    if (--L->nheap == i) return;
+    im__ltimer *moved = L->heap[L->nheap]; /* the last one fills the hole: up or down */
+    im__heap_place(L, i, moved);
+    im__heap_up(L, i);
+    if (moved->idx == i) im__heap_down(L, i);
+}
+
+/* Arms t to fire in ms milliseconds (again, if it was armed). 0 or -ENOMEM. */
+static int im__ltimer_start(im_loop *L, im__ltimer *t, uint64_t ms)
+{
+    im__ltimer_stop(L, t);
+    if (L->nheap == L->heap_cap) {
+        uint32_t cap = L->heap_cap ? L->heap_cap * 2 : 64;
+        im__ltimer **h = realloc(L->heap, cap * sizeof *h);
+        if (!h) return -ENOMEM;
+        L->heap = h;
+        L->heap_cap = cap;
+    }
+    t->due = L->clock_ms + ms;
+    im__heap_place(L, L->nheap++, t);
+    im__heap_up(L, L->nheap - 1);
+    return 0;
+}
+
 static void im__timers(im_loop *L)
 {
     for (int t = 1; t < IM__T_COUNT; t++) {
         uint32_t i;
         while ((i = L->thead[t]) != IM__NIL && (int32_t)(L->now_ms - L->conns[i].deadline) >= 0)
             im__timer_expired(L, &L->conns[i], t);
+    }
+    while (L->nheap && L->heap[0]->due <= L->clock_ms) {
+        im__ltimer *t = L->heap[0];
+        im__ltimer_stop(L, t);
+        t->fn(t);
     }
 }
 
@@ -180,6 +253,13 @@ static long im__next_wait(const im_loop *L)
         if (i == IM__NIL) continue;
         long d = (int32_t)(L->conns[i].deadline - L->now_ms);
         if (d < 0) d = 0;
+        if (best < 0 || d < best) best = d;
+    }
+    if (L->nheap) {
+        uint64_t due = L->heap[0]->due;
+        long d = due > L->clock_ms ? (long)(due - L->clock_ms < 86400000 ? due - L->clock_ms
+                                                                           : 86400000)
+                                   : 0;
         if (best < 0 || d < best) best = d;
     }
     if (L->is_accept_paused) {
@@ -581,6 +661,8 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         im__conn_close(L, c);
         return;
     }
+    im__conn_drained(L, c); /* a stream waiting for room writes again */
+    if (c->phase == IM__PH_CLOSING) return;
     if (c->out && c->out->len) im__conn_dirty(L, c);
     else if (im__conn_is_done(c)) im__conn_finish(L, c);
     im__conn_retime(L, c, IM__PROGRESS_SEND);
@@ -622,7 +704,9 @@ int im_loop_post(im_loop *L, im_post *p)
         /* release: the loop's acquire exchange sees the post's contents */
     } while (!atomic_compare_exchange_weak_explicit(&L->posts, &head, p, memory_order_release,
                                                     memory_order_relaxed));
-    if (!head) { /* the first post into an empty stack wakes the loop; later ones ride along */
+    /* the first post into an empty stack wakes the loop; later ones ride along. The loop's
+     * own thread needs no wake-up: it runs its posts before it next waits */
+    if (!head && im__cur_loop != L) {
         uint64_t one = 1;
         while (write(L->efd, &one, sizeof one) < 0 && errno == EINTR) {
         }
@@ -699,6 +783,10 @@ static void im__flush(im_loop *L)
             c->is_resume = 0;
             if (!c->pending && !c->is_full) im__conn_process_held(L, c);
             if (c->phase == IM__PH_CLOSING || c->is_dirty) continue; /* it comes round again */
+        }
+        if (c->pending && c->pending->drain_fn) {
+            im__conn_drained(L, c);
+            if (c->phase == IM__PH_CLOSING || c->is_dirty) continue;
         }
         if (!c->is_send && c->out && c->out->len) {
             c->sending = c->out;
@@ -803,9 +891,17 @@ static void im__loop_run(im_loop *L)
         unsigned head, seen = 0;
         long wait;
         int rc;
+        /* posts made on this thread (a task that ended here wakes its waiter here) wrote no
+         * eventfd: they are run before the wait, and one posted by them again (a handler that
+         * reposts itself) makes the wait a mere look, so that it neither waits nor starves I/O */
+        if (atomic_load_explicit(&L->posts, memory_order_relaxed)) im__run_posts(L);
         im__flush(L);
         if (L->is_stopping && L->nconns == 0 && !L->is_accepting) break;
-        if ((wait = im__next_wait(L)) >= 0) {
+        if (atomic_load_explicit(&L->posts, memory_order_relaxed)) {
+            ts.tv_sec = ts.tv_nsec = 0;
+            tsp = &ts;
+            wait = 0;
+        } else if ((wait = im__next_wait(L)) >= 0) {
             ts.tv_sec = wait / 1000;
             ts.tv_nsec = (wait % 1000) * 1000000;
             tsp = &ts;

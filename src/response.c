@@ -428,6 +428,28 @@ int im_stream_write(im_ctx *x, const void *data, size_t len)
     return 0;
 }
 
+int im_stream_on_drain(im_ctx *x, void (*fn)(im_ctx *x, void *arg), void *arg)
+{
+    im_loop *L = x->loop;
+    im__conn *c = im__ctx_conn(x);
+    if (!x->is_streaming) return -EINVAL;
+    if (!c) return -EPIPE;
+    x->drain_fn = fn;
+    x->drain_arg = arg;
+    im__conn_dirty(L, c); /* the flush looks at once: it may be drained already */
+    return 0;
+}
+
+/* Tells the stream on c, if it waits for its output to drain and it has. */
+static void im__conn_drained(im_loop *L, im__conn *c)
+{
+    im_ctx *x = c->pending;
+    if (!x || !x->drain_fn || im__out_queued(c) > L->srv->o.max_output_bytes / 2) return;
+    void (*fn)(im_ctx *, void *) = x->drain_fn;
+    x->drain_fn = NULL;
+    fn(x, x->drain_arg);
+}
+
 int im_stream_end(im_ctx *x)
 {
     im_loop *L = x->loop;

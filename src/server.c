@@ -30,6 +30,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(max_queued_bytes, IM_DEFAULT_MAX_QUEUED_BYTES);
     IM__DEF(arena_ratio, IM_DEFAULT_ARENA_RATIO);
     IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
+    IM__DEF(task_ttl_ms, IM_DEFAULT_TASK_TTL_MS);
+    IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -41,7 +43,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->batch_wait_us > 1000000 ||
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
-        o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 ||
+        o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -251,6 +253,11 @@ static int im__loop_init(im_loop *L)
     L->clock_base_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     L->date_sec = -1;
     im__clock(L);
+    L->rnd_off = sizeof L->rnd; /* task ids: filled on first use */
+    if (L->index == 0 && L->srv->store) { /* the store's TTL is kept by loop 0 */
+        im__ltimer_init(&L->srv->evict_timer, im__evict_tick);
+        im__ltimer_start(L, &L->srv->evict_timer, 1000);
+    }
     im__arm_accept(L);
     im__arm_wake(L);
     return 0;
@@ -288,6 +295,7 @@ static void im__loop_free(im_loop *L)
     if (L->br && L->br != MAP_FAILED) munmap(L->br, L->br_bytes);
     if (L->bufs && L->bufs != MAP_FAILED) munmap(L->bufs, L->bufs_bytes);
     free(L->hdrs);
+    free(L->heap);
     if (L->efd >= 0) close(L->efd);
     if (L->lfd >= 0) close(L->lfd);
     free(L);
@@ -457,8 +465,28 @@ static int im__wait(im_server *s, int sfd)
             }
         }
     }
+    /* queued tasks end at once (CANCELLED: their callers are answered while the loops still
+     * run); running ones may finish within the same deadline as the requests */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (s->primary) im_executor_close(s->primary);
+    if (s->serial) im_executor_close(s->serial);
     im__stop_loops(s, s->nloops);
     s->joined = 1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t spent = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0;
+    int left = spent < s->o.shutdown_timeout_ms ? (int)(s->o.shutdown_timeout_ms - spent) : 0;
+    int stuck = 0;
+    if (s->primary) stuck += im_executor_shutdown_within(s->primary, left);
+    if (s->serial) stuck += im_executor_shutdown_within(s->serial, stuck ? 0 : left);
+    if (s->store) {
+        size_t n[6];
+        s->store->ops->counts(s->store, n);
+        im_log(stuck ? IM_LOG_WARN : IM_LOG_INFO, "tasks at shutdown: %zu SUCCEEDED, %zu FAILED, "
+               "%zu TIMEOUT, %zu CANCELLED, %zu still RUNNING past the deadline%s", n[2], n[3],
+               n[4], n[5], n[0] + n[1], stuck ? " (their threads are left to end on their own)" : "");
+    }
     im_log(IM_LOG_INFO, "stopped");
     return 0;
 }
@@ -492,8 +520,8 @@ void im_server_free(im_server *s)
     /* loops are stopped: now the executors. Both stop first (a completion that submits to
      * the other gets -ESHUTDOWN, never a freed executor); queued jobs come back cancelled,
      * posted to the loops they came from, and run here on their behalf, until none is left */
-    if (s->primary) im_executor_shutdown(s->primary);
-    if (s->serial) im_executor_shutdown(s->serial);
+    int stuck = (s->primary && im_executor_shutdown_within(s->primary, -1)) ||
+                (s->serial && im_executor_shutdown_within(s->serial, -1));
     for (int more = 1; more;) {
         more = 0;
         for (int i = 0; i < s->nloops; i++)
@@ -501,6 +529,10 @@ void im_server_free(im_server *s)
                 im__run_posts(s->loops[i]);
                 more = 1;
             }
+    }
+    if (stuck) { /* jobs still run and will post to the loops: keep all they may touch */
+        im_log(IM_LOG_WARN, "jobs still running: the server's memory is kept for them");
+        return;
     }
     im_executor_free(s->primary);
     im_executor_free(s->serial);
@@ -515,6 +547,7 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
+    if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
     im__rnode_free(s->root);

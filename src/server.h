@@ -41,6 +41,9 @@ typedef struct im_server_opts {
     unsigned arena_ratio;      /* what the binder may build for one request: this many times
                                 * the request's bytes (8) ... */
     size_t arena_extra_bytes;  /* ... plus this (65536): past it 413 */
+    int task_ttl_ms;           /* a finished task is kept this long (10 min) */
+    size_t task_memory_bytes;  /* what all kept tasks may hold (256 MiB): the oldest finished
+                                * are evicted first, unfinished ones never */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -152,6 +155,11 @@ int im_stream_begin(im_ctx *c, int status, const char *content_type);
 int im_stream_write(im_ctx *c, const void *data, size_t len);
 /* Ends the stream and finishes the context. Returns 0 or -EPIPE. */
 int im_stream_end(im_ctx *c);
+/* After im_stream_write said -EAGAIN: fn(c, arg) runs once on the loop thread when the
+ * connection's queued output has drained to half of max_output_bytes (at once, from the next
+ * loop iteration, when it is below that already). Not called when the peer leaves first
+ * (on_close is). Returns 0, -EINVAL (not a stream) or -EPIPE. */
+int im_stream_on_drain(im_ctx *c, void (*fn)(im_ctx *c, void *arg), void *arg);
 
 /* ---- posting to a loop thread ---- */
 

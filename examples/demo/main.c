@@ -1,7 +1,8 @@
-/* main.c — immersive-demo: the annotated endpoints of modules/ (math, text, geo: generated
- * routes, /openapi.json), the benchmark endpoints (/plaintext, /json) and one hand-written
- * example of each way to answer: a path parameter, an echoed body, an answer deferred to
- * another thread, a streamed answer. The end-to-end tests run against this binary. */
+/* main.c — immersive-demo: the annotated endpoints of modules/ (math, text, geo, and demo's
+ * tasks: generated routes, /openapi.json, /tasks, /functions), the benchmark endpoints
+ * (/plaintext, /json) and one hand-written example of each way to answer: a path parameter,
+ * an echoed body, an answer deferred to another thread, a streamed answer. The end-to-end
+ * tests run against this binary. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
 #include "immersive_demo.service.h"
@@ -130,17 +131,21 @@ typedef struct stream_job {
     long n, ms, i;
     int gone;   /* set on the loop thread when the client left */
     int over;   /* set on the loop thread when the stream has ended */
+    int full;   /* the output is full: the rest waits for it to drain */
     sem_t step; /* posted by the loop thread after each step */
 } stream_job;
 
-static int stream_chunk(stream_job *j) /* on the loop thread; 1 when the stream is over */
+/* Writes chunk j->i; 1 when the stream is over, 0 when there is more, -1 when the output is
+ * full (the chunk is written again once it drains: none is lost). On the loop thread. */
+static int stream_chunk(stream_job *j)
 {
     char line[32];
-    int k = snprintf(line, sizeof line, "chunk %ld\n", j->i);
-    if (j->gone || j->i >= j->n || im_stream_write(j->ctx, line, (size_t)k) == -EPIPE) {
+    int k = snprintf(line, sizeof line, "chunk %ld\n", j->i), rc = 0;
+    if (j->gone || j->i >= j->n || (rc = im_stream_write(j->ctx, line, (size_t)k)) == -EPIPE) {
         im_stream_end(j->ctx);
         return 1;
     }
+    if (rc == -EAGAIN) return -1;
     if (++j->i >= j->n) {
         im_stream_end(j->ctx);
         return 1;
@@ -148,11 +153,41 @@ static int stream_chunk(stream_job *j) /* on the loop thread; 1 when the stream 
     return 0;
 }
 
+static void stream_drained(im_ctx *c, void *arg);
+
+/* Writes chunks until one is due later (ms > 0), the output is full or the stream is over. */
+static int stream_run(stream_job *j, int all)
+{
+    for (;;) {
+        int r = stream_chunk(j);
+        if (r < 0) {
+            j->full = 1;
+            im_stream_on_drain(j->ctx, stream_drained, j);
+            return 0;
+        }
+        if (r > 0 || !all) return r;
+    }
+}
+
+static void stream_drained(im_ctx *c, void *arg) /* on the loop thread: room again */
+{
+    stream_job *j = arg;
+    (void)c;
+    j->full = 0;
+    j->over = stream_run(j, j->ms == 0);
+    if (j->over && j->ms == 0) { /* the all-at-once kind has no thread to free it */
+        sem_destroy(&j->step);
+        free(j);
+        return;
+    }
+    if (!j->full && j->ms) sem_post(&j->step); /* the chunk that waited is out: go on */
+}
+
 static void stream_step(void *arg) /* on the loop thread */
 {
     stream_job *j = arg;
-    j->over = stream_chunk(j);
-    sem_post(&j->step); /* orders j->over before the thread's sem_wait returns */
+    j->over = stream_run(j, 0);
+    if (!j->full) sem_post(&j->step); /* orders j->over before the thread's sem_wait returns */
 }
 
 static void *stream_thread(void *arg)
@@ -172,8 +207,18 @@ static void *stream_thread(void *arg)
 
 static void stream_gone(im_ctx *c, void *arg)
 {
-    (void)c;
-    ((stream_job *)arg)->gone = 1;
+    stream_job *j = arg;
+    j->gone = 1;
+    if (!j->full) return; /* the next step sees it */
+    j->full = 0;          /* it waited for a drain that will not come */
+    j->over = 1;
+    im_stream_end(c);
+    if (j->ms == 0) {
+        sem_destroy(&j->step);
+        free(j);
+    } else {
+        sem_post(&j->step); /* the thread sees over and leaves */
+    }
 }
 
 static void stream(im_ctx *c)
@@ -191,11 +236,11 @@ static void stream(im_ctx *c)
     j->ms = ms;
     sem_init(&j->step, 0, 0);
     im_stream_begin(c, 200, "text/plain");
-    if (ms == 0 || n == 0) { /* all at once, right here on the loop thread */
-        while (!stream_chunk(j)) {
+    if (ms == 0 || n == 0) { /* all at once, right here on the loop thread, as room allows */
+        if (stream_run(j, 1)) {
+            sem_destroy(&j->step);
+            free(j);
         }
-        sem_destroy(&j->step);
-        free(j);
         return;
     }
     pthread_t t;
@@ -229,6 +274,11 @@ static void usage(FILE *f)
             "  --send-timeout-ms N      a peer that reads none of our output (60000)\n"
             "  --shutdown-timeout-ms N  (10000)\n"
             "  --batch-wait-us N        under load, gather completions this long (0: off)\n"
+            "  --workers N              threads of the primary executor (number of cores)\n"
+            "  --queue-capacity N       queued tasks per priority level, per executor (1024)\n"
+            "  --max-queued-bytes N     memory all queued and running calls may hold (268435456)\n"
+            "  --task-ttl-ms N          how long a finished task is kept (600000)\n"
+            "  --task-memory-bytes N    what kept tasks may hold in all (268435456)\n"
             "  --log-level L            debug, info, warn, error (info)\n"
             "  --help                   this text\n");
 }
@@ -295,6 +345,11 @@ int main(int argc, char **argv)
         NUM("--send-timeout-ms", 1, 86400000, send_timeout_ms)
         NUM("--shutdown-timeout-ms", 1, 86400000, shutdown_timeout_ms)
         NUM("--batch-wait-us", 0, 1000000, batch_wait_us)
+        NUM("--workers", 1, 1024, workers)
+        NUM("--queue-capacity", 1, 1 << 24, queue_capacity)
+        NUM("--max-queued-bytes", 1, 1L << 40, max_queued_bytes)
+        NUM("--task-ttl-ms", 1, 86400000L * 30, task_ttl_ms)
+        NUM("--task-memory-bytes", 1, 1L << 40, task_memory_bytes)
 #undef NUM
         fprintf(stderr, "immersive-demo: unknown option '%s' (see --help)\n", f);
         return 2;

@@ -316,7 +316,7 @@ int isolated(im_call *call, const isolated_args *in, isolated_result *out)
 }
 
 IM_ENDPOINT(POST, "/v1/gamma/later", .summary = "Answered later", .response = IM_ASYNC,
-            .extra = IM_IGNORE, .tags = "background")
+            .mode = IM_POOL, .extra = IM_IGNORE, .tags = "background")
 IM_ARG(int32, delay, "Seconds", .min = 0, .max = 3600, .default = 0)
 int later(im_call *call, const later_args *in, later_result *out)
 {
@@ -427,7 +427,7 @@ X_IMMERSIVE = [
     ("post", "/v1/gamma/sum/raw", {"mode": "serial", "priority": 1, "max_concurrency": 2,
                                    "timeout_ms": 0}),
     ("post", "/v1/gamma/isolated", {"mode": "process", "timeout_ms": 1000}),
-    ("post", "/v1/gamma/later", {"mode": "inline", "response": "async", "extra": "ignore"}),
+    ("post", "/v1/gamma/later", {"mode": "pool", "response": "async", "extra": "ignore"}),
 ]
 
 

@@ -105,6 +105,7 @@ static inline void fake_loop_free(im_loop *L)
     fake_loop_drain(L);
     io_uring_queue_exit(&L->ring);
     free(L->hdrs);
+    free(L->heap);
     free(L->conns);
     for (int k = 0; k < IM__OUT_CLASSES; k++)
         while (L->out_pool[k]) {

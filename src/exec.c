@@ -1,0 +1,702 @@
+/* exec.c — running annotated endpoints in their modes. Inline: bound and called on the loop.
+ * Pool and serial: bound and validated on the loop, then a task: limits checked at once, the
+ * task's job on the executor, its answer written on the worker, sync callers woken on their
+ * own loops (async ones got 202 with its id), time limits on the submitting loop, O(1)
+ * cancellation of queued tasks, progress from the handler. */
+
+/* ---- what a handler reaches through im_call ---- */
+
+int im_call_cancelled(const im_call *call) { return call->run && im_job_cancelled(&call->run->job); }
+
+void im_call_progress(im_call *call, double fraction, const char *message)
+{
+    if (call->run) im_job_progress(&call->run->job, fraction, message);
+}
+
+const char *im_call_task_id(const im_call *call) { return call->run ? call->run->idhex : NULL; }
+
+/* The job's progress hook: the latest fraction and message on the task, its readers woken. */
+static void im__task_progress(im_job *j, double fraction, const char *message)
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    char *m = NULL;
+    if (!(fraction >= 0)) fraction = 0; /* NaN too */
+    if (fraction > 1) fraction = 1;
+    if (message) {
+        size_t n = strnlen(message, 1024);
+        while (n && n < strlen(message) && ((unsigned char)message[n] & 0xc0) == 0x80) n--;
+        if ((m = malloc(n + 1))) { /* cut at a character boundary */
+            memcpy(m, message, n);
+            m[n] = 0;
+        }
+    }
+    im__task_lock(t);
+    if (t->state == IM_TASK_RUNNING) {
+        char *old = t->message;
+        t->message = m;
+        m = old;
+        t->fraction = fraction;
+        t->progress_seq++;
+        im__task_wake(t);
+    }
+    im__task_unlock(t);
+    free(m);
+}
+
+/* ---- answers ---- */
+
+/* Writes a call's answer: the result's JSON with 200, or {"detail": ...} with the status it
+ * failed with. The text is returned in *body (owned; NULL on no memory). */
+static int im__call_answer(const im_endpoint *ep, const im_call *call, int status, const void *out,
+                           char **body, size_t *len)
+{
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    if (status) {
+        if (status < 400 || status > 599) status = 500;
+        im_jw_obj(&w);
+        im_jw_key(&w, "detail");
+        im_jw_str(&w, call->detail ? call->detail : im__reason(status));
+        im_jw_obj_end(&w);
+    } else if (ep->write) {
+        ep->write(&w, out);
+    } else {
+        im_jw_null(&w);
+    }
+    if (im_jw_error(&w)) {
+        im_jw_free(&w);
+        *body = NULL;
+        *len = 0;
+        return 500;
+    }
+    *body = w.buf; /* a growable writer's buffer is plain malloc'd memory: taken */
+    *len = w.len;
+    return status ? status : 200;
+}
+
+/* Answers c with what the call returned (inline calls). */
+static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
+{
+    char *body;
+    size_t len;
+    int st = im__call_answer(ep, call, status, out, &body, &len);
+    if (!body) im_reply_error(c, 500, "the result could not be written as JSON");
+    else im_reply_json(c, st, body, len);
+    free(body);
+}
+
+/* {"detail": "...", "state": "..."}: how a task that did not succeed answers. */
+static void im__reply_task_error(im_ctx *c, int status, const char *detail, int state)
+{
+    char small[640];
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    for (int pass = 0; pass < 2; pass++) {
+        im_jw_obj(&w);
+        im_jw_key(&w, "detail");
+        im_jw_str(&w, detail);
+        im_jw_key(&w, "state");
+        im_jw_str(&w, im_task_state_name(state));
+        im_jw_obj_end(&w);
+        if (im_jw_error(&w) != -ENOSPC) break;
+        im_jw_init(&w, NULL, 0);
+    }
+    if (im_jw_error(&w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, status, w.buf, w.len);
+    im_jw_free(&w);
+}
+
+/* Answers c as GET /tasks/{id}/result does for a finished task, the same for a sync caller:
+ * the function's own answer when it SUCCEEDED, else its error and state (FAILED: the status
+ * the handler failed with, 500 by default; TIMEOUT 504; CANCELLED 409). t is terminal, so its
+ * answer no longer changes and is read without the lock. */
+static void im__reply_task_end(im_ctx *c, const im__task *t)
+{
+    int st = t->state;
+    if (st == IM_TASK_SUCCEEDED && t->body) {
+        im_reply_json(c, 200, t->body, t->body_len);
+        return;
+    }
+    im__reply_task_error(c, st == IM_TASK_SUCCEEDED ? 500 : t->status ? t->status : 500,
+                         t->error ? t->error : im_task_state_name(st), st);
+}
+
+/* ---- a task's memory and slot ---- */
+
+typedef struct im__taskmem {
+    char *owned;
+    im__ablock *arena;
+    size_t held;
+    im__epstate *fn;
+} im__taskmem;
+
+/* Takes what a task's arguments hold (to free outside the task lock) and marks it released:
+ * exactly one of the worker that ran it and whoever ended it while queued does this. Task
+ * lock held. */
+static void im__taskrun_take(im__taskrun *r, im__taskmem *m)
+{
+    if (r->is_released) return;
+    r->is_released = 1;
+    m->owned = r->owned;
+    m->arena = r->arena.head;
+    m->held = r->held;
+    m->fn = r->task->fn;
+    r->owned = NULL;
+    r->arena.head = NULL;
+    r->arena.bytes = 0;
+}
+
+/* Frees what im__taskrun_take took and gives the slot (max_concurrency) and the memory budget
+ * (max_queued_bytes) back. Any thread. */
+static void im__taskmem_free(im__taskmem *m)
+{
+    im__arena a = {m->arena, 0};
+    if (!m->fn) return;
+    im__arena_free(&a);
+    free(m->owned);
+    atomic_fetch_sub_explicit(&m->fn->unfinished, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&m->fn->srv->queued_bytes, m->held, memory_order_relaxed);
+    m->fn = NULL;
+}
+
+/* Tells the store that t is terminal (its TTL starts; it may be evicted). */
+static void im__task_stored_end(im__task *t)
+{
+    im__store *s = t->fn->srv->store;
+    s->ops->finished(s, t);
+}
+
+/* Ends a task that is still QUEUED as CANCELLED (a DELETE, a terminate, a caller that left, a
+ * shutdown): its arguments are freed and its slot given back at once; the worker that pops
+ * its job skips it. A RUNNING task is asked to stop instead: its handler sees
+ * im_call_cancelled() and the task ends CANCELLED when the handler returns. Returns the state
+ * the task had. Any thread. */
+static int im__task_cancel(im__task *t, const char *why)
+{
+    im__taskmem mem = {0};
+    char *e = strdup(why);
+    int st, ended = 0;
+    im__task_lock(t);
+    st = t->state;
+    if (st == IM_TASK_QUEUED) {
+        t->state = IM_TASK_CANCELLED;
+        t->finished_ms = im__wall_ms();
+        t->status = 409;
+        free(t->error);
+        t->error = e;
+        e = NULL;
+        if (t->run) {
+            im_job_cancel(&t->run->job);
+            im__taskrun_take(t->run, &mem);
+        }
+        im__task_wake(t);
+        ended = 1;
+    } else if (st == IM_TASK_RUNNING && !t->is_cancel) {
+        t->is_cancel = 1;
+        free(t->error); /* the reason, shown once it has ended */
+        t->error = e;
+        e = NULL;
+        if (t->run) im_job_cancel(&t->run->job);
+    }
+    im__task_unlock(t);
+    free(e);
+    im__taskmem_free(&mem);
+    if (ended) im__task_stored_end(t);
+    return st;
+}
+
+/* ---- the job on the executor ---- */
+
+static void im__task_job_run(im_job *j) /* on a worker */
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    im__epstate *fn = t->fn;
+    const im_endpoint *ep = fn->ep;
+    im__taskmem mem = {0};
+    char *body, *error = NULL;
+    size_t len;
+    int ended = 0;
+    im__task_lock(t);
+    if (t->state != IM_TASK_QUEUED) { /* ended while queued: its memory is gone already */
+        im__task_unlock(t);
+        return;
+    }
+    t->state = IM_TASK_RUNNING;
+    t->started_ms = im__wall_ms();
+    im__task_unlock(t);
+    atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
+    int status = ep->call(&r->call, r->args, r->out);
+    /* the answer is written here, while the arguments and the arena it may point into live */
+    int http = im__call_answer(ep, &r->call, status, r->out, &body, &len);
+    if (http != 200) error = strdup(r->call.detail ? r->call.detail
+                                    : body ? "the result could not be written as JSON"
+                                           : im__reason(http));
+    atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
+    im__task_lock(t);
+    if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
+        if (t->is_cancel) {
+            t->state = IM_TASK_CANCELLED; /* asked while it ran: its answer is dropped */
+            t->status = 409;
+        } else {
+            t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
+            t->status = (int16_t)http;
+            if (http == 200) t->fraction = 1;
+            t->body = body;
+            t->body_len = (uint32_t)len;
+            body = NULL;
+            if (http != 200) {
+                free(t->error);
+                t->error = error;
+                error = NULL;
+            }
+        }
+        t->finished_ms = im__wall_ms();
+        im__task_wake(t);
+        ended = 1;
+    }
+    im__taskrun_take(r, &mem);
+    im__task_unlock(t);
+    free(body);
+    free(error);
+    im__taskmem_free(&mem);
+    if (ended) im__task_stored_end(t);
+}
+
+static void im__task_job_done(im_job *j, int status) /* on the submitting loop */
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    im__taskmem mem = {0};
+    im__ltimer_stop(r->loop, &r->deadline);
+    if (status == -ECANCELED) /* never ran: shutdown (or a cancel, which ended it already) */
+        im__task_cancel(t, "the server shut down before the task started");
+    im__task_lock(t);
+    im__taskrun_take(r, &mem); /* (released already in every path; kept for safety) */
+    t->run = NULL;
+    im__task_unlock(t);
+    im__taskmem_free(&mem);
+    free(r);
+    im__task_unref(t); /* the run's reference */
+}
+
+/* The time limit, on the submitting loop: counted from the task's start, so a task still
+ * queued is looked at again later. Past it the task is TIMEOUT at once (waiters answered 504)
+ * and its handler sees im_call_cancelled(); the handler's answer is dropped when it comes. */
+static void im__task_deadline(im__ltimer *tm)
+{
+    im__taskrun *r = (im__taskrun *)(void *)((char *)tm - offsetof(im__taskrun, deadline));
+    im__task *t = r->task;
+    uint32_t limit = t->fn->timeout_ms;
+    int ended = 0;
+    im__task_lock(t);
+    if (t->state == IM_TASK_QUEUED) {
+        im__task_unlock(t);
+        im__ltimer_start(r->loop, tm, limit);
+        return;
+    }
+    if (t->state == IM_TASK_RUNNING) {
+        int64_t now = im__wall_ms(), due = t->started_ms + limit;
+        if (now < due) {
+            im__task_unlock(t);
+            im__ltimer_start(r->loop, tm, (uint64_t)(due - now));
+            return;
+        }
+        char msg[96];
+        snprintf(msg, sizeof msg, "the task ran past its time limit of %u ms", limit);
+        t->state = IM_TASK_TIMEOUT;
+        t->status = 504;
+        t->finished_ms = now;
+        free(t->error);
+        t->error = strdup(msg);
+        im_job_cancel(&r->job);
+        im__task_wake(t);
+        ended = 1;
+    }
+    im__task_unlock(t);
+    if (ended) im__task_stored_end(t);
+}
+
+/* ---- waiters: requests that wait for a task's end, and event streams ---- */
+
+static int im__events_write(im__waiter *w);
+
+static void im__waiter_free(im__waiter *w)
+{
+    im__task_unref(w->task);
+    free(w);
+}
+
+/* Lets a waiter go: off its task's list, then freed now, or by the wake-up already on its
+ * way (which finds it gone). Loop thread. */
+static void im__waiter_drop(im__waiter *w)
+{
+    im__task_unlisten(w);
+    if (w->kind == IM__W_EVENTS) im__ltimer_stop(w->loop, &w->keepalive);
+    if (atomic_load_explicit(&w->posted, memory_order_acquire)) w->is_gone = 1;
+    else im__waiter_free(w);
+}
+
+/* A waiter's wake-up, on its loop. */
+static void im__waiter_run(im_post *p)
+{
+    im__waiter *w = (im__waiter *)(void *)p;
+    atomic_store_explicit(&w->posted, 0, memory_order_release); /* events after this post anew */
+    if (w->is_gone) {
+        im__waiter_free(w);
+        return;
+    }
+    if (w->kind == IM__W_EVENTS) {
+        if (!w->is_blocked) (void)im__events_write(w);
+        return;
+    }
+    im__task *t = w->task;
+    im__task_lock(t);
+    int st = t->state;
+    im__task_unlock(t);
+    if (!im__task_terminal_state(st)) return;
+    w->ctx->on_close = NULL; /* its answer is on its way */
+    im__reply_task_end(w->ctx, t);
+    im__waiter_drop(w);
+}
+
+/* The client of a sync call left: nobody can read the result, so the task is cancelled. */
+static void im__sync_gone(im_ctx *c, void *arg)
+{
+    im__waiter *w = arg;
+    im__task_cancel(w->task, "cancelled: the client waiting for it disconnected");
+    im_reply(c, 500, NULL, NULL, 0); /* finishes the context (-EPIPE) */
+    im__waiter_drop(w);
+}
+
+/* ---- event streams (GET /tasks/{id}/events) ---- */
+
+#define IM__SSE_KEEPALIVE_MS 15000
+
+static void im__events_end(im__waiter *w)
+{
+    w->ctx->on_close = NULL;
+    im_stream_end(w->ctx);
+    im__waiter_drop(w);
+}
+
+static void im__events_drained(im_ctx *c, void *arg)
+{
+    im__waiter *w = arg;
+    (void)c;
+    w->is_blocked = 0;
+    (void)im__events_write(w);
+}
+
+/* Queues text on the stream; 0, or -1 when the output is full (the stream waits for it to
+ * drain, then writes the latest state: what a slow reader missed is coalesced) or gone. */
+static int im__events_put(im__waiter *w, const char *text, size_t n)
+{
+    int rc = im_stream_write(w->ctx, text, n);
+    if (rc == -EAGAIN) {
+        w->is_blocked = 1;
+        im_stream_on_drain(w->ctx, im__events_drained, w);
+    }
+    return rc ? -1 : 0;
+}
+
+/* Writes what the reader has not seen: the latest progress, then, once the task has ended,
+ * one state event with the task object, and the end of the stream. Returns 1 when the stream
+ * has ended (w is gone then), 0 otherwise. */
+static int im__events_write(im__waiter *w)
+{
+    im__task *t = w->task;
+    char buf[1600];
+    im_jw jw;
+    im__task_lock(t);
+    uint32_t seq = t->progress_seq;
+    int st = t->state;
+    size_t n = 0;
+    if (seq != w->seen_seq) {
+        n = (size_t)snprintf(buf, sizeof buf, "event: progress\ndata: ");
+        im_jw_init(&jw, buf + n, sizeof buf - n - 3);
+        im_jw_obj(&jw);
+        im_jw_key(&jw, "fraction");
+        im_jw_double(&jw, t->fraction);
+        im_jw_key(&jw, "message");
+        if (t->message) im_jw_str(&jw, t->message);
+        else im_jw_null(&jw);
+        im_jw_obj_end(&jw);
+        n = im_jw_error(&jw) ? 0 : n + jw.len;
+    }
+    im__task_unlock(t);
+    if (n) {
+        memcpy(buf + n, "\n\n", 2);
+        if (im__events_put(w, buf, n + 2)) return 0;
+        w->seen_seq = seq;
+    }
+    if (!im__task_terminal_state(st)) return 0;
+    im_jw_init(&jw, NULL, 0);
+    im__task_json(&jw, t, 1); /* terminal: no longer changes */
+    char *ev = im_jw_error(&jw) ? NULL : malloc(jw.len + 32);
+    if (ev) {
+        int k = snprintf(ev, 32, "event: state\ndata: ");
+        memcpy(ev + k, jw.buf, jw.len);
+        memcpy(ev + k + jw.len, "\n\n", 2);
+        int rc = im__events_put(w, ev, (size_t)k + jw.len + 2);
+        free(ev);
+        if (rc && w->is_blocked) { /* written whole once the output drains */
+            im_jw_free(&jw);
+            return 0;
+        }
+    }
+    im_jw_free(&jw);
+    im__events_end(w);
+    return 1;
+}
+
+static void im__events_keepalive(im__ltimer *tm)
+{
+    im__waiter *w = (im__waiter *)(void *)((char *)tm - offsetof(im__waiter, keepalive));
+    if (!w->is_blocked) im__events_put(w, ": keep-alive\n\n", 14);
+    im__ltimer_start(w->loop, tm, IM__SSE_KEEPALIVE_MS);
+}
+
+static void im__events_gone(im_ctx *c, void *arg)
+{
+    (void)c;
+    im__events_end(arg); /* the stream ends with -EPIPE: nobody reads it */
+}
+
+/* Streams t's events to c (t: the caller's reference, kept by the stream). */
+static void im__events_start(im_ctx *c, im__task *t)
+{
+    im__waiter *w = calloc(1, sizeof *w);
+    im_res_header(c, "Cache-Control", "no-cache");
+    if (!w || im_stream_begin(c, 200, "text/event-stream")) {
+        free(w);
+        im__task_unref(t);
+        if (!c->is_done) im_reply_error(c, 503, "out of memory");
+        else im_stream_end(c);
+        return;
+    }
+    w->post.fn = im__waiter_run;
+    w->ctx = c;
+    w->loop = c->loop;
+    w->kind = IM__W_EVENTS;
+    im__ltimer_init(&w->keepalive, im__events_keepalive);
+    c->on_close = im__events_gone;
+    c->close_arg = w;
+    im__task_listen(t, w);
+    im__task_unref(t); /* the waiter holds its own */
+    /* what there is already: the latest progress; for a finished task its state, and the end */
+    if (im__events_write(w) == 0) im__ltimer_start(w->loop, &w->keepalive, IM__SSE_KEEPALIVE_MS);
+}
+
+/* ---- running an endpoint ---- */
+
+/* 1: the request asks for an async answer (Prefer: respond-async), 0: a sync one
+ * (respond-sync), -1: it does not say (RFC 7240: a comma-separated list, any case). */
+static int im__prefer(const im_ctx *c)
+{
+    int want = -1;
+    for (unsigned i = 0; i < c->req.num_headers; i++) {
+        if (!im_str_ieq(c->req.headers[i].name, "prefer")) continue;
+        im_str v = c->req.headers[i].value;
+        for (size_t k = 0; k < v.len;) {
+            while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '\t' || v.ptr[k] == ',')) k++;
+            size_t s = k;
+            while (k < v.len && v.ptr[k] != ',' && v.ptr[k] != ';' && v.ptr[k] != '=' &&
+                   v.ptr[k] != ' ' && v.ptr[k] != '\t')
+                k++;
+            im_str tok = {v.ptr + s, k - s};
+            if (im_str_ieq(tok, "respond-async")) want = 1;
+            else if (im_str_ieq(tok, "respond-sync")) want = 0;
+            while (k < v.len && v.ptr[k] != ',') k++;
+        }
+    }
+    return want;
+}
+
+/* Seconds a refused caller should wait before trying again: the executor's estimate of the
+ * wait of a job queued now, in whole seconds, at least 1. */
+static void im__retry_after(im_ctx *c, im_executor *ex)
+{
+    char v[24];
+    uint64_t ms = ex ? im_executor_wait_estimate_ms(ex) : 0;
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(ms / 1000 + 1));
+    im_res_header(c, "Retry-After", v);
+}
+
+static void im__ep_inline(im_ctx *c, const im_endpoint *ep)
+{
+    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
+    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+    if (!args || !out) {
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    memset(args, 0, ep->args_size);
+    memset(out, 0, ep->out_size);
+    if (im__ep_bind(c, ep, args)) return;
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL};
+    c->is_inline_call = 1; /* the call and its views end with this function */
+    int status = ep->call(&call, args, out);
+    c->is_inline_call = 0;
+    if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
+}
+
+/* A call of a pool or serial endpoint: bound on the loop, then a task. */
+static void im__ep_task(im_ctx *c, im__epstate *st)
+{
+    const im_endpoint *ep = st->ep;
+    im_server *s = c->loop->srv;
+    im_executor *ex = ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
+    /* the function's limit first: refused at once, nothing allocated */
+    unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
+    if (ep->max_concurrency && n >= ep->max_concurrency) {
+        char msg[160];
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        snprintf(msg, sizeof msg, "%s has %u unfinished tasks, its max_concurrency: try again "
+                 "later", ep->name, ep->max_concurrency);
+        im__retry_after(c, ex);
+        im_reply_error(c, 429, msg);
+        return;
+    }
+    im__task *t = calloc(1, sizeof *t);
+    im__taskrun *r = calloc(1, sizeof *r);
+    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
+    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+    /* the request is copied first, so that what the binder points at outlives the handler */
+    if (!t || !r || !args || !out || im__task_id(c->loop, t->id) || im_ctx_defer(c, NULL, NULL)) {
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        free(t);
+        free(r);
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    memset(args, 0, ep->args_size);
+    memset(out, 0, ep->out_size);
+    if (im__ep_bind(c, ep, args)) { /* answered 4xx */
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        free(t);
+        free(r);
+        return;
+    }
+    /* the task takes the request's bytes and the arena: the context may answer at once */
+    r->owned = c->owned;
+    c->owned = NULL;
+    r->arena = c->arena;
+    c->arena.head = NULL;
+    c->arena.bytes = 0;
+    r->args = args;
+    r->out = out;
+    /* what it holds until it ends, within the server-wide budget */
+    r->held = sizeof *t + sizeof *r + c->raw_len + c->req.num_headers * sizeof(im_header) +
+              r->arena.bytes;
+    size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
+    if (before + r->held > s->o.max_queued_bytes) {
+        char msg[200];
+        int never = r->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
+        im__taskmem mem = {r->owned, r->arena.head, r->held, st};
+        im__taskmem_free(&mem);
+        snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
+                 "more than the server allows for all queued work (max_queued_bytes %zu)"
+                 : "the queued work holds the memory the server allows for it (%zu more "
+                 "bytes needed, max_queued_bytes %zu); try again later", r->held,
+                 s->o.max_queued_bytes);
+        free(t);
+        free(r);
+        if (!never) im__retry_after(c, ex);
+        im_reply_error(c, never ? 413 : 429, msg);
+        return;
+    }
+    atomic_init(&t->refs, 1); /* the run's */
+    atomic_init(&t->lock, 0);
+    t->fn = st;
+    t->state = IM_TASK_QUEUED;
+    t->priority = ep->priority;
+    t->created_ms = im__wall_ms();
+    t->run = r;
+    r->task = t;
+    r->loop = c->loop;
+    im__task_id_hex(t->id, r->idhex);
+    r->job.run = im__task_job_run;
+    r->job.done = im__task_job_done;
+    r->job.progress = im__task_progress;
+    r->call.ep = ep;
+    r->call.arena = &r->arena;
+    r->call.run = r;
+    im__ltimer_init(&r->deadline, im__task_deadline);
+    im__store *store = s->store;
+    im__waiter *w = NULL;
+    int rc = 0;
+    if (!async) { /* the caller waits: listed before the job can end */
+        if (!(w = calloc(1, sizeof *w))) {
+            rc = -ENOMEM;
+        } else {
+            w->post.fn = im__waiter_run;
+            w->ctx = c;
+            w->loop = c->loop;
+            w->kind = IM__W_SYNC;
+            im__task_listen(t, w);
+        }
+    }
+    if (rc == 0) rc = im_executor_submit_job(ex, ep->priority, &r->job);
+    if (rc) { /* refused: nobody else knows the task, it goes as it came */
+        im__taskmem mem = {0};
+        if (w) im__waiter_drop(w);
+        im__taskrun_take(r, &mem);
+        im__taskmem_free(&mem);
+        free(r);
+        im__task_unref(t);
+        if (rc == -EAGAIN) {
+            im__retry_after(c, ex);
+            im_reply_error(c, 429, "the work queue is full: try again later");
+        } else if (rc == -ESHUTDOWN) {
+            im_reply_error(c, 503, "the server is shutting down");
+        } else if (rc == -ENOMEM) {
+            im_reply_error(c, 503, "out of memory");
+        } else { /* a table the server cannot run: say what, not "shutting down" */
+            im_log(IM_LOG_ERROR, "endpoint %s: the executor refused its job: %s", ep->name,
+                   strerror(-rc));
+            im_reply_error(c, 500, "the executor refused this call's job");
+        }
+        return;
+    }
+    /* from here the job may already have run and ended (a worker took it): t is kept by the
+     * run's reference until the job's completion comes back to this loop */
+    if (store->ops->add(store, t)) { /* nobody could look it up: it must not run */
+        im__task_cancel(t, "out of memory");
+        if (w) {
+            im__waiter_drop(w);
+            c->on_close = NULL;
+        }
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    im__task_lock(t);
+    int st_now = t->state;
+    im__task_unlock(t);
+    if (im__task_terminal_state(st_now)) im__task_stored_end(t); /* ended before it was stored */
+    if (st->timeout_ms) im__ltimer_start(c->loop, &r->deadline, st->timeout_ms);
+    if (w) {
+        c->on_close = im__sync_gone;
+        c->close_arg = w;
+        return; /* answered when the task ends (im__waiter_run) */
+    }
+    char loc[48], body[160];
+    snprintf(loc, sizeof loc, "/tasks/%s", r->idhex);
+    int bl = snprintf(body, sizeof body, "{\"task_id\":\"%s\",\"state\":\"QUEUED\",\"function\":\"%s\"}",
+                      r->idhex, ep->name);
+    im_res_header(c, "Location", loc);
+    im_res_header(c, "Preference-Applied", "respond-async");
+    im_reply_json(c, 202, body, (size_t)bl);
+}
+
+static void im__ep_handler(im_ctx *c)
+{
+    im__epstate *st = im_ctx_udata(c);
+    const im_endpoint *ep = st->ep;
+    if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, ep);
+    else if (ep->mode == IM_MODE_PROCESS)
+        im_reply_error(c, 501, "process isolation is not available in this build yet");
+    else im__ep_task(c, st);
+}
