@@ -6521,7 +6521,9 @@ static int im__ms_add(im__store *s, im__task *t)
     t->folder = t->fn->newest;
     if (t->fn->newest) t->fn->newest->fnewer = t;
     t->fn->newest = t;
+    im__task_lock(t); /* its job may be running, or over, already (lock order: store, task) */
     t->bytes = im__task_bytes(t);
+    im__task_unlock(t);
     m->bytes += t->bytes;
     im__task_ref(t); /* the store's */
     pthread_mutex_unlock(&m->mu);

@@ -1,5 +1,7 @@
 /* modes.c — endpoints that run on the server's executors at every priority, for
  * tests/test_modes.c (a real server in process, called over real sockets). */
+#include <time.h>
+
 #include "immersive.h"
 #include "modes.gen.h"
 
@@ -119,5 +121,19 @@ int block(im_call *call, const block_args *in, block_result *out)
     (void)in;
     modes_block();
     out->result = true;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/m/nap", .summary = "Sleeps ms milliseconds (stops when cancelled)",
+            .mode = IM_POOL, .priority = 3)
+IM_ARG(int32, ms, "Milliseconds", .min = 0, .max = 10000)
+IM_RESULT(int32, "ms")
+int nap(im_call *call, const nap_args *in, nap_result *out)
+{
+    for (int i = 0; i < in->ms && !im_call_cancelled(call); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    out->result = in->ms;
     return 0;
 }

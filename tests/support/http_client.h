@@ -185,6 +185,23 @@ broken:
     r->status = -1;
 }
 
+/* One request on an open keep-alive connection (extra: header lines, each ending in CRLF, or
+ * NULL); the response in r. Returns its status (-1: none). */
+static inline int http_req(http_conn *c, const char *method, const char *target,
+                           const char *json, const char *extra, http_resp *r)
+{
+    char req[1024];
+    size_t bl = json ? strlen(json) : 0;
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\n%s%sContent-Length: %zu\r\n\r\n",
+                     method, target, json ? "Content-Type: application/json\r\n" : "",
+                     extra ? extra : "", bl);
+    r->status = -1;
+    r->body = NULL;
+    if (http_send_all(c->fd, req, (size_t)n) == 0 && http_send_all(c->fd, json ? json : "", bl) == 0)
+        http_read(c, r);
+    return r->status;
+}
+
 static inline void http_free(http_resp *r)
 {
     free(r->body);
