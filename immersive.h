@@ -1200,6 +1200,8 @@ struct im_loop {
     uint32_t last_batch;       /* completions the last iteration reaped */
     unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
     unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
+    struct im__taskrun *run_pool; /* recycled task runs (exec.c) */
+    uint32_t run_pooled;
     /* task ids: random bytes from getrandom, drawn 16 at a time */
     uint8_t rnd[512];
     uint32_t rnd_off;          /* first unused byte of rnd */
@@ -1286,6 +1288,7 @@ typedef struct im__task {
     struct im__task *fnewer, *folder; /* (S) its function's tasks, by creation */
     struct im__task *dnext;      /* (S) finished tasks, in the order they finished */
     size_t bytes;                /* (S) what it holds, counted against the store's cap */
+    char small[32];              /* (L) a short answer is kept here: body points to it */
 } im__task;
 
 /* A task's execution: the job on the executor and what the call needs, alive from submit to
@@ -1302,12 +1305,17 @@ typedef struct im__taskrun {
     im_loop *loop;               /* the submitting loop */
     uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
     char idhex[33];              /* the task's id as text (im_call_task_id) */
+    uint32_t size;               /* bytes allocated for it (pooled per loop when small) */
+    struct im__taskrun *next_free; /* the loop's pool */
+    _Alignas(16) char mem[];     /* the argument and result structs */
 } im__taskrun;
+/* Runs whose argument and result structs fit this many bytes come from a per-loop pool. */
+#define IM__RUN_SMALL 512
 
 /* Someone told when a task changes: a request waiting for its answer (sync), or an event
  * stream (GET /tasks/{id}/events). Lives on its loop; a wake-up is a post to that loop, and
  * one already on its way absorbs the events behind it (a slow reader sees the latest). */
-enum { IM__W_SYNC = 1, IM__W_EVENTS };
+enum { IM__W_SYNC = 1, IM__W_EVENTS, IM__W_RESULT /* GET .../result with Prefer: wait */ };
 typedef struct im__waiter {
     im_post post;                /* first: its wake-up */
     struct im__waiter *next;     /* (task lock) the task's list */
@@ -1320,7 +1328,7 @@ typedef struct im__waiter {
     uint8_t is_listed;           /* on the task's list */
     uint8_t is_blocked;          /* events: the output is full, waiting for it to drain */
     uint32_t seen_seq;           /* events: the progress update last sent */
-    im__ltimer keepalive;        /* events: a comment line every 15 s */
+    im__ltimer keepalive;        /* events: a comment line every 15 s; result: the wait's end */
 } im__waiter;
 
 /* The task store, behind a small interface (a shared backend can replace the in-memory one).
@@ -5247,6 +5255,7 @@ static void *im__worker_main(void *arg)
 {
     im_executor *ex = arg;
     void *item;
+    unsigned timed = 0;
     sigset_t all;
     sigfillset(&all); /* signals are for the thread that waits for them */
     pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -5258,12 +5267,16 @@ static void *im__worker_main(void *arg)
             continue;
         }
         atomic_fetch_add_explicit(&ex->running, 1, memory_order_relaxed);
-        uint64_t t0 = im__mono_ns();
-        j->run(j);
-        uint64_t took = im__mono_ns() - t0, mean;
-        mean = atomic_load_explicit(&ex->mean_ns, memory_order_relaxed); /* racy by design */
-        atomic_store_explicit(&ex->mean_ns, mean ? mean - mean / 16 + took / 16 : took,
-                              memory_order_relaxed);
+        if (++timed % 8 == 1) { /* one job in eight is timed: enough for an estimate */
+            uint64_t t0 = im__mono_ns();
+            j->run(j);
+            uint64_t took = im__mono_ns() - t0, mean;
+            mean = atomic_load_explicit(&ex->mean_ns, memory_order_relaxed); /* racy by design */
+            atomic_store_explicit(&ex->mean_ns, mean ? mean - mean / 16 + took / 16 : took,
+                                  memory_order_relaxed);
+        } else {
+            j->run(j);
+        }
         atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
         im__job_complete(j, 0);
     }
@@ -6351,7 +6364,7 @@ static void im__task_unref(im__task *t)
 {
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
     free(t->message);
-    free(t->body);
+    if (t->body != t->small) free(t->body);
     free(t->error);
     free(t);
 }
@@ -6455,8 +6468,8 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
 /* Memory a task holds, for the store's cap. Task lock held (or t not shared yet). */
 static size_t im__task_bytes(const im__task *t)
 {
-    return sizeof *t + 32 + (t->body ? t->body_len : 0) + (t->error ? strlen(t->error) : 0) +
-           (t->message ? strlen(t->message) : 0);
+    return sizeof *t + 32 + (t->body && t->body != t->small ? t->body_len : 0) +
+           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0);
 }
 
 /* ---- the in-memory store ---- */
@@ -6907,6 +6920,35 @@ static int im__task_cancel(im__task *t, const char *why)
     return st;
 }
 
+/* ---- task runs: from a per-loop pool when small (no lock: allocated and freed on the
+ * submitting loop) ---- */
+
+static im__taskrun *im__run_new(im_loop *L, size_t structs)
+{
+    size_t size = sizeof(im__taskrun) + (structs > IM__RUN_SMALL ? structs : IM__RUN_SMALL);
+    im__taskrun *r = NULL;
+    if (structs <= IM__RUN_SMALL && (r = L->run_pool)) {
+        L->run_pool = r->next_free;
+        L->run_pooled--;
+    } else if (!(r = malloc(size))) {
+        return NULL;
+    }
+    memset(r, 0, sizeof *r + structs);
+    r->size = (uint32_t)size;
+    return r;
+}
+
+static void im__run_free(im_loop *L, im__taskrun *r)
+{
+    if (r->size == sizeof(im__taskrun) + IM__RUN_SMALL && L->run_pooled < 256) {
+        r->next_free = L->run_pool;
+        L->run_pool = r;
+        L->run_pooled++;
+    } else {
+        free(r);
+    }
+}
+
 /* ---- the job on the executor ---- */
 
 static void im__task_job_run(im_job *j) /* on a worker */
@@ -6944,9 +6986,15 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
-            t->body = body;
+            if (body && len <= sizeof t->small) { /* kept in the task: no allocation */
+                memcpy(t->small, body, len);
+                t->body = t->small;
+            } else if (body) { /* exactly its size: a writer's buffer has room to spare */
+                char *exact = realloc(body, len ? len : 1);
+                t->body = exact ? exact : body;
+                body = NULL;
+            }
             t->body_len = (uint32_t)len;
-            body = NULL;
             if (http != 200) {
                 free(t->error);
                 t->error = error;
@@ -6978,7 +7026,7 @@ static void im__task_job_done(im_job *j, int status) /* on the submitting loop *
     t->run = NULL;
     im__task_unlock(t);
     im__taskmem_free(&mem);
-    free(r);
+    im__run_free(r->loop, r);
     im__task_unref(t); /* the run's reference */
 }
 
@@ -7034,7 +7082,7 @@ static void im__waiter_free(im__waiter *w)
 static void im__waiter_drop(im__waiter *w)
 {
     im__task_unlisten(w);
-    if (w->kind == IM__W_EVENTS) im__ltimer_stop(w->loop, &w->keepalive);
+    if (w->kind != IM__W_SYNC) im__ltimer_stop(w->loop, &w->keepalive);
     if (atomic_load_explicit(&w->posted, memory_order_acquire)) w->is_gone = 1;
     else im__waiter_free(w);
 }
@@ -7060,6 +7108,50 @@ static void im__waiter_run(im_post *p)
     w->ctx->on_close = NULL; /* its answer is on its way */
     im__reply_task_end(w->ctx, t);
     im__waiter_drop(w);
+}
+
+/* A long poll (GET /tasks/{id}/result with Prefer: wait=N) that ran out: still 202. */
+static void im__result_wait_over(im__ltimer *tm)
+{
+    im__waiter *w = (im__waiter *)(void *)((char *)tm - offsetof(im__waiter, keepalive));
+    im__task *t = w->task;
+    im__task_lock(t);
+    int st = t->state;
+    im__task_unlock(t);
+    w->ctx->on_close = NULL;
+    im_res_header(w->ctx, "Retry-After", "1");
+    im__reply_task_error(w->ctx, 202, "the task has not ended yet: ask again", st);
+    im__waiter_drop(w);
+}
+
+static void im__result_gone(im_ctx *c, void *arg)
+{
+    im_reply(c, 500, NULL, NULL, 0); /* finishes the context (-EPIPE): the task goes on */
+    im__waiter_drop(arg);
+}
+
+/* Waits up to seconds for t to end, then answers c as GET /tasks/{id}/result does (t: the
+ * caller's reference, kept by the waiter). 0, or -1 when it could not (answer at once). */
+static int im__result_wait(im_ctx *c, im__task *t, long seconds)
+{
+    im__waiter *w = calloc(1, sizeof *w);
+    if (!w || im_ctx_defer(c, im__result_gone, w)) {
+        free(w);
+        return -1;
+    }
+    w->post.fn = im__waiter_run;
+    w->ctx = c;
+    w->loop = c->loop;
+    w->kind = IM__W_RESULT;
+    im__ltimer_init(&w->keepalive, im__result_wait_over);
+    im__task_listen(t, w);
+    im__task_unref(t);
+    im__ltimer_start(w->loop, &w->keepalive, (uint64_t)(seconds > 60 ? 60 : seconds) * 1000);
+    im__task_lock(t); /* it may have ended since the caller looked: then at once */
+    int st = t->state;
+    im__task_unlock(t);
+    if (im__task_terminal_state(st) && !atomic_exchange(&w->posted, 1)) im_loop_post(w->loop, &w->post);
+    return 0;
 }
 
 /* The client of a sync call left: nobody can read the result, so the task is cancelled. */
@@ -7193,10 +7285,12 @@ static void im__events_start(im_ctx *c, im__task *t)
 /* ---- running an endpoint ---- */
 
 /* 1: the request asks for an async answer (Prefer: respond-async), 0: a sync one
- * (respond-sync), -1: it does not say (RFC 7240: a comma-separated list, any case). */
-static int im__prefer(const im_ctx *c)
+ * (respond-sync), -1: it does not say (RFC 7240: a comma-separated list, any case). With
+ * wait not NULL, *wait is the seconds of a wait=N preference (-1 when none). */
+static int im__prefer_wait(const im_ctx *c, long *wait)
 {
     int want = -1;
+    if (wait) *wait = -1;
     for (unsigned i = 0; i < c->req.num_headers; i++) {
         if (!im_str_ieq(c->req.headers[i].name, "prefer")) continue;
         im_str v = c->req.headers[i].value;
@@ -7209,11 +7303,21 @@ static int im__prefer(const im_ctx *c)
             im_str tok = {v.ptr + s, k - s};
             if (im_str_ieq(tok, "respond-async")) want = 1;
             else if (im_str_ieq(tok, "respond-sync")) want = 0;
+            else if (wait && im_str_ieq(tok, "wait")) { /* wait=<delta-seconds> */
+                while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '=')) k++;
+                long n = 0;
+                size_t d = k;
+                while (k < v.len && v.ptr[k] >= '0' && v.ptr[k] <= '9' && n < 1000000)
+                    n = n * 10 + (v.ptr[k++] - '0');
+                if (k > d) *wait = n;
+            }
             while (k < v.len && v.ptr[k] != ',') k++;
         }
     }
     return want;
 }
+
+static int im__prefer(const im_ctx *c) { return im__prefer_wait(c, NULL); }
 
 /* Seconds a refused caller should wait before trying again: the executor's estimate of the
  * wait of a job queued now, in whole seconds, at least 1. */
@@ -7261,36 +7365,40 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         im_reply_error(c, 429, msg);
         return;
     }
+    im_loop *L = c->loop;
+    size_t as = (ep->args_size + 15) & ~(size_t)15, os = (ep->out_size + 15) & ~(size_t)15;
     im__task *t = calloc(1, sizeof *t);
-    im__taskrun *r = calloc(1, sizeof *r);
-    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
-    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+    im__taskrun *r = im__run_new(L, as + os); /* the argument and result structs inside it */
     /* the request is copied first, so that what the binder points at outlives the handler */
-    if (!t || !r || !args || !out || im__task_id(c->loop, t->id) || im_ctx_defer(c, NULL, NULL)) {
+    if (!t || !r || im__task_id(L, t->id) || im_ctx_defer(c, NULL, NULL)) {
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
-        free(r);
+        if (r) im__run_free(L, r);
         im_reply_error(c, 503, "out of memory");
         return;
     }
-    memset(args, 0, ep->args_size);
-    memset(out, 0, ep->out_size);
-    if (im__ep_bind(c, ep, args)) { /* answered 4xx */
+    r->loop = L;
+    r->args = r->mem;
+    r->out = r->mem + as;
+    if (im__ep_bind(c, ep, r->args)) { /* answered 4xx */
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
-        free(r);
+        im__run_free(L, r);
         return;
     }
-    /* the task takes the request's bytes and the arena: the context may answer at once */
+    /* the task takes the request's bytes, and the arena if the binder used it (arrays,
+     * decoded strings): then the context may answer at once */
     r->owned = c->owned;
     c->owned = NULL;
-    r->arena = c->arena;
-    c->arena.head = NULL;
-    c->arena.bytes = 0;
-    r->args = args;
-    r->out = out;
+    for (im__ablock *b = c->arena.head; b; b = b->next)
+        if (b->used) {
+            r->arena = c->arena;
+            c->arena.head = NULL;
+            c->arena.bytes = 0;
+            break;
+        }
     /* what it holds until it ends, within the server-wide budget */
-    r->held = sizeof *t + sizeof *r + c->raw_len + c->req.num_headers * sizeof(im_header) +
+    r->held = sizeof *t + r->size + c->raw_len + c->req.num_headers * sizeof(im_header) +
               r->arena.bytes;
     size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
     if (before + r->held > s->o.max_queued_bytes) {
@@ -7304,7 +7412,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
                  "bytes needed, max_queued_bytes %zu); try again later", r->held,
                  s->o.max_queued_bytes);
         free(t);
-        free(r);
+        im__run_free(L, r);
         if (!never) im__retry_after(c, ex);
         im_reply_error(c, never ? 413 : 429, msg);
         return;
@@ -7317,7 +7425,6 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->created_ms = im__wall_ms();
     t->run = r;
     r->task = t;
-    r->loop = c->loop;
     im__task_id_hex(t->id, r->idhex);
     r->job.run = im__task_job_run;
     r->job.done = im__task_job_done;
@@ -7346,7 +7453,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         if (w) im__waiter_drop(w);
         im__taskrun_take(r, &mem);
         im__taskmem_free(&mem);
-        free(r);
+        im__run_free(L, r);
         im__task_unref(t);
         if (rc == -EAGAIN) {
             im__retry_after(c, ex);
@@ -7452,6 +7559,10 @@ static void im__api_task_result(im_ctx *c)
     im__task_lock(t);
     int st = t->state;
     im__task_unlock(t);
+    long wait;
+    im__prefer_wait(c, &wait);
+    if (!im__task_terminal_state(st) && wait > 0 && im__result_wait(c, t, wait) == 0)
+        return; /* answered when it ends, or when the wait is over */
     if (!im__task_terminal_state(st)) {
         char msg[64];
         snprintf(msg, sizeof msg, "the task is %s: ask again later", im_task_state_name(st));
@@ -8034,6 +8145,11 @@ static void im__loop_free(im_loop *L)
 {
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
         sched_yield();
+    while (L->run_pool) {
+        im__taskrun *r = L->run_pool;
+        L->run_pool = r->next_free;
+        free(r);
+    }
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;

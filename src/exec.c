@@ -206,6 +206,35 @@ static int im__task_cancel(im__task *t, const char *why)
     return st;
 }
 
+/* ---- task runs: from a per-loop pool when small (no lock: allocated and freed on the
+ * submitting loop) ---- */
+
+static im__taskrun *im__run_new(im_loop *L, size_t structs)
+{
+    size_t size = sizeof(im__taskrun) + (structs > IM__RUN_SMALL ? structs : IM__RUN_SMALL);
+    im__taskrun *r = NULL;
+    if (structs <= IM__RUN_SMALL && (r = L->run_pool)) {
+        L->run_pool = r->next_free;
+        L->run_pooled--;
+    } else if (!(r = malloc(size))) {
+        return NULL;
+    }
+    memset(r, 0, sizeof *r + structs);
+    r->size = (uint32_t)size;
+    return r;
+}
+
+static void im__run_free(im_loop *L, im__taskrun *r)
+{
+    if (r->size == sizeof(im__taskrun) + IM__RUN_SMALL && L->run_pooled < 256) {
+        r->next_free = L->run_pool;
+        L->run_pool = r;
+        L->run_pooled++;
+    } else {
+        free(r);
+    }
+}
+
 /* ---- the job on the executor ---- */
 
 static void im__task_job_run(im_job *j) /* on a worker */
@@ -243,9 +272,15 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
-            t->body = body;
+            if (body && len <= sizeof t->small) { /* kept in the task: no allocation */
+                memcpy(t->small, body, len);
+                t->body = t->small;
+            } else if (body) { /* exactly its size: a writer's buffer has room to spare */
+                char *exact = realloc(body, len ? len : 1);
+                t->body = exact ? exact : body;
+                body = NULL;
+            }
             t->body_len = (uint32_t)len;
-            body = NULL;
             if (http != 200) {
                 free(t->error);
                 t->error = error;
@@ -277,7 +312,7 @@ static void im__task_job_done(im_job *j, int status) /* on the submitting loop *
     t->run = NULL;
     im__task_unlock(t);
     im__taskmem_free(&mem);
-    free(r);
+    im__run_free(r->loop, r);
     im__task_unref(t); /* the run's reference */
 }
 
@@ -333,7 +368,7 @@ static void im__waiter_free(im__waiter *w)
 static void im__waiter_drop(im__waiter *w)
 {
     im__task_unlisten(w);
-    if (w->kind == IM__W_EVENTS) im__ltimer_stop(w->loop, &w->keepalive);
+    if (w->kind != IM__W_SYNC) im__ltimer_stop(w->loop, &w->keepalive);
     if (atomic_load_explicit(&w->posted, memory_order_acquire)) w->is_gone = 1;
     else im__waiter_free(w);
 }
@@ -359,6 +394,50 @@ static void im__waiter_run(im_post *p)
     w->ctx->on_close = NULL; /* its answer is on its way */
     im__reply_task_end(w->ctx, t);
     im__waiter_drop(w);
+}
+
+/* A long poll (GET /tasks/{id}/result with Prefer: wait=N) that ran out: still 202. */
+static void im__result_wait_over(im__ltimer *tm)
+{
+    im__waiter *w = (im__waiter *)(void *)((char *)tm - offsetof(im__waiter, keepalive));
+    im__task *t = w->task;
+    im__task_lock(t);
+    int st = t->state;
+    im__task_unlock(t);
+    w->ctx->on_close = NULL;
+    im_res_header(w->ctx, "Retry-After", "1");
+    im__reply_task_error(w->ctx, 202, "the task has not ended yet: ask again", st);
+    im__waiter_drop(w);
+}
+
+static void im__result_gone(im_ctx *c, void *arg)
+{
+    im_reply(c, 500, NULL, NULL, 0); /* finishes the context (-EPIPE): the task goes on */
+    im__waiter_drop(arg);
+}
+
+/* Waits up to seconds for t to end, then answers c as GET /tasks/{id}/result does (t: the
+ * caller's reference, kept by the waiter). 0, or -1 when it could not (answer at once). */
+static int im__result_wait(im_ctx *c, im__task *t, long seconds)
+{
+    im__waiter *w = calloc(1, sizeof *w);
+    if (!w || im_ctx_defer(c, im__result_gone, w)) {
+        free(w);
+        return -1;
+    }
+    w->post.fn = im__waiter_run;
+    w->ctx = c;
+    w->loop = c->loop;
+    w->kind = IM__W_RESULT;
+    im__ltimer_init(&w->keepalive, im__result_wait_over);
+    im__task_listen(t, w);
+    im__task_unref(t);
+    im__ltimer_start(w->loop, &w->keepalive, (uint64_t)(seconds > 60 ? 60 : seconds) * 1000);
+    im__task_lock(t); /* it may have ended since the caller looked: then at once */
+    int st = t->state;
+    im__task_unlock(t);
+    if (im__task_terminal_state(st) && !atomic_exchange(&w->posted, 1)) im_loop_post(w->loop, &w->post);
+    return 0;
 }
 
 /* The client of a sync call left: nobody can read the result, so the task is cancelled. */
@@ -492,10 +571,12 @@ static void im__events_start(im_ctx *c, im__task *t)
 /* ---- running an endpoint ---- */
 
 /* 1: the request asks for an async answer (Prefer: respond-async), 0: a sync one
- * (respond-sync), -1: it does not say (RFC 7240: a comma-separated list, any case). */
-static int im__prefer(const im_ctx *c)
+ * (respond-sync), -1: it does not say (RFC 7240: a comma-separated list, any case). With
+ * wait not NULL, *wait is the seconds of a wait=N preference (-1 when none). */
+static int im__prefer_wait(const im_ctx *c, long *wait)
 {
     int want = -1;
+    if (wait) *wait = -1;
     for (unsigned i = 0; i < c->req.num_headers; i++) {
         if (!im_str_ieq(c->req.headers[i].name, "prefer")) continue;
         im_str v = c->req.headers[i].value;
@@ -508,11 +589,21 @@ static int im__prefer(const im_ctx *c)
             im_str tok = {v.ptr + s, k - s};
             if (im_str_ieq(tok, "respond-async")) want = 1;
             else if (im_str_ieq(tok, "respond-sync")) want = 0;
+            else if (wait && im_str_ieq(tok, "wait")) { /* wait=<delta-seconds> */
+                while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '=')) k++;
+                long n = 0;
+                size_t d = k;
+                while (k < v.len && v.ptr[k] >= '0' && v.ptr[k] <= '9' && n < 1000000)
+                    n = n * 10 + (v.ptr[k++] - '0');
+                if (k > d) *wait = n;
+            }
             while (k < v.len && v.ptr[k] != ',') k++;
         }
     }
     return want;
 }
+
+static int im__prefer(const im_ctx *c) { return im__prefer_wait(c, NULL); }
 
 /* Seconds a refused caller should wait before trying again: the executor's estimate of the
  * wait of a job queued now, in whole seconds, at least 1. */
@@ -560,36 +651,40 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         im_reply_error(c, 429, msg);
         return;
     }
+    im_loop *L = c->loop;
+    size_t as = (ep->args_size + 15) & ~(size_t)15, os = (ep->out_size + 15) & ~(size_t)15;
     im__task *t = calloc(1, sizeof *t);
-    im__taskrun *r = calloc(1, sizeof *r);
-    void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
-    void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
+    im__taskrun *r = im__run_new(L, as + os); /* the argument and result structs inside it */
     /* the request is copied first, so that what the binder points at outlives the handler */
-    if (!t || !r || !args || !out || im__task_id(c->loop, t->id) || im_ctx_defer(c, NULL, NULL)) {
+    if (!t || !r || im__task_id(L, t->id) || im_ctx_defer(c, NULL, NULL)) {
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
-        free(r);
+        if (r) im__run_free(L, r);
         im_reply_error(c, 503, "out of memory");
         return;
     }
-    memset(args, 0, ep->args_size);
-    memset(out, 0, ep->out_size);
-    if (im__ep_bind(c, ep, args)) { /* answered 4xx */
+    r->loop = L;
+    r->args = r->mem;
+    r->out = r->mem + as;
+    if (im__ep_bind(c, ep, r->args)) { /* answered 4xx */
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
-        free(r);
+        im__run_free(L, r);
         return;
     }
-    /* the task takes the request's bytes and the arena: the context may answer at once */
+    /* the task takes the request's bytes, and the arena if the binder used it (arrays,
+     * decoded strings): then the context may answer at once */
     r->owned = c->owned;
     c->owned = NULL;
-    r->arena = c->arena;
-    c->arena.head = NULL;
-    c->arena.bytes = 0;
-    r->args = args;
-    r->out = out;
+    for (im__ablock *b = c->arena.head; b; b = b->next)
+        if (b->used) {
+            r->arena = c->arena;
+            c->arena.head = NULL;
+            c->arena.bytes = 0;
+            break;
+        }
     /* what it holds until it ends, within the server-wide budget */
-    r->held = sizeof *t + sizeof *r + c->raw_len + c->req.num_headers * sizeof(im_header) +
+    r->held = sizeof *t + r->size + c->raw_len + c->req.num_headers * sizeof(im_header) +
               r->arena.bytes;
     size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
     if (before + r->held > s->o.max_queued_bytes) {
@@ -603,7 +698,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
                  "bytes needed, max_queued_bytes %zu); try again later", r->held,
                  s->o.max_queued_bytes);
         free(t);
-        free(r);
+        im__run_free(L, r);
         if (!never) im__retry_after(c, ex);
         im_reply_error(c, never ? 413 : 429, msg);
         return;
@@ -616,7 +711,6 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->created_ms = im__wall_ms();
     t->run = r;
     r->task = t;
-    r->loop = c->loop;
     im__task_id_hex(t->id, r->idhex);
     r->job.run = im__task_job_run;
     r->job.done = im__task_job_done;
@@ -645,7 +739,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         if (w) im__waiter_drop(w);
         im__taskrun_take(r, &mem);
         im__taskmem_free(&mem);
-        free(r);
+        im__run_free(L, r);
         im__task_unref(t);
         if (rc == -EAGAIN) {
             im__retry_after(c, ex);

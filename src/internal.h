@@ -254,6 +254,8 @@ struct im_loop {
     uint32_t last_batch;       /* completions the last iteration reaped */
     unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
     unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
+    struct im__taskrun *run_pool; /* recycled task runs (exec.c) */
+    uint32_t run_pooled;
     /* task ids: random bytes from getrandom, drawn 16 at a time */
     uint8_t rnd[512];
     uint32_t rnd_off;          /* first unused byte of rnd */
@@ -340,6 +342,7 @@ typedef struct im__task {
     struct im__task *fnewer, *folder; /* (S) its function's tasks, by creation */
     struct im__task *dnext;      /* (S) finished tasks, in the order they finished */
     size_t bytes;                /* (S) what it holds, counted against the store's cap */
+    char small[32];              /* (L) a short answer is kept here: body points to it */
 } im__task;
 
 /* A task's execution: the job on the executor and what the call needs, alive from submit to
@@ -356,12 +359,17 @@ typedef struct im__taskrun {
     im_loop *loop;               /* the submitting loop */
     uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
     char idhex[33];              /* the task's id as text (im_call_task_id) */
+    uint32_t size;               /* bytes allocated for it (pooled per loop when small) */
+    struct im__taskrun *next_free; /* the loop's pool */
+    _Alignas(16) char mem[];     /* the argument and result structs */
 } im__taskrun;
+/* Runs whose argument and result structs fit this many bytes come from a per-loop pool. */
+#define IM__RUN_SMALL 512
 
 /* Someone told when a task changes: a request waiting for its answer (sync), or an event
  * stream (GET /tasks/{id}/events). Lives on its loop; a wake-up is a post to that loop, and
  * one already on its way absorbs the events behind it (a slow reader sees the latest). */
-enum { IM__W_SYNC = 1, IM__W_EVENTS };
+enum { IM__W_SYNC = 1, IM__W_EVENTS, IM__W_RESULT /* GET .../result with Prefer: wait */ };
 typedef struct im__waiter {
     im_post post;                /* first: its wake-up */
     struct im__waiter *next;     /* (task lock) the task's list */
@@ -374,7 +382,7 @@ typedef struct im__waiter {
     uint8_t is_listed;           /* on the task's list */
     uint8_t is_blocked;          /* events: the output is full, waiting for it to drain */
     uint32_t seen_seq;           /* events: the progress update last sent */
-    im__ltimer keepalive;        /* events: a comment line every 15 s */
+    im__ltimer keepalive;        /* events: a comment line every 15 s; result: the wait's end */
 } im__waiter;
 
 /* The task store, behind a small interface (a shared backend can replace the in-memory one).

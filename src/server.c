@@ -271,6 +271,11 @@ static void im__loop_free(im_loop *L)
 {
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
         sched_yield();
+    while (L->run_pool) {
+        im__taskrun *r = L->run_pool;
+        L->run_pool = r->next_free;
+        free(r);
+    }
     while (L->ctx_free) {
         im_ctx *x = L->ctx_free;
         L->ctx_free = x->next_free;

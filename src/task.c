@@ -95,7 +95,7 @@ static void im__task_unref(im__task *t)
 {
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
     free(t->message);
-    free(t->body);
+    if (t->body != t->small) free(t->body);
     free(t->error);
     free(t);
 }
@@ -199,8 +199,8 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
 /* Memory a task holds, for the store's cap. Task lock held (or t not shared yet). */
 static size_t im__task_bytes(const im__task *t)
 {
-    return sizeof *t + 32 + (t->body ? t->body_len : 0) + (t->error ? strlen(t->error) : 0) +
-           (t->message ? strlen(t->message) : 0);
+    return sizeof *t + 32 + (t->body && t->body != t->small ? t->body_len : 0) +
+           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0);
 }
 
 /* ---- the in-memory store ---- */

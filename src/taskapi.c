@@ -47,6 +47,10 @@ static void im__api_task_result(im_ctx *c)
     im__task_lock(t);
     int st = t->state;
     im__task_unlock(t);
+    long wait;
+    im__prefer_wait(c, &wait);
+    if (!im__task_terminal_state(st) && wait > 0 && im__result_wait(c, t, wait) == 0)
+        return; /* answered when it ends, or when the wait is over */
     if (!im__task_terminal_state(st)) {
         char msg[64];
         snprintf(msg, sizeof msg, "the task is %s: ask again later", im_task_state_name(st));

@@ -160,6 +160,29 @@ class TaskTests(ServerTestCase):
         self.assertIn("detail", doc)
         self.c.wait(tid)
 
+    def test_result_long_poll(self):
+        # GET .../result with Prefer: wait=N answers once the task ends (RFC 7240 wait)
+        tid = self.c.submit("/v1/demo/sleep", {"seconds": 0.5, "value": 9})
+        t0 = time.monotonic()
+        st, _, doc = self.c.request("GET", "/tasks/%s/result" % tid, headers={"Prefer": "wait=10"})
+        self.assertEqual((st, doc), (200, {"result": 9}))
+        self.assertLess(time.monotonic() - t0, 0.5 + 0.5 * SLOW)
+        # ... or when the wait is over: still 202
+        tid = self.c.submit("/v1/demo/sleep", {"seconds": 5})
+        t0 = time.monotonic()
+        st, h, doc = self.c.request("GET", "/tasks/%s/result" % tid, headers={"Prefer": "wait=1"})
+        self.assertEqual((st, doc["state"]), (202, "RUNNING"), doc)
+        self.assertGreater(time.monotonic() - t0, 0.9)
+        self.assertIn("retry-after", h)
+        self.c.request("DELETE", "/tasks/" + tid)
+        # a long poll whose client leaves does not cancel the task
+        tid = self.c.submit("/v1/demo/sleep", {"seconds": 0.5})
+        s = socket.create_connection(("127.0.0.1", self.server.port))
+        s.sendall(b"GET /tasks/%s/result HTTP/1.1\r\nHost: t\r\nPrefer: wait=10\r\n\r\n"
+                  % tid.encode())
+        s.close()
+        self.assertEqual(self.c.wait(tid)["state"], "SUCCEEDED")
+
     def test_prefer_respond_sync_overrides(self):
         # a function whose default is sync stays sync with respond-sync, goes async with
         # respond-async given among other preferences, in any case
