@@ -46,44 +46,42 @@ static void im__task_progress(im_job *j, double fraction, const char *message)
 
 /* ---- answers ---- */
 
-/* Writes a call's answer: the result's JSON with 200, or {"detail": ...} with the status it
- * failed with. The text is returned in *body (owned; NULL on no memory). */
+/* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
+ * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
+ * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
+ * answer could not be written (w then holds nothing usable). */
 static int im__call_answer(const im_endpoint *ep, const im_call *call, int status, const void *out,
-                           char **body, size_t *len)
+                           im_jw *w)
 {
-    im_jw w;
-    im_jw_init(&w, NULL, 0);
-    if (status) {
-        if (status < 400 || status > 599) status = 500;
-        im_jw_obj(&w);
-        im_jw_key(&w, "detail");
-        im_jw_str(&w, call->detail ? call->detail : im__reason(status));
-        im_jw_obj_end(&w);
-    } else if (ep->write) {
-        ep->write(&w, out);
-    } else {
-        im_jw_null(&w);
+    if (status < 0 || (status && (status < 400 || status > 599))) status = 500;
+    for (int pass = 0; pass < 2; pass++) {
+        if (status) {
+            im_jw_obj(w);
+            im_jw_key(w, "detail");
+            im_jw_str(w, call->detail ? call->detail : im__reason(status));
+            im_jw_obj_end(w);
+        } else if (ep->write) {
+            ep->write(w, out);
+        } else {
+            im_jw_null(w);
+        }
+        if (im_jw_error(w) != -ENOSPC || w->growable) break;
+        im_jw_init(w, NULL, 0); /* a big answer: again, on the heap */
     }
-    if (im_jw_error(&w)) {
-        im_jw_free(&w);
-        *body = NULL;
-        *len = 0;
-        return 500;
-    }
-    *body = w.buf; /* a growable writer's buffer is plain malloc'd memory: taken */
-    *len = w.len;
+    if (im_jw_error(w)) return 500;
     return status ? status : 200;
 }
 
 /* Answers c with what the call returned (inline calls). */
 static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
 {
-    char *body;
-    size_t len;
-    int st = im__call_answer(ep, call, status, out, &body, &len);
-    if (!body) im_reply_error(c, 500, "the result could not be written as JSON");
-    else im_reply_json(c, st, body, len);
-    free(body);
+    char small[1024];
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    int st = im__call_answer(ep, call, status, out, &w);
+    if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
+    else im_reply_json(c, st, w.buf, w.len);
+    im_jw_free(&w);
 }
 
 /* {"detail": "...", "state": "..."}: how a task that did not succeed answers. */
@@ -258,10 +256,23 @@ static void im__task_job_run(im_job *j) /* on a worker */
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
     /* the answer is written here, while the arguments and the arena it may point into live */
-    int http = im__call_answer(ep, &r->call, status, r->out, &body, &len);
+    char small[256];
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    int http = im__call_answer(ep, &r->call, status, r->out, &w);
+    int written = !im_jw_error(&w);
+    len = written ? w.len : 0;
+    body = NULL;
+    if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
+        if (w.growable) { /* the writer's heap buffer, cut to size: taken from it */
+            if ((body = realloc(w.buf, len))) w.buf = NULL;
+        } else if ((body = malloc(len))) {
+            memcpy(body, w.buf, len);
+        }
+    }
     if (http != 200) error = strdup(r->call.detail ? r->call.detail
-                                    : body ? "the result could not be written as JSON"
-                                           : im__reason(http));
+                                    : written ? im__reason(http)
+                                              : "the result could not be written as JSON");
     atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
     im__task_lock(t);
     if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
@@ -272,15 +283,14 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
-            if (body && len <= sizeof t->small) { /* kept in the task: no allocation */
-                memcpy(t->small, body, len);
+            if (written && len <= sizeof t->small) { /* kept in the task: no allocation */
+                memcpy(t->small, w.buf, len);
                 t->body = t->small;
-            } else if (body) { /* exactly its size: a writer's buffer has room to spare */
-                char *exact = realloc(body, len ? len : 1);
-                t->body = exact ? exact : body;
+            } else if (body) { /* exactly its size */
+                t->body = body;
                 body = NULL;
             }
-            t->body_len = (uint32_t)len;
+            t->body_len = t->body ? (uint32_t)len : 0;
             if (http != 200) {
                 free(t->error);
                 t->error = error;
@@ -293,6 +303,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     }
     im__taskrun_take(r, &mem);
     im__task_unlock(t);
+    im_jw_free(&w);
     free(body);
     free(error);
     im__taskmem_free(&mem);
@@ -708,7 +719,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->fn = st;
     t->state = IM_TASK_QUEUED;
     t->priority = ep->priority;
-    t->created_ms = im__wall_ms();
+    t->created_ms = L->wall_ms; /* read when this iteration woke: no clock read per task */
     t->run = r;
     r->task = t;
     im__task_id_hex(t->id, r->idhex);

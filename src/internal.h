@@ -224,6 +224,7 @@ struct im_loop {
     uint32_t now_ms;           /* loop clock, read once per iteration (wraps: compared by
                                 * difference) */
     uint64_t clock_ms;         /* the same clock in 64 bits, for timers of any length */
+    int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
     im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
     uint32_t nheap, heap_cap;

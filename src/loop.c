@@ -42,7 +42,8 @@ static void im__clock(im_loop *L)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     L->clock_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - L->clock_base_ms;
     L->now_ms = (uint32_t)L->clock_ms;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    L->wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (ts.tv_sec != L->date_sec) { /* Date: IMF-fixdate, made once a second */
         static const char days[] = "SunMonTueWedThuFriSat";
         static const char mons[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
