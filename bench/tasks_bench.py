@@ -32,23 +32,13 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import cpu_seconds, rss_kb  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TCK = os.sysconf("SC_CLK_TCK")
 DEB_PY = "/usr/bin/python3"
 BODY = '{"x":3,"y":6}'
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TCK
-        except OSError:
-            pass
-    return total
 
 
 def children(pid):
@@ -63,14 +53,6 @@ def children(pid):
         except OSError:
             pass
     return out
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def wait_port(port, timeout=30):
@@ -128,9 +110,9 @@ def wrk_post(port, path, duration, script_dir):
 
 def measure_wrk(proc, port, path, duration, tmp):
     pids = children(proc.pid)
-    c0, t0 = cpu_seconds(pids), time.monotonic()
+    c0, t0 = cpu_seconds(*pids), time.monotonic()
     n, bad, p50, p99 = wrk_post(port, path, duration, tmp)
-    c1, t1 = cpu_seconds(pids), time.monotonic()
+    c1, t1 = cpu_seconds(*pids), time.monotonic()
     if bad:
         print(f"  warning: {path}: {bad} non-2xx answers", file=sys.stderr)
     return {"rps": n / (t1 - t0), "cpu_us_per_req": (c1 - c0) * 1e6 / max(n, 1), "p50_ms": p50,
@@ -139,11 +121,11 @@ def measure_wrk(proc, port, path, duration, tmp):
 
 def measure_async(proc, client, port, duration):
     pids = children(proc.pid)
-    c0 = cpu_seconds(pids)
+    c0 = cpu_seconds(*pids)
     out = subprocess.run(["taskset", "-c", "1", client, str(port), "/v1/demo/add", BODY,
                           "--conns", "64", "--seconds", str(duration)],
                          capture_output=True, text=True).stdout
-    c1 = cpu_seconds(pids)
+    c1 = cpu_seconds(*pids)
     kv = dict(x.split("=") for x in out.split())
     n = int(kv["tasks"])
     return {"rps": float(kv["tasks_per_s"]), "cpu_us_per_req": (c1 - c0) * 1e6 / max(n, 1),
@@ -186,11 +168,11 @@ def celery(tmp, n=5000):
                    "--without-mingle", "--without-gossip"], cwd=HERE, env=env)
     try:
         pids = children(worker.pid)
-        c0 = cpu_seconds(children(worker.pid))
+        c0 = cpu_seconds(*children(worker.pid))
         out = subprocess.run(["taskset", "-c", "1", DEB_PY, os.path.join(HERE, "celery_add.py"),
                               str(n)], capture_output=True, text=True, env=env, cwd=HERE,
                              timeout=600)
-        c1 = cpu_seconds(children(worker.pid) or pids)
+        c1 = cpu_seconds(*(children(worker.pid) or pids))
         m = re.search(r"tasks=(\d+) seconds=([\d.]+) tasks_per_s=(\d+)", out.stdout)
         if not m:
             raise RuntimeError("celery client: " + out.stdout + out.stderr[-2000:])

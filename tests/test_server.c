@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "support/check.h"
+#include "support/http_client.h"
 
 static int port;
 
@@ -123,48 +124,6 @@ static void flood_start(im_ctx *c)
 
 /* ---- client side ---- */
 
-static int dial(void)
-{
-    struct sockaddr_in a = {0};
-    struct timeval tv = {10, 0};
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        perror("connect");
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k <= 0) return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Reads until `want` bytes arrived (or EOF/timeout); returns how many. */
-static size_t recv_n(int fd, char *buf, size_t want)
-{
-    size_t got = 0;
-    while (got < want) {
-        ssize_t k = recv(fd, buf + got, want - got, 0);
-        if (k <= 0) break;
-        got += (size_t)k;
-    }
-    return got;
-}
-
 /* Bytes of a text/plain answer with a body of n bytes. */
 static size_t answer_len(size_t n)
 {
@@ -180,7 +139,7 @@ static size_t answer_len(size_t n)
 #define DEPTH 8
 static void *client(void *arg)
 {
-    int id = (int)(intptr_t)arg, fd = dial();
+    int id = (int)(intptr_t)arg, fd = http_dial(port);
     char req[DEPTH * 64], resp[DEPTH * 256];
     CHECK(fd >= 0, "client %d connects", id);
     if (fd < 0) return NULL;
@@ -197,8 +156,8 @@ static void *client(void *arg)
                 expect += answer_len(13);
             }
         }
-        CHECK(send_all(fd, req, n) == 0, "client %d sends", id);
-        size_t got = recv_n(fd, resp, expect);
+        CHECK(http_send_all(fd, req, n) == 0, "client %d sends", id);
+        size_t got = http_recv_n(fd, resp, expect);
         CHECK(got == expect, "client %d round %d: %zu of %zu bytes", id, r, got, expect);
         if (got != expect) break;
         /* answers in order: walk them */
@@ -228,9 +187,9 @@ static void test_many_clients(void)
 
 static void test_peer_leaves_deferred(void)
 {
-    int fd = dial();
+    int fd = http_dial(port);
     const char *req = "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n";
-    CHECK(send_all(fd, req, strlen(req)) == 0, "send /hang");
+    CHECK(http_send_all(fd, req, strlen(req)) == 0, "send /hang");
     usleep(100000);
     CHECK(atomic_load(&hang_closed) == 0, "still open");
     close(fd);
@@ -242,12 +201,12 @@ static void test_peer_leaves_deferred(void)
  * the peer then leaves and must still be noticed (a poll watches for it). */
 static void test_paused_peer_leaves(void)
 {
-    int before = atomic_load(&hang_closed), fd = dial();
+    int before = atomic_load(&hang_closed), fd = http_dial(port);
     static char junk[40000];
     memset(junk, 'x', sizeof junk);
     const char *req = "GET /hang HTTP/1.1\r\nHost: t\r\n\r\n";
-    CHECK(send_all(fd, req, strlen(req)) == 0, "send /hang");
-    CHECK(send_all(fd, junk, sizeof junk) == 0, "send what waits behind it");
+    CHECK(http_send_all(fd, req, strlen(req)) == 0, "send /hang");
+    CHECK(http_send_all(fd, junk, sizeof junk) == 0, "send what waits behind it");
     usleep(200000);
     CHECK(atomic_load(&hang_closed) == before, "still open");
     close(fd);
@@ -259,10 +218,10 @@ static void test_paused_peer_leaves(void)
  * renewed by what it sends, so the connection closes (the stream then sees -EPIPE). */
 static void test_send_timeout_trickle(void)
 {
-    int before = atomic_load(&flood_pipe), fd = dial(), buf = 4096;
+    int before = atomic_load(&flood_pipe), fd = http_dial(port), buf = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     const char *req = "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n";
-    CHECK(send_all(fd, req, strlen(req)) == 0, "send /flood");
+    CHECK(http_send_all(fd, req, strlen(req)) == 0, "send /flood");
     for (int i = 0; i < 40 && atomic_load(&flood_pipe) == before; i++) {
         if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) break;
         usleep(100000);
@@ -273,14 +232,14 @@ static void test_send_timeout_trickle(void)
 
 static void test_backpressure(void)
 {
-    int fd = dial(), buf = 4096;
+    int fd = http_dial(port), buf = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     const char *req = "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n";
-    CHECK(send_all(fd, req, strlen(req)) == 0, "send /flood");
+    CHECK(http_send_all(fd, req, strlen(req)) == 0, "send /flood");
     for (int i = 0; i < 500 && atomic_load(&flood_again) == 0; i++) usleep(10000);
     CHECK(atomic_load(&flood_again) == 1, "a reader that does not read: -EAGAIN");
     char sink[65536];
-    recv_n(fd, sink, sizeof sink); /* some progress, then leave */
+    http_recv_n(fd, sink, sizeof sink); /* some progress, then leave */
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
@@ -342,7 +301,7 @@ int main(int argc, char **argv)
     pthread_cond_broadcast(&work_cv);
     pthread_mutex_unlock(&work_mu);
     for (int i = 0; i < 3; i++) pthread_join(workers[i], NULL);
-    int fd = dial();
+    int fd = http_dial(port);
     CHECK(fd < 0, "nothing listens after stop");
     if (fd >= 0) close(fd);
     im_server_free(s);

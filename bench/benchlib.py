@@ -1,0 +1,26 @@
+"""benchlib.py — what the benchmark scripts share: a process's CPU time and resident memory
+read from /proc, the way shared/tools/cpu-per-req and idle-conns read them."""
+import os
+
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(*pids):
+    """utime + stime of the processes (all their threads), in seconds; gone ones count 0."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TCK
+        except OSError:
+            pass
+    return total
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
