@@ -1303,6 +1303,8 @@ typedef struct im__taskrun {
     im__arena arena;             /* owned: the binder's and the handler's memory */
     size_t held;                 /* its share of the server's queued_bytes */
     im__ltimer deadline;         /* the time limit, on the submitting loop */
+    uint64_t started_mono;       /* (task lock) monotonic ms at the start: the time limit
+                                  * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */
     uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
     char idhex[33];              /* the task's id as text (im_call_task_id) */
@@ -3439,12 +3441,13 @@ int im_stream_end(im_ctx *x)
     if (!(c = im__ctx_conn(x))) {
         rc = -EPIPE;
     } else {
-        if (x->stream_chunked && !x->is_head) {
-            char *o = im__out_reserve(L, c, 5);
-            if (o) {
-                memcpy(o, "0\r\n\r\n", 5);
-                c->out->len += 5;
-            }
+        char *o = x->stream_chunked && !x->is_head ? im__out_reserve(L, c, 5) : NULL;
+        if (o) {
+            memcpy(o, "0\r\n\r\n", 5);
+            c->out->len += 5;
+        } else if (x->stream_chunked && !x->is_head) {
+            x->keepalive = 0; /* no memory for the last chunk: the body ends with the close */
+            rc = -ENOMEM;
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
@@ -3550,6 +3553,7 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     x->req.headers = hs;
     x->owned = to;
     x->is_deferred = 1;
+    c->is_probed = 0; /* a new request behind a FIN is probed anew */
     x->on_close = on_close;
     x->close_arg = arg;
     c->pending = x;
@@ -5393,6 +5397,10 @@ void im_executor_close(im_executor *ex)
     atomic_store(&ex->stopping, 1);
     while (atomic_load(&ex->submitting)) sched_yield(); /* pushes under way land first */
     im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
+    /* and so does this thread, at once: workers busy with long jobs would hand the queued
+     * ones back only when they get to them, and their callers wait for an answer now */
+    void *item;
+    while (im_queue_pop(ex->q, &item, NULL) == 0) im__job_complete(item, -ECANCELED);
 }
 
 int im_executor_shutdown_within(im_executor *ex, int timeout_ms)
@@ -6371,14 +6379,14 @@ static void im__task_unref(im__task *t)
     free(t);
 }
 
-/* Wakes t's waiters: every event stream, and the requests waiting for the answer when t has
- * finished. A waiter whose wake-up is still on its way is not posted again (it reads the
+/* Wakes t's waiters: every event stream, and the requests waiting for the answer (sync calls,
+ * long polls) when t has finished. A waiter whose wake-up is still on its way is not posted again (it reads the
  * latest state when it runs). Task lock held. */
 static void im__task_wake(im__task *t)
 {
     int terminal = im__task_terminal_state(t->state);
     for (im__waiter *w = t->waiters; w; w = w->next) {
-        if (w->kind == IM__W_SYNC && !terminal) continue;
+        if (w->kind != IM__W_EVENTS && !terminal) continue; /* they only want the end */
         if (!atomic_exchange_explicit(&w->posted, 1, memory_order_acq_rel))
             im_loop_post(w->loop, &w->post);
     }
@@ -6762,6 +6770,15 @@ static void im__task_progress(im_job *j, double fraction, const char *message)
 
 /* ---- answers ---- */
 
+/* Writes the JSON of w (or 500 when it failed: out of memory, or a fixed buffer too small)
+ * and frees it. */
+static void im__reply_jw(im_ctx *c, int status, im_jw *w)
+{
+    if (im_jw_error(w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, status, w->buf, w->len);
+    im_jw_free(w);
+}
+
 /* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
  * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
  * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
@@ -6968,6 +6985,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     }
     t->state = IM_TASK_RUNNING;
     t->started_ms = im__wall_ms();
+    r->started_mono = im__mono_ns() / 1000000u;
     im__task_unlock(t);
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
@@ -7059,17 +7077,17 @@ static void im__task_deadline(im__ltimer *tm)
         return;
     }
     if (t->state == IM_TASK_RUNNING) {
-        int64_t now = im__wall_ms(), due = t->started_ms + limit;
+        uint64_t now = im__mono_ns() / 1000000u, due = r->started_mono + limit;
         if (now < due) {
             im__task_unlock(t);
-            im__ltimer_start(r->loop, tm, (uint64_t)(due - now));
+            im__ltimer_start(r->loop, tm, due - now);
             return;
         }
         char msg[96];
         snprintf(msg, sizeof msg, "the task ran past its time limit of %u ms", limit);
         t->state = IM_TASK_TIMEOUT;
         t->status = 504;
-        t->finished_ms = now;
+        t->finished_ms = im__wall_ms();
         free(t->error);
         t->error = strdup(msg);
         im_job_cancel(&r->job);
@@ -7213,7 +7231,7 @@ static int im__events_put(im__waiter *w, const char *text, size_t n)
 static int im__events_write(im__waiter *w)
 {
     im__task *t = w->task;
-    char buf[1600];
+    char buf[6400]; /* a 1 KiB message escaped (6 bytes a character at worst), with room */
     im_jw jw;
     im__task_lock(t);
     uint32_t seq = t->progress_seq;
@@ -7234,8 +7252,8 @@ static int im__events_write(im__waiter *w)
     im__task_unlock(t);
     if (n) {
         memcpy(buf + n, "\n\n", 2);
-        if (im__events_put(w, buf, n + 2)) return 0;
-        w->seen_seq = seq;
+        if (im__events_put(w, buf, n + 2) && w->is_blocked) return 0; /* again once drained */
+        w->seen_seq = seq; /* written, or not writable: the state event comes next anyway */
     }
     if (!im__task_terminal_state(st)) return 0;
     im_jw_init(&jw, NULL, 0);
@@ -7503,13 +7521,21 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         c->close_arg = w;
         return; /* answered when the task ends (im__waiter_run) */
     }
-    char loc[48], body[160];
+    char loc[48], body[256];
+    im_jw jw;
     snprintf(loc, sizeof loc, "/tasks/%s", r->idhex);
-    int bl = snprintf(body, sizeof body, "{\"task_id\":\"%s\",\"state\":\"QUEUED\",\"function\":\"%s\"}",
-                      r->idhex, ep->name);
+    im_jw_init(&jw, body, sizeof body);
+    im_jw_obj(&jw);
+    im_jw_key(&jw, "task_id");
+    im_jw_str(&jw, r->idhex);
+    im_jw_key(&jw, "state");
+    im_jw_str(&jw, "QUEUED"); /* as accepted: a worker may have taken it since */
+    im_jw_key(&jw, "function");
+    im_jw_str(&jw, ep->name);
+    im_jw_obj_end(&jw);
     im_res_header(c, "Location", loc);
     im_res_header(c, "Preference-Applied", "respond-async");
-    im_reply_json(c, 202, body, (size_t)bl);
+    im__reply_jw(c, 202, &jw);
 }
 
 static void im__ep_handler(im_ctx *c)
@@ -7526,14 +7552,6 @@ static void im__ep_handler(im_ctx *c)
 /* taskapi.c — the HTTP face of tasks and functions (GET/DELETE /tasks/{id}, its /result and
  * /events, GET /tasks, GET /functions[/{name}], POST /functions/{name}/terminate), and adding
  * annotated endpoints to a server (their routes, /openapi.json and the routes above). */
-
-/* Writes the JSON of w (or 500 when it failed) and frees it. */
-static void im__reply_jw(im_ctx *c, int status, im_jw *w)
-{
-    if (im_jw_error(w)) im_reply_error(c, 500, "out of memory");
-    else im_reply_json(c, status, w->buf, w->len);
-    im_jw_free(w);
-}
 
 /* The task named by the {id} segment (a reference), or NULL after answering 404. */
 static im__task *im__api_task(im_ctx *c)

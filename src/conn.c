@@ -94,6 +94,7 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     x->req.headers = hs;
     x->owned = to;
     x->is_deferred = 1;
+    c->is_probed = 0; /* a new request behind a FIN is probed anew */
     x->on_close = on_close;
     x->close_arg = arg;
     c->pending = x;

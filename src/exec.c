@@ -46,6 +46,15 @@ static void im__task_progress(im_job *j, double fraction, const char *message)
 
 /* ---- answers ---- */
 
+/* Writes the JSON of w (or 500 when it failed: out of memory, or a fixed buffer too small)
+ * and frees it. */
+static void im__reply_jw(im_ctx *c, int status, im_jw *w)
+{
+    if (im_jw_error(w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, status, w->buf, w->len);
+    im_jw_free(w);
+}
+
 /* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
  * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
  * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
@@ -252,6 +261,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     }
     t->state = IM_TASK_RUNNING;
     t->started_ms = im__wall_ms();
+    r->started_mono = im__mono_ns() / 1000000u;
     im__task_unlock(t);
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
@@ -343,17 +353,17 @@ static void im__task_deadline(im__ltimer *tm)
         return;
     }
     if (t->state == IM_TASK_RUNNING) {
-        int64_t now = im__wall_ms(), due = t->started_ms + limit;
+        uint64_t now = im__mono_ns() / 1000000u, due = r->started_mono + limit;
         if (now < due) {
             im__task_unlock(t);
-            im__ltimer_start(r->loop, tm, (uint64_t)(due - now));
+            im__ltimer_start(r->loop, tm, due - now);
             return;
         }
         char msg[96];
         snprintf(msg, sizeof msg, "the task ran past its time limit of %u ms", limit);
         t->state = IM_TASK_TIMEOUT;
         t->status = 504;
-        t->finished_ms = now;
+        t->finished_ms = im__wall_ms();
         free(t->error);
         t->error = strdup(msg);
         im_job_cancel(&r->job);
@@ -497,7 +507,7 @@ static int im__events_put(im__waiter *w, const char *text, size_t n)
 static int im__events_write(im__waiter *w)
 {
     im__task *t = w->task;
-    char buf[1600];
+    char buf[6400]; /* a 1 KiB message escaped (6 bytes a character at worst), with room */
     im_jw jw;
     im__task_lock(t);
     uint32_t seq = t->progress_seq;
@@ -518,8 +528,8 @@ static int im__events_write(im__waiter *w)
     im__task_unlock(t);
     if (n) {
         memcpy(buf + n, "\n\n", 2);
-        if (im__events_put(w, buf, n + 2)) return 0;
-        w->seen_seq = seq;
+        if (im__events_put(w, buf, n + 2) && w->is_blocked) return 0; /* again once drained */
+        w->seen_seq = seq; /* written, or not writable: the state event comes next anyway */
     }
     if (!im__task_terminal_state(st)) return 0;
     im_jw_init(&jw, NULL, 0);
@@ -787,13 +797,21 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         c->close_arg = w;
         return; /* answered when the task ends (im__waiter_run) */
     }
-    char loc[48], body[160];
+    char loc[48], body[256];
+    im_jw jw;
     snprintf(loc, sizeof loc, "/tasks/%s", r->idhex);
-    int bl = snprintf(body, sizeof body, "{\"task_id\":\"%s\",\"state\":\"QUEUED\",\"function\":\"%s\"}",
-                      r->idhex, ep->name);
+    im_jw_init(&jw, body, sizeof body);
+    im_jw_obj(&jw);
+    im_jw_key(&jw, "task_id");
+    im_jw_str(&jw, r->idhex);
+    im_jw_key(&jw, "state");
+    im_jw_str(&jw, "QUEUED"); /* as accepted: a worker may have taken it since */
+    im_jw_key(&jw, "function");
+    im_jw_str(&jw, ep->name);
+    im_jw_obj_end(&jw);
     im_res_header(c, "Location", loc);
     im_res_header(c, "Preference-Applied", "respond-async");
-    im_reply_json(c, 202, body, (size_t)bl);
+    im__reply_jw(c, 202, &jw);
 }
 
 static void im__ep_handler(im_ctx *c)

@@ -186,6 +186,10 @@ void im_executor_close(im_executor *ex)
     atomic_store(&ex->stopping, 1);
     while (atomic_load(&ex->submitting)) sched_yield(); /* pushes under way land first */
     im_queue_close(ex->q); /* workers drain what is queued (handing it back), then exit */
+    /* and so does this thread, at once: workers busy with long jobs would hand the queued
+     * ones back only when they get to them, and their callers wait for an answer now */
+    void *item;
+    while (im_queue_pop(ex->q, &item, NULL) == 0) im__job_complete(item, -ECANCELED);
 }
 
 int im_executor_shutdown_within(im_executor *ex, int timeout_ms)

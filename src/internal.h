@@ -357,6 +357,8 @@ typedef struct im__taskrun {
     im__arena arena;             /* owned: the binder's and the handler's memory */
     size_t held;                 /* its share of the server's queued_bytes */
     im__ltimer deadline;         /* the time limit, on the submitting loop */
+    uint64_t started_mono;       /* (task lock) monotonic ms at the start: the time limit
+                                  * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */
     uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
     char idhex[33];              /* the task's id as text (im_call_task_id) */

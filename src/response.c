@@ -459,12 +459,13 @@ int im_stream_end(im_ctx *x)
     if (!(c = im__ctx_conn(x))) {
         rc = -EPIPE;
     } else {
-        if (x->stream_chunked && !x->is_head) {
-            char *o = im__out_reserve(L, c, 5);
-            if (o) {
-                memcpy(o, "0\r\n\r\n", 5);
-                c->out->len += 5;
-            }
+        char *o = x->stream_chunked && !x->is_head ? im__out_reserve(L, c, 5) : NULL;
+        if (o) {
+            memcpy(o, "0\r\n\r\n", 5);
+            c->out->len += 5;
+        } else if (x->stream_chunked && !x->is_head) {
+            x->keepalive = 0; /* no memory for the last chunk: the body ends with the close */
+            rc = -ENOMEM;
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);

@@ -100,14 +100,14 @@ static void im__task_unref(im__task *t)
     free(t);
 }
 
-/* Wakes t's waiters: every event stream, and the requests waiting for the answer when t has
- * finished. A waiter whose wake-up is still on its way is not posted again (it reads the
+/* Wakes t's waiters: every event stream, and the requests waiting for the answer (sync calls,
+ * long polls) when t has finished. A waiter whose wake-up is still on its way is not posted again (it reads the
  * latest state when it runs). Task lock held. */
 static void im__task_wake(im__task *t)
 {
     int terminal = im__task_terminal_state(t->state);
     for (im__waiter *w = t->waiters; w; w = w->next) {
-        if (w->kind == IM__W_SYNC && !terminal) continue;
+        if (w->kind != IM__W_EVENTS && !terminal) continue; /* they only want the end */
         if (!atomic_exchange_explicit(&w->posted, 1, memory_order_acq_rel))
             im_loop_post(w->loop, &w->post);
     }

@@ -2,14 +2,6 @@
  * /events, GET /tasks, GET /functions[/{name}], POST /functions/{name}/terminate), and adding
  * annotated endpoints to a server (their routes, /openapi.json and the routes above). */
 
-/* Writes the JSON of w (or 500 when it failed) and frees it. */
-static void im__reply_jw(im_ctx *c, int status, im_jw *w)
-{
-    if (im_jw_error(w)) im_reply_error(c, 500, "out of memory");
-    else im_reply_json(c, status, w->buf, w->len);
-    im_jw_free(w);
-}
-
 /* The task named by the {id} segment (a reference), or NULL after answering 404. */
 static im__task *im__api_task(im_ctx *c)
 {

@@ -551,8 +551,9 @@ class ShutdownWithTasksTests(unittest.TestCase):
 
             def call(key, seconds):
                 out[key] = c.post("/v1/demo/sleep", {"seconds": seconds, "value": 1})
+                out[key + "_at"] = time.monotonic()
 
-            running = threading.Thread(target=call, args=("running", 1.0))
+            running = threading.Thread(target=call, args=("running", 2.0))
             running.start()
             deadline = time.monotonic() + 10
             while c.request("GET", "/functions/sleep")[2]["running"] < 1:
@@ -565,6 +566,7 @@ class ShutdownWithTasksTests(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline)
                 time.sleep(0.01)
             srv.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
             for th in [running] + queued:
                 th.join(15)
             self.assertEqual(srv.wait(15), 0)
@@ -572,6 +574,8 @@ class ShutdownWithTasksTests(unittest.TestCase):
             for i in range(3):
                 st, _, doc = out["q%d" % i]
                 self.assertEqual((st, doc["state"]), (409, "CANCELLED"), doc)
+                # at once, not when the busy worker gets to them
+                self.assertLess(out["q%d_at" % i] - signalled, 1.0)
             log = srv.stderr_text()
             m = re.search(r"tasks at shutdown: (\d+) SUCCEEDED, (\d+) FAILED, (\d+) TIMEOUT, "
                           r"(\d+) CANCELLED, (\d+) still RUNNING", log)
