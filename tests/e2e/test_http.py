@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from server import (HOST, ServerTestCase, chunked, get, parse_imf_fixdate,  # noqa: E402
+from server import (HOST, Conn, ServerTestCase, chunked, get, parse_imf_fixdate,  # noqa: E402
                     request)
 
 HELLO = b"Hello, World!"
@@ -716,6 +717,22 @@ class StreamTests(ServerTestCase):
         self.assertEqual(r.status, 200, "sent %r: %r" % (sent, r))
         self.assertEqual(r.chunks, self.expected(3), "sent %r" % sent)
         self.assertStillOpen(c, sent)
+
+    def test_stream_larger_than_the_output_limit_loses_nothing(self):
+        # 100,000 chunks written at once (~1.7 MB with framing) to a reader that waits: the
+        # output passes max_output_bytes (1 MiB), writes say -EAGAIN, and the stream goes on
+        # when the output has drained, every chunk in its place
+        c = Conn(self.server.host, self.server.port, timeout=60)
+        self.addCleanup(c.close)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.send(get("/stream?n=100000"))
+        time.sleep(0.5)  # read nothing for a while
+        r = c.read_response(timeout=60)
+        self.assertEqual(r.status, 200)
+        lines = b"".join(r.chunks).split(b"\n")[:-1]
+        self.assertEqual(lines, [b"chunk %d" % i for i in range(100000)],
+                         "chunks lost or out of order")
+        self.assertStillOpen(c, "the large stream")
 
     def test_stream_http10_raw_then_close(self):
         sent = b"GET /stream?n=4&ms=0 HTTP/1.0\r\n\r\n"
