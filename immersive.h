@@ -26,14 +26,18 @@
  *   base.h        im_str views, URL decoding, query lookup
  *   log.h         im_log: leveled logging
  *   json.h        im_jw: JSON writer; im_json: strict pull reader
+ *   toml.h        im_toml: TOML 1.0 reader, values, lookup by dotted path
  *   http.h        im_http_parse_head, im_http_decode_chunked: the HTTP/1.x parsers
  *   server.h      im_server, routes, im_ctx requests, replies, streams, im_loop_post
  *   queue.h       im_queue: lock-free MPMC priority queue with a blocking pop
  *   executor.h    im_executor: worker threads, jobs, completions back to the loop
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
+ *   conf.h        im_config: layered TOML configuration, reload, subscribers, server keys
+ *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
- *   internal.h    private types; base.c log.c json_write.c json_read.c http_parse.c
+ *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
+ *   conf.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -348,6 +352,82 @@ int im_json_finish(im_json *j);
  * and where. */
 int im_json_check(im_json *j, const char *text, size_t len);
 /* ======== end json.h ======== */
+/* ======== begin toml.h ======== */
+/* toml.h — TOML 1.0 documents: a reader that builds a tree of values, lookup by dotted path,
+ * and the tree's types. Config files (conf.h) are read with it; it knows nothing of them. */
+
+typedef enum im_toml_type {
+    IM_TOML_NONE = 0,       /* no value (what a failed lookup gives) */
+    IM_TOML_STRING,
+    IM_TOML_INT,            /* 64-bit signed */
+    IM_TOML_FLOAT,
+    IM_TOML_BOOL,
+    IM_TOML_DATETIME,       /* offset date-time: 1979-05-27T07:32:00Z */
+    IM_TOML_DATETIME_LOCAL, /* 1979-05-27T07:32:00 */
+    IM_TOML_DATE_LOCAL,     /* 1979-05-27 */
+    IM_TOML_TIME_LOCAL,     /* 07:32:00 */
+    IM_TOML_ARRAY,
+    IM_TOML_TABLE
+} im_toml_type;
+
+/* A date, a time or both; the fields a type lacks are 0. */
+typedef struct im_toml_time {
+    int year, month, day;       /* 1..9999, 1..12, 1..31 */
+    int hour, minute, second;   /* 0..23, 0..59, 0..60 (a leap second) */
+    int nanosecond;             /* 0..999999999 (digits past the ninth are dropped) */
+    int frac_digits;            /* digits of the fraction as written, at most 9 (0: none) */
+    int offset_min;             /* minutes east of UTC (IM_TOML_DATETIME only; Z is 0) */
+} im_toml_time;
+
+/* One value of a document. A table's entries and an array's items are kids[0..len), in the
+ * order they were written. Every string is NUL-terminated (and may hold NULs: use its len). */
+typedef struct im_toml im_toml;
+struct im_toml {
+    im_toml_type type;
+    const char *key;   /* owned: this value's key in its table; NULL in an array and at the root */
+    size_t key_len;
+    unsigned line, col;/* where it was defined in its text (1-based; col counts characters) */
+    unsigned flags;    /* the reader's own (how a table was defined) */
+    union {
+        struct { char *ptr; size_t len; } str; /* owned */
+        int64_t i;
+        double f;
+        int b;
+        im_toml_time t;
+        struct { im_toml **kids; size_t len, cap; } list; /* owned: ARRAY and TABLE */
+    } u;
+};
+
+/* Reads a TOML 1.0 document (UTF-8) into a tree whose root is a table. name is used in errors
+ * only (a file name; may be NULL). On an invalid document returns NULL and writes
+ * "name:line:col: reason" into err (when errlen > 0); NULL with "out of memory" likewise.
+ * Free the tree with im_toml_free(). */
+im_toml *im_toml_parse(const char *text, size_t len, const char *name, char *err, size_t errlen);
+/* The same from a file; errno-style failures to read it are reported in err as well. */
+im_toml *im_toml_parse_file(const char *path, char *err, size_t errlen);
+void im_toml_free(im_toml *v);
+/* A deep copy (NULL when out of memory, or when v is NULL). */
+im_toml *im_toml_dup(const im_toml *v);
+
+/* The value at a dotted path under table t ("server.limits.max_body_bytes"; a part may be
+ * quoted to hold dots: 'modules."my.mod"'), or NULL when any part is absent or not a table.
+ * An empty path gives t itself. */
+const im_toml *im_toml_get(const im_toml *t, const char *path);
+/* The entry of table t named key[0..len), or NULL. */
+const im_toml *im_toml_find(const im_toml *t, const char *key, size_t len);
+/* Entries of a table or items of an array (0 for anything else), and the i-th of them. */
+size_t im_toml_len(const im_toml *v);
+const im_toml *im_toml_at(const im_toml *v, size_t i);
+/* "string", "integer", "float", "bool", "datetime", "datetime-local", "date-local",
+ * "time-local", "array", "table" (toml-test's names) or "none". */
+const char *im_toml_type_name(im_toml_type t);
+/* Writes v as JSON: plain (strings, numbers, booleans, arrays, objects; dates as strings in
+ * RFC 3339) or tagged as toml-test's decoders do ({"type":"integer","value":"1"} for every
+ * scalar). */
+void im_toml_json(const im_toml *v, im_jw *w, int tagged);
+/* A date/time as TOML writes it ("1979-05-27T07:32:00.5-07:00"); returns its length. */
+size_t im_toml_time_str(const im_toml *v, char *buf, size_t cap);
+/* ======== end toml.h ======== */
 /* ======== begin http.h ======== */
 /* http.h — HTTP/1.x request head parser and chunked body decoder. Public so that tests,
  * fuzzers and users' own protocols can call them: the caller's buffer in, views out, no
@@ -902,6 +982,117 @@ int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, cons
 /* Unfinished tasks (queued or running) of endpoint number i of those added (monitoring). */
 unsigned im_server_endpoint_inflight(const im_server *s, size_t i);
 /* ======== end bind.h ======== */
+/* ======== begin conf.h ======== */
+/* conf.h — run-time configuration: TOML layers (defaults, files, values set from code and from
+ * the command line) merged into one immutable snapshot, typed lookups by dotted path, checks
+ * against the known keys, reloads and subscribers. (config.h holds the compile-time defaults.)
+ *
+ *   im_config *cfg = im_config_new();
+ *   im_config_add_file(cfg, "config.toml");
+ *   if (im_config_load(cfg, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(2); }
+ *   int64_t n = im_config_int(cfg, "server.limits.max_body_bytes", 1 << 20);
+ *
+ * Thread safety: every function may be called from any thread. Lookups read the snapshot that
+ * is current when they are called; a reload or im_config_set() swaps in a new one whole. */
+
+typedef struct im_config im_config;
+
+/* A new configuration whose defaults (and known keys) are every key immersive itself knows:
+ * im_config_default_toml() tells them. */
+im_config *im_config_new(void);
+/* Frees it (no reload or subscriber may be running). */
+void im_config_free(im_config *cfg);
+
+/* Adds defaults: a TOML text whose keys become known and whose values are the base layer (a
+ * module's own table, for instance). name appears in errors. A table listed in open_tables
+ * (comma-separated dotted paths, may be NULL) takes keys of any name. Before im_config_load().
+ * Returns 0, or -EINVAL with the reason in err. */
+int im_config_add_defaults(im_config *cfg, const char *name, const char *toml,
+                           const char *open_tables, char *err, size_t errlen);
+/* Adds a file layer; files given later win key by key. optional: a missing file is no error.
+ * Returns 0, -ENOMEM, or -EBUSY once the configuration is watched. */
+int im_config_add_file(im_config *cfg, const char *path, int optional);
+/* Sets a value from the command line: the highest layer ("server.port", "8080": the text is a
+ * TOML value; a bare word that is no TOML value is taken as a string). Checked at load. */
+int im_config_add_override(im_config *cfg, const char *path, const char *value, const char *from);
+
+/* (Re)reads every file, merges the layers and checks every key: an unknown key and a value of
+ * the wrong type are errors that say where ("config.toml:3:1: unknown key 'server.prot'") and
+ * the expected type. On success the new snapshot is current and subscribers of the keys that
+ * changed are called (see im_config_watch); on an error the current snapshot stays and err
+ * says why. Returns 0, -EINVAL (err set) or -ENOMEM. */
+int im_config_load(im_config *cfg, char *err, size_t errlen);
+/* Sets one value from code ("tasks.ttl_ms", "60000" as a TOML value), seen like a reload.
+ * Returns 0 or -EINVAL with err set (unknown key, wrong type, bad TOML). */
+int im_config_set(im_config *cfg, const char *path, const char *toml_value, char *err,
+                  size_t errlen);
+
+/* Typed lookups. fallback when the key is absent or of another type (an integer is also read
+ * as a double). */
+int64_t im_config_int(im_config *cfg, const char *path, int64_t fallback);
+double im_config_double(im_config *cfg, const char *path, double fallback);
+int im_config_bool(im_config *cfg, const char *path, int fallback);
+/* The string is kept by cfg until it is freed (a string that changes keeps its old text too). */
+const char *im_config_str(im_config *cfg, const char *path, const char *fallback);
+/* Copies of an array or table (free with im_toml_free()), or NULL when absent or not one. */
+im_toml *im_config_array(im_config *cfg, const char *path);
+im_toml *im_config_table(im_config *cfg, const char *path);
+/* 1 when the key has a value in the current snapshot, defaults included, else 0: a key that is
+ * absent differs from one set to 0. */
+int im_config_has(im_config *cfg, const char *path);
+/* Where the current value of a key comes from ("config.toml:12:1", "--port", "default",
+ * "im_config_set") into buf; returns 0 or -ENOENT. */
+int im_config_source(im_config *cfg, const char *path, char *buf, size_t cap);
+/* A counter that grows with every snapshot made current (load, reload, set). */
+uint64_t im_config_generation(im_config *cfg);
+
+/* Calls fn(cfg, path, arg) after each change of the value at path or under it (path "" is the
+ * whole configuration), once per load or set that changed it, from the thread that made the
+ * change (in a server: its config thread, never a loop). Returns an id > 0 or -ENOMEM. */
+typedef void (*im_config_fn)(im_config *cfg, const char *path, void *arg);
+int im_config_watch(im_config *cfg, const char *path, im_config_fn fn, void *arg);
+void im_config_unwatch(im_config *cfg, int id);
+
+/* The effective configuration as JSON (an object of tables); values of keys whose last part
+ * holds "secret", "password", "token" or "key" are written as "***" when mask is set. */
+void im_config_json(im_config *cfg, im_jw *w, int mask);
+/* The defaults of every known key as a commented TOML document (default_config.toml): a heap
+ * string to free(). */
+char *im_config_default_toml(im_config *cfg);
+
+/* The server's options from the configuration (server.*, executor.*, tasks.*; logging.level is
+ * applied at once). Values are checked against their ranges: -EINVAL with the key in err. */
+int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t errlen);
+/* Makes the server follow cfg: the files are watched (inotify, through loop 0's ring) and
+ * reloaded when they change; keys that can change live (limits, timeouts, log level, task
+ * keeping) take effect at each loop's next iteration; the others log "needs a restart". Call
+ * before im_server_start(). GET /manage/config then shows the effective configuration. */
+int im_server_use_config(im_server *s, im_config *cfg);
+/* The configuration a server follows, or NULL. */
+im_config *im_server_config(im_server *s);
+/* ======== end conf.h ======== */
+/* ======== begin launch.h ======== */
+/* launch.h — im_main(): the whole main() of a service, with its command line and its config
+ * files. A service's main is one line:
+ *
+ *   int main(int argc, char **argv) { return im_main(argc, argv, im_register_my_service); }
+ *
+ * and `./my-service --workers 4 --port 8000` runs it. */
+
+/* Adds the service's routes and endpoints to a server that is not started yet (the generated
+ * im_register_<name>() has this shape). Returns 0 or -errno. */
+typedef int (*im_register_fn)(im_server *s);
+
+/* Reads the configuration (immersive's defaults; the files of IMMERSIVE_CONFIG, a ':'-separated
+ * list; then each --config FILE; ./config.toml when neither names one; then the flags, which
+ * beat the files), creates the server, calls register_fn, follows the config files while it
+ * runs, and serves until SIGINT/SIGTERM. Flags: --host --port --loops --workers --config
+ * --log-level, every other key of default_config.toml as --name-with-dashes (see --help),
+ * --set KEY=VALUE for any key, --print-default-config, --check-config, --help.
+ * Returns the process's exit status: 0 after a clean stop, 1 when it could not start, 2 for a
+ * bad command line or configuration. */
+int im_main(int argc, char **argv, im_register_fn register_fn);
+/* ======== end launch.h ======== */
 
 #ifdef __cplusplus
 }
@@ -934,6 +1125,7 @@ unsigned im_server_endpoint_inflight(const im_server *s, size_t i);
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -958,7 +1150,8 @@ enum {
     IM__OP_SEND,
     IM__OP_WAKE,   /* eventfd read: posts waiting */
     IM__OP_POLL,   /* a paused connection: watching for the peer leaving */
-    IM__OP_IGNORE  /* cancel, close, shutdown: nothing to do on completion */
+    IM__OP_IGNORE, /* cancel, close, shutdown: nothing to do on completion */
+    IM__OP_INOTIFY /* loop 0: the config files changed (conf.c) */
 };
 #define IM__UD(op, gen, idx) \
     (((uint64_t)(op) << 56) | ((uint64_t)((gen) & 0xffffffu) << 32) | (uint64_t)(uint32_t)(idx))
@@ -1148,6 +1341,9 @@ struct im_ctx {
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
+    im_server_opts o;          /* the server's options as this loop applies them: the live
+                                * keys are taken at the start of an iteration (im__loop_live) */
+    uint64_t live_gen;         /* the srv->live_gen they were taken at */
     int index;                 /* 0 .. loops-1 */
     int lfd;                   /* listening socket (SO_REUSEPORT), -1 once closed */
     pthread_t thread;
@@ -1233,6 +1429,10 @@ struct im_server {
     int has_task_routes;       /* /tasks and /functions are routed */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
+    struct im__cfgw *cfgw;     /* owned: the configuration it follows (conf.c), or NULL */
+    pthread_mutex_t live_mu;   /* guards live */
+    im_server_opts live;       /* o with the live keys as last configured: loops copy it */
+    _Atomic uint64_t live_gen; /* grows with each change of live */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
@@ -1366,6 +1566,9 @@ static void im__conn_resume(im_loop *L, im__conn *c);
 static void im__ctx_put(im_loop *L, im_ctx *x);
 static void im__arena_reset(im__arena *a);
 static void im__arena_free(im__arena *a);
+static void im__cfgw_arm(im_loop *L);
+static void im__cfgw_on_read(im_loop *L, int res);
+static void im__cfgw_free(im_server *s);
 /* ======== end internal.h ======== */
 /* ======== begin base.c ======== */
 /* base.c — string views, URL decoding and query lookup. */
@@ -2245,6 +2448,1024 @@ int im_json_check(im_json *j, const char *text, size_t len)
     return rc ? rc : im_json_finish(j);
 }
 /* ======== end json_read.c ======== */
+/* ======== begin toml.c ======== */
+/* toml.c — the TOML 1.0 reader: one pass over the text, checked against the spec's grammar
+ * and its rules on defining tables (the toml-test suite runs it: tests/test_toml.py). */
+
+/* How a table came to be, which decides what may still be added to it (spec, "Table"):
+ * a [header] defines a table once; a header's leading parts create tables implicitly, which a
+ * later header may still define; dotted keys define tables that no header may name again;
+ * inline tables and arrays written with "=" are sealed: nothing is added to them later. */
+enum {
+    IM__TF_EXPLICIT = 1, /* named by a [header] or a [[header]] element */
+    IM__TF_IMPLICIT = 2, /* created as a header's leading part */
+    IM__TF_DOTTED = 4,   /* created by a dotted key */
+    IM__TF_SEALED = 8,   /* an inline table or a static array, or inside one */
+    IM__TF_AOT = 16,     /* an array of tables, grown by [[header]] */
+};
+
+#define IM__TOML_MAX_DEPTH 128 /* arrays and inline tables nested in one value */
+
+typedef struct im__tp {
+    const char *s, *p, *e;   /* text, position, end */
+    const char *name;        /* for errors */
+    char *err;
+    size_t errlen;
+    int failed;
+    int depth;
+    const char *lpos;        /* line/column cache: the start of line lline */
+    unsigned lline;
+} im__tp;
+
+static void im__tp_loc(im__tp *t, const char *at, unsigned *line, unsigned *col)
+{
+    if (at < t->lpos) { t->lpos = t->s; t->lline = 1; }
+    for (const char *q = t->lpos; q < at; q++)
+        if (*q == '\n') { t->lline++; t->lpos = q + 1; }
+    unsigned c = 1;
+    for (const char *q = t->lpos; q < at; q++)
+        if (((unsigned char)*q & 0xC0) != 0x80) c++;
+    *line = t->lline;
+    *col = c;
+}
+
+static int im__tp_fail(im__tp *t, const char *at, const char *fmt, ...)
+{
+    if (t->failed) return -1;
+    t->failed = 1;
+    if (t->errlen) {
+        unsigned line, col;
+        im__tp_loc(t, at, &line, &col);
+        int n = snprintf(t->err, t->errlen, "%s:%u:%u: ", t->name ? t->name : "<toml>", line, col);
+        if (n >= 0 && (size_t)n < t->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(t->err + n, t->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+static im_toml *im__tv_new(im__tp *t, im_toml_type type, const char *at)
+{
+    im_toml *v = (im_toml *)calloc(1, sizeof *v);
+    if (!v) { im__tp_fail(t, at, "out of memory"); return NULL; }
+    v->type = type;
+    im__tp_loc(t, at, &v->line, &v->col);
+    return v;
+}
+
+void im_toml_free(im_toml *v)
+{
+    if (!v) return;
+    if (v->type == IM_TOML_ARRAY || v->type == IM_TOML_TABLE) {
+        for (size_t i = 0; i < v->u.list.len; i++) im_toml_free(v->u.list.kids[i]);
+        free(v->u.list.kids);
+    } else if (v->type == IM_TOML_STRING) {
+        free(v->u.str.ptr);
+    }
+    free((void *)v->key);
+    free(v);
+}
+
+static int im__tv_push(im_toml *list, im_toml *kid)
+{
+    if (list->u.list.len == list->u.list.cap) {
+        size_t cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
+        im_toml **k = (im_toml **)realloc(list->u.list.kids, cap * sizeof *k);
+        if (!k) return -ENOMEM;
+        list->u.list.kids = k;
+        list->u.list.cap = cap;
+    }
+    list->u.list.kids[list->u.list.len++] = kid;
+    return 0;
+}
+
+const im_toml *im_toml_find(const im_toml *t, const char *key, size_t len)
+{
+    if (!t || t->type != IM_TOML_TABLE) return NULL;
+    for (size_t i = 0; i < t->u.list.len; i++) {
+        const im_toml *k = t->u.list.kids[i];
+        if (k->key_len == len && memcmp(k->key, key, len) == 0) return k;
+    }
+    return NULL;
+}
+
+size_t im_toml_len(const im_toml *v)
+{
+    return v && (v->type == IM_TOML_ARRAY || v->type == IM_TOML_TABLE) ? v->u.list.len : 0;
+}
+
+const im_toml *im_toml_at(const im_toml *v, size_t i)
+{
+    return i < im_toml_len(v) ? v->u.list.kids[i] : NULL;
+}
+
+const char *im_toml_type_name(im_toml_type t)
+{
+    static const char *const names[] = {"none", "string", "integer", "float", "bool",
+                                        "datetime", "datetime-local", "date-local",
+                                        "time-local", "array", "table"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "none";
+}
+
+/* ---- the text: UTF-8 and control characters, checked once for the whole document */
+
+static int im__tp_check_text(im__tp *t)
+{
+    const unsigned char *p = (const unsigned char *)t->s, *e = (const unsigned char *)t->e;
+    while (p < e) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F)
+                return im__tp_fail(t, (const char *)p, "control character U+%04X is not allowed "
+                                   "(write it as an escape in a basic string)", c);
+            if (c == '\r' && (p + 1 >= e || p[1] != '\n'))
+                return im__tp_fail(t, (const char *)p, "a carriage return must be followed by "
+                                   "a line feed");
+            p++;
+            continue;
+        }
+        size_t n = 0;
+        unsigned cp = 0, min = 0;
+        if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; min = 0x10000; }
+        else return im__tp_fail(t, (const char *)p, "invalid UTF-8");
+        if ((size_t)(e - p) <= n) return im__tp_fail(t, (const char *)p, "invalid UTF-8");
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80) return im__tp_fail(t, (const char *)p, "invalid UTF-8");
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return im__tp_fail(t, (const char *)p, "invalid UTF-8");
+        p += n + 1;
+    }
+    return 0;
+}
+
+/* ---- whitespace, comments, newlines */
+
+static void im__tp_ws(im__tp *t)
+{
+    while (t->p < t->e && (*t->p == ' ' || *t->p == '\t')) t->p++;
+}
+
+static void im__tp_comment(im__tp *t)
+{
+    if (t->p < t->e && *t->p == '#')
+        while (t->p < t->e && *t->p != '\n' && *t->p != '\r') t->p++;
+}
+
+static int im__tp_newline(im__tp *t)
+{
+    if (t->p < t->e && *t->p == '\n') { t->p++; return 1; }
+    if (t->e - t->p >= 2 && t->p[0] == '\r' && t->p[1] == '\n') { t->p += 2; return 1; }
+    return 0;
+}
+
+/* whitespace, comments and newlines, as allowed between an array's items */
+static void im__tp_ws_nl(im__tp *t)
+{
+    for (;;) {
+        im__tp_ws(t);
+        im__tp_comment(t);
+        if (!im__tp_newline(t)) return;
+    }
+}
+
+/* after a key/value pair or a header: whitespace, a comment, then a newline or the end */
+static int im__tp_eol(im__tp *t)
+{
+    im__tp_ws(t);
+    im__tp_comment(t);
+    if (t->p >= t->e || im__tp_newline(t)) return 0;
+    return im__tp_fail(t, t->p, "expected a newline or the end of the document after a value");
+}
+
+/* ---- strings */
+
+typedef struct im__tstr { char *p; size_t len, cap; } im__tstr;
+
+static int im__ts_put(im__tstr *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 32;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *q = (char *)realloc(b->p, cap);
+        if (!q) return -ENOMEM;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+
+static int im__ts_utf8(im__tstr *b, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+    else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+    else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+    }
+    return im__ts_put(b, u, n);
+}
+
+static int im__tp_oom(im__tp *t) { return im__tp_fail(t, t->p, "out of memory"); }
+
+/* One escape after a backslash, in a basic string (one-line or multi-line). */
+static int im__tp_escape(im__tp *t, im__tstr *b)
+{
+    const char *at = t->p - 1;
+    if (t->p >= t->e) return im__tp_fail(t, at, "unterminated string");
+    char c = *t->p++;
+    const char *simple = NULL;
+    switch (c) {
+    case 'b': simple = "\b"; break;
+    case 't': simple = "\t"; break;
+    case 'n': simple = "\n"; break;
+    case 'f': simple = "\f"; break;
+    case 'r': simple = "\r"; break;
+    case '"': simple = "\""; break;
+    case '\\': simple = "\\"; break;
+    case 'u': case 'U': {
+        int n = c == 'u' ? 4 : 8;
+        uint32_t cp = 0;
+        for (int i = 0; i < n; i++) {
+            if (t->p >= t->e || !isxdigit((unsigned char)*t->p))
+                return im__tp_fail(t, at, "\\%c needs %d hexadecimal digits", c, n);
+            char h = *t->p++;
+            cp = cp * 16 + (uint32_t)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+        }
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return im__tp_fail(t, at, "escape names no Unicode scalar value");
+        return im__ts_utf8(b, cp) ? im__tp_oom(t) : 0;
+    }
+    default:
+        return im__tp_fail(t, at, "unknown escape \\%c", c);
+    }
+    return im__ts_put(b, simple, 1) ? im__tp_oom(t) : 0;
+}
+
+/* A string of any of the four kinds, t->p on its first quote; multi-line kinds allowed only
+ * for values. The decoded bytes go into b. */
+static int im__tp_string(im__tp *t, im__tstr *b, int allow_multi)
+{
+    const char *start = t->p;
+    char q = *t->p;
+    int literal = q == '\'';
+    if (t->e - t->p >= 3 && t->p[1] == q && t->p[2] == q) {
+        if (!allow_multi) return im__tp_fail(t, start, "a key cannot be a multi-line string");
+        t->p += 3;
+        im__tp_newline(t); /* a newline right after the opening quotes is trimmed */
+        for (;;) {
+            if (t->p >= t->e) return im__tp_fail(t, start, "unterminated multi-line string");
+            char c = *t->p;
+            if (c == q && t->e - t->p >= 3 && t->p[1] == q && t->p[2] == q) {
+                /* up to two more quotes belong to the content: """"" ends with "" */
+                size_t run = 3;
+                while (t->p + run < t->e && t->p[run] == q) run++;
+                if (run > 5) return im__tp_fail(t, t->p, "too many quotes at the end of a "
+                                                "multi-line string");
+                if (im__ts_put(b, t->p, run - 3)) return im__tp_oom(t);
+                t->p += run;
+                if (!b->p && im__ts_put(b, "", 0)) return im__tp_oom(t);
+                return 0;
+            }
+            if (!literal && c == '\\') {
+                /* a backslash ending a line eats the newline and the whitespace after it */
+                const char *r = t->p + 1;
+                while (r < t->e && (*r == ' ' || *r == '\t')) r++;
+                if (r < t->e && (*r == '\n' || *r == '\r')) {
+                    t->p = r;
+                    for (;;) {
+                        im__tp_ws(t);
+                        if (!im__tp_newline(t)) break;
+                    }
+                    continue;
+                }
+                t->p++;
+                if (im__tp_escape(t, b)) return -1;
+                continue;
+            }
+            if (c == '\r') { t->p++; continue; } /* CRLF: the text check ensured an LF follows */
+            if (im__ts_put(b, t->p, 1)) return im__tp_oom(t);
+            t->p++;
+        }
+    }
+    t->p++;
+    for (;;) {
+        if (t->p >= t->e || *t->p == '\n' || *t->p == '\r')
+            return im__tp_fail(t, start, "unterminated string (a one-line string ends on "
+                               "its line)");
+        char c = *t->p;
+        if (c == q) {
+            t->p++;
+            if (!b->p && im__ts_put(b, "", 0)) return im__tp_oom(t);
+            return 0;
+        }
+        if (!literal && c == '\\') {
+            t->p++;
+            if (im__tp_escape(t, b)) return -1;
+            continue;
+        }
+        const char *r = t->p;
+        while (r < t->e && *r != q && *r != '\n' && *r != '\r' && (literal || *r != '\\')) r++;
+        if (im__ts_put(b, t->p, (size_t)(r - t->p))) return im__tp_oom(t);
+        t->p = r;
+    }
+}
+
+/* ---- keys */
+
+#define IM__TKEY_MAX 64 /* parts of one dotted key */
+
+typedef struct im__tkey {
+    im__tstr part[IM__TKEY_MAX];
+    const char *at[IM__TKEY_MAX];
+    int n;
+} im__tkey;
+
+static void im__tk_free(im__tkey *k)
+{
+    for (int i = 0; i < k->n; i++) free(k->part[i].p);
+    k->n = 0;
+}
+
+static int im__tp_bare(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+/* A key, simple or dotted, with whitespace around its dots; t->p on its first character. */
+static int im__tp_key(im__tp *t, im__tkey *k)
+{
+    k->n = 0;
+    for (;;) {
+        if (k->n == IM__TKEY_MAX) return im__tp_fail(t, t->p, "a key has more than %d parts",
+                                                     IM__TKEY_MAX);
+        im__tstr *b = &k->part[k->n];
+        memset(b, 0, sizeof *b);
+        k->at[k->n] = t->p;
+        k->n++;
+        if (t->p < t->e && (*t->p == '"' || *t->p == '\'')) {
+            if (im__tp_string(t, b, 0)) return -1;
+        } else {
+            const char *r = t->p;
+            while (r < t->e && im__tp_bare(*r)) r++;
+            if (r == t->p) {
+                k->n--;
+                return im__tp_fail(t, t->p, t->p < t->e && *t->p != '\n' && *t->p != '\r'
+                                   ? "invalid character in a key (bare keys hold A-Z a-z 0-9 _ -)"
+                                   : "expected a key");
+            }
+            if (im__ts_put(b, t->p, (size_t)(r - t->p))) return im__tp_oom(t);
+            t->p = r;
+        }
+        im__tp_ws(t);
+        if (t->p < t->e && *t->p == '.') {
+            t->p++;
+            im__tp_ws(t);
+            continue;
+        }
+        return 0;
+    }
+}
+
+static im_toml *im__tp_child(im__tp *t, im_toml *table, const im__tstr *key, im_toml_type type,
+                             const char *at)
+{
+    im_toml *v = im__tv_new(t, type, at);
+    if (!v) return NULL;
+    char *kc = (char *)malloc(key->len + 1);
+    if (!kc || im__tv_push(table, v)) {
+        free(kc);
+        free(v);
+        im__tp_oom(t);
+        return NULL;
+    }
+    memcpy(kc, key->p, key->len);
+    kc[key->len] = 0;
+    v->key = kc;
+    v->key_len = key->len;
+    return v;
+}
+
+static void im__tp_seal(im_toml *v)
+{
+    v->flags |= IM__TF_SEALED;
+    if (v->type == IM_TOML_ARRAY || v->type == IM_TOML_TABLE)
+        for (size_t i = 0; i < v->u.list.len; i++) im__tp_seal(v->u.list.kids[i]);
+}
+
+/* ---- numbers, dates and times */
+
+static int im__tp_digits(const char *p, const char *e, int n)
+{
+    if (e - p < n) return 0;
+    for (int i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9') return 0;
+    return 1;
+}
+
+static int im__tp_num2(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+/* HH:MM:SS[.frac] at t->p (seconds are required in TOML 1.0) */
+static int im__tp_time(im__tp *t, im_toml_time *tm)
+{
+    const char *p = t->p, *e = t->e;
+    if (!im__tp_digits(p, e, 2) || e - p < 8 || p[2] != ':' || !im__tp_digits(p + 3, e, 2) ||
+        p[5] != ':' || !im__tp_digits(p + 6, e, 2))
+        return im__tp_fail(t, p, "a time is HH:MM:SS (seconds are required)");
+    tm->hour = im__tp_num2(p);
+    tm->minute = im__tp_num2(p + 3);
+    tm->second = im__tp_num2(p + 6);
+    if (tm->hour > 23 || tm->minute > 59 || tm->second > 60)
+        return im__tp_fail(t, p, "time out of range");
+    p += 8;
+    if (p < e && *p == '.') {
+        p++;
+        if (p >= e || *p < '0' || *p > '9')
+            return im__tp_fail(t, p, "a fraction of a second needs digits after the '.'");
+        int nd = 0;
+        while (p < e && *p >= '0' && *p <= '9') {
+            if (nd < 9) { tm->nanosecond = tm->nanosecond * 10 + (*p - '0'); nd++; }
+            p++;
+        }
+        tm->frac_digits = nd;
+        for (int i = nd; i < 9; i++) tm->nanosecond *= 10;
+    }
+    t->p = p;
+    return 0;
+}
+
+static int im__tp_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+/* A date, a date-time or a time, t->p on its first digit; the caller saw its shape. */
+static int im__tp_datetime(im__tp *t, im_toml *v, int is_time)
+{
+    im_toml_time *tm = &v->u.t;
+    if (is_time) {
+        v->type = IM_TOML_TIME_LOCAL;
+        return im__tp_time(t, tm);
+    }
+    const char *p = t->p, *e = t->e;
+    if (!im__tp_digits(p, e, 4) || e - p < 10 || p[4] != '-' || !im__tp_digits(p + 5, e, 2) ||
+        p[7] != '-' || !im__tp_digits(p + 8, e, 2))
+        return im__tp_fail(t, p, "a date is YYYY-MM-DD");
+    tm->year = im__tp_num2(p) * 100 + im__tp_num2(p + 2);
+    tm->month = im__tp_num2(p + 5);
+    tm->day = im__tp_num2(p + 8);
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (tm->month < 1 || tm->month > 12 || tm->day < 1 ||
+        tm->day > mdays[tm->month - 1] + (tm->month == 2 && im__tp_leap(tm->year)))
+        return im__tp_fail(t, p, "no such date");
+    p += 10;
+    v->type = IM_TOML_DATE_LOCAL;
+    /* 'T', 't' or a space followed by a time makes it a date-time */
+    if (p < e && (*p == 'T' || *p == 't' || (*p == ' ' && im__tp_digits(p + 1, e, 2) &&
+                                              p + 3 < e && p[3] == ':'))) {
+        t->p = p + 1;
+        if (im__tp_time(t, tm)) return -1;
+        p = t->p;
+        v->type = IM_TOML_DATETIME_LOCAL;
+        if (p < e && (*p == 'Z' || *p == 'z')) {
+            v->type = IM_TOML_DATETIME;
+            p++;
+        } else if (p < e && (*p == '+' || *p == '-')) {
+            if (!im__tp_digits(p + 1, e, 2) || e - p < 6 || p[3] != ':' ||
+                !im__tp_digits(p + 4, e, 2))
+                return im__tp_fail(t, p, "a time offset is Z or +HH:MM");
+            int h = im__tp_num2(p + 1), m = im__tp_num2(p + 4);
+            if (h > 23 || m > 59) return im__tp_fail(t, p, "time offset out of range");
+            tm->offset_min = (*p == '-' ? -1 : 1) * (h * 60 + m);
+            v->type = IM_TOML_DATETIME;
+            p += 6;
+        }
+    }
+    t->p = p;
+    return 0;
+}
+
+/* digits of one base with single underscores between them; returns the end, or NULL */
+static const char *im__tp_run(const char *p, const char *e, int base, char *out, size_t *on,
+                              size_t cap)
+{
+    int prev_digit = 0;
+    const char *start = p;
+    while (p < e) {
+        char c = *p;
+        int d = c >= '0' && c <= '9' ? c - '0'
+              : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+        if (d >= 0 && d < base) {
+            if (*on + 1 < cap) out[(*on)++] = c;
+            prev_digit = 1;
+        } else if (c == '_') {
+            if (!prev_digit || p + 1 >= e) return NULL;
+            prev_digit = 0;
+        } else {
+            break;
+        }
+        p++;
+    }
+    if (p == start || !prev_digit) return NULL;
+    return p;
+}
+
+static int im__tp_number(im__tp *t, im_toml *v)
+{
+    const char *p = t->p, *e = t->e, *start = p;
+    char buf[512];
+    size_t n = 0;
+    if (p < e && (*p == '+' || *p == '-')) buf[n++] = *p++;
+    if (e - p >= 3 && (memcmp(p, "inf", 3) == 0 || memcmp(p, "nan", 3) == 0)) {
+        v->type = IM_TOML_FLOAT;
+        v->u.f = p[0] == 'i' ? (n && buf[0] == '-' ? -HUGE_VAL : HUGE_VAL)
+                             : (n && buf[0] == '-' ? -NAN : NAN);
+        t->p = p + 3;
+        return 0;
+    }
+    if (e - p >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'o' || p[1] == 'b')) {
+        int base = p[1] == 'x' ? 16 : p[1] == 'o' ? 8 : 2;
+        if (n) return im__tp_fail(t, start, "a hexadecimal, octal or binary integer takes no "
+                                  "sign");
+        const char *r = im__tp_run(p + 2, e, base, buf, &n, sizeof buf);
+        if (!r) return im__tp_fail(t, start, "invalid %s integer",
+                                   base == 16 ? "hexadecimal" : base == 8 ? "octal" : "binary");
+        buf[n] = 0;
+        errno = 0;
+        unsigned long long u = strtoull(buf, NULL, base);
+        if (errno || u > (unsigned long long)INT64_MAX)
+            return im__tp_fail(t, start, "integer out of range (64-bit signed)");
+        v->type = IM_TOML_INT;
+        v->u.i = (int64_t)u;
+        t->p = r;
+        return 0;
+    }
+    size_t int_at = n;
+    const char *r = im__tp_run(p, e, 10, buf, &n, sizeof buf);
+    if (!r) return im__tp_fail(t, start, "invalid number");
+    if (n - int_at > 1 && buf[int_at] == '0')
+        return im__tp_fail(t, start, "a number cannot start with a leading zero");
+    int is_float = 0;
+    if (r < e && *r == '.') {
+        is_float = 1;
+        if (n + 1 < sizeof buf) buf[n++] = '.';
+        r = im__tp_run(r + 1, e, 10, buf, &n, sizeof buf);
+        if (!r) return im__tp_fail(t, start, "a float needs digits after its '.'");
+    }
+    if (r < e && (*r == 'e' || *r == 'E')) {
+        is_float = 1;
+        if (n + 1 < sizeof buf) buf[n++] = 'e';
+        r++;
+        if (r < e && (*r == '+' || *r == '-')) {
+            if (n + 1 < sizeof buf) buf[n++] = *r;
+            r++;
+        }
+        r = im__tp_run(r, e, 10, buf, &n, sizeof buf);
+        if (!r) return im__tp_fail(t, start, "a float's exponent needs digits");
+    }
+    if (r < e && (im__tp_bare(*r) || *r == '.' || *r == ':'))
+        return im__tp_fail(t, r, "invalid number");
+    buf[n] = 0;
+    errno = 0;
+    if (is_float) {
+        v->type = IM_TOML_FLOAT;
+        v->u.f = strtod_l(buf, NULL, im__c_locale());
+    } else {
+        v->type = IM_TOML_INT;
+        long long x = strtoll(buf, NULL, 10);
+        if (errno) return im__tp_fail(t, start, "integer out of range (64-bit signed)");
+        v->u.i = x;
+    }
+    t->p = r;
+    return 0;
+}
+
+/* ---- values */
+
+static int im__tp_keyval(im__tp *t, im_toml *table, im__tkey *k);
+
+static int im__tp_value(im__tp *t, im_toml *v)
+{
+    const char *p = t->p, *e = t->e;
+    if (p >= e || *p == '\n' || *p == '\r' || *p == '#')
+        return im__tp_fail(t, p, "expected a value");
+    char c = *p;
+    if (c == '"' || c == '\'') {
+        im__tstr b = {0};
+        if (im__tp_string(t, &b, 1)) { free(b.p); return -1; }
+        v->type = IM_TOML_STRING;
+        v->u.str.ptr = b.p;
+        v->u.str.len = b.len;
+        return 0;
+    }
+    if (e - p >= 4 && memcmp(p, "true", 4) == 0 && (e - p == 4 || !im__tp_bare(p[4]))) {
+        v->type = IM_TOML_BOOL;
+        v->u.b = 1;
+        t->p += 4;
+        return 0;
+    }
+    if (e - p >= 5 && memcmp(p, "false", 5) == 0 && (e - p == 5 || !im__tp_bare(p[5]))) {
+        v->type = IM_TOML_BOOL;
+        t->p += 5;
+        return 0;
+    }
+    if (c == '[' || c == '{') {
+        if (++t->depth > IM__TOML_MAX_DEPTH)
+            return im__tp_fail(t, p, "values nested more than %d deep", IM__TOML_MAX_DEPTH);
+        int rc;
+        t->p++;
+        if (c == '[') {
+            v->type = IM_TOML_ARRAY;
+            for (;;) {
+                im__tp_ws_nl(t);
+                if (t->p < e && *t->p == ']') { t->p++; break; }
+                im_toml *item = im__tv_new(t, IM_TOML_NONE, t->p);
+                if (!item) return -1;
+                if (im__tv_push(v, item)) { free(item); return im__tp_oom(t); }
+                if (im__tp_value(t, item)) return -1;
+                im__tp_ws_nl(t);
+                if (t->p < e && *t->p == ',') { t->p++; continue; }
+                if (t->p < e && *t->p == ']') { t->p++; break; }
+                return im__tp_fail(t, t->p, "expected ',' or ']' in an array");
+            }
+            rc = 0;
+        } else {
+            v->type = IM_TOML_TABLE;
+            im__tp_ws(t);
+            rc = 0;
+            if (t->p < e && *t->p == '}') {
+                t->p++;
+            } else {
+                for (;;) {
+                    im__tp_ws(t);
+                    im__tkey k;
+                    if (im__tp_key(t, &k) || im__tp_keyval(t, v, &k)) {
+                        im__tk_free(&k);
+                        return -1;
+                    }
+                    im__tk_free(&k);
+                    im__tp_ws(t);
+                    if (t->p < e && *t->p == ',') { t->p++; continue; }
+                    if (t->p < e && *t->p == '}') { t->p++; break; }
+                    return im__tp_fail(t, t->p, "expected ',' or '}' in an inline table (it "
+                                       "stays on one line, with no trailing comma)");
+                }
+            }
+        }
+        t->depth--;
+        im__tp_seal(v);
+        return rc;
+    }
+    /* a date or time: 4 digits and '-', or 2 digits and ':' */
+    if (im__tp_digits(p, e, 4) && e - p > 4 && p[4] == '-') return im__tp_datetime(t, v, 0);
+    if (im__tp_digits(p, e, 2) && e - p > 2 && p[2] == ':') return im__tp_datetime(t, v, 1);
+    if (c == '+' || c == '-' || (c >= '0' && c <= '9') || c == 'i' || c == 'n')
+        return im__tp_number(t, v);
+    return im__tp_fail(t, p, "expected a value (a string, number, boolean, date, array or "
+                       "inline table)");
+}
+
+/* "key = value" into table, k already read; dotted keys define tables on the way. */
+static int im__tp_keyval(im__tp *t, im_toml *table, im__tkey *k)
+{
+    im_toml *cur = table;
+    for (int i = 0; i < k->n - 1; i++) {
+        im_toml *next = (im_toml *)im_toml_find(cur, k->part[i].p, k->part[i].len);
+        if (!next) {
+            next = im__tp_child(t, cur, &k->part[i], IM_TOML_TABLE, k->at[i]);
+            if (!next) return -1;
+            next->flags = IM__TF_DOTTED;
+        } else if (next->type != IM_TOML_TABLE || (next->flags & (IM__TF_EXPLICIT |
+                                                                  IM__TF_SEALED))) {
+            return im__tp_fail(t, k->at[i], "'%s' is already defined%s", k->part[i].p,
+                               next->type == IM_TOML_TABLE ? " as a table: a dotted key "
+                               "cannot add to it" : "");
+        } else {
+            next->flags |= IM__TF_DOTTED;
+        }
+        cur = next;
+    }
+    const im__tstr *last = &k->part[k->n - 1];
+    if (im_toml_find(cur, last->p, last->len))
+        return im__tp_fail(t, k->at[k->n - 1], "duplicate key '%s'", last->p);
+    im__tp_ws(t);
+    if (t->p >= t->e || *t->p != '=')
+        return im__tp_fail(t, t->p, "expected '=' after a key");
+    t->p++;
+    im__tp_ws(t);
+    im_toml *v = im__tp_child(t, cur, last, IM_TOML_NONE, k->at[0]);
+    if (!v) return -1;
+    return im__tp_value(t, v);
+}
+
+/* [a.b] or [[a.b]], t->p on the first '['; returns the table that keys go into next */
+static im_toml *im__tp_header(im__tp *t, im_toml *root)
+{
+    const char *at = t->p;
+    int aot = t->e - t->p >= 2 && t->p[1] == '[';
+    t->p += aot ? 2 : 1;
+    im__tp_ws(t);
+    im__tkey k;
+    if (im__tp_key(t, &k)) { im__tk_free(&k); return NULL; }
+    im_toml *cur = root, *res = NULL;
+    if (aot ? !(t->e - t->p >= 2 && t->p[0] == ']' && t->p[1] == ']')
+            : !(t->p < t->e && t->p[0] == ']')) {
+        im__tp_fail(t, t->p, aot ? "expected ']]' to close an array-of-tables header"
+                                 : "expected ']' to close a table header");
+        goto done;
+    }
+    t->p += aot ? 2 : 1;
+    for (int i = 0; i < k.n; i++) {
+        int lastp = i == k.n - 1;
+        im_toml *next = (im_toml *)im_toml_find(cur, k.part[i].p, k.part[i].len);
+        if (!next) {
+            if (lastp && aot) {
+                next = im__tp_child(t, cur, &k.part[i], IM_TOML_ARRAY, k.at[i]);
+                if (!next) goto done;
+                next->flags = IM__TF_AOT;
+            } else {
+                next = im__tp_child(t, cur, &k.part[i], IM_TOML_TABLE, k.at[i]);
+                if (!next) goto done;
+                next->flags = lastp ? IM__TF_EXPLICIT : IM__TF_IMPLICIT;
+                cur = next;
+                continue;
+            }
+        }
+        if (next->flags & IM__TF_SEALED) {
+            im__tp_fail(t, k.at[i], "'%s' was written inline: nothing can be added to it",
+                        k.part[i].p);
+            goto done;
+        }
+        if (lastp && aot) {
+            if (next->type != IM_TOML_ARRAY || !(next->flags & IM__TF_AOT)) {
+                im__tp_fail(t, k.at[i], "'%s' is already defined and is not an array of tables",
+                            k.part[i].p);
+                goto done;
+            }
+            im_toml *el = im__tv_new(t, IM_TOML_TABLE, at);
+            if (!el) goto done;
+            if (im__tv_push(next, el)) { free(el); im__tp_oom(t); goto done; }
+            el->flags = IM__TF_EXPLICIT;
+            cur = el;
+            continue;
+        }
+        if (next->type == IM_TOML_ARRAY && (next->flags & IM__TF_AOT) && !lastp) {
+            cur = next->u.list.kids[next->u.list.len - 1];
+            continue;
+        }
+        if (next->type != IM_TOML_TABLE) {
+            im__tp_fail(t, k.at[i], "'%s' is already defined and is not a table", k.part[i].p);
+            goto done;
+        }
+        if (lastp) {
+            if (next->flags & (IM__TF_EXPLICIT | IM__TF_DOTTED)) {
+                im__tp_fail(t, k.at[i], "table '%s' is defined twice", k.part[i].p);
+                goto done;
+            }
+            next->flags = (next->flags & ~(unsigned)IM__TF_IMPLICIT) | IM__TF_EXPLICIT;
+        }
+        cur = next;
+    }
+    if (im__tp_eol(t) == 0) res = cur;
+done:
+    im__tk_free(&k);
+    return res;
+}
+
+im_toml *im_toml_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+    im__tp t = {.s = text, .p = text, .e = text + len, .name = name, .err = err,
+                .errlen = errlen, .lpos = text, .lline = 1};
+    if (errlen) err[0] = 0;
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) t.p += 3; /* a byte order mark */
+    im_toml *root = im__tv_new(&t, IM_TOML_TABLE, text);
+    if (!root) return NULL;
+    root->flags = IM__TF_EXPLICIT;
+    if (im__tp_check_text(&t)) goto fail;
+    im_toml *cur = root;
+    while (t.p < t.e) {
+        im__tp_ws(&t);
+        im__tp_comment(&t);
+        if (t.p >= t.e) break;
+        if (im__tp_newline(&t)) continue;
+        if (*t.p == '[') {
+            cur = im__tp_header(&t, root);
+            if (!cur) goto fail;
+            continue;
+        }
+        im__tkey k;
+        int rc = im__tp_key(&t, &k) || im__tp_keyval(&t, cur, &k) || im__tp_eol(&t);
+        im__tk_free(&k);
+        if (rc) goto fail;
+    }
+    return root;
+fail:
+    im_toml_free(root);
+    return NULL;
+}
+
+im_toml *im_toml_parse_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errlen) snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    im__tstr b = {0};
+    char chunk[8192];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (im__ts_put(&b, chunk, n)) { bad = ENOMEM; break; }
+    if (!bad && ferror(f)) bad = errno ? errno : EIO;
+    fclose(f);
+    if (bad) {
+        free(b.p);
+        if (errlen) snprintf(err, errlen, "%s: %s", path, strerror(bad));
+        return NULL;
+    }
+    im_toml *v = im_toml_parse(b.p ? b.p : "", b.len, path, err, errlen);
+    free(b.p);
+    return v;
+}
+
+im_toml *im_toml_dup(const im_toml *v)
+{
+    if (!v) return NULL;
+    im_toml *c = (im_toml *)malloc(sizeof *c);
+    if (!c) return NULL;
+    *c = *v;
+    c->key = NULL;
+    if (v->type == IM_TOML_ARRAY || v->type == IM_TOML_TABLE) {
+        c->u.list.kids = NULL;
+        c->u.list.len = c->u.list.cap = 0;
+    } else if (v->type == IM_TOML_STRING) {
+        c->u.str.ptr = NULL;
+    }
+    if (v->key) {
+        char *k = (char *)malloc(v->key_len + 1);
+        if (!k) goto fail;
+        memcpy(k, v->key, v->key_len + 1);
+        c->key = k;
+    }
+    if (v->type == IM_TOML_STRING) {
+        c->u.str.ptr = (char *)malloc(v->u.str.len + 1);
+        if (!c->u.str.ptr) goto fail;
+        memcpy(c->u.str.ptr, v->u.str.ptr, v->u.str.len + 1);
+    } else if (v->type == IM_TOML_ARRAY || v->type == IM_TOML_TABLE) {
+        for (size_t i = 0; i < v->u.list.len; i++) {
+            im_toml *k = im_toml_dup(v->u.list.kids[i]);
+            if (!k || im__tv_push(c, k)) { im_toml_free(k); goto fail; }
+        }
+    }
+    return c;
+fail:
+    im_toml_free(c);
+    return NULL;
+}
+
+/* One part of a dotted lookup path: bare, or quoted with " or '; *pp moves past the dot. */
+static int im__tpath_part(const char **pp, char *out, size_t cap, size_t *len)
+{
+    const char *p = *pp;
+    size_t n = 0;
+    if (*p == '"' || *p == '\'') {
+        char q = *p++;
+        while (*p && *p != q) {
+            if (n + 1 >= cap) return -1;
+            out[n++] = *p++;
+        }
+        if (*p != q) return -1;
+        p++;
+    } else {
+        while (*p && *p != '.') {
+            if (n + 1 >= cap) return -1;
+            out[n++] = *p++;
+        }
+    }
+    if (*p == '.') p++;
+    else if (*p) return -1;
+    out[n] = 0;
+    *len = n;
+    *pp = p;
+    return 0;
+}
+
+const im_toml *im_toml_get(const im_toml *t, const char *path)
+{
+    if (!t || !path) return NULL;
+    const char *p = path;
+    char part[256];
+    size_t n;
+    while (*p) {
+        if (t->type != IM_TOML_TABLE || im__tpath_part(&p, part, sizeof part, &n)) return NULL;
+        t = im_toml_find(t, part, n);
+        if (!t) return NULL;
+    }
+    return t;
+}
+
+size_t im_toml_time_str(const im_toml *v, char *buf, size_t cap)
+{
+    const im_toml_time *tm = &v->u.t;
+    char s[64];
+    size_t n = 0;
+    if (v->type != IM_TOML_TIME_LOCAL)
+        n += (size_t)snprintf(s, sizeof s, "%04d-%02d-%02d", tm->year, tm->month, tm->day);
+    if (v->type != IM_TOML_DATE_LOCAL) {
+        if (v->type != IM_TOML_TIME_LOCAL) s[n++] = 'T';
+        n += (size_t)snprintf(s + n, sizeof s - n, "%02d:%02d:%02d", tm->hour, tm->minute,
+                              tm->second);
+        if (tm->frac_digits) {
+            char f[16];
+            snprintf(f, sizeof f, "%09d", tm->nanosecond);
+            n += (size_t)snprintf(s + n, sizeof s - n, ".%.*s", tm->frac_digits, f);
+        }
+        if (v->type == IM_TOML_DATETIME) {
+            if (tm->offset_min == 0) {
+                s[n++] = 'Z';
+            } else {
+                int o = tm->offset_min < 0 ? -tm->offset_min : tm->offset_min;
+                n += (size_t)snprintf(s + n, sizeof s - n, "%c%02d:%02d",
+                                      tm->offset_min < 0 ? '-' : '+', o / 60, o % 60);
+            }
+        }
+    }
+    s[n] = 0;
+    if (cap) snprintf(buf, cap, "%s", s);
+    return n;
+}
+
+void im_toml_json(const im_toml *v, im_jw *w, int tagged)
+{
+    char s[64];
+    if (v->type == IM_TOML_TABLE || v->type == IM_TOML_ARRAY) {
+        int tab = v->type == IM_TOML_TABLE;
+        if (tab) im_jw_obj(w); else im_jw_arr(w);
+        for (size_t i = 0; i < v->u.list.len; i++) {
+            const im_toml *k = v->u.list.kids[i];
+            if (tab) im_jw_keyn(w, k->key, k->key_len);
+            im_toml_json(k, w, tagged);
+        }
+        if (tab) im_jw_obj_end(w); else im_jw_arr_end(w);
+        return;
+    }
+    if (tagged) {
+        im_jw_obj(w);
+        im_jw_key(w, "type");
+        im_jw_str(w, im_toml_type_name(v->type));
+        im_jw_key(w, "value");
+    }
+    switch (v->type) {
+    case IM_TOML_STRING: im_jw_strn(w, v->u.str.ptr, v->u.str.len); break;
+    case IM_TOML_INT:
+        if (tagged) {
+            snprintf(s, sizeof s, "%lld", (long long)v->u.i);
+            im_jw_str(w, s);
+        } else {
+            im_jw_int(w, v->u.i);
+        }
+        break;
+    case IM_TOML_FLOAT:
+        if (tagged) {
+            if (isnan(v->u.f)) im_jw_str(w, "nan");
+            else if (isinf(v->u.f)) im_jw_str(w, v->u.f < 0 ? "-inf" : "inf");
+            else {
+                im_jw tmp;
+                im_jw_init(&tmp, s, sizeof s);
+                im_jw_double(&tmp, v->u.f);
+                im_jw_strn(w, tmp.buf, tmp.len);
+            }
+        } else {
+            im_jw_double(w, v->u.f);
+        }
+        break;
+    case IM_TOML_BOOL:
+        if (tagged) im_jw_str(w, v->u.b ? "true" : "false");
+        else im_jw_bool(w, v->u.b);
+        break;
+    case IM_TOML_DATETIME: case IM_TOML_DATETIME_LOCAL: case IM_TOML_DATE_LOCAL:
+    case IM_TOML_TIME_LOCAL:
+        im_toml_time_str(v, s, sizeof s);
+        im_jw_str(w, s);
+        break;
+    default: im_jw_null(w); break;
+    }
+    if (tagged) im_jw_obj_end(w);
+}
+/* ======== end toml.c ======== */
 /* ======== begin http_parse.c ======== */
 /* http_parse.c — the request head parser and the chunked decoder. Strict by design: whatever
  * two HTTP implementations could read differently (a request-smuggling vector) is refused. */
@@ -3195,7 +4416,7 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
     c->out->len += (uint32_t)(o - s);
     if (!h->keep && h->frame == IM__FRAME_LENGTH && c->phase == IM__PH_OPEN)
         c->phase = IM__PH_LAST; /* streams: at their end */
-    if (im__out_queued(c) > L->srv->o.max_output_bytes) c->is_full = 1;
+    if (im__out_queued(c) > L->o.max_output_bytes) c->is_full = 1;
     im__conn_dirty(L, c);
     return 0;
 }
@@ -3393,7 +4614,7 @@ int im_stream_write(im_ctx *x, const void *data, size_t len)
     if (!x->is_streaming) return -EINVAL;
     if (!c) return -EPIPE;
     if (len == 0 || x->is_head) return 0; /* a zero-size chunk would end the body */
-    if (im__out_queued(c) > L->srv->o.max_output_bytes) return -EAGAIN;
+    if (im__out_queued(c) > L->o.max_output_bytes) return -EAGAIN;
     if (!(o = s = im__out_reserve(L, c, len + 24))) return -ENOMEM;
     if (x->stream_chunked) {
         static const char hex[] = "0123456789abcdef";
@@ -3426,7 +4647,7 @@ int im_stream_on_drain(im_ctx *x, void (*fn)(im_ctx *x, void *arg), void *arg)
 static void im__conn_drained(im_loop *L, im__conn *c)
 {
     im_ctx *x = c->pending;
-    if (!x || !x->drain_fn || im__out_queued(c) > L->srv->o.max_output_bytes / 2) return;
+    if (!x || !x->drain_fn || im__out_queued(c) > L->o.max_output_bytes / 2) return;
     void (*fn)(im_ctx *, void *) = x->drain_fn;
     x->drain_fn = NULL;
     fn(x, x->drain_arg);
@@ -3645,7 +4866,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
  * partly received chunked body is dropped). */
 static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rstate *st)
 {
-    const im_server_opts *o = &L->srv->o;
+    const im_server_opts *o = &L->o;
     im_http_head h;
     size_t off = 0;
     while (off < *len && !c->pending && !c->is_full && c->phase == IM__PH_OPEN) {
@@ -3752,7 +4973,7 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
 /* The most input a connection may hold: one full request and a read's worth behind it. */
 static size_t im__in_limit(const im_loop *L)
 {
-    return L->srv->o.max_header_bytes + L->srv->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
+    return L->o.max_header_bytes + L->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
 }
 
 /* Keeps n bytes of input (a partial request described by st, or waiting requests). */
@@ -3821,7 +5042,7 @@ static void im__conn_process_held(im_loop *L, im__conn *c)
 }
 
 /* Bytes a blocked connection may hold before its reads are paused. */
-static size_t im__pause_at(const im_loop *L) { return L->srv->o.max_header_bytes; }
+static size_t im__pause_at(const im_loop *L) { return L->o.max_header_bytes; }
 
 /* Data arrived in a receive buffer (ours until we return it to the ring). */
 static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)
@@ -4521,7 +5742,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     im__out_free(L, c->sending);
     c->sending = NULL;
     c->send_off = 0;
-    if (c->is_full && im__out_queued(c) <= L->srv->o.max_output_bytes / 2) {
+    if (c->is_full && im__out_queued(c) <= L->o.max_output_bytes / 2) {
         c->is_full = 0;
         im__conn_resume(L, c);
     }
@@ -4631,6 +5852,8 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
         else im__on_poll(L, cqe, c);
     } else if (op == IM__OP_ACCEPT) {
         im__on_accept(L, cqe);
+    } else if (op == IM__OP_INOTIFY) {
+        im__cfgw_on_read(L, cqe->res);
     } else if (op == IM__OP_WAKE) {
         if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)
             im_log(IM_LOG_ERROR, "loop %d: wake-up read: %s", L->index, strerror(-cqe->res));
@@ -4751,9 +5974,28 @@ static int im__enter(im_loop *L, struct __kernel_timespec *ts, long wait_ms)
     return rc < 0 ? -errno : (int)rc;
 }
 
+/* Takes the live keys the configuration last changed (limits, timeouts): whole, under the
+ * lock, so a loop never applies half of a change. Timer lists keep their order: a connection
+ * already waiting keeps the deadline it had. */
+static void im__loop_live(im_loop *L)
+{
+    im_server *s = L->srv;
+    pthread_mutex_lock(&s->live_mu);
+    L->o = s->live;
+    L->live_gen = atomic_load_explicit(&s->live_gen, memory_order_relaxed);
+    pthread_mutex_unlock(&s->live_mu);
+    L->tdur[IM__T_IDLE] = (uint32_t)L->o.idle_timeout_ms;
+    L->tdur[IM__T_HEAD] = (uint32_t)L->o.header_timeout_ms;
+    L->tdur[IM__T_BODY] = (uint32_t)L->o.body_timeout_ms;
+    L->tdur[IM__T_SEND] = (uint32_t)L->o.send_timeout_ms;
+    L->tdur[IM__T_LINGER] = (uint32_t)L->o.linger_ms;
+}
+
 static void im__loop_run(im_loop *L)
 {
     for (;;) {
+        if (atomic_load_explicit(&L->srv->live_gen, memory_order_relaxed) != L->live_gen)
+            im__loop_live(L);
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts, *tsp = NULL;
         unsigned head, seen = 0;
@@ -6178,7 +7420,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.nloc = 0;
     b.nerrs = 0;
     b.oom = b.too_big = 0;
-    b.budget = (size_t)c->loop->srv->o.arena_ratio * c->raw_len + c->loop->srv->o.arena_extra_bytes;
+    b.budget = (size_t)c->loop->o.arena_ratio * c->raw_len + c->loop->o.arena_extra_bytes;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -6217,7 +7459,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     if (rc >= 0 && b.has_body && ep->body != 2 && !b.j.err) im_json_finish(&b.j);
     if (b.too_big) {
         char msg[200];
-        const im_server_opts *o = &c->loop->srv->o;
+        const im_server_opts *o = &c->loop->o;
         snprintf(msg, sizeof msg, "binding the arguments would need more memory than a request "
                  "of %zu bytes may use (%u x its size + %zu bytes)", c->raw_len, o->arena_ratio,
                  o->arena_extra_bytes);
@@ -7432,16 +8674,16 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     r->held = sizeof *t + r->size + c->raw_len + c->req.num_headers * sizeof(im_header) +
               r->arena.bytes;
     size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
-    if (before + r->held > s->o.max_queued_bytes) {
+    if (before + r->held > L->o.max_queued_bytes) {
         char msg[200];
-        int never = r->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
+        int never = r->held > L->o.max_queued_bytes; /* alone over it: retrying cannot help */
         im__taskmem mem = {r->owned, r->arena.head, r->held, st};
         im__taskmem_free(&mem);
         snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
                  "more than the server allows for all queued work (max_queued_bytes %zu)"
                  : "the queued work holds the memory the server allows for it (%zu more "
                  "bytes needed, max_queued_bytes %zu); try again later", r->held,
-                 s->o.max_queued_bytes);
+                 L->o.max_queued_bytes);
         free(t);
         im__run_free(L, r);
         if (!never) im__retry_after(c, ex);
@@ -7971,6 +9213,8 @@ im_server *im_server_new(const im_server_opts *opts)
         return NULL;
     }
     s->port = -1;
+    s->live = s->o;
+    pthread_mutex_init(&s->live_mu, NULL);
     s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&s->init_mu, NULL);
     pthread_cond_init(&s->init_cv, NULL);
@@ -8148,11 +9392,7 @@ static int im__loop_init(im_loop *L)
     }
     L->free_head = L->dirty_head = IM__NIL;
     for (int t = 0; t < IM__T_COUNT; t++) L->thead[t] = L->ttail[t] = IM__NIL;
-    L->tdur[IM__T_IDLE] = (uint32_t)o->idle_timeout_ms;
-    L->tdur[IM__T_HEAD] = (uint32_t)o->header_timeout_ms;
-    L->tdur[IM__T_BODY] = (uint32_t)o->body_timeout_ms;
-    L->tdur[IM__T_SEND] = (uint32_t)o->send_timeout_ms;
-    L->tdur[IM__T_LINGER] = (uint32_t)o->linger_ms;
+    im__loop_live(L); /* L->o and the timers' durations */
     L->tdur[IM__T_PROBE] = IM__PROBE_MS;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     L->clock_base_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -8165,6 +9405,7 @@ static int im__loop_init(im_loop *L)
     }
     im__arm_accept(L);
     im__arm_wake(L);
+    if (L->index == 0 && L->srv->cfgw) im__cfgw_arm(L); /* the config files */
     return 0;
 fail:
     io_uring_queue_exit(&L->ring);
@@ -8457,6 +9698,8 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
+    im__cfgw_free(s);
+    pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
@@ -8467,6 +9710,1266 @@ void im_server_free(im_server *s)
     free(s);
 }
 /* ======== end server.c ======== */
+/* ======== begin conf.c ======== */
+/* conf.c — run-time configuration: layers merged into snapshots, checks against the known keys
+ * (immersive's own, from one table, and those modules add), typed lookups, subscribers, and
+ * the server's side: options from keys, live keys handed to the loops, files watched. */
+
+/* ---- immersive's own keys: one row each, the single source of default_config.toml, of the
+ * checks and of the options they set */
+
+enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL };
+enum {
+    IM__CKF_LIVE = 1,  /* changes take effect without a restart */
+    IM__CKF_CORES = 2, /* 0 means one per online core */
+    IM__CKF_OFF = 4,   /* 0 means off (no such timeout) */
+    IM__CKF_ANY = 8,   /* port: 0 means any free port */
+};
+
+typedef struct im__ckey {
+    const char *path;
+    int kind;
+    size_t off;        /* in im_server_opts (not for IM__CK_LEVEL) */
+    int64_t lo, hi;
+    unsigned flags;
+    const char *doc;
+} im__ckey;
+
+#define IM__OFF(f) offsetof(im_server_opts, f)
+static const im__ckey im__ckeys[] = {
+    {"server.host", IM__CK_STR, IM__OFF(host), 0, 0, 0, "address to bind, an IPv4 or IPv6 literal"},
+    {"server.port", IM__CK_INT, IM__OFF(port), 0, 65535, IM__CKF_ANY, "TCP port (0: any free port)"},
+    {"server.loops", IM__CK_INT, IM__OFF(loops), 0, IM_MAX_LOOPS, IM__CKF_CORES,
+     "event-loop threads (0: one per online core)"},
+    {"server.backlog", IM__CK_INT, IM__OFF(backlog), 1, 1 << 20, 0, "listen(2) backlog"},
+    {"server.limits.max_conns", IM__CK_INT, IM__OFF(max_conns), 1, 1 << 24, 0,
+     "open connections, shared out over the loops (503 past it)"},
+    {"server.limits.max_header_bytes", IM__CK_SIZE, IM__OFF(max_header_bytes), 64, 1 << 24,
+     IM__CKF_LIVE, "request line and header block (431 / 414 past it)"},
+    {"server.limits.max_body_bytes", IM__CK_SIZE, IM__OFF(max_body_bytes), 1, 1 << 30,
+     IM__CKF_LIVE, "request body after de-chunking (413 past it)"},
+    {"server.limits.max_headers", IM__CK_INT, IM__OFF(max_headers), 1, 100000, 0,
+     "header lines in one request (431 past it)"},
+    {"server.limits.max_output_bytes", IM__CK_SIZE, IM__OFF(max_output_bytes), 1024,
+     (int64_t)1 << 40, IM__CKF_LIVE, "output queued for one connection before reading pauses"},
+    {"server.limits.max_queued_bytes", IM__CK_SIZE, IM__OFF(max_queued_bytes), 1,
+     (int64_t)1 << 48, IM__CKF_LIVE, "memory held by all queued and running calls (429 past it)"},
+    {"server.limits.arena_ratio", IM__CK_UINT, IM__OFF(arena_ratio), 1, 1024, IM__CKF_LIVE,
+     "what binding one request may build: this many times its bytes ..."},
+    {"server.limits.arena_extra_bytes", IM__CK_SIZE, IM__OFF(arena_extra_bytes), 1,
+     (int64_t)1 << 32, IM__CKF_LIVE, "... plus this (413 past it)"},
+    {"server.timeouts.header_ms", IM__CK_INT, IM__OFF(header_timeout_ms), 0, 1 << 30,
+     IM__CKF_LIVE | IM__CKF_OFF, "the whole header block, from accept or the request's first "
+     "byte (408; 0: none)"},
+    {"server.timeouts.body_ms", IM__CK_INT, IM__OFF(body_timeout_ms), 0, 1 << 30,
+     IM__CKF_LIVE | IM__CKF_OFF, "between two reads of a body (408; 0: none)"},
+    {"server.timeouts.idle_ms", IM__CK_INT, IM__OFF(idle_timeout_ms), 0, 1 << 30,
+     IM__CKF_LIVE | IM__CKF_OFF, "an idle keep-alive connection is closed (0: never)"},
+    {"server.timeouts.send_ms", IM__CK_INT, IM__OFF(send_timeout_ms), 0, 1 << 30,
+     IM__CKF_LIVE | IM__CKF_OFF, "a peer that accepts none of our output is dropped (0: never)"},
+    {"server.timeouts.linger_ms", IM__CK_INT, IM__OFF(linger_ms), 1, 1 << 30, IM__CKF_LIVE,
+     "input drained after a last response, before the close"},
+    {"server.timeouts.shutdown_ms", IM__CK_INT, IM__OFF(shutdown_timeout_ms), 1, 1 << 30, 0,
+     "a graceful stop waits this long for requests in flight"},
+    {"server.io.sq_entries", IM__CK_UINT, IM__OFF(sq_entries), 1, 32768, 0,
+     "io_uring submission queue per loop (the completion queue is 4x)"},
+    {"server.io.recv_buffers", IM__CK_UINT, IM__OFF(recv_buffers), 1, 32768, 0,
+     "provided receive buffers per loop, a power of two"},
+    {"server.io.recv_buffer_size", IM__CK_UINT, IM__OFF(recv_buffer_size), 256, 1 << 20, 0,
+     "bytes of each receive buffer"},
+    {"server.io.batch_wait_us", IM__CK_INT, IM__OFF(batch_wait_us), 0, 1000000, 0,
+     "under load, how long a loop may wait for a batch of completions (0: off; Linux 6.12+)"},
+    {"executor.workers", IM__CK_UINT, IM__OFF(workers), 0, 1024, IM__CKF_CORES,
+     "threads of the primary executor (0: one per online core)"},
+    {"executor.queue_capacity", IM__CK_UINT, IM__OFF(queue_capacity), 1, 1 << 24, 0,
+     "jobs per priority level in each of the server's executors"},
+    {"executor.priority_levels", IM__CK_UINT, IM__OFF(priority_levels), 1, IM_QUEUE_MAX_LEVELS,
+     0, "priority levels of the server's executors"},
+    {"tasks.ttl_ms", IM__CK_INT, IM__OFF(task_ttl_ms), 1, (int64_t)1 << 40, 0,
+     "a finished task is kept this long"},
+    {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
+     "what all kept tasks may hold (the oldest finished are evicted first)"},
+    {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE, "debug, info, warn, error or off"},
+};
+#undef IM__OFF
+#define IM__NCKEYS (sizeof im__ckeys / sizeof im__ckeys[0])
+
+/* a timeout of 0 ("off") becomes this: about 12 days, still far from the 32-bit clock's wrap */
+#define IM__OFF_MS (1 << 30)
+
+/* ---- the configuration */
+
+enum { IM__L_DEFAULTS, IM__L_FILE, IM__L_OVERRIDE, IM__L_SET };
+
+typedef struct im__clayer {
+    int kind;
+    char *name;         /* owned: file path, flag name, "im_config_set" or the defaults' name */
+    int optional;       /* a missing file is no error */
+    im_toml *doc;       /* owned: its document (NULL for a missing optional file) */
+    char *text;         /* owned: defaults and overrides, kept for default_config.toml */
+    struct im__clayer *next;
+} im__clayer;
+
+typedef struct im__cwatch {
+    int id;
+    char *path;
+    im_config_fn fn;
+    void *arg;
+    struct im__cwatch *next;
+} im__cwatch;
+
+typedef struct im__cstr {
+    struct im__cstr *next;
+    char s[];
+} im__cstr;
+
+struct im_config {
+    pthread_mutex_t mu;     /* the fields below, held for lookups (a few microseconds) */
+    im__clayer *layers;     /* lowest first: defaults, files, overrides, sets */
+    im_toml *schema;        /* owned: the defaults merged (every known key), open tables marked */
+    im_toml *cur;           /* owned: the current snapshot; NULL before the first load */
+    uint64_t gen;
+    im__cwatch *watches;
+    int next_watch;
+    im__cstr *strs;         /* interned strings handed out by im_config_str */
+    int is_watched;         /* files followed by a server: no more layers */
+    pthread_mutex_t load_mu;/* one load (and its notifications) at a time */
+};
+
+#define IM__TF_OPEN 32 /* a schema table that takes keys of any name */
+
+static void im__cfg_layer_free(im__clayer *l)
+{
+    im_toml_free(l->doc);
+    free(l->name);
+    free(l->text);
+    free(l);
+}
+
+static im__clayer *im__cfg_layer(im_config *cfg, int kind, const char *name)
+{
+    im__clayer *l = (im__clayer *)calloc(1, sizeof *l);
+    if (!l || !(l->name = strdup(name))) { free(l); return NULL; }
+    l->kind = kind;
+    /* kept in order: defaults, then files, overrides and sets, each in the order added */
+    im__clayer **pp = &cfg->layers;
+    while (*pp && (*pp)->kind <= kind) pp = &(*pp)->next;
+    l->next = *pp;
+    *pp = l;
+    return l;
+}
+
+/* Merges src into the table dst: tables merge key by key, anything else replaces. */
+static int im__cfg_merge(im_toml *dst, const im_toml *src, unsigned mark)
+{
+    for (size_t i = 0; i < src->u.list.len; i++) {
+        const im_toml *s = src->u.list.kids[i];
+        im_toml *d = (im_toml *)im_toml_find(dst, s->key, s->key_len);
+        if (d && d->type == IM_TOML_TABLE && s->type == IM_TOML_TABLE) {
+            if (im__cfg_merge(d, s, mark)) return -ENOMEM;
+            continue;
+        }
+        im_toml *c = im_toml_dup(s);
+        if (!c) return -ENOMEM;
+        c->flags = (c->flags & ~(unsigned)IM__TF_OPEN) | mark;
+        if (d) {
+            /* replace in place: the order of keys stays that of the first layer */
+            size_t j = 0;
+            while (dst->u.list.kids[j] != d) j++;
+            free((void *)c->key);
+            c->key = d->key;
+            d->key = NULL;
+            im_toml_free(d);
+            dst->u.list.kids[j] = c;
+        } else if (im__tv_push(dst, c)) { /* the copy has its own key */
+            im_toml_free(c);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int im__toml_equal(const im_toml *a, const im_toml *b)
+{
+    if (!a || !b) return a == b;
+    if (a->type != b->type) return 0;
+    switch (a->type) {
+    case IM_TOML_STRING:
+        return a->u.str.len == b->u.str.len && memcmp(a->u.str.ptr, b->u.str.ptr, a->u.str.len) == 0;
+    case IM_TOML_INT: return a->u.i == b->u.i;
+    case IM_TOML_FLOAT: return a->u.f == b->u.f || (isnan(a->u.f) && isnan(b->u.f));
+    case IM_TOML_BOOL: return a->u.b == b->u.b;
+    case IM_TOML_ARRAY:
+        if (a->u.list.len != b->u.list.len) return 0;
+        for (size_t i = 0; i < a->u.list.len; i++)
+            if (!im__toml_equal(a->u.list.kids[i], b->u.list.kids[i])) return 0;
+        return 1;
+    case IM_TOML_TABLE:
+        if (a->u.list.len != b->u.list.len) return 0;
+        for (size_t i = 0; i < a->u.list.len; i++) {
+            const im_toml *k = a->u.list.kids[i];
+            if (!im__toml_equal(k, im_toml_find(b, k->key, k->key_len))) return 0;
+        }
+        return 1;
+    default:
+        return memcmp(&a->u.t, &b->u.t, sizeof a->u.t) == 0;
+    }
+}
+
+static const char *im__cfg_type_word(im_toml_type t)
+{
+    switch (t) {
+    case IM_TOML_STRING: return "a string";
+    case IM_TOML_INT: return "an integer";
+    case IM_TOML_FLOAT: return "a number";
+    case IM_TOML_BOOL: return "a boolean";
+    case IM_TOML_ARRAY: return "an array";
+    case IM_TOML_TABLE: return "a table";
+    default: return "a date or time";
+    }
+}
+
+/* the Levenshtein distance of two short keys, to suggest the known one a typo meant */
+static size_t im__cfg_dist(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t row[64];
+    if (na >= 64 || nb >= 64) return 99;
+    for (size_t j = 0; j <= nb; j++) row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+/* Checks a layer's table against the schema's: every key known (or under an open table), of
+ * the known type. prefix is the dotted path so far. */
+static int im__cfg_check(const im_toml *sch, const im_toml *t, const im__clayer *l,
+                         const char *prefix, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < t->u.list.len; i++) {
+        const im_toml *v = t->u.list.kids[i];
+        char path[512];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", v->key);
+        const im_toml *s = im_toml_find(sch, v->key, v->key_len);
+        char where[300];
+        if (l->kind == IM__L_FILE) snprintf(where, sizeof where, "%s:%u:%u", l->name, v->line, v->col);
+        else snprintf(where, sizeof where, "%s", l->name);
+        if (!s) {
+            if (sch->flags & IM__TF_OPEN) continue;
+            const char *best = NULL;
+            size_t bd = 3;
+            for (size_t j = 0; j < sch->u.list.len; j++) {
+                const im_toml *k = sch->u.list.kids[j];
+                size_t d = im__cfg_dist(v->key, v->key_len, k->key, k->key_len);
+                if (d < bd) { bd = d; best = k->key; }
+            }
+            if (best)
+                snprintf(err, errlen, "%s: unknown key '%s' (did you mean '%s%s%s'?)", where, path,
+                         prefix, *prefix ? "." : "", best);
+            else
+                snprintf(err, errlen, "%s: unknown key '%s'", where, path);
+            return -EINVAL;
+        }
+        int ok = s->type == v->type || (s->type == IM_TOML_FLOAT && v->type == IM_TOML_INT) ||
+                 (s->type >= IM_TOML_DATETIME && s->type <= IM_TOML_TIME_LOCAL &&
+                  v->type >= IM_TOML_DATETIME && v->type <= IM_TOML_TIME_LOCAL);
+        if (!ok) {
+            snprintf(err, errlen, "%s: '%s' must be %s, not %s", where, path,
+                     im__cfg_type_word(s->type), im__cfg_type_word(v->type));
+            return -EINVAL;
+        }
+        if (v->type == IM_TOML_TABLE && !(s->flags & IM__TF_OPEN) &&
+            im__cfg_check(s, v, l, path, err, errlen))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* An integer written where the defaults hold a float becomes that float: a lookup then reads
+ * the key as the type its defaults give it. */
+static void im__cfg_floats(const im_toml *sch, im_toml *t)
+{
+    for (size_t i = 0; i < t->u.list.len; i++) {
+        im_toml *v = t->u.list.kids[i];
+        const im_toml *s = im_toml_find(sch, v->key, v->key_len);
+        if (!s) continue;
+        if (s->type == IM_TOML_FLOAT && v->type == IM_TOML_INT) {
+            v->type = IM_TOML_FLOAT;
+            v->u.f = (double)v->u.i;
+        } else if (s->type == IM_TOML_TABLE && v->type == IM_TOML_TABLE) {
+            im__cfg_floats(s, v);
+        }
+    }
+}
+
+/* Range checks of immersive's own keys in a merged document. */
+static int im__cfg_ranges(const im_toml *doc, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < IM__NCKEYS; i++) {
+        const im__ckey *k = &im__ckeys[i];
+        const im_toml *v = im_toml_get(doc, k->path);
+        if (!v) continue;
+        if (k->kind == IM__CK_LEVEL) {
+            if (v->type != IM_TOML_STRING || im_log_level_parse(v->u.str.ptr) < 0) {
+                snprintf(err, errlen, "'%s' must be one of debug, info, warn, error, off",
+                         k->path);
+                return -EINVAL;
+            }
+        } else if (k->kind == IM__CK_STR) {
+            if (v->type != IM_TOML_STRING || v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len) {
+                snprintf(err, errlen, "'%s' must be a non-empty string", k->path);
+                return -EINVAL;
+            }
+        } else if (v->type != IM_TOML_INT || v->u.i < k->lo || v->u.i > k->hi) {
+            snprintf(err, errlen, "'%s' must be an integer from %lld to %lld", k->path,
+                     (long long)k->lo, (long long)k->hi);
+            return -EINVAL;
+        }
+    }
+    const im_toml *rb = im_toml_get(doc, "server.io.recv_buffers");
+    if (rb && rb->type == IM_TOML_INT && (rb->u.i & (rb->u.i - 1))) {
+        snprintf(err, errlen, "'server.io.recv_buffers' must be a power of two");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The defaults text of immersive's own keys, with a comment each. */
+static char *im__cfg_own_defaults(void)
+{
+    im_server_opts o = {0};
+    o.port = 1; /* resolved below; the defaults keep IM_DEFAULT_PORT */
+    im__resolve_opts(&o);
+    o.port = IM_DEFAULT_PORT;
+    const char *table = "";
+    char line[512];
+    size_t cap = 8192, len = 0;
+    char *out = (char *)malloc(cap);
+    if (!out) return NULL;
+#define IM__EMIT(...)                                                        \
+    do {                                                                     \
+        int n_ = snprintf(line, sizeof line, __VA_ARGS__);                   \
+        if (n_ < 0) n_ = 0;                                                  \
+        if (len + (size_t)n_ + 1 > cap) {                                    \
+            char *q_ = (char *)realloc(out, cap = (cap + (size_t)n_) * 2);   \
+            if (!q_) { free(out); return NULL; }                             \
+            out = q_;                                                        \
+        }                                                                    \
+        memcpy(out + len, line, (size_t)n_ + 1);                             \
+        len += (size_t)n_;                                                   \
+    } while (0)
+    IM__EMIT("# default_config.toml — every key immersive knows, with its default. Copy the keys\n"
+             "# you change into config.toml (or a file given with --config); keys marked (live)\n"
+             "# take effect while the service runs, the others at its next start.\n");
+    for (size_t i = 0; i < IM__NCKEYS; i++) {
+        const im__ckey *k = &im__ckeys[i];
+        const char *dot = strrchr(k->path, '.');
+        size_t tl = (size_t)(dot - k->path);
+        if (strlen(table) != tl || strncmp(table, k->path, tl) != 0) {
+            static char tbuf[64];
+            snprintf(tbuf, sizeof tbuf, "%.*s", (int)tl, k->path);
+            table = tbuf;
+            IM__EMIT("\n[%s]\n", table);
+        }
+        IM__EMIT("# %s%s\n", k->doc, k->flags & IM__CKF_LIVE ? " (live)" : "");
+        const char *base = (const char *)&o + k->off;
+        switch (k->kind) {
+        case IM__CK_STR: IM__EMIT("%s = \"%s\"\n", dot + 1, *(const char *const *)(const void *)base); break;
+        case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
+        case IM__CK_INT: {
+            int v = *(const int *)(const void *)base;
+            if (k->flags & IM__CKF_CORES) v = 0;
+            IM__EMIT("%s = %d\n", dot + 1, v);
+            break;
+        }
+        case IM__CK_UINT: {
+            unsigned v = *(const unsigned *)(const void *)base;
+            if (k->flags & IM__CKF_CORES) v = 0;
+            IM__EMIT("%s = %u\n", dot + 1, v);
+            break;
+        }
+        default: IM__EMIT("%s = %zu\n", dot + 1, *(const size_t *)(const void *)base); break;
+        }
+    }
+    IM__EMIT("\n# modules switched on (true) or off (false) at start\n[modules]\n");
+#undef IM__EMIT
+    return out;
+}
+
+im_config *im_config_new(void)
+{
+    im_config *cfg = (im_config *)calloc(1, sizeof *cfg);
+    if (!cfg) return NULL;
+    pthread_mutex_init(&cfg->mu, NULL);
+    pthread_mutex_init(&cfg->load_mu, NULL);
+    cfg->next_watch = 1;
+    char *own = im__cfg_own_defaults();
+    char err[256];
+    if (!own || im_config_add_defaults(cfg, "default", own, "modules", err, sizeof err)) {
+        free(own);
+        im_config_free(cfg);
+        return NULL;
+    }
+    free(own);
+    return cfg;
+}
+
+void im_config_free(im_config *cfg)
+{
+    if (!cfg) return;
+    while (cfg->layers) {
+        im__clayer *l = cfg->layers;
+        cfg->layers = l->next;
+        im__cfg_layer_free(l);
+    }
+    while (cfg->watches) {
+        im__cwatch *w = cfg->watches;
+        cfg->watches = w->next;
+        free(w->path);
+        free(w);
+    }
+    while (cfg->strs) {
+        im__cstr *s = cfg->strs;
+        cfg->strs = s->next;
+        free(s);
+    }
+    im_toml_free(cfg->schema);
+    im_toml_free(cfg->cur);
+    pthread_mutex_destroy(&cfg->mu);
+    pthread_mutex_destroy(&cfg->load_mu);
+    free(cfg);
+}
+
+int im_config_add_defaults(im_config *cfg, const char *name, const char *toml,
+                           const char *open_tables, char *err, size_t errlen)
+{
+    im_toml *doc = im_toml_parse(toml, strlen(toml), name, err, errlen);
+    if (!doc) return -EINVAL;
+    pthread_mutex_lock(&cfg->mu);
+    int rc = 0;
+    if (cfg->is_watched) rc = -EBUSY;
+    if (!rc && !cfg->schema && !(cfg->schema = (im_toml *)calloc(1, sizeof(im_toml))))
+        rc = -ENOMEM;
+    if (!rc) {
+        cfg->schema->type = IM_TOML_TABLE;
+        rc = im__cfg_merge(cfg->schema, doc, 0);
+    }
+    im__clayer *l = rc ? NULL : im__cfg_layer(cfg, IM__L_DEFAULTS, name);
+    if (!rc && (!l || !(l->text = strdup(toml)))) rc = -ENOMEM;
+    if (l) l->doc = doc;
+    else im_toml_free(doc);
+    /* open tables: each named one is created when absent and marked */
+    for (const char *p = open_tables; !rc && p && *p;) {
+        const char *q = strchr(p, ',');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        char path[256];
+        snprintf(path, sizeof path, "%.*s", (int)n, p);
+        im_toml *t = (im_toml *)im_toml_get(cfg->schema, path);
+        if (!t || t->type != IM_TOML_TABLE) {
+            snprintf(err, errlen, "%s: open table '%s' is not a table of its defaults", name, path);
+            rc = -EINVAL;
+        } else {
+            t->flags |= IM__TF_OPEN;
+        }
+        p = q ? q + 1 : p + n;
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    if (rc == -ENOMEM) snprintf(err, errlen, "%s: out of memory", name);
+    return rc;
+}
+
+int im_config_add_file(im_config *cfg, const char *path, int optional)
+{
+    pthread_mutex_lock(&cfg->mu);
+    int rc = 0;
+    if (cfg->is_watched) rc = -EBUSY;
+    im__clayer *l = rc ? NULL : im__cfg_layer(cfg, IM__L_FILE, path);
+    if (!rc && !l) rc = -ENOMEM;
+    if (l) l->optional = optional;
+    pthread_mutex_unlock(&cfg->mu);
+    return rc;
+}
+
+/* "a.b = value" as a document; a value that is no TOML value is taken as a string */
+static im_toml *im__cfg_assign(const char *path, const char *value, const char *name, char *err,
+                               size_t errlen)
+{
+    size_t n = strlen(path) + strlen(value) * 2 + 16;
+    char *text = (char *)malloc(n);
+    if (!text) { snprintf(err, errlen, "out of memory"); return NULL; }
+    snprintf(text, n, "%s = %s", path, value);
+    im_toml *doc = im_toml_parse(text, strlen(text), name, err, errlen);
+    if (!doc && !strpbrk(value, "\"\\\n\r=[{")) {
+        char e2[64];
+        snprintf(text, n, "%s = \"%s\"", path, value);
+        doc = im_toml_parse(text, strlen(text), name, e2, sizeof e2);
+    }
+    free(text);
+    return doc;
+}
+
+int im_config_add_override(im_config *cfg, const char *path, const char *value, const char *from)
+{
+    char err[256];
+    im_toml *doc = im__cfg_assign(path, value, from, err, sizeof err);
+    if (!doc) return -EINVAL;
+    pthread_mutex_lock(&cfg->mu);
+    im__clayer *l = im__cfg_layer(cfg, IM__L_OVERRIDE, from ? from : path);
+    if (l) l->doc = doc;
+    else im_toml_free(doc);
+    pthread_mutex_unlock(&cfg->mu);
+    return l ? 0 : -ENOMEM;
+}
+
+/* Builds a snapshot from the layers (files as they are on disk now) and checks it. Called with
+ * load_mu held; takes mu itself for the layer list. *out gets the new document. */
+static int im__cfg_build(im_config *cfg, int reread, im_toml **out, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&cfg->mu);
+    /* re-read files first, outside the merge: a file with an error leaves everything as it is */
+    im_toml *fresh[64] = {0};
+    int nf = 0;
+    for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
+        if (l->kind != IM__L_FILE || !reread) continue;
+        if (nf == 64) { snprintf(err, errlen, "more than 64 config files"); rc = -EINVAL; break; }
+        char e[512];
+        im_toml *d = im_toml_parse_file(l->name, e, sizeof e);
+        if (!d && !(l->optional && access(l->name, F_OK) != 0)) {
+            snprintf(err, errlen, "%s", e);
+            rc = -EINVAL;
+        }
+        fresh[nf++] = d;
+    }
+    im_toml *doc = rc ? NULL : im_toml_dup(cfg->schema);
+    if (!rc && !doc) rc = -ENOMEM;
+    /* the check runs over the whole new set first: nothing is replaced before it passed */
+    int fi = 0;
+    for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
+        const im_toml *d = l->kind == IM__L_FILE && reread ? fresh[fi++] : l->doc;
+        if (l->kind == IM__L_DEFAULTS || !d) continue;
+        rc = im__cfg_check(cfg->schema, d, l, "", err, errlen);
+        if (!rc && im__cfg_merge(doc, d, 0)) rc = -ENOMEM;
+    }
+    if (!rc) im__cfg_floats(cfg->schema, doc);
+    if (!rc) rc = im__cfg_ranges(doc, err, errlen);
+    if (!rc && reread) {
+        fi = 0;
+        for (im__clayer *l = cfg->layers; l; l = l->next)
+            if (l->kind == IM__L_FILE) {
+                im_toml_free(l->doc);
+                l->doc = fresh[fi];
+                fresh[fi++] = NULL;
+            }
+    }
+    for (int i = 0; i < nf; i++) im_toml_free(fresh[i]);
+    pthread_mutex_unlock(&cfg->mu);
+    if (rc) {
+        im_toml_free(doc);
+        if (rc == -ENOMEM) snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    *out = doc;
+    return 0;
+}
+
+typedef struct im__cnote { im_config_fn fn; void *arg; char *path; } im__cnote;
+
+/* Makes doc current and calls the subscribers of what changed (load_mu held). */
+static void im__cfg_swap(im_config *cfg, im_toml *doc)
+{
+    im__cnote notes[64];
+    int nn = 0;
+    pthread_mutex_lock(&cfg->mu);
+    im_toml *old = cfg->cur;
+    cfg->cur = doc;
+    cfg->gen++;
+    if (old) /* the first load changes nothing anybody saw */
+        for (im__cwatch *w = cfg->watches; w && nn < 64; w = w->next) {
+            const im_toml *a = *w->path ? im_toml_get(old, w->path) : old;
+            const im_toml *b = *w->path ? im_toml_get(doc, w->path) : doc;
+            if (!im__toml_equal(a, b)) {
+                char *p = strdup(w->path);
+                if (p) notes[nn++] = (im__cnote){w->fn, w->arg, p};
+            }
+        }
+    pthread_mutex_unlock(&cfg->mu);
+    im_toml_free(old);
+    for (int i = 0; i < nn; i++) {
+        notes[i].fn(cfg, notes[i].path, notes[i].arg);
+        free(notes[i].path);
+    }
+}
+
+int im_config_load(im_config *cfg, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!errlen) { err = dummy; errlen = sizeof dummy; }
+    err[0] = 0;
+    pthread_mutex_lock(&cfg->load_mu);
+    im_toml *doc = NULL;
+    int rc = im__cfg_build(cfg, 1, &doc, err, errlen);
+    if (!rc) im__cfg_swap(cfg, doc);
+    pthread_mutex_unlock(&cfg->load_mu);
+    return rc;
+}
+
+int im_config_set(im_config *cfg, const char *path, const char *toml_value, char *err,
+                  size_t errlen)
+{
+    char dummy[8];
+    if (!errlen) { err = dummy; errlen = sizeof dummy; }
+    err[0] = 0;
+    im_toml *d = im__cfg_assign(path, toml_value, "im_config_set", err, errlen);
+    if (!d) return -EINVAL;
+    pthread_mutex_lock(&cfg->load_mu);
+    /* the newest set of a key wins: a set layer of its own, on top */
+    pthread_mutex_lock(&cfg->mu);
+    im__clayer *l = im__cfg_layer(cfg, IM__L_SET, "im_config_set");
+    if (l) l->doc = d;
+    pthread_mutex_unlock(&cfg->mu);
+    int rc = l ? 0 : -ENOMEM;
+    im_toml *doc = NULL;
+    if (!rc) rc = im__cfg_build(cfg, 0, &doc, err, errlen);
+    if (rc && l) { /* refused: the layer goes again */
+        pthread_mutex_lock(&cfg->mu);
+        im__clayer **pp = &cfg->layers;
+        while (*pp != l) pp = &(*pp)->next;
+        *pp = l->next;
+        pthread_mutex_unlock(&cfg->mu);
+        im__cfg_layer_free(l);
+    } else if (!l) {
+        im_toml_free(d);
+    }
+    if (!rc) im__cfg_swap(cfg, doc);
+    pthread_mutex_unlock(&cfg->load_mu);
+    return rc;
+}
+
+/* Lookups: the value is read under mu, so a swap cannot free it meanwhile. */
+#define IM__CFG_LOOKUP(cfg, path, v) \
+    pthread_mutex_lock(&(cfg)->mu);  \
+    const im_toml *v = im_toml_get((cfg)->cur, path)
+
+int64_t im_config_int(im_config *cfg, const char *path, int64_t fallback)
+{
+    IM__CFG_LOOKUP(cfg, path, v);
+    int64_t r = v && v->type == IM_TOML_INT ? v->u.i : fallback;
+    pthread_mutex_unlock(&cfg->mu);
+    return r;
+}
+
+double im_config_double(im_config *cfg, const char *path, double fallback)
+{
+    IM__CFG_LOOKUP(cfg, path, v);
+    double r = !v ? fallback : v->type == IM_TOML_FLOAT ? v->u.f
+             : v->type == IM_TOML_INT ? (double)v->u.i : fallback;
+    pthread_mutex_unlock(&cfg->mu);
+    return r;
+}
+
+int im_config_bool(im_config *cfg, const char *path, int fallback)
+{
+    IM__CFG_LOOKUP(cfg, path, v);
+    int r = v && v->type == IM_TOML_BOOL ? v->u.b : fallback;
+    pthread_mutex_unlock(&cfg->mu);
+    return r;
+}
+
+const char *im_config_str(im_config *cfg, const char *path, const char *fallback)
+{
+    IM__CFG_LOOKUP(cfg, path, v);
+    const char *r = fallback;
+    if (v && v->type == IM_TOML_STRING) {
+        im__cstr *s = cfg->strs;
+        while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
+        if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
+            memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
+            s->next = cfg->strs;
+            cfg->strs = s;
+        }
+        if (s) r = s->s;
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    return r;
+}
+
+static im_toml *im__cfg_copy(im_config *cfg, const char *path, im_toml_type type)
+{
+    IM__CFG_LOOKUP(cfg, path, v);
+    im_toml *r = v && v->type == type ? im_toml_dup(v) : NULL;
+    pthread_mutex_unlock(&cfg->mu);
+    return r;
+}
+
+im_toml *im_config_array(im_config *cfg, const char *path)
+{
+    return im__cfg_copy(cfg, path, IM_TOML_ARRAY);
+}
+
+im_toml *im_config_table(im_config *cfg, const char *path)
+{
+    return im__cfg_copy(cfg, path, IM_TOML_TABLE);
+}
+
+int im_config_has(im_config *cfg, const char *path)
+{
+    IM__CFG_LOOKUP(cfg, path, v);
+    int r = v != NULL;
+    pthread_mutex_unlock(&cfg->mu);
+    return r;
+}
+
+int im_config_source(im_config *cfg, const char *path, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&cfg->mu);
+    const im__clayer *found = NULL;
+    const im_toml *fv = NULL;
+    for (const im__clayer *l = cfg->layers; l; l = l->next) { /* the last one that has it */
+        const im_toml *v = im_toml_get(l->doc, path);
+        if (v) { found = l; fv = v; }
+    }
+    if (found) {
+        if (found->kind == IM__L_FILE) snprintf(buf, cap, "%s:%u:%u", found->name, fv->line, fv->col);
+        else if (found->kind == IM__L_DEFAULTS) snprintf(buf, cap, "default");
+        else snprintf(buf, cap, "%s", found->name);
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    return found ? 0 : -ENOENT;
+}
+
+uint64_t im_config_generation(im_config *cfg)
+{
+    pthread_mutex_lock(&cfg->mu);
+    uint64_t g = cfg->gen;
+    pthread_mutex_unlock(&cfg->mu);
+    return g;
+}
+
+int im_config_watch(im_config *cfg, const char *path, im_config_fn fn, void *arg)
+{
+    im__cwatch *w = (im__cwatch *)calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path ? path : ""))) { free(w); return -ENOMEM; }
+    w->fn = fn;
+    w->arg = arg;
+    pthread_mutex_lock(&cfg->mu);
+    w->id = cfg->next_watch++;
+    im__cwatch **pp = &cfg->watches; /* called in the order they subscribed */
+    while (*pp) pp = &(*pp)->next;
+    *pp = w;
+    pthread_mutex_unlock(&cfg->mu);
+    return w->id;
+}
+
+void im_config_unwatch(im_config *cfg, int id)
+{
+    pthread_mutex_lock(&cfg->mu);
+    for (im__cwatch **pp = &cfg->watches; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            im__cwatch *w = *pp;
+            *pp = w->next;
+            free(w->path);
+            free(w);
+            break;
+        }
+    pthread_mutex_unlock(&cfg->mu);
+}
+
+static int im__cfg_secret(const char *key, size_t n)
+{
+    static const char *const words[] = {"secret", "password", "token", "key"};
+    for (size_t w = 0; w < 4; w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= n; i++)
+            if (strncasecmp(key + i, words[w], wl) == 0) return 1;
+    }
+    return 0;
+}
+
+static void im__cfg_json(const im_toml *v, im_jw *w, int mask)
+{
+    if (v->type != IM_TOML_TABLE) {
+        im_toml_json(v, w, 0);
+        return;
+    }
+    im_jw_obj(w);
+    for (size_t i = 0; i < v->u.list.len; i++) {
+        const im_toml *k = v->u.list.kids[i];
+        im_jw_keyn(w, k->key, k->key_len);
+        if (mask && k->type != IM_TOML_TABLE && im__cfg_secret(k->key, k->key_len))
+            im_jw_str(w, "***");
+        else
+            im__cfg_json(k, w, mask);
+    }
+    im_jw_obj_end(w);
+}
+
+void im_config_json(im_config *cfg, im_jw *w, int mask)
+{
+    pthread_mutex_lock(&cfg->mu);
+    if (cfg->cur) im__cfg_json(cfg->cur, w, mask);
+    else im_jw_raw(w, "{}", 2);
+    pthread_mutex_unlock(&cfg->mu);
+}
+
+char *im_config_default_toml(im_config *cfg)
+{
+    pthread_mutex_lock(&cfg->mu);
+    size_t n = 1;
+    for (im__clayer *l = cfg->layers; l; l = l->next)
+        if (l->kind == IM__L_DEFAULTS) n += strlen(l->text) + 2;
+    char *out = (char *)malloc(n), *p = out;
+    if (out) {
+        for (im__clayer *l = cfg->layers; l; l = l->next)
+            if (l->kind == IM__L_DEFAULTS) {
+                size_t k = strlen(l->text);
+                if (p != out) *p++ = '\n';
+                memcpy(p, l->text, k);
+                p += k;
+            }
+        *p = 0;
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    return out;
+}
+
+/* ---- the server's side */
+
+int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!errlen) { err = dummy; errlen = sizeof dummy; }
+    pthread_mutex_lock(&cfg->mu);
+    int rc = cfg->cur ? im__cfg_ranges(cfg->cur, err, errlen) : 0;
+    for (size_t i = 0; !rc && i < IM__NCKEYS; i++) {
+        const im__ckey *k = &im__ckeys[i];
+        const im_toml *v = im_toml_get(cfg->cur, k->path);
+        if (!v) continue;
+        char *base = (char *)o + k->off;
+        if (k->kind == IM__CK_LEVEL) {
+            im_log_set_level((im_log_level)im_log_level_parse(v->u.str.ptr));
+            continue;
+        }
+        if (k->kind == IM__CK_STR) {
+            /* the text lives as long as cfg (interned) */
+            im__cstr *s = cfg->strs;
+            while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
+            if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
+                memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
+                s->next = cfg->strs;
+                cfg->strs = s;
+            }
+            if (!s) { rc = -ENOMEM; break; }
+            *(const char **)(void *)base = s->s;
+            continue;
+        }
+        int64_t x = v->u.i;
+        if (x == 0 && (k->flags & IM__CKF_OFF)) x = IM__OFF_MS;
+        if (x == 0 && (k->flags & IM__CKF_ANY)) x = -1;
+        /* 0 for loops and workers stays 0: the server's "one per core" */
+        if (k->kind == IM__CK_INT) *(int *)(void *)base = (int)x;
+        else if (k->kind == IM__CK_UINT) *(unsigned *)(void *)base = (unsigned)x;
+        else *(size_t *)(void *)base = (size_t)x;
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    if (rc == -ENOMEM) snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+/* The server follows a configuration: loop 0 reads the inotify descriptor through its ring,
+ * the config thread reloads (parsing never runs on a loop), and the server's subscriber hands
+ * the live keys to the loops. */
+typedef struct im__cfgw {
+    im_server *srv;
+    im_config *cfg;
+    int ifd;                     /* inotify, blocking: io_uring polls it */
+    int nfiles;
+    struct { int wd; char *base; } files[64]; /* owned base names, by directory watch */
+    _Alignas(struct inotify_event) char buf[4096]; /* loop 0's read buffer */
+    pthread_t thread;
+    int has_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, stop;           /* (mu) */
+    int watch_id;
+    im_server_opts asked;        /* the options as the config gave them when last applied */
+} im__cfgw;
+
+static void im__cfgw_reload_soon(im__cfgw *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->pending = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *im__cfgw_main(void *arg)
+{
+    im__cfgw *w = (im__cfgw *)arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->pending && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->stop) break;
+        w->pending = 0;
+        pthread_mutex_unlock(&w->mu);
+        char err[512];
+        if (im_config_load(w->cfg, err, sizeof err))
+            im_log(IM_LOG_ERROR, "config: %s (the running configuration is kept)", err);
+        else
+            im_log(IM_LOG_INFO, "config: reloaded (generation %llu)",
+                   (unsigned long long)im_config_generation(w->cfg));
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* loop 0: an inotify read completed */
+static void im__cfgw_arm(im_loop *L)
+{
+    im__cfgw *w = L->srv->cfgw;
+    if (w->ifd < 0) return; /* no files to follow */
+    struct io_uring_sqe *sqe = im__sqe(L);
+    io_uring_prep_read(sqe, w->ifd, w->buf, sizeof w->buf, 0);
+    io_uring_sqe_set_data64(sqe, IM__UD(IM__OP_INOTIFY, 0, 0));
+}
+
+static void im__cfgw_on_read(im_loop *L, int res)
+{
+    im__cfgw *w = L->srv->cfgw;
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN) { im__cfgw_arm(L); return; }
+        if (res != -ECANCELED)
+            im_log(IM_LOG_ERROR, "config: watching the files: %s (changes are no longer "
+                   "followed)", strerror(-res));
+        return;
+    }
+    int hit = 0;
+    for (int off = 0; off + (int)sizeof(struct inotify_event) <= res;) {
+        const struct inotify_event *e = (const struct inotify_event *)(const void *)(w->buf + off);
+        if (e->mask & IN_Q_OVERFLOW) hit = 1;
+        for (int i = 0; i < w->nfiles && !hit; i++)
+            if (e->wd == w->files[i].wd && e->len && strcmp(e->name, w->files[i].base) == 0) hit = 1;
+        off += (int)sizeof *e + (int)e->len;
+    }
+    if (hit) im__cfgw_reload_soon(w);
+    if (!L->is_stopping) im__cfgw_arm(L);
+}
+
+/* the options' live fields from a, into the loops' next iteration */
+static void im__srv_take_live(im_server *s, const im_server_opts *a)
+{
+    pthread_mutex_lock(&s->live_mu);
+    im_server_opts *o = &s->live;
+    for (size_t i = 0; i < IM__NCKEYS; i++) {
+        const im__ckey *k = &im__ckeys[i];
+        if (!(k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL) continue;
+        size_t n = k->kind == IM__CK_SIZE ? sizeof(size_t) : k->kind == IM__CK_STR
+                 ? sizeof(char *) : sizeof(int);
+        memcpy((char *)o + k->off, (const char *)a + k->off, n);
+    }
+    atomic_fetch_add_explicit(&s->live_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->live_mu);
+}
+
+static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
+{
+    (void)path;
+    im__cfgw *w = (im__cfgw *)arg;
+    im_server_opts a = w->asked;
+    char err[256];
+    if (im_config_server_opts(cfg, &a, err, sizeof err)) {
+        im_log(IM_LOG_ERROR, "config: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < IM__NCKEYS; i++) {
+        const im__ckey *k = &im__ckeys[i];
+        if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL) continue;
+        const char *x = (const char *)&a + k->off, *y = (const char *)&w->asked + k->off;
+        int same = k->kind == IM__CK_STR ? strcmp(*(const char *const *)(const void *)x,
+                                                  *(const char *const *)(const void *)y) == 0
+                 : k->kind == IM__CK_SIZE ? memcmp(x, y, sizeof(size_t)) == 0
+                 : memcmp(x, y, sizeof(int)) == 0;
+        if (!same)
+            im_log(IM_LOG_WARN, "config: '%s' changed: it needs a restart (the running value is "
+                   "kept)", k->path);
+    }
+    w->asked = a;
+    im__srv_take_live(w->srv, &a);
+}
+
+static void im__manage_config(im_ctx *c)
+{
+    im_server *s = (im_server *)im_ctx_udata(c);
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_config_json(s->cfgw->cfg, &w, 1);
+    if (im_jw_error(&w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, 200, w.buf, w.len);
+    im_jw_free(&w);
+}
+
+int im_server_use_config(im_server *s, im_config *cfg)
+{
+    if (s->started) return -EBUSY;
+    if (s->cfgw) return -EEXIST;
+    im__cfgw *w = (im__cfgw *)calloc(1, sizeof *w);
+    if (!w) return -ENOMEM;
+    w->srv = s;
+    w->cfg = cfg;
+    w->ifd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    int rc = 0;
+    char err[256];
+    if (im_config_server_opts(cfg, &w->asked, err, sizeof err)) {
+        im_log(IM_LOG_ERROR, "config: %s", err);
+        rc = -EINVAL;
+    }
+    pthread_mutex_lock(&cfg->mu);
+    cfg->is_watched = 1;
+    int nfile = 0;
+    for (im__clayer *l = cfg->layers; l; l = l->next) nfile += l->kind == IM__L_FILE;
+    pthread_mutex_unlock(&cfg->mu);
+    if (!rc && nfile) {
+        /* the directories are watched, not the files: an editor that writes a new file and
+         * renames it over the old one replaces the inode a file watch would follow */
+        w->ifd = inotify_init1(IN_CLOEXEC);
+        if (w->ifd < 0) rc = -errno;
+        pthread_mutex_lock(&cfg->mu);
+        for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
+            if (l->kind != IM__L_FILE || w->nfiles == 64) continue;
+            const char *slash = strrchr(l->name, '/');
+            char dir[4096];
+            if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - l->name + (slash == l->name)), l->name);
+            else snprintf(dir, sizeof dir, ".");
+            int wd = inotify_add_watch(w->ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
+            if (wd < 0) {
+                if (errno == ENOENT && l->optional) continue;
+                rc = -errno;
+                im_log(IM_LOG_ERROR, "config: cannot watch %s: %s", dir, strerror(errno));
+                break;
+            }
+            w->files[w->nfiles].wd = wd;
+            if (!(w->files[w->nfiles].base = strdup(slash ? slash + 1 : l->name))) rc = -ENOMEM;
+            w->nfiles++;
+        }
+        pthread_mutex_unlock(&cfg->mu);
+    }
+    if (!rc) { /* with every signal blocked: SIGINT and SIGTERM are the server's to take */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        rc = pthread_create(&w->thread, NULL, im__cfgw_main, w) ? -EAGAIN : 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (!rc) w->has_thread = 1;
+    if (!rc) rc = im_server_route(s, "GET", "/manage/config", im__manage_config, s);
+    if (!rc && (w->watch_id = im_config_watch(cfg, "", im__srv_on_config, w)) < 0) rc = w->watch_id;
+    s->cfgw = w; /* freed by im_server_free, also after a failure here */
+    return rc;
+}
+
+im_config *im_server_config(im_server *s) { return s->cfgw ? s->cfgw->cfg : NULL; }
+
+/* im_server_free: after the loops are gone */
+static void im__cfgw_free(im_server *s)
+{
+    im__cfgw *w = s->cfgw;
+    if (!w) return;
+    if (w->has_thread) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    if (w->watch_id > 0) im_config_unwatch(w->cfg, w->watch_id);
+    if (w->ifd >= 0) close(w->ifd);
+    for (int i = 0; i < w->nfiles; i++) free(w->files[i].base);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    s->cfgw = NULL;
+}
+/* ======== end conf.c ======== */
+/* ======== begin launch.c ======== */
+/* launch.c — im_main(): command line, config files and the server's life, for every service. */
+
+/* The flag of a key: its last part with dashes; timeouts read "--header-timeout-ms", task
+ * keys "--task-ttl-ms", logging.level "--log-level". */
+static void im__flag_of(const char *key, char *out, size_t cap)
+{
+    const char *last = strrchr(key, '.');
+    last = last ? last + 1 : key;
+    char name[96];
+    if (strncmp(key, "server.timeouts.", 16) == 0 && strcmp(last, "linger_ms") != 0) {
+        size_t n = strlen(last);
+        snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
+    } else if (strncmp(key, "tasks.", 6) == 0) {
+        snprintf(name, sizeof name, "task_%s", last);
+    } else if (strcmp(key, "logging.level") == 0) {
+        snprintf(name, sizeof name, "log_level");
+    } else {
+        snprintf(name, sizeof name, "%s", last);
+    }
+    snprintf(out, cap, "--%.60s", name);
+    for (char *p = out + 2; *p; p++)
+        if (*p == '_') *p = '-';
+}
+
+static void im__usage(FILE *f, const char *prog)
+{
+    fprintf(f, "usage: %s [options]\n\n"
+            "  --config FILE            a TOML config file (repeatable: later files win; default\n"
+            "                           ./config.toml; also IMMERSIVE_CONFIG=FILE[:FILE...])\n"
+            "  --set KEY=VALUE          any key (a TOML value; a bare word is a string)\n"
+            "  --print-default-config   every key with its default (default_config.toml)\n"
+            "  --check-config           read and check the configuration, then exit\n"
+            "  --help                   this text\n\n"
+            "Each key of default_config.toml is also a flag (they beat the files):\n", prog);
+    for (size_t i = 0; i < IM__NCKEYS; i++) {
+        char flag[96];
+        im__flag_of(im__ckeys[i].path, flag, sizeof flag);
+        fprintf(f, "  %-28s %s: %s\n", flag, im__ckeys[i].path, im__ckeys[i].doc);
+    }
+}
+
+int im_main(int argc, char **argv, im_register_fn register_fn)
+{
+    const char *prog = argc > 0 ? argv[0] : "service";
+    const char *slash = strrchr(prog, '/');
+    if (slash) prog = slash + 1;
+    im_config *cfg = im_config_new();
+    if (!cfg) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 1;
+    }
+    int nfiles = 0, print_defaults = 0, check_only = 0, rc = 2;
+    const char *env = getenv("IMMERSIVE_CONFIG");
+    if (env && *env) {
+        char *list = strdup(env), *save = NULL;
+        for (char *p = list ? strtok_r(list, ":", &save) : NULL; p; p = strtok_r(NULL, ":", &save)) {
+            im_config_add_file(cfg, p, 0);
+            nfiles++;
+        }
+        free(list);
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
+        char flagbuf[128];
+        const char *eq = strchr(f, '=');
+        if (strncmp(f, "--", 2) == 0 && eq) { /* --flag=value */
+            snprintf(flagbuf, sizeof flagbuf, "%.*s", (int)(eq - f), f);
+            a = eq + 1;
+            f = flagbuf;
+        } else if (a) {
+            i++; /* taken back below for flags without a value */
+        }
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            im__usage(stdout, prog);
+            rc = 0;
+            goto out;
+        }
+        if (strcmp(f, "--print-default-config") == 0 || strcmp(f, "--check-config") == 0) {
+            if (a && !eq) i--;
+            if (f[2] == 'p') print_defaults = 1;
+            else check_only = 1;
+            continue;
+        }
+        if (!a) {
+            fprintf(stderr, "%s: %s needs a value (see --help)\n", prog, f);
+            goto out;
+        }
+        if (strcmp(f, "--config") == 0) {
+            im_config_add_file(cfg, a, 0);
+            nfiles++;
+            continue;
+        }
+        if (strcmp(f, "--set") == 0) {
+            const char *e = strchr(a, '=');
+            char key[256];
+            if (!e || e == a || (size_t)(e - a) >= sizeof key) {
+                fprintf(stderr, "%s: --set takes KEY=VALUE, not '%s'\n", prog, a);
+                goto out;
+            }
+            snprintf(key, sizeof key, "%.*s", (int)(e - a), a);
+            if (im_config_add_override(cfg, key, e + 1, "--set")) {
+                fprintf(stderr, "%s: --set %s: not a key and a value\n", prog, a);
+                goto out;
+            }
+            continue;
+        }
+        size_t k = 0;
+        for (; k < IM__NCKEYS; k++) {
+            char flag[96];
+            im__flag_of(im__ckeys[k].path, flag, sizeof flag);
+            if (strcmp(flag, f) == 0) break;
+        }
+        if (k == IM__NCKEYS) {
+            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, f);
+            goto out;
+        }
+        if (im_config_add_override(cfg, im__ckeys[k].path, a, f)) {
+            fprintf(stderr, "%s: %s: bad value '%s'\n", prog, f, a);
+            goto out;
+        }
+    }
+    if (print_defaults) {
+        char *d = im_config_default_toml(cfg);
+        if (d) fputs(d, stdout);
+        free(d);
+        rc = d ? 0 : 1;
+        goto out;
+    }
+    if (!nfiles) im_config_add_file(cfg, "config.toml", 1);
+    char err[512];
+    if (im_config_load(cfg, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto out;
+    }
+    im_server_opts o = {0};
+    if (im_config_server_opts(cfg, &o, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto out;
+    }
+    if (check_only) {
+        printf("%s: the configuration is valid\n", prog);
+        rc = 0;
+        goto out;
+    }
+    im_server *s = im_server_new(&o);
+    if (!s) {
+        fprintf(stderr, "%s: cannot create the server: %s\n", prog, strerror(errno));
+        goto out;
+    }
+    rc = 1;
+    int r = register_fn ? register_fn(s) : 0;
+    if (r) {
+        fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
+    } else if ((r = im_server_use_config(s, cfg)) != 0) {
+        fprintf(stderr, "%s: cannot follow the configuration: %s\n", prog, strerror(-r));
+    } else if (im_server_start(s) == 0) {
+        printf("listening on http://%s:%d\n", o.host ? o.host : IM_DEFAULT_HOST,
+               im_server_port(s));
+        fflush(stdout);
+        rc = im_server_run(s) ? 1 : 0;
+    }
+    im_server_free(s);
+out:
+    im_config_free(cfg);
+    return rc;
+}
+/* ======== end launch.c ======== */
 
 #endif /* IMMERSIVE_IMPLEMENTATION */
 

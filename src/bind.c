@@ -721,7 +721,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.nloc = 0;
     b.nerrs = 0;
     b.oom = b.too_big = 0;
-    b.budget = (size_t)c->loop->srv->o.arena_ratio * c->raw_len + c->loop->srv->o.arena_extra_bytes;
+    b.budget = (size_t)c->loop->o.arena_ratio * c->raw_len + c->loop->o.arena_extra_bytes;
     b.has_body = c->req.body.len > 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
@@ -760,7 +760,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     if (rc >= 0 && b.has_body && ep->body != 2 && !b.j.err) im_json_finish(&b.j);
     if (b.too_big) {
         char msg[200];
-        const im_server_opts *o = &c->loop->srv->o;
+        const im_server_opts *o = &c->loop->o;
         snprintf(msg, sizeof msg, "binding the arguments would need more memory than a request "
                  "of %zu bytes may use (%u x its size + %zu bytes)", c->raw_len, o->arena_ratio,
                  o->arena_extra_bytes);

@@ -186,7 +186,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
  * partly received chunked body is dropped). */
 static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rstate *st)
 {
-    const im_server_opts *o = &L->srv->o;
+    const im_server_opts *o = &L->o;
     im_http_head h;
     size_t off = 0;
     while (off < *len && !c->pending && !c->is_full && c->phase == IM__PH_OPEN) {
@@ -293,7 +293,7 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
 /* The most input a connection may hold: one full request and a read's worth behind it. */
 static size_t im__in_limit(const im_loop *L)
 {
-    return L->srv->o.max_header_bytes + L->srv->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
+    return L->o.max_header_bytes + L->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
 }
 
 /* Keeps n bytes of input (a partial request described by st, or waiting requests). */
@@ -362,7 +362,7 @@ static void im__conn_process_held(im_loop *L, im__conn *c)
 }
 
 /* Bytes a blocked connection may hold before its reads are paused. */
-static size_t im__pause_at(const im_loop *L) { return L->srv->o.max_header_bytes; }
+static size_t im__pause_at(const im_loop *L) { return L->o.max_header_bytes; }
 
 /* Data arrived in a receive buffer (ours until we return it to the ring). */
 static void im__conn_on_data(im_loop *L, im__conn *c, char *data, size_t n)

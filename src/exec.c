@@ -708,16 +708,16 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     r->held = sizeof *t + r->size + c->raw_len + c->req.num_headers * sizeof(im_header) +
               r->arena.bytes;
     size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
-    if (before + r->held > s->o.max_queued_bytes) {
+    if (before + r->held > L->o.max_queued_bytes) {
         char msg[200];
-        int never = r->held > s->o.max_queued_bytes; /* alone over it: retrying cannot help */
+        int never = r->held > L->o.max_queued_bytes; /* alone over it: retrying cannot help */
         im__taskmem mem = {r->owned, r->arena.head, r->held, st};
         im__taskmem_free(&mem);
         snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
                  "more than the server allows for all queued work (max_queued_bytes %zu)"
                  : "the queued work holds the memory the server allows for it (%zu more "
                  "bytes needed, max_queued_bytes %zu); try again later", r->held,
-                 s->o.max_queued_bytes);
+                 L->o.max_queued_bytes);
         free(t);
         im__run_free(L, r);
         if (!never) im__retry_after(c, ex);

@@ -25,14 +25,18 @@
  *   base.h        im_str views, URL decoding, query lookup
  *   log.h         im_log: leveled logging
  *   json.h        im_jw: JSON writer; im_json: strict pull reader
+ *   toml.h        im_toml: TOML 1.0 reader, values, lookup by dotted path
  *   http.h        im_http_parse_head, im_http_decode_chunked: the HTTP/1.x parsers
  *   server.h      im_server, routes, im_ctx requests, replies, streams, im_loop_post
  *   queue.h       im_queue: lock-free MPMC priority queue with a blocking pop
  *   executor.h    im_executor: worker threads, jobs, completions back to the loop
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
+ *   conf.h        im_config: layered TOML configuration, reload, subscribers, server keys
+ *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
- *   internal.h    private types; base.c log.c json_write.c json_read.c http_parse.c
+ *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
+ *   conf.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -64,11 +68,14 @@ extern "C" {
 #include "base.h"
 #include "log.h"
 #include "json.h"
+#include "toml.h"
 #include "http.h"
 #include "server.h"
 #include "queue.h"
 #include "executor.h"
 #include "bind.h"
+#include "conf.h"
+#include "launch.h"
 
 #ifdef __cplusplus
 }
@@ -101,6 +108,7 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -115,6 +123,7 @@ extern "C" {
 #include "log.c"
 #include "json_write.c"
 #include "json_read.c"
+#include "toml.c"
 #include "http_parse.c"
 #include "router.c"
 #include "response.c"
@@ -127,6 +136,8 @@ extern "C" {
 #include "exec.c"
 #include "taskapi.c"
 #include "server.c"
+#include "conf.c"
+#include "launch.c"
 
 #endif /* IMMERSIVE_IMPLEMENTATION */
 

@@ -12,7 +12,8 @@ enum {
     IM__OP_SEND,
     IM__OP_WAKE,   /* eventfd read: posts waiting */
     IM__OP_POLL,   /* a paused connection: watching for the peer leaving */
-    IM__OP_IGNORE  /* cancel, close, shutdown: nothing to do on completion */
+    IM__OP_IGNORE, /* cancel, close, shutdown: nothing to do on completion */
+    IM__OP_INOTIFY /* loop 0: the config files changed (conf.c) */
 };
 #define IM__UD(op, gen, idx) \
     (((uint64_t)(op) << 56) | ((uint64_t)((gen) & 0xffffffu) << 32) | (uint64_t)(uint32_t)(idx))
@@ -202,6 +203,9 @@ struct im_ctx {
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
+    im_server_opts o;          /* the server's options as this loop applies them: the live
+                                * keys are taken at the start of an iteration (im__loop_live) */
+    uint64_t live_gen;         /* the srv->live_gen they were taken at */
     int index;                 /* 0 .. loops-1 */
     int lfd;                   /* listening socket (SO_REUSEPORT), -1 once closed */
     pthread_t thread;
@@ -287,6 +291,10 @@ struct im_server {
     int has_task_routes;       /* /tasks and /functions are routed */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
+    struct im__cfgw *cfgw;     /* owned: the configuration it follows (conf.c), or NULL */
+    pthread_mutex_t live_mu;   /* guards live */
+    im_server_opts live;       /* o with the live keys as last configured: loops copy it */
+    _Atomic uint64_t live_gen; /* grows with each change of live */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
@@ -420,3 +428,6 @@ static void im__conn_resume(im_loop *L, im__conn *c);
 static void im__ctx_put(im_loop *L, im_ctx *x);
 static void im__arena_reset(im__arena *a);
 static void im__arena_free(im__arena *a);
+static void im__cfgw_arm(im_loop *L);
+static void im__cfgw_on_read(im_loop *L, int res);
+static void im__cfgw_free(im_server *s);

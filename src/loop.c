@@ -654,7 +654,7 @@ static void im__on_send(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
     im__out_free(L, c->sending);
     c->sending = NULL;
     c->send_off = 0;
-    if (c->is_full && im__out_queued(c) <= L->srv->o.max_output_bytes / 2) {
+    if (c->is_full && im__out_queued(c) <= L->o.max_output_bytes / 2) {
         c->is_full = 0;
         im__conn_resume(L, c);
     }
@@ -764,6 +764,8 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
         else im__on_poll(L, cqe, c);
     } else if (op == IM__OP_ACCEPT) {
         im__on_accept(L, cqe);
+    } else if (op == IM__OP_INOTIFY) {
+        im__cfgw_on_read(L, cqe->res);
     } else if (op == IM__OP_WAKE) {
         if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)
             im_log(IM_LOG_ERROR, "loop %d: wake-up read: %s", L->index, strerror(-cqe->res));
@@ -884,9 +886,28 @@ static int im__enter(im_loop *L, struct __kernel_timespec *ts, long wait_ms)
     return rc < 0 ? -errno : (int)rc;
 }
 
+/* Takes the live keys the configuration last changed (limits, timeouts): whole, under the
+ * lock, so a loop never applies half of a change. Timer lists keep their order: a connection
+ * already waiting keeps the deadline it had. */
+static void im__loop_live(im_loop *L)
+{
+    im_server *s = L->srv;
+    pthread_mutex_lock(&s->live_mu);
+    L->o = s->live;
+    L->live_gen = atomic_load_explicit(&s->live_gen, memory_order_relaxed);
+    pthread_mutex_unlock(&s->live_mu);
+    L->tdur[IM__T_IDLE] = (uint32_t)L->o.idle_timeout_ms;
+    L->tdur[IM__T_HEAD] = (uint32_t)L->o.header_timeout_ms;
+    L->tdur[IM__T_BODY] = (uint32_t)L->o.body_timeout_ms;
+    L->tdur[IM__T_SEND] = (uint32_t)L->o.send_timeout_ms;
+    L->tdur[IM__T_LINGER] = (uint32_t)L->o.linger_ms;
+}
+
 static void im__loop_run(im_loop *L)
 {
     for (;;) {
+        if (atomic_load_explicit(&L->srv->live_gen, memory_order_relaxed) != L->live_gen)
+            im__loop_live(L);
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts, *tsp = NULL;
         unsigned head, seen = 0;

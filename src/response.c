@@ -213,7 +213,7 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
     c->out->len += (uint32_t)(o - s);
     if (!h->keep && h->frame == IM__FRAME_LENGTH && c->phase == IM__PH_OPEN)
         c->phase = IM__PH_LAST; /* streams: at their end */
-    if (im__out_queued(c) > L->srv->o.max_output_bytes) c->is_full = 1;
+    if (im__out_queued(c) > L->o.max_output_bytes) c->is_full = 1;
     im__conn_dirty(L, c);
     return 0;
 }
@@ -411,7 +411,7 @@ int im_stream_write(im_ctx *x, const void *data, size_t len)
     if (!x->is_streaming) return -EINVAL;
     if (!c) return -EPIPE;
     if (len == 0 || x->is_head) return 0; /* a zero-size chunk would end the body */
-    if (im__out_queued(c) > L->srv->o.max_output_bytes) return -EAGAIN;
+    if (im__out_queued(c) > L->o.max_output_bytes) return -EAGAIN;
     if (!(o = s = im__out_reserve(L, c, len + 24))) return -ENOMEM;
     if (x->stream_chunked) {
         static const char hex[] = "0123456789abcdef";
@@ -444,7 +444,7 @@ int im_stream_on_drain(im_ctx *x, void (*fn)(im_ctx *x, void *arg), void *arg)
 static void im__conn_drained(im_loop *L, im__conn *c)
 {
     im_ctx *x = c->pending;
-    if (!x || !x->drain_fn || im__out_queued(c) > L->srv->o.max_output_bytes / 2) return;
+    if (!x || !x->drain_fn || im__out_queued(c) > L->o.max_output_bytes / 2) return;
     void (*fn)(im_ctx *, void *) = x->drain_fn;
     x->drain_fn = NULL;
     fn(x, x->drain_arg);

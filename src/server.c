@@ -66,6 +66,8 @@ im_server *im_server_new(const im_server_opts *opts)
         return NULL;
     }
     s->port = -1;
+    s->live = s->o;
+    pthread_mutex_init(&s->live_mu, NULL);
     s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&s->init_mu, NULL);
     pthread_cond_init(&s->init_cv, NULL);
@@ -243,11 +245,7 @@ static int im__loop_init(im_loop *L)
     }
     L->free_head = L->dirty_head = IM__NIL;
     for (int t = 0; t < IM__T_COUNT; t++) L->thead[t] = L->ttail[t] = IM__NIL;
-    L->tdur[IM__T_IDLE] = (uint32_t)o->idle_timeout_ms;
-    L->tdur[IM__T_HEAD] = (uint32_t)o->header_timeout_ms;
-    L->tdur[IM__T_BODY] = (uint32_t)o->body_timeout_ms;
-    L->tdur[IM__T_SEND] = (uint32_t)o->send_timeout_ms;
-    L->tdur[IM__T_LINGER] = (uint32_t)o->linger_ms;
+    im__loop_live(L); /* L->o and the timers' durations */
     L->tdur[IM__T_PROBE] = IM__PROBE_MS;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     L->clock_base_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -260,6 +258,7 @@ static int im__loop_init(im_loop *L)
     }
     im__arm_accept(L);
     im__arm_wake(L);
+    if (L->index == 0 && L->srv->cfgw) im__cfgw_arm(L); /* the config files */
     return 0;
 fail:
     io_uring_queue_exit(&L->ring);
@@ -552,6 +551,8 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
+    im__cfgw_free(s);
+    pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);

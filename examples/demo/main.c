@@ -255,130 +255,18 @@ static void stream(im_ctx *c)
     pthread_attr_destroy(&a);
 }
 
-/* ---- command line ---- */
+/* ---- the service: its hand-written routes, then the generated ones ---- */
 
-static void usage(FILE *f)
+static int demo_register(im_server *s)
 {
-    fprintf(f,
-            "usage: immersive-demo [options]\n"
-            "  --host H                 address to bind (127.0.0.1)\n"
-            "  --port P                 TCP port, 0 for any free one (8000)\n"
-            "  --loops N                event-loop threads (number of cores)\n"
-            "  --max-conns N            open connections (10000)\n"
-            "  --max-header-bytes N     request line + headers (16384)\n"
-            "  --max-body-bytes N       request body (1048576)\n"
-            "  --max-headers N          header lines (100)\n"
-            "  --header-timeout-ms N    (10000)\n"
-            "  --body-timeout-ms N      (30000)\n"
-            "  --idle-timeout-ms N      (60000)\n"
-            "  --send-timeout-ms N      a peer that reads none of our output (60000)\n"
-            "  --shutdown-timeout-ms N  (10000)\n"
-            "  --batch-wait-us N        under load, gather completions this long (0: off)\n"
-            "  --workers N              threads of the primary executor (number of cores)\n"
-            "  --queue-capacity N       queued tasks per priority level, per executor (1024)\n"
-            "  --max-queued-bytes N     memory all queued and running calls may hold (268435456)\n"
-            "  --task-ttl-ms N          how long a finished task is kept (600000)\n"
-            "  --task-memory-bytes N    what kept tasks may hold in all (268435456)\n"
-            "  --log-level L            debug, info, warn, error (info)\n"
-            "  --help                   this text\n");
-}
-
-static int parse_num(const char *flag, const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || end == v || n < lo || n > hi) {
-        fprintf(stderr, "immersive-demo: %s needs an integer from %ld to %ld\n", flag, lo, hi);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    im_server_opts o = {0};
-    long v;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
-#define NUM(name, lo, hi, field)                                     \
-    if (strcmp(f, name) == 0) {                                      \
-        if (parse_num(f, a, lo, hi, &v)) return 2;                   \
-        o.field = v;                                                 \
-        i++;                                                         \
-        continue;                                                    \
-    }
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(f, "--host") == 0 && a) {
-            o.host = a;
-            i++;
-            continue;
-        }
-        if (strcmp(f, "--port") == 0) {
-            if (parse_num(f, a, 0, 65535, &v)) return 2;
-            o.port = v ? (int)v : -1; /* 0: any free port */
-            i++;
-            continue;
-        }
-        if (strcmp(f, "--log-level") == 0 && a) {
-            int l = im_log_level_parse(a);
-            if (l < 0) {
-                fprintf(stderr, "immersive-demo: unknown log level '%s'\n", a);
-                return 2;
-            }
-            im_log_set_level((im_log_level)l);
-            i++;
-            continue;
-        }
-        NUM("--loops", 1, 256, loops)
-        NUM("--max-conns", 1, 1000000, max_conns)
-        NUM("--max-header-bytes", 64, 1 << 30, max_header_bytes)
-        NUM("--max-body-bytes", 1, 1L << 30, max_body_bytes)
-        NUM("--max-headers", 1, 100000, max_headers)
-        NUM("--header-timeout-ms", 1, 86400000, header_timeout_ms)
-        NUM("--body-timeout-ms", 1, 86400000, body_timeout_ms)
-        NUM("--idle-timeout-ms", 1, 86400000, idle_timeout_ms)
-        NUM("--send-timeout-ms", 1, 86400000, send_timeout_ms)
-        NUM("--shutdown-timeout-ms", 1, 86400000, shutdown_timeout_ms)
-        NUM("--batch-wait-us", 0, 1000000, batch_wait_us)
-        NUM("--workers", 1, 1024, workers)
-        NUM("--queue-capacity", 1, 1 << 24, queue_capacity)
-        NUM("--max-queued-bytes", 1, 1L << 40, max_queued_bytes)
-        NUM("--task-ttl-ms", 1, 86400000L * 30, task_ttl_ms)
-        NUM("--task-memory-bytes", 1, 1L << 40, task_memory_bytes)
-#undef NUM
-        fprintf(stderr, "immersive-demo: unknown option '%s' (see --help)\n", f);
-        return 2;
-    }
-    im_server *s = im_server_new(&o);
-    if (!s) {
-        fprintf(stderr, "immersive-demo: bad options: %s\n", strerror(errno));
-        return 2;
-    }
     im_server_route(s, "GET", "/plaintext", plaintext, NULL);
     im_server_route(s, "GET", "/json", json, NULL);
     im_server_route(s, "POST", "/echo", echo, NULL);
     im_server_route(s, "GET", "/hello/{name}", hello, NULL);
     im_server_route(s, "GET", "/delay", delay, NULL);
     im_server_route(s, "GET", "/stream", stream, NULL);
-    int rc = im_register_immersive_demo(s); /* the annotated endpoints of modules/ */
-    if (rc) {
-        fprintf(stderr, "immersive-demo: cannot add the generated endpoints: %s\n", strerror(-rc));
-        im_server_free(s);
-        return 1;
-    }
-    rc = im_server_start(s);
-    if (rc) {
-        im_server_free(s);
-        return 1;
-    }
-    printf("listening on http://%s:%d\n", o.host ? o.host : IM_DEFAULT_HOST, im_server_port(s));
-    fflush(stdout);
-    rc = im_server_run(s);
-    im_server_free(s);
-    return rc ? 1 : 0;
+    return im_register_immersive_demo(s); /* the annotated endpoints of modules/ */
 }
+
+/* the command line, config files and the server's life: see im_main in immersive.h */
+int main(int argc, char **argv) { return im_main(argc, argv, demo_register); }
