@@ -33,11 +33,12 @@
  *   executor.h    im_executor: worker threads, jobs, completions back to the loop
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   conf.h        im_config: layered TOML configuration, reload, subscribers, server keys
+ *   module.h      im_module: modules on and off, init/fini, tables, directories, resources
  *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
- *   conf.c launch.c
+ *   conf.c module.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -972,6 +973,7 @@ typedef struct im_endpoint {
     uint32_t timeout_ms;   /* a task's time limit from its start (0: none): then TIMEOUT */
     const char *summary;   /* one line for GET /functions ("" when none) */
     const char *args_json; /* the arguments' definitions as a JSON array (GET /functions/{name}) */
+    const char *executor;  /* .executor: a module's private executor by name, or NULL */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
@@ -1063,14 +1065,95 @@ char *im_config_default_toml(im_config *cfg);
 /* The server's options from the configuration (server.*, executor.*, tasks.*; logging.level is
  * applied at once). Values are checked against their ranges: -EINVAL with the key in err. */
 int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t errlen);
-/* Makes the server follow cfg: the files are watched (inotify, through loop 0's ring) and
- * reloaded when they change; keys that can change live (limits, timeouts, log level, task
- * keeping) take effect at each loop's next iteration; the others log "needs a restart". Call
- * before im_server_start(). GET /manage/config then shows the effective configuration. */
-int im_server_use_config(im_server *s, im_config *cfg);
+/* Makes the server follow cfg. First the defaults of the modules added with
+ * im_server_add_service() join cfg (modules.<name> = true and their tables), then cfg is
+ * loaded and its server keys replace the server's options. While it runs, the files are
+ * watched (inotify, through loop 0's ring) and reloaded when they change; keys that can change
+ * live (limits, timeouts, log level) take effect at each loop's next iteration; the others log
+ * "needs a restart". GET /manage/config shows the effective configuration. Call before
+ * im_server_start(), once. Returns 0, or -EINVAL with the reason in err (a config error). */
+int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen);
+/* Adds the defaults of the server's modules to cfg (what im_server_use_config does first):
+ * for --print-default-config. Returns 0 or -EINVAL with err. */
+int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t errlen);
 /* The configuration a server follows, or NULL. */
 im_config *im_server_config(im_server *s);
 /* ======== end conf.h ======== */
+/* ======== begin module.h ======== */
+/* module.h — modules: the folders of annotated endpoints a service is made of, switched on and
+ * tuned by config ([modules] math = true, and a [math] table), with init and fini hooks, their
+ * own directories, private executors and resources loaded once and shared.
+ *
+ *   IM_MODULE(math, "Arithmetic", .init = math_init, .fini = math_fini, .serial = false)
+ *   int math_init(im_module *m) {
+ *       const im_toml *t = im_module_table(m);             // [math] of the config
+ *       im_executor_opts o = {.threads = 1, .name = "gpu"};
+ *       return im_module_add_executor(m, "gpu", im_executor_new(&o));  // .executor = "gpu"
+ *   }
+ *
+ * A module's defaults are the file defaults.toml in its folder (its [math] table), which the
+ * generator embeds: its keys become known to the config, with those values. */
+
+typedef struct im_module im_module;
+
+/* A module as the generator describes it (one row per module of a service). */
+typedef struct im_module_desc {
+    const char *name;           /* the folder's and IM_MODULE's name */
+    const char *doc;
+    int (*init)(im_module *m);  /* .init: at start, before the server accepts; < 0 stops it */
+    void (*fini)(im_module *m); /* .fini: at shutdown, after its last task, before the loops go */
+    int serial;                 /* .serial: endpoints without a .mode run on the serial executor */
+    const char *defaults;       /* defaults.toml of its folder (TOML text), or NULL */
+} im_module_desc;
+
+/* Writes a service's OpenAPI document with only the modules whose on[i] is set (generated). */
+typedef void (*im_openapi_fn)(im_jw *w, const unsigned char *on);
+
+/* Adds a service: its modules and endpoints (each endpoint's .module names its module). The
+ * modules switched on in the config (modules.<name>, on unless set false) are started by
+ * im_server_start(): their directories made, init run in order with their tables, then their
+ * routes added and GET /openapi.json built from them; switched off, a module registers nothing
+ * (404, absent from /openapi.json and /functions). Call before im_server_start(). */
+int im_server_add_service(im_server *s, const im_module_desc *mods, size_t nmods,
+                          const im_endpoint *eps, size_t neps, im_openapi_fn openapi);
+
+/* The module's name. */
+const char *im_module_name(const im_module *m);
+/* Its table of the config ([math]) as it was at start: valid until fini returns. Live values:
+ * im_config_int(im_module_config(m), "math.x", 0) and im_config_watch(). */
+const im_toml *im_module_table(const im_module *m);
+/* The server's configuration (NULL when the server follows none). */
+im_config *im_module_config(const im_module *m);
+/* A pointer of the module's own (its model, its state), for its handlers. */
+void im_module_set_data(im_module *m, void *data);
+void *im_module_data(const im_module *m);
+/* Hands a private executor to the server under a name its endpoints use (.executor = "gpu"):
+ * the server shuts it down with its own executors, before the module's fini and before the
+ * loops are freed. In init only. Returns 0, -EINVAL (ex NULL, name taken) or -ENOMEM. */
+int im_module_add_executor(im_module *m, const char *name, im_executor *ex);
+/* The module of a call. */
+im_module *im_call_module(const im_call *call);
+
+typedef enum im_dir_kind {
+    IM_DIR_CACHE, /* cache/<module>/: kept across runs */
+    IM_DIR_TEMP,  /* temp/<module>/: for a call, its own subdirectory, removed when it ends;
+                   * the whole of temp/<module>/ is emptied at start and exit */
+    IM_DIR_DATA   /* data/<module>/: static data, read-only (not created) */
+} im_dir_kind;
+/* The directory of a kind for a call (for IM_DIR_TEMP the call's own, made on first use), with
+ * roots from paths.cache, paths.temp and paths.data. Borrowed: valid during the call. NULL when
+ * it cannot be made (errno set). */
+const char *im_module_dir(im_call *call, im_dir_kind kind);
+/* The module's own directory of a kind (temp: temp/<module>/ itself). */
+const char *im_module_path(const im_module *m, im_dir_kind kind);
+
+/* A resource the module's calls share (a model, a lookup table): loaded by the first call that
+ * asks (load_fn(m) on its thread; the others wait for it), then shared; freed with free_fn at
+ * shutdown, after fini. A load that returns NULL is tried again by the next call. Returns the
+ * resource or NULL. */
+void *im_module_resource(im_call *call, const char *name, void *(*load_fn)(im_module *m),
+                         void (*free_fn)(void *res));
+/* ======== end module.h ======== */
 /* ======== begin launch.h ======== */
 /* launch.h — im_main(): the whole main() of a service, with its command line and its config
  * files. A service's main is one line:
@@ -1108,6 +1191,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <locale.h>
 #include <linux/futex.h>
@@ -1131,6 +1215,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1430,6 +1515,10 @@ struct im_server {
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     struct im__cfgw *cfgw;     /* owned: the configuration it follows (conf.c), or NULL */
+    struct im__service *svcs;  /* owned: services added (module.c), started by start */
+    struct im_module *mods;    /* owned: the modules that are on, in init order */
+    char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
+    int mods_started;          /* im__modules_start ran */
     pthread_mutex_t live_mu;   /* guards live */
     im_server_opts live;       /* o with the live keys as last configured: loops copy it */
     _Atomic uint64_t live_gen; /* grows with each change of live */
@@ -1446,6 +1535,8 @@ struct im_call {
     int status;               /* set by im_call_fail */
     char *detail;             /* its text (arena) */
     struct im__taskrun *run;  /* its task's execution (NULL for inline calls) */
+    struct im__epstate *st;   /* its endpoint's state (module, executor) */
+    char *tmpdir;             /* owned: its temp directory (im_module_dir), removed at its end */
 };
 
 /* ---- tasks (task.c: objects and the store; exec.c: running endpoints; taskapi.c: /tasks) ---- */
@@ -1458,6 +1549,8 @@ typedef struct im__epstate {
     _Atomic unsigned running;    /* its handlers running now */
     uint32_t timeout_ms;         /* a task's time limit from its start (0: none) */
     struct im__task *newest;     /* its tasks in the store, newest first (store lock) */
+    struct im_module *mod;       /* its module (module.c), NULL when added without one */
+    im_executor *ex;             /* the executor it runs on (NULL: by its mode) */
 } im__epstate;
 
 /* A task: one call of a non-inline endpoint, from its acceptance to its eviction. Owned by the
@@ -1556,6 +1649,16 @@ struct im__store {
     const im__store_ops *ops;
 };
 
+/* A service added with im_server_add_service (module.c): its tables, borrowed (generated). */
+typedef struct im__service {
+    const im_module_desc *mods;
+    size_t nmods;
+    const im_endpoint *eps;
+    size_t neps;
+    im_openapi_fn openapi;
+    struct im__service *next;
+} im__service;
+
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
 static struct io_uring_sqe *im__sqe(im_loop *L);
@@ -1569,6 +1672,11 @@ static void im__arena_free(im__arena *a);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
 static void im__cfgw_free(im_server *s);
+static int im__modules_start(im_server *s);
+static void im__modules_close(im_server *s);
+static int im__modules_shutdown_within(im_server *s, int timeout_ms);
+static void im__modules_free(im_server *s);
+static void im__call_end(im_call *call);
 /* ======== end internal.h ======== */
 /* ======== begin base.c ======== */
 /* base.c — string views, URL decoding and query lookup. */
@@ -8231,6 +8339,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     im__task_unlock(t);
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
+    im__call_end(&r->call);
     /* the answer is written here, while the arguments and the arena it may point into live */
     char small[256];
     im_jw w;
@@ -8602,8 +8711,9 @@ static void im__retry_after(im_ctx *c, im_executor *ex)
     im_res_header(c, "Retry-After", v);
 }
 
-static void im__ep_inline(im_ctx *c, const im_endpoint *ep)
+static void im__ep_inline(im_ctx *c, im__epstate *st)
 {
+    const im_endpoint *ep = st->ep;
     void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
     void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
     if (!args || !out) {
@@ -8613,10 +8723,11 @@ static void im__ep_inline(im_ctx *c, const im_endpoint *ep)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
+    im__call_end(&call);
     if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
 }
 
@@ -8625,7 +8736,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
 {
     const im_endpoint *ep = st->ep;
     im_server *s = c->loop->srv;
-    im_executor *ex = ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    im_executor *ex = st->ex ? st->ex : ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
     int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
     /* the function's limit first: refused at once, nothing allocated */
     unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
@@ -8705,6 +8816,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     r->call.ep = ep;
     r->call.arena = &r->arena;
     r->call.run = r;
+    r->call.st = st;
     im__ltimer_init(&r->deadline, im__task_deadline);
     im__store *store = s->store;
     im__waiter *w = NULL;
@@ -8784,7 +8896,7 @@ static void im__ep_handler(im_ctx *c)
 {
     im__epstate *st = im_ctx_udata(c);
     const im_endpoint *ep = st->ep;
-    if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, ep);
+    if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, st);
     else if (ep->mode == IM_MODE_PROCESS)
         im_reply_error(c, 501, "process isolation is not available in this build yet");
     else im__ep_task(c, st);
@@ -9093,40 +9205,49 @@ static int im__add_task_routes(im_server *s)
     return 0;
 }
 
-int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
-                            size_t openapi_len)
+/* Routes one endpoint; mod and ex may be NULL (no module; the executor of its mode). */
+static int im__add_endpoint(im_server *s, const im_endpoint *ep, struct im_module *mod,
+                            im_executor *ex)
 {
-    im__epstate *st;
-    im__epstate **all;
+    im__epstate *st, **all;
     int rc;
-    if (s->started) return -EBUSY;
     if (!s->store && !(s->store = im__memstore_new((uint64_t)s->o.task_ttl_ms,
                                                    s->o.task_memory_bytes)))
         return -ENOMEM;
-    if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) return -ENOMEM;
-    s->eps = all;
-    for (size_t i = 0; i < n; i++) {
-        if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
-            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
-                   "have levels 0..%u (priority_levels)", eps[i].name, eps[i].method,
-                   eps[i].path, eps[i].priority, s->o.priority_levels - 1);
-            return -EINVAL;
-        }
-        /* one allocation per endpoint, owned by s->eps (freed with the server) */
-        if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
-        st->ep = &eps[i];
-        st->srv = s;
-        st->timeout_ms = eps[i].timeout_ms;
-        atomic_init(&st->unfinished, 0);
-        atomic_init(&st->running, 0);
-        if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, st))) {
-            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", eps[i].name, eps[i].method, eps[i].path,
-                   rc == -EEXIST ? "that route exists already" : strerror(-rc));
-            free(st);
-            return rc;
-        }
-        s->eps[s->neps++] = st;
+    if (ep->mode != IM_MODE_INLINE && ep->priority >= s->o.priority_levels) {
+        im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
+               "have levels 0..%u (priority_levels)", ep->name, ep->method, ep->path,
+               ep->priority, s->o.priority_levels - 1);
+        return -EINVAL;
     }
+    if (!(all = realloc(s->eps, (s->neps + 1) * sizeof *all))) return -ENOMEM;
+    s->eps = all;
+    /* one allocation per endpoint, owned by s->eps (freed with the server) */
+    if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
+    st->ep = ep;
+    st->srv = s;
+    st->mod = mod;
+    st->ex = ex;
+    st->timeout_ms = ep->timeout_ms;
+    atomic_init(&st->unfinished, 0);
+    atomic_init(&st->running, 0);
+    if ((rc = im__router_add(s->root, ep->method, ep->path, im__ep_handler, st))) {
+        im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", ep->name, ep->method, ep->path,
+               rc == -EEXIST ? "that route exists already" : strerror(-rc));
+        free(st);
+        return rc;
+    }
+    s->eps[s->neps++] = st;
+    return 0;
+}
+
+int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
+                            size_t openapi_len)
+{
+    int rc;
+    if (s->started) return -EBUSY;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = im__add_endpoint(s, &eps[i], NULL, NULL))) return rc;
     if (openapi && !s->openapi) {
         s->openapi = openapi;
         s->openapi_len = openapi_len;
@@ -9535,6 +9656,9 @@ int im_server_start(im_server *s)
             return rc;
         }
     }
+    /* the modules that are on: init (which may make executors), then their routes; a module
+     * that fails stops the start (im_server_free runs the fini of those started) */
+    if ((rc = im__modules_start(s))) return rc;
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
     s->nloops = s->o.loops;
@@ -9623,6 +9747,7 @@ static int im__wait(im_server *s, int sfd)
     int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (s->primary) im_executor_close(s->primary);
     if (s->serial) im_executor_close(s->serial);
+    im__modules_close(s);
     im__stop_loops(s, s->nloops);
     s->joined = 1;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -9631,6 +9756,7 @@ static int im__wait(im_server *s, int sfd)
     int stuck = 0;
     if (s->primary) stuck += im_executor_shutdown_within(s->primary, left);
     if (s->serial) stuck += im_executor_shutdown_within(s->serial, stuck ? 0 : left);
+    stuck += im__modules_shutdown_within(s, stuck ? 0 : left);
     if (s->store) {
         size_t n[6];
         s->store->ops->counts(s->store, n);
@@ -9672,7 +9798,8 @@ void im_server_free(im_server *s)
      * the other gets -ESHUTDOWN, never a freed executor); queued jobs come back cancelled,
      * posted to the loops they came from, and run here on their behalf, until none is left */
     int stuck = (s->primary && im_executor_shutdown_within(s->primary, -1)) ||
-                (s->serial && im_executor_shutdown_within(s->serial, -1));
+                (s->serial && im_executor_shutdown_within(s->serial, -1)) ||
+                im__modules_shutdown_within(s, -1);
     for (int more = 1; more;) {
         more = 0;
         for (int i = 0; i < s->nloops; i++)
@@ -9685,6 +9812,7 @@ void im_server_free(im_server *s)
         im_log(IM_LOG_WARN, "jobs still running: the server's memory is kept for them");
         return;
     }
+    im__modules_free(s); /* fini in reverse order: every task of theirs has ended */
     im_executor_free(s->primary);
     im_executor_free(s->serial);
     s->primary = s->serial = NULL;
@@ -9718,7 +9846,7 @@ void im_server_free(im_server *s)
 /* ---- immersive's own keys: one row each, the single source of default_config.toml, of the
  * checks and of the options they set */
 
-enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL };
+enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL, IM__CK_PATH };
 enum {
     IM__CKF_LIVE = 1,  /* changes take effect without a restart */
     IM__CKF_CORES = 2, /* 0 means one per online core */
@@ -9790,6 +9918,10 @@ static const im__ckey im__ckeys[] = {
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
     {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE, "debug, info, warn, error or off"},
+    {"paths.cache", IM__CK_PATH, 0, 0, 0, 0, "root of the modules' cache directories (kept)"},
+    {"paths.temp", IM__CK_PATH, 0, 0, 0, 0, "root of their temp directories (emptied at start "
+     "and exit)"},
+    {"paths.data", IM__CK_PATH, 0, 0, 0, 0, "root of their static data (read-only)"},
 };
 #undef IM__OFF
 #define IM__NCKEYS (sizeof im__ckeys / sizeof im__ckeys[0])
@@ -9807,6 +9939,7 @@ typedef struct im__clayer {
     int optional;       /* a missing file is no error */
     im_toml *doc;       /* owned: its document (NULL for a missing optional file) */
     char *text;         /* owned: defaults and overrides, kept for default_config.toml */
+    int is_switch;      /* defaults: a module's line of [modules] (text is the line alone) */
     struct im__clayer *next;
 } im__clayer;
 
@@ -10024,7 +10157,7 @@ static int im__cfg_ranges(const im_toml *doc, char *err, size_t errlen)
                          k->path);
                 return -EINVAL;
             }
-        } else if (k->kind == IM__CK_STR) {
+        } else if (k->kind == IM__CK_STR || k->kind == IM__CK_PATH) {
             if (v->type != IM_TOML_STRING || v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len) {
                 snprintf(err, errlen, "'%s' must be a non-empty string", k->path);
                 return -EINVAL;
@@ -10085,6 +10218,7 @@ static char *im__cfg_own_defaults(void)
         switch (k->kind) {
         case IM__CK_STR: IM__EMIT("%s = \"%s\"\n", dot + 1, *(const char *const *)(const void *)base); break;
         case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
+        case IM__CK_PATH: IM__EMIT("%s = \"%s\"\n", dot + 1, dot + 1); break;
         case IM__CK_INT: {
             int v = *(const int *)(const void *)base;
             if (k->flags & IM__CKF_CORES) v = 0;
@@ -10114,7 +10248,7 @@ im_config *im_config_new(void)
     cfg->next_watch = 1;
     char *own = im__cfg_own_defaults();
     char err[256];
-    if (!own || im_config_add_defaults(cfg, "default", own, "modules", err, sizeof err)) {
+    if (!own || im_config_add_defaults(cfg, "default", own, NULL, err, sizeof err)) {
         free(own);
         im_config_free(cfg);
         return NULL;
@@ -10528,16 +10662,19 @@ char *im_config_default_toml(im_config *cfg)
     for (im__clayer *l = cfg->layers; l; l = l->next)
         if (l->kind == IM__L_DEFAULTS) n += strlen(l->text) + 2;
     char *out = (char *)malloc(n), *p = out;
-    if (out) {
-        for (im__clayer *l = cfg->layers; l; l = l->next)
-            if (l->kind == IM__L_DEFAULTS) {
-                size_t k = strlen(l->text);
-                if (p != out) *p++ = '\n';
-                memcpy(p, l->text, k);
-                p += k;
-            }
-        *p = 0;
-    }
+    /* immersive's own keys (ending with the [modules] header), the modules' lines under that
+     * header, then each module's table */
+    for (int pass = 0; out && pass < 3; pass++)
+        for (im__clayer *l = cfg->layers; l; l = l->next) {
+            if (l->kind != IM__L_DEFAULTS || (pass == 0) != (l == cfg->layers) ||
+                (pass == 1) != l->is_switch || (pass == 2 && l->is_switch))
+                continue;
+            size_t k = strlen(l->text);
+            if (pass == 2) *p++ = '\n';
+            memcpy(p, l->text, k);
+            p += k;
+        }
+    if (out) *p = 0;
     pthread_mutex_unlock(&cfg->mu);
     return out;
 }
@@ -10555,6 +10692,7 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
         const im_toml *v = im_toml_get(cfg->cur, k->path);
         if (!v) continue;
         char *base = (char *)o + k->off;
+        if (k->kind == IM__CK_PATH) continue; /* the modules' (module.c) */
         if (k->kind == IM__CK_LEVEL) {
             im_log_set_level((im_log_level)im_log_level_parse(v->u.str.ptr));
             continue;
@@ -10602,6 +10740,7 @@ typedef struct im__cfgw {
     int pending, stop;           /* (mu) */
     int watch_id;
     im_server_opts asked;        /* the options as the config gave them when last applied */
+    im_toml *fixed;              /* owned: modules and paths as at start (restart-only) */
 } im__cfgw;
 
 static void im__cfgw_reload_soon(im__cfgw *w)
@@ -10672,7 +10811,8 @@ static void im__srv_take_live(im_server *s, const im_server_opts *a)
     im_server_opts *o = &s->live;
     for (size_t i = 0; i < IM__NCKEYS; i++) {
         const im__ckey *k = &im__ckeys[i];
-        if (!(k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL) continue;
+        if (!(k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL || k->kind == IM__CK_PATH)
+            continue;
         size_t n = k->kind == IM__CK_SIZE ? sizeof(size_t) : k->kind == IM__CK_STR
                  ? sizeof(char *) : sizeof(int);
         memcpy((char *)o + k->off, (const char *)a + k->off, n);
@@ -10693,7 +10833,8 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
     }
     for (size_t i = 0; i < IM__NCKEYS; i++) {
         const im__ckey *k = &im__ckeys[i];
-        if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL) continue;
+        if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL || k->kind == IM__CK_PATH)
+            continue;
         const char *x = (const char *)&a + k->off, *y = (const char *)&w->asked + k->off;
         int same = k->kind == IM__CK_STR ? strcmp(*(const char *const *)(const void *)x,
                                                   *(const char *const *)(const void *)y) == 0
@@ -10702,6 +10843,19 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
         if (!same)
             im_log(IM_LOG_WARN, "config: '%s' changed: it needs a restart (the running value is "
                    "kept)", k->path);
+    }
+    /* modules are switched on and off, and their directories chosen, at start only */
+    static const char *const fixed[] = {"modules", "paths"};
+    for (int f = 0; f < 2; f++) {
+        im_toml *now = im_config_table(cfg, fixed[f]);
+        const im_toml *was = im_toml_get(w->fixed, fixed[f]);
+        for (size_t i = 0; now && i < im_toml_len(now); i++) {
+            const im_toml *k = im_toml_at(now, i);
+            if (!im__toml_equal(k, im_toml_find(was, k->key, k->key_len)))
+                im_log(IM_LOG_WARN, "config: '%s.%s' changed: it needs a restart (the running "
+                       "value is kept)", fixed[f], k->key);
+        }
+        im_toml_free(now);
     }
     w->asked = a;
     im__srv_take_live(w->srv, &a);
@@ -10718,22 +10872,80 @@ static void im__manage_config(im_ctx *c)
     im_jw_free(&w);
 }
 
-int im_server_use_config(im_server *s, im_config *cfg)
+int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t errlen)
 {
+    for (im__service *v = s->svcs; v; v = v->next)
+        for (size_t i = 0; i < v->nmods; i++) {
+            const im_module_desc *d = &v->mods[i];
+            char text[512], name[300];
+            snprintf(text, sizeof text, "[modules]\n# %s\n%s = true\n", d->doc, d->name);
+            snprintf(name, sizeof name, "module %s", d->name);
+            if (im_config_add_defaults(cfg, name, text, NULL, err, errlen)) return -EINVAL;
+            /* default_config.toml writes it under the one [modules] header */
+            pthread_mutex_lock(&cfg->mu);
+            im__clayer *last = NULL;
+            for (im__clayer *l = cfg->layers; l && l->kind == IM__L_DEFAULTS; l = l->next) last = l;
+            if (last) {
+                last->is_switch = 1;
+                memmove(last->text, last->text + 10, strlen(last->text + 10) + 1); /* "[modules]\n" */
+            }
+            pthread_mutex_unlock(&cfg->mu);
+            if (!d->defaults) continue;
+            snprintf(name, sizeof name, "%s/defaults.toml", d->name);
+            /* a module's defaults hold its own table and nothing else */
+            im_toml *t = im_toml_parse(d->defaults, strlen(d->defaults), name, err, errlen);
+            if (!t) return -EINVAL;
+            int own = 1;
+            for (size_t k = 0; k < im_toml_len(t); k++)
+                if (strcmp(im_toml_at(t, k)->key, d->name) != 0) own = 0;
+            im_toml_free(t);
+            if (!own) {
+                snprintf(err, errlen, "%s: a module's defaults hold only its table [%s]", name,
+                         d->name);
+                return -EINVAL;
+            }
+            if (im_config_add_defaults(cfg, name, d->defaults, NULL, err, errlen)) return -EINVAL;
+        }
+    return 0;
+}
+
+int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!errlen) { err = dummy; errlen = sizeof dummy; }
+    err[0] = 0;
     if (s->started) return -EBUSY;
     if (s->cfgw) return -EEXIST;
+    int rc = im_server_config_defaults(s, cfg, err, errlen);
+    if (rc || (rc = im_config_load(cfg, err, errlen))) return rc;
+    /* the config's values replace the options the server was made with */
+    im_server_opts o = {0};
+    o.no_signals = s->o.no_signals;
+    if (im_config_server_opts(cfg, &o, err, errlen)) return -EINVAL;
+    im_server_opts given = o;
+    if (im__resolve_opts(&o)) {
+        snprintf(err, errlen, "the configuration gives options the server refuses");
+        return -EINVAL;
+    }
+    s->o = o;
+    s->live = o;
     im__cfgw *w = (im__cfgw *)calloc(1, sizeof *w);
     if (!w) return -ENOMEM;
     w->srv = s;
     w->cfg = cfg;
     w->ifd = -1;
+    w->asked = given;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    int rc = 0;
-    char err[256];
-    if (im_config_server_opts(cfg, &w->asked, err, sizeof err)) {
-        im_log(IM_LOG_ERROR, "config: %s", err);
-        rc = -EINVAL;
+    if ((w->fixed = (im_toml *)calloc(1, sizeof *w->fixed))) {
+        w->fixed->type = IM_TOML_TABLE;
+        pthread_mutex_lock(&cfg->mu);
+        for (int f = 0; f < 2; f++) {
+            const im_toml *t = im_toml_get(cfg->cur, f ? "paths" : "modules");
+            im_toml *c = im_toml_dup(t);
+            if (c && im__tv_push(w->fixed, c)) im_toml_free(c);
+        }
+        pthread_mutex_unlock(&cfg->mu);
     }
     pthread_mutex_lock(&cfg->mu);
     cfg->is_watched = 1;
@@ -10796,12 +11008,406 @@ static void im__cfgw_free(im_server *s)
     if (w->watch_id > 0) im_config_unwatch(w->cfg, w->watch_id);
     if (w->ifd >= 0) close(w->ifd);
     for (int i = 0; i < w->nfiles; i++) free(w->files[i].base);
+    im_toml_free(w->fixed);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);
     s->cfgw = NULL;
 }
 /* ======== end conf.c ======== */
+/* ======== begin module.c ======== */
+/* module.c — modules at run time: which are on, their init and fini in order, their tables,
+ * directories, private executors and shared resources, and the OpenAPI document of the
+ * modules that are on. */
+
+typedef struct im__modexec {
+    char *name;               /* owned */
+    im_executor *ex;          /* owned once handed over */
+    struct im__modexec *next;
+} im__modexec;
+
+typedef struct im__modres {
+    char *name;               /* owned */
+    void *ptr;                /* the resource, NULL until loaded */
+    void (*free_fn)(void *);
+    int loading;              /* a call is loading it (others wait on res_cv) */
+    struct im__modres *next;
+} im__modres;
+
+struct im_module {
+    const im_module_desc *d;
+    im_server *srv;
+    im_toml *table;           /* owned: its config table as at start (an empty table if none) */
+    void *data;
+    char *dirs[3];            /* owned: cache/<m>, temp/<m>, data/<m> */
+    im__modexec *execs;
+    im__modres *res;
+    pthread_mutex_t res_mu;
+    pthread_cond_t res_cv;
+    int in_init, inited;
+    _Atomic int made[2];      /* cache and temp directories exist */
+    _Atomic unsigned tmp_seq; /* names of the temp directories of inline calls */
+    struct im_module *next;   /* the server's modules, in init order */
+};
+
+int im_server_add_service(im_server *s, const im_module_desc *mods, size_t nmods,
+                          const im_endpoint *eps, size_t neps, im_openapi_fn openapi)
+{
+    if (s->started) return -EBUSY;
+    for (size_t i = 0; i < neps; i++) {
+        if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
+            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
+                   "have levels 0..%u (priority_levels)", eps[i].name, eps[i].method,
+                   eps[i].path, eps[i].priority, s->o.priority_levels - 1);
+            return -EINVAL;
+        }
+        size_t k = 0;
+        while (k < nmods && strcmp(mods[k].name, eps[i].module) != 0) k++;
+        if (k == nmods) {
+            im_log(IM_LOG_ERROR, "endpoint %s: module '%s' is not one of the service's",
+                   eps[i].name, eps[i].module);
+            return -EINVAL;
+        }
+    }
+    im__service *v = (im__service *)calloc(1, sizeof *v);
+    if (!v) return -ENOMEM;
+    *v = (im__service){mods, nmods, eps, neps, openapi, NULL};
+    im__service **pp = &s->svcs;
+    while (*pp) pp = &(*pp)->next;
+    *pp = v;
+    return 0;
+}
+
+const char *im_module_name(const im_module *m) { return m->d->name; }
+const im_toml *im_module_table(const im_module *m) { return m->table; }
+im_config *im_module_config(const im_module *m) { return im_server_config(m->srv); }
+void im_module_set_data(im_module *m, void *data) { m->data = data; }
+void *im_module_data(const im_module *m) { return m->data; }
+im_module *im_call_module(const im_call *call) { return call->st ? call->st->mod : NULL; }
+
+int im_module_add_executor(im_module *m, const char *name, im_executor *ex)
+{
+    if (!ex || !name || !*name || !m->in_init) return -EINVAL;
+    for (im__modexec *e = m->execs; e; e = e->next)
+        if (strcmp(e->name, name) == 0) return -EINVAL;
+    im__modexec *e = (im__modexec *)calloc(1, sizeof *e);
+    if (!e || !(e->name = strdup(name))) { free(e); return -ENOMEM; }
+    e->ex = ex;
+    e->next = m->execs;
+    m->execs = e;
+    return 0;
+}
+
+/* ---- directories */
+
+static int im__rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)ftw;
+    if (flag == FTW_DP) rmdir(path);
+    else unlink(path);
+    return 0;
+}
+
+/* removes a directory and everything under it (symbolic links are not followed) */
+static void im__rmtree(const char *path)
+{
+    nftw(path, im__rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int im__mkdirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
+    return 0;
+}
+
+const char *im_module_path(const im_module *m, im_dir_kind kind)
+{
+    if ((unsigned)kind >= 3) {
+        errno = EINVAL;
+        return NULL;
+    }
+    im_module *w = (im_module *)(uintptr_t)m; /* made once: the flag is the module's own */
+    if (kind != IM_DIR_DATA && !atomic_load(&w->made[kind])) {
+        int rc = im__mkdirs(m->dirs[kind]);
+        if (rc) {
+            errno = -rc;
+            return NULL;
+        }
+        atomic_store(&w->made[kind], 1);
+    }
+    return m->dirs[kind];
+}
+
+const char *im_module_dir(im_call *call, im_dir_kind kind)
+{
+    im_module *m = im_call_module(call);
+    if (!m || (unsigned)kind >= 3) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!im_module_path(m, kind)) return NULL;
+    if (kind != IM_DIR_TEMP) return m->dirs[kind];
+    if (call->tmpdir) return call->tmpdir;
+    char path[4096];
+    const char *id = im_call_task_id(call);
+    if (id) snprintf(path, sizeof path, "%s/%s", m->dirs[IM_DIR_TEMP], id);
+    else snprintf(path, sizeof path, "%s/call-%u-%u", m->dirs[IM_DIR_TEMP], (unsigned)getpid(),
+                  atomic_fetch_add(&m->tmp_seq, 1));
+    int rc = im__mkdirs(path);
+    if (rc) {
+        errno = -rc;
+        return NULL;
+    }
+    call->tmpdir = strdup(path);
+    if (!call->tmpdir) im__rmtree(path);
+    return call->tmpdir;
+}
+
+/* the call ended: its temp directory goes */
+static void im__call_end(im_call *call)
+{
+    if (call->tmpdir) {
+        im__rmtree(call->tmpdir);
+        free(call->tmpdir);
+        call->tmpdir = NULL;
+    }
+}
+
+/* ---- resources */
+
+void *im_module_resource(im_call *call, const char *name, void *(*load_fn)(im_module *m),
+                         void (*free_fn)(void *res))
+{
+    im_module *m = im_call_module(call);
+    if (!m || !name || !load_fn) return NULL;
+    pthread_mutex_lock(&m->res_mu);
+    im__modres *r = m->res;
+    while (r && strcmp(r->name, name) != 0) r = r->next;
+    if (!r) {
+        r = (im__modres *)calloc(1, sizeof *r);
+        if (!r || !(r->name = strdup(name))) {
+            free(r);
+            pthread_mutex_unlock(&m->res_mu);
+            return NULL;
+        }
+        r->next = m->res;
+        m->res = r;
+    }
+    while (!r->ptr && r->loading) pthread_cond_wait(&m->res_cv, &m->res_mu);
+    if (!r->ptr) { /* this call loads it, outside the lock: others wait, nobody spins */
+        r->loading = 1;
+        pthread_mutex_unlock(&m->res_mu);
+        void *p = load_fn(m);
+        pthread_mutex_lock(&m->res_mu);
+        r->loading = 0;
+        r->ptr = p;
+        r->free_fn = free_fn;
+        pthread_cond_broadcast(&m->res_cv);
+    }
+    void *p = r->ptr;
+    pthread_mutex_unlock(&m->res_mu);
+    return p;
+}
+
+/* ---- start and stop */
+
+static void im__module_free(im_module *m)
+{
+    while (m->res) {
+        im__modres *r = m->res;
+        m->res = r->next;
+        if (r->ptr && r->free_fn) r->free_fn(r->ptr);
+        free(r->name);
+        free(r);
+    }
+    while (m->execs) {
+        im__modexec *e = m->execs;
+        m->execs = e->next;
+        im_executor_free(e->ex);
+        free(e->name);
+        free(e);
+    }
+    if (m->dirs[IM_DIR_TEMP]) { /* its temp directory, and the root when nothing else is left */
+        im__rmtree(m->dirs[IM_DIR_TEMP]);
+        char *slash = strrchr(m->dirs[IM_DIR_TEMP], '/');
+        if (slash) {
+            *slash = 0;
+            rmdir(m->dirs[IM_DIR_TEMP]);
+        }
+    }
+    for (int i = 0; i < 3; i++) free(m->dirs[i]);
+    im_toml_free(m->table);
+    pthread_mutex_destroy(&m->res_mu);
+    pthread_cond_destroy(&m->res_cv);
+    free(m);
+}
+
+static im_executor *im__module_executor(im_module *m, const char *name)
+{
+    for (im__modexec *e = m ? m->execs : NULL; e; e = e->next)
+        if (strcmp(e->name, name) == 0) return e->ex;
+    return NULL;
+}
+
+/* Starts the modules that are on (im_server_start, the executors made, before the loops). */
+static int im__modules_start(im_server *s)
+{
+    im_config *cfg = im_server_config(s);
+    im_module **tail = &s->mods;
+    int rc = 0;
+    if (s->mods_started) return 0;
+    s->mods_started = 1;
+    for (im__service *v = s->svcs; v && !rc; v = v->next) {
+        unsigned char *on = (unsigned char *)calloc(v->nmods ? v->nmods : 1, 1);
+        if (!on) return -ENOMEM;
+        for (size_t i = 0; i < v->nmods && !rc; i++) {
+            const im_module_desc *d = &v->mods[i];
+            char key[300];
+            snprintf(key, sizeof key, "modules.%s", d->name);
+            on[i] = cfg ? (unsigned char)im_config_bool(cfg, key, 1) : 1;
+            if (!on[i]) continue;
+            im_module *m = (im_module *)calloc(1, sizeof *m);
+            if (!m) { rc = -ENOMEM; break; }
+            m->d = d;
+            m->srv = s;
+            pthread_mutex_init(&m->res_mu, NULL);
+            pthread_cond_init(&m->res_cv, NULL);
+            *tail = m; /* listed at once: a failure below frees it with the others */
+            tail = &m->next;
+            m->table = cfg ? im_config_table(cfg, d->name) : NULL;
+            if (!m->table && (m->table = (im_toml *)calloc(1, sizeof *m->table)))
+                m->table->type = IM_TOML_TABLE;
+            static const char *const keys[] = {"paths.cache", "paths.temp", "paths.data"};
+            static const char *const dflt[] = {"cache", "temp", "data"};
+            for (int k = 0; k < 3; k++) {
+                const char *root = cfg ? im_config_str(cfg, keys[k], dflt[k]) : dflt[k];
+                size_t n = strlen(root) + strlen(d->name) + 2;
+                if (!(m->dirs[k] = (char *)malloc(n))) { rc = -ENOMEM; break; }
+                snprintf(m->dirs[k], n, "%s/%s", root, d->name);
+            }
+            if (rc || !m->table) { rc = -ENOMEM; break; }
+            /* what an earlier run left in temp goes; directories are made when first asked
+             * for, so that a module that uses none leaves none behind */
+            im__rmtree(m->dirs[IM_DIR_TEMP]);
+            if (d->init) {
+                m->in_init = 1;
+                rc = d->init(m);
+                m->in_init = 0;
+                if (rc) {
+                    im_log(IM_LOG_ERROR, "module %s: init failed: %s", d->name,
+                           rc < 0 ? strerror(-rc) : "it returned an error");
+                    rc = rc < 0 ? rc : -EINVAL;
+                    break;
+                }
+            }
+            m->inited = 1;
+            im_log(IM_LOG_DEBUG, "module %s: started", d->name);
+        }
+        /* then the endpoints of the modules that are on */
+        for (size_t i = 0; i < v->neps && !rc; i++) {
+            const im_endpoint *ep = &v->eps[i];
+            size_t k = 0;
+            while (strcmp(v->mods[k].name, ep->module) != 0) k++;
+            if (!on[k]) continue;
+            im_module *m = s->mods;
+            while (m->d != &v->mods[k]) m = m->next;
+            im_executor *ex = NULL;
+            if (ep->executor && !(ex = im__module_executor(m, ep->executor))) {
+                im_log(IM_LOG_ERROR, "endpoint %s: module %s made no executor named '%s' in its "
+                       "init (im_module_add_executor)", ep->name, m->d->name, ep->executor);
+                rc = -EINVAL;
+                break;
+            }
+            rc = im__add_endpoint(s, ep, m, ex);
+        }
+        if (!rc && v->openapi && !s->openapi) {
+            im_jw w;
+            im_jw_init(&w, NULL, 0);
+            v->openapi(&w, on);
+            if (im_jw_error(&w)) {
+                rc = -ENOMEM;
+            } else {
+                s->openapi_own = w.buf;
+                s->openapi = w.buf;
+                s->openapi_len = w.len;
+                rc = im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s);
+            }
+            if (rc) im_jw_free(&w);
+        }
+        free(on);
+    }
+    if (!rc && s->svcs) { /* one line for operators: what runs */
+        char on_l[512] = "", off_l[512] = "";
+        for (im__service *v = s->svcs; v; v = v->next)
+            for (size_t i = 0; i < v->nmods; i++) {
+                int is_on = 0;
+                for (im_module *m = s->mods; m; m = m->next) is_on |= m->d == &v->mods[i];
+                char *l = is_on ? on_l : off_l;
+                size_t n = strlen(l);
+                snprintf(l + n, 512 - n, "%s%s", n ? ", " : "", v->mods[i].name);
+            }
+        im_log(IM_LOG_INFO, "modules: %s%s%s", *on_l ? on_l : "none", *off_l ? "; off: " : "",
+               off_l);
+    }
+    if (!rc && s->svcs && !s->has_task_routes) {
+        if ((rc = im__add_task_routes(s)) == 0) s->has_task_routes = 1;
+    }
+    return rc;
+}
+
+/* Closes the modules' executors (queued tasks end CANCELLED), as the server's own. */
+static void im__modules_close(im_server *s)
+{
+    for (im_module *m = s->mods; m; m = m->next)
+        for (im__modexec *e = m->execs; e; e = e->next) im_executor_close(e->ex);
+}
+
+/* Waits up to timeout_ms (-1: for ever) for the modules' executors; 1 if a job still runs. */
+static int im__modules_shutdown_within(im_server *s, int timeout_ms)
+{
+    int stuck = 0;
+    for (im_module *m = s->mods; m; m = m->next)
+        for (im__modexec *e = m->execs; e; e = e->next)
+            stuck |= im_executor_shutdown_within(e->ex, stuck ? 0 : timeout_ms) != 0;
+    return stuck;
+}
+
+/* fini in reverse order of init, then their memory (im_server_free, the loops still there) */
+static void im__modules_free(im_server *s)
+{
+    size_t n = 0;
+    for (im_module *m = s->mods; m; m = m->next) n++;
+    im_module **all = (im_module **)calloc(n ? n : 1, sizeof *all);
+    size_t i = 0;
+    for (im_module *m = s->mods; m; m = m->next) {
+        if (all) all[i] = m;
+        i++;
+    }
+    for (size_t k = n; all && k-- > 0;) {
+        im_module *m = all[k];
+        if (m->inited && m->d->fini) m->d->fini(m);
+        im_log(IM_LOG_DEBUG, "module %s: stopped", m->d->name);
+        im__module_free(m);
+    }
+    free(all);
+    s->mods = NULL;
+    while (s->svcs) {
+        im__service *v = s->svcs;
+        s->svcs = v->next;
+        free(v);
+    }
+    free(s->openapi_own);
+    s->openapi_own = NULL;
+}
+/* ======== end module.c ======== */
 /* ======== begin launch.c ======== */
 /* launch.c — im_main(): command line, config files and the server's life, for every service. */
 
@@ -10924,45 +11530,43 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
             goto out;
         }
     }
-    if (print_defaults) {
-        char *d = im_config_default_toml(cfg);
-        if (d) fputs(d, stdout);
-        free(d);
-        rc = d ? 0 : 1;
-        goto out;
-    }
-    if (!nfiles) im_config_add_file(cfg, "config.toml", 1);
+    /* the server first, with its endpoints: its modules' defaults join the config's */
+    im_server_opts none = {0};
+    im_server *s = im_server_new(&none);
     char err[512];
-    if (im_config_load(cfg, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
-    im_server_opts o = {0};
-    if (im_config_server_opts(cfg, &o, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
-    if (check_only) {
-        printf("%s: the configuration is valid\n", prog);
-        rc = 0;
-        goto out;
-    }
-    im_server *s = im_server_new(&o);
     if (!s) {
-        fprintf(stderr, "%s: cannot create the server: %s\n", prog, strerror(errno));
+        fprintf(stderr, "%s: out of memory\n", prog);
+        rc = 1;
         goto out;
     }
-    rc = 1;
     int r = register_fn ? register_fn(s) : 0;
     if (r) {
         fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
-    } else if ((r = im_server_use_config(s, cfg)) != 0) {
-        fprintf(stderr, "%s: cannot follow the configuration: %s\n", prog, strerror(-r));
-    } else if (im_server_start(s) == 0) {
-        printf("listening on http://%s:%d\n", o.host ? o.host : IM_DEFAULT_HOST,
-               im_server_port(s));
-        fflush(stdout);
-        rc = im_server_run(s) ? 1 : 0;
+        rc = 1;
+    } else if (print_defaults) {
+        char *d = NULL;
+        if (im_server_config_defaults(s, cfg, err, sizeof err) == 0 &&
+            (d = im_config_default_toml(cfg)))
+            fputs(d, stdout);
+        else
+            fprintf(stderr, "%s: %s\n", prog, d ? err : "out of memory");
+        rc = d ? 0 : 1;
+        free(d);
+    } else {
+        if (!nfiles) im_config_add_file(cfg, "config.toml", 1);
+        if (im_server_use_config(s, cfg, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+        } else if (check_only) {
+            printf("%s: the configuration is valid\n", prog);
+            rc = 0;
+        } else if (im_server_start(s) == 0) {
+            printf("listening on http://%s:%d\n", im_config_str(cfg, "server.host", IM_DEFAULT_HOST),
+                   im_server_port(s));
+            fflush(stdout);
+            rc = im_server_run(s) ? 1 : 0;
+        } else {
+            rc = 1;
+        }
     }
     im_server_free(s);
 out:

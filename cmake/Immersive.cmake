@@ -50,7 +50,7 @@ function(immersive_add_service target)
   foreach(m ${A_MODULES})
     get_filename_component(dir ${m} ABSOLUTE)
     get_filename_component(mname ${dir} NAME)
-    file(GLOB msrc CONFIGURE_DEPENDS ${dir}/*.c)
+    file(GLOB msrc CONFIGURE_DEPENDS ${dir}/*.c ${dir}/defaults.toml) # defaults.toml: its table
     list(APPEND dirs ${dir})
     list(APPEND sources ${msrc})
     list(APPEND outputs ${out}/${mname}.gen.h)

@@ -43,7 +43,8 @@ EXTRAS = {"IM_FORBID": "forbid", "IM_IGNORE": "ignore", "forbid": "forbid", "ign
 SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw",
            "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw"}
 ENDPOINT_ATTRS = ("summary", "description", "tags", "mode", "priority", "max_concurrency",
-                  "timeout_ms", "response", "extra", "deprecated", "name")
+                  "timeout_ms", "response", "extra", "deprecated", "name", "executor")
+MODULE_ATTRS = ("init", "fini", "serial")
 NUM_ATTRS = ("min", "max", "exclusive_min", "exclusive_max")
 LEN_ATTRS = ("min_length", "max_length")
 ITEM_ATTRS = ("min_items", "max_items")
@@ -298,6 +299,7 @@ class Endpoint:
         self.description = attrs.get("description", "")
         self.mode, self.priority, self.max_concurrency, self.timeout_ms = "inline", 0, 0, 0
         self.response, self.extra, self.tags, self.deprecated = "sync", "forbid", [module.name], False
+        self.executor = None  # .executor: a module's private executor
         self.params = re.findall(r"\{([^{}/]*)\}", path)
 
     @property
@@ -309,6 +311,9 @@ class Module:
     def __init__(self, name, doc, where, folder):
         self.name, self.doc, self.where, self.folder = name, doc, where, folder
         self.objects, self.endpoints, self.files = {}, [], []
+        self.init = self.fini = None  # .init / .fini: C function names
+        self.serial = False           # .serial: endpoints without .mode go to the serial executor
+        self.defaults = None          # defaults.toml of the folder (its text)
 
 
 def reserved(name):
@@ -377,8 +382,11 @@ class Reader:
         if self.module:
             self.err(c.tok, f"a second IM_MODULE (the first is at {self.module.where[0]}:{self.module.where[1]})",
                      "a module folder has exactly one IM_MODULE")
-        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string" or c.kw:
+        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string":
             self.err(c.tok, "IM_MODULE takes a name and a description", 'IM_MODULE(math, "Integer arithmetic")')
+        for k in c.kw:
+            if k not in MODULE_ATTRS:
+                self.err(c.kw[k].key_tok, f"unknown module attribute '.{k}'", "known: ." + ", .".join(MODULE_ATTRS))
         name = c.args[0].value
         folder = os.path.basename(os.path.normpath(self.folder))
         if name != folder:
@@ -387,6 +395,31 @@ class Reader:
         if not ident_ok(name):
             self.err(c.args[0].tok, f"'{name}' cannot be a module name", "use a C identifier")
         self.module = Module(name, c.args[1].value, self.where(c.tok), self.folder)
+        for k in ("init", "fini"):
+            if k in c.kw:
+                v = c.kw[k]
+                if v.kind != "ident" or not ident_ok(v.value):
+                    self.err(v.tok, f"'.{k}' wants the name of a C function", f".{k} = {name}_{k}")
+                setattr(self.module, k, v.value)
+        if "serial" in c.kw:
+            v = c.kw["serial"]
+            if v.kind != "bool":
+                self.err(v.tok, "'.serial' wants true or false", ".serial = true")
+            self.module.serial = v.value
+        dpath = os.path.join(self.folder, "defaults.toml")
+        if os.path.exists(dpath):
+            with open(dpath, encoding="utf-8") as fh:
+                self.module.defaults = fh.read()
+            try:  # read here too when this Python can (3.11+): an error shows at build time
+                import tomllib
+                doc = tomllib.loads(self.module.defaults)
+            except ImportError:
+                doc = None
+            except ValueError as ex:
+                raise GenError((dpath, 1, 1), f"not valid TOML: {ex}", "fix the file")
+            if doc is not None and set(doc) - {name}:
+                raise GenError((dpath, 1, 1), f"defaults.toml holds {', '.join(sorted(set(doc) - {name}))}",
+                               f"a module's defaults hold only its own table [{name}]")
 
     def walk(self, toks, calls, text):
         group = None  # the IM_OBJECT or IM_ENDPOINT (or result object) that fields/args join
@@ -500,6 +533,18 @@ class Reader:
             if m not in MODES:
                 self.err(kw["mode"].tok, f"unknown mode '{m}'", "use IM_INLINE, IM_POOL, IM_SERIAL or IM_PROCESS")
             e.mode = MODES[m]
+        if "executor" in kw:
+            e.executor = want("executor", ("string",))
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", e.executor):
+                self.err(kw["executor"].tok, "'.executor' names an executor: letters, digits, _ . -",
+                         '.executor = "gpu"')
+            if "mode" not in kw:
+                e.mode = "pool"
+            elif e.mode != "pool":
+                self.err(kw["mode"].key_tok, f"'.executor' runs the endpoint on a module's executor: "
+                         f"its mode is IM_POOL, not {e.mode}", "leave .mode out, or write .mode = IM_POOL")
+        elif "mode" not in kw and self.module.serial:
+            e.mode = "serial"  # the module is not thread-safe as a whole
         if "response" in kw:
             r = want("response", ("ident",))
             if r not in RESPONSES:
@@ -1049,6 +1094,10 @@ def emit_module_header(m, outdir):
         out.add(f"int {e.func}(im_call *call, const {e.func}_args *in, {e.func}_result *out);")
         out.line_back()
         out.add("")
+    for k, decl in (("init", "int {}(im_module *m);"), ("fini", "void {}(im_module *m);")):
+        f = getattr(m, k)
+        if f:
+            out.add(f"/* the module's .{k} */", decl.format(f), "")
     out.add(f"#endif /* {guard} */")
     return name, out.text()
 
@@ -1138,7 +1187,7 @@ def emit_writer_fields(out, fields, src, enum_prefix):
     out.add("    im_jw_obj_end(w);")
 
 
-def emit_routes(service, modules, openapi_text, outdir):
+def emit_routes(service, modules, openapi_doc, outdir):
     name = f"{service}.routes.c"
     out = Out(name)
     out.add(f"/* {name} — generated by {GENERATOR} for service '{service}'; do not edit.",
@@ -1189,7 +1238,7 @@ def emit_routes(service, modules, openapi_text, outdir):
                          f"IM_RESPOND_{e.response.upper()},", f"{e.priority},", f"IM_EXTRA_{e.extra.upper()},",
                          f"{2 if any(a.source == 'raw' for a in e.args) else 1 if e.body_args else 0},",
                          f"{e.max_concurrency}u,", f"{e.timeout_ms}u,", c_str(e.summary) + ",",
-                         f"im_gen_args_{e.func}"])
+                         f"im_gen_args_{e.func},", c_str(e.executor) if e.executor else "NULL"])
     # the argument definitions of each function (GET /functions/{name}), as JSON text
     for m in modules:
         for e in m.endpoints:
@@ -1202,25 +1251,116 @@ def emit_routes(service, modules, openapi_text, outdir):
     out.add("")
     out.add("/* method, path, function, module, sizes, binder, call, writer, mode, answer, priority,",
             "   extra fields, body (1 JSON, 2 raw), max concurrency, timeout (ms), summary, the",
-            "   arguments' definitions (JSON) */",
+            "   arguments' definitions (JSON), executor */",
             "static const im_endpoint im_gen_endpoints[] = {")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
     for r in rows:
         out.add("    {" + " ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "},")
     if not rows:
-        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, "", "[]"}, /* none */')
+        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, "", "[]", NULL}, /* none */')
     out.add("};", "")
-    # the OpenAPI document, as a C string in 200-byte pieces
-    data = openapi_text.encode("utf-8")
-    out.add("static const char im_gen_openapi[] =")
-    for i in range(0, len(data), 200):
-        out.add("    " + c_bytes(data[i:i + 200]))
-    out.add(";", "")
+    # the modules: name, description, init, fini, serial, defaults.toml
+    for m in modules:
+        if m.defaults is not None:
+            data = m.defaults.encode("utf-8")
+            out.add(f"static const char im_gen_defaults_{m.name}[] =")
+            for i in range(0, len(data), 200):
+                out.add("    " + c_bytes(data[i:i + 200]))
+            out.add(";")
+    out.add("/* name, description, init, fini, serial, defaults (defaults.toml) */",
+            "static const im_module_desc im_gen_modules[] = {")
+    for m in modules:
+        out.add(f"    {{{c_str(m.name)}, {c_str(m.doc)}, {m.init or 'NULL'}, {m.fini or 'NULL'}, "
+                f"{1 if m.serial else 0}, {('im_gen_defaults_' + m.name) if m.defaults is not None else 'NULL'}}},")
+    if not modules:
+        out.add('    {"", "", NULL, NULL, 0, NULL}, /* none */')
+    out.add("};", "")
+    emit_openapi_builder(out, openapi_doc, modules)
     n = sum(len(m.endpoints) for m in modules)
     out.add(f"int im_register_{service}(im_server *s)", "{",
-            f"    return im_server_add_endpoints(s, im_gen_endpoints, {n}, im_gen_openapi, sizeof im_gen_openapi - 1);",
+            f"    return im_server_add_service(s, im_gen_modules, {len(modules)}, im_gen_endpoints, {n}, im_gen_openapi);",
             "}")
     return name, out.text()
+
+
+def emit_openapi_builder(out, doc, modules):
+    """A function that writes the OpenAPI document with only the modules that are on: tags,
+    operations and the schemas they use, each behind its module's flag."""
+    index = {m.name: i for i, m in enumerate(modules)}
+
+    def raw(value, indent):
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(data) <= 200:
+            out.add(f"{indent}im_jw_raw(w, {c_bytes(data)}, {len(data)});")
+            return
+        out.add(f"{indent}{{", f"{indent}    static const char v[] =")
+        for i in range(0, len(data), 200):
+            out.add(f"{indent}        " + c_bytes(data[i:i + 200]))
+        out.add(f"{indent}    ;", f"{indent}    im_jw_raw(w, v, sizeof v - 1);", f"{indent}}}")
+
+    def cond(mods):
+        return " || ".join(f"on[{index[m]}]" for m in sorted(mods, key=lambda x: index[x]))
+
+    # which modules use each schema: those of the operations that point to it, transitively
+    users = {}
+    def refs(v, acc):
+        if isinstance(v, dict):
+            r = v.get("$ref")
+            if isinstance(r, str) and r.startswith("#/components/schemas/"):
+                acc.add(r.rsplit("/", 1)[1])
+            for x in v.values():
+                refs(x, acc)
+        elif isinstance(v, list):
+            for x in v:
+                refs(x, acc)
+    schemas = doc["components"]["schemas"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            mod = op["x-immersive"]["module"]
+            todo, seen = set(), set()
+            refs(op, todo)
+            while todo:
+                sname = todo.pop()
+                if sname in seen:
+                    continue
+                seen.add(sname)
+                users.setdefault(sname, set()).add(mod)
+                refs(schemas.get(sname, {}), todo)
+    out.add("static void im_gen_openapi(im_jw *w, const unsigned char *on)", "{", "    (void)on;",
+            "    im_jw_obj(w);")
+    for k in ("openapi", "info"):
+        out.add(f"    im_jw_key(w, {c_str(k)});")
+        raw(doc[k], "    ")
+    out.add('    im_jw_key(w, "tags");', "    im_jw_arr(w);")
+    for t in doc["tags"]:
+        out.add(f"    if ({cond([t['name']])})")
+        raw(t, "        ")
+    out.add("    im_jw_arr_end(w);", '    im_jw_key(w, "paths");', "    im_jw_obj(w);")
+    for path, ops in doc["paths"].items():
+        mods = {op["x-immersive"]["module"] for op in ops.values()}
+        out.add(f"    if ({cond(mods)}) {{", f"        im_jw_key(w, {c_str(path)});", "        im_jw_obj(w);")
+        for method, op in ops.items():
+            out.add(f"        if ({cond([op['x-immersive']['module']])}) {{",
+                    f"            im_jw_key(w, {c_str(method)});")
+            raw(op, "            ")
+            out.add("        }")
+        out.add("        im_jw_obj_end(w);", "    }")
+    out.add("    im_jw_obj_end(w);", '    im_jw_key(w, "components");', "    im_jw_obj(w);",
+            '    im_jw_key(w, "schemas");', "    im_jw_obj(w);")
+    common = ("HTTPError", "ValidationError", "HTTPValidationError")
+    for sname, schema in schemas.items():
+        u = None if sname in common else users.get(sname)  # the errors' schemas are always there
+        ind = "    "
+        if u is not None:
+            out.add(f"    if ({cond(u)}) {{")
+            ind = "        "
+        elif sname not in common:
+            continue  # used by no operation
+        out.add(f"{ind}im_jw_key(w, {c_str(sname)});")
+        raw(schema, ind)
+        if u is not None:
+            out.add("    }")
+    out.add("    im_jw_obj_end(w);", "    im_jw_obj_end(w);", "    im_jw_obj_end(w);", "}", "")
 
 
 def objects_used(m):
@@ -1525,18 +1665,18 @@ def generate(service, module_dirs, outdir, title=None, version="0.1.0"):
         modules.append(m)
     check_service(modules)
     doc = openapi(service, title or service, version, modules)
-    compact = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     files = {}
     for m in modules:
         n, t = emit_module_header(m, outdir)
         files[n] = t
-    n, t = emit_routes(service, modules, compact, outdir)
+    n, t = emit_routes(service, modules, doc, outdir)
     files[n] = t
     files[f"{service}.service.h"] = (
         f"/* {service}.service.h — generated by {GENERATOR}; do not edit. */\n"
         f"#ifndef IM_GEN_SERVICE_{service.upper()}_H\n#define IM_GEN_SERVICE_{service.upper()}_H\n"
         '#include "immersive.h"\n'
-        f"/* Adds the service's annotated endpoints and GET /openapi.json. 0 or -errno. */\n"
+        f"/* Adds the service's modules and annotated endpoints (started with the server, see\n"
+        f" * im_server_add_service) and GET /openapi.json. 0 or -errno. */\n"
         f"int im_register_{service}(im_server *s);\n#endif\n")
     files[f"{service}.openapi.json"] = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     return files

@@ -166,6 +166,7 @@ typedef struct im_endpoint {
     uint32_t timeout_ms;   /* a task's time limit from its start (0: none): then TIMEOUT */
     const char *summary;   /* one line for GET /functions ("" when none) */
     const char *args_json; /* the arguments' definitions as a JSON array (GET /functions/{name}) */
+    const char *executor;  /* .executor: a module's private executor by name, or NULL */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json

@@ -5,7 +5,7 @@
 /* ---- immersive's own keys: one row each, the single source of default_config.toml, of the
  * checks and of the options they set */
 
-enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL };
+enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL, IM__CK_PATH };
 enum {
     IM__CKF_LIVE = 1,  /* changes take effect without a restart */
     IM__CKF_CORES = 2, /* 0 means one per online core */
@@ -77,6 +77,10 @@ static const im__ckey im__ckeys[] = {
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
     {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE, "debug, info, warn, error or off"},
+    {"paths.cache", IM__CK_PATH, 0, 0, 0, 0, "root of the modules' cache directories (kept)"},
+    {"paths.temp", IM__CK_PATH, 0, 0, 0, 0, "root of their temp directories (emptied at start "
+     "and exit)"},
+    {"paths.data", IM__CK_PATH, 0, 0, 0, 0, "root of their static data (read-only)"},
 };
 #undef IM__OFF
 #define IM__NCKEYS (sizeof im__ckeys / sizeof im__ckeys[0])
@@ -94,6 +98,7 @@ typedef struct im__clayer {
     int optional;       /* a missing file is no error */
     im_toml *doc;       /* owned: its document (NULL for a missing optional file) */
     char *text;         /* owned: defaults and overrides, kept for default_config.toml */
+    int is_switch;      /* defaults: a module's line of [modules] (text is the line alone) */
     struct im__clayer *next;
 } im__clayer;
 
@@ -311,7 +316,7 @@ static int im__cfg_ranges(const im_toml *doc, char *err, size_t errlen)
                          k->path);
                 return -EINVAL;
             }
-        } else if (k->kind == IM__CK_STR) {
+        } else if (k->kind == IM__CK_STR || k->kind == IM__CK_PATH) {
             if (v->type != IM_TOML_STRING || v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len) {
                 snprintf(err, errlen, "'%s' must be a non-empty string", k->path);
                 return -EINVAL;
@@ -372,6 +377,7 @@ static char *im__cfg_own_defaults(void)
         switch (k->kind) {
         case IM__CK_STR: IM__EMIT("%s = \"%s\"\n", dot + 1, *(const char *const *)(const void *)base); break;
         case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
+        case IM__CK_PATH: IM__EMIT("%s = \"%s\"\n", dot + 1, dot + 1); break;
         case IM__CK_INT: {
             int v = *(const int *)(const void *)base;
             if (k->flags & IM__CKF_CORES) v = 0;
@@ -401,7 +407,7 @@ im_config *im_config_new(void)
     cfg->next_watch = 1;
     char *own = im__cfg_own_defaults();
     char err[256];
-    if (!own || im_config_add_defaults(cfg, "default", own, "modules", err, sizeof err)) {
+    if (!own || im_config_add_defaults(cfg, "default", own, NULL, err, sizeof err)) {
         free(own);
         im_config_free(cfg);
         return NULL;
@@ -815,16 +821,19 @@ char *im_config_default_toml(im_config *cfg)
     for (im__clayer *l = cfg->layers; l; l = l->next)
         if (l->kind == IM__L_DEFAULTS) n += strlen(l->text) + 2;
     char *out = (char *)malloc(n), *p = out;
-    if (out) {
-        for (im__clayer *l = cfg->layers; l; l = l->next)
-            if (l->kind == IM__L_DEFAULTS) {
-                size_t k = strlen(l->text);
-                if (p != out) *p++ = '\n';
-                memcpy(p, l->text, k);
-                p += k;
-            }
-        *p = 0;
-    }
+    /* immersive's own keys (ending with the [modules] header), the modules' lines under that
+     * header, then each module's table */
+    for (int pass = 0; out && pass < 3; pass++)
+        for (im__clayer *l = cfg->layers; l; l = l->next) {
+            if (l->kind != IM__L_DEFAULTS || (pass == 0) != (l == cfg->layers) ||
+                (pass == 1) != l->is_switch || (pass == 2 && l->is_switch))
+                continue;
+            size_t k = strlen(l->text);
+            if (pass == 2) *p++ = '\n';
+            memcpy(p, l->text, k);
+            p += k;
+        }
+    if (out) *p = 0;
     pthread_mutex_unlock(&cfg->mu);
     return out;
 }
@@ -842,6 +851,7 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
         const im_toml *v = im_toml_get(cfg->cur, k->path);
         if (!v) continue;
         char *base = (char *)o + k->off;
+        if (k->kind == IM__CK_PATH) continue; /* the modules' (module.c) */
         if (k->kind == IM__CK_LEVEL) {
             im_log_set_level((im_log_level)im_log_level_parse(v->u.str.ptr));
             continue;
@@ -889,6 +899,7 @@ typedef struct im__cfgw {
     int pending, stop;           /* (mu) */
     int watch_id;
     im_server_opts asked;        /* the options as the config gave them when last applied */
+    im_toml *fixed;              /* owned: modules and paths as at start (restart-only) */
 } im__cfgw;
 
 static void im__cfgw_reload_soon(im__cfgw *w)
@@ -959,7 +970,8 @@ static void im__srv_take_live(im_server *s, const im_server_opts *a)
     im_server_opts *o = &s->live;
     for (size_t i = 0; i < IM__NCKEYS; i++) {
         const im__ckey *k = &im__ckeys[i];
-        if (!(k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL) continue;
+        if (!(k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL || k->kind == IM__CK_PATH)
+            continue;
         size_t n = k->kind == IM__CK_SIZE ? sizeof(size_t) : k->kind == IM__CK_STR
                  ? sizeof(char *) : sizeof(int);
         memcpy((char *)o + k->off, (const char *)a + k->off, n);
@@ -980,7 +992,8 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
     }
     for (size_t i = 0; i < IM__NCKEYS; i++) {
         const im__ckey *k = &im__ckeys[i];
-        if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL) continue;
+        if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL || k->kind == IM__CK_PATH)
+            continue;
         const char *x = (const char *)&a + k->off, *y = (const char *)&w->asked + k->off;
         int same = k->kind == IM__CK_STR ? strcmp(*(const char *const *)(const void *)x,
                                                   *(const char *const *)(const void *)y) == 0
@@ -989,6 +1002,19 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
         if (!same)
             im_log(IM_LOG_WARN, "config: '%s' changed: it needs a restart (the running value is "
                    "kept)", k->path);
+    }
+    /* modules are switched on and off, and their directories chosen, at start only */
+    static const char *const fixed[] = {"modules", "paths"};
+    for (int f = 0; f < 2; f++) {
+        im_toml *now = im_config_table(cfg, fixed[f]);
+        const im_toml *was = im_toml_get(w->fixed, fixed[f]);
+        for (size_t i = 0; now && i < im_toml_len(now); i++) {
+            const im_toml *k = im_toml_at(now, i);
+            if (!im__toml_equal(k, im_toml_find(was, k->key, k->key_len)))
+                im_log(IM_LOG_WARN, "config: '%s.%s' changed: it needs a restart (the running "
+                       "value is kept)", fixed[f], k->key);
+        }
+        im_toml_free(now);
     }
     w->asked = a;
     im__srv_take_live(w->srv, &a);
@@ -1005,22 +1031,80 @@ static void im__manage_config(im_ctx *c)
     im_jw_free(&w);
 }
 
-int im_server_use_config(im_server *s, im_config *cfg)
+int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t errlen)
 {
+    for (im__service *v = s->svcs; v; v = v->next)
+        for (size_t i = 0; i < v->nmods; i++) {
+            const im_module_desc *d = &v->mods[i];
+            char text[512], name[300];
+            snprintf(text, sizeof text, "[modules]\n# %s\n%s = true\n", d->doc, d->name);
+            snprintf(name, sizeof name, "module %s", d->name);
+            if (im_config_add_defaults(cfg, name, text, NULL, err, errlen)) return -EINVAL;
+            /* default_config.toml writes it under the one [modules] header */
+            pthread_mutex_lock(&cfg->mu);
+            im__clayer *last = NULL;
+            for (im__clayer *l = cfg->layers; l && l->kind == IM__L_DEFAULTS; l = l->next) last = l;
+            if (last) {
+                last->is_switch = 1;
+                memmove(last->text, last->text + 10, strlen(last->text + 10) + 1); /* "[modules]\n" */
+            }
+            pthread_mutex_unlock(&cfg->mu);
+            if (!d->defaults) continue;
+            snprintf(name, sizeof name, "%s/defaults.toml", d->name);
+            /* a module's defaults hold its own table and nothing else */
+            im_toml *t = im_toml_parse(d->defaults, strlen(d->defaults), name, err, errlen);
+            if (!t) return -EINVAL;
+            int own = 1;
+            for (size_t k = 0; k < im_toml_len(t); k++)
+                if (strcmp(im_toml_at(t, k)->key, d->name) != 0) own = 0;
+            im_toml_free(t);
+            if (!own) {
+                snprintf(err, errlen, "%s: a module's defaults hold only its table [%s]", name,
+                         d->name);
+                return -EINVAL;
+            }
+            if (im_config_add_defaults(cfg, name, d->defaults, NULL, err, errlen)) return -EINVAL;
+        }
+    return 0;
+}
+
+int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!errlen) { err = dummy; errlen = sizeof dummy; }
+    err[0] = 0;
     if (s->started) return -EBUSY;
     if (s->cfgw) return -EEXIST;
+    int rc = im_server_config_defaults(s, cfg, err, errlen);
+    if (rc || (rc = im_config_load(cfg, err, errlen))) return rc;
+    /* the config's values replace the options the server was made with */
+    im_server_opts o = {0};
+    o.no_signals = s->o.no_signals;
+    if (im_config_server_opts(cfg, &o, err, errlen)) return -EINVAL;
+    im_server_opts given = o;
+    if (im__resolve_opts(&o)) {
+        snprintf(err, errlen, "the configuration gives options the server refuses");
+        return -EINVAL;
+    }
+    s->o = o;
+    s->live = o;
     im__cfgw *w = (im__cfgw *)calloc(1, sizeof *w);
     if (!w) return -ENOMEM;
     w->srv = s;
     w->cfg = cfg;
     w->ifd = -1;
+    w->asked = given;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    int rc = 0;
-    char err[256];
-    if (im_config_server_opts(cfg, &w->asked, err, sizeof err)) {
-        im_log(IM_LOG_ERROR, "config: %s", err);
-        rc = -EINVAL;
+    if ((w->fixed = (im_toml *)calloc(1, sizeof *w->fixed))) {
+        w->fixed->type = IM_TOML_TABLE;
+        pthread_mutex_lock(&cfg->mu);
+        for (int f = 0; f < 2; f++) {
+            const im_toml *t = im_toml_get(cfg->cur, f ? "paths" : "modules");
+            im_toml *c = im_toml_dup(t);
+            if (c && im__tv_push(w->fixed, c)) im_toml_free(c);
+        }
+        pthread_mutex_unlock(&cfg->mu);
     }
     pthread_mutex_lock(&cfg->mu);
     cfg->is_watched = 1;
@@ -1083,6 +1167,7 @@ static void im__cfgw_free(im_server *s)
     if (w->watch_id > 0) im_config_unwatch(w->cfg, w->watch_id);
     if (w->ifd >= 0) close(w->ifd);
     for (int i = 0; i < w->nfiles; i++) free(w->files[i].base);
+    im_toml_free(w->fixed);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

@@ -78,10 +78,16 @@ char *im_config_default_toml(im_config *cfg);
 /* The server's options from the configuration (server.*, executor.*, tasks.*; logging.level is
  * applied at once). Values are checked against their ranges: -EINVAL with the key in err. */
 int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t errlen);
-/* Makes the server follow cfg: the files are watched (inotify, through loop 0's ring) and
- * reloaded when they change; keys that can change live (limits, timeouts, log level, task
- * keeping) take effect at each loop's next iteration; the others log "needs a restart". Call
- * before im_server_start(). GET /manage/config then shows the effective configuration. */
-int im_server_use_config(im_server *s, im_config *cfg);
+/* Makes the server follow cfg. First the defaults of the modules added with
+ * im_server_add_service() join cfg (modules.<name> = true and their tables), then cfg is
+ * loaded and its server keys replace the server's options. While it runs, the files are
+ * watched (inotify, through loop 0's ring) and reloaded when they change; keys that can change
+ * live (limits, timeouts, log level) take effect at each loop's next iteration; the others log
+ * "needs a restart". GET /manage/config shows the effective configuration. Call before
+ * im_server_start(), once. Returns 0, or -EINVAL with the reason in err (a config error). */
+int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen);
+/* Adds the defaults of the server's modules to cfg (what im_server_use_config does first):
+ * for --print-default-config. Returns 0 or -EINVAL with err. */
+int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t errlen);
 /* The configuration a server follows, or NULL. */
 im_config *im_server_config(im_server *s);

@@ -265,6 +265,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     im__task_unlock(t);
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
+    im__call_end(&r->call);
     /* the answer is written here, while the arguments and the arena it may point into live */
     char small[256];
     im_jw w;
@@ -636,8 +637,9 @@ static void im__retry_after(im_ctx *c, im_executor *ex)
     im_res_header(c, "Retry-After", v);
 }
 
-static void im__ep_inline(im_ctx *c, const im_endpoint *ep)
+static void im__ep_inline(im_ctx *c, im__epstate *st)
 {
+    const im_endpoint *ep = st->ep;
     void *args = im__arena_alloc(&c->arena, ep->args_size ? ep->args_size : 1);
     void *out = im__arena_alloc(&c->arena, ep->out_size ? ep->out_size : 1);
     if (!args || !out) {
@@ -647,10 +649,11 @@ static void im__ep_inline(im_ctx *c, const im_endpoint *ep)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
+    im__call_end(&call);
     if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
 }
 
@@ -659,7 +662,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
 {
     const im_endpoint *ep = st->ep;
     im_server *s = c->loop->srv;
-    im_executor *ex = ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    im_executor *ex = st->ex ? st->ex : ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
     int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
     /* the function's limit first: refused at once, nothing allocated */
     unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
@@ -739,6 +742,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     r->call.ep = ep;
     r->call.arena = &r->arena;
     r->call.run = r;
+    r->call.st = st;
     im__ltimer_init(&r->deadline, im__task_deadline);
     im__store *store = s->store;
     im__waiter *w = NULL;
@@ -818,7 +822,7 @@ static void im__ep_handler(im_ctx *c)
 {
     im__epstate *st = im_ctx_udata(c);
     const im_endpoint *ep = st->ep;
-    if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, ep);
+    if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, st);
     else if (ep->mode == IM_MODE_PROCESS)
         im_reply_error(c, 501, "process isolation is not available in this build yet");
     else im__ep_task(c, st);

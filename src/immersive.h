@@ -32,11 +32,12 @@
  *   executor.h    im_executor: worker threads, jobs, completions back to the loop
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   conf.h        im_config: layered TOML configuration, reload, subscribers, server keys
+ *   module.h      im_module: modules on and off, init/fini, tables, directories, resources
  *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
- *   conf.c launch.c
+ *   conf.c module.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -75,6 +76,7 @@ extern "C" {
 #include "executor.h"
 #include "bind.h"
 #include "conf.h"
+#include "module.h"
 #include "launch.h"
 
 #ifdef __cplusplus
@@ -91,6 +93,7 @@ extern "C" {
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <locale.h>
 #include <linux/futex.h>
@@ -114,6 +117,7 @@ extern "C" {
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +141,7 @@ extern "C" {
 #include "taskapi.c"
 #include "server.c"
 #include "conf.c"
+#include "module.c"
 #include "launch.c"
 
 #endif /* IMMERSIVE_IMPLEMENTATION */

@@ -292,6 +292,10 @@ struct im_server {
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     struct im__cfgw *cfgw;     /* owned: the configuration it follows (conf.c), or NULL */
+    struct im__service *svcs;  /* owned: services added (module.c), started by start */
+    struct im_module *mods;    /* owned: the modules that are on, in init order */
+    char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
+    int mods_started;          /* im__modules_start ran */
     pthread_mutex_t live_mu;   /* guards live */
     im_server_opts live;       /* o with the live keys as last configured: loops copy it */
     _Atomic uint64_t live_gen; /* grows with each change of live */
@@ -308,6 +312,8 @@ struct im_call {
     int status;               /* set by im_call_fail */
     char *detail;             /* its text (arena) */
     struct im__taskrun *run;  /* its task's execution (NULL for inline calls) */
+    struct im__epstate *st;   /* its endpoint's state (module, executor) */
+    char *tmpdir;             /* owned: its temp directory (im_module_dir), removed at its end */
 };
 
 /* ---- tasks (task.c: objects and the store; exec.c: running endpoints; taskapi.c: /tasks) ---- */
@@ -320,6 +326,8 @@ typedef struct im__epstate {
     _Atomic unsigned running;    /* its handlers running now */
     uint32_t timeout_ms;         /* a task's time limit from its start (0: none) */
     struct im__task *newest;     /* its tasks in the store, newest first (store lock) */
+    struct im_module *mod;       /* its module (module.c), NULL when added without one */
+    im_executor *ex;             /* the executor it runs on (NULL: by its mode) */
 } im__epstate;
 
 /* A task: one call of a non-inline endpoint, from its acceptance to its eviction. Owned by the
@@ -418,6 +426,16 @@ struct im__store {
     const im__store_ops *ops;
 };
 
+/* A service added with im_server_add_service (module.c): its tables, borrowed (generated). */
+typedef struct im__service {
+    const im_module_desc *mods;
+    size_t nmods;
+    const im_endpoint *eps;
+    size_t neps;
+    im_openapi_fn openapi;
+    struct im__service *next;
+} im__service;
+
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
 static struct io_uring_sqe *im__sqe(im_loop *L);
@@ -431,3 +449,8 @@ static void im__arena_free(im__arena *a);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
 static void im__cfgw_free(im_server *s);
+static int im__modules_start(im_server *s);
+static void im__modules_close(im_server *s);
+static int im__modules_shutdown_within(im_server *s, int timeout_ms);
+static void im__modules_free(im_server *s);
+static void im__call_end(im_call *call);

@@ -119,45 +119,43 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
             goto out;
         }
     }
-    if (print_defaults) {
-        char *d = im_config_default_toml(cfg);
-        if (d) fputs(d, stdout);
-        free(d);
-        rc = d ? 0 : 1;
-        goto out;
-    }
-    if (!nfiles) im_config_add_file(cfg, "config.toml", 1);
+    /* the server first, with its endpoints: its modules' defaults join the config's */
+    im_server_opts none = {0};
+    im_server *s = im_server_new(&none);
     char err[512];
-    if (im_config_load(cfg, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
-    im_server_opts o = {0};
-    if (im_config_server_opts(cfg, &o, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
-    if (check_only) {
-        printf("%s: the configuration is valid\n", prog);
-        rc = 0;
-        goto out;
-    }
-    im_server *s = im_server_new(&o);
     if (!s) {
-        fprintf(stderr, "%s: cannot create the server: %s\n", prog, strerror(errno));
+        fprintf(stderr, "%s: out of memory\n", prog);
+        rc = 1;
         goto out;
     }
-    rc = 1;
     int r = register_fn ? register_fn(s) : 0;
     if (r) {
         fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
-    } else if ((r = im_server_use_config(s, cfg)) != 0) {
-        fprintf(stderr, "%s: cannot follow the configuration: %s\n", prog, strerror(-r));
-    } else if (im_server_start(s) == 0) {
-        printf("listening on http://%s:%d\n", o.host ? o.host : IM_DEFAULT_HOST,
-               im_server_port(s));
-        fflush(stdout);
-        rc = im_server_run(s) ? 1 : 0;
+        rc = 1;
+    } else if (print_defaults) {
+        char *d = NULL;
+        if (im_server_config_defaults(s, cfg, err, sizeof err) == 0 &&
+            (d = im_config_default_toml(cfg)))
+            fputs(d, stdout);
+        else
+            fprintf(stderr, "%s: %s\n", prog, d ? err : "out of memory");
+        rc = d ? 0 : 1;
+        free(d);
+    } else {
+        if (!nfiles) im_config_add_file(cfg, "config.toml", 1);
+        if (im_server_use_config(s, cfg, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+        } else if (check_only) {
+            printf("%s: the configuration is valid\n", prog);
+            rc = 0;
+        } else if (im_server_start(s) == 0) {
+            printf("listening on http://%s:%d\n", im_config_str(cfg, "server.host", IM_DEFAULT_HOST),
+                   im_server_port(s));
+            fflush(stdout);
+            rc = im_server_run(s) ? 1 : 0;
+        } else {
+            rc = 1;
+        }
     }
     im_server_free(s);
 out:

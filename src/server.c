@@ -388,6 +388,9 @@ int im_server_start(im_server *s)
             return rc;
         }
     }
+    /* the modules that are on: init (which may make executors), then their routes; a module
+     * that fails stops the start (im_server_free runs the fini of those started) */
+    if ((rc = im__modules_start(s))) return rc;
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
     s->nloops = s->o.loops;
@@ -476,6 +479,7 @@ static int im__wait(im_server *s, int sfd)
     int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (s->primary) im_executor_close(s->primary);
     if (s->serial) im_executor_close(s->serial);
+    im__modules_close(s);
     im__stop_loops(s, s->nloops);
     s->joined = 1;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -484,6 +488,7 @@ static int im__wait(im_server *s, int sfd)
     int stuck = 0;
     if (s->primary) stuck += im_executor_shutdown_within(s->primary, left);
     if (s->serial) stuck += im_executor_shutdown_within(s->serial, stuck ? 0 : left);
+    stuck += im__modules_shutdown_within(s, stuck ? 0 : left);
     if (s->store) {
         size_t n[6];
         s->store->ops->counts(s->store, n);
@@ -525,7 +530,8 @@ void im_server_free(im_server *s)
      * the other gets -ESHUTDOWN, never a freed executor); queued jobs come back cancelled,
      * posted to the loops they came from, and run here on their behalf, until none is left */
     int stuck = (s->primary && im_executor_shutdown_within(s->primary, -1)) ||
-                (s->serial && im_executor_shutdown_within(s->serial, -1));
+                (s->serial && im_executor_shutdown_within(s->serial, -1)) ||
+                im__modules_shutdown_within(s, -1);
     for (int more = 1; more;) {
         more = 0;
         for (int i = 0; i < s->nloops; i++)
@@ -538,6 +544,7 @@ void im_server_free(im_server *s)
         im_log(IM_LOG_WARN, "jobs still running: the server's memory is kept for them");
         return;
     }
+    im__modules_free(s); /* fini in reverse order: every task of theirs has ended */
     im_executor_free(s->primary);
     im_executor_free(s->serial);
     s->primary = s->serial = NULL;

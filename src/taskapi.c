@@ -300,40 +300,49 @@ static int im__add_task_routes(im_server *s)
     return 0;
 }
 
-int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
-                            size_t openapi_len)
+/* Routes one endpoint; mod and ex may be NULL (no module; the executor of its mode). */
+static int im__add_endpoint(im_server *s, const im_endpoint *ep, struct im_module *mod,
+                            im_executor *ex)
 {
-    im__epstate *st;
-    im__epstate **all;
+    im__epstate *st, **all;
     int rc;
-    if (s->started) return -EBUSY;
     if (!s->store && !(s->store = im__memstore_new((uint64_t)s->o.task_ttl_ms,
                                                    s->o.task_memory_bytes)))
         return -ENOMEM;
-    if (!(all = realloc(s->eps, (s->neps + n + 1) * sizeof *all))) return -ENOMEM;
-    s->eps = all;
-    for (size_t i = 0; i < n; i++) {
-        if (eps[i].mode != IM_MODE_INLINE && eps[i].priority >= s->o.priority_levels) {
-            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
-                   "have levels 0..%u (priority_levels)", eps[i].name, eps[i].method,
-                   eps[i].path, eps[i].priority, s->o.priority_levels - 1);
-            return -EINVAL;
-        }
-        /* one allocation per endpoint, owned by s->eps (freed with the server) */
-        if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
-        st->ep = &eps[i];
-        st->srv = s;
-        st->timeout_ms = eps[i].timeout_ms;
-        atomic_init(&st->unfinished, 0);
-        atomic_init(&st->running, 0);
-        if ((rc = im__router_add(s->root, eps[i].method, eps[i].path, im__ep_handler, st))) {
-            im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", eps[i].name, eps[i].method, eps[i].path,
-                   rc == -EEXIST ? "that route exists already" : strerror(-rc));
-            free(st);
-            return rc;
-        }
-        s->eps[s->neps++] = st;
+    if (ep->mode != IM_MODE_INLINE && ep->priority >= s->o.priority_levels) {
+        im_log(IM_LOG_ERROR, "endpoint %s (%s %s): priority %u, but the server's executors "
+               "have levels 0..%u (priority_levels)", ep->name, ep->method, ep->path,
+               ep->priority, s->o.priority_levels - 1);
+        return -EINVAL;
     }
+    if (!(all = realloc(s->eps, (s->neps + 1) * sizeof *all))) return -ENOMEM;
+    s->eps = all;
+    /* one allocation per endpoint, owned by s->eps (freed with the server) */
+    if (!(st = calloc(1, sizeof *st))) return -ENOMEM;
+    st->ep = ep;
+    st->srv = s;
+    st->mod = mod;
+    st->ex = ex;
+    st->timeout_ms = ep->timeout_ms;
+    atomic_init(&st->unfinished, 0);
+    atomic_init(&st->running, 0);
+    if ((rc = im__router_add(s->root, ep->method, ep->path, im__ep_handler, st))) {
+        im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", ep->name, ep->method, ep->path,
+               rc == -EEXIST ? "that route exists already" : strerror(-rc));
+        free(st);
+        return rc;
+    }
+    s->eps[s->neps++] = st;
+    return 0;
+}
+
+int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
+                            size_t openapi_len)
+{
+    int rc;
+    if (s->started) return -EBUSY;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = im__add_endpoint(s, &eps[i], NULL, NULL))) return rc;
     if (openapi && !s->openapi) {
         s->openapi = openapi;
         s->openapi_len = openapi_len;

@@ -100,8 +100,10 @@ static void test_layers_and_lookups(void)
     CHECK(im_config_add_defaults(cfg, "math", "[math]\nscale = 1.5\nname = 'm'\nsteps = [1, 2]\n"
                                  "api_token = 'abc'\n[math.cache]\nsize = 0\n", NULL, err,
                                  sizeof err) == 0, "%s", err);
+    CHECK(im_config_add_defaults(cfg, "module math", "[modules]\nmath = true\n", NULL, err,
+                                 sizeof err) == 0, "%s", err);
     const char *f1 = write_file("one.toml", "[server]\nport = 9000\n[math]\nscale = 3\n"
-                                "[modules]\nmath = true\n");
+                                "[modules]\nmath = false\n");
     const char *f2 = write_file("two.toml", "[server]\nport = 9001\n[math.cache]\nsize = 7\n");
     im_config_add_file(cfg, f1, 0);
     im_config_add_file(cfg, f2, 0);
@@ -113,7 +115,7 @@ static void test_layers_and_lookups(void)
     CHECK(im_config_double(cfg, "math.scale", 0) == 3.0, "an integer read as a double");
     CHECK(im_config_double(cfg, "server.port", 0) == 9001.0, "int as double");
     CHECK(im_config_int(cfg, "math.scale", -1) == -1, "a float is no integer: fallback");
-    CHECK(im_config_bool(cfg, "modules.math", 0) == 1, "bool in the open table");
+    CHECK(im_config_bool(cfg, "modules.math", 1) == 0, "a module switched off");
     CHECK(im_config_int(cfg, "math.cache.size", -1) == 7, "nested");
     CHECK(im_config_has(cfg, "math.cache.size") && !im_config_has(cfg, "math.cache.nope"),
           "has: set vs absent");

@@ -1226,5 +1226,59 @@ class AcceptedMustCompileTest(unittest.TestCase):
         self.assertRefusedOrCompiles(src, "IM_OBJECT(im_str)", files=("module",))
 
 
+class ModuleAttributesTest(ErrorTest):
+    """IM_MODULE's .init/.fini/.serial, an endpoint's .executor, and defaults.toml."""
+
+    def test_accepted_attributes_reach_the_tables(self):
+        src = ('#include "immersive.h"\n#include "m.gen.h"\n\n'
+               'IM_MODULE(m, "A module", .init = m_init, .fini = m_fini, .serial = true)\n\n'
+               'int m_init(im_module *mod) { (void)mod; return 0; }\n'
+               'void m_fini(im_module *mod) { (void)mod; }\n'
+               'IM_ENDPOINT(POST, "/a")\n' + fn("a") +
+               'IM_ENDPOINT(POST, "/b", .mode = IM_INLINE)\n' + fn("b") +
+               'IM_ENDPOINT(POST, "/c", .executor = "gpu")\n' + fn("c"))
+        base = tempfile.mkdtemp(dir=self.tmp)
+        d = write_module(base, "m", {"m.c": src, "defaults.toml": "[m]\nsize = 3\n"})
+        out = os.path.join(base, "out")
+        p = run_gen([d], out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(out, SERVICE + ".routes.c")) as f:
+            routes = f.read()
+        with open(os.path.join(out, "m.gen.h")) as f:
+            header = f.read()
+        self.assertIn("int m_init(im_module *m);", header)
+        self.assertIn("void m_fini(im_module *m);", header)
+        self.assertRegex(routes, r'\{"m", "A module", m_init, m_fini, 1, im_gen_defaults_m\}')
+        self.assertIn('"[m]\\012size = 3\\012"', routes)
+        rows = {r.split(",")[1].strip(): r for r in routes.splitlines() if r.strip().startswith('{"POST"')}
+        self.assertIn("IM_MODE_SERIAL", rows['"/a"'], ".serial module: no .mode runs serial")
+        self.assertIn("IM_MODE_INLINE", rows['"/b"'], "an endpoint's .mode wins")
+        self.assertIn("IM_MODE_POOL", rows['"/c"'])
+        self.assertTrue(rows['"/c"'].rstrip().endswith('"gpu"},'), rows['"/c"'])
+        self.assertIn("im_server_add_service(s, im_gen_modules, 1, im_gen_endpoints, 3, im_gen_openapi)",
+                      routes)
+        c = cc([*CFLAGS, "-I" + ROOT, "-I" + out, "-fsyntax-only", os.path.join(out, SERVICE + ".routes.c")])
+        self.assertEqual(c.returncode, 0, c.stderr[:2000])
+
+    def test_unknown_module_attribute(self):
+        src = ('#include "immersive.h"\n\nIM_MODULE(m, "A module", .inti = m_init)\n')
+        self.assertGenError(src, "IM_MODULE(m", at=".inti", words=["inti"], hint=True)
+
+    def test_serial_wants_a_boolean(self):
+        src = ('#include "immersive.h"\n\nIM_MODULE(m, "A module", .serial = 1)\n')
+        self.assertGenError(src, "IM_MODULE(m", at="1", words=["serial"], hint=True)
+
+    def test_executor_with_another_mode(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a", .mode = IM_SERIAL, .executor = "gpu")\n' + fn("a"))
+        self.assertGenError(src, 'IM_ENDPOINT(POST, "/a"', at=".mode", words=["executor"], hint=True)
+
+    def test_defaults_with_another_table(self):
+        base = tempfile.mkdtemp(dir=self.tmp)
+        d = write_module(base, "m", {"m.c": module_src("m", ""), "defaults.toml": "[server]\nport = 1\n"})
+        p = run_gen([d], os.path.join(base, "out"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("defaults.toml:1:1: error: defaults.toml holds server", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

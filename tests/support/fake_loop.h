@@ -9,6 +9,7 @@ static inline int fake_loop_init(im_loop *L, im_server *srv)
     memset(L, 0, sizeof *L);
     L->srv = srv;
     L->o = srv->o; /* as im__loop_init takes them */
+    if (im__modules_start(srv)) return -EINVAL; /* as im_server_start */
     int rc = io_uring_queue_init(256, &L->ring, 0);
     if (rc) return rc;
     L->hdrs = calloc((size_t)srv->o.max_headers, sizeof(im_header));
