@@ -34,10 +34,12 @@
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   conf.h        im_config: layered TOML configuration, reload, subscribers, server keys
  *   module.h      im_module: modules on and off, init/fini, tables, directories, resources
+ *   bus.h         im_bus: events by topic on a thread of their own, across processes via a hub
  *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
- *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
+ *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
+ *   server.c
  *   conf.c module.c launch.c
  *
  * CONVENTIONS
@@ -1154,6 +1156,65 @@ const char *im_module_path(const im_module *m, im_dir_kind kind);
 void *im_module_resource(im_call *call, const char *name, void *(*load_fn)(im_module *m),
                          void (*free_fn)(void *res));
 /* ======== end module.h ======== */
+/* ======== begin bus.h ======== */
+/* bus.h — the event bus: topics matched by glob patterns, callbacks on the bus's own thread
+ * (never on a loop), in order per publisher, a bounded queue per subscriber that drops (and
+ * counts) rather than block a publisher; and, through an IPC hub process, the same events in
+ * every process of a service.
+ *
+ *   im_on(bus, "config.*", on_config, NULL);
+ *   im_notify(bus, "job.done", "{\"id\":7}", 8);
+ *
+ * Across processes: im_hub_start() (im_main calls it first) forks the hub before any thread
+ * exists and puts its address in IMMERSIVE_HUB, which child processes inherit; a bus joined to
+ * it (im_bus_join) sends each event to the hub, which forwards it verbatim to the other members
+ * of its group. A message on the hub's SOCK_SEQPACKET socket is one event: the topic, a NUL,
+ * then the payload; the first message of a member names its group. Any process (a CLI, a
+ * test) may join with the address. The hub ignores SIGINT and ends when its parent dies. */
+
+typedef struct im_bus im_bus;
+
+/* A subscriber's callback: on the bus thread; payload is borrowed for the call. */
+typedef void (*im_event_fn)(const char *topic, const void *payload, size_t len, void *arg);
+
+typedef struct im_bus_opts {
+    unsigned queue_capacity; /* events waiting per subscriber (1024); past it they are dropped */
+} im_bus_opts;
+
+/* A bus and its thread. NULL with errno on failure. */
+im_bus *im_bus_new(const im_bus_opts *o);
+/* Delivers what is queued, stops the thread, leaves the hub, frees. */
+void im_bus_free(im_bus *b);
+/* Subscribes fn to the topics matching pattern (fnmatch: "config.*", "task.?", "*"). Returns
+ * an id > 0 or -errno. */
+int im_on(im_bus *b, const char *pattern, im_event_fn fn, void *arg);
+/* Unsubscribes; after it returns fn is not called again (unless it is running right now on
+ * the bus thread, which may be the caller). */
+void im_off(im_bus *b, int id);
+/* Publishes an event (payload copied, at most 60 KiB; topic at most 255 bytes): queued for
+ * every matching subscriber of this process and sent to the other processes of the group.
+ * Never waits for a subscriber. Returns how many local subscribers got it, or -EINVAL. */
+int im_notify(im_bus *b, const char *topic, const void *payload, size_t len);
+/* Events dropped for subscriber id because its queue was full. */
+uint64_t im_bus_dropped(im_bus *b, int id);
+/* Waits until the events queued before the call are delivered (0) or timeout_ms passed
+ * (-ETIMEDOUT); -1 waits for ever. Not from the bus thread. */
+int im_bus_flush(im_bus *b, int timeout_ms);
+
+/* Starts the IPC hub unless IMMERSIVE_HUB names one already; call before any thread starts.
+ * Returns 0 or -errno. */
+int im_hub_start(void);
+/* Joins b to the hub of IMMERSIVE_HUB (address may be NULL for that) in group (NULL:
+ * "events"): b's events reach the group's other processes, theirs reach b's subscribers.
+ * Returns 0, -ENOENT (no hub) or -errno. */
+int im_bus_join(im_bus *b, const char *address, const char *group);
+
+/* The server's bus: config changes ("config.changed"), modules ("module.init",
+ * "module.fini") and task states ("task.queued", "task.running", "task.succeeded", ...,
+ * payload {"id":..., "function":..., "state":...}; within the process only). Made on first
+ * use; joined to the hub when IMMERSIVE_HUB is set. */
+im_bus *im_server_bus(im_server *s);
+/* ======== end bus.h ======== */
 /* ======== begin launch.h ======== */
 /* launch.h — im_main(): the whole main() of a service, with its command line and its config
  * files. A service's main is one line:
@@ -1191,6 +1252,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
 #include <locale.h>
@@ -1211,12 +1273,14 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1519,6 +1583,7 @@ struct im_server {
     struct im_module *mods;    /* owned: the modules that are on, in init order */
     char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
     int mods_started;          /* im__modules_start ran */
+    struct im_bus *_Atomic bus;/* owned: its event bus (bus.c), made on first use */
     pthread_mutex_t live_mu;   /* guards live */
     im_server_opts live;       /* o with the live keys as last configured: loops copy it */
     _Atomic uint64_t live_gen; /* grows with each change of live */
@@ -6804,6 +6869,945 @@ uint64_t im_executor_wait_estimate_ms(const im_executor *ex)
     return ahead * mean / (ex->nthreads ? ex->nthreads : 1) / 1000000u;
 }
 /* ======== end executor.c ======== */
+/* ======== begin task.c ======== */
+/* task.c — task objects (ids, references, state under a small lock, progress, the JSON of a
+ * task), waking whoever waits on one, and the in-memory task store behind the store
+ * interface: a hash by id, lists by creation (all tasks, and per function), finished tasks
+ * kept for a TTL under a memory cap, oldest finished evicted first, unfinished never. */
+
+static const char *const im__task_states[] = {"QUEUED", "RUNNING", "SUCCEEDED", "FAILED",
+                                              "TIMEOUT", "CANCELLED"};
+
+const char *im_task_state_name(int state)
+{
+    return state >= 0 && state <= IM_TASK_CANCELLED ? im__task_states[state] : "UNKNOWN";
+}
+
+static int im__task_state_parse(im_str s)
+{
+    for (int i = 0; i <= IM_TASK_CANCELLED; i++)
+        if (im_str_ieq(s, im__task_states[i])) return i;
+    return -1;
+}
+
+static int im__task_terminal_state(int st) { return st >= IM_TASK_SUCCEEDED; }
+
+/* A spin lock: every critical section is a few stores, but the holder may be preempted (a
+ * worker on the loop's core), so the waiter yields after a short spin. */
+static void im__task_lock(im__task *t)
+{
+    for (int spins = 0; atomic_exchange_explicit(&t->lock, 1, memory_order_acquire); spins++) {
+        while (atomic_load_explicit(&t->lock, memory_order_relaxed)) {
+            if (++spins > 64) sched_yield();
+            else im__cpu_relax();
+        }
+    }
+}
+
+static void im__task_unlock(im__task *t) { atomic_store_explicit(&t->lock, 0, memory_order_release); }
+
+static int64_t im__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t im__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 16 random bytes for an id, from the loop's buffer of getrandom output (one syscall per 32
+ * ids). Loop thread only. */
+static int im__task_id(im_loop *L, uint8_t id[16])
+{
+    if (L->rnd_off + 16 > sizeof L->rnd) {
+        size_t got = 0;
+        while (got < sizeof L->rnd) {
+            ssize_t n = getrandom(L->rnd + got, sizeof L->rnd - got, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return -EIO;
+            got += (size_t)n;
+        }
+        L->rnd_off = 0;
+    }
+    memcpy(id, L->rnd + L->rnd_off, 16);
+    L->rnd_off += 16;
+    return 0;
+}
+
+static void im__task_id_hex(const uint8_t id[16], char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[id[i] >> 4];
+        out[2 * i + 1] = hex[id[i] & 15];
+    }
+    out[32] = 0;
+}
+
+/* Parses 32 hex characters (any case); 0 or -1. */
+static int im__task_id_parse(im_str s, uint8_t id[16])
+{
+    if (s.len != 32) return -1;
+    for (int i = 0; i < 16; i++) {
+        int hi = im__hexval((unsigned char)s.ptr[2 * i]), lo = im__hexval((unsigned char)s.ptr[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        id[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void im__task_ref(im__task *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
+
+static void im__task_unref(im__task *t)
+{
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+    free(t->message);
+    if (t->body != t->small) free(t->body);
+    free(t->error);
+    free(t);
+}
+
+/* Wakes t's waiters: every event stream, and the requests waiting for the answer (sync calls,
+ * long polls) when t has finished. A waiter whose wake-up is still on its way is not posted again (it reads the
+ * latest state when it runs). Task lock held. */
+static void im__task_wake(im__task *t)
+{
+    int terminal = im__task_terminal_state(t->state);
+    for (im__waiter *w = t->waiters; w; w = w->next) {
+        if (w->kind != IM__W_EVENTS && !terminal) continue; /* they only want the end */
+        if (!atomic_exchange_explicit(&w->posted, 1, memory_order_acq_rel))
+            im_loop_post(w->loop, &w->post);
+    }
+}
+
+/* Adds a waiter to t's list (t's reference is taken for it). Loop thread. */
+static void im__task_listen(im__task *t, im__waiter *w)
+{
+    im__task_ref(t);
+    w->task = t;
+    im__task_lock(t);
+    w->next = t->waiters;
+    t->waiters = w;
+    w->is_listed = 1;
+    im__task_unlock(t);
+}
+
+/* Takes w off its task's list: no wake-up is posted to it after this returns. */
+static void im__task_unlisten(im__waiter *w)
+{
+    im__task *t = w->task;
+    if (!w->is_listed) return;
+    im__task_lock(t);
+    for (im__waiter **p = &t->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    im__task_unlock(t);
+    w->is_listed = 0;
+}
+
+/* Writes an RFC 3339 UTC time with milliseconds ("2026-12-01T23:10:41.029Z"), or null. */
+static void im__jw_time(im_jw *w, int64_t ms)
+{
+    char b[64];
+    struct tm tm;
+    time_t sec = (time_t)(ms / 1000);
+    if (!ms) {
+        im_jw_null(w);
+        return;
+    }
+    gmtime_r(&sec, &tm);
+    snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    im_jw_str(w, b);
+}
+
+/* The task object of GET /tasks/{id}; "result" (the function's own answer) only when asked.
+ * Task lock held. */
+static void im__task_json(im_jw *w, const im__task *t, int with_result)
+{
+    char id[33];
+    im__task_id_hex(t->id, id);
+    im_jw_obj(w);
+    im_jw_key(w, "id");
+    im_jw_str(w, id);
+    im_jw_key(w, "function");
+    im_jw_str(w, t->fn->ep->name);
+    im_jw_key(w, "state");
+    im_jw_str(w, im_task_state_name(t->state));
+    im_jw_key(w, "priority");
+    im_jw_int(w, t->priority);
+    im_jw_key(w, "created_at");
+    im__jw_time(w, t->created_ms);
+    im_jw_key(w, "started_at");
+    im__jw_time(w, t->started_ms);
+    im_jw_key(w, "finished_at");
+    im__jw_time(w, t->finished_ms);
+    im_jw_key(w, "progress");
+    im_jw_obj(w);
+    im_jw_key(w, "fraction");
+    im_jw_double(w, t->fraction);
+    im_jw_key(w, "message");
+    if (t->message) im_jw_str(w, t->message);
+    else im_jw_null(w);
+    im_jw_obj_end(w);
+    if (t->state == IM_TASK_SUCCEEDED && with_result) {
+        im_jw_key(w, "result");
+        if (t->body) im_jw_raw(w, t->body, t->body_len);
+        else im_jw_null(w);
+    } else if (t->state > IM_TASK_SUCCEEDED) {
+        im_jw_key(w, "error");
+        im_jw_str(w, t->error ? t->error : im_task_state_name(t->state));
+    }
+    im_jw_obj_end(w);
+}
+
+/* Memory a task holds, for the store's cap. Task lock held (or t not shared yet). */
+static size_t im__task_bytes(const im__task *t)
+{
+    return sizeof *t + 32 + (t->body && t->body != t->small ? t->body_len : 0) +
+           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0);
+}
+
+/* ---- the in-memory store ---- */
+
+typedef struct im__memstore {
+    im__store base;          /* first */
+    pthread_mutex_t mu;
+    im__task **table;        /* owned: chains by hnext, a power of two of buckets */
+    size_t nbuckets, count;
+    im__task *newest, *oldest;         /* every task, by creation */
+    im__task *done_head, *done_tail;   /* finished ones, by finish time: evicted from the head */
+    size_t bytes, max_bytes;
+    uint64_t ttl_ms;
+    uint64_t seq;
+    size_t by_state_evicted[6];        /* counts of tasks evicted, by state */
+} im__memstore;
+
+static size_t im__id_hash(const uint8_t id[16])
+{
+    uint64_t h;
+    memcpy(&h, id, 8); /* random bytes: the first eight hash well */
+    return (size_t)h;
+}
+
+static int im__ms_grow(im__memstore *m)
+{
+    size_t n = m->nbuckets ? m->nbuckets * 2 : 1024;
+    im__task **tb = calloc(n, sizeof *tb);
+    if (!tb) return -ENOMEM;
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (im__task *t = m->table[i], *next; t; t = next) {
+            next = t->hnext;
+            size_t b = im__id_hash(t->id) & (n - 1);
+            t->hnext = tb[b];
+            tb[b] = t;
+        }
+    free(m->table);
+    m->table = tb;
+    m->nbuckets = n;
+    return 0;
+}
+
+static int im__ms_add(im__store *s, im__task *t)
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    if (m->count + 1 > m->nbuckets / 4 * 3 && im__ms_grow(m)) {
+        pthread_mutex_unlock(&m->mu);
+        return -ENOMEM;
+    }
+    size_t b = im__id_hash(t->id) & (m->nbuckets - 1);
+    t->hnext = m->table[b];
+    m->table[b] = t;
+    m->count++;
+    t->seq = ++m->seq;
+    t->newer = NULL;
+    t->older = m->newest;
+    if (m->newest) m->newest->newer = t;
+    else m->oldest = t;
+    m->newest = t;
+    t->fnewer = NULL;
+    t->folder = t->fn->newest;
+    if (t->fn->newest) t->fn->newest->fnewer = t;
+    t->fn->newest = t;
+    im__task_lock(t); /* its job may be running, or over, already (lock order: store, task) */
+    t->bytes = im__task_bytes(t);
+    im__task_unlock(t);
+    m->bytes += t->bytes;
+    im__task_ref(t); /* the store's */
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+/* Takes t out of the hash and the creation lists (not the finished list). Store lock held. */
+static void im__ms_unlink(im__memstore *m, im__task *t)
+{
+    size_t b = im__id_hash(t->id) & (m->nbuckets - 1);
+    for (im__task **p = &m->table[b]; *p; p = &(*p)->hnext)
+        if (*p == t) {
+            *p = t->hnext;
+            break;
+        }
+    m->count--;
+    if (t->newer) t->newer->older = t->older;
+    else m->newest = t->older;
+    if (t->older) t->older->newer = t->newer;
+    else m->oldest = t->newer;
+    if (t->fnewer) t->fnewer->folder = t->folder;
+    else t->fn->newest = t->folder;
+    if (t->folder) t->folder->fnewer = t->fnewer;
+    m->bytes -= t->bytes;
+}
+
+static void im__ms_remove(im__store *s, im__task *t)
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    im__ms_unlink(m, t);
+    pthread_mutex_unlock(&m->mu);
+    im__task_unref(t);
+}
+
+static im__task *im__ms_get(im__store *s, const uint8_t id[16])
+{
+    im__memstore *m = (im__memstore *)s;
+    im__task *t;
+    pthread_mutex_lock(&m->mu);
+    for (t = m->table[im__id_hash(id) & (m->nbuckets - 1)]; t; t = t->hnext)
+        if (memcmp(t->id, id, 16) == 0) {
+            im__task_ref(t);
+            break;
+        }
+    pthread_mutex_unlock(&m->mu);
+    return t;
+}
+
+static size_t im__ms_list(im__store *s, const im__epstate *fn, unsigned mask, uint64_t before,
+                          im__task **out, size_t max, uint64_t *next)
+{
+    im__memstore *m = (im__memstore *)s;
+    size_t n = 0;
+    *next = 0;
+    pthread_mutex_lock(&m->mu);
+    for (im__task *t = fn ? fn->newest : m->newest; t; t = fn ? t->folder : t->older) {
+        if (before && t->seq >= before) continue;
+        if (mask && !(mask & (1u << t->state))) continue;
+        if (n == max) { /* there is more: continue from here */
+            *next = out[n - 1]->seq;
+            break;
+        }
+        im__task_ref(t);
+        out[n++] = t;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/* Drops finished tasks past their TTL, and the oldest finished while over the memory cap.
+ * Store lock held. Returns the tasks to unreference (outside the lock) through *drop. */
+static im__task *im__ms_evict_locked(im__memstore *m, uint64_t now)
+{
+    im__task *drop = NULL;
+    while (m->done_head && (m->done_head->expires <= now || m->bytes > m->max_bytes)) {
+        im__task *t = m->done_head;
+        m->done_head = t->dnext;
+        if (!m->done_head) m->done_tail = NULL;
+        im__ms_unlink(m, t);
+        m->by_state_evicted[t->state]++;
+        t->dnext = drop;
+        drop = t;
+    }
+    return drop;
+}
+
+static void im__ms_drop(im__task *drop)
+{
+    while (drop) {
+        im__task *next = drop->dnext;
+        im__task_unref(drop);
+        drop = next;
+    }
+}
+
+static void im__ms_finished(im__store *s, im__task *t)
+{
+    im__memstore *m = (im__memstore *)s;
+    uint64_t now = im__mono_ms();
+    im__task *drop;
+    pthread_mutex_lock(&m->mu);
+    if (t->is_done_stored || !t->seq) { /* told twice, or never stored (refused at submit) */
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    t->is_done_stored = 1;
+    im__task_lock(t);
+    size_t bytes = im__task_bytes(t); /* now with its answer */
+    im__task_unlock(t);
+    m->bytes += bytes - t->bytes;
+    t->bytes = bytes;
+    t->expires = now + m->ttl_ms;
+    t->dnext = NULL;
+    if (m->done_tail) m->done_tail->dnext = t;
+    else m->done_head = t;
+    m->done_tail = t;
+    drop = im__ms_evict_locked(m, now);
+    pthread_mutex_unlock(&m->mu);
+    im__ms_drop(drop);
+}
+
+static void im__ms_evict(im__store *s)
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    im__task *drop = im__ms_evict_locked(m, im__mono_ms());
+    pthread_mutex_unlock(&m->mu);
+    im__ms_drop(drop);
+}
+
+static void im__ms_counts(im__store *s, size_t by_state[6])
+{
+    im__memstore *m = (im__memstore *)s;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < 6; i++) by_state[i] = m->by_state_evicted[i];
+    for (im__task *t = m->newest; t; t = t->older) by_state[t->state]++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void im__ms_destroy(im__store *s)
+{
+    im__memstore *m = (im__memstore *)s;
+    if (!m) return;
+    while (m->newest) {
+        im__task *t = m->newest;
+        im__ms_unlink(m, t);
+        im__task_unref(t);
+    }
+    free(m->table);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static const im__store_ops im__memstore_ops = {
+    "memory", im__ms_add, im__ms_remove, im__ms_get, im__ms_list, im__ms_finished, im__ms_evict,
+    im__ms_counts, im__ms_destroy,
+};
+
+static im__store *im__memstore_new(uint64_t ttl_ms, size_t max_bytes)
+{
+    im__memstore *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->base.ops = &im__memstore_ops;
+    m->ttl_ms = ttl_ms;
+    m->max_bytes = max_bytes;
+    pthread_mutex_init(&m->mu, NULL);
+    if (im__ms_grow(m)) {
+        free(m);
+        return NULL;
+    }
+    return &m->base;
+}
+/* ======== end task.c ======== */
+/* ======== begin bus.c ======== */
+/* bus.c — the event bus (one thread that delivers, a bounded ring per subscriber) and the IPC
+ * hub (a forked process that forwards SOCK_SEQPACKET messages between a group's members). */
+
+#define IM__BUS_MAX_PAYLOAD (60 * 1024)
+#define IM__BUS_MAX_TOPIC 255
+
+typedef struct im__event {
+    _Atomic int refs;
+    size_t len;               /* payload bytes */
+    char *payload;            /* points into data, after the topic's NUL */
+    char data[];              /* topic, NUL, payload */
+} im__event;
+
+typedef struct im__sub {
+    int id;
+    char *pattern;            /* owned */
+    im_event_fn fn;
+    void *arg;
+    im__event **ring;         /* owned: capacity slots */
+    unsigned head, tail;      /* (bus mu) tail - head events waiting */
+    _Atomic uint64_t dropped;
+    int dead;                 /* unsubscribed while its callback ran: freed after it */
+    struct im__sub *next;
+} im__sub;
+
+struct im_bus {
+    pthread_mutex_t mu;       /* subs and their rings */
+    pthread_cond_t idle_cv;   /* im_bus_flush waits on it */
+    im__sub *subs;
+    _Atomic int nsubs;        /* no subscriber and no hub: im_notify costs a load */
+    int next_id;
+    unsigned cap;
+    uint64_t queued, delivered; /* (mu) counts for im_bus_flush */
+    int efd;                  /* wakes the thread */
+    _Atomic int wake_pending;
+    _Atomic int hubfd;        /* -1: not joined (kept open until freed: publishers use it) */
+    _Atomic int hub_eof;      /* the hub went away: no longer polled */
+    _Atomic uint64_t hub_dropped; /* events the hub socket had no room for */
+    int stop;                 /* (mu) */
+    im__sub *cur;             /* (mu) whose callback runs now */
+    im__sub *rr;              /* (mu) the last one served: round robin starts after it */
+    pthread_t thread;
+};
+
+static void im__event_put(im__event *e)
+{
+    if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) free(e);
+}
+
+static void im__bus_wake(im_bus *b)
+{
+    if (!atomic_exchange(&b->wake_pending, 1)) {
+        uint64_t one = 1;
+        if (write(b->efd, &one, sizeof one) < 0) { /* a full counter wakes it as well */
+        }
+    }
+}
+
+/* queues e for the matching subscribers (mu held); how many */
+static int im__bus_queue(im_bus *b, im__event *e)
+{
+    int n = 0;
+    for (im__sub *s = b->subs; s; s = s->next) {
+        if (s->dead || fnmatch(s->pattern, e->data, 0) != 0) continue;
+        if (s->tail - s->head == b->cap) { /* a slow subscriber loses events, nobody waits */
+            atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+            continue;
+        }
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+        s->ring[s->tail++ % b->cap] = e;
+        b->queued++;
+        n++;
+    }
+    return n;
+}
+
+static im__event *im__event_new(const char *topic, size_t tl, const void *payload, size_t len)
+{
+    im__event *e = (im__event *)malloc(sizeof *e + tl + 1 + len + 1);
+    if (!e) return NULL;
+    atomic_init(&e->refs, 1);
+    memcpy(e->data, topic, tl);
+    e->data[tl] = 0;
+    e->payload = e->data + tl + 1;
+    if (len) memcpy(e->payload, payload, len);
+    e->payload[len] = 0; /* JSON payloads can be read as C strings */
+    e->len = len;
+    return e;
+}
+
+static int im__bus_publish(im_bus *b, const char *topic, const void *payload, size_t len,
+                           int remote)
+{
+    size_t tl = topic ? strlen(topic) : 0;
+    if (!b || tl == 0 || tl > IM__BUS_MAX_TOPIC || len > IM__BUS_MAX_PAYLOAD) return -EINVAL;
+    int hubfd = atomic_load_explicit(&b->hubfd, memory_order_relaxed);
+    if (remote && hubfd >= 0) { /* to the other processes: one message, never waiting */
+        struct iovec iov[2] = {{(void *)(uintptr_t)topic, tl + 1}, {(void *)(uintptr_t)payload, len}};
+        struct msghdr m = {0};
+        m.msg_iov = iov;
+        m.msg_iovlen = len ? 2 : 1;
+        if (sendmsg(hubfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            atomic_fetch_add_explicit(&b->hub_dropped, 1, memory_order_relaxed);
+    }
+    if (atomic_load_explicit(&b->nsubs, memory_order_relaxed) == 0) return 0;
+    im__event *e = im__event_new(topic, tl, payload, len);
+    if (!e) return -ENOMEM;
+    pthread_mutex_lock(&b->mu);
+    int n = im__bus_queue(b, e);
+    pthread_mutex_unlock(&b->mu);
+    im__event_put(e);
+    if (n) im__bus_wake(b);
+    return n;
+}
+
+int im_notify(im_bus *b, const char *topic, const void *payload, size_t len)
+{
+    return im__bus_publish(b, topic, payload, len, 1);
+}
+
+/* A task changed state: "task.<state>" for this process's subscribers (no message to the hub
+ * per task: that would be a system call per state change). Costs a load without subscribers. */
+static void im__task_event(im_server *s, const uint8_t id[16], const char *fn, int state)
+{
+    im_bus *b = atomic_load_explicit(&s->bus, memory_order_acquire);
+    if (!b || atomic_load_explicit(&b->nsubs, memory_order_relaxed) == 0) return;
+    char topic[32], hex[33], payload[256];
+    static const char *const names[] = {"queued", "running", "succeeded", "failed", "timeout",
+                                        "cancelled"};
+    const char *st = (unsigned)state < 6 ? names[state] : "unknown";
+    snprintf(topic, sizeof topic, "task.%s", st);
+    im__task_id_hex(id, hex);
+    int n = snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"function\":\"%.100s\",\"state\":\"%s\"}",
+                     hex, fn, st);
+    im__bus_publish(b, topic, payload, (size_t)n, 0);
+}
+
+static void im__sub_free(im__sub *s, unsigned cap)
+{
+    while (s->head != s->tail) im__event_put(s->ring[s->head++ % cap]);
+    free(s->ring);
+    free(s->pattern);
+    free(s);
+}
+
+/* the hub's messages: delivered to this process's subscribers, not sent back */
+static void im__bus_read_hub(im_bus *b)
+{
+    char buf[IM__BUS_MAX_TOPIC + 1 + IM__BUS_MAX_PAYLOAD + 16];
+    for (;;) {
+        ssize_t n = recv(atomic_load(&b->hubfd), buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) { /* the hub is gone */
+                im_log(IM_LOG_WARN, "event bus: the hub closed; events stay in this process");
+                atomic_store(&b->hub_eof, 1);
+            }
+            return;
+        }
+        char *nul = (char *)memchr(buf, 0, (size_t)n);
+        if (!nul || nul == buf) continue; /* not an event */
+        size_t tl = (size_t)(nul - buf);
+        im__event *e = im__event_new(buf, tl, nul + 1, (size_t)n - tl - 1);
+        if (!e) continue;
+        pthread_mutex_lock(&b->mu);
+        im__bus_queue(b, e);
+        pthread_mutex_unlock(&b->mu);
+        im__event_put(e);
+    }
+}
+
+static void *im__bus_main(void *arg)
+{
+    im_bus *b = (im_bus *)arg;
+    for (;;) { /* round robin: a busy subscriber does not starve the others */
+        atomic_store(&b->wake_pending, 0); /* before looking: a wake-up after it is kept */
+        for (;;) {
+            pthread_mutex_lock(&b->mu);
+            im__sub *s = b->rr && !b->rr->dead ? b->rr->next : NULL, *start;
+            if (!s) s = b->subs;
+            start = s;
+            im__event *e = NULL;
+            while (s) {
+                if (!s->dead && s->head != s->tail) {
+                    e = s->ring[s->head++ % b->cap];
+                    break;
+                }
+                s = s->next ? s->next : b->subs;
+                if (s == start) break;
+            }
+            if (!e) {
+                pthread_cond_broadcast(&b->idle_cv);
+                int stop = b->stop;
+                pthread_mutex_unlock(&b->mu);
+                if (stop) return NULL;
+                break;
+            }
+            b->cur = s;
+            b->rr = s;
+            pthread_mutex_unlock(&b->mu);
+            s->fn(e->data, e->payload, e->len, s->arg);
+            im__event_put(e);
+            pthread_mutex_lock(&b->mu);
+            b->cur = NULL;
+            b->delivered++;
+            if (s->dead) { /* unsubscribed meanwhile */
+                im__sub **pp = &b->subs;
+                while (*pp && *pp != s) pp = &(*pp)->next;
+                if (*pp) *pp = s->next;
+                if (b->rr == s) b->rr = NULL;
+                im__sub_free(s, b->cap);
+            }
+            pthread_cond_broadcast(&b->idle_cv);
+            pthread_mutex_unlock(&b->mu);
+        }
+        int hubfd = atomic_load(&b->hubfd), hub = hubfd >= 0 && !atomic_load(&b->hub_eof);
+        struct pollfd p[2] = {{b->efd, POLLIN, 0}, {hubfd, POLLIN, 0}};
+        int r = poll(p, hub ? 2 : 1, -1);
+        if (r < 0 && errno != EINTR) return NULL;
+        if (p[0].revents) {
+            uint64_t v;
+            if (read(b->efd, &v, sizeof v) < 0) {
+            }
+        }
+        if (hub && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) im__bus_read_hub(b);
+    }
+}
+
+im_bus *im_bus_new(const im_bus_opts *o)
+{
+    im_bus *b = (im_bus *)calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->cap = o && o->queue_capacity ? o->queue_capacity : 1024;
+    b->next_id = 1;
+    atomic_init(&b->hubfd, -1);
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->idle_cv, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are for the thread that waits for them */
+    int rc = b->efd < 0 ? errno : pthread_create(&b->thread, NULL, im__bus_main, b);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        if (b->efd >= 0) close(b->efd);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->idle_cv);
+        free(b);
+        errno = rc;
+        return NULL;
+    }
+    pthread_setname_np(b->thread, "im-bus");
+    return b;
+}
+
+void im_bus_free(im_bus *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    b->stop = 1;
+    pthread_mutex_unlock(&b->mu);
+    atomic_store(&b->wake_pending, 0);
+    im__bus_wake(b);
+    pthread_join(b->thread, NULL);
+    while (b->subs) {
+        im__sub *s = b->subs;
+        b->subs = s->next;
+        im__sub_free(s, b->cap);
+    }
+    if (atomic_load(&b->hubfd) >= 0) close(atomic_load(&b->hubfd));
+    close(b->efd);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->idle_cv);
+    free(b);
+}
+
+int im_on(im_bus *b, const char *pattern, im_event_fn fn, void *arg)
+{
+    if (!b || !pattern || !fn) return -EINVAL;
+    im__sub *s = (im__sub *)calloc(1, sizeof *s);
+    if (!s || !(s->pattern = strdup(pattern)) ||
+        !(s->ring = (im__event **)calloc(b->cap, sizeof *s->ring))) {
+        if (s) free(s->pattern);
+        free(s);
+        return -ENOMEM;
+    }
+    s->fn = fn;
+    s->arg = arg;
+    pthread_mutex_lock(&b->mu);
+    s->id = b->next_id++;
+    im__sub **pp = &b->subs;
+    while (*pp) pp = &(*pp)->next;
+    *pp = s;
+    atomic_fetch_add(&b->nsubs, 1);
+    pthread_mutex_unlock(&b->mu);
+    return s->id;
+}
+
+void im_off(im_bus *b, int id)
+{
+    pthread_mutex_lock(&b->mu);
+    for (im__sub **pp = &b->subs; *pp; pp = &(*pp)->next) {
+        im__sub *s = *pp;
+        if (s->id != id || s->dead) continue;
+        atomic_fetch_sub(&b->nsubs, 1);
+        /* what it had waiting is delivered to nobody */
+        b->delivered += s->tail - s->head;
+        while (s->head != s->tail) im__event_put(s->ring[s->head++ % b->cap]);
+        if (b->cur == s) {
+            s->dead = 1; /* its callback runs: the bus thread frees it after */
+        } else {
+            if (b->rr == s) b->rr = NULL;
+            *pp = s->next;
+            im__sub_free(s, b->cap);
+        }
+        pthread_cond_broadcast(&b->idle_cv);
+        break;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+uint64_t im_bus_dropped(im_bus *b, int id)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&b->mu);
+    for (im__sub *s = b->subs; s; s = s->next)
+        if (s->id == id) n = atomic_load(&s->dropped);
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+int im_bus_flush(im_bus *b, int timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    if (timeout_ms >= 0) {
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&b->mu);
+    uint64_t want = b->queued;
+    while (b->delivered < want && rc == 0)
+        rc = timeout_ms < 0 ? pthread_cond_wait(&b->idle_cv, &b->mu)
+                            : pthread_cond_timedwait(&b->idle_cv, &b->mu, &dl);
+    pthread_mutex_unlock(&b->mu);
+    return rc ? -ETIMEDOUT : 0;
+}
+
+/* ---- the hub */
+
+#define IM__HUB_MAX 256 /* members at once */
+
+static void im__hub_main(int lfd, pid_t parent)
+{
+    struct pollfd p[IM__HUB_MAX + 1];
+    char group[IM__HUB_MAX + 1][64];
+    int n = 0;
+    static char buf[IM__BUS_MAX_TOPIC + 1 + IM__BUS_MAX_PAYLOAD + 16];
+    p[0] = (struct pollfd){lfd, POLLIN, 0};
+    for (;;) {
+        if (getppid() != parent) _exit(0); /* the parent died before PDEATHSIG was armed */
+        int r = poll(p, (nfds_t)n + 1, 1000);
+        if (r < 0 && errno != EINTR) _exit(1);
+        if (r <= 0) continue;
+        if (p[0].revents & POLLIN) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0 && n < IM__HUB_MAX) {
+                n++;
+                p[n] = (struct pollfd){fd, POLLIN, 0};
+                group[n][0] = 0; /* named by its first message */
+            } else if (fd >= 0) {
+                close(fd);
+            }
+        }
+        for (int i = 1; i <= n; i++) {
+            if (!p[i].revents) continue;
+            ssize_t len = recv(p[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (len < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (len <= 0) { /* a member left */
+                close(p[i].fd);
+                p[i] = p[n];
+                memcpy(group[i], group[n], sizeof group[i]);
+                n--;
+                i--;
+                continue;
+            }
+            if (!group[i][0]) {
+                size_t g = (size_t)len < sizeof group[i] - 1 ? (size_t)len : sizeof group[i] - 1;
+                memcpy(group[i], buf, g);
+                group[i][g] = 0;
+                if (!group[i][0]) memcpy(group[i], "events", 7);
+                continue;
+            }
+            for (int k = 1; k <= n; k++) /* verbatim to the group's others; full ones miss it */
+                if (k != i && strcmp(group[k], group[i]) == 0)
+                    if (send(p[k].fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                    }
+        }
+    }
+}
+
+int im_hub_start(void)
+{
+    if (getenv("IMMERSIVE_HUB")) return 0;
+    int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (lfd < 0) return -errno;
+    struct sockaddr_un a = {0};
+    a.sun_family = AF_UNIX;
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) < 0) rnd = (uint32_t)time(NULL);
+    /* abstract: nothing on disk to clean up, gone with the last descriptor */
+    int alen = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "immersive-hub-%d-%08x",
+                        (int)getpid(), rnd);
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)alen);
+    if (bind(lfd, (struct sockaddr *)&a, sl) || listen(lfd, 64)) {
+        int e = errno;
+        close(lfd);
+        return -e;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(lfd);
+        return -e;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the service decides */
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_IGN);
+        prctl(PR_SET_NAME, "im-hub");
+        im__hub_main(lfd, parent);
+        _exit(0);
+    }
+    close(lfd);
+    char env[128];
+    snprintf(env, sizeof env, "@%s", a.sun_path + 1); /* '@' for the abstract namespace */
+    setenv("IMMERSIVE_HUB", env, 1);
+    return 0;
+}
+
+im_bus *im_server_bus(im_server *s)
+{
+    im_bus *b = atomic_load_explicit(&s->bus, memory_order_acquire);
+    if (b) return b;
+    im_bus *n = im_bus_new(NULL);
+    if (!n) return NULL;
+    if (!atomic_compare_exchange_strong(&s->bus, &b, n)) { /* another thread made it first */
+        im_bus_free(n);
+        return b;
+    }
+    int rc = im_bus_join(n, NULL, NULL);
+    if (rc && rc != -ENOENT)
+        im_log(IM_LOG_WARN, "event bus: cannot join the hub %s: %s", getenv("IMMERSIVE_HUB"),
+               strerror(-rc));
+    return n;
+}
+
+int im_bus_join(im_bus *b, const char *address, const char *group)
+{
+    if (!address) address = getenv("IMMERSIVE_HUB");
+    if (!address || !*address) return -ENOENT;
+    if (atomic_load(&b->hubfd) >= 0) return -EALREADY;
+    struct sockaddr_un a = {0};
+    a.sun_family = AF_UNIX;
+    size_t al = strlen(address);
+    if (al >= sizeof a.sun_path) return -EINVAL;
+    memcpy(a.sun_path, address, al);
+    if (address[0] == '@') a.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + al);
+    const char *g = group && *group ? group : "events";
+    if (connect(fd, (struct sockaddr *)&a, sl) || send(fd, g, strlen(g), MSG_NOSIGNAL) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int sz = 1 << 20; /* room for bursts: a full socket drops, it never blocks a publisher */
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&b->hubfd, &none, fd)) {
+        close(fd);
+        return -EALREADY;
+    }
+    im__bus_wake(b); /* the thread polls the new descriptor from now on */
+    return 0;
+}
+/* ======== end bus.c ======== */
 /* ======== begin bind.c ======== */
 /* bind.c — binding requests into generated argument structs, FastAPI-shaped validation
  * errors, and running annotated endpoints in their modes (on the loop or an executor). */
@@ -7626,451 +8630,6 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     return rc ? -1 : 0;
 }
 /* ======== end bind.c ======== */
-/* ======== begin task.c ======== */
-/* task.c — task objects (ids, references, state under a small lock, progress, the JSON of a
- * task), waking whoever waits on one, and the in-memory task store behind the store
- * interface: a hash by id, lists by creation (all tasks, and per function), finished tasks
- * kept for a TTL under a memory cap, oldest finished evicted first, unfinished never. */
-
-static const char *const im__task_states[] = {"QUEUED", "RUNNING", "SUCCEEDED", "FAILED",
-                                              "TIMEOUT", "CANCELLED"};
-
-const char *im_task_state_name(int state)
-{
-    return state >= 0 && state <= IM_TASK_CANCELLED ? im__task_states[state] : "UNKNOWN";
-}
-
-static int im__task_state_parse(im_str s)
-{
-    for (int i = 0; i <= IM_TASK_CANCELLED; i++)
-        if (im_str_ieq(s, im__task_states[i])) return i;
-    return -1;
-}
-
-static int im__task_terminal_state(int st) { return st >= IM_TASK_SUCCEEDED; }
-
-/* A spin lock: every critical section is a few stores, but the holder may be preempted (a
- * worker on the loop's core), so the waiter yields after a short spin. */
-static void im__task_lock(im__task *t)
-{
-    for (int spins = 0; atomic_exchange_explicit(&t->lock, 1, memory_order_acquire); spins++) {
-        while (atomic_load_explicit(&t->lock, memory_order_relaxed)) {
-            if (++spins > 64) sched_yield();
-            else im__cpu_relax();
-        }
-    }
-}
-
-static void im__task_unlock(im__task *t) { atomic_store_explicit(&t->lock, 0, memory_order_release); }
-
-static int64_t im__wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t im__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* 16 random bytes for an id, from the loop's buffer of getrandom output (one syscall per 32
- * ids). Loop thread only. */
-static int im__task_id(im_loop *L, uint8_t id[16])
-{
-    if (L->rnd_off + 16 > sizeof L->rnd) {
-        size_t got = 0;
-        while (got < sizeof L->rnd) {
-            ssize_t n = getrandom(L->rnd + got, sizeof L->rnd - got, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return -EIO;
-            got += (size_t)n;
-        }
-        L->rnd_off = 0;
-    }
-    memcpy(id, L->rnd + L->rnd_off, 16);
-    L->rnd_off += 16;
-    return 0;
-}
-
-static void im__task_id_hex(const uint8_t id[16], char out[33])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[id[i] >> 4];
-        out[2 * i + 1] = hex[id[i] & 15];
-    }
-    out[32] = 0;
-}
-
-/* Parses 32 hex characters (any case); 0 or -1. */
-static int im__task_id_parse(im_str s, uint8_t id[16])
-{
-    if (s.len != 32) return -1;
-    for (int i = 0; i < 16; i++) {
-        int hi = im__hexval((unsigned char)s.ptr[2 * i]), lo = im__hexval((unsigned char)s.ptr[2 * i + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        id[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-static void im__task_ref(im__task *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
-
-static void im__task_unref(im__task *t)
-{
-    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
-    free(t->message);
-    if (t->body != t->small) free(t->body);
-    free(t->error);
-    free(t);
-}
-
-/* Wakes t's waiters: every event stream, and the requests waiting for the answer (sync calls,
- * long polls) when t has finished. A waiter whose wake-up is still on its way is not posted again (it reads the
- * latest state when it runs). Task lock held. */
-static void im__task_wake(im__task *t)
-{
-    int terminal = im__task_terminal_state(t->state);
-    for (im__waiter *w = t->waiters; w; w = w->next) {
-        if (w->kind != IM__W_EVENTS && !terminal) continue; /* they only want the end */
-        if (!atomic_exchange_explicit(&w->posted, 1, memory_order_acq_rel))
-            im_loop_post(w->loop, &w->post);
-    }
-}
-
-/* Adds a waiter to t's list (t's reference is taken for it). Loop thread. */
-static void im__task_listen(im__task *t, im__waiter *w)
-{
-    im__task_ref(t);
-    w->task = t;
-    im__task_lock(t);
-    w->next = t->waiters;
-    t->waiters = w;
-    w->is_listed = 1;
-    im__task_unlock(t);
-}
-
-/* Takes w off its task's list: no wake-up is posted to it after this returns. */
-static void im__task_unlisten(im__waiter *w)
-{
-    im__task *t = w->task;
-    if (!w->is_listed) return;
-    im__task_lock(t);
-    for (im__waiter **p = &t->waiters; *p; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    im__task_unlock(t);
-    w->is_listed = 0;
-}
-
-/* Writes an RFC 3339 UTC time with milliseconds ("2026-12-01T23:10:41.029Z"), or null. */
-static void im__jw_time(im_jw *w, int64_t ms)
-{
-    char b[64];
-    struct tm tm;
-    time_t sec = (time_t)(ms / 1000);
-    if (!ms) {
-        im_jw_null(w);
-        return;
-    }
-    gmtime_r(&sec, &tm);
-    snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    im_jw_str(w, b);
-}
-
-/* The task object of GET /tasks/{id}; "result" (the function's own answer) only when asked.
- * Task lock held. */
-static void im__task_json(im_jw *w, const im__task *t, int with_result)
-{
-    char id[33];
-    im__task_id_hex(t->id, id);
-    im_jw_obj(w);
-    im_jw_key(w, "id");
-    im_jw_str(w, id);
-    im_jw_key(w, "function");
-    im_jw_str(w, t->fn->ep->name);
-    im_jw_key(w, "state");
-    im_jw_str(w, im_task_state_name(t->state));
-    im_jw_key(w, "priority");
-    im_jw_int(w, t->priority);
-    im_jw_key(w, "created_at");
-    im__jw_time(w, t->created_ms);
-    im_jw_key(w, "started_at");
-    im__jw_time(w, t->started_ms);
-    im_jw_key(w, "finished_at");
-    im__jw_time(w, t->finished_ms);
-    im_jw_key(w, "progress");
-    im_jw_obj(w);
-    im_jw_key(w, "fraction");
-    im_jw_double(w, t->fraction);
-    im_jw_key(w, "message");
-    if (t->message) im_jw_str(w, t->message);
-    else im_jw_null(w);
-    im_jw_obj_end(w);
-    if (t->state == IM_TASK_SUCCEEDED && with_result) {
-        im_jw_key(w, "result");
-        if (t->body) im_jw_raw(w, t->body, t->body_len);
-        else im_jw_null(w);
-    } else if (t->state > IM_TASK_SUCCEEDED) {
-        im_jw_key(w, "error");
-        im_jw_str(w, t->error ? t->error : im_task_state_name(t->state));
-    }
-    im_jw_obj_end(w);
-}
-
-/* Memory a task holds, for the store's cap. Task lock held (or t not shared yet). */
-static size_t im__task_bytes(const im__task *t)
-{
-    return sizeof *t + 32 + (t->body && t->body != t->small ? t->body_len : 0) +
-           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0);
-}
-
-/* ---- the in-memory store ---- */
-
-typedef struct im__memstore {
-    im__store base;          /* first */
-    pthread_mutex_t mu;
-    im__task **table;        /* owned: chains by hnext, a power of two of buckets */
-    size_t nbuckets, count;
-    im__task *newest, *oldest;         /* every task, by creation */
-    im__task *done_head, *done_tail;   /* finished ones, by finish time: evicted from the head */
-    size_t bytes, max_bytes;
-    uint64_t ttl_ms;
-    uint64_t seq;
-    size_t by_state_evicted[6];        /* counts of tasks evicted, by state */
-} im__memstore;
-
-static size_t im__id_hash(const uint8_t id[16])
-{
-    uint64_t h;
-    memcpy(&h, id, 8); /* random bytes: the first eight hash well */
-    return (size_t)h;
-}
-
-static int im__ms_grow(im__memstore *m)
-{
-    size_t n = m->nbuckets ? m->nbuckets * 2 : 1024;
-    im__task **tb = calloc(n, sizeof *tb);
-    if (!tb) return -ENOMEM;
-    for (size_t i = 0; i < m->nbuckets; i++)
-        for (im__task *t = m->table[i], *next; t; t = next) {
-            next = t->hnext;
-            size_t b = im__id_hash(t->id) & (n - 1);
-            t->hnext = tb[b];
-            tb[b] = t;
-        }
-    free(m->table);
-    m->table = tb;
-    m->nbuckets = n;
-    return 0;
-}
-
-static int im__ms_add(im__store *s, im__task *t)
-{
-    im__memstore *m = (im__memstore *)s;
-    pthread_mutex_lock(&m->mu);
-    if (m->count + 1 > m->nbuckets / 4 * 3 && im__ms_grow(m)) {
-        pthread_mutex_unlock(&m->mu);
-        return -ENOMEM;
-    }
-    size_t b = im__id_hash(t->id) & (m->nbuckets - 1);
-    t->hnext = m->table[b];
-    m->table[b] = t;
-    m->count++;
-    t->seq = ++m->seq;
-    t->newer = NULL;
-    t->older = m->newest;
-    if (m->newest) m->newest->newer = t;
-    else m->oldest = t;
-    m->newest = t;
-    t->fnewer = NULL;
-    t->folder = t->fn->newest;
-    if (t->fn->newest) t->fn->newest->fnewer = t;
-    t->fn->newest = t;
-    im__task_lock(t); /* its job may be running, or over, already (lock order: store, task) */
-    t->bytes = im__task_bytes(t);
-    im__task_unlock(t);
-    m->bytes += t->bytes;
-    im__task_ref(t); /* the store's */
-    pthread_mutex_unlock(&m->mu);
-    return 0;
-}
-
-/* Takes t out of the hash and the creation lists (not the finished list). Store lock held. */
-static void im__ms_unlink(im__memstore *m, im__task *t)
-{
-    size_t b = im__id_hash(t->id) & (m->nbuckets - 1);
-    for (im__task **p = &m->table[b]; *p; p = &(*p)->hnext)
-        if (*p == t) {
-            *p = t->hnext;
-            break;
-        }
-    m->count--;
-    if (t->newer) t->newer->older = t->older;
-    else m->newest = t->older;
-    if (t->older) t->older->newer = t->newer;
-    else m->oldest = t->newer;
-    if (t->fnewer) t->fnewer->folder = t->folder;
-    else t->fn->newest = t->folder;
-    if (t->folder) t->folder->fnewer = t->fnewer;
-    m->bytes -= t->bytes;
-}
-
-static void im__ms_remove(im__store *s, im__task *t)
-{
-    im__memstore *m = (im__memstore *)s;
-    pthread_mutex_lock(&m->mu);
-    im__ms_unlink(m, t);
-    pthread_mutex_unlock(&m->mu);
-    im__task_unref(t);
-}
-
-static im__task *im__ms_get(im__store *s, const uint8_t id[16])
-{
-    im__memstore *m = (im__memstore *)s;
-    im__task *t;
-    pthread_mutex_lock(&m->mu);
-    for (t = m->table[im__id_hash(id) & (m->nbuckets - 1)]; t; t = t->hnext)
-        if (memcmp(t->id, id, 16) == 0) {
-            im__task_ref(t);
-            break;
-        }
-    pthread_mutex_unlock(&m->mu);
-    return t;
-}
-
-static size_t im__ms_list(im__store *s, const im__epstate *fn, unsigned mask, uint64_t before,
-                          im__task **out, size_t max, uint64_t *next)
-{
-    im__memstore *m = (im__memstore *)s;
-    size_t n = 0;
-    *next = 0;
-    pthread_mutex_lock(&m->mu);
-    for (im__task *t = fn ? fn->newest : m->newest; t; t = fn ? t->folder : t->older) {
-        if (before && t->seq >= before) continue;
-        if (mask && !(mask & (1u << t->state))) continue;
-        if (n == max) { /* there is more: continue from here */
-            *next = out[n - 1]->seq;
-            break;
-        }
-        im__task_ref(t);
-        out[n++] = t;
-    }
-    pthread_mutex_unlock(&m->mu);
-    return n;
-}
-
-/* Drops finished tasks past their TTL, and the oldest finished while over the memory cap.
- * Store lock held. Returns the tasks to unreference (outside the lock) through *drop. */
-static im__task *im__ms_evict_locked(im__memstore *m, uint64_t now)
-{
-    im__task *drop = NULL;
-    while (m->done_head && (m->done_head->expires <= now || m->bytes > m->max_bytes)) {
-        im__task *t = m->done_head;
-        m->done_head = t->dnext;
-        if (!m->done_head) m->done_tail = NULL;
-        im__ms_unlink(m, t);
-        m->by_state_evicted[t->state]++;
-        t->dnext = drop;
-        drop = t;
-    }
-    return drop;
-}
-
-static void im__ms_drop(im__task *drop)
-{
-    while (drop) {
-        im__task *next = drop->dnext;
-        im__task_unref(drop);
-        drop = next;
-    }
-}
-
-static void im__ms_finished(im__store *s, im__task *t)
-{
-    im__memstore *m = (im__memstore *)s;
-    uint64_t now = im__mono_ms();
-    im__task *drop;
-    pthread_mutex_lock(&m->mu);
-    if (t->is_done_stored || !t->seq) { /* told twice, or never stored (refused at submit) */
-        pthread_mutex_unlock(&m->mu);
-        return;
-    }
-    t->is_done_stored = 1;
-    im__task_lock(t);
-    size_t bytes = im__task_bytes(t); /* now with its answer */
-    im__task_unlock(t);
-    m->bytes += bytes - t->bytes;
-    t->bytes = bytes;
-    t->expires = now + m->ttl_ms;
-    t->dnext = NULL;
-    if (m->done_tail) m->done_tail->dnext = t;
-    else m->done_head = t;
-    m->done_tail = t;
-    drop = im__ms_evict_locked(m, now);
-    pthread_mutex_unlock(&m->mu);
-    im__ms_drop(drop);
-}
-
-static void im__ms_evict(im__store *s)
-{
-    im__memstore *m = (im__memstore *)s;
-    pthread_mutex_lock(&m->mu);
-    im__task *drop = im__ms_evict_locked(m, im__mono_ms());
-    pthread_mutex_unlock(&m->mu);
-    im__ms_drop(drop);
-}
-
-static void im__ms_counts(im__store *s, size_t by_state[6])
-{
-    im__memstore *m = (im__memstore *)s;
-    pthread_mutex_lock(&m->mu);
-    for (int i = 0; i < 6; i++) by_state[i] = m->by_state_evicted[i];
-    for (im__task *t = m->newest; t; t = t->older) by_state[t->state]++;
-    pthread_mutex_unlock(&m->mu);
-}
-
-static void im__ms_destroy(im__store *s)
-{
-    im__memstore *m = (im__memstore *)s;
-    if (!m) return;
-    while (m->newest) {
-        im__task *t = m->newest;
-        im__ms_unlink(m, t);
-        im__task_unref(t);
-    }
-    free(m->table);
-    pthread_mutex_destroy(&m->mu);
-    free(m);
-}
-
-static const im__store_ops im__memstore_ops = {
-    "memory", im__ms_add, im__ms_remove, im__ms_get, im__ms_list, im__ms_finished, im__ms_evict,
-    im__ms_counts, im__ms_destroy,
-};
-
-static im__store *im__memstore_new(uint64_t ttl_ms, size_t max_bytes)
-{
-    im__memstore *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
-    m->base.ops = &im__memstore_ops;
-    m->ttl_ms = ttl_ms;
-    m->max_bytes = max_bytes;
-    pthread_mutex_init(&m->mu, NULL);
-    if (im__ms_grow(m)) {
-        free(m);
-        return NULL;
-    }
-    return &m->base;
-}
-/* ======== end task.c ======== */
 /* ======== begin exec.c ======== */
 /* exec.c — running annotated endpoints in their modes. Inline: bound and called on the loop.
  * Pool and serial: bound and validated on the loop, then a task: limits checked at once, the
@@ -8245,6 +8804,7 @@ static void im__taskmem_free(im__taskmem *m)
 static void im__task_stored_end(im__task *t)
 {
     im__store *s = t->fn->srv->store;
+    im__task_event(t->fn->srv, t->id, t->fn->ep->name, atomic_load(&t->state));
     s->ops->finished(s, t);
 }
 
@@ -8337,6 +8897,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     t->started_ms = im__wall_ms();
     r->started_mono = im__mono_ns() / 1000000u;
     im__task_unlock(t);
+    im__task_event(fn->srv, t->id, ep->name, IM_TASK_RUNNING);
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
     im__call_end(&r->call);
@@ -8832,6 +9393,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
             im__task_listen(t, w);
         }
     }
+    /* told before the job is handed over: a worker may report it running at once */
+    if (rc == 0) im__task_event(s, t->id, ep->name, IM_TASK_QUEUED);
     if (rc == 0) rc = im_executor_submit_job(ex, ep->priority, &r->job);
     if (rc) { /* refused: nobody else knows the task, it goes as it came */
         im__taskmem mem = {0};
@@ -9827,6 +10390,7 @@ void im_server_free(im_server *s)
     }
     free(s->loops);
     im__cfgw_free(s);
+    im_bus_free(atomic_load(&s->bus)); /* after the modules' fini, which may publish */
     pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
@@ -10859,6 +11423,13 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
     }
     w->asked = a;
     im__srv_take_live(w->srv, &a);
+    im_bus *b = atomic_load(&w->srv->bus);
+    if (b) {
+        char ev[64];
+        int n = snprintf(ev, sizeof ev, "{\"generation\":%llu}",
+                         (unsigned long long)im_config_generation(cfg));
+        im_notify(b, "config.changed", ev, (size_t)n);
+    }
 }
 
 static void im__manage_config(im_ctx *c)
@@ -11219,6 +11790,15 @@ void *im_module_resource(im_call *call, const char *name, void *(*load_fn)(im_mo
 
 /* ---- start and stop */
 
+static void im__module_event(im_server *s, const char *topic, const char *name)
+{
+    im_bus *b = atomic_load(&s->bus);
+    if (!b) return;
+    char ev[128];
+    int n = snprintf(ev, sizeof ev, "{\"module\":\"%.100s\"}", name);
+    im_notify(b, topic, ev, (size_t)n);
+}
+
 static void im__module_free(im_module *m)
 {
     while (m->res) {
@@ -11309,7 +11889,7 @@ static int im__modules_start(im_server *s)
                 }
             }
             m->inited = 1;
-            im_log(IM_LOG_DEBUG, "module %s: started", d->name);
+            im__module_event(s, "module.init", d->name);
         }
         /* then the endpoints of the modules that are on */
         for (size_t i = 0; i < v->neps && !rc; i++) {
@@ -11394,7 +11974,7 @@ static void im__modules_free(im_server *s)
     for (size_t k = n; all && k-- > 0;) {
         im_module *m = all[k];
         if (m->inited && m->d->fini) m->d->fini(m);
-        im_log(IM_LOG_DEBUG, "module %s: stopped", m->d->name);
+        if (m->inited) im__module_event(s, "module.fini", m->d->name);
         im__module_free(m);
     }
     free(all);
@@ -11455,6 +12035,15 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
     const char *prog = argc > 0 ? argv[0] : "service";
     const char *slash = strrchr(prog, '/');
     if (slash) prog = slash + 1;
+    /* the hub first: forked while this process has one thread (unless one is inherited) */
+    int hub = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+            !strcmp(argv[i], "--print-default-config") || !strcmp(argv[i], "--check-config"))
+            hub = 0;
+    int hrc = hub ? im_hub_start() : 0;
+    if (hrc)
+        fprintf(stderr, "%s: no IPC hub (events stay in this process): %s\n", prog, strerror(-hrc));
     im_config *cfg = im_config_new();
     if (!cfg) {
         fprintf(stderr, "%s: out of memory\n", prog);
@@ -11543,6 +12132,9 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
     if (r) {
         fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
         rc = 1;
+    } else if (hub && !im_server_bus(s)) {
+        fprintf(stderr, "%s: cannot start the event bus: %s\n", prog, strerror(errno));
+        rc = 1;
     } else if (print_defaults) {
         char *d = NULL;
         if (im_server_config_defaults(s, cfg, err, sizeof err) == 0 &&
@@ -11560,6 +12152,8 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
             printf("%s: the configuration is valid\n", prog);
             rc = 0;
         } else if (im_server_start(s) == 0) {
+            if (getenv("IMMERSIVE_HUB"))
+                im_log(IM_LOG_INFO, "events: hub %s", getenv("IMMERSIVE_HUB"));
             printf("listening on http://%s:%d\n", im_config_str(cfg, "server.host", IM_DEFAULT_HOST),
                    im_server_port(s));
             fflush(stdout);

@@ -1018,6 +1018,13 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
     }
     w->asked = a;
     im__srv_take_live(w->srv, &a);
+    im_bus *b = atomic_load(&w->srv->bus);
+    if (b) {
+        char ev[64];
+        int n = snprintf(ev, sizeof ev, "{\"generation\":%llu}",
+                         (unsigned long long)im_config_generation(cfg));
+        im_notify(b, "config.changed", ev, (size_t)n);
+    }
 }
 
 static void im__manage_config(im_ctx *c)

@@ -171,6 +171,7 @@ static void im__taskmem_free(im__taskmem *m)
 static void im__task_stored_end(im__task *t)
 {
     im__store *s = t->fn->srv->store;
+    im__task_event(t->fn->srv, t->id, t->fn->ep->name, atomic_load(&t->state));
     s->ops->finished(s, t);
 }
 
@@ -263,6 +264,7 @@ static void im__task_job_run(im_job *j) /* on a worker */
     t->started_ms = im__wall_ms();
     r->started_mono = im__mono_ns() / 1000000u;
     im__task_unlock(t);
+    im__task_event(fn->srv, t->id, ep->name, IM_TASK_RUNNING);
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
     im__call_end(&r->call);
@@ -758,6 +760,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
             im__task_listen(t, w);
         }
     }
+    /* told before the job is handed over: a worker may report it running at once */
+    if (rc == 0) im__task_event(s, t->id, ep->name, IM_TASK_QUEUED);
     if (rc == 0) rc = im_executor_submit_job(ex, ep->priority, &r->job);
     if (rc) { /* refused: nobody else knows the task, it goes as it came */
         im__taskmem mem = {0};

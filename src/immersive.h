@@ -33,10 +33,12 @@
  *   bind.h        im_call, im_endpoint, im_bind: what annotated endpoints are built on
  *   conf.h        im_config: layered TOML configuration, reload, subscribers, server keys
  *   module.h      im_module: modules on and off, init/fini, tables, directories, resources
+ *   bus.h         im_bus: events by topic on a thread of their own, across processes via a hub
  *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
- *   router.c response.c conn.c loop.c queue.c executor.c bind.c task.c exec.c taskapi.c server.c
+ *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
+ *   server.c
  *   conf.c module.c launch.c
  *
  * CONVENTIONS
@@ -77,6 +79,7 @@ extern "C" {
 #include "bind.h"
 #include "conf.h"
 #include "module.h"
+#include "bus.h"
 #include "launch.h"
 
 #ifdef __cplusplus
@@ -93,6 +96,7 @@ extern "C" {
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
 #include <locale.h>
@@ -113,12 +117,14 @@ extern "C" {
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,8 +141,9 @@ extern "C" {
 #include "loop.c"
 #include "queue.c"
 #include "executor.c"
-#include "bind.c"
 #include "task.c"
+#include "bus.c"
+#include "bind.c"
 #include "exec.c"
 #include "taskapi.c"
 #include "server.c"

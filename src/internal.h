@@ -296,6 +296,7 @@ struct im_server {
     struct im_module *mods;    /* owned: the modules that are on, in init order */
     char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
     int mods_started;          /* im__modules_start ran */
+    struct im_bus *_Atomic bus;/* owned: its event bus (bus.c), made on first use */
     pthread_mutex_t live_mu;   /* guards live */
     im_server_opts live;       /* o with the live keys as last configured: loops copy it */
     _Atomic uint64_t live_gen; /* grows with each change of live */

@@ -44,6 +44,15 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
     const char *prog = argc > 0 ? argv[0] : "service";
     const char *slash = strrchr(prog, '/');
     if (slash) prog = slash + 1;
+    /* the hub first: forked while this process has one thread (unless one is inherited) */
+    int hub = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+            !strcmp(argv[i], "--print-default-config") || !strcmp(argv[i], "--check-config"))
+            hub = 0;
+    int hrc = hub ? im_hub_start() : 0;
+    if (hrc)
+        fprintf(stderr, "%s: no IPC hub (events stay in this process): %s\n", prog, strerror(-hrc));
     im_config *cfg = im_config_new();
     if (!cfg) {
         fprintf(stderr, "%s: out of memory\n", prog);
@@ -132,6 +141,9 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
     if (r) {
         fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
         rc = 1;
+    } else if (hub && !im_server_bus(s)) {
+        fprintf(stderr, "%s: cannot start the event bus: %s\n", prog, strerror(errno));
+        rc = 1;
     } else if (print_defaults) {
         char *d = NULL;
         if (im_server_config_defaults(s, cfg, err, sizeof err) == 0 &&
@@ -149,6 +161,8 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
             printf("%s: the configuration is valid\n", prog);
             rc = 0;
         } else if (im_server_start(s) == 0) {
+            if (getenv("IMMERSIVE_HUB"))
+                im_log(IM_LOG_INFO, "events: hub %s", getenv("IMMERSIVE_HUB"));
             printf("listening on http://%s:%d\n", im_config_str(cfg, "server.host", IM_DEFAULT_HOST),
                    im_server_port(s));
             fflush(stdout);

@@ -201,6 +201,15 @@ void *im_module_resource(im_call *call, const char *name, void *(*load_fn)(im_mo
 
 /* ---- start and stop */
 
+static void im__module_event(im_server *s, const char *topic, const char *name)
+{
+    im_bus *b = atomic_load(&s->bus);
+    if (!b) return;
+    char ev[128];
+    int n = snprintf(ev, sizeof ev, "{\"module\":\"%.100s\"}", name);
+    im_notify(b, topic, ev, (size_t)n);
+}
+
 static void im__module_free(im_module *m)
 {
     while (m->res) {
@@ -291,7 +300,7 @@ static int im__modules_start(im_server *s)
                 }
             }
             m->inited = 1;
-            im_log(IM_LOG_DEBUG, "module %s: started", d->name);
+            im__module_event(s, "module.init", d->name);
         }
         /* then the endpoints of the modules that are on */
         for (size_t i = 0; i < v->neps && !rc; i++) {
@@ -376,7 +385,7 @@ static void im__modules_free(im_server *s)
     for (size_t k = n; all && k-- > 0;) {
         im_module *m = all[k];
         if (m->inited && m->d->fini) m->d->fini(m);
-        im_log(IM_LOG_DEBUG, "module %s: stopped", m->d->name);
+        if (m->inited) im__module_event(s, "module.fini", m->d->name);
         im__module_free(m);
     }
     free(all);

@@ -559,6 +559,7 @@ void im_server_free(im_server *s)
     }
     free(s->loops);
     im__cfgw_free(s);
+    im_bus_free(atomic_load(&s->bus)); /* after the modules' fini, which may publish */
     pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);

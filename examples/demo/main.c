@@ -257,8 +257,17 @@ static void stream(im_ctx *c)
 
 /* ---- the service: its hand-written routes, then the generated ones ---- */
 
+/* events "demo.*" from any process of the service (through the hub) are logged */
+static void log_event(const char *topic, const void *payload, size_t len, void *arg)
+{
+    (void)arg;
+    im_log(IM_LOG_INFO, "event %s: %.*s", topic, (int)len, (const char *)payload);
+}
+
 static int demo_register(im_server *s)
 {
+    im_bus *bus = im_server_bus(s);
+    if (bus) im_on(bus, "demo.*", log_event, NULL);
     im_server_route(s, "GET", "/plaintext", plaintext, NULL);
     im_server_route(s, "GET", "/json", json, NULL);
     im_server_route(s, "POST", "/echo", echo, NULL);
