@@ -1612,7 +1612,9 @@ typedef struct im__epstate {
     struct im_server *srv;
     _Atomic unsigned unfinished; /* its tasks queued or running (max_concurrency counts them) */
     _Atomic unsigned running;    /* its handlers running now */
-    uint32_t timeout_ms;         /* a task's time limit from its start (0: none) */
+    _Atomic uint32_t timeout_ms; /* a task's time limit from its start (0: none); and ... */
+    _Atomic uint32_t max_conc;   /* ... its unfinished tasks at once (0: any): both from its
+                                  * table and then functions.<name> of the config (live) */
     struct im__task *newest;     /* its tasks in the store, newest first (store lock) */
     struct im_module *mod;       /* its module (module.c), NULL when added without one */
     im_executor *ex;             /* the executor it runs on (NULL: by its mode) */
@@ -1737,6 +1739,7 @@ static void im__arena_free(im__arena *a);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
 static void im__cfgw_free(im_server *s);
+static void im__apply_functions(im_server *s, im_config *cfg);
 static int im__modules_start(im_server *s);
 static void im__modules_close(im_server *s);
 static int im__modules_shutdown_within(im_server *s, int timeout_ms);
@@ -8980,7 +8983,7 @@ static void im__task_deadline(im__ltimer *tm)
 {
     im__taskrun *r = (im__taskrun *)(void *)((char *)tm - offsetof(im__taskrun, deadline));
     im__task *t = r->task;
-    uint32_t limit = t->fn->timeout_ms;
+    uint32_t limit = atomic_load_explicit(&t->fn->timeout_ms, memory_order_relaxed);
     int ended = 0;
     im__task_lock(t);
     if (t->state == IM_TASK_QUEUED) {
@@ -9301,11 +9304,12 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
     /* the function's limit first: refused at once, nothing allocated */
     unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
-    if (ep->max_concurrency && n >= ep->max_concurrency) {
+    unsigned limit = atomic_load_explicit(&st->max_conc, memory_order_relaxed);
+    if (limit && n >= limit) {
         char msg[160];
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         snprintf(msg, sizeof msg, "%s has %u unfinished tasks, its max_concurrency: try again "
-                 "later", ep->name, ep->max_concurrency);
+                 "later", ep->name, limit);
         im__retry_after(c, ex);
         im_reply_error(c, 429, msg);
         return;
@@ -9432,7 +9436,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     int st_now = t->state;
     im__task_unlock(t);
     if (im__task_terminal_state(st_now)) im__task_stored_end(t); /* ended before it was stored */
-    if (st->timeout_ms) im__ltimer_start(c->loop, &r->deadline, st->timeout_ms);
+    uint32_t tlimit = atomic_load_explicit(&st->timeout_ms, memory_order_relaxed);
+    if (tlimit) im__ltimer_start(c->loop, &r->deadline, tlimit);
     if (w) {
         c->on_close = im__sync_gone;
         c->close_arg = w;
@@ -9664,10 +9669,12 @@ static void im__function_json(im_jw *w, const im__epstate *st, int with_args)
     im_jw_key(w, "priority");
     im_jw_int(w, ep->priority);
     im_jw_key(w, "max_concurrency");
-    if (ep->max_concurrency) im_jw_uint(w, ep->max_concurrency);
+    unsigned mc = atomic_load(&st->max_conc);
+    if (mc) im_jw_uint(w, mc);
     else im_jw_null(w);
     im_jw_key(w, "timeout_s");
-    if (st->timeout_ms) im_jw_double(w, st->timeout_ms / 1000.0);
+    uint32_t tm = atomic_load(&st->timeout_ms);
+    if (tm) im_jw_double(w, tm / 1000.0);
     else im_jw_null(w);
     im_jw_key(w, "reply");
     im_jw_str(w, ep->mode == IM_MODE_INLINE || ep->response == IM_RESPOND_SYNC ? "sync" : "async");
@@ -9791,7 +9798,8 @@ static int im__add_endpoint(im_server *s, const im_endpoint *ep, struct im_modul
     st->srv = s;
     st->mod = mod;
     st->ex = ex;
-    st->timeout_ms = ep->timeout_ms;
+    atomic_init(&st->timeout_ms, ep->timeout_ms);
+    atomic_init(&st->max_conc, ep->max_concurrency);
     atomic_init(&st->unfinished, 0);
     atomic_init(&st->running, 0);
     if ((rc = im__router_add(s->root, ep->method, ep->path, im__ep_handler, st))) {
@@ -11423,6 +11431,7 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
     }
     w->asked = a;
     im__srv_take_live(w->srv, &a);
+    im__apply_functions(w->srv, cfg);
     im_bus *b = atomic_load(&w->srv->bus);
     if (b) {
         char ev[64];
@@ -11443,8 +11452,52 @@ static void im__manage_config(im_ctx *c)
     im_jw_free(&w);
 }
 
+/* functions.<name>.timeout_ms and .max_concurrency into the endpoints' states (live) */
+static void im__apply_functions(im_server *s, im_config *cfg)
+{
+    for (size_t i = 0; i < s->neps; i++) {
+        im__epstate *st = s->eps[i];
+        if (st->ep->mode == IM_MODE_INLINE) continue;
+        char key[300];
+        snprintf(key, sizeof key, "functions.\"%s\".timeout_ms", st->ep->name);
+        atomic_store(&st->timeout_ms, (uint32_t)im_config_int(cfg, key, st->ep->timeout_ms));
+        snprintf(key, sizeof key, "functions.\"%s\".max_concurrency", st->ep->name);
+        atomic_store(&st->max_conc, (uint32_t)im_config_int(cfg, key, st->ep->max_concurrency));
+    }
+}
+
 int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t errlen)
 {
+    /* every function that runs as a task: its time limit and concurrency, live */
+    size_t cap = 256, len = 0;
+    char *ftext = (char *)malloc(cap);
+    for (im__service *v = s->svcs; v && ftext; v = v->next)
+        for (size_t i = 0; i < v->neps && ftext; i++) {
+            const im_endpoint *ep = &v->eps[i];
+            if (ep->mode == IM_MODE_INLINE) continue;
+            char one[600];
+            int n = snprintf(one, sizeof one, "\n[functions.\"%s\"]\n# %s %s%s%s\n"
+                             "# a task's time limit from its start, 0: none (live)\n"
+                             "timeout_ms = %u\n"
+                             "# its unfinished tasks at once, 0: no limit; past it 429 (live)\n"
+                             "max_concurrency = %u\n", ep->name, ep->method, ep->path,
+                             *ep->summary ? ": " : "", ep->summary, ep->timeout_ms,
+                             ep->max_concurrency);
+            if (n < 0) continue;
+            while (len + (size_t)n + 1 > cap) cap *= 2;
+            char *q = (char *)realloc(ftext, cap);
+            if (!q) { free(ftext); ftext = NULL; break; }
+            ftext = q;
+            memcpy(ftext + len, one, (size_t)n + 1);
+            len += (size_t)n;
+        }
+    if (!ftext) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int frc = len ? im_config_add_defaults(cfg, "functions", ftext + 1, NULL, err, errlen) : 0;
+    free(ftext);
+    if (frc) return -EINVAL;
     for (im__service *v = s->svcs; v; v = v->next)
         for (size_t i = 0; i < v->nmods; i++) {
             const im_module_desc *d = &v->mods[i];
@@ -11924,6 +11977,7 @@ static int im__modules_start(im_server *s)
         }
         free(on);
     }
+    if (!rc && cfg) im__apply_functions(s, cfg); /* functions.<name> of the config */
     if (!rc && s->svcs) { /* one line for operators: what runs */
         char on_l[512] = "", off_l[512] = "";
         for (im__service *v = s->svcs; v; v = v->next)

@@ -1018,6 +1018,7 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
     }
     w->asked = a;
     im__srv_take_live(w->srv, &a);
+    im__apply_functions(w->srv, cfg);
     im_bus *b = atomic_load(&w->srv->bus);
     if (b) {
         char ev[64];
@@ -1038,8 +1039,52 @@ static void im__manage_config(im_ctx *c)
     im_jw_free(&w);
 }
 
+/* functions.<name>.timeout_ms and .max_concurrency into the endpoints' states (live) */
+static void im__apply_functions(im_server *s, im_config *cfg)
+{
+    for (size_t i = 0; i < s->neps; i++) {
+        im__epstate *st = s->eps[i];
+        if (st->ep->mode == IM_MODE_INLINE) continue;
+        char key[300];
+        snprintf(key, sizeof key, "functions.\"%s\".timeout_ms", st->ep->name);
+        atomic_store(&st->timeout_ms, (uint32_t)im_config_int(cfg, key, st->ep->timeout_ms));
+        snprintf(key, sizeof key, "functions.\"%s\".max_concurrency", st->ep->name);
+        atomic_store(&st->max_conc, (uint32_t)im_config_int(cfg, key, st->ep->max_concurrency));
+    }
+}
+
 int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t errlen)
 {
+    /* every function that runs as a task: its time limit and concurrency, live */
+    size_t cap = 256, len = 0;
+    char *ftext = (char *)malloc(cap);
+    for (im__service *v = s->svcs; v && ftext; v = v->next)
+        for (size_t i = 0; i < v->neps && ftext; i++) {
+            const im_endpoint *ep = &v->eps[i];
+            if (ep->mode == IM_MODE_INLINE) continue;
+            char one[600];
+            int n = snprintf(one, sizeof one, "\n[functions.\"%s\"]\n# %s %s%s%s\n"
+                             "# a task's time limit from its start, 0: none (live)\n"
+                             "timeout_ms = %u\n"
+                             "# its unfinished tasks at once, 0: no limit; past it 429 (live)\n"
+                             "max_concurrency = %u\n", ep->name, ep->method, ep->path,
+                             *ep->summary ? ": " : "", ep->summary, ep->timeout_ms,
+                             ep->max_concurrency);
+            if (n < 0) continue;
+            while (len + (size_t)n + 1 > cap) cap *= 2;
+            char *q = (char *)realloc(ftext, cap);
+            if (!q) { free(ftext); ftext = NULL; break; }
+            ftext = q;
+            memcpy(ftext + len, one, (size_t)n + 1);
+            len += (size_t)n;
+        }
+    if (!ftext) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int frc = len ? im_config_add_defaults(cfg, "functions", ftext + 1, NULL, err, errlen) : 0;
+    free(ftext);
+    if (frc) return -EINVAL;
     for (im__service *v = s->svcs; v; v = v->next)
         for (size_t i = 0; i < v->nmods; i++) {
             const im_module_desc *d = &v->mods[i];

@@ -347,7 +347,7 @@ static void im__task_deadline(im__ltimer *tm)
 {
     im__taskrun *r = (im__taskrun *)(void *)((char *)tm - offsetof(im__taskrun, deadline));
     im__task *t = r->task;
-    uint32_t limit = t->fn->timeout_ms;
+    uint32_t limit = atomic_load_explicit(&t->fn->timeout_ms, memory_order_relaxed);
     int ended = 0;
     im__task_lock(t);
     if (t->state == IM_TASK_QUEUED) {
@@ -668,11 +668,12 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
     /* the function's limit first: refused at once, nothing allocated */
     unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
-    if (ep->max_concurrency && n >= ep->max_concurrency) {
+    unsigned limit = atomic_load_explicit(&st->max_conc, memory_order_relaxed);
+    if (limit && n >= limit) {
         char msg[160];
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         snprintf(msg, sizeof msg, "%s has %u unfinished tasks, its max_concurrency: try again "
-                 "later", ep->name, ep->max_concurrency);
+                 "later", ep->name, limit);
         im__retry_after(c, ex);
         im_reply_error(c, 429, msg);
         return;
@@ -799,7 +800,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     int st_now = t->state;
     im__task_unlock(t);
     if (im__task_terminal_state(st_now)) im__task_stored_end(t); /* ended before it was stored */
-    if (st->timeout_ms) im__ltimer_start(c->loop, &r->deadline, st->timeout_ms);
+    uint32_t tlimit = atomic_load_explicit(&st->timeout_ms, memory_order_relaxed);
+    if (tlimit) im__ltimer_start(c->loop, &r->deadline, tlimit);
     if (w) {
         c->on_close = im__sync_gone;
         c->close_arg = w;

@@ -325,7 +325,9 @@ typedef struct im__epstate {
     struct im_server *srv;
     _Atomic unsigned unfinished; /* its tasks queued or running (max_concurrency counts them) */
     _Atomic unsigned running;    /* its handlers running now */
-    uint32_t timeout_ms;         /* a task's time limit from its start (0: none) */
+    _Atomic uint32_t timeout_ms; /* a task's time limit from its start (0: none); and ... */
+    _Atomic uint32_t max_conc;   /* ... its unfinished tasks at once (0: any): both from its
+                                  * table and then functions.<name> of the config (live) */
     struct im__task *newest;     /* its tasks in the store, newest first (store lock) */
     struct im_module *mod;       /* its module (module.c), NULL when added without one */
     im_executor *ex;             /* the executor it runs on (NULL: by its mode) */
@@ -450,6 +452,7 @@ static void im__arena_free(im__arena *a);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
 static void im__cfgw_free(im_server *s);
+static void im__apply_functions(im_server *s, im_config *cfg);
 static int im__modules_start(im_server *s);
 static void im__modules_close(im_server *s);
 static int im__modules_shutdown_within(im_server *s, int timeout_ms);

@@ -335,6 +335,7 @@ static int im__modules_start(im_server *s)
         }
         free(on);
     }
+    if (!rc && cfg) im__apply_functions(s, cfg); /* functions.<name> of the config */
     if (!rc && s->svcs) { /* one line for operators: what runs */
         char on_l[512] = "", off_l[512] = "";
         for (im__service *v = s->svcs; v; v = v->next)

@@ -196,10 +196,12 @@ static void im__function_json(im_jw *w, const im__epstate *st, int with_args)
     im_jw_key(w, "priority");
     im_jw_int(w, ep->priority);
     im_jw_key(w, "max_concurrency");
-    if (ep->max_concurrency) im_jw_uint(w, ep->max_concurrency);
+    unsigned mc = atomic_load(&st->max_conc);
+    if (mc) im_jw_uint(w, mc);
     else im_jw_null(w);
     im_jw_key(w, "timeout_s");
-    if (st->timeout_ms) im_jw_double(w, st->timeout_ms / 1000.0);
+    uint32_t tm = atomic_load(&st->timeout_ms);
+    if (tm) im_jw_double(w, tm / 1000.0);
     else im_jw_null(w);
     im_jw_key(w, "reply");
     im_jw_str(w, ep->mode == IM_MODE_INLINE || ep->response == IM_RESPOND_SYNC ? "sync" : "async");
@@ -323,7 +325,8 @@ static int im__add_endpoint(im_server *s, const im_endpoint *ep, struct im_modul
     st->srv = s;
     st->mod = mod;
     st->ex = ex;
-    st->timeout_ms = ep->timeout_ms;
+    atomic_init(&st->timeout_ms, ep->timeout_ms);
+    atomic_init(&st->max_conc, ep->max_concurrency);
     atomic_init(&st->unfinished, 0);
     atomic_init(&st->running, 0);
     if ((rc = im__router_add(s->root, ep->method, ep->path, im__ep_handler, st))) {

@@ -238,6 +238,32 @@ class ReloadTests(ConfigTestCase):
         wait_for(lambda: echo_status(self.srv, 102) == 200, what="the second reload")
         wait_for(lambda: self.stderr_count("config: reloaded") == 1, what="info lines again")
 
+    def test_function_limits_are_live(self):
+        """functions.<name>.timeout_ms and .max_concurrency change without a restart."""
+        import http.client
+        def call(path, seconds):
+            c = http.client.HTTPConnection(self.srv.host, self.srv.port, timeout=10)
+            try:
+                c.request("POST", path, body=json.dumps({"seconds": seconds}),
+                          headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                return r.status, json.loads(r.read() or b"null")
+            finally:
+                c.close()
+        self.assertEqual(call("/v1/demo/slow", 0.3)[0], 200)  # its table says 1000 ms
+        write(self.cfg, "[server.limits]\nmax_body_bytes = 100\n"
+              "[functions.slow]\ntimeout_ms = 100\n")
+        wait_for(lambda: call("/v1/demo/slow", 0.3)[0] == 504, what="the shorter time limit")
+        write(self.cfg, "[server.limits]\nmax_body_bytes = 100\n"
+              "[functions.slow]\ntimeout_ms = 0\n")  # 0: none
+        wait_for(lambda: call("/v1/demo/slow", 1.2)[0] == 200, what="no time limit")
+        p = self.run_demo("--config", self.cfg, "--set", "functions.slow.timeout = 5",
+                          "--check-config")
+        self.assertEqual(p.returncode, 2)
+        p = self.run_demo("--set", "functions.slo.timeout_ms=5", "--check-config")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"unknown key 'functions.slo' (did you mean 'functions.slow'?)", p.stderr)
+
     def test_hundred_quick_edits(self):
         for i in range(100):
             write(self.cfg, "[server.limits]\nmax_body_bytes = %d\n" % (1000 + i))
