@@ -7670,6 +7670,17 @@ int im_bus_flush(im_bus *b, int timeout_ms)
 
 /* ---- the hub */
 
+/* Room for bursts (a full socket drops, it never blocks a publisher): past net.core.*mem_max
+ * when the process may (CAP_NET_ADMIN), else as much as the limits give. */
+static void im__sock_room(int fd)
+{
+    int sz = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz))
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+}
+
 #define IM__HUB_MAX 256 /* members at once */
 
 static void im__hub_main(int lfd, pid_t parent)
@@ -7687,6 +7698,7 @@ static void im__hub_main(int lfd, pid_t parent)
         if (p[0].revents & POLLIN) {
             int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
             if (fd >= 0 && n < IM__HUB_MAX) {
+                im__sock_room(fd);
                 n++;
                 p[n] = (struct pollfd){fd, POLLIN, 0};
                 group[n][0] = 0; /* named by its first message */
@@ -7696,27 +7708,30 @@ static void im__hub_main(int lfd, pid_t parent)
         }
         for (int i = 1; i <= n; i++) {
             if (!p[i].revents) continue;
-            ssize_t len = recv(p[i].fd, buf, sizeof buf, MSG_DONTWAIT);
-            if (len < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-            if (len <= 0) { /* a member left */
-                close(p[i].fd);
-                p[i] = p[n];
-                memcpy(group[i], group[n], sizeof group[i]);
-                n--;
-                i--;
-                continue;
+            /* what a member sent meanwhile, up to a batch: one poll per burst, not per event */
+            for (int batch = 0; batch < 64; batch++) {
+                ssize_t len = recv(p[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (len < 0 && (errno == EAGAIN || errno == EINTR)) break;
+                if (len <= 0) { /* a member left */
+                    close(p[i].fd);
+                    p[i] = p[n];
+                    memcpy(group[i], group[n], sizeof group[i]);
+                    n--;
+                    i--;
+                    break;
+                }
+                if (!group[i][0]) {
+                    size_t g = (size_t)len < sizeof group[i] - 1 ? (size_t)len : sizeof group[i] - 1;
+                    memcpy(group[i], buf, g);
+                    group[i][g] = 0;
+                    if (!group[i][0]) memcpy(group[i], "events", 7);
+                    continue;
+                }
+                for (int k = 1; k <= n; k++) /* verbatim to the group's others; full ones miss it */
+                    if (k != i && strcmp(group[k], group[i]) == 0)
+                        if (send(p[k].fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                        }
             }
-            if (!group[i][0]) {
-                size_t g = (size_t)len < sizeof group[i] - 1 ? (size_t)len : sizeof group[i] - 1;
-                memcpy(group[i], buf, g);
-                group[i][g] = 0;
-                if (!group[i][0]) memcpy(group[i], "events", 7);
-                continue;
-            }
-            for (int k = 1; k <= n; k++) /* verbatim to the group's others; full ones miss it */
-                if (k != i && strcmp(group[k], group[i]) == 0)
-                    if (send(p[k].fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-                    }
         }
     }
 }
@@ -7799,9 +7814,7 @@ int im_bus_join(im_bus *b, const char *address, const char *group)
         close(fd);
         return -e;
     }
-    int sz = 1 << 20; /* room for bursts: a full socket drops, it never blocks a publisher */
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    im__sock_room(fd);
     int none = -1;
     if (!atomic_compare_exchange_strong(&b->hubfd, &none, fd)) {
         close(fd);
