@@ -1052,7 +1052,9 @@ uint64_t im_config_generation(im_config *cfg);
 
 /* Calls fn(cfg, path, arg) after each change of the value at path or under it (path "" is the
  * whole configuration), once per load or set that changed it, from the thread that made the
- * change (in a server: its config thread, never a loop). Returns an id > 0 or -ENOMEM. */
+ * change (in a server: its config thread, never a loop). fn may read the config but not load
+ * or set it (-EDEADLK). Returns an id > 0 or -ENOMEM. im_config_unwatch() returns after a
+ * call in flight has ended. */
 typedef void (*im_config_fn)(im_config *cfg, const char *path, void *arg);
 int im_config_watch(im_config *cfg, const char *path, im_config_fn fn, void *arg);
 void im_config_unwatch(im_config *cfg, int id);
@@ -1170,7 +1172,8 @@ void *im_module_resource(im_call *call, const char *name, void *(*load_fn)(im_mo
  * it (im_bus_join) sends each event to the hub, which forwards it verbatim to the other members
  * of its group. A message on the hub's SOCK_SEQPACKET socket is one event: the topic, a NUL,
  * then the payload; the first message of a member names its group. Any process (a CLI, a
- * test) may join with the address. The hub ignores SIGINT and ends when its parent dies. */
+ * test) of the same user may join with the address (the hub checks SO_PEERCRED). The hub
+ * ignores SIGINT and ends when its parent dies. */
 
 typedef struct im_bus im_bus;
 
@@ -1178,7 +1181,8 @@ typedef struct im_bus im_bus;
 typedef void (*im_event_fn)(const char *topic, const void *payload, size_t len, void *arg);
 
 typedef struct im_bus_opts {
-    unsigned queue_capacity; /* events waiting per subscriber (1024); past it they are dropped */
+    unsigned queue_capacity; /* events waiting per subscriber (1024, rounded up to a power of
+                              * two); past it they are dropped */
 } im_bus_opts;
 
 /* A bus and its thread. NULL with errno on failure. */
@@ -1587,6 +1591,7 @@ struct im_server {
     pthread_mutex_t live_mu;   /* guards live */
     im_server_opts live;       /* o with the live keys as last configured: loops copy it */
     _Atomic uint64_t live_gen; /* grows with each change of live */
+    _Atomic int loops_ready;   /* the loops run: a change of live wakes them (their eventfds) */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
@@ -1663,6 +1668,7 @@ typedef struct im__taskrun {
     im__arena arena;             /* owned: the binder's and the handler's memory */
     size_t held;                 /* its share of the server's queued_bytes */
     im__ltimer deadline;         /* the time limit, on the submitting loop */
+    uint32_t limit_ms;           /* that limit, as it was when the task was accepted */
     uint64_t started_mono;       /* (task lock) monotonic ms at the start: the time limit
                                   * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */
@@ -3144,7 +3150,8 @@ static const char *im__tp_run(const char *p, const char *e, int base, char *out,
         int d = c >= '0' && c <= '9' ? c - '0'
               : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
         if (d >= 0 && d < base) {
-            if (*on + 1 < cap) out[(*on)++] = c;
+            if (*on + 1 >= cap) return NULL; /* too long to read exactly: refused, not cut */
+            out[(*on)++] = c;
             prev_digit = 1;
         } else if (c == '_') {
             if (!prev_digit || p + 1 >= e) return NULL;
@@ -3454,7 +3461,7 @@ fail:
 
 im_toml *im_toml_parse_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(path, "rbe"); /* close-on-exec: another thread may fork meanwhile */
     if (!f) {
         if (errlen) snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
@@ -6160,11 +6167,20 @@ static void im__loop_live(im_loop *L)
     L->o = s->live;
     L->live_gen = atomic_load_explicit(&s->live_gen, memory_order_relaxed);
     pthread_mutex_unlock(&s->live_mu);
-    L->tdur[IM__T_IDLE] = (uint32_t)L->o.idle_timeout_ms;
-    L->tdur[IM__T_HEAD] = (uint32_t)L->o.header_timeout_ms;
-    L->tdur[IM__T_BODY] = (uint32_t)L->o.body_timeout_ms;
-    L->tdur[IM__T_SEND] = (uint32_t)L->o.send_timeout_ms;
-    L->tdur[IM__T_LINGER] = (uint32_t)L->o.linger_ms;
+    const int lists[] = {IM__T_IDLE, IM__T_HEAD, IM__T_BODY, IM__T_SEND, IM__T_LINGER};
+    const int ms[] = {L->o.idle_timeout_ms, L->o.header_timeout_ms, L->o.body_timeout_ms,
+                      L->o.send_timeout_ms, L->o.linger_ms};
+    for (int k = 0; k < 5; k++) {
+        int t = lists[k];
+        uint32_t d = (uint32_t)ms[k];
+        if (d < L->tdur[t]) { /* shorter: no waiting connection may keep the longer deadline,
+                               * and clamping keeps the list sorted (new ones come later) */
+            uint32_t cap = L->now_ms + d;
+            for (uint32_t i = L->thead[t]; i != IM__NIL; i = L->conns[i].tnext)
+                if ((int32_t)(L->conns[i].deadline - cap) > 0) L->conns[i].deadline = cap;
+        }
+        L->tdur[t] = d;
+    }
 }
 
 static void im__loop_run(im_loop *L)
@@ -7550,7 +7566,10 @@ im_bus *im_bus_new(const im_bus_opts *o)
 {
     im_bus *b = (im_bus *)calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->cap = o && o->queue_capacity ? o->queue_capacity : 1024;
+    unsigned want = o && o->queue_capacity ? o->queue_capacity : 1024;
+    b->cap = 1;
+    while (b->cap < want && b->cap < (1u << 24)) b->cap <<= 1; /* a power of two: the ring's
+                                                              * indexes may wrap */
     b->next_id = 1;
     atomic_init(&b->hubfd, -1);
     b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -7626,9 +7645,11 @@ void im_off(im_bus *b, int id)
         /* what it had waiting is delivered to nobody */
         b->delivered += s->tail - s->head;
         while (s->head != s->tail) im__event_put(s->ring[s->head++ % b->cap]);
-        if (b->cur == s) {
-            s->dead = 1; /* its callback runs: the bus thread frees it after */
+        if (b->cur == s && pthread_equal(pthread_self(), b->thread)) {
+            s->dead = 1; /* from its own callback: the bus thread frees it after */
         } else {
+            /* its callback may run right now: wait for it, so that arg may go at once */
+            while (b->cur == s) pthread_cond_wait(&b->idle_cv, &b->mu);
             if (b->rr == s) b->rr = NULL;
             *pp = s->next;
             im__sub_free(s, b->cap);
@@ -7697,6 +7718,13 @@ static void im__hub_main(int lfd, pid_t parent)
         if (r <= 0) continue;
         if (p[0].revents & POLLIN) {
             int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            struct ucred cr;
+            socklen_t cl = sizeof cr;
+            /* an abstract socket has no file permissions: only the service's user may join */
+            if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != getuid())) {
+                close(fd);
+                fd = -1;
+            }
             if (fd >= 0 && n < IM__HUB_MAX) {
                 im__sock_room(fd);
                 n++;
@@ -7809,7 +7837,18 @@ int im_bus_join(im_bus *b, const char *address, const char *group)
     if (fd < 0) return -errno;
     socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + al);
     const char *g = group && *group ? group : "events";
-    if (connect(fd, (struct sockaddr *)&a, sl) || send(fd, g, strlen(g), MSG_NOSIGNAL) < 0) {
+    if (connect(fd, (struct sockaddr *)&a, sl)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != getuid()) {
+        close(fd); /* a hub of another user's: its events are not ours to trust */
+        return -EACCES;
+    }
+    if (send(fd, g, strlen(g), MSG_NOSIGNAL) < 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -8996,8 +9035,9 @@ static void im__task_deadline(im__ltimer *tm)
 {
     im__taskrun *r = (im__taskrun *)(void *)((char *)tm - offsetof(im__taskrun, deadline));
     im__task *t = r->task;
-    uint32_t limit = atomic_load_explicit(&t->fn->timeout_ms, memory_order_relaxed);
+    uint32_t limit = r->limit_ms; /* its own: a later change of the function's is not its */
     int ended = 0;
+    if (limit == 0) return;
     im__task_lock(t);
     if (t->state == IM_TASK_QUEUED) {
         im__task_unlock(t);
@@ -9449,8 +9489,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     int st_now = t->state;
     im__task_unlock(t);
     if (im__task_terminal_state(st_now)) im__task_stored_end(t); /* ended before it was stored */
-    uint32_t tlimit = atomic_load_explicit(&st->timeout_ms, memory_order_relaxed);
-    if (tlimit) im__ltimer_start(c->loop, &r->deadline, tlimit);
+    r->limit_ms = atomic_load_explicit(&st->timeout_ms, memory_order_relaxed);
+    if (r->limit_ms) im__ltimer_start(c->loop, &r->deadline, r->limit_ms);
     if (w) {
         c->on_close = im__sync_gone;
         c->close_arg = w;
@@ -10294,6 +10334,7 @@ int im_server_start(im_server *s)
     }
     s->port = port;
     s->started = 1;
+    atomic_store(&s->loops_ready, 1);
     im_log(IM_LOG_INFO, "listening on http://%s:%d with %d loop%s", s->o.host, port, s->nloops,
            s->nloops == 1 ? "" : "s");
     return 0;
@@ -10396,6 +10437,7 @@ void im_server_free(im_server *s)
         im_log(IM_LOG_WARN, "jobs still running: the server's memory is kept for them");
         return;
     }
+    im__cfgw_free(s); /* no reload (and no watcher of a module's) runs during its fini */
     im__modules_free(s); /* fini in reverse order: every task of theirs has ended */
     im_executor_free(s->primary);
     im_executor_free(s->serial);
@@ -10410,7 +10452,6 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
-    im__cfgw_free(s);
     im_bus_free(atomic_load(&s->bus)); /* after the modules' fini, which may publish */
     pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);
@@ -10498,7 +10539,7 @@ static const im__ckey im__ckeys[] = {
      "jobs per priority level in each of the server's executors"},
     {"executor.priority_levels", IM__CK_UINT, IM__OFF(priority_levels), 1, IM_QUEUE_MAX_LEVELS,
      0, "priority levels of the server's executors"},
-    {"tasks.ttl_ms", IM__CK_INT, IM__OFF(task_ttl_ms), 1, (int64_t)1 << 40, 0,
+    {"tasks.ttl_ms", IM__CK_INT, IM__OFF(task_ttl_ms), 1, INT_MAX, 0,
      "a finished task is kept this long"},
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
@@ -10954,20 +10995,34 @@ int im_config_add_override(im_config *cfg, const char *path, const char *value, 
 static int im__cfg_build(im_config *cfg, int reread, im_toml **out, char *err, size_t errlen)
 {
     int rc = 0;
-    pthread_mutex_lock(&cfg->mu);
-    /* re-read files first, outside the merge: a file with an error leaves everything as it is */
+    /* the files are read first, without the lock that lookups take (a slow disk must not stall
+     * a loop that reads a value), and a file with an error leaves everything as it is */
     im_toml *fresh[64] = {0};
-    int nf = 0;
-    for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
-        if (l->kind != IM__L_FILE || !reread) continue;
+    char *names[64];
+    int optional[64], nf = 0;
+    pthread_mutex_lock(&cfg->mu);
+    for (im__clayer *l = cfg->layers; l && reread && !rc; l = l->next) {
+        if (l->kind != IM__L_FILE) continue;
         if (nf == 64) { snprintf(err, errlen, "more than 64 config files"); rc = -EINVAL; break; }
+        if (!(names[nf] = strdup(l->name))) { rc = -ENOMEM; break; }
+        optional[nf++] = l->optional;
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    for (int i = 0; i < nf && !rc; i++) {
         char e[512];
-        im_toml *d = im_toml_parse_file(l->name, e, sizeof e);
-        if (!d && !(l->optional && access(l->name, F_OK) != 0)) {
+        fresh[i] = im_toml_parse_file(names[i], e, sizeof e);
+        if (!fresh[i] && !(optional[i] && access(names[i], F_OK) != 0)) {
             snprintf(err, errlen, "%s", e);
             rc = -EINVAL;
         }
-        fresh[nf++] = d;
+    }
+    for (int i = 0; i < nf; i++) free(names[i]);
+    pthread_mutex_lock(&cfg->mu);
+    int now = 0; /* a file added meanwhile: this read is not the whole set */
+    for (im__clayer *l = cfg->layers; l; l = l->next) now += l->kind == IM__L_FILE;
+    if (!rc && reread && now != nf) {
+        snprintf(err, errlen, "config files were added during the load: load again");
+        rc = -EAGAIN;
     }
     im_toml *doc = rc ? NULL : im_toml_dup(cfg->schema);
     if (!rc && !doc) rc = -ENOMEM;
@@ -11001,32 +11056,35 @@ static int im__cfg_build(im_config *cfg, int reread, im_toml **out, char *err, s
     return 0;
 }
 
-typedef struct im__cnote { im_config_fn fn; void *arg; char *path; } im__cnote;
+typedef struct im__cnote { im_config_fn fn; void *arg; const char *path; } im__cnote;
 
-/* Makes doc current and calls the subscribers of what changed (load_mu held). */
+/* 1 on a thread that runs subscribers now: a load or set from one would wait for itself */
+static __thread int im__cfg_notifying;
+
+/* Makes doc current and calls the subscribers of what changed (load_mu held: a subscriber
+ * that unsubscribes from another thread waits for this to end, so the paths stay valid). */
 static void im__cfg_swap(im_config *cfg, im_toml *doc)
 {
-    im__cnote notes[64];
-    int nn = 0;
     pthread_mutex_lock(&cfg->mu);
     im_toml *old = cfg->cur;
     cfg->cur = doc;
     cfg->gen++;
-    if (old) /* the first load changes nothing anybody saw */
-        for (im__cwatch *w = cfg->watches; w && nn < 64; w = w->next) {
-            const im_toml *a = *w->path ? im_toml_get(old, w->path) : old;
-            const im_toml *b = *w->path ? im_toml_get(doc, w->path) : doc;
-            if (!im__toml_equal(a, b)) {
-                char *p = strdup(w->path);
-                if (p) notes[nn++] = (im__cnote){w->fn, w->arg, p};
-            }
-        }
+    size_t nw = 0, nn = 0;
+    for (im__cwatch *w = cfg->watches; w; w = w->next) nw++;
+    im__cnote *notes = old && nw ? (im__cnote *)malloc(nw * sizeof *notes) : NULL;
+    if (old && nw && !notes)
+        im_log(IM_LOG_ERROR, "config: out of memory: subscribers not told of a change");
+    for (im__cwatch *w = notes ? cfg->watches : NULL; w; w = w->next) {
+        const im_toml *a = *w->path ? im_toml_get(old, w->path) : old;
+        const im_toml *b = *w->path ? im_toml_get(doc, w->path) : doc;
+        if (!im__toml_equal(a, b)) notes[nn++] = (im__cnote){w->fn, w->arg, w->path};
+    }
     pthread_mutex_unlock(&cfg->mu);
     im_toml_free(old);
-    for (int i = 0; i < nn; i++) {
-        notes[i].fn(cfg, notes[i].path, notes[i].arg);
-        free(notes[i].path);
-    }
+    im__cfg_notifying = 1;
+    for (size_t i = 0; i < nn; i++) notes[i].fn(cfg, notes[i].path, notes[i].arg);
+    im__cfg_notifying = 0;
+    free(notes);
 }
 
 int im_config_load(im_config *cfg, char *err, size_t errlen)
@@ -11034,6 +11092,10 @@ int im_config_load(im_config *cfg, char *err, size_t errlen)
     char dummy[8];
     if (!errlen) { err = dummy; errlen = sizeof dummy; }
     err[0] = 0;
+    if (im__cfg_notifying) {
+        snprintf(err, errlen, "a config subscriber cannot load the config (it would wait for itself)");
+        return -EDEADLK;
+    }
     pthread_mutex_lock(&cfg->load_mu);
     im_toml *doc = NULL;
     int rc = im__cfg_build(cfg, 1, &doc, err, errlen);
@@ -11048,6 +11110,10 @@ int im_config_set(im_config *cfg, const char *path, const char *toml_value, char
     char dummy[8];
     if (!errlen) { err = dummy; errlen = sizeof dummy; }
     err[0] = 0;
+    if (im__cfg_notifying) {
+        snprintf(err, errlen, "a config subscriber cannot set a value (it would wait for itself)");
+        return -EDEADLK;
+    }
     im_toml *d = im__cfg_assign(path, toml_value, "im_config_set", err, errlen);
     if (!d) return -EINVAL;
     pthread_mutex_lock(&cfg->load_mu);
@@ -11104,19 +11170,27 @@ int im_config_bool(im_config *cfg, const char *path, int fallback)
     return r;
 }
 
+/* The string v's copy that cfg keeps until it is freed, made once per distinct text (mu held);
+ * NULL when out of memory. */
+static const char *im__cfg_intern(im_config *cfg, const im_toml *v)
+{
+    im__cstr *s = cfg->strs;
+    while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
+    if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
+        memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
+        s->next = cfg->strs;
+        cfg->strs = s;
+    }
+    return s ? s->s : NULL;
+}
+
 const char *im_config_str(im_config *cfg, const char *path, const char *fallback)
 {
     IM__CFG_LOOKUP(cfg, path, v);
     const char *r = fallback;
     if (v && v->type == IM_TOML_STRING) {
-        im__cstr *s = cfg->strs;
-        while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
-        if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
-            memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
-            s->next = cfg->strs;
-            cfg->strs = s;
-        }
-        if (s) r = s->s;
+        const char *k = im__cfg_intern(cfg, v);
+        if (k) r = k;
     }
     pthread_mutex_unlock(&cfg->mu);
     return r;
@@ -11191,6 +11265,9 @@ int im_config_watch(im_config *cfg, const char *path, im_config_fn fn, void *arg
 
 void im_config_unwatch(im_config *cfg, int id)
 {
+    /* after a notification in flight (unless called from one): then fn is not called again */
+    int wait = !im__cfg_notifying;
+    if (wait) pthread_mutex_lock(&cfg->load_mu);
     pthread_mutex_lock(&cfg->mu);
     for (im__cwatch **pp = &cfg->watches; *pp; pp = &(*pp)->next)
         if ((*pp)->id == id) {
@@ -11201,6 +11278,7 @@ void im_config_unwatch(im_config *cfg, int id)
             break;
         }
     pthread_mutex_unlock(&cfg->mu);
+    if (wait) pthread_mutex_unlock(&cfg->load_mu);
 }
 
 static int im__cfg_secret(const char *key, size_t n)
@@ -11216,6 +11294,12 @@ static int im__cfg_secret(const char *key, size_t n)
 
 static void im__cfg_json(const im_toml *v, im_jw *w, int mask)
 {
+    if (v->type == IM_TOML_ARRAY) { /* tables inside arrays have keys to mask too */
+        im_jw_arr(w);
+        for (size_t i = 0; i < v->u.list.len; i++) im__cfg_json(v->u.list.kids[i], w, mask);
+        im_jw_arr_end(w);
+        return;
+    }
     if (v->type != IM_TOML_TABLE) {
         im_toml_json(v, w, 0);
         return;
@@ -11283,16 +11367,9 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
             continue;
         }
         if (k->kind == IM__CK_STR) {
-            /* the text lives as long as cfg (interned) */
-            im__cstr *s = cfg->strs;
-            while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
-            if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
-                memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
-                s->next = cfg->strs;
-                cfg->strs = s;
-            }
-            if (!s) { rc = -ENOMEM; break; }
-            *(const char **)(void *)base = s->s;
+            const char *txt = im__cfg_intern(cfg, v); /* lives as long as cfg */
+            if (!txt) { rc = -ENOMEM; break; }
+            *(const char **)(void *)base = txt;
             continue;
         }
         int64_t x = v->u.i;
@@ -11404,6 +11481,14 @@ static void im__srv_take_live(im_server *s, const im_server_opts *a)
     }
     atomic_fetch_add_explicit(&s->live_gen, 1, memory_order_release);
     pthread_mutex_unlock(&s->live_mu);
+    /* a loop asleep until its next timer would take the change only then (an idle timeout
+     * made shorter must reach the connections already waiting): each is woken */
+    if (atomic_load(&s->loops_ready))
+        for (int i = 0; i < s->nloops; i++) {
+            uint64_t one = 1;
+            if (write(s->loops[i]->efd, &one, sizeof one) < 0) { /* a full counter wakes too */
+            }
+        }
 }
 
 static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
@@ -11465,6 +11550,14 @@ static void im__manage_config(im_ctx *c)
     im_jw_free(&w);
 }
 
+/* s as one comment line (at most cap - 1 bytes: newlines become spaces, a comment ends there) */
+static void im__comment(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; s && *s && n + 1 < cap; s++) out[n++] = *s == '\n' || *s == '\r' ? ' ' : *s;
+    out[n] = 0;
+}
+
 /* functions.<name>.timeout_ms and .max_concurrency into the endpoints' states (live) */
 static void im__apply_functions(im_server *s, im_config *cfg)
 {
@@ -11488,15 +11581,16 @@ int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t er
         for (size_t i = 0; i < v->neps && ftext; i++) {
             const im_endpoint *ep = &v->eps[i];
             if (ep->mode == IM_MODE_INLINE) continue;
-            char one[600];
-            int n = snprintf(one, sizeof one, "\n[functions.\"%s\"]\n# %s %s%s%s\n"
+            char one[900], summary[200], path[300];
+            im__comment(summary, sizeof summary, ep->summary);
+            im__comment(path, sizeof path, ep->path);
+            int n = snprintf(one, sizeof one, "\n[functions.\"%.64s\"]\n# %.8s %s%s%s\n"
                              "# a task's time limit from its start, 0: none (live)\n"
                              "timeout_ms = %u\n"
                              "# its unfinished tasks at once, 0: no limit; past it 429 (live)\n"
-                             "max_concurrency = %u\n", ep->name, ep->method, ep->path,
-                             *ep->summary ? ": " : "", ep->summary, ep->timeout_ms,
-                             ep->max_concurrency);
-            if (n < 0) continue;
+                             "max_concurrency = %u\n", ep->name, ep->method, path,
+                             *summary ? ": " : "", summary, ep->timeout_ms, ep->max_concurrency);
+            if (n < 0 || (size_t)n >= sizeof one) continue; /* bounded above: cannot happen */
             while (len + (size_t)n + 1 > cap) cap *= 2;
             char *q = (char *)realloc(ftext, cap);
             if (!q) { free(ftext); ftext = NULL; break; }
@@ -11514,8 +11608,9 @@ int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t er
     for (im__service *v = s->svcs; v; v = v->next)
         for (size_t i = 0; i < v->nmods; i++) {
             const im_module_desc *d = &v->mods[i];
-            char text[512], name[300];
-            snprintf(text, sizeof text, "[modules]\n# %s\n%s = true\n", d->doc, d->name);
+            char text[512], name[300], doc[300];
+            im__comment(doc, sizeof doc, d->doc);
+            snprintf(text, sizeof text, "[modules]\n# %s\n%.150s = true\n", doc, d->name);
             snprintf(name, sizeof name, "module %s", d->name);
             if (im_config_add_defaults(cfg, name, text, NULL, err, errlen)) return -EINVAL;
             /* default_config.toml writes it under the one [modules] header */
@@ -11593,9 +11688,9 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
         /* the directories are watched, not the files: an editor that writes a new file and
          * renames it over the old one replaces the inode a file watch would follow */
         w->ifd = inotify_init1(IN_CLOEXEC);
-        if (w->ifd < 0) rc = -errno;
+        int wrc = w->ifd < 0 ? -errno : 0;
         pthread_mutex_lock(&cfg->mu);
-        for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
+        for (im__clayer *l = cfg->layers; l && !wrc && !rc; l = l->next) {
             if (l->kind != IM__L_FILE || w->nfiles == 64) continue;
             const char *slash = strrchr(l->name, '/');
             char dir[4096];
@@ -11604,8 +11699,7 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
             int wd = inotify_add_watch(w->ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
             if (wd < 0) {
                 if (errno == ENOENT && l->optional) continue;
-                rc = -errno;
-                im_log(IM_LOG_ERROR, "config: cannot watch %s: %s", dir, strerror(errno));
+                wrc = -errno;
                 break;
             }
             w->files[w->nfiles].wd = wd;
@@ -11613,6 +11707,12 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
             w->nfiles++;
         }
         pthread_mutex_unlock(&cfg->mu);
+        if (wrc) { /* serving matters more than following edits: say so, go on without */
+            im_log(IM_LOG_WARN, "config: cannot watch the config files (%s): changes need a "
+                   "restart", strerror(-wrc));
+            if (w->ifd >= 0) close(w->ifd);
+            w->ifd = -1;
+        }
     }
     if (!rc) { /* with every signal blocked: SIGINT and SIGTERM are the server's to take */
         sigset_t all, old;
@@ -11625,12 +11725,15 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
     if (!rc) rc = im_server_route(s, "GET", "/manage/config", im__manage_config, s);
     if (!rc && (w->watch_id = im_config_watch(cfg, "", im__srv_on_config, w)) < 0) rc = w->watch_id;
     s->cfgw = w; /* freed by im_server_free, also after a failure here */
+    if (rc && !err[0])
+        snprintf(err, errlen, "cannot follow the configuration: %s%s", strerror(-rc),
+                 rc == -EEXIST ? " (GET /manage/config is routed already)" : "");
     return rc;
 }
 
 im_config *im_server_config(im_server *s) { return s->cfgw ? s->cfgw->cfg : NULL; }
 
-/* im_server_free: after the loops are gone */
+/* im_server_free: after the loops are gone, before the modules' fini */
 static void im__cfgw_free(im_server *s)
 {
     im__cfgw *w = s->cfgw;
@@ -11978,15 +12081,15 @@ static int im__modules_start(im_server *s)
             im_jw w;
             im_jw_init(&w, NULL, 0);
             v->openapi(&w, on);
-            if (im_jw_error(&w)) {
-                rc = -ENOMEM;
-            } else {
+            rc = im_jw_error(&w) ? -ENOMEM
+                                 : im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s);
+            if (rc) {
+                im_jw_free(&w);
+            } else { /* served from here on, freed with the modules */
                 s->openapi_own = w.buf;
                 s->openapi = w.buf;
                 s->openapi_len = w.len;
-                rc = im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s);
             }
-            if (rc) im_jw_free(&w);
         }
         free(on);
     }

@@ -230,7 +230,10 @@ im_bus *im_bus_new(const im_bus_opts *o)
 {
     im_bus *b = (im_bus *)calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->cap = o && o->queue_capacity ? o->queue_capacity : 1024;
+    unsigned want = o && o->queue_capacity ? o->queue_capacity : 1024;
+    b->cap = 1;
+    while (b->cap < want && b->cap < (1u << 24)) b->cap <<= 1; /* a power of two: the ring's
+                                                              * indexes may wrap */
     b->next_id = 1;
     atomic_init(&b->hubfd, -1);
     b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -306,9 +309,11 @@ void im_off(im_bus *b, int id)
         /* what it had waiting is delivered to nobody */
         b->delivered += s->tail - s->head;
         while (s->head != s->tail) im__event_put(s->ring[s->head++ % b->cap]);
-        if (b->cur == s) {
-            s->dead = 1; /* its callback runs: the bus thread frees it after */
+        if (b->cur == s && pthread_equal(pthread_self(), b->thread)) {
+            s->dead = 1; /* from its own callback: the bus thread frees it after */
         } else {
+            /* its callback may run right now: wait for it, so that arg may go at once */
+            while (b->cur == s) pthread_cond_wait(&b->idle_cv, &b->mu);
             if (b->rr == s) b->rr = NULL;
             *pp = s->next;
             im__sub_free(s, b->cap);
@@ -377,6 +382,13 @@ static void im__hub_main(int lfd, pid_t parent)
         if (r <= 0) continue;
         if (p[0].revents & POLLIN) {
             int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            struct ucred cr;
+            socklen_t cl = sizeof cr;
+            /* an abstract socket has no file permissions: only the service's user may join */
+            if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != getuid())) {
+                close(fd);
+                fd = -1;
+            }
             if (fd >= 0 && n < IM__HUB_MAX) {
                 im__sock_room(fd);
                 n++;
@@ -489,7 +501,18 @@ int im_bus_join(im_bus *b, const char *address, const char *group)
     if (fd < 0) return -errno;
     socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + al);
     const char *g = group && *group ? group : "events";
-    if (connect(fd, (struct sockaddr *)&a, sl) || send(fd, g, strlen(g), MSG_NOSIGNAL) < 0) {
+    if (connect(fd, (struct sockaddr *)&a, sl)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != getuid()) {
+        close(fd); /* a hub of another user's: its events are not ours to trust */
+        return -EACCES;
+    }
+    if (send(fd, g, strlen(g), MSG_NOSIGNAL) < 0) {
         int e = errno;
         close(fd);
         return -e;

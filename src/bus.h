@@ -11,7 +11,8 @@
  * it (im_bus_join) sends each event to the hub, which forwards it verbatim to the other members
  * of its group. A message on the hub's SOCK_SEQPACKET socket is one event: the topic, a NUL,
  * then the payload; the first message of a member names its group. Any process (a CLI, a
- * test) may join with the address. The hub ignores SIGINT and ends when its parent dies. */
+ * test) of the same user may join with the address (the hub checks SO_PEERCRED). The hub
+ * ignores SIGINT and ends when its parent dies. */
 
 typedef struct im_bus im_bus;
 
@@ -19,7 +20,8 @@ typedef struct im_bus im_bus;
 typedef void (*im_event_fn)(const char *topic, const void *payload, size_t len, void *arg);
 
 typedef struct im_bus_opts {
-    unsigned queue_capacity; /* events waiting per subscriber (1024); past it they are dropped */
+    unsigned queue_capacity; /* events waiting per subscriber (1024, rounded up to a power of
+                              * two); past it they are dropped */
 } im_bus_opts;
 
 /* A bus and its thread. NULL with errno on failure. */

@@ -72,7 +72,7 @@ static const im__ckey im__ckeys[] = {
      "jobs per priority level in each of the server's executors"},
     {"executor.priority_levels", IM__CK_UINT, IM__OFF(priority_levels), 1, IM_QUEUE_MAX_LEVELS,
      0, "priority levels of the server's executors"},
-    {"tasks.ttl_ms", IM__CK_INT, IM__OFF(task_ttl_ms), 1, (int64_t)1 << 40, 0,
+    {"tasks.ttl_ms", IM__CK_INT, IM__OFF(task_ttl_ms), 1, INT_MAX, 0,
      "a finished task is kept this long"},
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
@@ -528,20 +528,34 @@ int im_config_add_override(im_config *cfg, const char *path, const char *value, 
 static int im__cfg_build(im_config *cfg, int reread, im_toml **out, char *err, size_t errlen)
 {
     int rc = 0;
-    pthread_mutex_lock(&cfg->mu);
-    /* re-read files first, outside the merge: a file with an error leaves everything as it is */
+    /* the files are read first, without the lock that lookups take (a slow disk must not stall
+     * a loop that reads a value), and a file with an error leaves everything as it is */
     im_toml *fresh[64] = {0};
-    int nf = 0;
-    for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
-        if (l->kind != IM__L_FILE || !reread) continue;
+    char *names[64];
+    int optional[64], nf = 0;
+    pthread_mutex_lock(&cfg->mu);
+    for (im__clayer *l = cfg->layers; l && reread && !rc; l = l->next) {
+        if (l->kind != IM__L_FILE) continue;
         if (nf == 64) { snprintf(err, errlen, "more than 64 config files"); rc = -EINVAL; break; }
+        if (!(names[nf] = strdup(l->name))) { rc = -ENOMEM; break; }
+        optional[nf++] = l->optional;
+    }
+    pthread_mutex_unlock(&cfg->mu);
+    for (int i = 0; i < nf && !rc; i++) {
         char e[512];
-        im_toml *d = im_toml_parse_file(l->name, e, sizeof e);
-        if (!d && !(l->optional && access(l->name, F_OK) != 0)) {
+        fresh[i] = im_toml_parse_file(names[i], e, sizeof e);
+        if (!fresh[i] && !(optional[i] && access(names[i], F_OK) != 0)) {
             snprintf(err, errlen, "%s", e);
             rc = -EINVAL;
         }
-        fresh[nf++] = d;
+    }
+    for (int i = 0; i < nf; i++) free(names[i]);
+    pthread_mutex_lock(&cfg->mu);
+    int now = 0; /* a file added meanwhile: this read is not the whole set */
+    for (im__clayer *l = cfg->layers; l; l = l->next) now += l->kind == IM__L_FILE;
+    if (!rc && reread && now != nf) {
+        snprintf(err, errlen, "config files were added during the load: load again");
+        rc = -EAGAIN;
     }
     im_toml *doc = rc ? NULL : im_toml_dup(cfg->schema);
     if (!rc && !doc) rc = -ENOMEM;
@@ -575,32 +589,35 @@ static int im__cfg_build(im_config *cfg, int reread, im_toml **out, char *err, s
     return 0;
 }
 
-typedef struct im__cnote { im_config_fn fn; void *arg; char *path; } im__cnote;
+typedef struct im__cnote { im_config_fn fn; void *arg; const char *path; } im__cnote;
 
-/* Makes doc current and calls the subscribers of what changed (load_mu held). */
+/* 1 on a thread that runs subscribers now: a load or set from one would wait for itself */
+static __thread int im__cfg_notifying;
+
+/* Makes doc current and calls the subscribers of what changed (load_mu held: a subscriber
+ * that unsubscribes from another thread waits for this to end, so the paths stay valid). */
 static void im__cfg_swap(im_config *cfg, im_toml *doc)
 {
-    im__cnote notes[64];
-    int nn = 0;
     pthread_mutex_lock(&cfg->mu);
     im_toml *old = cfg->cur;
     cfg->cur = doc;
     cfg->gen++;
-    if (old) /* the first load changes nothing anybody saw */
-        for (im__cwatch *w = cfg->watches; w && nn < 64; w = w->next) {
-            const im_toml *a = *w->path ? im_toml_get(old, w->path) : old;
-            const im_toml *b = *w->path ? im_toml_get(doc, w->path) : doc;
-            if (!im__toml_equal(a, b)) {
-                char *p = strdup(w->path);
-                if (p) notes[nn++] = (im__cnote){w->fn, w->arg, p};
-            }
-        }
+    size_t nw = 0, nn = 0;
+    for (im__cwatch *w = cfg->watches; w; w = w->next) nw++;
+    im__cnote *notes = old && nw ? (im__cnote *)malloc(nw * sizeof *notes) : NULL;
+    if (old && nw && !notes)
+        im_log(IM_LOG_ERROR, "config: out of memory: subscribers not told of a change");
+    for (im__cwatch *w = notes ? cfg->watches : NULL; w; w = w->next) {
+        const im_toml *a = *w->path ? im_toml_get(old, w->path) : old;
+        const im_toml *b = *w->path ? im_toml_get(doc, w->path) : doc;
+        if (!im__toml_equal(a, b)) notes[nn++] = (im__cnote){w->fn, w->arg, w->path};
+    }
     pthread_mutex_unlock(&cfg->mu);
     im_toml_free(old);
-    for (int i = 0; i < nn; i++) {
-        notes[i].fn(cfg, notes[i].path, notes[i].arg);
-        free(notes[i].path);
-    }
+    im__cfg_notifying = 1;
+    for (size_t i = 0; i < nn; i++) notes[i].fn(cfg, notes[i].path, notes[i].arg);
+    im__cfg_notifying = 0;
+    free(notes);
 }
 
 int im_config_load(im_config *cfg, char *err, size_t errlen)
@@ -608,6 +625,10 @@ int im_config_load(im_config *cfg, char *err, size_t errlen)
     char dummy[8];
     if (!errlen) { err = dummy; errlen = sizeof dummy; }
     err[0] = 0;
+    if (im__cfg_notifying) {
+        snprintf(err, errlen, "a config subscriber cannot load the config (it would wait for itself)");
+        return -EDEADLK;
+    }
     pthread_mutex_lock(&cfg->load_mu);
     im_toml *doc = NULL;
     int rc = im__cfg_build(cfg, 1, &doc, err, errlen);
@@ -622,6 +643,10 @@ int im_config_set(im_config *cfg, const char *path, const char *toml_value, char
     char dummy[8];
     if (!errlen) { err = dummy; errlen = sizeof dummy; }
     err[0] = 0;
+    if (im__cfg_notifying) {
+        snprintf(err, errlen, "a config subscriber cannot set a value (it would wait for itself)");
+        return -EDEADLK;
+    }
     im_toml *d = im__cfg_assign(path, toml_value, "im_config_set", err, errlen);
     if (!d) return -EINVAL;
     pthread_mutex_lock(&cfg->load_mu);
@@ -678,19 +703,27 @@ int im_config_bool(im_config *cfg, const char *path, int fallback)
     return r;
 }
 
+/* The string v's copy that cfg keeps until it is freed, made once per distinct text (mu held);
+ * NULL when out of memory. */
+static const char *im__cfg_intern(im_config *cfg, const im_toml *v)
+{
+    im__cstr *s = cfg->strs;
+    while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
+    if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
+        memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
+        s->next = cfg->strs;
+        cfg->strs = s;
+    }
+    return s ? s->s : NULL;
+}
+
 const char *im_config_str(im_config *cfg, const char *path, const char *fallback)
 {
     IM__CFG_LOOKUP(cfg, path, v);
     const char *r = fallback;
     if (v && v->type == IM_TOML_STRING) {
-        im__cstr *s = cfg->strs;
-        while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
-        if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
-            memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
-            s->next = cfg->strs;
-            cfg->strs = s;
-        }
-        if (s) r = s->s;
+        const char *k = im__cfg_intern(cfg, v);
+        if (k) r = k;
     }
     pthread_mutex_unlock(&cfg->mu);
     return r;
@@ -765,6 +798,9 @@ int im_config_watch(im_config *cfg, const char *path, im_config_fn fn, void *arg
 
 void im_config_unwatch(im_config *cfg, int id)
 {
+    /* after a notification in flight (unless called from one): then fn is not called again */
+    int wait = !im__cfg_notifying;
+    if (wait) pthread_mutex_lock(&cfg->load_mu);
     pthread_mutex_lock(&cfg->mu);
     for (im__cwatch **pp = &cfg->watches; *pp; pp = &(*pp)->next)
         if ((*pp)->id == id) {
@@ -775,6 +811,7 @@ void im_config_unwatch(im_config *cfg, int id)
             break;
         }
     pthread_mutex_unlock(&cfg->mu);
+    if (wait) pthread_mutex_unlock(&cfg->load_mu);
 }
 
 static int im__cfg_secret(const char *key, size_t n)
@@ -790,6 +827,12 @@ static int im__cfg_secret(const char *key, size_t n)
 
 static void im__cfg_json(const im_toml *v, im_jw *w, int mask)
 {
+    if (v->type == IM_TOML_ARRAY) { /* tables inside arrays have keys to mask too */
+        im_jw_arr(w);
+        for (size_t i = 0; i < v->u.list.len; i++) im__cfg_json(v->u.list.kids[i], w, mask);
+        im_jw_arr_end(w);
+        return;
+    }
     if (v->type != IM_TOML_TABLE) {
         im_toml_json(v, w, 0);
         return;
@@ -857,16 +900,9 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
             continue;
         }
         if (k->kind == IM__CK_STR) {
-            /* the text lives as long as cfg (interned) */
-            im__cstr *s = cfg->strs;
-            while (s && strcmp(s->s, v->u.str.ptr) != 0) s = s->next;
-            if (!s && (s = (im__cstr *)malloc(sizeof *s + v->u.str.len + 1))) {
-                memcpy(s->s, v->u.str.ptr, v->u.str.len + 1);
-                s->next = cfg->strs;
-                cfg->strs = s;
-            }
-            if (!s) { rc = -ENOMEM; break; }
-            *(const char **)(void *)base = s->s;
+            const char *txt = im__cfg_intern(cfg, v); /* lives as long as cfg */
+            if (!txt) { rc = -ENOMEM; break; }
+            *(const char **)(void *)base = txt;
             continue;
         }
         int64_t x = v->u.i;
@@ -978,6 +1014,14 @@ static void im__srv_take_live(im_server *s, const im_server_opts *a)
     }
     atomic_fetch_add_explicit(&s->live_gen, 1, memory_order_release);
     pthread_mutex_unlock(&s->live_mu);
+    /* a loop asleep until its next timer would take the change only then (an idle timeout
+     * made shorter must reach the connections already waiting): each is woken */
+    if (atomic_load(&s->loops_ready))
+        for (int i = 0; i < s->nloops; i++) {
+            uint64_t one = 1;
+            if (write(s->loops[i]->efd, &one, sizeof one) < 0) { /* a full counter wakes too */
+            }
+        }
 }
 
 static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
@@ -1039,6 +1083,14 @@ static void im__manage_config(im_ctx *c)
     im_jw_free(&w);
 }
 
+/* s as one comment line (at most cap - 1 bytes: newlines become spaces, a comment ends there) */
+static void im__comment(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; s && *s && n + 1 < cap; s++) out[n++] = *s == '\n' || *s == '\r' ? ' ' : *s;
+    out[n] = 0;
+}
+
 /* functions.<name>.timeout_ms and .max_concurrency into the endpoints' states (live) */
 static void im__apply_functions(im_server *s, im_config *cfg)
 {
@@ -1062,15 +1114,16 @@ int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t er
         for (size_t i = 0; i < v->neps && ftext; i++) {
             const im_endpoint *ep = &v->eps[i];
             if (ep->mode == IM_MODE_INLINE) continue;
-            char one[600];
-            int n = snprintf(one, sizeof one, "\n[functions.\"%s\"]\n# %s %s%s%s\n"
+            char one[900], summary[200], path[300];
+            im__comment(summary, sizeof summary, ep->summary);
+            im__comment(path, sizeof path, ep->path);
+            int n = snprintf(one, sizeof one, "\n[functions.\"%.64s\"]\n# %.8s %s%s%s\n"
                              "# a task's time limit from its start, 0: none (live)\n"
                              "timeout_ms = %u\n"
                              "# its unfinished tasks at once, 0: no limit; past it 429 (live)\n"
-                             "max_concurrency = %u\n", ep->name, ep->method, ep->path,
-                             *ep->summary ? ": " : "", ep->summary, ep->timeout_ms,
-                             ep->max_concurrency);
-            if (n < 0) continue;
+                             "max_concurrency = %u\n", ep->name, ep->method, path,
+                             *summary ? ": " : "", summary, ep->timeout_ms, ep->max_concurrency);
+            if (n < 0 || (size_t)n >= sizeof one) continue; /* bounded above: cannot happen */
             while (len + (size_t)n + 1 > cap) cap *= 2;
             char *q = (char *)realloc(ftext, cap);
             if (!q) { free(ftext); ftext = NULL; break; }
@@ -1088,8 +1141,9 @@ int im_server_config_defaults(im_server *s, im_config *cfg, char *err, size_t er
     for (im__service *v = s->svcs; v; v = v->next)
         for (size_t i = 0; i < v->nmods; i++) {
             const im_module_desc *d = &v->mods[i];
-            char text[512], name[300];
-            snprintf(text, sizeof text, "[modules]\n# %s\n%s = true\n", d->doc, d->name);
+            char text[512], name[300], doc[300];
+            im__comment(doc, sizeof doc, d->doc);
+            snprintf(text, sizeof text, "[modules]\n# %s\n%.150s = true\n", doc, d->name);
             snprintf(name, sizeof name, "module %s", d->name);
             if (im_config_add_defaults(cfg, name, text, NULL, err, errlen)) return -EINVAL;
             /* default_config.toml writes it under the one [modules] header */
@@ -1167,9 +1221,9 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
         /* the directories are watched, not the files: an editor that writes a new file and
          * renames it over the old one replaces the inode a file watch would follow */
         w->ifd = inotify_init1(IN_CLOEXEC);
-        if (w->ifd < 0) rc = -errno;
+        int wrc = w->ifd < 0 ? -errno : 0;
         pthread_mutex_lock(&cfg->mu);
-        for (im__clayer *l = cfg->layers; l && !rc; l = l->next) {
+        for (im__clayer *l = cfg->layers; l && !wrc && !rc; l = l->next) {
             if (l->kind != IM__L_FILE || w->nfiles == 64) continue;
             const char *slash = strrchr(l->name, '/');
             char dir[4096];
@@ -1178,8 +1232,7 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
             int wd = inotify_add_watch(w->ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
             if (wd < 0) {
                 if (errno == ENOENT && l->optional) continue;
-                rc = -errno;
-                im_log(IM_LOG_ERROR, "config: cannot watch %s: %s", dir, strerror(errno));
+                wrc = -errno;
                 break;
             }
             w->files[w->nfiles].wd = wd;
@@ -1187,6 +1240,12 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
             w->nfiles++;
         }
         pthread_mutex_unlock(&cfg->mu);
+        if (wrc) { /* serving matters more than following edits: say so, go on without */
+            im_log(IM_LOG_WARN, "config: cannot watch the config files (%s): changes need a "
+                   "restart", strerror(-wrc));
+            if (w->ifd >= 0) close(w->ifd);
+            w->ifd = -1;
+        }
     }
     if (!rc) { /* with every signal blocked: SIGINT and SIGTERM are the server's to take */
         sigset_t all, old;
@@ -1199,12 +1258,15 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
     if (!rc) rc = im_server_route(s, "GET", "/manage/config", im__manage_config, s);
     if (!rc && (w->watch_id = im_config_watch(cfg, "", im__srv_on_config, w)) < 0) rc = w->watch_id;
     s->cfgw = w; /* freed by im_server_free, also after a failure here */
+    if (rc && !err[0])
+        snprintf(err, errlen, "cannot follow the configuration: %s%s", strerror(-rc),
+                 rc == -EEXIST ? " (GET /manage/config is routed already)" : "");
     return rc;
 }
 
 im_config *im_server_config(im_server *s) { return s->cfgw ? s->cfgw->cfg : NULL; }
 
-/* im_server_free: after the loops are gone */
+/* im_server_free: after the loops are gone, before the modules' fini */
 static void im__cfgw_free(im_server *s)
 {
     im__cfgw *w = s->cfgw;

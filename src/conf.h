@@ -63,7 +63,9 @@ uint64_t im_config_generation(im_config *cfg);
 
 /* Calls fn(cfg, path, arg) after each change of the value at path or under it (path "" is the
  * whole configuration), once per load or set that changed it, from the thread that made the
- * change (in a server: its config thread, never a loop). Returns an id > 0 or -ENOMEM. */
+ * change (in a server: its config thread, never a loop). fn may read the config but not load
+ * or set it (-EDEADLK). Returns an id > 0 or -ENOMEM. im_config_unwatch() returns after a
+ * call in flight has ended. */
 typedef void (*im_config_fn)(im_config *cfg, const char *path, void *arg);
 int im_config_watch(im_config *cfg, const char *path, im_config_fn fn, void *arg);
 void im_config_unwatch(im_config *cfg, int id);

@@ -347,8 +347,9 @@ static void im__task_deadline(im__ltimer *tm)
 {
     im__taskrun *r = (im__taskrun *)(void *)((char *)tm - offsetof(im__taskrun, deadline));
     im__task *t = r->task;
-    uint32_t limit = atomic_load_explicit(&t->fn->timeout_ms, memory_order_relaxed);
+    uint32_t limit = r->limit_ms; /* its own: a later change of the function's is not its */
     int ended = 0;
+    if (limit == 0) return;
     im__task_lock(t);
     if (t->state == IM_TASK_QUEUED) {
         im__task_unlock(t);
@@ -800,8 +801,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     int st_now = t->state;
     im__task_unlock(t);
     if (im__task_terminal_state(st_now)) im__task_stored_end(t); /* ended before it was stored */
-    uint32_t tlimit = atomic_load_explicit(&st->timeout_ms, memory_order_relaxed);
-    if (tlimit) im__ltimer_start(c->loop, &r->deadline, tlimit);
+    r->limit_ms = atomic_load_explicit(&st->timeout_ms, memory_order_relaxed);
+    if (r->limit_ms) im__ltimer_start(c->loop, &r->deadline, r->limit_ms);
     if (w) {
         c->on_close = im__sync_gone;
         c->close_arg = w;

@@ -300,6 +300,7 @@ struct im_server {
     pthread_mutex_t live_mu;   /* guards live */
     im_server_opts live;       /* o with the live keys as last configured: loops copy it */
     _Atomic uint64_t live_gen; /* grows with each change of live */
+    _Atomic int loops_ready;   /* the loops run: a change of live wakes them (their eventfds) */
     pthread_mutex_t init_mu;   /* loop start-up handshake */
     pthread_cond_t init_cv;
     int init_left;
@@ -376,6 +377,7 @@ typedef struct im__taskrun {
     im__arena arena;             /* owned: the binder's and the handler's memory */
     size_t held;                 /* its share of the server's queued_bytes */
     im__ltimer deadline;         /* the time limit, on the submitting loop */
+    uint32_t limit_ms;           /* that limit, as it was when the task was accepted */
     uint64_t started_mono;       /* (task lock) monotonic ms at the start: the time limit
                                   * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */

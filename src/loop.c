@@ -896,11 +896,20 @@ static void im__loop_live(im_loop *L)
     L->o = s->live;
     L->live_gen = atomic_load_explicit(&s->live_gen, memory_order_relaxed);
     pthread_mutex_unlock(&s->live_mu);
-    L->tdur[IM__T_IDLE] = (uint32_t)L->o.idle_timeout_ms;
-    L->tdur[IM__T_HEAD] = (uint32_t)L->o.header_timeout_ms;
-    L->tdur[IM__T_BODY] = (uint32_t)L->o.body_timeout_ms;
-    L->tdur[IM__T_SEND] = (uint32_t)L->o.send_timeout_ms;
-    L->tdur[IM__T_LINGER] = (uint32_t)L->o.linger_ms;
+    const int lists[] = {IM__T_IDLE, IM__T_HEAD, IM__T_BODY, IM__T_SEND, IM__T_LINGER};
+    const int ms[] = {L->o.idle_timeout_ms, L->o.header_timeout_ms, L->o.body_timeout_ms,
+                      L->o.send_timeout_ms, L->o.linger_ms};
+    for (int k = 0; k < 5; k++) {
+        int t = lists[k];
+        uint32_t d = (uint32_t)ms[k];
+        if (d < L->tdur[t]) { /* shorter: no waiting connection may keep the longer deadline,
+                               * and clamping keeps the list sorted (new ones come later) */
+            uint32_t cap = L->now_ms + d;
+            for (uint32_t i = L->thead[t]; i != IM__NIL; i = L->conns[i].tnext)
+                if ((int32_t)(L->conns[i].deadline - cap) > 0) L->conns[i].deadline = cap;
+        }
+        L->tdur[t] = d;
+    }
 }
 
 static void im__loop_run(im_loop *L)

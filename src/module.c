@@ -323,15 +323,15 @@ static int im__modules_start(im_server *s)
             im_jw w;
             im_jw_init(&w, NULL, 0);
             v->openapi(&w, on);
-            if (im_jw_error(&w)) {
-                rc = -ENOMEM;
-            } else {
+            rc = im_jw_error(&w) ? -ENOMEM
+                                 : im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s);
+            if (rc) {
+                im_jw_free(&w);
+            } else { /* served from here on, freed with the modules */
                 s->openapi_own = w.buf;
                 s->openapi = w.buf;
                 s->openapi_len = w.len;
-                rc = im__router_add(s->root, "GET", "/openapi.json", im__openapi_handler, s);
             }
-            if (rc) im_jw_free(&w);
         }
         free(on);
     }

@@ -442,6 +442,7 @@ int im_server_start(im_server *s)
     }
     s->port = port;
     s->started = 1;
+    atomic_store(&s->loops_ready, 1);
     im_log(IM_LOG_INFO, "listening on http://%s:%d with %d loop%s", s->o.host, port, s->nloops,
            s->nloops == 1 ? "" : "s");
     return 0;
@@ -544,6 +545,7 @@ void im_server_free(im_server *s)
         im_log(IM_LOG_WARN, "jobs still running: the server's memory is kept for them");
         return;
     }
+    im__cfgw_free(s); /* no reload (and no watcher of a module's) runs during its fini */
     im__modules_free(s); /* fini in reverse order: every task of theirs has ended */
     im_executor_free(s->primary);
     im_executor_free(s->serial);
@@ -558,7 +560,6 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
-    im__cfgw_free(s);
     im_bus_free(atomic_load(&s->bus)); /* after the modules' fini, which may publish */
     pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);

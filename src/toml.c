@@ -517,7 +517,8 @@ static const char *im__tp_run(const char *p, const char *e, int base, char *out,
         int d = c >= '0' && c <= '9' ? c - '0'
               : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
         if (d >= 0 && d < base) {
-            if (*on + 1 < cap) out[(*on)++] = c;
+            if (*on + 1 >= cap) return NULL; /* too long to read exactly: refused, not cut */
+            out[(*on)++] = c;
             prev_digit = 1;
         } else if (c == '_') {
             if (!prev_digit || p + 1 >= e) return NULL;
@@ -827,7 +828,7 @@ fail:
 
 im_toml *im_toml_parse_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(path, "rbe"); /* close-on-exec: another thread may fork meanwhile */
     if (!f) {
         if (errlen) snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;

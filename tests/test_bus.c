@@ -54,6 +54,28 @@ static void on_slow(const char *topic, const void *payload, size_t len, void *ar
     atomic_fetch_add(n, 1);
 }
 
+static void on_sleepy(const char *topic, const void *payload, size_t len, void *arg)
+{
+    (void)topic, (void)payload, (void)len;
+    atomic_int *state = arg;
+    atomic_store(state, 1);
+    nanosleep(&(struct timespec){0, 200000000}, NULL);
+    atomic_store(state, 2);
+}
+
+/* im_off from another thread returns after the subscriber's running callback ended */
+static void test_off_waits(void)
+{
+    im_bus *b = im_bus_new(NULL);
+    atomic_int state = 0;
+    int id = im_on(b, "s", on_sleepy, &state);
+    im_notify(b, "s", "", 0);
+    while (atomic_load(&state) == 0) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    im_off(b, id);
+    CHECK(atomic_load(&state) == 2, "im_off returned while the callback still ran");
+    im_bus_free(b);
+}
+
 static void test_in_process(void)
 {
     im_bus_opts o = {.queue_capacity = 64};
@@ -226,5 +248,6 @@ int main(void)
     test_hub_ends_with_parent(); /* forks first, while this process has no thread */
     test_across_processes();
     test_in_process();
+    test_off_waits();
     return check_exit("test_bus");
 }

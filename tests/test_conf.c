@@ -98,7 +98,8 @@ static void test_layers_and_lookups(void)
     char err[512];
     im_config *cfg = im_config_new();
     CHECK(im_config_add_defaults(cfg, "math", "[math]\nscale = 1.5\nname = 'm'\nsteps = [1, 2]\n"
-                                 "api_token = 'abc'\n[math.cache]\nsize = 0\n", NULL, err,
+                                 "api_token = 'abc'\n[math.cache]\nsize = 0\n"
+                                 "[[math.backends]]\nhost = 'h'\npassword = 'pw1'\n", NULL, err,
                                  sizeof err) == 0, "%s", err);
     CHECK(im_config_add_defaults(cfg, "module math", "[modules]\nmath = true\n", NULL, err,
                                  sizeof err) == 0, "%s", err);
@@ -151,6 +152,8 @@ static void test_layers_and_lookups(void)
     im_config_json(cfg, &w, 1);
     char *json = strndup(w.buf, w.len); /* the writer's text is not NUL-terminated */
     CHECK(json && strstr(json, "\"api_token\":\"***\"") && !strstr(json, "abc"), "masked");
+    CHECK(json && strstr(json, "\"password\":\"***\"") && !strstr(json, "pw1"),
+          "masked inside an array of tables: %s", json);
     free(json);
     im_jw_free(&w);
 

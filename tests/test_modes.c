@@ -247,6 +247,22 @@ static void test_levels_option(void)
     CHECK(!im_server_new(&o), "33 levels");
 }
 
+/* A service whose /openapi.json is routed already cannot start, and frees cleanly (the
+ * document it built is freed once: ASan checks). */
+static void openapi_taken(im_ctx *c) { im_reply(c, 200, "text/plain", "mine", 4); }
+static void test_openapi_route_taken(void)
+{
+    im_server_opts o = {0};
+    o.port = -1;
+    o.loops = 1;
+    o.no_signals = 1;
+    im_server *s = im_server_new(&o);
+    CHECK(s && im_server_route(s, "GET", "/openapi.json", openapi_taken, NULL) == 0, "route");
+    CHECK(im_register_modes(s) == 0, "register");
+    CHECK(im_server_start(s) == -EEXIST, "start refused");
+    im_server_free(s);
+}
+
 /* ---- many endpoint tables on one server ---- */
 
 #define TABLES 40
@@ -319,6 +335,7 @@ int main(void)
 
     test_priorities();
     test_levels_option();
+    test_openapi_route_taken();
     test_inline_defer_refused();
     test_empty_body_object();
     test_bind_memory_bound();

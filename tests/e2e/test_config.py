@@ -264,6 +264,35 @@ class ReloadTests(ConfigTestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn(b"unknown key 'functions.slo' (did you mean 'functions.slow'?)", p.stderr)
 
+    def test_shorter_idle_timeout_reaches_waiting_connections(self):
+        c = self.srv.connect()
+        c.send(request("GET", "/plaintext"))
+        self.assertEqual(c.read_response().status, 200)  # now idle, under the 60 s default
+        write(self.cfg, "[server.limits]\nmax_body_bytes = 100\n[server.timeouts]\nidle_ms = 300\n")
+        self.wait_reloads(1)
+        t0 = time.monotonic()
+        c.read_until_eof(timeout=5)  # closed by the server, not after 60 s
+        self.assertLess(time.monotonic() - t0, 3.0)
+
+    def test_a_task_keeps_the_time_limit_it_was_accepted_with(self):
+        import http.client
+        write(self.cfg, "[server.limits]\nmax_body_bytes = 100\n[functions.slow]\ntimeout_ms = 400\n")
+        self.wait_reloads(1)
+        c = http.client.HTTPConnection(self.srv.host, self.srv.port, timeout=10)
+        c.request("POST", "/v1/demo/slow", body=b'{"seconds": 2}',
+                  headers={"Content-Type": "application/json", "Prefer": "respond-async"})
+        r = c.getresponse()
+        task = json.loads(r.read())
+        self.assertEqual(r.status, 202, task)
+        write(self.cfg, "[server.limits]\nmax_body_bytes = 100\n[functions.slow]\ntimeout_ms = 0\n")
+        self.wait_reloads(2)
+        c.request("GET", "/tasks/%s/result" % task["task_id"], headers={"Prefer": "wait=5"})
+        r = c.getresponse()
+        doc = json.loads(r.read())
+        self.assertEqual((r.status, doc.get("state")), (504, "TIMEOUT"), doc)
+        self.assertEqual(echo_status(self.srv, 10), 200)  # the loop serves on
+        c.close()
+
     def test_hundred_quick_edits(self):
         for i in range(100):
             write(self.cfg, "[server.limits]\nmax_body_bytes = %d\n" % (1000 + i))
