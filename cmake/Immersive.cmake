@@ -3,12 +3,16 @@
 #   immersive_add_service(my-service
 #       MODULES modules/math modules/geo     # folders of annotated .c files
 #       [NAME my_service]                    # C name (default: the target's, '-' -> '_')
-#       [TITLE "My API"] [VERSION 1.0.0])    # for the OpenAPI document
+#       [TITLE "My API"] [VERSION 1.0.0]     # for the OpenAPI document
+#       [DEFAULT_CONFIG])                    # write default_config.toml beside the program
 #
 # Adds the modules' sources to the target, runs gen/immersive_gen.py whenever one of them (or
 # the generator) changes, compiles the generated routes, and puts the generated headers
 # (<module>.gen.h, <name>.service.h) on the target's include path. The program then calls
-# im_register_<name>(server) before starting it.
+# im_register_<name>(server) before starting it, or is one line:
+#   int main(int argc, char **argv) { return im_main(argc, argv, im_register_<name>); }
+# With DEFAULT_CONFIG (a program built on im_main), every build writes default_config.toml,
+# every key the service knows with its default, beside the program.
 #
 # CMake functions are global but variables are not: the generator's path is kept in a global
 # property, so the function works wherever it is called from (a parent project of an
@@ -21,7 +25,7 @@ get_filename_component(IMMERSIVE_GENERATOR "${IMMERSIVE_GENERATOR}" ABSOLUTE)
 set_property(GLOBAL PROPERTY IMMERSIVE_GENERATOR "${IMMERSIVE_GENERATOR}")
 
 function(immersive_add_service target)
-  cmake_parse_arguments(A "" "NAME;TITLE;VERSION" "MODULES" ${ARGN})
+  cmake_parse_arguments(A "DEFAULT_CONFIG" "NAME;TITLE;VERSION" "MODULES" ${ARGN})
   if(NOT A_MODULES)
     message(FATAL_ERROR "immersive_add_service(${target}): MODULES is empty")
   endif()
@@ -67,4 +71,10 @@ function(immersive_add_service target)
   target_include_directories(${target} PRIVATE ${out})
   target_link_libraries(${target} PRIVATE immersive::immersive)
   set_property(TARGET ${target} PROPERTY IMMERSIVE_OPENAPI ${out}/${A_NAME}.openapi.json)
+  if(A_DEFAULT_CONFIG AND NOT CMAKE_CROSSCOMPILING)
+    add_custom_command(TARGET ${target} POST_BUILD
+      COMMAND $<TARGET_FILE:${target}> --print-default-config
+              > $<TARGET_FILE_DIR:${target}>/default_config.toml
+      COMMENT "immersive: writing default_config.toml beside ${target}")
+  endif()
 endfunction()

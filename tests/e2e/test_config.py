@@ -174,6 +174,16 @@ class StartTests(ConfigTestCase):
         q = self.run_demo("--check-config", "--config", self.cfg)
         self.assertEqual(q.returncode, 0, q.stderr)
 
+    def test_default_config_is_shipped_beside_the_program(self):
+        shipped = os.path.join(os.path.dirname(demo_binary()), "default_config.toml")
+        self.assertTrue(os.path.exists(shipped), "the build writes default_config.toml")
+        with open(shipped) as f:
+            text = f.read()
+        self.assertEqual(text, self.run_demo("--print-default-config").stdout.decode())
+        doc = tomllib.loads(text)
+        self.assertIn("lab", doc)  # the modules' tables too
+        self.assertEqual(doc["functions"]["sleep"]["timeout_ms"], 30000)
+
     def test_set_any_key(self):
         srv = self.start("--set", "server.limits.max_body_bytes=30")
         self.assertEqual(echo_status(srv, 31), 413)
