@@ -26,6 +26,7 @@
  *   log.h         im_log: leveled logging
  *   json.h        im_jw: JSON writer; im_json: strict pull reader
  *   toml.h        im_toml: TOML 1.0 reader, values, lookup by dotted path
+ *   ndarray.h     im_ndarray: n-dimensional numeric arrays, numpy's .npy reader and header
  *   http.h        im_http_parse_head, im_http_decode_chunked: the HTTP/1.x parsers
  *   server.h      im_server, routes, im_ctx requests, replies, streams, im_loop_post
  *   queue.h       im_queue: lock-free MPMC priority queue with a blocking pop
@@ -36,7 +37,8 @@
  *   bus.h         im_bus: events by topic on a thread of their own, across processes via a hub
  *   launch.h      im_main: a service's whole main (flags, config files, serving)
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
- *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c http_parse.c
+ *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c ndarray.c
+ *                 http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
  *   conf.c module.c launch.c
@@ -72,6 +74,7 @@ extern "C" {
 #include "log.h"
 #include "json.h"
 #include "toml.h"
+#include "ndarray.h"
 #include "http.h"
 #include "server.h"
 #include "queue.h"
@@ -134,6 +137,7 @@ extern "C" {
 #include "json_write.c"
 #include "json_read.c"
 #include "toml.c"
+#include "ndarray.c"
 #include "http_parse.c"
 #include "router.c"
 #include "response.c"
