@@ -2695,7 +2695,12 @@ enum {
     IM__TF_AOT = 16,     /* an array of tables, grown by [[header]] */
 };
 
-#define IM__TOML_MAX_DEPTH 128 /* arrays and inline tables nested in one value */
+/* Tables and arrays nested in a whole document, the root counted: headers, dotted keys and
+ * values add up, so the limit is checked on the finished tree (and, to bound the parser's own
+ * recursion, inside one value). Kept well under what the JSON writer nests (IM_JW_MAX_DEPTH)
+ * so any document read can be printed, tagged leaves included. */
+#define IM__TOML_MAX_DEPTH 48
+_Static_assert(IM__TOML_MAX_DEPTH + 2 < IM_JW_MAX_DEPTH, "a document read must print as JSON");
 
 typedef struct im__tp {
     const char *s, *p, *e;   /* text, position, end */
@@ -3476,6 +3481,19 @@ done:
     return res;
 }
 
+/* The first table or array nested deeper than IM__TOML_MAX_DEPTH (v at depth d), or NULL;
+ * the walk stops there, so it recurses at most that deep. */
+static const im_toml *im__tv_deep(const im_toml *v, int d)
+{
+    if (v->type != IM_TOML_ARRAY && v->type != IM_TOML_TABLE) return NULL;
+    if (d > IM__TOML_MAX_DEPTH) return v;
+    for (size_t i = 0; i < v->u.list.len; i++) {
+        const im_toml *r = im__tv_deep(v->u.list.kids[i], d + 1);
+        if (r) return r;
+    }
+    return NULL;
+}
+
 im_toml *im_toml_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
 {
     im__tp t = {.s = text, .p = text, .e = text + len, .name = name, .err = err,
@@ -3501,6 +3519,13 @@ im_toml *im_toml_parse(const char *text, size_t len, const char *name, char *err
         int rc = im__tp_key(&t, &k) || im__tp_keyval(&t, cur, &k) || im__tp_eol(&t);
         im__tk_free(&k);
         if (rc) goto fail;
+    }
+    const im_toml *deep = im__tv_deep(root, 1);
+    if (deep) {
+        if (errlen)
+            snprintf(err, errlen, "%s:%u:%u: tables and arrays nested more than %d deep",
+                     name ? name : "<toml>", deep->line, deep->col, IM__TOML_MAX_DEPTH);
+        goto fail;
     }
     return root;
 fail:

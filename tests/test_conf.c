@@ -70,6 +70,40 @@ static void test_toml_lookups(void)
     /* a column counts characters, not bytes */
     t = im_toml_parse("k = \"\xc3\xa9\xc3\xa9\" x\n", 13, "u", err, sizeof err);
     CHECK(!t && strncmp(err, "u:1:10:", 7) == 0, "%s", err);
+
+    /* Nesting is bounded over the whole tree (headers, dotted keys and values add up), so
+     * whatever is read prints as JSON: the fuzzer found 100 nested arrays read and then
+     * refused by the JSON writer. */
+    char deep[4096];
+    int n = snprintf(deep, sizeof deep, "a = ");
+    for (int i = 0; i < 100; i++) deep[n++] = '[';
+    for (int i = 0; i < 100; i++) deep[n++] = ']';
+    t = im_toml_parse(deep, (size_t)n, "d", err, sizeof err);
+    CHECK(!t && strstr(err, "nested more than 48 deep"), "100 arrays: %s", err);
+    /* 20 header parts + 20 dotted parts + 10 arrays: each under the limit, too deep together */
+    n = snprintf(deep, sizeof deep, "x = 1\n[");
+    for (int i = 0; i < 20; i++) n += snprintf(deep + n, sizeof deep - (size_t)n, "%sh", i ? "." : "");
+    n += snprintf(deep + n, sizeof deep - (size_t)n, "]\n");
+    for (int i = 0; i < 20; i++) n += snprintf(deep + n, sizeof deep - (size_t)n, "%sk", i ? "." : "");
+    n += snprintf(deep + n, sizeof deep - (size_t)n, " = [[[[[[[[[[1]]]]]]]]]]\n");
+    t = im_toml_parse(deep, (size_t)n, "d", err, sizeof err);
+    CHECK(!t && strncmp(err, "d:3:", 4) == 0 && strstr(err, "more than 48 deep"),
+          "mixed nesting: %s", err);
+    /* 47 levels under the root are read and print, tagged too */
+    n = snprintf(deep, sizeof deep, "a = ");
+    for (int i = 0; i < 47; i++) deep[n++] = '[';
+    deep[n++] = '1';
+    for (int i = 0; i < 47; i++) deep[n++] = ']';
+    t = im_toml_parse(deep, (size_t)n, "d", err, sizeof err);
+    CHECK(t, "47 levels: %s", err);
+    if (t) {
+        im_jw w;
+        im_jw_init(&w, NULL, 0);
+        im_toml_json(t, &w, 1);
+        CHECK(!im_jw_error(&w), "47 levels print as tagged JSON");
+        im_jw_free(&w);
+        im_toml_free(t);
+    }
 }
 
 static int calls_level, calls_limits, calls_all;
