@@ -466,6 +466,13 @@ const char *im_dtype_name(int dtype);
 /* Elements of a shape; -1 when they (or their bytes, with item size isz) overflow. */
 int64_t im_ndarray_count(const int64_t *shape, int ndim, size_t isz);
 
+/* 0 when a is consistent (a known dtype, 0..8 dimensions of >= 0 elements, nbytes = their
+ * count x item size, data set when nbytes > 0); else -EINVAL with the reason in err. A
+ * handler's result is checked so before it is written. */
+int im_ndarray_check(const im_ndarray *a, char *err, size_t errlen);
+/* Writes a as JSON nested arrays (a number for 0 dimensions; NaN and inf as null). */
+void im_jw_ndarray(im_jw *w, const im_ndarray *a);
+
 /* Reads a .npy image buf[0..len): a->data points into buf (no copy). Returns 0, or -EINVAL
  * with the reason in err (a bad magic or header, a big-endian or Fortran-order array, a dtype
  * other than those above, more than IM_NDARRAY_MAX_DIMS dimensions, data shorter or longer
@@ -948,7 +955,8 @@ enum {
     IM_T_STRING,
     IM_T_ENUM,
     IM_T_OBJECT,
-    IM_T_ARRAY
+    IM_T_ARRAY,
+    IM_T_NDARRAY  /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
 };
 
 /* Constraint flags of a field. */
@@ -981,6 +989,9 @@ typedef struct im_field {
     uint32_t nvalues;
     uint32_t elem_size;        /* array of objects: the element struct's size */
     im_bind_obj_fn object;     /* object, or array of objects: binds one object */
+    uint32_t dtypes;           /* ndarray: bit (1 << IM_DT_*) per dtype accepted; 0: any */
+    int32_t ndim;              /* ndarray: its dimensions (-1: any) */
+    const int64_t *shape;      /* ndarray: ndim sizes, -1 where any (NULL: any shape) */
 } im_field;
 
 /* Body: 1 when the value at the cursor is an object (entered), 0 when it is not (422
@@ -1000,9 +1011,14 @@ void im_bind_missing(im_bind *b, const im_field *f);
 int im_bind_param(im_bind *b, const im_field *f, void *dst);
 /* 1 when the request has a JSON body to bind. */
 int im_bind_has_body(const im_bind *b);
-/* A raw body of little-endian float64 values (Content-Type application/octet-stream) into an
- * im_f64s: no copy when the body is aligned, one copy otherwise. 1 when present, 0 when not. */
+/* A raw body of little-endian float64 values (Content-Type application/octet-stream), or a
+ * 1-dimensional '<f8' .npy (application/x-npy), into an im_f64s: no copy when the data is
+ * aligned, one copy otherwise. 1 when present, 0 when not. */
 int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst);
+
+/* An ndarray argument from an application/x-npy body (the whole body is the array): 1 when
+ * the body is one (bound into dst, or a 422 recorded), 0 when it is not. */
+int im_bind_npy(im_bind *b, const im_field *f, void *dst);
 
 /* An annotated endpoint, as gen/immersive_gen.py describes it. */
 typedef struct im_endpoint {
@@ -1019,12 +1035,18 @@ typedef struct im_endpoint {
     uint8_t response;      /* IM_RESPOND_* */
     uint8_t priority;      /* executor priority, 0 most urgent */
     uint8_t extra;         /* IM_EXTRA_* */
-    uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s */
+    uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s
+                            * (or a 1-dimensional f64 .npy); 3: JSON, or a .npy body that is
+                            * the one ndarray argument */
     uint32_t max_concurrency; /* unfinished tasks at once (0: no limit); past it 429 */
     uint32_t timeout_ms;   /* a task's time limit from its start (0: none): then TIMEOUT */
     const char *summary;   /* one line for GET /functions ("" when none) */
     const char *args_json; /* the arguments' definitions as a JSON array (GET /functions/{name}) */
     const char *executor;  /* .executor: a module's private executor by name, or NULL */
+    uint8_t result_ndarray;/* 1: the result struct is an im_ndarray (answered as JSON nested
+                            * arrays, or as .npy to Accept: application/x-npy) */
+    uint32_t max_body_bytes; /* .max_body_bytes: its own body limit when above the server's
+                              * (0: the server's max_body_bytes) */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
@@ -1466,6 +1488,7 @@ typedef struct im__route {
     char *method;            /* owned; "*" for any */
     im_handler_fn fn;        /* handler */
     void *udata;             /* handed to the handler */
+    size_t max_body;         /* its own body limit, above max_body_bytes (0: that one) */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
@@ -1521,6 +1544,8 @@ struct im_ctx {
     unsigned is_detached : 1;  /* the connection went away */
     unsigned is_dispatching : 1; /* its handler is running: im__dispatch returns it to the pool */
     unsigned is_finished : 1;  /* finished while its handler was still running */
+    unsigned is_npy_known : 1;  /* is_npy_accept was read while the request's headers lived */
+    unsigned is_npy_accept : 1; /* its Accept names application/x-npy */
     unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
                                   * from the receive buffer, so it cannot be deferred */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
@@ -1611,6 +1636,7 @@ struct im_loop {
 struct im_server {
     im_server_opts o;          /* resolved options (no zeros left) */
     im__rnode *root;           /* owned route trie */
+    size_t max_route_body;     /* the largest body limit of a route of its own (0: none) */
     struct im_loop **loops;    /* owned */
     int nloops;
     int port;                  /* bound port, -1 before start */
@@ -1686,6 +1712,7 @@ typedef struct im__task {
     uint8_t priority;
     uint8_t is_cancel;           /* (L) cancellation asked while it ran: CANCELLED at its end */
     uint8_t is_done_stored;      /* (S) the store saw it finish (its TTL runs) */
+    uint8_t is_npy;              /* (L) body is the result as a .npy image, not JSON */
     int16_t status;              /* (L) terminal: the HTTP status of its answer */
     uint32_t body_len;           /* (L) */
     int64_t created_ms, started_ms, finished_ms; /* (L) wall clock, ms since 1970; 0: not yet */
@@ -3771,6 +3798,59 @@ static int im__npy_fail(char *err, size_t errlen, const char *msg)
     return -EINVAL;
 }
 
+int im_ndarray_check(const im_ndarray *a, char *err, size_t errlen)
+{
+    if ((unsigned)a->dtype >= IM_DT_COUNT) return im__npy_fail(err, errlen, "unknown dtype");
+    if (a->ndim < 0 || a->ndim > IM_NDARRAY_MAX_DIMS)
+        return im__npy_fail(err, errlen, "ndim is not 0..8");
+    int64_t n = im_ndarray_count(a->shape, a->ndim, im__dtypes[a->dtype].size);
+    if (n < 0) return im__npy_fail(err, errlen, "a negative or overflowing shape");
+    if ((uint64_t)n * im__dtypes[a->dtype].size != a->nbytes) {
+        if (errlen)
+            snprintf(err, errlen, "nbytes is %zu but the shape holds %llu bytes", a->nbytes,
+                     (unsigned long long)n * im__dtypes[a->dtype].size);
+        return -EINVAL;
+    }
+    if (a->nbytes && !a->data) return im__npy_fail(err, errlen, "no data");
+    return 0;
+}
+
+/* One element: unaligned data is read through memcpy (the compiler makes it a load). */
+static void im__jw_elem(im_jw *w, int dtype, const unsigned char *p)
+{
+    switch (dtype) {
+    case IM_DT_F64: { double v; memcpy(&v, p, 8); im_jw_double(w, v); break; }
+    case IM_DT_F32: { float v; memcpy(&v, p, 4); im_jw_double(w, v); break; }
+    case IM_DT_I64: { int64_t v; memcpy(&v, p, 8); im_jw_int(w, v); break; }
+    case IM_DT_I32: { int32_t v; memcpy(&v, p, 4); im_jw_int(w, v); break; }
+    default: im_jw_uint(w, *p); break;
+    }
+}
+
+void im_jw_ndarray(im_jw *w, const im_ndarray *a)
+{
+    size_t isz = im_dtype_size(a->dtype);
+    const unsigned char *p = (const unsigned char *)a->data;
+    if (!isz || a->ndim < 0 || a->ndim > IM_NDARRAY_MAX_DIMS) { im_jw_null(w); return; }
+    if (a->ndim == 0) { im__jw_elem(w, a->dtype, p); return; }
+    /* an odometer over the indices: no recursion, rows of the last dimension in one loop */
+    int64_t idx[IM_NDARRAY_MAX_DIMS] = {0};
+    int d = 0, last = a->ndim - 1;
+    im_jw_arr(w);
+    for (;;) {
+        if (d < last) {
+            if (idx[d] < a->shape[d]) { im_jw_arr(w); d++; idx[d] = 0; continue; }
+        } else {
+            for (int64_t i = 0; i < a->shape[last]; i++, p += isz) im__jw_elem(w, a->dtype, p);
+            idx[d] = a->shape[d];
+        }
+        im_jw_arr_end(w); /* dimension d is done */
+        if (d == 0 || w->err) break; /* (im_jw_error also counts the arrays still open) */
+        d--;
+        idx[d]++;
+    }
+}
+
 typedef struct im__npyh {
     const char *p, *e;
 } im__npyh;
@@ -4554,8 +4634,9 @@ static int im__is_token(const char *s)
 }
 
 /* Adds method+pattern to the trie at root. */
-static int im__router_add(im__rnode *root, const char *method, const char *pattern,
-                          im_handler_fn fn, void *udata)
+/* Adds a route; max_body: its own body limit (0: the server's). */
+static int im__router_add_limited(im__rnode *root, const char *method, const char *pattern,
+                                  im_handler_fn fn, void *udata, size_t max_body)
 {
     char *names[IM_MAX_PARAMS];
     unsigned np = 0;
@@ -4606,6 +4687,7 @@ static int im__router_add(im__rnode *root, const char *method, const char *patte
     r->nparams = np;
     r->fn = fn;
     r->udata = udata;
+    r->max_body = max_body;
     r->next = n->routes;
     n->routes = r;
     return 0;
@@ -4614,6 +4696,12 @@ nomem:
 fail:
     while (np) free(names[--np]);
     return rc;
+}
+
+static int im__router_add(im__rnode *root, const char *method, const char *pattern,
+                          im_handler_fn fn, void *udata)
+{
+    return im__router_add_limited(root, method, pattern, fn, udata, 0);
 }
 
 /* The route of node n for method: exact, then HEAD served by GET, then "*". */
@@ -4688,6 +4776,20 @@ static size_t im__router_allow(const im__rnode *n, char *out, size_t cap)
         len += len ? 9 : 7;
     }
     return len;
+}
+
+/* The body limit of the request whose head is h: the server's max_body_bytes, or its route's
+ * own when that is larger. The route is looked up only where it can matter (a route has a
+ * limit of its own, and the body is over the server's or its length is not known yet). */
+static size_t im__body_limit(const im_server *s, size_t max_body, const im_http_head *h,
+                             uint64_t content_length)
+{
+    if (!s->max_route_body || content_length <= max_body) return max_body;
+    im_str vals[IM_MAX_PARAMS];
+    const im__rnode *n = im__rmatch(s->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
+                                    vals, 0);
+    const im__route *r = n ? im__route_pick(n, h->method) : NULL;
+    return r && r->max_body > max_body ? r->max_body : max_body;
 }
 /* ======== end router.c ======== */
 /* ======== begin response.c ======== */
@@ -5314,7 +5416,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
     x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
-    x->is_finished = x->is_inline_call = 0;
+    x->is_finished = x->is_inline_call = x->is_npy_known = x->is_npy_accept = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->drain_fn = NULL;
@@ -5397,10 +5499,11 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
             if (h.chunked) {
                 st->mode = IM__BODY_CHUNKED;
                 st->raw_off = (uint32_t)hl;
-                st->ch.max_total = o->max_body_bytes;
+                st->ch.max_total = im__body_limit(L->srv, o->max_body_bytes, &h, UINT64_MAX);
                 st->ch.max_trailer = (uint32_t)o->max_header_bytes;
             } else if (h.has_content_length && h.content_length) {
-                if (h.content_length > o->max_body_bytes) {
+                if (h.content_length > o->max_body_bytes &&
+                    h.content_length > im__body_limit(L->srv, o->max_body_bytes, &h, h.content_length)) {
                     im__conn_fail(L, c, 413, "request body too large", -1);
                     return *len;
                 }
@@ -5463,7 +5566,9 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
 /* The most input a connection may hold: one full request and a read's worth behind it. */
 static size_t im__in_limit(const im_loop *L)
 {
-    return L->o.max_header_bytes + L->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
+    size_t body = L->o.max_body_bytes > L->srv->max_route_body ? L->o.max_body_bytes
+                                                                 : L->srv->max_route_body;
+    return L->o.max_header_bytes + body + 2 * (size_t)L->bufsz + 4096;
 }
 
 /* Keeps n bytes of input (a partial request described by st, or waiting requests). */
@@ -7385,8 +7490,17 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
     im_jw_obj_end(w);
     if (t->state == IM_TASK_SUCCEEDED && with_result) {
         im_jw_key(w, "result");
-        if (t->body) im_jw_raw(w, t->body, t->body_len);
-        else im_jw_null(w);
+        im_ndarray a;
+        if (t->body && t->is_npy && im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) {
+            im_jw_obj(w); /* as the JSON answer is: {"result": nested arrays} */
+            im_jw_key(w, "result");
+            im_jw_ndarray(w, &a);
+            im_jw_obj_end(w);
+        } else if (t->body && !t->is_npy) {
+            im_jw_raw(w, t->body, t->body_len);
+        } else {
+            im_jw_null(w);
+        }
     } else if (t->state > IM_TASK_SUCCEEDED) {
         im_jw_key(w, "error");
         im_jw_str(w, t->error ? t->error : im_task_state_name(t->state));
@@ -8234,6 +8348,7 @@ struct im_bind {
     const im_endpoint *ep;
     im_json j;          /* the body */
     int has_body;
+    int is_npy;         /* the ndarray argument's body: 1 application/x-npy, 2 float64s */
     const char *root;   /* "body", "query" or "path": the first element of every loc */
     struct {
         const char *name; /* NULL: an index */
@@ -8441,6 +8556,9 @@ static const char *im__type_error(int type, const char **msg)
     case IM_T_STRING:
     case IM_T_ENUM: *msg = "Input should be a valid string"; return "string_type";
     case IM_T_ARRAY: *msg = "Input should be a valid list"; return "list_type";
+    case IM_T_NDARRAY:
+        *msg = "Input should be an array of numbers (nested lists, one level per dimension)";
+        return "ndarray_type";
     default:
         *msg = "Input should be a valid dictionary or object to extract fields from";
         return "model_attributes_type";
@@ -8542,6 +8660,263 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
     im__bind_items(b, f, items, n, dst);
 }
 
+/* ---- n-dimensional arrays ---- */
+
+/* The dtype, dimensions and shape f asks for; records the error and returns -1 when a breaks
+ * them. */
+static int im__bind_nd_check(im_bind *b, const im_field *f, const im_ndarray *a)
+{
+    char msg[400], want[160];
+    if (f->dtypes && !(f->dtypes & (1u << a->dtype))) {
+        size_t n = 0;
+        want[0] = 0;
+        for (int d = 0; d < IM_DT_COUNT; d++)
+            if (f->dtypes & (1u << d))
+                n += (size_t)snprintf(want + n, sizeof want - n, "%s%s", n ? " or " : "",
+                                      im_dtype_name(d));
+        snprintf(msg, sizeof msg, "Array should have dtype %s, not %s", want,
+                 im_dtype_name(a->dtype));
+        im__bind_error(b, "ndarray_dtype", msg, NULL, 0, NULL);
+        return -1;
+    }
+    int64_t n = im_ndarray_count(a->shape, a->ndim, 1);
+    if ((f->flags & IM_F_MAXITEMS) && n > (int64_t)f->max_items) {
+        snprintf(msg, sizeof msg, "Array should have at most %u element%s, not %lld",
+                 f->max_items, f->max_items == 1 ? "" : "s", (long long)n);
+        im__bind_error(b, "too_long", msg, NULL, 0, NULL);
+        return -1;
+    }
+    if ((f->flags & IM_F_MINITEMS) && n < (int64_t)f->min_items) {
+        snprintf(msg, sizeof msg, "Array should have at least %u element%s, not %lld",
+                 f->min_items, f->min_items == 1 ? "" : "s", (long long)n);
+        im__bind_error(b, "too_short", msg, NULL, 0, NULL);
+        return -1;
+    }
+    if (f->ndim >= 0 && a->ndim != f->ndim) {
+        snprintf(msg, sizeof msg, "Array should have %d dimension%s, not %d", (int)f->ndim,
+                 f->ndim == 1 ? "" : "s", a->ndim);
+        im__bind_error(b, "ndarray_ndim", msg, NULL, 0, NULL);
+        return -1;
+    }
+    if (f->shape) {
+        int bad = 0;
+        for (int d = 0; d < a->ndim; d++) bad |= f->shape[d] >= 0 && f->shape[d] != a->shape[d];
+        if (bad) {
+            size_t wn = 0, m = 0;
+            char got[160];
+            for (int d = 0; d < a->ndim; d++) {
+                if (f->shape[d] >= 0)
+                    wn += (size_t)snprintf(want + wn, sizeof want - wn, "%s%lld", d ? ", " : "",
+                                          (long long)f->shape[d]);
+                else
+                    wn += (size_t)snprintf(want + wn, sizeof want - wn, "%sany", d ? ", " : "");
+                m += (size_t)snprintf(got + m, sizeof got - m, "%s%lld", d ? ", " : "",
+                                      (long long)a->shape[d]);
+                if (wn >= sizeof want || m >= sizeof got) break;
+            }
+            snprintf(msg, sizeof msg, "Array should have shape (%s), not (%s)", want, got);
+            im__bind_error(b, "ndarray_shape", msg, NULL, 0, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Pushes the loc of the element at flat index k of shape (its indices), for an error. */
+static unsigned im__bind_nd_loc(im_bind *b, const int64_t *shape, int ndim, uint64_t k)
+{
+    uint64_t idx[IM_NDARRAY_MAX_DIMS];
+    for (int d = ndim - 1; d >= 0; d--) {
+        uint64_t n = shape[d] > 0 ? (uint64_t)shape[d] : 1;
+        idx[d] = k % n;
+        k /= n;
+    }
+    for (int d = 0; d < ndim; d++) im__bind_push(b, NULL, 0, idx[d]);
+    return (unsigned)ndim;
+}
+
+/* Stores JSON number n as element k of dtype: NULL, or why it does not fit (and *type). */
+static const char *im__bind_nd_put(int dtype, const im_json_num *n, void *data, uint64_t k,
+                                   const char **type)
+{
+    int64_t i = n->i;
+    if (dtype == IM_DT_F64 || dtype == IM_DT_F32) {
+        if (!isfinite(n->d) || (dtype == IM_DT_F32 && isinf((float)n->d))) {
+            *type = "finite_number";
+            return dtype == IM_DT_F32 ? "Input should be a finite number within float32"
+                                      : "Input should be a finite number";
+        }
+        if (dtype == IM_DT_F64) ((double *)data)[k] = n->d;
+        else ((float *)data)[k] = (float)n->d;
+        return NULL;
+    }
+    if (!n->is_int) {
+        if (isfinite(n->d) && n->d != floor(n->d)) {
+            *type = "int_from_float";
+            return "Input should be a valid integer, got a number with a fractional part";
+        }
+        if (!isfinite(n->d) || n->d < -9223372036854775808.0 || n->d >= 9223372036854775808.0) {
+            *type = "int_range";
+            return "Input should be an integer from -9223372036854775808 to 9223372036854775807";
+        }
+        i = (int64_t)n->d; /* 3.0 and 1e2 are integers, as for int arguments */
+    }
+    *type = "int_range";
+    if (dtype == IM_DT_I64) {
+        ((int64_t *)data)[k] = i;
+    } else if (dtype == IM_DT_I32) {
+        if (i < INT32_MIN || i > INT32_MAX)
+            return "Input should be an integer from -2147483648 to 2147483647 (dtype i32)";
+        ((int32_t *)data)[k] = (int32_t)i;
+    } else {
+        if (i < 0 || i > 255) return "Input should be an integer from 0 to 255 (dtype u8)";
+        ((uint8_t *)data)[k] = (uint8_t)i;
+    }
+    return NULL;
+}
+
+/* JSON nested arrays (or one number: 0 dimensions) into an im_ndarray. A checking first pass
+ * finds the shape (every row as long as the first at its depth: rectangular) and whether all
+ * numbers are integers; the data is then allocated once and a second pass fills it. */
+static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
+{
+    im_ndarray *a = (im_ndarray *)dst, nd;
+    im_json save = b->j;
+    int64_t cnt[IM_NDARRAY_MAX_DIMS];
+    int depth = 0, ndim = -1, all_int = 1, r;
+    char msg[160];
+    memset(&nd, 0, sizeof nd);
+    for (int d = 0; d < IM_NDARRAY_MAX_DIMS; d++) nd.shape[d] = -1;
+    /* pass 1: shape */
+    for (;;) {
+        int t = im_json_peek(&b->j);
+        if (t < 0) return;
+        if (t == IM_JSON_ARRAY) {
+            if (depth == ndim || depth == IM_NDARRAY_MAX_DIMS) {
+                unsigned pushed = 0;
+                for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
+                if (depth == IM_NDARRAY_MAX_DIMS && ndim < 0)
+                    im__bind_error(b, "ndarray_ndim", "Array should have at most 8 dimensions",
+                                   NULL, 0, NULL);
+                else
+                    im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a list "
+                                   "where its rows hold numbers", NULL, 0, NULL);
+                b->nloc -= pushed;
+                b->j = save;
+                (void)im_json_skip(&b->j);
+                return;
+            }
+            if (im_json_arr_enter(&b->j)) return;
+            cnt[depth++] = 0;
+        } else if (t == IM_JSON_NUMBER && (ndim < 0 || depth == ndim)) {
+            im_json_num n;
+            if (im_json_number(&b->j, &n)) return;
+            if (!n.is_int) all_int = 0; /* 3.0 and 1e2 say float, as numpy reads them */
+            if (ndim < 0) ndim = depth;
+            if (depth == 0) break; /* a scalar */
+            cnt[depth - 1]++;
+        } else {
+            unsigned pushed = 0;
+            const char *start = b->j.p;
+            for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
+            if (im_json_skip(&b->j)) return;
+            int scalar = t != IM_JSON_OBJECT && t != IM_JSON_ARRAY && b->j.p - start <= 200;
+            if (t == IM_JSON_NUMBER)
+                im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a number "
+                               "where its rows hold lists", scalar ? start : NULL,
+                               scalar ? (size_t)(b->j.p - start) : 0, NULL);
+            else
+                im__bind_error(b, "float_type", "Input should be a valid number",
+                               scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0, NULL);
+            b->nloc -= pushed;
+            b->j = save;
+            (void)im_json_skip(&b->j);
+            return;
+        }
+        /* close every array that ends here, checking its length against its depth's */
+        for (;;) {
+            if (depth == 0) break;
+            if ((r = im_json_arr_next(&b->j)) < 0) return;
+            if (r == 1) break;
+            int d = depth - 1;
+            if (ndim < 0) ndim = depth; /* [] or [[]]: empty, as deep as it goes */
+            if (nd.shape[d] < 0) {
+                nd.shape[d] = cnt[d];
+            } else if (nd.shape[d] != cnt[d]) {
+                unsigned pushed = 0;
+                for (int e = 0; e < d; e++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[e]);
+                snprintf(msg, sizeof msg, "Array should be rectangular: this row has %lld "
+                         "item%s, the first at its depth %lld", (long long)cnt[d],
+                         cnt[d] == 1 ? "" : "s", (long long)nd.shape[d]);
+                im__bind_error(b, "ndarray_ragged", msg, NULL, 0, NULL);
+                b->nloc -= pushed;
+                b->j = save;
+                (void)im_json_skip(&b->j);
+                return;
+            }
+            depth--;
+            if (depth > 0) cnt[depth - 1]++;
+        }
+        if (depth == 0) break;
+    }
+    nd.ndim = ndim;
+    for (int d = ndim; d < IM_NDARRAY_MAX_DIMS; d++) nd.shape[d] = 0;
+    /* the dtype: the one asked for, else integers as i64 and anything else as f64 */
+    uint32_t ok = f->dtypes ? f->dtypes : ~0u;
+    if (all_int && (ok & (1u << IM_DT_I64))) nd.dtype = IM_DT_I64;
+    else if (ok & (1u << IM_DT_F64)) nd.dtype = IM_DT_F64;
+    else if (ok & (1u << IM_DT_F32)) nd.dtype = IM_DT_F32;
+    else if (ok & (1u << IM_DT_I64)) nd.dtype = IM_DT_I64;
+    else if (ok & (1u << IM_DT_I32)) nd.dtype = IM_DT_I32;
+    else nd.dtype = IM_DT_U8;
+    size_t isz = im_dtype_size(nd.dtype);
+    int64_t count = im_ndarray_count(nd.shape, ndim, isz);
+    if (im__bind_nd_check(b, f, &nd)) {
+        b->j = save;
+        (void)im_json_skip(&b->j);
+        return;
+    }
+    if (count < 0 || !(nd.data = im__bind_alloc(b, (size_t)count * isz + 1))) {
+        b->too_big |= !b->oom;
+        b->j = save;
+        (void)im_json_skip(&b->j);
+        return;
+    }
+    nd.nbytes = (size_t)count * isz;
+    /* pass 2: the numbers, in order (the structure is known good) */
+    b->j = save;
+    uint64_t k = 0;
+    depth = 0;
+    for (;;) {
+        int t = im_json_peek(&b->j);
+        if (t == IM_JSON_ARRAY) {
+            if (im_json_arr_enter(&b->j)) return;
+            depth++;
+        } else {
+            im_json_num n;
+            if (im_json_number(&b->j, &n)) return;
+            const char *type, *why = im__bind_nd_put(nd.dtype, &n, nd.data, k, &type);
+            if (why) { /* the first element that does not fit stops the array */
+                unsigned pushed = im__bind_nd_loc(b, nd.shape, ndim, k);
+                im__bind_error(b, type, why, n.text.len <= 200 ? n.text.ptr : NULL,
+                               n.text.len <= 200 ? n.text.len : 0, NULL);
+                b->nloc -= pushed;
+                b->j = save;
+                (void)im_json_skip(&b->j);
+                return;
+            }
+            k++;
+        }
+        while (depth > 0) {
+            if ((r = im_json_arr_next(&b->j)) < 0) return;
+            if (r == 1) break;
+            depth--;
+        }
+        if (depth == 0) break;
+    }
+    *a = nd;
+}
+
 /* Reads the JSON value at the cursor as `type` into dst. */
 static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
 {
@@ -8617,6 +8992,12 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
             return;
         }
         break;
+    case IM_T_NDARRAY:
+        if (t == IM_JSON_ARRAY || t == IM_JSON_NUMBER) {
+            im__bind_ndarray(b, f, dst);
+            return;
+        }
+        break;
     }
     /* the wrong type: say so with the value when it is a scalar, then skip it */
     const char *msg, *et = im__type_error(type, &msg);
@@ -8678,29 +9059,97 @@ void im_bind_missing(im_bind *b, const im_field *f)
     b->root = root;
 }
 
+/* The .npy body read into a (no copy when its data is aligned for its dtype, else one copy
+ * into the request's arena): 0, or -1 with a 422 recorded (or oom/too_big set). */
+static int im__bind_npy_body(im_bind *b, im_ndarray *a)
+{
+    char why[160], msg[240];
+    im_str body = b->ctx->req.body;
+    if (im_npy_read(body.ptr, body.len, a, why, sizeof why)) {
+        snprintf(msg, sizeof msg, "The body should be an array in numpy's .npy format: %s", why);
+        im__bind_error(b, "npy_invalid", msg, NULL, 0, NULL);
+        return -1;
+    }
+    size_t isz = im_dtype_size(a->dtype);
+    if (a->nbytes && ((uintptr_t)a->data & (isz - 1))) {
+        void *d = im__bind_alloc(b, a->nbytes);
+        if (!d) return -1;
+        memcpy(d, a->data, a->nbytes); /* one copy, not one per element */
+        a->data = d;
+    }
+    return 0;
+}
+
+int im_bind_npy(im_bind *b, const im_field *f, void *dst)
+{
+    im_ndarray a;
+    if (!b->is_npy) return 0;
+    if (b->is_npy == 2) { /* application/octet-stream: little-endian float64s, 1 dimension */
+        im_str body = b->ctx->req.body;
+        char msg[128];
+        if (body.len % 8) {
+            snprintf(msg, sizeof msg, "The body must hold whole float64 values (8 bytes each), "
+                     "not %zu bytes", body.len);
+            im__bind_error(b, "bytes_length", msg, NULL, 0, NULL);
+            return 1;
+        }
+        memset(&a, 0, sizeof a);
+        a.dtype = IM_DT_F64;
+        a.ndim = 1;
+        a.shape[0] = (int64_t)(body.len / 8);
+        a.nbytes = body.len;
+        a.data = (void *)(uintptr_t)body.ptr;
+        if ((uintptr_t)body.ptr & 7) {
+            if (!(a.data = im__bind_alloc(b, body.len))) return 1;
+            memcpy(a.data, body.ptr, body.len); /* one copy, not one per element */
+        }
+    } else if (im__bind_npy_body(b, &a)) {
+        return 1;
+    }
+    if (im__bind_nd_check(b, f, &a) == 0) *(im_ndarray *)dst = a;
+    return 1;
+}
+
 int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
 {
     im_str body = b->ctx->req.body;
     const im_f64s *view = dst;
     char msg[128];
+    const double *vals;
+    size_t n;
     if (!b->has_body) return 0;
+    if (b->is_npy) { /* np.save of a 1-dimensional float64 array */
+        im_ndarray a;
+        if (im__bind_npy_body(b, &a)) return 1;
+        if (a.dtype != IM_DT_F64 || a.ndim != 1) {
+            snprintf(msg, sizeof msg, "The array should be 1-dimensional float64 (<f8), not "
+                     "%d-dimensional %s", a.ndim, im_dtype_name(a.dtype));
+            im__bind_error(b, a.dtype != IM_DT_F64 ? "ndarray_dtype" : "ndarray_ndim", msg,
+                           NULL, 0, NULL);
+            return 1;
+        }
+        vals = a.data;
+        n = (size_t)a.shape[0];
+        goto check;
+    }
     if (body.len % 8) {
         snprintf(msg, sizeof msg, "The body must hold whole float64 values (8 bytes each), not %zu bytes",
                  body.len);
         im__bind_error(b, "bytes_length", msg, NULL, 0, NULL);
         return 1;
     }
-    size_t n = body.len / 8;
+    n = body.len / 8;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "raw float64 bodies are little-endian: this byte order needs a swap here"
 #endif
-    const double *vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
+    vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
     if ((uintptr_t)body.ptr & 7) {
         double *d = im__bind_alloc(b, body.len);
         if (!d) return 1;
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
         vals = d;
     }
+check:;
     unsigned before = b->nerrs;
     im__bind_items(b, f, vals, n, dst);
     if (b->nerrs != before) return 1;
@@ -8896,6 +9345,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.oom = b.too_big = 0;
     b.budget = (size_t)c->loop->o.arena_ratio * c->raw_len + c->loop->o.arena_extra_bytes;
     b.has_body = c->req.body.len > 0;
+    b.is_npy = 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
         if (ct.ptr) { /* the media type: up to ';' or blank, parameters aside */
@@ -8908,16 +9358,26 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
                                    "is accepted)");
             return -1;
         }
+        b.is_npy = ct.ptr && im_str_ieq(ct, "application/x-npy") && ep->body >= 2;
+        if (ep->body == 3 && ct.ptr && im_str_ieq(ct, "application/octet-stream"))
+            b.is_npy = 2; /* raw float64s, for the ndarray argument */
         if (ep->body == 2) {
-            if (!ct.ptr || !im_str_ieq(ct, "application/octet-stream")) {
+            if (!b.is_npy && (!ct.ptr || !im_str_ieq(ct, "application/octet-stream"))) {
                 im_reply_error(c, 415, "the request body must be float64 values "
-                                       "(Content-Type: application/octet-stream)");
+                                       "(Content-Type: application/octet-stream, or "
+                                       "application/x-npy for a .npy array)");
                 return -1;
             }
+        } else if (b.is_npy) {
+            /* the ndarray argument's binder reads it */
         } else if (ct.ptr && !im_str_ieq(ct, "application/json") &&
                    !(ct.len > 5 && memchr(ct.ptr, '/', ct.len) &&
                      im__ieq_lower(ct.ptr + ct.len - 5, "+json", 5))) {
-            im_reply_error(c, 415, "the request body must be JSON (Content-Type: application/json)");
+            im_reply_error(c, 415, ep->body == 3
+                                   ? "the request body must be JSON (Content-Type: "
+                                     "application/json), a .npy array (application/x-npy) or "
+                                     "float64 values (application/octet-stream)"
+                                   : "the request body must be JSON (Content-Type: application/json)");
             return -1;
         }
     }
@@ -8930,7 +9390,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         int r = im_bind_obj_begin(&b);
         while (r > 0 && (r = im_bind_obj_key(&b, &key)) > 0) im_bind_extra(&b, key);
     }
-    if (rc >= 0 && b.has_body && ep->body != 2 && !b.j.err) im_json_finish(&b.j);
+    if (rc >= 0 && b.has_body && ep->body != 2 && !b.is_npy && !b.j.err) im_json_finish(&b.j);
     if (b.too_big) {
         char msg[200];
         const im_server_opts *o = &c->loop->o;
@@ -9050,6 +9510,96 @@ static void im__reply_jw(im_ctx *c, int status, im_jw *w)
     im_jw_free(w);
 }
 
+/* A handler's ndarray result is checked before anything reads it: a wrong nbytes or shape
+ * would read past its data. Returns the call's status (500 with the reason when it is bad). */
+static int im__nd_result(const im_endpoint *ep, im_call *call, int status, const void *out)
+{
+    char why[120];
+    if (status || !ep->result_ndarray || im_ndarray_check((const im_ndarray *)out, why, sizeof why) == 0)
+        return status;
+    im_log(IM_LOG_ERROR, "%s: its ndarray result is inconsistent: %s", ep->name, why);
+    return im_call_fail(call, 500, "the function's array result is inconsistent: %s", why);
+}
+
+/* The .npy image (header, then the data) of a checked array, malloc'ed; NULL when out of
+ * memory or too large for a task to keep (4 GiB). */
+static char *im__npy_image(const im_ndarray *a, size_t *len)
+{
+    char head[256];
+    int hl = im_npy_header(a->dtype, a->ndim, a->shape, head, sizeof head);
+    if (hl < 0 || a->nbytes > UINT32_MAX - (size_t)hl) return NULL;
+    char *img = malloc((size_t)hl + a->nbytes);
+    if (!img) return NULL;
+    memcpy(img, head, (size_t)hl);
+    if (a->nbytes) memcpy(img + hl, a->data, a->nbytes);
+    *len = (size_t)hl + a->nbytes;
+    return img;
+}
+
+/* 1 when the request's Accept names application/x-npy (with a q above 0). */
+static int im__accepts_npy(const im_ctx *c)
+{
+    im_str acc = im_ctx_header(c, "accept");
+    static const char want[] = "application/x-npy";
+    size_t wl = sizeof want - 1;
+    for (size_t i = 0; acc.ptr && i + wl <= acc.len; i++) {
+        if ((i && acc.ptr[i - 1] != ',' && acc.ptr[i - 1] != ' ' && acc.ptr[i - 1] != '\t') ||
+            !im__ieq_lower(acc.ptr + i, want, wl))
+            continue;
+        size_t k = i + wl;
+        while (k < acc.len && (acc.ptr[k] == ' ' || acc.ptr[k] == '\t')) k++;
+        if (k < acc.len && acc.ptr[k] != ',' && acc.ptr[k] != ';') continue;
+        /* ;q=0 (or 0.0, 0.00) refuses it */
+        const char *q = k < acc.len && acc.ptr[k] == ';' ? acc.ptr + k : NULL;
+        const char *end = acc.ptr + acc.len;
+        if (q) {
+            const char *comma = memchr(q, ',', (size_t)(end - q));
+            const char *e = comma ? comma : end;
+            for (const char *p = q; p + 2 < e; p++)
+                if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+                    p += 2;
+                    int zero = *p == '0';
+                    for (p++; zero && p < e && *p != ' ' && *p != ';'; p++) zero = *p == '.' || *p == '0';
+                    if (zero) return 0;
+                    break;
+                }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Answers c with an array: .npy when it accepts it, else {"result": nested arrays}. */
+static void im__reply_ndarray(im_ctx *c, const im_ndarray *a, const char *img, size_t img_len)
+{
+    if (c->is_npy_known ? c->is_npy_accept : im__accepts_npy(c)) {
+        if (img) {
+            im_reply(c, 200, "application/x-npy", img, img_len);
+            return;
+        }
+        size_t len;
+        char *own = im__npy_image(a, &len);
+        if (!own) im_reply_error(c, 503, "out of memory");
+        else im_reply(c, 200, "application/x-npy", own, len);
+        free(own);
+        return;
+    }
+    char small[1024];
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    for (int pass = 0; pass < 2; pass++) {
+        im_jw_obj(&w);
+        im_jw_key(&w, "result");
+        im_jw_ndarray(&w, a);
+        im_jw_obj_end(&w);
+        if (im_jw_error(&w) != -ENOSPC || w.growable) break;
+        im_jw_init(&w, NULL, 0);
+    }
+    if (im_jw_error(&w)) im_reply_error(c, 503, "out of memory");
+    else im_reply_json(c, 200, w.buf, w.len);
+    im_jw_free(&w);
+}
+
 /* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
  * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
  * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
@@ -9116,6 +9666,14 @@ static void im__reply_task_error(im_ctx *c, int status, const char *detail, int 
 static void im__reply_task_end(im_ctx *c, const im__task *t)
 {
     int st = t->state;
+    if (st == IM_TASK_SUCCEEDED && t->body && t->is_npy) {
+        im_ndarray a;
+        if (im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) /* it wrote it */
+            im__reply_ndarray(c, &a, t->body, t->body_len);
+        else
+            im_reply_error(c, 500, "the stored array cannot be read");
+        return;
+    }
     if (st == IM_TASK_SUCCEEDED && t->body) {
         im_reply_json(c, 200, t->body, t->body_len);
         return;
@@ -9263,15 +9821,30 @@ static void im__task_job_run(im_job *j) /* on a worker */
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
     im__call_end(&r->call);
+    status = im__nd_result(ep, &r->call, status, r->out);
     /* the answer is written here, while the arguments and the arena it may point into live */
     char small[256];
     im_jw w;
     im_jw_init(&w, small, sizeof small);
-    int http = im__call_answer(ep, &r->call, status, r->out, &w);
-    int written = !im_jw_error(&w);
-    len = written ? w.len : 0;
+    int http, written, is_npy = 0;
     body = NULL;
-    if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
+    if (status == 0 && ep->result_ndarray) { /* kept as .npy: bytes, one copy */
+        http = 200;
+        written = (body = im__npy_image(r->out, &len)) != NULL;
+        is_npy = written;
+        if (!written) {
+            http = im_call_fail(&r->call, 500, "the array result could not be kept (out of "
+                                "memory, or over 4 GiB)");
+            len = 0;
+        }
+    } else {
+        http = im__call_answer(ep, &r->call, status, r->out, &w);
+        written = !im_jw_error(&w);
+        len = written ? w.len : 0;
+    }
+    if (is_npy) {
+        /* body is the image */
+    } else if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
         if (w.growable) { /* the writer's heap buffer, cut to size: taken from it */
             if ((body = realloc(w.buf, len))) w.buf = NULL;
         } else if ((body = malloc(len))) {
@@ -9291,7 +9864,8 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
-            if (written && len <= sizeof t->small) { /* kept in the task: no allocation */
+            t->is_npy = (uint8_t)is_npy;
+            if (written && !is_npy && len <= sizeof t->small) { /* kept in the task: no allocation */
                 memcpy(t->small, w.buf, len);
                 t->body = t->small;
             } else if (body) { /* exactly its size */
@@ -9652,7 +10226,10 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
     im__call_end(&call);
-    if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
+    status = im__nd_result(ep, &call, status, out);
+    if (c->is_done) return;
+    if (status == 0 && ep->result_ndarray) im__reply_ndarray(c, out, NULL, 0);
+    else im__ep_answer(c, ep, &call, status, out);
 }
 
 /* A call of a pool or serial endpoint: bound on the loop, then a task. */
@@ -9695,8 +10272,13 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         im__run_free(L, r);
         return;
     }
-    /* the task takes the request's bytes, and the arena if the binder used it (arrays,
-     * decoded strings): then the context may answer at once */
+    /* the task takes the request's bytes (its headers with them: what the answer needs of
+     * them is read now), and the arena if the binder used it (arrays, decoded strings): then
+     * the context may answer at once */
+    if (ep->result_ndarray) {
+        c->is_npy_accept = im__accepts_npy(c) != 0;
+        c->is_npy_known = 1;
+    }
     r->owned = c->owned;
     c->owned = NULL;
     for (im__ablock *b = c->arena.head; b; b = b->next)
@@ -10162,7 +10744,9 @@ static int im__add_endpoint(im_server *s, const im_endpoint *ep, struct im_modul
     atomic_init(&st->max_conc, ep->max_concurrency);
     atomic_init(&st->unfinished, 0);
     atomic_init(&st->running, 0);
-    if ((rc = im__router_add(s->root, ep->method, ep->path, im__ep_handler, st))) {
+    if (ep->max_body_bytes > s->max_route_body) s->max_route_body = ep->max_body_bytes;
+    if ((rc = im__router_add_limited(s->root, ep->method, ep->path, im__ep_handler, st,
+                                     ep->max_body_bytes))) {
         im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", ep->name, ep->method, ep->path,
                rc == -EEXIST ? "that route exists already" : strerror(-rc));
         free(st);

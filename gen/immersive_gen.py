@@ -43,11 +43,14 @@ EXTRAS = {"IM_FORBID": "forbid", "IM_IGNORE": "ignore", "forbid": "forbid", "ign
 SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw",
            "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw"}
 ENDPOINT_ATTRS = ("summary", "description", "tags", "mode", "priority", "max_concurrency",
-                  "timeout_ms", "response", "extra", "deprecated", "name", "executor")
+                  "timeout_ms", "response", "extra", "deprecated", "name", "executor", "max_body_bytes")
 MODULE_ATTRS = ("init", "fini", "serial")
 NUM_ATTRS = ("min", "max", "exclusive_min", "exclusive_max")
 LEN_ATTRS = ("min_length", "max_length")
 ITEM_ATTRS = ("min_items", "max_items")
+ND_ATTRS = ("dtype", "ndim", "shape")
+DTYPES = ("f64", "f32", "i64", "i32", "u8")  # im_dtype's order: bit i is IM_DT_* i
+ND_MAX_DIMS = 8
 
 
 class GenError(Exception):
@@ -298,6 +301,7 @@ class Endpoint:
         self.summary = attrs.get("summary", "")
         self.description = attrs.get("description", "")
         self.mode, self.priority, self.max_concurrency, self.timeout_ms = "inline", 0, 0, 0
+        self.max_body_bytes = 0  # its own body limit (0: the server's max_body_bytes)
         self.response, self.extra, self.tags, self.deprecated = "sync", "forbid", [module.name], False
         self.executor = None  # .executor: a module's private executor
         self.params = re.findall(r"\{([^{}/]*)\}", path)
@@ -557,7 +561,8 @@ class Reader:
             e.extra = EXTRAS[x]
         if "deprecated" in kw:
             e.deprecated = want("deprecated", ("bool",))
-        for k, lo, hi in (("priority", 0, 31), ("max_concurrency", 0, 2**31), ("timeout_ms", 0, 2**31)):
+        for k, lo, hi in (("priority", 0, 31), ("max_concurrency", 0, 2**31), ("timeout_ms", 0, 2**31),
+                          ("max_body_bytes", 0, 2**30)):
             if k in kw:
                 v = want(k, ("number",))
                 if not isinstance(v, int) or not lo <= v <= hi:
@@ -580,6 +585,10 @@ class Reader:
         return v.value
 
     def resolve_type(self, name, tok, array):
+        if name == "ndarray":
+            if array:
+                self.err(tok, "ndarray[] is not a type", "an ndarray already has dimensions: .ndim = 2")
+            return TypeRef("ndarray")
         if name == "f64array":
             if array:
                 self.err(tok, "f64array[] is not a type", "f64array already is an array of double")
@@ -591,8 +600,8 @@ class Reader:
         o = self.objects_global.get(name)
         if o is None:
             self.err(tok, f"unknown type '{name}'",
-                     "types: bool, int32, int64, double, string, enum, f64array, T[] (an array of one of "
-                     "these), or an object declared with IM_OBJECT before it is used")
+                     "types: bool, int32, int64, double, string, enum, f64array, ndarray, T[] (an array of "
+                     "one of these), or an object declared with IM_OBJECT before it is used")
         if o.module is not self.module:
             self.err(tok, f"object '{name}' belongs to module '{o.module.name}'",
                      "objects are local to their module: declare it in this one")
@@ -626,6 +635,9 @@ class Reader:
         if isinstance(owner, Obj) and t.base == "object" and t.obj is owner and not t.array:
             self.err(ttok, f"object '{owner.name}' cannot hold itself",
                      f"a recursive field is an array: IM_FIELD({owner.name}[], {name}, ...)")
+        if t.base == "ndarray" and isinstance(owner, Obj):
+            self.err(ttok, "an ndarray is an argument or a whole result, not an object's field",
+                     "take it as its own IM_ARG(ndarray, ...)")
         f = Field(self.where(c.tok), name, t, doc, c.kw)
         f.owner = owner
         self.apply_field_attrs(c, f, what, owner)
@@ -645,10 +657,12 @@ class Reader:
             allowed.add("values")
         if t.array:
             allowed.update(ITEM_ATTRS)
+        if base == "ndarray":
+            allowed.update(ND_ATTRS + ITEM_ATTRS)  # items: elements in all
         for k, v in kw.items():
             if k not in allowed:
                 known = ("." + ", .".join(sorted(allowed)))
-                if k in NUM_ATTRS + LEN_ATTRS + ITEM_ATTRS + ("values", "in", "default", "optional"):
+                if k in NUM_ATTRS + LEN_ATTRS + ITEM_ATTRS + ND_ATTRS + ("values", "in", "default", "optional"):
                     self.err(v.key_tok, f"'.{k}' does not apply to {what} '{f.name}' of type {t}", "it takes " + known)
                 self.err(v.key_tok, f"unknown attribute '.{k}'", "known here: " + known)
         if "description" in kw:
@@ -678,11 +692,17 @@ class Reader:
             if f.source == "body" and owner.method == "GET":
                 self.err(c.args[1].tok, f"GET {owner.path} cannot take '{f.name}' from a body",
                          "GET requests have no body: use .in = query")
+            if base == "ndarray" and f.source != "body":
+                self.err(c.args[0].tok, f"an ndarray comes in the body, not the {f.source}",
+                         "drop .in; use POST (or PUT, PATCH)")
             if f.source == "raw":
                 if not (t.base == "double" and t.array):
                     self.err(kw["in"].tok, "only an f64array can come raw", "the body is then little-endian float64s")
                 if owner.method == "GET":
                     self.err(kw["in"].tok, "GET requests have no body", "use POST, or .in = query")
+        f.dtypes, f.ndim, f.shape = [], None, None
+        if base == "ndarray":
+            self.nd_attrs(kw, f)
         # values (enum)
         if base == "enum":
             v = kw.get("values")
@@ -752,7 +772,7 @@ class Reader:
             f.optional = kw["optional"].value
         if "default" in kw:
             v = kw["default"]
-            if t.array or base == "object":
+            if t.array or base in ("object", "ndarray"):
                 self.err(v.key_tok, f"{t} cannot have a default", "use .optional = true and test has_" + f.name)
             if f.source == "path":
                 self.err(v.key_tok, "a path parameter cannot have a default: the path always has it",
@@ -783,6 +803,39 @@ class Reader:
         if f.source == "path" and f.optional:
             self.err(kw["optional"].key_tok, "a path parameter cannot be optional",
                      "the route only matches when the segment is there: drop .optional")
+
+    def nd_attrs(self, kw, f):
+        """.dtype ("f64", "f64|f32" or {"f64", "f32"}), .ndim (0..8), .shape ({-1, 3}: -1 any)."""
+        if "dtype" in kw:
+            v = kw["dtype"]
+            if v.kind == "string":
+                names = v.value.split("|")
+            elif v.kind == "list" and v.value and all(x.kind == "string" for x in v.value):
+                names = [x.value for x in v.value]
+            else:
+                self.err(v.tok, "'.dtype' wants a dtype or a {list} of them", '.dtype = "f64"')
+            for n in names:
+                if n not in DTYPES:
+                    self.err(v.tok, f"unknown dtype '{n}'", "dtypes: " + ", ".join(DTYPES))
+            if len(set(names)) != len(names):
+                self.err(v.tok, "a dtype is given twice", "list each dtype once")
+            f.dtypes = [n for n in DTYPES if n in names]
+        if "ndim" in kw:
+            v = kw["ndim"]
+            if v.kind != "number" or not isinstance(v.value, int) or not 0 <= v.value <= ND_MAX_DIMS:
+                self.err(v.tok, f"'.ndim' wants an integer from 0 to {ND_MAX_DIMS}", ".ndim = 2")
+            f.ndim = v.value
+        if "shape" in kw:
+            v = kw["shape"]
+            items = v.value if v.kind == "list" else None
+            if items is None or not 1 <= len(items) <= ND_MAX_DIMS or any(
+                    x.kind != "number" or not isinstance(x.value, int) or x.value < -1 or x.value >= 2**62 for x in items):
+                self.err(v.tok, f"'.shape' wants a {{list}} of 1 to {ND_MAX_DIMS} sizes (-1: any)", ".shape = {-1, 3}")
+            shape = [x.value for x in items]
+            if f.ndim is not None and f.ndim != len(shape):
+                self.err(v.tok, f"'.shape' has {len(shape)} sizes but '.ndim' is {f.ndim}",
+                         "give one of them, or make them agree")
+            f.shape, f.ndim = shape, len(shape)
 
     def on_result(self, c, e):
         if not 1 <= len(c.args) <= 2 or c.kw:
@@ -923,11 +976,11 @@ def c_comment(s):
 
 
 CTYPE = {"bool": "bool", "int32": "int32_t", "int64": "int64_t", "double": "double", "string": "im_str",
-         "enum": "int"}
+         "enum": "int", "ndarray": "im_ndarray"}
 ARRTYPE = {"bool": "im_bools", "int32": "im_i32s", "int64": "im_i64s", "double": "im_f64s",
            "string": "im_strs", "enum": "im_enums"}
 TCONST = {"bool": "IM_T_BOOL", "int32": "IM_T_INT32", "int64": "IM_T_INT64", "double": "IM_T_DOUBLE",
-          "string": "IM_T_STRING", "enum": "IM_T_ENUM", "object": "IM_T_OBJECT"}
+          "string": "IM_T_STRING", "enum": "IM_T_ENUM", "object": "IM_T_OBJECT", "ndarray": "IM_T_NDARRAY"}
 
 
 def ctype_of(t):
@@ -1002,9 +1055,15 @@ def field_init(f, cname, prefix):
     values = f"{prefix}_values" if f.values else "NULL"
     elem_size = f"sizeof({t.obj.name})" if t.base == "object" and t.array else "0"
     obj = f"im_gen_bind_obj_{t.obj.name}" if t.base == "object" else "NULL"
-    return (f"static const im_field {cname} = {{{c_str(f.name)}, {typ}, {elem}, {' | '.join(flags) or '0'}, {src}, "
+    dtypes = sum(1 << DTYPES.index(d) for d in getattr(f, "dtypes", []))
+    ndim = getattr(f, "ndim", None)
+    shape = f"{prefix}_shape" if getattr(f, "shape", None) else "NULL"
+    pre = ""
+    if shape != "NULL":
+        pre = f"static const int64_t {shape}[] = {{{', '.join(str(x) for x in f.shape)}}};\n"
+    return (pre + f"static const im_field {cname} = {{{c_str(f.name)}, {typ}, {elem}, {' | '.join(flags) or '0'}, {src}, "
             f"{imin}, {imax}, {dmin}, {dmax}, {min_len}u, {max_len}u, {min_items}u, {max_items}u, "
-            f"{values}, {len(f.values)}u, {elem_size}, {obj}}};")
+            f"{values}, {len(f.values)}u, {elem_size}, {obj}, {dtypes}u, {-1 if ndim is None else ndim}, {shape}}};")
 
 
 def default_c(f):
@@ -1127,6 +1186,8 @@ def emit_binder_body(out, fields, prefix, target, extra_check):
     if fields:
         key_dispatch(out, fields, "k", on)
     out.add("        im_bind_extra(b, k);", "    }", "    if (r < 0) return r;")
+    if not any(f.required or f.default is not None for f in fields):
+        out.add("    (void)seen; /* every field is optional */")
     for i, f in enumerate(fields):
         if f.required:
             out.add(f"    if (!(seen & ({one} << {i}))) im_bind_missing(b, &{prefix}_{f.name});")
@@ -1155,6 +1216,8 @@ def emit_writer_value(out, t, expr, indent, depth=0):
                 f"{indent}else im_jw_null(w);")
     elif b == "object":
         out.add(f"{indent}im_gen_write_obj_{t.obj.name}(w, &{expr});")
+    elif b == "ndarray":
+        out.add(f"{indent}im_jw_ndarray(w, &{expr});")
 
 
 def emit_writer_fields(out, fields, src, enum_prefix):
@@ -1236,9 +1299,10 @@ def emit_routes(service, modules, openapi_doc, outdir):
                          f"sizeof({e.func}_args),", f"sizeof({e.func}_result),", f"im_gen_bind_{e.func},",
                          f"im_gen_call_{e.func},", f"im_gen_write_{e.func},", f"IM_MODE_{e.mode.upper()},",
                          f"IM_RESPOND_{e.response.upper()},", f"{e.priority},", f"IM_EXTRA_{e.extra.upper()},",
-                         f"{2 if any(a.source == 'raw' for a in e.args) else 1 if e.body_args else 0},",
+                         f"{body_kind(e)},",
                          f"{e.max_concurrency}u,", f"{e.timeout_ms}u,", c_str(e.summary) + ",",
-                         f"im_gen_args_{e.func},", c_str(e.executor) if e.executor else "NULL"])
+                         f"im_gen_args_{e.func},", (c_str(e.executor) if e.executor else "NULL") + ",",
+                         ("1" if result_is_ndarray(e) else "0") + ",", f"{e.max_body_bytes}u"])
     # the argument definitions of each function (GET /functions/{name}), as JSON text
     for m in modules:
         for e in m.endpoints:
@@ -1250,14 +1314,14 @@ def emit_routes(service, modules, openapi_doc, outdir):
             out.add(";")
     out.add("")
     out.add("/* method, path, function, module, sizes, binder, call, writer, mode, answer, priority,",
-            "   extra fields, body (1 JSON, 2 raw), max concurrency, timeout (ms), summary, the",
-            "   arguments' definitions (JSON), executor */",
+            "   extra fields, body (1 JSON, 2 raw, 3 JSON or .npy), max concurrency, timeout (ms),",
+            "   summary, the arguments' definitions (JSON), executor, an ndarray result, body limit */",
             "static const im_endpoint im_gen_endpoints[] = {")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
     for r in rows:
         out.add("    {" + " ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "},")
     if not rows:
-        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, "", "[]", NULL}, /* none */')
+        out.add('    {"GET", "/", "", "", 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, "", "[]", NULL, 0, 0}, /* none */')
     out.add("};", "")
     # the modules: name, description, init, fini, serial, defaults.toml
     for m in modules:
@@ -1392,6 +1456,25 @@ def c_bytes(bs):
     return '"' + "".join(out) + '"'
 
 
+def npy_arg(e):
+    """The ndarray argument an application/x-npy body binds to: the only body argument."""
+    body = e.body_args
+    return body[0] if len(body) == 1 and body[0].type.base == "ndarray" else None
+
+
+def body_kind(e):
+    """im_endpoint.body: 0 none, 1 JSON, 2 raw float64 (or .npy), 3 JSON or .npy."""
+    if any(a.source == "raw" for a in e.args):
+        return 2
+    if npy_arg(e):
+        return 3
+    return 1 if e.body_args else 0
+
+
+def result_is_ndarray(e):
+    return e.result is not None and e.result.base == "ndarray"
+
+
 def emit_fields_consts(out, fields, prefix):
     for f in fields:
         if f.values:
@@ -1437,7 +1520,14 @@ def emit_endpoint(out, e):
         for f in body:
             if f.default is not None:
                 out.add(f"        a->{f.name} = {default_c(f)};")
-        out.add("        return 0;", "    }", "    int rb = im_bind_obj_begin(b);", "    if (rb <= 0) return rb;")
+        out.add("        return 0;", "    }")
+        nd = npy_arg(e)
+        if nd:
+            out.add(f"    if (im_bind_npy(b, &{f_prefix}_{nd.name}, &a->{nd.name})) {{ /* the body is the array */")
+            if nd.optional:
+                out.add(f"        a->has_{nd.name} = true;")
+            out.add("        return 0;", "    }")
+        out.add("    int rb = im_bind_obj_begin(b);", "    if (rb <= 0) return rb;")
         emit_binder_body(out, body, f_prefix, "a", None)
     out.add("    return 0;", "}")
     out.add(f"static int im_gen_call_{e.func}(im_call *call, const void *args, void *out)", "{",
@@ -1473,6 +1563,8 @@ def schema_of(t, f=None, modules=None):
     b = t.base
     if b == "object":
         return {"$ref": f"#/components/schemas/{t.obj.name}"}
+    if b == "ndarray":
+        return nd_schema(f)
     s = {"bool": {"type": "boolean"}, "int32": {"type": "integer", "format": "int32"},
          "int64": {"type": "integer", "format": "int64"}, "double": {"type": "number", "format": "double"},
          "string": {"type": "string"}, "enum": {"type": "string"}}[b]
@@ -1489,6 +1581,39 @@ def schema_of(t, f=None, modules=None):
             s["minLength"] = kw["min_length"].value
         if "max_length" in kw:
             s["maxLength"] = kw["max_length"].value
+    return s
+
+
+NPY_SCHEMA = {"type": "string", "contentMediaType": "application/x-npy",
+              "description": "numpy's .npy format, as np.save writes it (versions 1.0 to 3.0, "
+                             "little-endian, C order)"}
+ND_COMPONENT = {"title": "NDArray", "description": "An n-dimensional array as JSON: a number (0 "
+                "dimensions), or a list of NDArrays of one shape (rectangular)",
+                "anyOf": [{"type": "number"}, {"type": "array", "items": {"$ref": "#/components/schemas/NDArray"}}]}
+
+
+def nd_schema(f):
+    """Nested arrays as deep as .ndim says (sizes from .shape), else the recursive NDArray;
+    x-immersive-ndarray tells the dtypes, ndim and shape a client may send."""
+    dt = list(getattr(f, "dtypes", []) or []) if f is not None else []
+    ndim = getattr(f, "ndim", None) if f is not None else None
+    shape = getattr(f, "shape", None) if f is not None else None
+    ints = dt and all(d in ("i64", "i32", "u8") for d in dt)
+    if ndim is None:
+        s = {"allOf": [{"$ref": "#/components/schemas/NDArray"}]}
+    else:
+        s = {"type": "integer"} if ints else {"type": "number"}
+        for d in reversed(range(ndim)):
+            s = {"type": "array", "items": s}
+            if shape and shape[d] >= 0:
+                s["minItems"] = s["maxItems"] = shape[d]
+    s["x-immersive-ndarray"] = {"dtype": dt or list(DTYPES), "ndim": ndim, "shape": shape}
+    kw = f.attrs if f is not None else {}
+    for k, name in (("min_items", "minElements"), ("max_items", "maxElements")):
+        if k in kw:
+            s["x-immersive-ndarray"][name] = kw[k].value
+            if ndim == 1:  # then the elements are the items
+                s["minItems" if k == "min_items" else "maxItems"] = kw[k].value
     return s
 
 
@@ -1592,11 +1717,20 @@ def openapi(service, title, version, modules):
                 schemas[sname] = object_schema(sname, body, "", e.extra)
                 op["requestBody"] = {"required": any(f.required for f in body),
                                      "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{sname}"}}}}
+                if npy_arg(e):  # or the array alone, as .npy
+                    op["requestBody"]["content"]["application/x-npy"] = {"schema": dict(
+                        NPY_SCHEMA, description=f"the array '{npy_arg(e).name}' alone, in " + NPY_SCHEMA["description"])}
+                    op["requestBody"]["content"]["application/octet-stream"] = {"schema": {
+                        "type": "string", "contentMediaType": "application/octet-stream",
+                        "description": f"the array '{npy_arg(e).name}' alone as little-endian float64 values, "
+                                       "8 bytes each (1 dimension)"}}
             elif raw:
                 op["requestBody"] = {"required": raw[0].required, "description": raw[0].doc or "float64 values",
                                      "content": {"application/octet-stream": {"schema": {
                                          "type": "string", "contentMediaType": "application/octet-stream",
-                                         "description": "little-endian IEEE 754 float64 values, 8 bytes each"}}}}
+                                         "description": "little-endian IEEE 754 float64 values, 8 bytes each"}},
+                                                 "application/x-npy": {"schema": dict(
+                                                     NPY_SCHEMA, description="a 1-dimensional float64 array in " + NPY_SCHEMA["description"])}}}
             if e.result is None:
                 rs = {"type": "null"}
             elif e.result.base == "object" and e.result.obj is None:
@@ -1613,6 +1747,9 @@ def openapi(service, title, version, modules):
             err = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
             verr = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}
             responses = {"200": {"description": "Successful Response", "content": {"application/json": {"schema": rs}}}}
+            if result_is_ndarray(e):  # with Accept: application/x-npy
+                responses["200"]["content"]["application/x-npy"] = {"schema": dict(
+                    NPY_SCHEMA, description="the array alone, with Accept: application/x-npy; " + NPY_SCHEMA["description"])}
             if body or raw:
                 responses["400"] = {"description": "Malformed JSON (the byte offset is in loc and ctx)", "content": verr}
                 responses["415"] = {"description": "The body is not JSON", "content": err}
@@ -1627,6 +1764,8 @@ def openapi(service, title, version, modules):
             op["x-immersive"] = {"name": e.name or e.func, "module": m.name, "mode": e.mode, "priority": e.priority,
                                  "max_concurrency": e.max_concurrency, "timeout_ms": e.timeout_ms,
                                  "response": e.response, "extra": e.extra}
+            if e.max_body_bytes:
+                op["x-immersive"]["max_body_bytes"] = e.max_body_bytes
             paths.setdefault(e.path, {})[e.method.lower()] = op
     schemas["HTTPError"] = {"title": "HTTPError", "type": "object",
                             "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
@@ -1639,6 +1778,8 @@ def openapi(service, title, version, modules):
     schemas["HTTPValidationError"] = {
         "title": "HTTPValidationError", "type": "object",
         "properties": {"detail": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}}}
+    if '"#/components/schemas/NDArray"' in json.dumps([paths, schemas]):
+        schemas["NDArray"] = ND_COMPONENT
     tags = [{"name": m.name, "description": m.doc} for m in modules]
     return {"openapi": "3.1.0", "info": {"title": title, "version": version},
             "tags": tags, "paths": paths, "components": {"schemas": schemas}}

@@ -61,6 +61,7 @@ struct im_bind {
     const im_endpoint *ep;
     im_json j;          /* the body */
     int has_body;
+    int is_npy;         /* the ndarray argument's body: 1 application/x-npy, 2 float64s */
     const char *root;   /* "body", "query" or "path": the first element of every loc */
     struct {
         const char *name; /* NULL: an index */
@@ -268,6 +269,9 @@ static const char *im__type_error(int type, const char **msg)
     case IM_T_STRING:
     case IM_T_ENUM: *msg = "Input should be a valid string"; return "string_type";
     case IM_T_ARRAY: *msg = "Input should be a valid list"; return "list_type";
+    case IM_T_NDARRAY:
+        *msg = "Input should be an array of numbers (nested lists, one level per dimension)";
+        return "ndarray_type";
     default:
         *msg = "Input should be a valid dictionary or object to extract fields from";
         return "model_attributes_type";
@@ -369,6 +373,263 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
     im__bind_items(b, f, items, n, dst);
 }
 
+/* ---- n-dimensional arrays ---- */
+
+/* The dtype, dimensions and shape f asks for; records the error and returns -1 when a breaks
+ * them. */
+static int im__bind_nd_check(im_bind *b, const im_field *f, const im_ndarray *a)
+{
+    char msg[400], want[160];
+    if (f->dtypes && !(f->dtypes & (1u << a->dtype))) {
+        size_t n = 0;
+        want[0] = 0;
+        for (int d = 0; d < IM_DT_COUNT; d++)
+            if (f->dtypes & (1u << d))
+                n += (size_t)snprintf(want + n, sizeof want - n, "%s%s", n ? " or " : "",
+                                      im_dtype_name(d));
+        snprintf(msg, sizeof msg, "Array should have dtype %s, not %s", want,
+                 im_dtype_name(a->dtype));
+        im__bind_error(b, "ndarray_dtype", msg, NULL, 0, NULL);
+        return -1;
+    }
+    int64_t n = im_ndarray_count(a->shape, a->ndim, 1);
+    if ((f->flags & IM_F_MAXITEMS) && n > (int64_t)f->max_items) {
+        snprintf(msg, sizeof msg, "Array should have at most %u element%s, not %lld",
+                 f->max_items, f->max_items == 1 ? "" : "s", (long long)n);
+        im__bind_error(b, "too_long", msg, NULL, 0, NULL);
+        return -1;
+    }
+    if ((f->flags & IM_F_MINITEMS) && n < (int64_t)f->min_items) {
+        snprintf(msg, sizeof msg, "Array should have at least %u element%s, not %lld",
+                 f->min_items, f->min_items == 1 ? "" : "s", (long long)n);
+        im__bind_error(b, "too_short", msg, NULL, 0, NULL);
+        return -1;
+    }
+    if (f->ndim >= 0 && a->ndim != f->ndim) {
+        snprintf(msg, sizeof msg, "Array should have %d dimension%s, not %d", (int)f->ndim,
+                 f->ndim == 1 ? "" : "s", a->ndim);
+        im__bind_error(b, "ndarray_ndim", msg, NULL, 0, NULL);
+        return -1;
+    }
+    if (f->shape) {
+        int bad = 0;
+        for (int d = 0; d < a->ndim; d++) bad |= f->shape[d] >= 0 && f->shape[d] != a->shape[d];
+        if (bad) {
+            size_t wn = 0, m = 0;
+            char got[160];
+            for (int d = 0; d < a->ndim; d++) {
+                if (f->shape[d] >= 0)
+                    wn += (size_t)snprintf(want + wn, sizeof want - wn, "%s%lld", d ? ", " : "",
+                                          (long long)f->shape[d]);
+                else
+                    wn += (size_t)snprintf(want + wn, sizeof want - wn, "%sany", d ? ", " : "");
+                m += (size_t)snprintf(got + m, sizeof got - m, "%s%lld", d ? ", " : "",
+                                      (long long)a->shape[d]);
+                if (wn >= sizeof want || m >= sizeof got) break;
+            }
+            snprintf(msg, sizeof msg, "Array should have shape (%s), not (%s)", want, got);
+            im__bind_error(b, "ndarray_shape", msg, NULL, 0, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Pushes the loc of the element at flat index k of shape (its indices), for an error. */
+static unsigned im__bind_nd_loc(im_bind *b, const int64_t *shape, int ndim, uint64_t k)
+{
+    uint64_t idx[IM_NDARRAY_MAX_DIMS];
+    for (int d = ndim - 1; d >= 0; d--) {
+        uint64_t n = shape[d] > 0 ? (uint64_t)shape[d] : 1;
+        idx[d] = k % n;
+        k /= n;
+    }
+    for (int d = 0; d < ndim; d++) im__bind_push(b, NULL, 0, idx[d]);
+    return (unsigned)ndim;
+}
+
+/* Stores JSON number n as element k of dtype: NULL, or why it does not fit (and *type). */
+static const char *im__bind_nd_put(int dtype, const im_json_num *n, void *data, uint64_t k,
+                                   const char **type)
+{
+    int64_t i = n->i;
+    if (dtype == IM_DT_F64 || dtype == IM_DT_F32) {
+        if (!isfinite(n->d) || (dtype == IM_DT_F32 && isinf((float)n->d))) {
+            *type = "finite_number";
+            return dtype == IM_DT_F32 ? "Input should be a finite number within float32"
+                                      : "Input should be a finite number";
+        }
+        if (dtype == IM_DT_F64) ((double *)data)[k] = n->d;
+        else ((float *)data)[k] = (float)n->d;
+        return NULL;
+    }
+    if (!n->is_int) {
+        if (isfinite(n->d) && n->d != floor(n->d)) {
+            *type = "int_from_float";
+            return "Input should be a valid integer, got a number with a fractional part";
+        }
+        if (!isfinite(n->d) || n->d < -9223372036854775808.0 || n->d >= 9223372036854775808.0) {
+            *type = "int_range";
+            return "Input should be an integer from -9223372036854775808 to 9223372036854775807";
+        }
+        i = (int64_t)n->d; /* 3.0 and 1e2 are integers, as for int arguments */
+    }
+    *type = "int_range";
+    if (dtype == IM_DT_I64) {
+        ((int64_t *)data)[k] = i;
+    } else if (dtype == IM_DT_I32) {
+        if (i < INT32_MIN || i > INT32_MAX)
+            return "Input should be an integer from -2147483648 to 2147483647 (dtype i32)";
+        ((int32_t *)data)[k] = (int32_t)i;
+    } else {
+        if (i < 0 || i > 255) return "Input should be an integer from 0 to 255 (dtype u8)";
+        ((uint8_t *)data)[k] = (uint8_t)i;
+    }
+    return NULL;
+}
+
+/* JSON nested arrays (or one number: 0 dimensions) into an im_ndarray. A checking first pass
+ * finds the shape (every row as long as the first at its depth: rectangular) and whether all
+ * numbers are integers; the data is then allocated once and a second pass fills it. */
+static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
+{
+    im_ndarray *a = (im_ndarray *)dst, nd;
+    im_json save = b->j;
+    int64_t cnt[IM_NDARRAY_MAX_DIMS];
+    int depth = 0, ndim = -1, all_int = 1, r;
+    char msg[160];
+    memset(&nd, 0, sizeof nd);
+    for (int d = 0; d < IM_NDARRAY_MAX_DIMS; d++) nd.shape[d] = -1;
+    /* pass 1: shape */
+    for (;;) {
+        int t = im_json_peek(&b->j);
+        if (t < 0) return;
+        if (t == IM_JSON_ARRAY) {
+            if (depth == ndim || depth == IM_NDARRAY_MAX_DIMS) {
+                unsigned pushed = 0;
+                for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
+                if (depth == IM_NDARRAY_MAX_DIMS && ndim < 0)
+                    im__bind_error(b, "ndarray_ndim", "Array should have at most 8 dimensions",
+                                   NULL, 0, NULL);
+                else
+                    im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a list "
+                                   "where its rows hold numbers", NULL, 0, NULL);
+                b->nloc -= pushed;
+                b->j = save;
+                (void)im_json_skip(&b->j);
+                return;
+            }
+            if (im_json_arr_enter(&b->j)) return;
+            cnt[depth++] = 0;
+        } else if (t == IM_JSON_NUMBER && (ndim < 0 || depth == ndim)) {
+            im_json_num n;
+            if (im_json_number(&b->j, &n)) return;
+            if (!n.is_int) all_int = 0; /* 3.0 and 1e2 say float, as numpy reads them */
+            if (ndim < 0) ndim = depth;
+            if (depth == 0) break; /* a scalar */
+            cnt[depth - 1]++;
+        } else {
+            unsigned pushed = 0;
+            const char *start = b->j.p;
+            for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
+            if (im_json_skip(&b->j)) return;
+            int scalar = t != IM_JSON_OBJECT && t != IM_JSON_ARRAY && b->j.p - start <= 200;
+            if (t == IM_JSON_NUMBER)
+                im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a number "
+                               "where its rows hold lists", scalar ? start : NULL,
+                               scalar ? (size_t)(b->j.p - start) : 0, NULL);
+            else
+                im__bind_error(b, "float_type", "Input should be a valid number",
+                               scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0, NULL);
+            b->nloc -= pushed;
+            b->j = save;
+            (void)im_json_skip(&b->j);
+            return;
+        }
+        /* close every array that ends here, checking its length against its depth's */
+        for (;;) {
+            if (depth == 0) break;
+            if ((r = im_json_arr_next(&b->j)) < 0) return;
+            if (r == 1) break;
+            int d = depth - 1;
+            if (ndim < 0) ndim = depth; /* [] or [[]]: empty, as deep as it goes */
+            if (nd.shape[d] < 0) {
+                nd.shape[d] = cnt[d];
+            } else if (nd.shape[d] != cnt[d]) {
+                unsigned pushed = 0;
+                for (int e = 0; e < d; e++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[e]);
+                snprintf(msg, sizeof msg, "Array should be rectangular: this row has %lld "
+                         "item%s, the first at its depth %lld", (long long)cnt[d],
+                         cnt[d] == 1 ? "" : "s", (long long)nd.shape[d]);
+                im__bind_error(b, "ndarray_ragged", msg, NULL, 0, NULL);
+                b->nloc -= pushed;
+                b->j = save;
+                (void)im_json_skip(&b->j);
+                return;
+            }
+            depth--;
+            if (depth > 0) cnt[depth - 1]++;
+        }
+        if (depth == 0) break;
+    }
+    nd.ndim = ndim;
+    for (int d = ndim; d < IM_NDARRAY_MAX_DIMS; d++) nd.shape[d] = 0;
+    /* the dtype: the one asked for, else integers as i64 and anything else as f64 */
+    uint32_t ok = f->dtypes ? f->dtypes : ~0u;
+    if (all_int && (ok & (1u << IM_DT_I64))) nd.dtype = IM_DT_I64;
+    else if (ok & (1u << IM_DT_F64)) nd.dtype = IM_DT_F64;
+    else if (ok & (1u << IM_DT_F32)) nd.dtype = IM_DT_F32;
+    else if (ok & (1u << IM_DT_I64)) nd.dtype = IM_DT_I64;
+    else if (ok & (1u << IM_DT_I32)) nd.dtype = IM_DT_I32;
+    else nd.dtype = IM_DT_U8;
+    size_t isz = im_dtype_size(nd.dtype);
+    int64_t count = im_ndarray_count(nd.shape, ndim, isz);
+    if (im__bind_nd_check(b, f, &nd)) {
+        b->j = save;
+        (void)im_json_skip(&b->j);
+        return;
+    }
+    if (count < 0 || !(nd.data = im__bind_alloc(b, (size_t)count * isz + 1))) {
+        b->too_big |= !b->oom;
+        b->j = save;
+        (void)im_json_skip(&b->j);
+        return;
+    }
+    nd.nbytes = (size_t)count * isz;
+    /* pass 2: the numbers, in order (the structure is known good) */
+    b->j = save;
+    uint64_t k = 0;
+    depth = 0;
+    for (;;) {
+        int t = im_json_peek(&b->j);
+        if (t == IM_JSON_ARRAY) {
+            if (im_json_arr_enter(&b->j)) return;
+            depth++;
+        } else {
+            im_json_num n;
+            if (im_json_number(&b->j, &n)) return;
+            const char *type, *why = im__bind_nd_put(nd.dtype, &n, nd.data, k, &type);
+            if (why) { /* the first element that does not fit stops the array */
+                unsigned pushed = im__bind_nd_loc(b, nd.shape, ndim, k);
+                im__bind_error(b, type, why, n.text.len <= 200 ? n.text.ptr : NULL,
+                               n.text.len <= 200 ? n.text.len : 0, NULL);
+                b->nloc -= pushed;
+                b->j = save;
+                (void)im_json_skip(&b->j);
+                return;
+            }
+            k++;
+        }
+        while (depth > 0) {
+            if ((r = im_json_arr_next(&b->j)) < 0) return;
+            if (r == 1) break;
+            depth--;
+        }
+        if (depth == 0) break;
+    }
+    *a = nd;
+}
+
 /* Reads the JSON value at the cursor as `type` into dst. */
 static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
 {
@@ -444,6 +705,12 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
             return;
         }
         break;
+    case IM_T_NDARRAY:
+        if (t == IM_JSON_ARRAY || t == IM_JSON_NUMBER) {
+            im__bind_ndarray(b, f, dst);
+            return;
+        }
+        break;
     }
     /* the wrong type: say so with the value when it is a scalar, then skip it */
     const char *msg, *et = im__type_error(type, &msg);
@@ -505,29 +772,97 @@ void im_bind_missing(im_bind *b, const im_field *f)
     b->root = root;
 }
 
+/* The .npy body read into a (no copy when its data is aligned for its dtype, else one copy
+ * into the request's arena): 0, or -1 with a 422 recorded (or oom/too_big set). */
+static int im__bind_npy_body(im_bind *b, im_ndarray *a)
+{
+    char why[160], msg[240];
+    im_str body = b->ctx->req.body;
+    if (im_npy_read(body.ptr, body.len, a, why, sizeof why)) {
+        snprintf(msg, sizeof msg, "The body should be an array in numpy's .npy format: %s", why);
+        im__bind_error(b, "npy_invalid", msg, NULL, 0, NULL);
+        return -1;
+    }
+    size_t isz = im_dtype_size(a->dtype);
+    if (a->nbytes && ((uintptr_t)a->data & (isz - 1))) {
+        void *d = im__bind_alloc(b, a->nbytes);
+        if (!d) return -1;
+        memcpy(d, a->data, a->nbytes); /* one copy, not one per element */
+        a->data = d;
+    }
+    return 0;
+}
+
+int im_bind_npy(im_bind *b, const im_field *f, void *dst)
+{
+    im_ndarray a;
+    if (!b->is_npy) return 0;
+    if (b->is_npy == 2) { /* application/octet-stream: little-endian float64s, 1 dimension */
+        im_str body = b->ctx->req.body;
+        char msg[128];
+        if (body.len % 8) {
+            snprintf(msg, sizeof msg, "The body must hold whole float64 values (8 bytes each), "
+                     "not %zu bytes", body.len);
+            im__bind_error(b, "bytes_length", msg, NULL, 0, NULL);
+            return 1;
+        }
+        memset(&a, 0, sizeof a);
+        a.dtype = IM_DT_F64;
+        a.ndim = 1;
+        a.shape[0] = (int64_t)(body.len / 8);
+        a.nbytes = body.len;
+        a.data = (void *)(uintptr_t)body.ptr;
+        if ((uintptr_t)body.ptr & 7) {
+            if (!(a.data = im__bind_alloc(b, body.len))) return 1;
+            memcpy(a.data, body.ptr, body.len); /* one copy, not one per element */
+        }
+    } else if (im__bind_npy_body(b, &a)) {
+        return 1;
+    }
+    if (im__bind_nd_check(b, f, &a) == 0) *(im_ndarray *)dst = a;
+    return 1;
+}
+
 int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst)
 {
     im_str body = b->ctx->req.body;
     const im_f64s *view = dst;
     char msg[128];
+    const double *vals;
+    size_t n;
     if (!b->has_body) return 0;
+    if (b->is_npy) { /* np.save of a 1-dimensional float64 array */
+        im_ndarray a;
+        if (im__bind_npy_body(b, &a)) return 1;
+        if (a.dtype != IM_DT_F64 || a.ndim != 1) {
+            snprintf(msg, sizeof msg, "The array should be 1-dimensional float64 (<f8), not "
+                     "%d-dimensional %s", a.ndim, im_dtype_name(a.dtype));
+            im__bind_error(b, a.dtype != IM_DT_F64 ? "ndarray_dtype" : "ndarray_ndim", msg,
+                           NULL, 0, NULL);
+            return 1;
+        }
+        vals = a.data;
+        n = (size_t)a.shape[0];
+        goto check;
+    }
     if (body.len % 8) {
         snprintf(msg, sizeof msg, "The body must hold whole float64 values (8 bytes each), not %zu bytes",
                  body.len);
         im__bind_error(b, "bytes_length", msg, NULL, 0, NULL);
         return 1;
     }
-    size_t n = body.len / 8;
+    n = body.len / 8;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "raw float64 bodies are little-endian: this byte order needs a swap here"
 #endif
-    const double *vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
+    vals = (const double *)(const void *)body.ptr; /* no copy when aligned */
     if ((uintptr_t)body.ptr & 7) {
         double *d = im__bind_alloc(b, body.len);
         if (!d) return 1;
         memcpy(d, body.ptr, body.len); /* one copy, not one per element */
         vals = d;
     }
+check:;
     unsigned before = b->nerrs;
     im__bind_items(b, f, vals, n, dst);
     if (b->nerrs != before) return 1;
@@ -723,6 +1058,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     b.oom = b.too_big = 0;
     b.budget = (size_t)c->loop->o.arena_ratio * c->raw_len + c->loop->o.arena_extra_bytes;
     b.has_body = c->req.body.len > 0;
+    b.is_npy = 0;
     if (b.has_body) {
         im_str ct = im_ctx_header(c, "content-type");
         if (ct.ptr) { /* the media type: up to ';' or blank, parameters aside */
@@ -735,16 +1071,26 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
                                    "is accepted)");
             return -1;
         }
+        b.is_npy = ct.ptr && im_str_ieq(ct, "application/x-npy") && ep->body >= 2;
+        if (ep->body == 3 && ct.ptr && im_str_ieq(ct, "application/octet-stream"))
+            b.is_npy = 2; /* raw float64s, for the ndarray argument */
         if (ep->body == 2) {
-            if (!ct.ptr || !im_str_ieq(ct, "application/octet-stream")) {
+            if (!b.is_npy && (!ct.ptr || !im_str_ieq(ct, "application/octet-stream"))) {
                 im_reply_error(c, 415, "the request body must be float64 values "
-                                       "(Content-Type: application/octet-stream)");
+                                       "(Content-Type: application/octet-stream, or "
+                                       "application/x-npy for a .npy array)");
                 return -1;
             }
+        } else if (b.is_npy) {
+            /* the ndarray argument's binder reads it */
         } else if (ct.ptr && !im_str_ieq(ct, "application/json") &&
                    !(ct.len > 5 && memchr(ct.ptr, '/', ct.len) &&
                      im__ieq_lower(ct.ptr + ct.len - 5, "+json", 5))) {
-            im_reply_error(c, 415, "the request body must be JSON (Content-Type: application/json)");
+            im_reply_error(c, 415, ep->body == 3
+                                   ? "the request body must be JSON (Content-Type: "
+                                     "application/json), a .npy array (application/x-npy) or "
+                                     "float64 values (application/octet-stream)"
+                                   : "the request body must be JSON (Content-Type: application/json)");
             return -1;
         }
     }
@@ -757,7 +1103,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         int r = im_bind_obj_begin(&b);
         while (r > 0 && (r = im_bind_obj_key(&b, &key)) > 0) im_bind_extra(&b, key);
     }
-    if (rc >= 0 && b.has_body && ep->body != 2 && !b.j.err) im_json_finish(&b.j);
+    if (rc >= 0 && b.has_body && ep->body != 2 && !b.is_npy && !b.j.err) im_json_finish(&b.j);
     if (b.too_big) {
         char msg[200];
         const im_server_opts *o = &c->loop->o;

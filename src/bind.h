@@ -90,7 +90,8 @@ enum {
     IM_T_STRING,
     IM_T_ENUM,
     IM_T_OBJECT,
-    IM_T_ARRAY
+    IM_T_ARRAY,
+    IM_T_NDARRAY  /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
 };
 
 /* Constraint flags of a field. */
@@ -123,6 +124,9 @@ typedef struct im_field {
     uint32_t nvalues;
     uint32_t elem_size;        /* array of objects: the element struct's size */
     im_bind_obj_fn object;     /* object, or array of objects: binds one object */
+    uint32_t dtypes;           /* ndarray: bit (1 << IM_DT_*) per dtype accepted; 0: any */
+    int32_t ndim;              /* ndarray: its dimensions (-1: any) */
+    const int64_t *shape;      /* ndarray: ndim sizes, -1 where any (NULL: any shape) */
 } im_field;
 
 /* Body: 1 when the value at the cursor is an object (entered), 0 when it is not (422
@@ -142,9 +146,14 @@ void im_bind_missing(im_bind *b, const im_field *f);
 int im_bind_param(im_bind *b, const im_field *f, void *dst);
 /* 1 when the request has a JSON body to bind. */
 int im_bind_has_body(const im_bind *b);
-/* A raw body of little-endian float64 values (Content-Type application/octet-stream) into an
- * im_f64s: no copy when the body is aligned, one copy otherwise. 1 when present, 0 when not. */
+/* A raw body of little-endian float64 values (Content-Type application/octet-stream), or a
+ * 1-dimensional '<f8' .npy (application/x-npy), into an im_f64s: no copy when the data is
+ * aligned, one copy otherwise. 1 when present, 0 when not. */
 int im_bind_raw_f64(im_bind *b, const im_field *f, void *dst);
+
+/* An ndarray argument from an application/x-npy body (the whole body is the array): 1 when
+ * the body is one (bound into dst, or a 422 recorded), 0 when it is not. */
+int im_bind_npy(im_bind *b, const im_field *f, void *dst);
 
 /* An annotated endpoint, as gen/immersive_gen.py describes it. */
 typedef struct im_endpoint {
@@ -161,12 +170,18 @@ typedef struct im_endpoint {
     uint8_t response;      /* IM_RESPOND_* */
     uint8_t priority;      /* executor priority, 0 most urgent */
     uint8_t extra;         /* IM_EXTRA_* */
-    uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s */
+    uint8_t body;          /* 1: arguments come in a JSON body; 2: the body is raw float64s
+                            * (or a 1-dimensional f64 .npy); 3: JSON, or a .npy body that is
+                            * the one ndarray argument */
     uint32_t max_concurrency; /* unfinished tasks at once (0: no limit); past it 429 */
     uint32_t timeout_ms;   /* a task's time limit from its start (0: none): then TIMEOUT */
     const char *summary;   /* one line for GET /functions ("" when none) */
     const char *args_json; /* the arguments' definitions as a JSON array (GET /functions/{name}) */
     const char *executor;  /* .executor: a module's private executor by name, or NULL */
+    uint8_t result_ndarray;/* 1: the result struct is an im_ndarray (answered as JSON nested
+                            * arrays, or as .npy to Accept: application/x-npy) */
+    uint32_t max_body_bytes; /* .max_body_bytes: its own body limit when above the server's
+                              * (0: the server's max_body_bytes) */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json

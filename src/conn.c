@@ -144,7 +144,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
     x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
-    x->is_finished = x->is_inline_call = 0;
+    x->is_finished = x->is_inline_call = x->is_npy_known = x->is_npy_accept = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->drain_fn = NULL;
@@ -227,10 +227,11 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
             if (h.chunked) {
                 st->mode = IM__BODY_CHUNKED;
                 st->raw_off = (uint32_t)hl;
-                st->ch.max_total = o->max_body_bytes;
+                st->ch.max_total = im__body_limit(L->srv, o->max_body_bytes, &h, UINT64_MAX);
                 st->ch.max_trailer = (uint32_t)o->max_header_bytes;
             } else if (h.has_content_length && h.content_length) {
-                if (h.content_length > o->max_body_bytes) {
+                if (h.content_length > o->max_body_bytes &&
+                    h.content_length > im__body_limit(L->srv, o->max_body_bytes, &h, h.content_length)) {
                     im__conn_fail(L, c, 413, "request body too large", -1);
                     return *len;
                 }
@@ -293,7 +294,9 @@ static size_t im__parse(im_loop *L, im__conn *c, char *buf, size_t *len, im__rst
 /* The most input a connection may hold: one full request and a read's worth behind it. */
 static size_t im__in_limit(const im_loop *L)
 {
-    return L->o.max_header_bytes + L->o.max_body_bytes + 2 * (size_t)L->bufsz + 4096;
+    size_t body = L->o.max_body_bytes > L->srv->max_route_body ? L->o.max_body_bytes
+                                                                 : L->srv->max_route_body;
+    return L->o.max_header_bytes + body + 2 * (size_t)L->bufsz + 4096;
 }
 
 /* Keeps n bytes of input (a partial request described by st, or waiting requests). */

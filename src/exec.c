@@ -55,6 +55,96 @@ static void im__reply_jw(im_ctx *c, int status, im_jw *w)
     im_jw_free(w);
 }
 
+/* A handler's ndarray result is checked before anything reads it: a wrong nbytes or shape
+ * would read past its data. Returns the call's status (500 with the reason when it is bad). */
+static int im__nd_result(const im_endpoint *ep, im_call *call, int status, const void *out)
+{
+    char why[120];
+    if (status || !ep->result_ndarray || im_ndarray_check((const im_ndarray *)out, why, sizeof why) == 0)
+        return status;
+    im_log(IM_LOG_ERROR, "%s: its ndarray result is inconsistent: %s", ep->name, why);
+    return im_call_fail(call, 500, "the function's array result is inconsistent: %s", why);
+}
+
+/* The .npy image (header, then the data) of a checked array, malloc'ed; NULL when out of
+ * memory or too large for a task to keep (4 GiB). */
+static char *im__npy_image(const im_ndarray *a, size_t *len)
+{
+    char head[256];
+    int hl = im_npy_header(a->dtype, a->ndim, a->shape, head, sizeof head);
+    if (hl < 0 || a->nbytes > UINT32_MAX - (size_t)hl) return NULL;
+    char *img = malloc((size_t)hl + a->nbytes);
+    if (!img) return NULL;
+    memcpy(img, head, (size_t)hl);
+    if (a->nbytes) memcpy(img + hl, a->data, a->nbytes);
+    *len = (size_t)hl + a->nbytes;
+    return img;
+}
+
+/* 1 when the request's Accept names application/x-npy (with a q above 0). */
+static int im__accepts_npy(const im_ctx *c)
+{
+    im_str acc = im_ctx_header(c, "accept");
+    static const char want[] = "application/x-npy";
+    size_t wl = sizeof want - 1;
+    for (size_t i = 0; acc.ptr && i + wl <= acc.len; i++) {
+        if ((i && acc.ptr[i - 1] != ',' && acc.ptr[i - 1] != ' ' && acc.ptr[i - 1] != '\t') ||
+            !im__ieq_lower(acc.ptr + i, want, wl))
+            continue;
+        size_t k = i + wl;
+        while (k < acc.len && (acc.ptr[k] == ' ' || acc.ptr[k] == '\t')) k++;
+        if (k < acc.len && acc.ptr[k] != ',' && acc.ptr[k] != ';') continue;
+        /* ;q=0 (or 0.0, 0.00) refuses it */
+        const char *q = k < acc.len && acc.ptr[k] == ';' ? acc.ptr + k : NULL;
+        const char *end = acc.ptr + acc.len;
+        if (q) {
+            const char *comma = memchr(q, ',', (size_t)(end - q));
+            const char *e = comma ? comma : end;
+            for (const char *p = q; p + 2 < e; p++)
+                if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+                    p += 2;
+                    int zero = *p == '0';
+                    for (p++; zero && p < e && *p != ' ' && *p != ';'; p++) zero = *p == '.' || *p == '0';
+                    if (zero) return 0;
+                    break;
+                }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Answers c with an array: .npy when it accepts it, else {"result": nested arrays}. */
+static void im__reply_ndarray(im_ctx *c, const im_ndarray *a, const char *img, size_t img_len)
+{
+    if (c->is_npy_known ? c->is_npy_accept : im__accepts_npy(c)) {
+        if (img) {
+            im_reply(c, 200, "application/x-npy", img, img_len);
+            return;
+        }
+        size_t len;
+        char *own = im__npy_image(a, &len);
+        if (!own) im_reply_error(c, 503, "out of memory");
+        else im_reply(c, 200, "application/x-npy", own, len);
+        free(own);
+        return;
+    }
+    char small[1024];
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    for (int pass = 0; pass < 2; pass++) {
+        im_jw_obj(&w);
+        im_jw_key(&w, "result");
+        im_jw_ndarray(&w, a);
+        im_jw_obj_end(&w);
+        if (im_jw_error(&w) != -ENOSPC || w.growable) break;
+        im_jw_init(&w, NULL, 0);
+    }
+    if (im_jw_error(&w)) im_reply_error(c, 503, "out of memory");
+    else im_reply_json(c, 200, w.buf, w.len);
+    im_jw_free(&w);
+}
+
 /* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
  * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
  * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
@@ -121,6 +211,14 @@ static void im__reply_task_error(im_ctx *c, int status, const char *detail, int 
 static void im__reply_task_end(im_ctx *c, const im__task *t)
 {
     int st = t->state;
+    if (st == IM_TASK_SUCCEEDED && t->body && t->is_npy) {
+        im_ndarray a;
+        if (im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) /* it wrote it */
+            im__reply_ndarray(c, &a, t->body, t->body_len);
+        else
+            im_reply_error(c, 500, "the stored array cannot be read");
+        return;
+    }
     if (st == IM_TASK_SUCCEEDED && t->body) {
         im_reply_json(c, 200, t->body, t->body_len);
         return;
@@ -268,15 +366,30 @@ static void im__task_job_run(im_job *j) /* on a worker */
     atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
     int status = ep->call(&r->call, r->args, r->out);
     im__call_end(&r->call);
+    status = im__nd_result(ep, &r->call, status, r->out);
     /* the answer is written here, while the arguments and the arena it may point into live */
     char small[256];
     im_jw w;
     im_jw_init(&w, small, sizeof small);
-    int http = im__call_answer(ep, &r->call, status, r->out, &w);
-    int written = !im_jw_error(&w);
-    len = written ? w.len : 0;
+    int http, written, is_npy = 0;
     body = NULL;
-    if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
+    if (status == 0 && ep->result_ndarray) { /* kept as .npy: bytes, one copy */
+        http = 200;
+        written = (body = im__npy_image(r->out, &len)) != NULL;
+        is_npy = written;
+        if (!written) {
+            http = im_call_fail(&r->call, 500, "the array result could not be kept (out of "
+                                "memory, or over 4 GiB)");
+            len = 0;
+        }
+    } else {
+        http = im__call_answer(ep, &r->call, status, r->out, &w);
+        written = !im_jw_error(&w);
+        len = written ? w.len : 0;
+    }
+    if (is_npy) {
+        /* body is the image */
+    } else if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
         if (w.growable) { /* the writer's heap buffer, cut to size: taken from it */
             if ((body = realloc(w.buf, len))) w.buf = NULL;
         } else if ((body = malloc(len))) {
@@ -296,7 +409,8 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
-            if (written && len <= sizeof t->small) { /* kept in the task: no allocation */
+            t->is_npy = (uint8_t)is_npy;
+            if (written && !is_npy && len <= sizeof t->small) { /* kept in the task: no allocation */
                 memcpy(t->small, w.buf, len);
                 t->body = t->small;
             } else if (body) { /* exactly its size */
@@ -657,7 +771,10 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
     im__call_end(&call);
-    if (!c->is_done) im__ep_answer(c, ep, &call, status, out);
+    status = im__nd_result(ep, &call, status, out);
+    if (c->is_done) return;
+    if (status == 0 && ep->result_ndarray) im__reply_ndarray(c, out, NULL, 0);
+    else im__ep_answer(c, ep, &call, status, out);
 }
 
 /* A call of a pool or serial endpoint: bound on the loop, then a task. */
@@ -700,8 +817,13 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         im__run_free(L, r);
         return;
     }
-    /* the task takes the request's bytes, and the arena if the binder used it (arrays,
-     * decoded strings): then the context may answer at once */
+    /* the task takes the request's bytes (its headers with them: what the answer needs of
+     * them is read now), and the arena if the binder used it (arrays, decoded strings): then
+     * the context may answer at once */
+    if (ep->result_ndarray) {
+        c->is_npy_accept = im__accepts_npy(c) != 0;
+        c->is_npy_known = 1;
+    }
     r->owned = c->owned;
     c->owned = NULL;
     for (im__ablock *b = c->arena.head; b; b = b->next)

@@ -126,6 +126,7 @@ typedef struct im__route {
     char *method;            /* owned; "*" for any */
     im_handler_fn fn;        /* handler */
     void *udata;             /* handed to the handler */
+    size_t max_body;         /* its own body limit, above max_body_bytes (0: that one) */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
@@ -181,6 +182,8 @@ struct im_ctx {
     unsigned is_detached : 1;  /* the connection went away */
     unsigned is_dispatching : 1; /* its handler is running: im__dispatch returns it to the pool */
     unsigned is_finished : 1;  /* finished while its handler was still running */
+    unsigned is_npy_known : 1;  /* is_npy_accept was read while the request's headers lived */
+    unsigned is_npy_accept : 1; /* its Accept names application/x-npy */
     unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
                                   * from the receive buffer, so it cannot be deferred */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
@@ -271,6 +274,7 @@ struct im_loop {
 struct im_server {
     im_server_opts o;          /* resolved options (no zeros left) */
     im__rnode *root;           /* owned route trie */
+    size_t max_route_body;     /* the largest body limit of a route of its own (0: none) */
     struct im_loop **loops;    /* owned */
     int nloops;
     int port;                  /* bound port, -1 before start */
@@ -346,6 +350,7 @@ typedef struct im__task {
     uint8_t priority;
     uint8_t is_cancel;           /* (L) cancellation asked while it ran: CANCELLED at its end */
     uint8_t is_done_stored;      /* (S) the store saw it finish (its TTL runs) */
+    uint8_t is_npy;              /* (L) body is the result as a .npy image, not JSON */
     int16_t status;              /* (L) terminal: the HTTP status of its answer */
     uint32_t body_len;           /* (L) */
     int64_t created_ms, started_ms, finished_ms; /* (L) wall clock, ms since 1970; 0: not yet */

@@ -45,6 +45,59 @@ static int im__npy_fail(char *err, size_t errlen, const char *msg)
     return -EINVAL;
 }
 
+int im_ndarray_check(const im_ndarray *a, char *err, size_t errlen)
+{
+    if ((unsigned)a->dtype >= IM_DT_COUNT) return im__npy_fail(err, errlen, "unknown dtype");
+    if (a->ndim < 0 || a->ndim > IM_NDARRAY_MAX_DIMS)
+        return im__npy_fail(err, errlen, "ndim is not 0..8");
+    int64_t n = im_ndarray_count(a->shape, a->ndim, im__dtypes[a->dtype].size);
+    if (n < 0) return im__npy_fail(err, errlen, "a negative or overflowing shape");
+    if ((uint64_t)n * im__dtypes[a->dtype].size != a->nbytes) {
+        if (errlen)
+            snprintf(err, errlen, "nbytes is %zu but the shape holds %llu bytes", a->nbytes,
+                     (unsigned long long)n * im__dtypes[a->dtype].size);
+        return -EINVAL;
+    }
+    if (a->nbytes && !a->data) return im__npy_fail(err, errlen, "no data");
+    return 0;
+}
+
+/* One element: unaligned data is read through memcpy (the compiler makes it a load). */
+static void im__jw_elem(im_jw *w, int dtype, const unsigned char *p)
+{
+    switch (dtype) {
+    case IM_DT_F64: { double v; memcpy(&v, p, 8); im_jw_double(w, v); break; }
+    case IM_DT_F32: { float v; memcpy(&v, p, 4); im_jw_double(w, v); break; }
+    case IM_DT_I64: { int64_t v; memcpy(&v, p, 8); im_jw_int(w, v); break; }
+    case IM_DT_I32: { int32_t v; memcpy(&v, p, 4); im_jw_int(w, v); break; }
+    default: im_jw_uint(w, *p); break;
+    }
+}
+
+void im_jw_ndarray(im_jw *w, const im_ndarray *a)
+{
+    size_t isz = im_dtype_size(a->dtype);
+    const unsigned char *p = (const unsigned char *)a->data;
+    if (!isz || a->ndim < 0 || a->ndim > IM_NDARRAY_MAX_DIMS) { im_jw_null(w); return; }
+    if (a->ndim == 0) { im__jw_elem(w, a->dtype, p); return; }
+    /* an odometer over the indices: no recursion, rows of the last dimension in one loop */
+    int64_t idx[IM_NDARRAY_MAX_DIMS] = {0};
+    int d = 0, last = a->ndim - 1;
+    im_jw_arr(w);
+    for (;;) {
+        if (d < last) {
+            if (idx[d] < a->shape[d]) { im_jw_arr(w); d++; idx[d] = 0; continue; }
+        } else {
+            for (int64_t i = 0; i < a->shape[last]; i++, p += isz) im__jw_elem(w, a->dtype, p);
+            idx[d] = a->shape[d];
+        }
+        im_jw_arr_end(w); /* dimension d is done */
+        if (d == 0 || w->err) break; /* (im_jw_error also counts the arrays still open) */
+        d--;
+        idx[d]++;
+    }
+}
+
 typedef struct im__npyh {
     const char *p, *e;
 } im__npyh;

@@ -30,6 +30,13 @@ const char *im_dtype_name(int dtype);
 /* Elements of a shape; -1 when they (or their bytes, with item size isz) overflow. */
 int64_t im_ndarray_count(const int64_t *shape, int ndim, size_t isz);
 
+/* 0 when a is consistent (a known dtype, 0..8 dimensions of >= 0 elements, nbytes = their
+ * count x item size, data set when nbytes > 0); else -EINVAL with the reason in err. A
+ * handler's result is checked so before it is written. */
+int im_ndarray_check(const im_ndarray *a, char *err, size_t errlen);
+/* Writes a as JSON nested arrays (a number for 0 dimensions; NaN and inf as null). */
+void im_jw_ndarray(im_jw *w, const im_ndarray *a);
+
 /* Reads a .npy image buf[0..len): a->data points into buf (no copy). Returns 0, or -EINVAL
  * with the reason in err (a bad magic or header, a big-endian or Fortran-order array, a dtype
  * other than those above, more than IM_NDARRAY_MAX_DIMS dimensions, data shorter or longer

@@ -88,8 +88,9 @@ static int im__is_token(const char *s)
 }
 
 /* Adds method+pattern to the trie at root. */
-static int im__router_add(im__rnode *root, const char *method, const char *pattern,
-                          im_handler_fn fn, void *udata)
+/* Adds a route; max_body: its own body limit (0: the server's). */
+static int im__router_add_limited(im__rnode *root, const char *method, const char *pattern,
+                                  im_handler_fn fn, void *udata, size_t max_body)
 {
     char *names[IM_MAX_PARAMS];
     unsigned np = 0;
@@ -140,6 +141,7 @@ static int im__router_add(im__rnode *root, const char *method, const char *patte
     r->nparams = np;
     r->fn = fn;
     r->udata = udata;
+    r->max_body = max_body;
     r->next = n->routes;
     n->routes = r;
     return 0;
@@ -148,6 +150,12 @@ nomem:
 fail:
     while (np) free(names[--np]);
     return rc;
+}
+
+static int im__router_add(im__rnode *root, const char *method, const char *pattern,
+                          im_handler_fn fn, void *udata)
+{
+    return im__router_add_limited(root, method, pattern, fn, udata, 0);
 }
 
 /* The route of node n for method: exact, then HEAD served by GET, then "*". */
@@ -222,4 +230,18 @@ static size_t im__router_allow(const im__rnode *n, char *out, size_t cap)
         len += len ? 9 : 7;
     }
     return len;
+}
+
+/* The body limit of the request whose head is h: the server's max_body_bytes, or its route's
+ * own when that is larger. The route is looked up only where it can matter (a route has a
+ * limit of its own, and the body is over the server's or its length is not known yet). */
+static size_t im__body_limit(const im_server *s, size_t max_body, const im_http_head *h,
+                             uint64_t content_length)
+{
+    if (!s->max_route_body || content_length <= max_body) return max_body;
+    im_str vals[IM_MAX_PARAMS];
+    const im__rnode *n = im__rmatch(s->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
+                                    vals, 0);
+    const im__route *r = n ? im__route_pick(n, h->method) : NULL;
+    return r && r->max_body > max_body ? r->max_body : max_body;
 }

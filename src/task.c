@@ -187,8 +187,17 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
     im_jw_obj_end(w);
     if (t->state == IM_TASK_SUCCEEDED && with_result) {
         im_jw_key(w, "result");
-        if (t->body) im_jw_raw(w, t->body, t->body_len);
-        else im_jw_null(w);
+        im_ndarray a;
+        if (t->body && t->is_npy && im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) {
+            im_jw_obj(w); /* as the JSON answer is: {"result": nested arrays} */
+            im_jw_key(w, "result");
+            im_jw_ndarray(w, &a);
+            im_jw_obj_end(w);
+        } else if (t->body && !t->is_npy) {
+            im_jw_raw(w, t->body, t->body_len);
+        } else {
+            im_jw_null(w);
+        }
     } else if (t->state > IM_TASK_SUCCEEDED) {
         im_jw_key(w, "error");
         im_jw_str(w, t->error ? t->error : im_task_state_name(t->state));

@@ -329,7 +329,9 @@ static int im__add_endpoint(im_server *s, const im_endpoint *ep, struct im_modul
     atomic_init(&st->max_conc, ep->max_concurrency);
     atomic_init(&st->unfinished, 0);
     atomic_init(&st->running, 0);
-    if ((rc = im__router_add(s->root, ep->method, ep->path, im__ep_handler, st))) {
+    if (ep->max_body_bytes > s->max_route_body) s->max_route_body = ep->max_body_bytes;
+    if ((rc = im__router_add_limited(s->root, ep->method, ep->path, im__ep_handler, st,
+                                     ep->max_body_bytes))) {
         im_log(IM_LOG_ERROR, "endpoint %s (%s %s): %s", ep->name, ep->method, ep->path,
                rc == -EEXIST ? "that route exists already" : strerror(-rc));
         free(st);

@@ -1,8 +1,9 @@
 /* fuzz_json.c — libFuzzer target for the JSON reader and the generated binders. Byte 0 picks:
  * 0 the reader alone (checked read-only, then walked decoding in place: both must agree);
  * 1 the data as the JSON body of POST /t/all (tests/fixture: every type and constraint);
- * 2 the data as the query string of GET /t/q/{id}/{name}. The answer must be 200, 400 or 422
- * with a JSON body, and the server must not leak or crash. */
+ * 2 the data as the query string of GET /t/q/{id}/{name}; 3 the JSON body of POST /t/nd (n-d
+ * arrays, constrained); 4 a .npy body of POST /t/npy (answered as .npy when byte 1 is odd).
+ * The answer must be 200, 400 or 422 with a JSON body, and the server must not leak or crash. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
 
@@ -48,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) return 0;
     const char *in = (const char *)data + 1;
     size_t n = size - 1;
-    switch (data[0] % 3) {
+    switch (data[0] % 5) {
     case 0: {
         im_json a, b;
         char *copy = malloc(n ? n : 1);
@@ -69,7 +70,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         request(head, in, n);
         break;
     }
-    default: {
+    case 3:
+    case 4: {
+        char head[200];
+        snprintf(head, sizeof head,
+                 "POST /t/%s HTTP/1.1\r\nHost: f\r\nContent-Type: application/%s\r\n%s"
+                 "Content-Length: %zu\r\n\r\n", data[0] % 5 == 3 ? "nd" : "npy",
+                 data[0] % 5 == 3 ? "json" : "x-npy",
+                 n && (in[0] & 1) ? "Accept: application/x-npy\r\n" : "", n);
+        request(head, in, n);
+        break;
+    }
+    case 2: {
         /* the data as a query: only bytes a request target may hold */
         char *q = malloc(n + 1);
         size_t k = 0;

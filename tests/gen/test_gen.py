@@ -764,7 +764,9 @@ class CompiledTest(unittest.TestCase):
 # Refused annotations: position, hint, exit status, nothing written.
 
 
-class ErrorTest(unittest.TestCase):
+class GenErrorCase(unittest.TestCase):
+    """Runs the generator on sources written for a test and checks how it refuses them."""
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="im_gen_err_")
 
@@ -826,6 +828,9 @@ class ErrorTest(unittest.TestCase):
         self.assertNothingWritten(out, what)
         return p.stderr
 
+
+
+class ErrorTest(GenErrorCase):
     # -- types, routes, arguments ------------------------------------------------------------
 
     def test_unknown_type(self):
@@ -1226,7 +1231,7 @@ class AcceptedMustCompileTest(unittest.TestCase):
         self.assertRefusedOrCompiles(src, "IM_OBJECT(im_str)", files=("module",))
 
 
-class ModuleAttributesTest(ErrorTest):
+class ModuleAttributesTest(GenErrorCase):
     """IM_MODULE's .init/.fini/.serial, an endpoint's .executor, and defaults.toml."""
 
     def test_accepted_attributes_reach_the_tables(self):
@@ -1254,7 +1259,7 @@ class ModuleAttributesTest(ErrorTest):
         self.assertIn("IM_MODE_SERIAL", rows['"/a"'], ".serial module: no .mode runs serial")
         self.assertIn("IM_MODE_INLINE", rows['"/b"'], "an endpoint's .mode wins")
         self.assertIn("IM_MODE_POOL", rows['"/c"'])
-        self.assertTrue(rows['"/c"'].rstrip().endswith('"gpu"},'), rows['"/c"'])
+        self.assertTrue(rows['"/c"'].rstrip().endswith('"gpu", 0, 0u},'), rows['"/c"'])  # executor, no ndarray result
         self.assertIn("im_server_add_service(s, im_gen_modules, 1, im_gen_endpoints, 3, im_gen_openapi)",
                       routes)
         c = cc([*CFLAGS, "-I" + ROOT, "-I" + out, "-fsyntax-only", os.path.join(out, SERVICE + ".routes.c")])
@@ -1278,6 +1283,70 @@ class ModuleAttributesTest(ErrorTest):
         p = run_gen([d], os.path.join(base, "out"))
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("defaults.toml:1:1: error: defaults.toml holds server", p.stderr)
+
+
+class NdarrayTest(GenErrorCase):
+    """ndarray arguments and results: what is refused, where, and what is accepted compiles into
+    the field's dtype mask, dimensions and shape."""
+
+    def test_unknown_dtype(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray, x, "X", .dtype = "f16")\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", at='"f16"', words=["dtype", "f16"], hint=True)
+
+    def test_shape_disagrees_with_ndim(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray, x, "X", .ndim = 3, .shape = {-1, 2})\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", at="{-1, 2}", words=["shape", "ndim"], hint=True)
+
+    def test_ndim_out_of_range(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray, x, "X", .ndim = 9)\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", at="9", words=["ndim"], hint=True)
+
+    def test_ndarray_in_query(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray, x, "X", .in = query)\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", words=["body"], hint=True)
+
+    def test_ndarray_array_type(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray[], x, "X")\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", words=["ndarray[]"], hint=True)
+
+    def test_ndarray_default(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray, x, "X", .default = 1)\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", words=["default"], hint=True)
+
+    def test_ndarray_object_field(self):
+        src = module_src("m", 'IM_OBJECT(o, "O")\nIM_FIELD(ndarray, x, "X")\n'
+                         'IM_ENDPOINT(POST, "/a")\nIM_ARG(o, v, "V")\n' + fn("a"))
+        self.assertGenError(src, "IM_FIELD(ndarray", words=["ndarray"], hint=True)
+
+    def test_min_on_ndarray(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(ndarray, x, "X", .min = 0)\n' + fn("a"))
+        self.assertGenError(src, "IM_ARG(ndarray", at=".min", words=[".min"], hint=True)
+
+    def test_accepted_field_and_table(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a", .mode = IM_POOL)\n'
+                         'IM_ARG(ndarray, x, "X", .dtype = {"u8", "i32"}, .shape = {-1, 3}, .max_items = 30)\n'
+                         'IM_RESULT(ndarray, "Y")\n' + fn("a")
+                         + 'IM_ENDPOINT(POST, "/b")\nIM_ARG(ndarray, x, "X")\nIM_ARG(int32, n, "N")\n' + fn("b"))
+        p, out, _ = self.gen({"m": src})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(out, SERVICE + ".routes.c")) as f:
+            routes = f.read()
+        # u8 is bit 4, i32 bit 3: 24; two dimensions; the shape's sizes
+        self.assertRegex(routes, r"im_gen_f_a_x = \{\"x\", IM_T_NDARRAY, .*IM_F_MAXITEMS.* 30u, .* 24u, 2, im_gen_f_a_x_shape\}")
+        self.assertIn("static const int64_t im_gen_f_a_x_shape[] = {-1, 3};", routes)
+        self.assertIn("im_bind_npy(b, &im_gen_f_a_x, &a->x)", routes)  # the only body argument
+        self.assertNotIn("im_bind_npy(b, &im_gen_f_b_x", routes)        # one of two: JSON only
+        with open(os.path.join(out, SERVICE + ".openapi.json")) as f:
+            doc = json.load(f)
+        a = doc["paths"]["/a"]["post"]
+        self.assertIn("application/x-npy", a["requestBody"]["content"])
+        self.assertIn("application/x-npy", a["responses"]["200"]["content"])
+        self.assertNotIn("application/x-npy", doc["paths"]["/b"]["post"]["requestBody"]["content"])
+        x = doc["components"]["schemas"]["a_args"]["properties"]["x"]
+        self.assertEqual(x["type"], "array")
+        self.assertEqual(x["items"], {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3})
+        self.assertEqual(x["x-immersive-ndarray"], {"dtype": ["i32", "u8"], "ndim": 2, "shape": [-1, 3],
+                                                     "maxElements": 30})
 
 
 if __name__ == "__main__":
