@@ -5348,21 +5348,25 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     from = x->raw;
     n = x->raw_len;
     hn = x->req.num_headers * sizeof(im_header);
-    if (!(to = malloc(hn + n + 1))) return -ENOMEM;
-    /* headers first: keeps them aligned */
+    /* headers first (keeps them aligned), then the request placed so that its body starts
+     * 64-byte aligned: a binary body (an .npy array, float64s) is then viewed where it is
+     * instead of being copied once more by the binder */
+    size_t boff = x->req.body.len ? (size_t)(x->req.body.ptr - from) : 0;
+    if (!(to = malloc(hn + 63 + n + 1))) return -ENOMEM;
     im_header *hs = (im_header *)(void *)to;
+    char *req = to + hn + (64 - ((uintptr_t)(to + hn + boff) & 63)) % 64;
     memcpy(hs, x->req.headers, hn);
-    memcpy(to + hn, from, n);
+    memcpy(req, from, n);
     for (unsigned i = 0; i < x->req.num_headers; i++) {
-        im__rebase(&hs[i].name, from, n, to + hn);
-        im__rebase(&hs[i].value, from, n, to + hn);
+        im__rebase(&hs[i].name, from, n, req);
+        im__rebase(&hs[i].value, from, n, req);
     }
-    im__rebase(&x->req.method, from, n, to + hn);
-    im__rebase(&x->req.target, from, n, to + hn);
-    im__rebase(&x->req.path, from, n, to + hn);
-    im__rebase(&x->req.query, from, n, to + hn);
-    im__rebase(&x->req.body, from, n, to + hn);
-    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) im__rebase(&x->params[i], from, n, to + hn);
+    im__rebase(&x->req.method, from, n, req);
+    im__rebase(&x->req.target, from, n, req);
+    im__rebase(&x->req.path, from, n, req);
+    im__rebase(&x->req.query, from, n, req);
+    im__rebase(&x->req.body, from, n, req);
+    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) im__rebase(&x->params[i], from, n, req);
     x->req.headers = hs;
     x->owned = to;
     x->is_deferred = 1;
@@ -8809,9 +8813,19 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             if (im_json_arr_enter(&b->j)) return;
             cnt[depth++] = 0;
         } else if (t == IM_JSON_NUMBER && (ndim < 0 || depth == ndim)) {
-            im_json_num n;
-            if (im_json_number(&b->j, &n)) return;
-            if (!n.is_int) all_int = 0; /* 3.0 and 1e2 say float, as numpy reads them */
+            /* checked, not converted (the fill pass converts): integer-ness from its text */
+            if (all_int) {
+                im_json_num n;
+                im_json at = b->j;
+                if (im_json_number(&b->j, NULL)) return;
+                const char *q = at.p;
+                while (q < b->j.p && *q != '.' && *q != 'e' && *q != 'E') q++;
+                if (q < b->j.p) all_int = 0; /* 3.0 and 1e2 say float, as numpy reads them */
+                else if (b->j.p - at.p >= 19 && (im_json_number(&at, &n) || !n.is_int))
+                    all_int = 0; /* as long as INT64_MAX: does it fit? */
+            } else if (im_json_number(&b->j, NULL)) {
+                return;
+            }
             if (ndim < 0) ndim = depth;
             if (depth == 0) break; /* a scalar */
             cnt[depth - 1]++;

@@ -522,9 +522,19 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             if (im_json_arr_enter(&b->j)) return;
             cnt[depth++] = 0;
         } else if (t == IM_JSON_NUMBER && (ndim < 0 || depth == ndim)) {
-            im_json_num n;
-            if (im_json_number(&b->j, &n)) return;
-            if (!n.is_int) all_int = 0; /* 3.0 and 1e2 say float, as numpy reads them */
+            /* checked, not converted (the fill pass converts): integer-ness from its text */
+            if (all_int) {
+                im_json_num n;
+                im_json at = b->j;
+                if (im_json_number(&b->j, NULL)) return;
+                const char *q = at.p;
+                while (q < b->j.p && *q != '.' && *q != 'e' && *q != 'E') q++;
+                if (q < b->j.p) all_int = 0; /* 3.0 and 1e2 say float, as numpy reads them */
+                else if (b->j.p - at.p >= 19 && (im_json_number(&at, &n) || !n.is_int))
+                    all_int = 0; /* as long as INT64_MAX: does it fit? */
+            } else if (im_json_number(&b->j, NULL)) {
+                return;
+            }
             if (ndim < 0) ndim = depth;
             if (depth == 0) break; /* a scalar */
             cnt[depth - 1]++;
