@@ -7,7 +7,6 @@ dimensions get a 4xx that says why; OpenAPI names both media types.
 
 Exits 77 (skipped) when numpy is not importable."""
 
-import http.client
 import io
 import json
 import os
@@ -22,6 +21,7 @@ except ImportError:  # pragma: no cover
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from server import ServerTestCase  # noqa: E402
+from test_tasks import Client  # noqa: E402
 
 DTYPES = {"f64": "<f8", "f32": "<f4", "i64": "<i8", "i32": "<i4", "u8": "|u1"}
 NPY = {"Content-Type": "application/x-npy"}
@@ -36,22 +36,6 @@ def npy(a, version=None):
     return b.getvalue()
 
 
-class Client:
-    """Raw requests over http.client: (status, headers with lowercase names, body bytes)."""
-
-    def __init__(self, port):
-        self.port = port
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=dict(headers or {}))
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
-
-
 class Arrays(ServerTestCase):
     FLAGS = ("--workers", "2")
 
@@ -62,7 +46,7 @@ class Arrays(ServerTestCase):
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers = dict({"Content-Type": "application/json"}, **(headers or {}))
-        return self.c.request("POST", path, body, headers)
+        return self.c.raw("POST", path, body, headers)
 
     def answer(self, r):
         """(status, headers, bytes) of whatever Client.request gives."""
@@ -141,21 +125,21 @@ class Arrays(ServerTestCase):
                                             dict(NPY, Prefer="respond-async")))
         self.assertEqual(st, 202, body)
         tid = json.loads(body)["task_id"]
-        st, h, body = self.answer(self.c.request("GET", "/tasks/%s/result" % tid, None,
+        st, h, body = self.answer(self.c.raw("GET", "/tasks/%s/result" % tid, None,
                                                  {"Prefer": "wait=10", "Accept": "application/x-npy"}))
         self.assertEqual(st, 200, body[:200])
         self.assertEqual(h.get("content-type"), "application/x-npy")
         self.assertTrue(np.allclose(np.load(io.BytesIO(body)), a / np.linalg.norm(a)))
         # the same stored result, as JSON, and inside the task resource
-        st, h, body = self.answer(self.c.request("GET", "/tasks/%s/result" % tid))
+        st, h, body = self.answer(self.c.raw("GET", "/tasks/%s/result" % tid))
         self.assertEqual(st, 200)
         self.assertTrue(np.allclose(np.array(json.loads(body)["result"]), a / np.linalg.norm(a)))
-        st, h, body = self.answer(self.c.request("GET", "/tasks/%s" % tid))
+        st, h, body = self.answer(self.c.raw("GET", "/tasks/%s" % tid))
         task = json.loads(body)
         self.assertEqual(task["state"], "SUCCEEDED")
         self.assertEqual(np.array(task["result"]["result"]).shape, (100, 30))
         # Accept with q=0 refuses .npy: JSON comes
-        st, h, body = self.answer(self.c.request("GET", "/tasks/%s/result" % tid, None,
+        st, h, body = self.answer(self.c.raw("GET", "/tasks/%s/result" % tid, None,
                                                  {"Accept": "application/x-npy;q=0, application/json"}))
         self.assertEqual(h.get("content-type"), "application/json")
 
@@ -176,13 +160,13 @@ class Arrays(ServerTestCase):
         for body, hdrs in ((json.dumps({"values": v.tolist()}).encode(), {"Content-Type": "application/json"}),
                            (npy(v), NPY),
                            (v.astype("<f8").tobytes(), {"Content-Type": "application/octet-stream"})):
-            st, _, out = self.answer(self.c.request("POST", "/v1/demo/sum", body, hdrs))
+            st, _, out = self.answer(self.c.raw("POST", "/v1/demo/sum", body, hdrs))
             self.assertEqual(st, 200, out[:200])
             self.assertAlmostEqual(json.loads(out)["result"], want, delta=1e-9 * len(v))
         st, _, out = self.answer(self.post("/v1/demo/sum", npy(v.reshape(100, 1000)), NPY))
         self.assertEqual(st, 422)
         self.assertEqual(json.loads(out)["detail"][0]["type"], "ndarray_ndim")
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/sum", b"\0" * 12,
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/sum", b"\0" * 12,
                                                 {"Content-Type": "application/octet-stream"}))
         self.assertEqual(st, 422)
         self.assertEqual(json.loads(out)["detail"][0]["type"], "bytes_length")
@@ -228,41 +212,41 @@ class Arrays(ServerTestCase):
                 self.assertEqual(d["loc"], loc, d)
         # a number too large for float64: said at the element
         body = b'{"array": [[1, 2], [3, 1e400]]}'
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/normalize", body,
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/normalize", body,
                                                 {"Content-Type": "application/json"}))
         self.assertEqual(st, 422, out)
         d = json.loads(out)["detail"][0]
         self.assertEqual((d["type"], d["loc"], d["input"]), ("finite_number", ["body", "array", 1, 1], 1e400))
 
     def test_wrong_media_types(self):
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/normalize", b"abc",
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/normalize", b"abc",
                                                 {"Content-Type": "text/plain"}))
         self.assertEqual(st, 415)
         self.assertIn("application/x-npy", json.loads(out)["detail"])
         # a JSON-only endpoint does not take .npy
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/add", npy(np.arange(2)), NPY))
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/add", npy(np.arange(2)), NPY))
         self.assertEqual(st, 415)
 
     def test_oversize(self):
         # over max_body_bytes (1 MiB by default): 413 before the body is read
         v = np.zeros(200000)
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/array_echo", npy(v), NPY))
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/array_echo", npy(v), NPY))
         self.assertEqual(st, 413, out[:200])
         # sum has a limit of its own (.max_body_bytes, 256 MiB): 10^7 values come in
         v = np.random.default_rng(4).standard_normal(10**7)
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/sum", npy(v), NPY, timeout=120))
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/sum", npy(v), NPY, timeout=120))
         self.assertEqual(st, 200, out[:200])
         self.assertAlmostEqual(json.loads(out)["result"], float(v.sum()), delta=1e-6)
         # and more than 10^7 is refused by its .max_items, saying so
         v = np.zeros(10**7 + 1)
-        st, _, out = self.answer(self.c.request("POST", "/v1/demo/sum", npy(v), NPY, timeout=120))
+        st, _, out = self.answer(self.c.raw("POST", "/v1/demo/sum", npy(v), NPY, timeout=120))
         self.assertEqual(st, 422, out[:200])
         d = json.loads(out)["detail"][0]
         self.assertEqual(d["type"], "too_long")
         self.assertIn("10000000", d["msg"])
 
     def test_openapi_names_both_media_types(self):
-        st, _, body = self.answer(self.c.request("GET", "/openapi.json"))
+        st, _, body = self.answer(self.c.raw("GET", "/openapi.json"))
         doc = json.loads(body)
         op = doc["paths"]["/v1/demo/normalize"]["post"]
         self.assertEqual(set(op["requestBody"]["content"]),
@@ -271,7 +255,7 @@ class Arrays(ServerTestCase):
         self.assertIn("NDArray", doc["components"]["schemas"])
         prop = doc["components"]["schemas"]["normalize_args"]["properties"]["array"]
         self.assertEqual(prop["x-immersive-ndarray"]["dtype"], ["f64"])
-        st, _, body = self.answer(self.c.request("GET", "/functions/normalize"))
+        st, _, body = self.answer(self.c.raw("GET", "/functions/normalize"))
         fn = json.loads(body)
         self.assertEqual(fn["args"][0]["type"], "ndarray")
 

@@ -32,24 +32,28 @@ class Client:
     def __init__(self, port):
         self.port = port
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def raw(self, method, path, data=None, headers=None, timeout=30):
+        """(status, headers with lowercase names, body bytes): bytes in, bytes out."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            hdrs = dict(headers or {})
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                hdrs.setdefault("Content-Type", "application/json")
-            c.request(method, path, body=data, headers=hdrs)
+            c.request(method, path, body=data, headers=dict(headers or {}))
             r = c.getresponse()
-            raw = r.read()
-            try:
-                doc = json.loads(raw) if raw else None
-            except ValueError:
-                doc = raw
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, doc
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
             c.close()
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        hdrs = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        st, h, raw = self.raw(method, path, data, hdrs, timeout)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = raw
+        return st, h, doc
 
     def post(self, path, body=None, asynchronous=False, headers=None, timeout=30):
         h = dict(headers or {})
