@@ -275,6 +275,48 @@ static void test_fail(void)
     expect("POST", "/t/fail", "{\"status\":1}", 500, "{\"detail\":\"failed with 1 as asked\"}");
 }
 
+/* ndarray arguments from JSON (tests/fixture /t/nd): dtype inference and the constraints,
+ * each refusal where it is; a handler's inconsistent array is a 500, never read. */
+static void test_ndarrays(void)
+{
+    expect("POST", "/t/nd", "{}", 200, "{\"result\":0}");
+    expect("POST", "/t/nd", "{\"any\":7}", 200, "{\"result\":7}");
+    expect("POST", "/t/nd", "{\"any\":[]}", 200, "{\"result\":[]}");
+    expect("POST", "/t/nd", "{\"any\":[[[1.5],[2]],[[3],[-4e-3]]]}", 200,
+           "{\"result\":[[[1.5],[2]],[[3],[-0.004]]]}");
+    expect("POST", "/t/nd", "{\"m\":[[1,2,3],[4,5,255]],\"f\":[1]}", 200,
+           "{\"result\":[[1,2,3],[4,5,255]]}");
+    expect("POST", "/t/nd", "{\"f\":[0.1]}", 200, "{\"result\":[0.10000000149011612]}");
+    static const char *const shape[] = {"ndarray_shape", "[\"body\",\"m\"]",
+                                        "Array should have shape (any, 3), not (1, 2)", NULL};
+    expect_has("POST", "/t/nd", "{\"m\":[[1,2]]}", 422, shape);
+    static const char *const ndim[] = {"ndarray_ndim", "Array should have 2 dimensions, not 1", NULL};
+    expect_has("POST", "/t/nd", "{\"m\":[1,2,3]}", 422, ndim);
+    static const char *const frac[] = {"int_from_float", "[\"body\",\"m\",1,2]", NULL};
+    expect_has("POST", "/t/nd", "{\"m\":[[1,2,3],[4,5,6.5]]}", 422, frac);
+    static const char *const i32[] = {"int_range", "[\"body\",\"m\",0,2]", "dtype i32", NULL};
+    expect_has("POST", "/t/nd", "{\"m\":[[1,2,3e9]]}", 422, i32);
+    static const char *const f32[] = {"finite_number", "[\"body\",\"f\",1]", "float32", NULL};
+    expect_has("POST", "/t/nd", "{\"f\":[1,1e39]}", 422, f32);
+    /* JSON takes the dtype the field does: integers in an f32 field are f32 */
+    expect("POST", "/t/nd", "{\"f\":[1,2]}", 200, "{\"result\":[1,2]}");
+    char big[1024];
+    int n = snprintf(big, sizeof big, "{\"f\":[");
+    for (int i = 0; i < 101; i++) n += snprintf(big + n, sizeof big - (size_t)n, "%s1", i ? "," : "");
+    snprintf(big + n, sizeof big - (size_t)n, "]}");
+    static const char *const many[] = {"too_long", "at most 100 elements, not 101", NULL};
+    expect_has("POST", "/t/nd", big, 422, many);
+    static const char *const ragged[] = {"ndarray_ragged", "[\"body\",\"any\",1]",
+                                         "this row has 1 item, the first at its depth 2", NULL};
+    expect_has("POST", "/t/nd", "{\"any\":[[1,2],[3]]}", 422, ragged);
+    for (int how = 1; how <= 3; how++) {
+        char req[32];
+        snprintf(req, sizeof req, "{\"how\":%d}", how);
+        static const char *const bad[] = {"the function's array result is inconsistent", NULL};
+        expect_has("POST", "/t/badnd", req, 500, bad);
+    }
+}
+
 int main(void)
 {
     im_server_opts o = {0};
@@ -295,6 +337,7 @@ int main(void)
     test_fail();
     test_content_types();
     test_arena_limits();
+    test_ndarrays();
     fake_loop_free(&L);
     im_server_free(srv);
     return check_exit("binders");
