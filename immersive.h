@@ -7496,10 +7496,7 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
         im_jw_key(w, "result");
         im_ndarray a;
         if (t->body && t->is_npy && im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) {
-            im_jw_obj(w); /* as the JSON answer is: {"result": nested arrays} */
-            im_jw_key(w, "result");
-            im_jw_ndarray(w, &a);
-            im_jw_obj_end(w);
+            t->fn->ep->write(w, &a); /* as the JSON answer is: {"result": nested lists} */
         } else if (t->body && !t->is_npy) {
             im_jw_raw(w, t->body, t->body_len);
         } else {
@@ -8726,17 +8723,26 @@ static int im__bind_nd_check(im_bind *b, const im_field *f, const im_ndarray *a)
     return 0;
 }
 
-/* Pushes the loc of the element at flat index k of shape (its indices), for an error. */
-static unsigned im__bind_nd_loc(im_bind *b, const int64_t *shape, int ndim, uint64_t k)
+/* The indices of the element at flat index k of shape, into idx[0..ndim). */
+static void im__bind_nd_index(const int64_t *shape, int ndim, uint64_t k, int64_t *idx)
 {
-    uint64_t idx[IM_NDARRAY_MAX_DIMS];
     for (int d = ndim - 1; d >= 0; d--) {
         uint64_t n = shape[d] > 0 ? (uint64_t)shape[d] : 1;
-        idx[d] = k % n;
+        idx[d] = (int64_t)(k % n);
         k /= n;
     }
-    for (int d = 0; d < ndim; d++) im__bind_push(b, NULL, 0, idx[d]);
-    return (unsigned)ndim;
+}
+
+/* Records an error at the element (or row) whose indices are idx[0..n), under the field's
+ * loc, then skips the whole array from its start: its first error stops it. */
+static void im__bind_nd_fail(im_bind *b, const im_json *start, const int64_t *idx, int n,
+                             const char *type, const char *msg, const char *in, size_t inl)
+{
+    for (int d = 0; d < n; d++) im__bind_push(b, NULL, 0, (size_t)idx[d]);
+    im__bind_error(b, type, msg, in, inl, NULL);
+    b->nloc -= (unsigned)n;
+    b->j = *start;
+    (void)im_json_skip(&b->j);
 }
 
 /* Stores JSON number n as element k of dtype: NULL, or why it does not fit (and *type). */
@@ -8797,17 +8803,12 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
         if (t < 0) return;
         if (t == IM_JSON_ARRAY) {
             if (depth == ndim || depth == IM_NDARRAY_MAX_DIMS) {
-                unsigned pushed = 0;
-                for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
                 if (depth == IM_NDARRAY_MAX_DIMS && ndim < 0)
-                    im__bind_error(b, "ndarray_ndim", "Array should have at most 8 dimensions",
-                                   NULL, 0, NULL);
+                    im__bind_nd_fail(b, &save, cnt, depth, "ndarray_ndim",
+                                     "Array should have at most 8 dimensions", NULL, 0);
                 else
-                    im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a list "
-                                   "where its rows hold numbers", NULL, 0, NULL);
-                b->nloc -= pushed;
-                b->j = save;
-                (void)im_json_skip(&b->j);
+                    im__bind_nd_fail(b, &save, cnt, depth, "ndarray_ragged", "Array should be "
+                                     "rectangular: a list where its rows hold numbers", NULL, 0);
                 return;
             }
             if (im_json_arr_enter(&b->j)) return;
@@ -8830,21 +8831,13 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             if (depth == 0) break; /* a scalar */
             cnt[depth - 1]++;
         } else {
-            unsigned pushed = 0;
             const char *start = b->j.p;
-            for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
             if (im_json_skip(&b->j)) return;
             int scalar = t != IM_JSON_OBJECT && t != IM_JSON_ARRAY && b->j.p - start <= 200;
-            if (t == IM_JSON_NUMBER)
-                im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a number "
-                               "where its rows hold lists", scalar ? start : NULL,
-                               scalar ? (size_t)(b->j.p - start) : 0, NULL);
-            else
-                im__bind_error(b, "float_type", "Input should be a valid number",
-                               scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0, NULL);
-            b->nloc -= pushed;
-            b->j = save;
-            (void)im_json_skip(&b->j);
+            im__bind_nd_fail(b, &save, cnt, depth, t == IM_JSON_NUMBER ? "ndarray_ragged" : "float_type",
+                             t == IM_JSON_NUMBER ? "Array should be rectangular: a number where "
+                             "its rows hold lists" : "Input should be a valid number",
+                             scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0);
             return;
         }
         /* close every array that ends here, checking its length against its depth's */
@@ -8857,15 +8850,10 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             if (nd.shape[d] < 0) {
                 nd.shape[d] = cnt[d];
             } else if (nd.shape[d] != cnt[d]) {
-                unsigned pushed = 0;
-                for (int e = 0; e < d; e++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[e]);
                 snprintf(msg, sizeof msg, "Array should be rectangular: this row has %lld "
                          "item%s, the first at its depth %lld", (long long)cnt[d],
                          cnt[d] == 1 ? "" : "s", (long long)nd.shape[d]);
-                im__bind_error(b, "ndarray_ragged", msg, NULL, 0, NULL);
-                b->nloc -= pushed;
-                b->j = save;
-                (void)im_json_skip(&b->j);
+                im__bind_nd_fail(b, &save, cnt, d, "ndarray_ragged", msg, NULL, 0);
                 return;
             }
             depth--;
@@ -8910,13 +8898,12 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             im_json_num n;
             if (im_json_number(&b->j, &n)) return;
             const char *type, *why = im__bind_nd_put(nd.dtype, &n, nd.data, k, &type);
-            if (why) { /* the first element that does not fit stops the array */
-                unsigned pushed = im__bind_nd_loc(b, nd.shape, ndim, k);
-                im__bind_error(b, type, why, n.text.len <= 200 ? n.text.ptr : NULL,
-                               n.text.len <= 200 ? n.text.len : 0, NULL);
-                b->nloc -= pushed;
-                b->j = save;
-                (void)im_json_skip(&b->j);
+            if (why) { /* said at the element's indices */
+                int64_t idx[IM_NDARRAY_MAX_DIMS];
+                im__bind_nd_index(nd.shape, ndim, k, idx);
+                im__bind_nd_fail(b, &save, idx, ndim, type, why,
+                                 n.text.len <= 200 ? n.text.ptr : NULL,
+                                 n.text.len <= 200 ? n.text.len : 0);
                 return;
             }
             k++;
@@ -9583,37 +9570,6 @@ static int im__accepts_npy(const im_ctx *c)
     return 0;
 }
 
-/* Answers c with an array: .npy when it accepts it, else {"result": nested arrays}. */
-static void im__reply_ndarray(im_ctx *c, const im_ndarray *a, const char *img, size_t img_len)
-{
-    if (c->is_npy_known ? c->is_npy_accept : im__accepts_npy(c)) {
-        if (img) {
-            im_reply(c, 200, "application/x-npy", img, img_len);
-            return;
-        }
-        size_t len;
-        char *own = im__npy_image(a, &len);
-        if (!own) im_reply_error(c, 503, "out of memory");
-        else im_reply(c, 200, "application/x-npy", own, len);
-        free(own);
-        return;
-    }
-    char small[1024];
-    im_jw w;
-    im_jw_init(&w, small, sizeof small);
-    for (int pass = 0; pass < 2; pass++) {
-        im_jw_obj(&w);
-        im_jw_key(&w, "result");
-        im_jw_ndarray(&w, a);
-        im_jw_obj_end(&w);
-        if (im_jw_error(&w) != -ENOSPC || w.growable) break;
-        im_jw_init(&w, NULL, 0);
-    }
-    if (im_jw_error(&w)) im_reply_error(c, 503, "out of memory");
-    else im_reply_json(c, 200, w.buf, w.len);
-    im_jw_free(&w);
-}
-
 /* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
  * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
  * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
@@ -9641,7 +9597,8 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
 }
 
 /* Answers c with what the call returned (inline calls). */
-static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
+static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status,
+                          const void *out)
 {
     char small[1024];
     im_jw w;
@@ -9650,6 +9607,26 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
     if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
     else im_reply_json(c, st, w.buf, w.len);
     im_jw_free(&w);
+}
+
+/* Answers c with ep's array result a (img: its .npy image, when there is one already): .npy
+ * when it accepts it, else the JSON the endpoint's writer makes, {"result": nested lists}. */
+static void im__reply_ndarray(im_ctx *c, const im_endpoint *ep, const im_ndarray *a,
+                              const char *img, size_t img_len)
+{
+    if (c->is_npy_known ? c->is_npy_accept : im__accepts_npy(c)) {
+        if (img) {
+            im_reply(c, 200, "application/x-npy", img, img_len);
+            return;
+        }
+        size_t len;
+        char *own = im__npy_image(a, &len);
+        if (!own) im_reply_error(c, 503, "out of memory");
+        else im_reply(c, 200, "application/x-npy", own, len);
+        free(own);
+        return;
+    }
+    im__ep_answer(c, ep, NULL, 0, a); /* the call is read only on failure */
 }
 
 /* {"detail": "...", "state": "..."}: how a task that did not succeed answers. */
@@ -9683,7 +9660,7 @@ static void im__reply_task_end(im_ctx *c, const im__task *t)
     if (st == IM_TASK_SUCCEEDED && t->body && t->is_npy) {
         im_ndarray a;
         if (im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) /* it wrote it */
-            im__reply_ndarray(c, &a, t->body, t->body_len);
+            im__reply_ndarray(c, t->fn->ep, &a, t->body, t->body_len);
         else
             im_reply_error(c, 500, "the stored array cannot be read");
         return;
@@ -10242,7 +10219,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     im__call_end(&call);
     status = im__nd_result(ep, &call, status, out);
     if (c->is_done) return;
-    if (status == 0 && ep->result_ndarray) im__reply_ndarray(c, out, NULL, 0);
+    if (status == 0 && ep->result_ndarray) im__reply_ndarray(c, ep, out, NULL, 0);
     else im__ep_answer(c, ep, &call, status, out);
 }
 

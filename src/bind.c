@@ -435,17 +435,26 @@ static int im__bind_nd_check(im_bind *b, const im_field *f, const im_ndarray *a)
     return 0;
 }
 
-/* Pushes the loc of the element at flat index k of shape (its indices), for an error. */
-static unsigned im__bind_nd_loc(im_bind *b, const int64_t *shape, int ndim, uint64_t k)
+/* The indices of the element at flat index k of shape, into idx[0..ndim). */
+static void im__bind_nd_index(const int64_t *shape, int ndim, uint64_t k, int64_t *idx)
 {
-    uint64_t idx[IM_NDARRAY_MAX_DIMS];
     for (int d = ndim - 1; d >= 0; d--) {
         uint64_t n = shape[d] > 0 ? (uint64_t)shape[d] : 1;
-        idx[d] = k % n;
+        idx[d] = (int64_t)(k % n);
         k /= n;
     }
-    for (int d = 0; d < ndim; d++) im__bind_push(b, NULL, 0, idx[d]);
-    return (unsigned)ndim;
+}
+
+/* Records an error at the element (or row) whose indices are idx[0..n), under the field's
+ * loc, then skips the whole array from its start: its first error stops it. */
+static void im__bind_nd_fail(im_bind *b, const im_json *start, const int64_t *idx, int n,
+                             const char *type, const char *msg, const char *in, size_t inl)
+{
+    for (int d = 0; d < n; d++) im__bind_push(b, NULL, 0, (size_t)idx[d]);
+    im__bind_error(b, type, msg, in, inl, NULL);
+    b->nloc -= (unsigned)n;
+    b->j = *start;
+    (void)im_json_skip(&b->j);
 }
 
 /* Stores JSON number n as element k of dtype: NULL, or why it does not fit (and *type). */
@@ -506,17 +515,12 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
         if (t < 0) return;
         if (t == IM_JSON_ARRAY) {
             if (depth == ndim || depth == IM_NDARRAY_MAX_DIMS) {
-                unsigned pushed = 0;
-                for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
                 if (depth == IM_NDARRAY_MAX_DIMS && ndim < 0)
-                    im__bind_error(b, "ndarray_ndim", "Array should have at most 8 dimensions",
-                                   NULL, 0, NULL);
+                    im__bind_nd_fail(b, &save, cnt, depth, "ndarray_ndim",
+                                     "Array should have at most 8 dimensions", NULL, 0);
                 else
-                    im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a list "
-                                   "where its rows hold numbers", NULL, 0, NULL);
-                b->nloc -= pushed;
-                b->j = save;
-                (void)im_json_skip(&b->j);
+                    im__bind_nd_fail(b, &save, cnt, depth, "ndarray_ragged", "Array should be "
+                                     "rectangular: a list where its rows hold numbers", NULL, 0);
                 return;
             }
             if (im_json_arr_enter(&b->j)) return;
@@ -539,21 +543,13 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             if (depth == 0) break; /* a scalar */
             cnt[depth - 1]++;
         } else {
-            unsigned pushed = 0;
             const char *start = b->j.p;
-            for (int d = 0; d < depth; d++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[d]);
             if (im_json_skip(&b->j)) return;
             int scalar = t != IM_JSON_OBJECT && t != IM_JSON_ARRAY && b->j.p - start <= 200;
-            if (t == IM_JSON_NUMBER)
-                im__bind_error(b, "ndarray_ragged", "Array should be rectangular: a number "
-                               "where its rows hold lists", scalar ? start : NULL,
-                               scalar ? (size_t)(b->j.p - start) : 0, NULL);
-            else
-                im__bind_error(b, "float_type", "Input should be a valid number",
-                               scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0, NULL);
-            b->nloc -= pushed;
-            b->j = save;
-            (void)im_json_skip(&b->j);
+            im__bind_nd_fail(b, &save, cnt, depth, t == IM_JSON_NUMBER ? "ndarray_ragged" : "float_type",
+                             t == IM_JSON_NUMBER ? "Array should be rectangular: a number where "
+                             "its rows hold lists" : "Input should be a valid number",
+                             scalar ? start : NULL, scalar ? (size_t)(b->j.p - start) : 0);
             return;
         }
         /* close every array that ends here, checking its length against its depth's */
@@ -566,15 +562,10 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             if (nd.shape[d] < 0) {
                 nd.shape[d] = cnt[d];
             } else if (nd.shape[d] != cnt[d]) {
-                unsigned pushed = 0;
-                for (int e = 0; e < d; e++, pushed++) im__bind_push(b, NULL, 0, (size_t)cnt[e]);
                 snprintf(msg, sizeof msg, "Array should be rectangular: this row has %lld "
                          "item%s, the first at its depth %lld", (long long)cnt[d],
                          cnt[d] == 1 ? "" : "s", (long long)nd.shape[d]);
-                im__bind_error(b, "ndarray_ragged", msg, NULL, 0, NULL);
-                b->nloc -= pushed;
-                b->j = save;
-                (void)im_json_skip(&b->j);
+                im__bind_nd_fail(b, &save, cnt, d, "ndarray_ragged", msg, NULL, 0);
                 return;
             }
             depth--;
@@ -619,13 +610,12 @@ static void im__bind_ndarray(im_bind *b, const im_field *f, void *dst)
             im_json_num n;
             if (im_json_number(&b->j, &n)) return;
             const char *type, *why = im__bind_nd_put(nd.dtype, &n, nd.data, k, &type);
-            if (why) { /* the first element that does not fit stops the array */
-                unsigned pushed = im__bind_nd_loc(b, nd.shape, ndim, k);
-                im__bind_error(b, type, why, n.text.len <= 200 ? n.text.ptr : NULL,
-                               n.text.len <= 200 ? n.text.len : 0, NULL);
-                b->nloc -= pushed;
-                b->j = save;
-                (void)im_json_skip(&b->j);
+            if (why) { /* said at the element's indices */
+                int64_t idx[IM_NDARRAY_MAX_DIMS];
+                im__bind_nd_index(nd.shape, ndim, k, idx);
+                im__bind_nd_fail(b, &save, idx, ndim, type, why,
+                                 n.text.len <= 200 ? n.text.ptr : NULL,
+                                 n.text.len <= 200 ? n.text.len : 0);
                 return;
             }
             k++;

@@ -114,37 +114,6 @@ static int im__accepts_npy(const im_ctx *c)
     return 0;
 }
 
-/* Answers c with an array: .npy when it accepts it, else {"result": nested arrays}. */
-static void im__reply_ndarray(im_ctx *c, const im_ndarray *a, const char *img, size_t img_len)
-{
-    if (c->is_npy_known ? c->is_npy_accept : im__accepts_npy(c)) {
-        if (img) {
-            im_reply(c, 200, "application/x-npy", img, img_len);
-            return;
-        }
-        size_t len;
-        char *own = im__npy_image(a, &len);
-        if (!own) im_reply_error(c, 503, "out of memory");
-        else im_reply(c, 200, "application/x-npy", own, len);
-        free(own);
-        return;
-    }
-    char small[1024];
-    im_jw w;
-    im_jw_init(&w, small, sizeof small);
-    for (int pass = 0; pass < 2; pass++) {
-        im_jw_obj(&w);
-        im_jw_key(&w, "result");
-        im_jw_ndarray(&w, a);
-        im_jw_obj_end(&w);
-        if (im_jw_error(&w) != -ENOSPC || w.growable) break;
-        im_jw_init(&w, NULL, 0);
-    }
-    if (im_jw_error(&w)) im_reply_error(c, 503, "out of memory");
-    else im_reply_json(c, 200, w.buf, w.len);
-    im_jw_free(&w);
-}
-
 /* Writes a call's answer into w (set up by the caller on a buffer of its own; a larger
  * answer moves w to the heap: im_jw_free it): the result's JSON, or {"detail": ...} for a
  * failure. Returns the HTTP status: 200, the one the call failed with, or 500 when the
@@ -172,7 +141,8 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
 }
 
 /* Answers c with what the call returned (inline calls). */
-static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status, void *out)
+static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status,
+                          const void *out)
 {
     char small[1024];
     im_jw w;
@@ -181,6 +151,26 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
     if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
     else im_reply_json(c, st, w.buf, w.len);
     im_jw_free(&w);
+}
+
+/* Answers c with ep's array result a (img: its .npy image, when there is one already): .npy
+ * when it accepts it, else the JSON the endpoint's writer makes, {"result": nested lists}. */
+static void im__reply_ndarray(im_ctx *c, const im_endpoint *ep, const im_ndarray *a,
+                              const char *img, size_t img_len)
+{
+    if (c->is_npy_known ? c->is_npy_accept : im__accepts_npy(c)) {
+        if (img) {
+            im_reply(c, 200, "application/x-npy", img, img_len);
+            return;
+        }
+        size_t len;
+        char *own = im__npy_image(a, &len);
+        if (!own) im_reply_error(c, 503, "out of memory");
+        else im_reply(c, 200, "application/x-npy", own, len);
+        free(own);
+        return;
+    }
+    im__ep_answer(c, ep, NULL, 0, a); /* the call is read only on failure */
 }
 
 /* {"detail": "...", "state": "..."}: how a task that did not succeed answers. */
@@ -214,7 +204,7 @@ static void im__reply_task_end(im_ctx *c, const im__task *t)
     if (st == IM_TASK_SUCCEEDED && t->body && t->is_npy) {
         im_ndarray a;
         if (im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) /* it wrote it */
-            im__reply_ndarray(c, &a, t->body, t->body_len);
+            im__reply_ndarray(c, t->fn->ep, &a, t->body, t->body_len);
         else
             im_reply_error(c, 500, "the stored array cannot be read");
         return;
@@ -773,7 +763,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     im__call_end(&call);
     status = im__nd_result(ep, &call, status, out);
     if (c->is_done) return;
-    if (status == 0 && ep->result_ndarray) im__reply_ndarray(c, out, NULL, 0);
+    if (status == 0 && ep->result_ndarray) im__reply_ndarray(c, ep, out, NULL, 0);
     else im__ep_answer(c, ep, &call, status, out);
 }
 

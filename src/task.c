@@ -189,10 +189,7 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
         im_jw_key(w, "result");
         im_ndarray a;
         if (t->body && t->is_npy && im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) {
-            im_jw_obj(w); /* as the JSON answer is: {"result": nested arrays} */
-            im_jw_key(w, "result");
-            im_jw_ndarray(w, &a);
-            im_jw_obj_end(w);
+            t->fn->ep->write(w, &a); /* as the JSON answer is: {"result": nested lists} */
         } else if (t->body && !t->is_npy) {
             im_jw_raw(w, t->body, t->body_len);
         } else {
