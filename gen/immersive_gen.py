@@ -279,6 +279,7 @@ class Field:
         self.default = None    # python value or None
         self.optional = False
         self.owner = None      # the endpoint or object it belongs to
+        self.dtypes, self.ndim, self.shape = [], None, None  # ndarray: .dtype, .ndim, .shape
 
     @property
     def required(self):
@@ -700,7 +701,6 @@ class Reader:
                     self.err(kw["in"].tok, "only an f64array can come raw", "the body is then little-endian float64s")
                 if owner.method == "GET":
                     self.err(kw["in"].tok, "GET requests have no body", "use POST, or .in = query")
-        f.dtypes, f.ndim, f.shape = [], None, None
         if base == "ndarray":
             self.nd_attrs(kw, f)
         # values (enum)
@@ -1055,9 +1055,9 @@ def field_init(f, cname, prefix):
     values = f"{prefix}_values" if f.values else "NULL"
     elem_size = f"sizeof({t.obj.name})" if t.base == "object" and t.array else "0"
     obj = f"im_gen_bind_obj_{t.obj.name}" if t.base == "object" else "NULL"
-    dtypes = sum(1 << DTYPES.index(d) for d in getattr(f, "dtypes", []))
-    ndim = getattr(f, "ndim", None)
-    shape = f"{prefix}_shape" if getattr(f, "shape", None) else "NULL"
+    dtypes = sum(1 << DTYPES.index(d) for d in f.dtypes)
+    ndim = f.ndim
+    shape = f"{prefix}_shape" if f.shape else "NULL"
     pre = ""
     if shape != "NULL":
         pre = f"static const int64_t {shape}[] = {{{', '.join(str(x) for x in f.shape)}}};\n"
@@ -1595,9 +1595,9 @@ ND_COMPONENT = {"title": "NDArray", "description": "An n-dimensional array as JS
 def nd_schema(f):
     """Nested arrays as deep as .ndim says (sizes from .shape), else the recursive NDArray;
     x-immersive-ndarray tells the dtypes, ndim and shape a client may send."""
-    dt = list(getattr(f, "dtypes", []) or []) if f is not None else []
-    ndim = getattr(f, "ndim", None) if f is not None else None
-    shape = getattr(f, "shape", None) if f is not None else None
+    dt = f.dtypes if f is not None else []  # a result's array: any
+    ndim = f.ndim if f is not None else None
+    shape = f.shape if f is not None else None
     ints = dt and all(d in ("i64", "i32", "u8") for d in dt)
     if ndim is None:
         s = {"allOf": [{"$ref": "#/components/schemas/NDArray"}]}
