@@ -128,6 +128,12 @@
 #define IM_DEFAULT_TASK_MEMORY_BYTES ((size_t)256 << 20)
 #endif
 
+/* Process mode: a worker killed (time limit, cancel) gets SIGTERM, then SIGKILL this much
+ * later. */
+#ifndef IM_DEFAULT_KILL_GRACE_MS
+#define IM_DEFAULT_KILL_GRACE_MS 1000
+#endif
+
 /* Timeouts (milliseconds). */
 #ifndef IM_DEFAULT_HEADER_TIMEOUT_MS
 #define IM_DEFAULT_HEADER_TIMEOUT_MS 10000 /* whole header block, from its first byte */
@@ -600,6 +606,13 @@ typedef struct im_server_opts {
     int task_ttl_ms;           /* a finished task is kept this long (10 min) */
     size_t task_memory_bytes;  /* what all kept tasks may hold (256 MiB): the oldest finished
                                 * are evicted first, unfinished ones never */
+    unsigned processes;        /* worker processes of process-mode functions, kept warm
+                                * (number of online cores) */
+    int kill_grace_ms;         /* a process task past its time limit or cancelled: SIGTERM,
+                                * then SIGKILL after this (1000) */
+    size_t rlimit_as_bytes;    /* each worker's address space, RLIMIT_AS (0: unlimited) */
+    unsigned rlimit_cpu_s;     /* CPU seconds one call may take in its worker (0: no limit) */
+    unsigned rlimit_nofile;    /* open files of each worker, RLIMIT_NOFILE (0: inherited) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -1289,6 +1302,11 @@ int im_bus_join(im_bus *b, const char *address, const char *group);
  * payload {"id":..., "function":..., "state":...}; within the process only). Made on first
  * use; joined to the hub when IMMERSIVE_HUB is set. */
 im_bus *im_server_bus(im_server *s);
+/* The bus a handler publishes on: its server's; in a worker process (.mode = IM_PROCESS) a
+ * bus of the worker's own, joined to the hub, so that its events reach the server's
+ * subscribers (publish only: in a worker nothing subscribes, and no thread is started).
+ * NULL when there is none. */
+im_bus *im_call_bus(im_call *call);
 /* ======== end bus.h ======== */
 /* ======== begin launch.h ======== */
 /* launch.h — im_main(): the whole main() of a service, with its command line and its config
@@ -1327,6 +1345,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
@@ -1352,6 +1371,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1657,6 +1677,7 @@ struct im_server {
     int has_task_routes;       /* /tasks and /functions are routed */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
+    struct im__procs *procs;   /* owned: process mode (proc.c): fork server and workers, or NULL */
     struct im__cfgw *cfgw;     /* owned: the configuration it follows (conf.c), or NULL */
     struct im__service *svcs;  /* owned: services added (module.c), started by start */
     struct im_module *mods;    /* owned: the modules that are on, in init order */
@@ -1682,7 +1703,17 @@ struct im_call {
     struct im__taskrun *run;  /* its task's execution (NULL for inline calls) */
     struct im__epstate *st;   /* its endpoint's state (module, executor) */
     char *tmpdir;             /* owned: its temp directory (im_module_dir), removed at its end */
+    struct im__pwcall *pw;    /* in a worker process (proc.c): its link to the server, else NULL */
 };
+
+/* A call's link to the server in a worker process (proc.c). */
+struct im__pwcall {
+    int sock;                 /* its socket to the server */
+    char task_id[36];
+    char dir[4096];           /* its working directory, when it has one */
+};
+/* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
+static volatile sig_atomic_t im__pw_term;
 
 /* ---- tasks (task.c: objects and the store; exec.c: running endpoints; taskapi.c: /tasks) ---- */
 
@@ -1749,6 +1780,10 @@ typedef struct im__taskrun {
                                   * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */
     uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
+    int pfd;                     /* process mode: the sealed memfd of a large request, or -1 */
+    uint32_t pmsg_len;           /* process mode: the bytes of the message in owned */
+    int wake_fd;                 /* (task lock) process mode: the eventfd that wakes the thread
+                                  * waiting on its worker, -1 when none waits */
     char idhex[33];              /* the task's id as text (im_call_task_id) */
     uint32_t size;               /* bytes allocated for it (pooled per loop when small) */
     struct im__taskrun *next_free; /* the loop's pool */
@@ -1827,6 +1862,18 @@ static void im__modules_close(im_server *s);
 static int im__modules_shutdown_within(im_server *s, int timeout_ms);
 static void im__modules_free(im_server *s);
 static void im__call_end(im_call *call);
+static int im__procs_prestart(im_server *s);
+static int im__procs_start(im_server *s);
+static void im__procs_close(im_server *s);
+static int im__procs_shutdown_within(im_server *s, int timeout_ms);
+static void im__procs_free(im_server *s);
+static void im__proc_job_run(im_job *j);
+static void im__proc_wake(im__taskrun *r);
+static void im__pw_progress(struct im__pwcall *pw, double fraction, const char *message);
+static void im__rmtree(const char *path);
+static int im__mkdirs(const char *path);
+static int im__proc_image(im_ctx *c, im__epstate *st, im__taskrun *r);
+static im_executor *im__procs_executor(im_server *s, const char **why);
 /* ======== end internal.h ======== */
 /* ======== begin base.c ======== */
 /* base.c — string views, URL decoding and query lookup. */
@@ -5378,6 +5425,30 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     return 0;
 }
 
+/* Defers x without keeping its request: for a caller that took what it needs of it (a
+ * process task's message). Every view of the request is emptied, as nothing may read them
+ * once the connection's input is reused. */
+static int im__ctx_defer_bare(im_ctx *x)
+{
+    im__conn *c = im__ctx_conn(x);
+    if (x->is_deferred || x->is_done) return -EALREADY;
+    if (!c) return -EPIPE;
+    im_str none = {NULL, 0};
+    x->req.method = x->req.target = x->req.path = x->req.query = x->req.body = none;
+    x->req.headers = NULL;
+    x->req.num_headers = 0;
+    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) x->params[i] = none;
+    x->raw = NULL;
+    x->raw_len = 0;
+    x->is_deferred = 1;
+    c->is_probed = 0;
+    x->on_close = NULL;
+    x->close_arg = NULL;
+    c->pending = x;
+    x->loop->deferred++;
+    return 0;
+}
+
 /* The peer of a deferred request is gone: tell its owner, who still finishes it. */
 static void im__ctx_detach(im_loop *L, im_ctx *x)
 {
@@ -8014,6 +8085,22 @@ im_bus *im_bus_new(const im_bus_opts *o)
     return b;
 }
 
+/* A bus without a thread, for a worker process: its events go to the hub only (nothing in
+ * the worker subscribes; and a worker starts no thread it does not need). Never freed: it
+ * lives as long as the worker. */
+static im_bus *im__bus_new_sendonly(void)
+{
+    im_bus *b = (im_bus *)calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->cap = 1;
+    b->next_id = 1;
+    atomic_init(&b->hubfd, -1);
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->idle_cv, NULL);
+    return b;
+}
+
 void im_bus_free(im_bus *b)
 {
     if (!b) return;
@@ -9462,14 +9549,23 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 
 /* ---- what a handler reaches through im_call ---- */
 
-int im_call_cancelled(const im_call *call) { return call->run && im_job_cancelled(&call->run->job); }
+int im_call_cancelled(const im_call *call)
+{
+    if (call->pw) return im__pw_term != 0; /* a worker process: SIGTERM came */
+    return call->run && im_job_cancelled(&call->run->job);
+}
 
 void im_call_progress(im_call *call, double fraction, const char *message)
 {
-    if (call->run) im_job_progress(&call->run->job, fraction, message);
+    if (call->pw) im__pw_progress(call->pw, fraction, message); /* to the server's task */
+    else if (call->run) im_job_progress(&call->run->job, fraction, message);
 }
 
-const char *im_call_task_id(const im_call *call) { return call->run ? call->run->idhex : NULL; }
+const char *im_call_task_id(const im_call *call)
+{
+    if (call->pw) return call->pw->task_id;
+    return call->run ? call->run->idhex : NULL;
+}
 
 /* The job's progress hook: the latest fraction and message on the task, its readers woken. */
 static void im__task_progress(im_job *j, double fraction, const char *message)
@@ -9680,6 +9776,7 @@ typedef struct im__taskmem {
     im__ablock *arena;
     size_t held;
     im__epstate *fn;
+    int pfd; /* the request's memfd (process mode), -1 or (zero-initialised, no fn) unused */
 } im__taskmem;
 
 /* Takes what a task's arguments hold (to free outside the task lock) and marks it released:
@@ -9693,6 +9790,8 @@ static void im__taskrun_take(im__taskrun *r, im__taskmem *m)
     m->arena = r->arena.head;
     m->held = r->held;
     m->fn = r->task->fn;
+    m->pfd = r->pfd;
+    r->pfd = -1;
     r->owned = NULL;
     r->arena.head = NULL;
     r->arena.bytes = 0;
@@ -9706,6 +9805,7 @@ static void im__taskmem_free(im__taskmem *m)
     if (!m->fn) return;
     im__arena_free(&a);
     free(m->owned);
+    if (m->pfd >= 0) close(m->pfd);
     atomic_fetch_sub_explicit(&m->fn->unfinished, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&m->fn->srv->queued_bytes, m->held, memory_order_relaxed);
     m->fn = NULL;
@@ -9749,7 +9849,10 @@ static int im__task_cancel(im__task *t, const char *why)
         free(t->error); /* the reason, shown once it has ended */
         t->error = e;
         e = NULL;
-        if (t->run) im_job_cancel(&t->run->job);
+        if (t->run) {
+            im_job_cancel(&t->run->job);
+            im__proc_wake(t->run); /* a process task ends now: its worker is killed */
+        }
     }
     im__task_unlock(t);
     free(e);
@@ -9789,62 +9892,38 @@ static void im__run_free(im_loop *L, im__taskrun *r)
 
 /* ---- the job on the executor ---- */
 
-static void im__task_job_run(im_job *j) /* on a worker */
+/* Starts a task's run on its executor's thread: RUNNING. 0 when it ended while queued (its
+ * memory is gone already: nothing to run). */
+static int im__task_begin(im__taskrun *r)
 {
-    im__taskrun *r = (im__taskrun *)(void *)j;
     im__task *t = r->task;
-    im__epstate *fn = t->fn;
-    const im_endpoint *ep = fn->ep;
-    im__taskmem mem = {0};
-    char *body, *error = NULL;
-    size_t len;
-    int ended = 0;
     im__task_lock(t);
-    if (t->state != IM_TASK_QUEUED) { /* ended while queued: its memory is gone already */
+    if (t->state != IM_TASK_QUEUED) {
         im__task_unlock(t);
-        return;
+        return 0;
     }
     t->state = IM_TASK_RUNNING;
     t->started_ms = im__wall_ms();
     r->started_mono = im__mono_ns() / 1000000u;
     im__task_unlock(t);
-    im__task_event(fn->srv, t->id, ep->name, IM_TASK_RUNNING);
-    atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
-    int status = ep->call(&r->call, r->args, r->out);
-    im__call_end(&r->call);
-    status = im__nd_result(ep, &r->call, status, r->out);
-    /* the answer is written here, while the arguments and the arena it may point into live */
-    char small[256];
-    im_jw w;
-    im_jw_init(&w, small, sizeof small);
-    int http, written, is_npy = 0;
-    body = NULL;
-    if (status == 0 && ep->result_ndarray) { /* kept as .npy: bytes, one copy */
-        http = 200;
-        written = (body = im__npy_image(r->out, &len)) != NULL;
-        is_npy = written;
-        if (!written) {
-            http = im_call_fail(&r->call, 500, "the array result could not be kept (out of "
-                                "memory, or over 4 GiB)");
-            len = 0;
-        }
-    } else {
-        http = im__call_answer(ep, &r->call, status, r->out, &w);
-        written = !im_jw_error(&w);
-        len = written ? w.len : 0;
-    }
-    if (is_npy) {
-        /* body is the image */
-    } else if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
-        if (w.growable) { /* the writer's heap buffer, cut to size: taken from it */
-            if ((body = realloc(w.buf, len))) w.buf = NULL;
-        } else if ((body = malloc(len))) {
-            memcpy(body, w.buf, len);
-        }
-    }
-    if (http != 200) error = strdup(r->call.detail ? r->call.detail
-                                    : written ? im__reason(http)
-                                              : "the result could not be written as JSON");
+    im__task_event(t->fn->srv, t->id, t->fn->ep->name, IM_TASK_RUNNING);
+    atomic_fetch_add_explicit(&t->fn->running, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* Ends a task that im__task_begin started, with what its call produced: http 200 and the
+ * answer's bytes (JSON, or a .npy image when is_npy), or a failure's status and error text.
+ * body, when not NULL, is the answer in a malloc'ed buffer of exactly len bytes the task may
+ * take; else ans is copied. error is owned (NULL: the status's reason). A task that ended
+ * meanwhile (its time limit, a cancel while it ran) keeps that end: the answer is dropped. */
+static void im__task_end(im__taskrun *r, int http, const char *ans, size_t len, char *body,
+                         int is_npy, char *error)
+{
+    im__task *t = r->task;
+    im__epstate *fn = t->fn;
+    im__taskmem mem = {0};
+    int ended = 0;
+    if (http != 200 && !error) error = strdup(im__reason(http));
     atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
     im__task_lock(t);
     if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
@@ -9856,12 +9935,14 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
             t->is_npy = (uint8_t)is_npy;
-            if (written && !is_npy && len <= sizeof t->small) { /* kept in the task: no allocation */
-                memcpy(t->small, w.buf, len);
+            if (http == 200 && !body && ans && len <= sizeof t->small) { /* kept in the task */
+                memcpy(t->small, ans, len);
                 t->body = t->small;
-            } else if (body) { /* exactly its size */
+            } else if (http == 200 && body) { /* exactly its size */
                 t->body = body;
                 body = NULL;
+            } else if (http == 200 && ans && (t->body = malloc(len))) {
+                memcpy(t->body, ans, len);
             }
             t->body_len = t->body ? (uint32_t)len : 0;
             if (http != 200) {
@@ -9876,11 +9957,52 @@ static void im__task_job_run(im_job *j) /* on a worker */
     }
     im__taskrun_take(r, &mem);
     im__task_unlock(t);
-    im_jw_free(&w);
     free(body);
     free(error);
     im__taskmem_free(&mem);
     if (ended) im__task_stored_end(t);
+}
+
+/* Writes a call's answer as a task keeps it: into w (its JSON), or, for an array result, a
+ * malloc'ed .npy image in *img. Returns the HTTP status (as im__call_answer). */
+static int im__call_keep(const im_endpoint *ep, im_call *call, int status, const void *out,
+                         im_jw *w, char **img, size_t *img_len)
+{
+    *img = NULL;
+    *img_len = 0;
+    if (status == 0 && ep->result_ndarray) { /* kept as .npy: bytes, one copy */
+        if ((*img = im__npy_image(out, img_len))) return 200;
+        return im_call_fail(call, 500, "the array result could not be kept (out of memory, or "
+                            "over 4 GiB)");
+    }
+    int http = im__call_answer(ep, call, status, out, w);
+    if (im_jw_error(w)) return im_call_fail(call, 500, "the result could not be written as JSON");
+    return http;
+}
+
+static void im__task_job_run(im_job *j) /* on a worker */
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    const im_endpoint *ep = r->task->fn->ep;
+    if (!im__task_begin(r)) return;
+    int status = ep->call(&r->call, r->args, r->out);
+    im__call_end(&r->call);
+    status = im__nd_result(ep, &r->call, status, r->out);
+    /* the answer is written here, while the arguments and the arena it may point into live */
+    char small[256], *img, *body = NULL;
+    size_t len;
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    int http = im__call_keep(ep, &r->call, status, r->out, &w, &img, &len);
+    if (img) {
+        body = img;
+    } else if (http == 200 && w.len > sizeof r->task->small && w.growable) {
+        if ((body = realloc(w.buf, w.len))) w.buf = NULL; /* the writer's heap buffer, taken */
+    }
+    if (!img) len = w.len;
+    im__task_end(r, http, img ? img : w.buf, len, body, img != NULL,
+                 http != 200 && r->call.detail ? strdup(r->call.detail) : NULL);
+    im_jw_free(&w);
 }
 
 static void im__task_job_done(im_job *j, int status) /* on the submitting loop */
@@ -9931,6 +10053,7 @@ static void im__task_deadline(im__ltimer *tm)
         free(t->error);
         t->error = strdup(msg);
         im_job_cancel(&r->job);
+        im__proc_wake(r);
         im__task_wake(t);
         ended = 1;
     }
@@ -10212,7 +10335,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
@@ -10228,7 +10351,14 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
 {
     const im_endpoint *ep = st->ep;
     im_server *s = c->loop->srv;
-    im_executor *ex = st->ex ? st->ex : ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    int proc = ep->mode == IM_MODE_PROCESS;
+    const char *why = NULL;
+    im_executor *ex = proc ? im__procs_executor(s, &why) : st->ex ? st->ex
+                      : ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    if (!ex) {
+        im_reply_error(c, 503, why ? why : "this function's executor is not running");
+        return;
+    }
     int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
     /* the function's limit first: refused at once, nothing allocated */
     unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
@@ -10246,11 +10376,22 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     size_t as = (ep->args_size + 15) & ~(size_t)15, os = (ep->out_size + 15) & ~(size_t)15;
     im__task *t = calloc(1, sizeof *t);
     im__taskrun *r = im__run_new(L, as + os); /* the argument and result structs inside it */
-    /* the request is copied first, so that what the binder points at outlives the handler */
-    if (!t || !r || im__task_id(L, t->id) || im_ctx_defer(c, NULL, NULL)) {
+    /* the request is copied first, so that what the binder points at outlives the handler;
+     * a process task's copy is the message its worker gets (taken before the binder decodes
+     * strings in place), and the binding here only validates */
+    if (r) {
+        r->pfd = -1;
+        r->wake_fd = -1;
+    }
+    if (!t || !r || im__task_id(L, t->id) ||
+        (proc ? im__proc_image(c, st, r) : im_ctx_defer(c, NULL, NULL))) {
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
-        if (r) im__run_free(L, r);
+        if (r) {
+            free(r->owned);
+            if (r->pfd >= 0) close(r->pfd);
+            im__run_free(L, r);
+        }
         im_reply_error(c, 503, "out of memory");
         return;
     }
@@ -10260,6 +10401,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     if (im__ep_bind(c, ep, r->args)) { /* answered 4xx */
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
+        free(r->owned);
+        if (r->pfd >= 0) close(r->pfd);
         im__run_free(L, r);
         return;
     }
@@ -10270,9 +10413,20 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         c->is_npy_accept = im__accepts_npy(c) != 0;
         c->is_npy_known = 1;
     }
-    r->owned = c->owned;
-    c->owned = NULL;
-    for (im__ablock *b = c->arena.head; b; b = b->next)
+    if (proc && im__ctx_defer_bare(c)) { /* its bytes stay behind: only the message is kept */
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        free(t);
+        free(r->owned);
+        if (r->pfd >= 0) close(r->pfd);
+        im__run_free(L, r);
+        im_reply_error(c, 503, "the request cannot wait for its task");
+        return;
+    }
+    if (!proc) {
+        r->owned = c->owned;
+        c->owned = NULL;
+    }
+    for (im__ablock *b = proc ? NULL : c->arena.head; b; b = b->next)
         if (b->used) {
             r->arena = c->arena;
             c->arena.head = NULL;
@@ -10280,13 +10434,14 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
             break;
         }
     /* what it holds until it ends, within the server-wide budget */
-    r->held = sizeof *t + r->size + c->raw_len + c->req.num_headers * sizeof(im_header) +
-              r->arena.bytes;
+    r->held = sizeof *t + r->size + r->arena.bytes +
+              (proc ? r->held /* the message's bytes (im__proc_image) */
+                    : c->raw_len + c->req.num_headers * sizeof(im_header));
     size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
     if (before + r->held > L->o.max_queued_bytes) {
         char msg[200];
         int never = r->held > L->o.max_queued_bytes; /* alone over it: retrying cannot help */
-        im__taskmem mem = {r->owned, r->arena.head, r->held, st};
+        im__taskmem mem = {r->owned, r->arena.head, r->held, st, r->pfd};
         im__taskmem_free(&mem);
         snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
                  "more than the server allows for all queued work (max_queued_bytes %zu)"
@@ -10308,7 +10463,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->run = r;
     r->task = t;
     im__task_id_hex(t->id, r->idhex);
-    r->job.run = im__task_job_run;
+    r->job.run = proc ? im__proc_job_run : im__task_job_run;
     r->job.done = im__task_job_done;
     r->job.progress = im__task_progress;
     r->call.ep = ep;
@@ -10398,11 +10553,1168 @@ static void im__ep_handler(im_ctx *c)
     im__epstate *st = im_ctx_udata(c);
     const im_endpoint *ep = st->ep;
     if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, st);
-    else if (ep->mode == IM_MODE_PROCESS)
-        im_reply_error(c, 501, "process isolation is not available in this build yet");
     else im__ep_task(c, st);
 }
 /* ======== end exec.c ======== */
+/* ======== begin proc.c ======== */
+/* proc.c — process mode: a fork server forked while the process has one thread, the warm
+ * worker processes it forks, and the job that runs a process task in one of them.
+ *
+ * A task's request (its bytes, as they came, with the views the binder reads) crosses on the
+ * worker's socketpair, or in a sealed memfd when large; the worker binds it again, calls the
+ * function and sends progress and the answer back the same way. The thread of the "im-proc"
+ * executor that runs the task waits on that socket and on an eventfd that a cancel or the
+ * time limit writes: then the task ends at once and its worker is killed (SIGTERM, SIGKILL
+ * after process.kill_grace_ms) and replaced. The fork server reaps the workers and writes how
+ * each ended on the worker's own socket, so the waiting thread learns "killed by SIGSEGV"
+ * where it waits. The fork server keeps a spare of itself: when it dies the spare takes over
+ * and makes a new spare (the server, a child subreaper, reaps what is orphaned). */
+
+/* ---- messages (SOCK_SEQPACKET: one send is one message) ---- */
+
+#define IM__P_INLINE (32u << 10) /* requests and answers larger than this go in a memfd */
+#define IM__P_NFIXED (5 + IM_MAX_PARAMS) /* method, target, path, query, body, params */
+
+enum { IM__PM_CALL = 1, IM__PM_PROGRESS, IM__PM_RESULT, IM__PM_EXIT, IM__PM_SPAWN, IM__PM_SPAWNED };
+enum { IM__PK_WORKER = 1, IM__PK_FORKSERVER };
+
+typedef struct im__pspan {
+    uint32_t off, len; /* in the request's bytes; off UINT32_MAX: no view */
+} im__pspan;
+
+/* server → worker: a call. Its payload (the views, the module's temp dir, then the request's
+ * bytes with the body 64-byte aligned) follows it, or is the memfd passed with it. */
+typedef struct im__pcall_msg {
+    _Alignas(64) uint32_t kind;
+    uint32_t nspans;      /* IM__P_NFIXED, then a name and a value per header */
+    uint64_t ep;          /* the endpoint's address: the same in the worker, a fork of this image */
+    uint64_t payload_len;
+    uint64_t raw_off, raw_len;
+    uint64_t arena_extra;
+    uint32_t arena_ratio, cpu_s;
+    uint32_t dir_off, dir_len;
+    int32_t minor;
+    uint32_t has_fd;
+    char task_id[36];
+} im__pcall_msg;
+
+typedef struct im__pprog_msg { /* worker → server, then the message's text */
+    uint32_t kind, len;
+    double fraction;
+} im__pprog_msg;
+
+typedef struct im__pres_msg { /* worker → server, then the answer (or the failure's text) */
+    uint32_t kind;
+    int32_t http;
+    uint32_t is_npy, has_fd;
+    uint64_t len;
+} im__pres_msg;
+
+typedef struct im__pexit_msg { /* fork server → server, on the worker's socket */
+    uint32_t kind;
+    int32_t wstatus;
+} im__pexit_msg;
+
+typedef struct im__pspawn_msg { /* server → fork server, with the child's end of its socket */
+    uint32_t kind, what;
+    uint64_t as_bytes;
+    uint32_t nofile, pad;
+} im__pspawn_msg;
+
+typedef struct im__pspawned_msg { /* fork server → server, with a pidfd of the child */
+    uint32_t kind;
+    int32_t pid, err;
+} im__pspawned_msg;
+
+/* Sends a (and b) as one message, with fd when >= 0. */
+static ssize_t im__psend(int sock, const void *a, size_t al, const void *b, size_t bl, int fd)
+{
+    struct iovec iov[2] = {{(void *)(uintptr_t)a, al}, {(void *)(uintptr_t)b, bl}};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    struct msghdr m = {0};
+    m.msg_iov = iov;
+    m.msg_iovlen = bl ? 2 : 1;
+    if (fd >= 0) {
+        memset(&cm, 0, sizeof cm);
+        m.msg_control = cm.buf;
+        m.msg_controllen = sizeof cm.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t n;
+    do n = sendmsg(sock, &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Receives one message (and the descriptor passed with it into *fd, else -1). */
+static ssize_t im__precv(int sock, void *buf, size_t cap, int *fd, int flags)
+{
+    struct iovec iov = {buf, cap};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cm.buf;
+    m.msg_controllen = sizeof cm.buf;
+    *fd = -1;
+    ssize_t n;
+    do n = recvmsg(sock, &m, flags | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int got;
+            memcpy(&got, CMSG_DATA(c), sizeof got);
+            if (*fd < 0) *fd = got;
+            else close(got);
+        }
+    return n;
+}
+
+/* A sealed memfd holding a, then b at b_off (zeros between). -1 with errno on failure. */
+static int im__pmemfd(const char *name, const void *a, size_t al, const void *b, size_t b_off,
+                      size_t bl)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    const void *part[2] = {a, b};
+    size_t off[2] = {0, b_off}, len[2] = {al, bl};
+    if (ftruncate(fd, (off_t)(b_off + bl)) == 0) {
+        for (int i = 0; i < 2; i++)
+            for (size_t done = 0; done < len[i];) {
+                ssize_t n = pwrite(fd, (const char *)part[i] + done, len[i] - done, (off_t)(off[i] + done));
+                if (n <= 0) {
+                    if (n < 0 && errno == EINTR) continue;
+                    goto fail;
+                }
+                done += (size_t)n;
+            }
+        /* sealed: the reader maps it knowing it cannot shrink under it, nor change */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0)
+            return fd;
+    }
+fail:;
+    int e = errno ? errno : EIO;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+/* "killed by SIGSEGV", "exited with status 3" */
+static void im__wstatus_text(int ws, char *out, size_t cap)
+{
+    static const struct { int sig; const char *name; } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
+        {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+    };
+    if (WIFEXITED(ws)) {
+        snprintf(out, cap, "exited with status %d", WEXITSTATUS(ws));
+        return;
+    }
+    if (WIFSIGNALED(ws)) {
+        int sig = WTERMSIG(ws);
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (names[i].sig == sig) {
+                snprintf(out, cap, "killed by %s", names[i].name);
+                return;
+            }
+        snprintf(out, cap, "killed by signal %d", sig);
+        return;
+    }
+    snprintf(out, cap, "ended (wait status %#x)", (unsigned)ws);
+}
+
+static int im__pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static int im__pidfd_signal(int pidfd, pid_t pid, int sig)
+{
+#ifdef SYS_pidfd_send_signal
+    if (pidfd >= 0) return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+#endif
+    (void)pidfd;
+    return kill(pid, sig);
+}
+
+/* ---- in a worker process ---- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define IM__SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define IM__SANITIZED 1
+#endif
+#endif
+
+static im_bus *im__pw_bus; /* a worker's own bus, joined to the hub (im_call_bus) */
+
+static void im__pw_on_term(int sig)
+{
+    (void)sig;
+    im__pw_term = 1; /* im_call_cancelled() says so; SIGKILL follows if the call goes on */
+}
+
+static void im__pw_progress(struct im__pwcall *pw, double fraction, const char *message)
+{
+    size_t n = message ? strnlen(message, 1024) : 0;
+    im__pprog_msg m = {IM__PM_PROGRESS, (uint32_t)n, fraction};
+    if (im__psend(pw->sock, &m, sizeof m, message, n, -1) < 0) {
+        /* the server is gone: the call's answer will not be read either */
+    }
+}
+
+/* The call's working directory: its own directory under the module's temp dir, made for it
+ * and removed after it (kept, when empty, for the next call). */
+static int im__pw_enter(struct im__pwcall *pw, const char *home, const char *dir, size_t dl)
+{
+    const char *pre = dl && dir[0] != '/' ? home : ""; /* absolute: it names it after chdir */
+    if (!dl || strlen(pre) + dl + 32 >= sizeof pw->dir) return 0;
+    snprintf(pw->dir, sizeof pw->dir, "%s%s%.*s/worker-%d", pre, *pre ? "/" : "", (int)dl, dir,
+             (int)getpid());
+    if (mkdir(pw->dir, 0700) && errno != EEXIST) {
+        char parent[sizeof pw->dir];
+        snprintf(parent, sizeof parent, "%s%s%.*s", pre, *pre ? "/" : "", (int)dl, dir);
+        if (im__mkdirs(parent) || (mkdir(pw->dir, 0700) && errno != EEXIST)) {
+            pw->dir[0] = 0;
+            return -1;
+        }
+    }
+    if (chdir(pw->dir)) {
+        pw->dir[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void im__pw_leave(struct im__pwcall *pw, const char *home)
+{
+    if (!pw->dir[0]) return;
+    if (chdir(home)) {
+    }
+    if (rmdir(pw->dir) && errno == ENOTEMPTY) im__rmtree(pw->dir); /* what the call left */
+    pw->dir[0] = 0;
+}
+
+/* Runs one call: binds the request again, calls the function, sends its answer. */
+static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L, const char *home)
+{
+    const im_endpoint *ep = (const im_endpoint *)(uintptr_t)m->ep;
+    const im__pspan *sp = (const im__pspan *)(void *)pay;
+    char *raw = pay + m->raw_off;
+    im_ctx x;
+    memset(&x, 0, sizeof x);
+    L->o.arena_ratio = m->arena_ratio;
+    L->o.arena_extra_bytes = m->arena_extra;
+    x.loop = L;
+    x.is_detached = 1; /* an answer written to it (a bind that fails) goes nowhere */
+    x.raw = raw;
+    x.raw_len = m->raw_len;
+    x.req.minor = m->minor;
+#define IM__SPAN(i) (sp[i].off == UINT32_MAX ? (im_str){NULL, 0} : (im_str){raw + sp[i].off, sp[i].len})
+    x.req.method = IM__SPAN(0);
+    x.req.target = IM__SPAN(1);
+    x.req.path = IM__SPAN(2);
+    x.req.query = IM__SPAN(3);
+    x.req.body = IM__SPAN(4);
+    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) x.params[i] = IM__SPAN(5 + i);
+    unsigned nh = (m->nspans - IM__P_NFIXED) / 2;
+    im_header *hs = calloc(nh ? nh : 1, sizeof *hs);
+    for (unsigned i = 0; hs && i < nh; i++) {
+        hs[i].name = IM__SPAN(IM__P_NFIXED + 2 * i);
+        hs[i].value = IM__SPAN(IM__P_NFIXED + 2 * i + 1);
+    }
+#undef IM__SPAN
+    x.req.headers = hs;
+    x.req.num_headers = hs ? nh : 0;
+    struct im__pwcall pw;
+    memset(&pw, 0, sizeof pw);
+    pw.sock = sock;
+    memcpy(pw.task_id, m->task_id, sizeof pw.task_id);
+    pw.task_id[sizeof pw.task_id - 1] = 0;
+    im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw};
+    void *args = calloc(1, ep->args_size ? ep->args_size : 1);
+    void *out = calloc(1, ep->out_size ? ep->out_size : 1);
+    int status;
+    im__pw_term = 0;
+    if (m->cpu_s) { /* this call's CPU time from now: SIGXCPU past it */
+        struct rusage ru;
+        struct rlimit rl;
+        if (getrusage(RUSAGE_SELF, &ru) == 0 && getrlimit(RLIMIT_CPU, &rl) == 0) {
+            rlim_t used = (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1;
+            rl.rlim_cur = used + m->cpu_s;
+            if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max) rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_CPU, &rl);
+        }
+    }
+    im__pw_enter(&pw, home, pay + m->dir_off, m->dir_len);
+    if (!args || !out || !hs) {
+        status = im_call_fail(&call, 503, "out of memory in the worker process");
+    } else if (im__ep_bind(&x, ep, args)) { /* it passed on the server: the bytes are the same */
+        status = im_call_fail(&call, 500, "the worker process could not bind the request again");
+    } else {
+        status = ep->call(&call, args, out);
+        im__call_end(&call);
+        status = im__nd_result(ep, &call, status, out);
+    }
+    char small[2048], *img;
+    size_t il;
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    int http = im__call_keep(ep, &call, status, out, &w, &img, &il);
+    const char *ans = img ? img : w.buf;
+    size_t len = img ? il : w.len;
+    if (http != 200) {
+        ans = call.detail ? call.detail : im__reason(http);
+        len = strlen(ans);
+    }
+    im__pres_msg r = {IM__PM_RESULT, http, img != NULL, 0, len};
+    int mfd = -1;
+    if (len > IM__P_INLINE) {
+        if ((mfd = im__pmemfd("im-answer", NULL, 0, ans, 0, len)) >= 0) {
+            r.has_fd = 1;
+            len = 0;
+        } else {
+            static const char oom[] = "the worker process could not pass its answer (no memfd)";
+            r.http = 503;
+            r.is_npy = 0;
+            ans = oom;
+            len = r.len = sizeof oom - 1;
+        }
+    }
+    if (im__psend(sock, &r, sizeof r, ans, len, mfd) < 0) {
+        /* the server is gone */
+    }
+    if (mfd >= 0) close(mfd);
+    free(img);
+    im_jw_free(&w);
+    free(args);
+    free(out);
+    free(hs);
+    im__arena_free(&x.arena);
+    im__pw_leave(&pw, home);
+}
+
+static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
+{
+    static _Alignas(64) char buf[sizeof(im__pcall_msg) + IM__P_INLINE];
+    static im_loop L; /* what the binder reads of a loop: the limits */
+    char home[PATH_MAX];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = im__pw_on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the server decides */
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_NAME, "im-worker");
+    if (sp->nofile) {
+        struct rlimit rl = {sp->nofile, sp->nofile};
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+#ifndef IM__SANITIZED /* a sanitizer's shadow memory is far past any address-space limit */
+    if (sp->as_bytes) {
+        struct rlimit rl = {sp->as_bytes, sp->as_bytes};
+        setrlimit(RLIMIT_AS, &rl);
+    }
+#endif
+    if (!getcwd(home, sizeof home)) snprintf(home, sizeof home, "/");
+    for (;;) {
+        int fd = -1;
+        ssize_t n = im__precv(sock, buf, sizeof buf, &fd, 0);
+        if (n <= 0) _exit(0); /* the server closed its end: it is gone, or retired this worker */
+        const im__pcall_msg *m = (const im__pcall_msg *)(void *)buf;
+        char *pay = buf + sizeof *m, *map = NULL;
+        if ((size_t)n < sizeof *m || m->kind != IM__PM_CALL ||
+            (!m->has_fd && (size_t)n < sizeof *m + m->payload_len) || (m->has_fd && fd < 0))
+            _exit(70); /* not what the server sends */
+        if (m->has_fd) { /* private: the binder decodes strings in place, copied on write */
+            map = mmap(NULL, m->payload_len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+            close(fd);
+            if (map == MAP_FAILED) _exit(71);
+            pay = map;
+        }
+        im__pw_call(sock, m, pay, &L, home);
+        if (map) munmap(map, m->payload_len);
+    }
+}
+
+/* ---- the fork server ---- */
+
+typedef struct im__fskid {
+    pid_t pid;
+    int wfd; /* a worker's end of its socket, kept to tell how it ended (-1: a spare) */
+} im__fskid;
+
+/* Serves spawn requests on ctl; returns only in a new spare, with the spare's own socket. */
+static int im__fs_serve(int ctl)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    prctl(PR_SET_NAME, "im-forkserver");
+    im__fskid *kids = NULL;
+    size_t nk = 0, ck = 0;
+    for (;;) {
+        struct pollfd p[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, sfd >= 0 ? 2 : 1, sfd >= 0 ? -1 : 100) < 0 && errno != EINTR) _exit(1);
+        struct signalfd_siginfo si;
+        while (sfd >= 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        }
+        int ws;
+        pid_t dead;
+        while ((dead = waitpid(-1, &ws, WNOHANG)) > 0)
+            for (size_t i = 0; i < nk; i++)
+                if (kids[i].pid == dead) {
+                    if (kids[i].wfd >= 0) { /* to the thread that waits for its answer */
+                        im__pexit_msg e = {IM__PM_EXIT, ws};
+                        if (send(kids[i].wfd, &e, sizeof e, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                        }
+                        close(kids[i].wfd);
+                    }
+                    kids[i] = kids[--nk];
+                    break;
+                }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        im__pspawn_msg m;
+        int fd;
+        ssize_t n = im__precv(ctl, &m, sizeof m, &fd, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) { /* the server is gone (or gave this one up): its workers go with it */
+            for (size_t i = 0; i < nk; i++) kill(kids[i].pid, SIGKILL);
+            _exit(0);
+        }
+        if (n != (ssize_t)sizeof m || m.kind != IM__PM_SPAWN || fd < 0) {
+            im__pspawned_msg r = {IM__PM_SPAWNED, -1, EINVAL};
+            if (fd >= 0) close(fd);
+            im__psend(ctl, &r, sizeof r, NULL, 0, -1);
+            continue;
+        }
+        if (nk == ck) {
+            size_t nc = ck ? ck * 2 : 16;
+            im__fskid *g = realloc(kids, nc * sizeof *g);
+            if (!g) {
+                im__pspawned_msg r = {IM__PM_SPAWNED, -1, ENOMEM};
+                close(fd);
+                im__psend(ctl, &r, sizeof r, NULL, 0, -1);
+                continue;
+            }
+            kids = g;
+            ck = nc;
+        }
+        pid_t pid = fork();
+        if (pid == 0) { /* nothing of the fork server's stays open in its child */
+            close(ctl);
+            if (sfd >= 0) close(sfd);
+            for (size_t i = 0; i < nk; i++)
+                if (kids[i].wfd >= 0) close(kids[i].wfd);
+            free(kids);
+            if (m.what == IM__PK_FORKSERVER) return fd; /* blocked SIGCHLD: as it wants it */
+            sigprocmask(SIG_UNBLOCK, &set, NULL);
+            im__pw_main(fd, &m);
+        }
+        im__pspawned_msg r = {IM__PM_SPAWNED, pid, pid < 0 ? errno : 0};
+        int pidfd = pid > 0 ? im__pidfd_open(pid) : -1;
+        im__psend(ctl, &r, sizeof r, NULL, 0, pidfd);
+        if (pidfd >= 0) close(pidfd);
+        if (pid > 0) {
+            kids[nk].pid = pid;
+            kids[nk].wfd = m.what == IM__PK_WORKER ? fd : -1;
+            nk++;
+        }
+        if (pid <= 0 || m.what != IM__PK_WORKER) close(fd);
+    }
+}
+
+static _Noreturn void im__fs_main(int ctl)
+{
+    for (;;) ctl = im__fs_serve(ctl);
+}
+
+/* ---- in the server: fork servers and workers ---- */
+
+typedef struct im__pworker {
+    int sock, pidfd, efd; /* its socket, a pidfd (-1 without), the eventfd that wakes its thread */
+    pid_t pid;
+    im__taskrun *run;     /* (procs lock) the task it runs now */
+    struct im__pworker *next;
+} im__pworker;
+
+typedef struct im__procs {
+    pthread_mutex_t mu;   /* the fork servers, spawning, the lists */
+    int ctl, spare_ctl;   /* control sockets of the fork server and of its spare (-1: none) */
+    pid_t fs_pid, spare_pid;
+    im__pworker *idle, *busy;
+    im_executor *ex;      /* "im-proc": one thread per worker */
+    pthread_t watcher;
+    int has_watcher, wake_efd, closing;
+    im_server_opts o;     /* the options as at start */
+    _Atomic unsigned long restarts; /* workers replaced */
+    char why[200];        /* when process mode cannot run: why (the 503's text) */
+} im__procs;
+
+/* Asks a fork server (over ctl) for a child of kind what; child_end is its end of a socket.
+ * Returns the pid (and *pidfd, -1 without) or -errno; -EPIPE when the fork server is gone. */
+static pid_t im__fs_ask(im__procs *P, int ctl, uint32_t what, int child_end, int *pidfd)
+{
+    im__pspawn_msg m = {IM__PM_SPAWN, what, P->o.rlimit_as_bytes, P->o.rlimit_nofile, 0};
+    *pidfd = -1;
+    if (ctl < 0) return -EPIPE;
+    if (im__psend(ctl, &m, sizeof m, NULL, 0, child_end) < 0)
+        return errno == ENOMEM || errno == ENOBUFS ? -ENOMEM : -EPIPE;
+    struct pollfd p = {ctl, POLLIN, 0};
+    int r;
+    do r = poll(&p, 1, 10000);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) return -ETIMEDOUT;
+    im__pspawned_msg a;
+    ssize_t n = im__precv(ctl, &a, sizeof a, pidfd, 0);
+    if (n == 0 || (n < 0 && errno != ENOMEM)) return -EPIPE;
+    if (n != (ssize_t)sizeof a || a.kind != IM__PM_SPAWNED) return -EPROTO;
+    if (a.pid <= 0) {
+        if (*pidfd >= 0) close(*pidfd);
+        *pidfd = -1;
+        return a.err ? -a.err : -EAGAIN;
+    }
+    return a.pid;
+}
+
+/* A new spare fork server from the fork server. Procs lock held. */
+static void im__fs_new_spare(im__procs *P)
+{
+    int sv[2], pidfd;
+    if (P->ctl < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) return;
+    pid_t pid = im__fs_ask(P, P->ctl, IM__PK_FORKSERVER, sv[1], &pidfd);
+    close(sv[1]);
+    if (pidfd >= 0) close(pidfd);
+    if (pid < 0) {
+        close(sv[0]);
+        im_log(IM_LOG_WARN, "process mode: no spare fork server: %s", strerror((int)-pid));
+        return;
+    }
+    P->spare_ctl = sv[0];
+    P->spare_pid = pid;
+}
+
+/* Reaps pid when it is a child of this process (the first fork server; orphans reparented to
+ * this subreaper), waiting for it up to ms. Returns its wait status, or -1 (not ours). */
+static int im__reap(pid_t pid, int ms)
+{
+    int ws;
+    for (int waited = 0;; waited += 5) {
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid) return ws;
+        if (r < 0 && errno != EINTR) return -1;
+        if (waited >= ms) return -1;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The fork server is gone: its spare takes over and makes a spare of its own. Procs lock
+ * held. */
+static void im__fs_lost(im__procs *P)
+{
+    char how[64] = "ended";
+    int ws = im__reap(P->fs_pid, 1000);
+    if (ws != -1) im__wstatus_text(ws, how, sizeof how);
+    if (P->ctl >= 0) close(P->ctl);
+    P->ctl = -1;
+    if (P->closing) return;
+    if (P->spare_ctl < 0) {
+        im_log(IM_LOG_ERROR, "process mode: the fork server (pid %d) %s and there is no spare: "
+               "process tasks fail from now on", (int)P->fs_pid, how);
+        snprintf(P->why, sizeof P->why, "no worker process can be started: the fork server "
+                 "died and had no spare");
+        return;
+    }
+    im_log(IM_LOG_WARN, "process mode: the fork server (pid %d) %s: its spare (pid %d) takes over",
+           (int)P->fs_pid, how, (int)P->spare_pid);
+    P->ctl = P->spare_ctl;
+    P->fs_pid = P->spare_pid;
+    P->spare_ctl = -1;
+    P->spare_pid = 0;
+    im__fs_new_spare(P);
+    uint64_t one = 1;
+    if (write(P->wake_efd, &one, sizeof one) < 0) { /* the watcher looks at the new ones */
+    }
+}
+
+/* A new worker. Procs lock held. NULL (why in cause) when none can be made. */
+static im__pworker *im__pw_spawn(im__procs *P, char *cause, size_t cap)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int sv[2], pidfd;
+        if (P->ctl < 0) break;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+            snprintf(cause, cap, "no worker process: socketpair: %s", strerror(errno));
+            return NULL;
+        }
+        pid_t pid = im__fs_ask(P, P->ctl, IM__PK_WORKER, sv[1], &pidfd);
+        close(sv[1]);
+        if (pid > 0) {
+            im__pworker *w = calloc(1, sizeof *w);
+            int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (w && efd >= 0) {
+                w->sock = sv[0];
+                w->pidfd = pidfd;
+                w->efd = efd;
+                w->pid = pid;
+                return w;
+            }
+            free(w);
+            if (efd >= 0) close(efd);
+            close(sv[0]); /* the worker ends when its socket closes */
+            if (pidfd >= 0) close(pidfd);
+            snprintf(cause, cap, "out of memory");
+            return NULL;
+        }
+        close(sv[0]);
+        snprintf(cause, cap, "no worker process could be started: %s", strerror((int)-pid));
+        if (pid != -EPIPE) return NULL;
+        im__fs_lost(P); /* and once more, from the spare that took over */
+    }
+    if (P->ctl < 0) snprintf(cause, cap, "%s", P->why[0] ? P->why : "no fork server");
+    return NULL;
+}
+
+/* Lets a worker go: its descriptors closed (it exits when it sees its socket close), reaped
+ * when it is this process's child. */
+static void im__pw_close(im__pworker *w)
+{
+    close(w->sock);
+    close(w->efd);
+    if (w->pidfd >= 0) close(w->pidfd);
+    im__reap(w->pid, 0);
+    free(w);
+}
+
+/* An idle worker for a task (spawned when none is idle). NULL with the reason in cause. */
+static im__pworker *im__pw_take(im__procs *P, im__taskrun *r, char *cause, size_t cap)
+{
+    pthread_mutex_lock(&P->mu);
+    im__pworker *w;
+    while ((w = P->idle)) {
+        P->idle = w->next;
+        struct pollfd p = {w->sock, POLLIN, 0};
+        if (poll(&p, 1, 0) == 0) break; /* nothing pending: alive */
+        im__pw_close(w); /* died while idle (its end was written, or its socket closed) */
+        atomic_fetch_add_explicit(&P->restarts, 1, memory_order_relaxed);
+    }
+    if (!w) w = im__pw_spawn(P, cause, cap);
+    if (w) {
+        w->run = r;
+        w->next = P->busy;
+        P->busy = w;
+    }
+    pthread_mutex_unlock(&P->mu);
+    return w;
+}
+
+/* Gives a worker back after a task: to the idle list when it is fine, else closed and
+ * replaced at once, so that the next task finds one warm. */
+static void im__pw_give(im__procs *P, im__pworker *w, int fine)
+{
+    char cause[200];
+    pthread_mutex_lock(&P->mu);
+    for (im__pworker **p = &P->busy; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    w->run = NULL;
+    if (fine && !P->closing) {
+        w->next = P->idle;
+        P->idle = w;
+        w = NULL;
+    }
+    pthread_mutex_unlock(&P->mu);
+    if (!w) return;
+    im__pw_close(w);
+    pthread_mutex_lock(&P->mu);
+    if (!P->closing) {
+        atomic_fetch_add_explicit(&P->restarts, 1, memory_order_relaxed);
+        im__pworker *n = im__pw_spawn(P, cause, sizeof cause);
+        if (n) {
+            n->next = P->idle;
+            P->idle = n;
+        } else {
+            im_log(IM_LOG_WARN, "process mode: a worker could not be replaced: %s", cause);
+        }
+    }
+    pthread_mutex_unlock(&P->mu);
+}
+
+/* How a worker that died ended (its fork server wrote it on its socket, or it is our child). */
+static void im__pw_death(im__pworker *w, const char *msg, ssize_t n, char *cause, size_t cap)
+{
+    const im__pexit_msg *e = (const im__pexit_msg *)(const void *)msg;
+    if (n == (ssize_t)sizeof *e && e->kind == IM__PM_EXIT) {
+        im__wstatus_text(e->wstatus, cause, cap);
+        return;
+    }
+    int ws = im__reap(w->pid, 1000);
+    if (ws != -1) im__wstatus_text(ws, cause, cap);
+    else snprintf(cause, cap, "the worker process ended (how is not known: its fork server "
+                  "was gone)");
+}
+
+/* Kills a worker whose task was stopped: SIGTERM, then SIGKILL after the grace period. 1 when
+ * it answered within the grace (its function returned: the worker is fine), 0 when killed. */
+static int im__pw_kill(im__procs *P, im__pworker *w, char *buf, size_t cap)
+{
+    im__pidfd_signal(w->pidfd, w->pid, SIGTERM);
+    uint64_t until = im__mono_ns() / 1000000u + (uint64_t)P->o.kill_grace_ms;
+    int killed = 0;
+    for (;;) {
+        uint64_t now = im__mono_ns() / 1000000u;
+        if (!killed && now >= until) {
+            im__pidfd_signal(w->pidfd, w->pid, SIGKILL);
+            killed = 1;
+            until = now + 5000; /* then its end, which the fork server reports */
+        } else if (killed && now >= until) {
+            return 0;
+        }
+        struct pollfd p = {w->sock, POLLIN, 0};
+        int r = poll(&p, 1, (int)(until - now));
+        if (r < 0 && errno != EINTR) return 0;
+        if (r <= 0) continue;
+        int fd;
+        ssize_t n = im__precv(w->sock, buf, cap, &fd, MSG_DONTWAIT);
+        if (fd >= 0) close(fd);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) return 0;
+        uint32_t kind;
+        memcpy(&kind, buf, sizeof kind);
+        if (kind == IM__PM_EXIT) return 0;
+        if (kind == IM__PM_RESULT && !killed) return 1; /* it stopped when asked */
+    }
+}
+
+/* Reads a memfd answer of len bytes into a malloc'ed buffer. NULL on failure. */
+static char *im__pread_all(int fd, size_t len)
+{
+    struct stat st;
+    if (fstat(fd, &st) || (uint64_t)st.st_size < len) return NULL;
+    char *b = malloc(len ? len : 1);
+    for (size_t done = 0; b && done < len;) {
+        ssize_t n = pread(fd, b + done, len - done, (off_t)done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            free(b);
+            return NULL;
+        }
+        done += (size_t)n;
+    }
+    return b;
+}
+
+/* The job of a process task, on an "im-proc" thread: the call sent to a worker, its
+ * progress relayed, its answer (or how it died) ending the task. */
+static void im__proc_job_run(im_job *j)
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    im__task *t = r->task;
+    im__procs *P = t->fn->srv->procs;
+    char cause[200];
+    if (!im__task_begin(r)) return;
+    im__pworker *w = im__pw_take(P, r, cause, sizeof cause);
+    if (!w) {
+        im__task_end(r, 503, NULL, 0, NULL, 0, strdup(cause));
+        return;
+    }
+    im__task_lock(t);
+    r->wake_fd = w->efd;
+    int stop = t->is_cancel || t->state != IM_TASK_RUNNING;
+    im__task_unlock(t);
+    _Alignas(64) char buf[sizeof(im__pres_msg) + IM__P_INLINE + 64];
+    im__pcall_msg *m = (im__pcall_msg *)(void *)r->owned;
+    memcpy(m->task_id, r->idhex, sizeof r->idhex); /* im_call_task_id() in the worker */
+    int fine = 0, ended = 0;
+    if (stop) {
+        /* cancelled before it was sent: the worker never saw it */
+        fine = 1;
+    } else if (im__psend(w->sock, r->owned, r->pmsg_len, NULL, 0, m->has_fd ? r->pfd : -1) < 0) {
+        snprintf(cause, sizeof cause, "the call could not be sent to its worker process: %s",
+                 strerror(errno));
+        im__task_end(r, 500, NULL, 0, NULL, 0, strdup(cause));
+        ended = 1;
+    } else {
+        for (;;) {
+            struct pollfd p[2] = {{w->sock, POLLIN, 0}, {w->efd, POLLIN, 0}};
+            if (poll(p, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                stop = 1;
+                break;
+            }
+            if (p[1].revents & POLLIN) {
+                uint64_t v;
+                if (read(w->efd, &v, sizeof v) < 0) {
+                }
+                im__task_lock(t);
+                stop = t->is_cancel || t->state != IM_TASK_RUNNING;
+                im__task_unlock(t);
+                if (stop) break;
+            }
+            if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            int fd;
+            ssize_t n = im__precv(w->sock, buf, sizeof buf, &fd, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            uint32_t kind = 0;
+            if (n >= 4) memcpy(&kind, buf, sizeof kind);
+            if (kind == IM__PM_PROGRESS && n >= (ssize_t)sizeof(im__pprog_msg)) {
+                im__pprog_msg pm;
+                memcpy(&pm, buf, sizeof pm);
+                size_t ml = (size_t)n - sizeof pm;
+                char *text = ml ? buf + sizeof pm : NULL;
+                if (text) text[ml < 1024 ? ml : 1024] = 0; /* room: buf is larger than that */
+                im__task_progress(&r->job, pm.fraction, text);
+                if (fd >= 0) close(fd);
+                continue;
+            }
+            if (kind == IM__PM_RESULT && n >= (ssize_t)sizeof(im__pres_msg)) {
+                im__pres_msg rm;
+                memcpy(&rm, buf, sizeof rm);
+                const char *ans = buf + sizeof rm;
+                size_t len = (size_t)n - sizeof rm;
+                char *body = NULL;
+                if (rm.has_fd) {
+                    body = fd >= 0 ? im__pread_all(fd, (size_t)rm.len) : NULL;
+                    len = (size_t)rm.len;
+                    ans = body;
+                    if (!body) {
+                        rm.http = 503;
+                        ans = "the worker process's answer could not be read";
+                        len = strlen(ans);
+                    }
+                }
+                if (fd >= 0) close(fd);
+                int http = rm.http >= 200 && rm.http <= 599 ? rm.http : 500;
+                char *error = NULL;
+                if (http != 200) {
+                    error = strndup(ans ? ans : "", len);
+                    free(body);
+                    body = NULL;
+                    ans = NULL;
+                    len = 0;
+                }
+                im__task_end(r, http, ans, len, body, http == 200 && rm.is_npy, error);
+                fine = ended = 1;
+                break;
+            }
+            if (fd >= 0) close(fd);
+            /* its end (from the fork server), or its socket closed: it died during the call */
+            im__pw_death(w, buf, n, cause, sizeof cause);
+            im__task_end(r, 500, NULL, 0, NULL, 0, strdup(cause));
+            ended = 1;
+            break;
+        }
+    }
+    im__task_lock(t);
+    r->wake_fd = -1; /* before the eventfd can be closed */
+    im__task_unlock(t);
+    if (!ended) /* stopped: CANCELLED (or already TIMEOUT), now; then the worker is killed */
+        im__task_end(r, 500, NULL, 0, NULL, 0, strdup("stopped"));
+    if (stop && !fine) fine = im__pw_kill(P, w, buf, sizeof buf);
+    im__pw_give(P, w, fine);
+}
+
+/* Wakes the thread that waits on r's worker (a cancel, the time limit). Task lock held. */
+static void im__proc_wake(im__taskrun *r)
+{
+    uint64_t one = 1;
+    if (r->wake_fd >= 0 && write(r->wake_fd, &one, sizeof one) < 0) {
+    }
+}
+
+/* The message a process task's worker gets: the request's bytes as they came (before the
+ * binder decodes strings in place) and its views, in r->owned (a memfd in r->pfd when it is
+ * large); r->held is what it holds. On the loop, before the binder runs. 0 or -ENOMEM. */
+static int im__proc_image(im_ctx *c, im__epstate *st, im__taskrun *r)
+{
+    im_loop *L = c->loop;
+    const char *raw = c->raw;
+    size_t rl = c->raw_len;
+    unsigned nh = c->req.num_headers;
+    size_t nspans = IM__P_NFIXED + 2 * (size_t)nh, spb = nspans * sizeof(im__pspan);
+    const char *dir = st->mod ? im_module_path(st->mod, IM_DIR_TEMP) : NULL;
+    size_t dl = dir ? strlen(dir) : 0;
+    size_t boff = c->req.body.len ? (size_t)(c->req.body.ptr - raw) : 0;
+    size_t raw_off = spb + dl;
+    raw_off += (64 - ((raw_off + boff) & 63)) & 63; /* the body 64-byte aligned: viewed in place */
+    size_t pay = raw_off + rl;
+    int inl = pay <= IM__P_INLINE;
+    im__pcall_msg *m = calloc(1, sizeof *m + (inl ? pay : spb + dl));
+    if (!m) return -ENOMEM;
+    im__pspan *sp = (im__pspan *)(void *)(m + 1);
+    const im_str *v[IM__P_NFIXED] = {&c->req.method, &c->req.target, &c->req.path,
+                                     &c->req.query, &c->req.body};
+    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) v[5 + i] = &c->params[i];
+#define IM__SET(k, s)                                                                      \
+    do {                                                                                   \
+        int in = (s)->ptr && (s)->ptr >= raw && (s)->ptr + (s)->len <= raw + rl;           \
+        sp[k].off = in ? (uint32_t)((s)->ptr - raw) : UINT32_MAX;                          \
+        sp[k].len = in ? (uint32_t)(s)->len : 0;                                           \
+    } while (0)
+    for (unsigned i = 0; i < IM__P_NFIXED; i++) IM__SET(i, v[i]);
+    for (unsigned i = 0; i < nh; i++) {
+        IM__SET(IM__P_NFIXED + 2 * i, &c->req.headers[i].name);
+        IM__SET(IM__P_NFIXED + 2 * i + 1, &c->req.headers[i].value);
+    }
+#undef IM__SET
+    if (dl) memcpy((char *)sp + spb, dir, dl);
+    m->kind = IM__PM_CALL;
+    m->nspans = (uint32_t)nspans;
+    m->ep = (uint64_t)(uintptr_t)st->ep;
+    m->payload_len = pay;
+    m->raw_off = raw_off;
+    m->raw_len = rl;
+    m->arena_extra = L->o.arena_extra_bytes;
+    m->arena_ratio = L->o.arena_ratio;
+    m->cpu_s = L->srv->procs ? L->srv->procs->o.rlimit_cpu_s : 0;
+    m->dir_off = (uint32_t)spb;
+    m->dir_len = (uint32_t)dl;
+    m->minor = c->req.minor;
+    if (inl) {
+        memcpy((char *)sp + raw_off, raw, rl);
+        r->pmsg_len = (uint32_t)(sizeof *m + pay);
+    } else {
+        int fd = im__pmemfd("im-request", sp, spb + dl, raw, raw_off, rl);
+        if (fd < 0) {
+            free(m);
+            return -ENOMEM;
+        }
+        m->has_fd = 1;
+        r->pfd = fd;
+        r->pmsg_len = sizeof *m;
+    }
+    r->owned = (char *)m;
+    r->held = sizeof *m + pay;
+    return 0;
+}
+
+/* ---- the server's side: start, executor, watcher, stop ---- */
+
+/* Watches the fork server and its spare: one that dies is replaced (the spare takes over). */
+static void *im__procs_watch(void *arg)
+{
+    im__procs *P = arg;
+    for (;;) {
+        pthread_mutex_lock(&P->mu);
+        int closing = P->closing, ctl = P->ctl, spare = P->spare_ctl;
+        pthread_mutex_unlock(&P->mu);
+        if (closing) return NULL;
+        /* POLLRDHUP only: an answer waiting for a spawner does not wake this thread */
+        struct pollfd p[3] = {{P->wake_efd, POLLIN, 0}, {ctl, POLLRDHUP, 0}, {spare, POLLRDHUP, 0}};
+        int r = poll(p, 3, 1000);
+        if (r < 0 && errno != EINTR) return NULL;
+        if (p[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(P->wake_efd, &v, sizeof v) < 0) {
+            }
+        }
+        pthread_mutex_lock(&P->mu);
+        if (!P->closing && ctl >= 0 && ctl == P->ctl && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            im__fs_lost(P);
+        if (!P->closing && spare >= 0 && spare == P->spare_ctl &&
+            (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            im_log(IM_LOG_WARN, "process mode: the spare fork server (pid %d) ended: a new one "
+                   "is made", (int)P->spare_pid);
+            close(P->spare_ctl);
+            P->spare_ctl = -1;
+            im__reap(P->spare_pid, 100);
+            im__fs_new_spare(P);
+        }
+        pthread_mutex_unlock(&P->mu);
+    }
+}
+
+/* 1 when s has an endpoint of mode process. */
+static int im__has_process_eps(const im_server *s)
+{
+    for (const im__service *v = s->svcs; v; v = v->next)
+        for (size_t i = 0; i < v->neps; i++)
+            if (v->eps[i].mode == IM_MODE_PROCESS) return 1;
+    return 0;
+}
+
+static int im__procs_prestart(im_server *s)
+{
+    if (s->procs || !im__has_process_eps(s)) return 0;
+    im__procs *P = calloc(1, sizeof *P);
+    int sv[2];
+    if (!P) return -ENOMEM;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+        int e = errno;
+        free(P);
+        return -e;
+    }
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        free(P);
+        return -e;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        im__fs_main(sv[1]);
+    }
+    close(sv[1]);
+    /* the spare that takes over from a dead fork server, and the workers of a dead one, become
+     * this process's children: reaped here, their ends known */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pthread_mutex_init(&P->mu, NULL);
+    P->ctl = sv[0];
+    P->fs_pid = pid;
+    P->spare_ctl = -1;
+    P->wake_efd = -1;
+    s->procs = P;
+    return 0;
+}
+
+static int im__procs_start(im_server *s)
+{
+    im__procs *P = s->procs;
+    if (!P) return 0;
+    P->o = s->o;
+    if ((P->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) return -errno;
+    im_executor_opts eo = {0};
+    eo.name = "im-proc";
+    eo.threads = s->o.processes;
+    eo.capacity = s->o.queue_capacity;
+    eo.levels = s->o.priority_levels;
+    if (!(P->ex = im_executor_new(&eo))) {
+        int e = errno;
+        im_log(IM_LOG_ERROR, "process mode: cannot start its executor: %s", strerror(e));
+        return -e;
+    }
+    pthread_mutex_lock(&P->mu);
+    im__fs_new_spare(P);
+    char cause[200];
+    unsigned made = 0;
+    for (unsigned i = 0; i < s->o.processes; i++) { /* warm: the first calls wait for no fork */
+        im__pworker *w = im__pw_spawn(P, cause, sizeof cause);
+        if (!w) {
+            im_log(IM_LOG_WARN, "process mode: %s", cause);
+            break;
+        }
+        w->next = P->idle;
+        P->idle = w;
+        made++;
+    }
+    pthread_mutex_unlock(&P->mu);
+    if (pthread_create(&P->watcher, NULL, im__procs_watch, P) == 0) P->has_watcher = 1;
+    im_log(IM_LOG_INFO, "process mode: fork server pid %d, spare pid %d, %u worker%s", (int)P->fs_pid,
+           (int)P->spare_pid, made, made == 1 ? "" : "s");
+    return 0;
+}
+
+static im_executor *im__procs_executor(im_server *s, const char **why)
+{
+    im__procs *P = s->procs;
+    if (P && P->ex) return P->ex;
+    *why = "process mode is not running in this server (no fork server: see its log)";
+    return NULL;
+}
+
+/* Begins the stop: no new task; queued ones end CANCELLED; running ones are cancelled, which
+ * kills their workers after the grace period. */
+static void im__procs_close(im_server *s)
+{
+    im__procs *P = s->procs;
+    if (!P || !P->ex) return;
+    im_executor_close(P->ex);
+    pthread_mutex_lock(&P->mu);
+    for (im__pworker *w = P->busy; w; w = w->next)
+        if (w->run) im__task_cancel(w->run->task, "cancelled: the server is shutting down");
+    pthread_mutex_unlock(&P->mu);
+}
+
+static int im__procs_shutdown_within(im_server *s, int timeout_ms)
+{
+    im__procs *P = s->procs;
+    im__procs_close(s);
+    return P && P->ex ? im_executor_shutdown_within(P->ex, timeout_ms) : 0;
+}
+
+static void im__procs_free(im_server *s)
+{
+    im__procs *P = s->procs;
+    if (!P) return;
+    pthread_mutex_lock(&P->mu);
+    P->closing = 1;
+    pthread_mutex_unlock(&P->mu);
+    if (P->has_watcher) {
+        uint64_t one = 1;
+        if (write(P->wake_efd, &one, sizeof one) < 0) {
+        }
+        pthread_join(P->watcher, NULL);
+    }
+    im_executor_free(P->ex);
+    for (im__pworker *w = P->idle, *n; w; w = n) { /* each exits when its socket closes */
+        n = w->next;
+        close(w->sock);
+        w->sock = -1;
+    }
+    for (im__pworker *w = P->idle; w; w = w->next) { /* and is reaped by its fork server */
+        struct pollfd p = {w->pidfd, POLLIN, 0};
+        if (w->pidfd >= 0) poll(&p, 1, 500);
+    }
+    /* the fork servers kill what they forked and exit when their sockets close */
+    if (P->ctl >= 0) close(P->ctl);
+    if (P->spare_ctl >= 0) close(P->spare_ctl);
+    im__reap(P->fs_pid, 2000);
+    for (im__pworker *w = P->idle, *n; w; w = n) {
+        n = w->next;
+        close(w->efd);
+        if (w->pidfd >= 0) close(w->pidfd);
+        im__reap(w->pid, 0);
+        free(w);
+    }
+    if (P->wake_efd >= 0) close(P->wake_efd);
+    pthread_mutex_destroy(&P->mu);
+    free(P);
+    s->procs = NULL;
+}
+
+/* ---- what a handler reaches ---- */
+
+im_bus *im_call_bus(im_call *call)
+{
+    if (call->pw) { /* a worker process: its own bus, joined to the service's hub */
+        if (!im__pw_bus && (im__pw_bus = im__bus_new_sendonly())) im_bus_join(im__pw_bus, NULL, NULL);
+        return im__pw_bus;
+    }
+    return call->st ? im_server_bus(call->st->srv) : NULL;
+}
+/* ======== end proc.c ======== */
 /* ======== begin taskapi.c ======== */
 /* taskapi.c — the HTTP face of tasks and functions (GET/DELETE /tasks/{id}, its /result and
  * /events, GET /tasks, GET /functions[/{name}], POST /functions/{name}/terminate), and adding
@@ -10806,6 +12118,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
     IM__DEF(task_ttl_ms, IM_DEFAULT_TASK_TTL_MS);
     IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
+    IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
+    IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -10818,6 +12132,7 @@ static int im__resolve_opts(im_server_opts *o)
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
         o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
+        o->processes > 1024 || o->kill_grace_ms < 0 ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -11142,6 +12457,12 @@ int im_server_start(im_server *s)
 {
     int port = s->o.port < 0 ? 0 : s->o.port, rc = 0, n;
     if (s->started) return -EALREADY;
+    /* the fork server first (process mode), while there may be no thread yet (im_main made
+     * it already, before any) */
+    if ((rc = im__procs_prestart(s))) {
+        im_log(IM_LOG_ERROR, "cannot start the fork server of process mode: %s", strerror(-rc));
+        return rc;
+    }
     im__block_signals(s); /* from now on a signal waits for im_server_run() */
     im__raise_nofile();
     if (!s->primary) {
@@ -11162,6 +12483,7 @@ int im_server_start(im_server *s)
             return rc;
         }
     }
+    if ((rc = im__procs_start(s))) return rc;
     /* the modules that are on: init (which may make executors), then their routes; a module
      * that fails stops the start (im_server_free runs the fini of those started) */
     if ((rc = im__modules_start(s))) return rc;
@@ -11254,6 +12576,7 @@ static int im__wait(im_server *s, int sfd)
     int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (s->primary) im_executor_close(s->primary);
     if (s->serial) im_executor_close(s->serial);
+    im__procs_close(s);
     im__modules_close(s);
     im__stop_loops(s, s->nloops);
     s->joined = 1;
@@ -11263,6 +12586,7 @@ static int im__wait(im_server *s, int sfd)
     int stuck = 0;
     if (s->primary) stuck += im_executor_shutdown_within(s->primary, left);
     if (s->serial) stuck += im_executor_shutdown_within(s->serial, stuck ? 0 : left);
+    stuck += im__procs_shutdown_within(s, stuck ? 0 : left);
     stuck += im__modules_shutdown_within(s, stuck ? 0 : left);
     if (s->store) {
         size_t n[6];
@@ -11306,6 +12630,7 @@ void im_server_free(im_server *s)
      * posted to the loops they came from, and run here on their behalf, until none is left */
     int stuck = (s->primary && im_executor_shutdown_within(s->primary, -1)) ||
                 (s->serial && im_executor_shutdown_within(s->serial, -1)) ||
+                im__procs_shutdown_within(s, -1) ||
                 im__modules_shutdown_within(s, -1);
     for (int more = 1; more;) {
         more = 0;
@@ -11324,6 +12649,7 @@ void im_server_free(im_server *s)
     im_executor_free(s->primary);
     im_executor_free(s->serial);
     s->primary = s->serial = NULL;
+    im__procs_free(s);
     for (int i = 0; i < s->nloops; i++) {
         im_loop *L = s->loops[i];
         if (L->deferred) {
@@ -11421,6 +12747,16 @@ static const im__ckey im__ckeys[] = {
      "jobs per priority level in each of the server's executors"},
     {"executor.priority_levels", IM__CK_UINT, IM__OFF(priority_levels), 1, IM_QUEUE_MAX_LEVELS,
      0, "priority levels of the server's executors"},
+    {"process.workers", IM__CK_UINT, IM__OFF(processes), 0, 1024, IM__CKF_CORES,
+     "worker processes of process-mode functions, kept warm (0: one per online core)"},
+    {"process.kill_grace_ms", IM__CK_INT, IM__OFF(kill_grace_ms), 1, 1 << 30, 0,
+     "a process task past its time limit or cancelled gets SIGTERM, then SIGKILL this late"},
+    {"process.rlimit_as_bytes", IM__CK_SIZE, IM__OFF(rlimit_as_bytes), 0, (int64_t)1 << 48, 0,
+     "address space of each worker process (RLIMIT_AS; 0: unlimited)"},
+    {"process.rlimit_cpu_s", IM__CK_UINT, IM__OFF(rlimit_cpu_s), 0, 1 << 30, 0,
+     "CPU seconds one call may use in its worker (RLIMIT_CPU; 0: unlimited)"},
+    {"process.rlimit_nofile", IM__CK_UINT, IM__OFF(rlimit_nofile), 0, 1 << 20, 0,
+     "open files of each worker process (RLIMIT_NOFILE; 0: as the server's)"},
     {"tasks.ttl_ms", IM__CK_INT, IM__OFF(task_ttl_ms), 1, INT_MAX, 0,
      "a finished task is kept this long"},
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
@@ -12770,6 +14106,7 @@ const char *im_module_path(const im_module *m, im_dir_kind kind)
 
 const char *im_module_dir(im_call *call, im_dir_kind kind)
 {
+    if (call->pw && kind == IM_DIR_TEMP && call->pw->dir[0]) return call->pw->dir; /* a worker's */
     im_module *m = im_call_module(call);
     if (!m || (unsigned)kind >= 3) {
         errno = EINVAL;
@@ -13044,7 +14381,7 @@ static void im__modules_free(im_server *s)
 /* launch.c — im_main(): command line, config files and the server's life, for every service. */
 
 /* The flag of a key: its last part with dashes; timeouts read "--header-timeout-ms", task
- * keys "--task-ttl-ms", logging.level "--log-level". */
+ * keys "--task-ttl-ms", logging.level "--log-level", process.workers "--processes". */
 static void im__flag_of(const char *key, char *out, size_t cap)
 {
     const char *last = strrchr(key, '.');
@@ -13057,6 +14394,8 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "task_%s", last);
     } else if (strcmp(key, "logging.level") == 0) {
         snprintf(name, sizeof name, "log_level");
+    } else if (strcmp(key, "process.workers") == 0) { /* --workers is the thread pool's */
+        snprintf(name, sizeof name, "processes");
     } else {
         snprintf(name, sizeof name, "%s", last);
     }
@@ -13181,7 +14520,12 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
         goto out;
     }
     int r = register_fn ? register_fn(s) : 0;
-    if (r) {
+    /* the fork server of process-mode functions, while this process has one thread still
+     * (the bus and the executors start theirs next) */
+    if (r == 0 && !print_defaults && !check_only && (r = im__procs_prestart(s))) {
+        fprintf(stderr, "%s: cannot start the fork server: %s\n", prog, strerror(-r));
+        rc = 1;
+    } else if (r) {
         fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
         rc = 1;
     } else if (hub && !im_server_bus(s)) {

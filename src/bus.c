@@ -256,6 +256,22 @@ im_bus *im_bus_new(const im_bus_opts *o)
     return b;
 }
 
+/* A bus without a thread, for a worker process: its events go to the hub only (nothing in
+ * the worker subscribes; and a worker starts no thread it does not need). Never freed: it
+ * lives as long as the worker. */
+static im_bus *im__bus_new_sendonly(void)
+{
+    im_bus *b = (im_bus *)calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->cap = 1;
+    b->next_id = 1;
+    atomic_init(&b->hubfd, -1);
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->idle_cv, NULL);
+    return b;
+}
+
 void im_bus_free(im_bus *b)
 {
     if (!b) return;

@@ -57,3 +57,8 @@ int im_bus_join(im_bus *b, const char *address, const char *group);
  * payload {"id":..., "function":..., "state":...}; within the process only). Made on first
  * use; joined to the hub when IMMERSIVE_HUB is set. */
 im_bus *im_server_bus(im_server *s);
+/* The bus a handler publishes on: its server's; in a worker process (.mode = IM_PROCESS) a
+ * bus of the worker's own, joined to the hub, so that its events reach the server's
+ * subscribers (publish only: in a worker nothing subscribes, and no thread is started).
+ * NULL when there is none. */
+im_bus *im_call_bus(im_call *call);

@@ -54,6 +54,12 @@
 #define IM_DEFAULT_TASK_MEMORY_BYTES ((size_t)256 << 20)
 #endif
 
+/* Process mode: a worker killed (time limit, cancel) gets SIGTERM, then SIGKILL this much
+ * later. */
+#ifndef IM_DEFAULT_KILL_GRACE_MS
+#define IM_DEFAULT_KILL_GRACE_MS 1000
+#endif
+
 /* Timeouts (milliseconds). */
 #ifndef IM_DEFAULT_HEADER_TIMEOUT_MS
 #define IM_DEFAULT_HEADER_TIMEOUT_MS 10000 /* whole header block, from its first byte */

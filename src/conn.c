@@ -106,6 +106,30 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     return 0;
 }
 
+/* Defers x without keeping its request: for a caller that took what it needs of it (a
+ * process task's message). Every view of the request is emptied, as nothing may read them
+ * once the connection's input is reused. */
+static int im__ctx_defer_bare(im_ctx *x)
+{
+    im__conn *c = im__ctx_conn(x);
+    if (x->is_deferred || x->is_done) return -EALREADY;
+    if (!c) return -EPIPE;
+    im_str none = {NULL, 0};
+    x->req.method = x->req.target = x->req.path = x->req.query = x->req.body = none;
+    x->req.headers = NULL;
+    x->req.num_headers = 0;
+    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) x->params[i] = none;
+    x->raw = NULL;
+    x->raw_len = 0;
+    x->is_deferred = 1;
+    c->is_probed = 0;
+    x->on_close = NULL;
+    x->close_arg = NULL;
+    c->pending = x;
+    x->loop->deferred++;
+    return 0;
+}
+
 /* The peer of a deferred request is gone: tell its owner, who still finishes it. */
 static void im__ctx_detach(im_loop *L, im_ctx *x)
 {

@@ -6,14 +6,23 @@
 
 /* ---- what a handler reaches through im_call ---- */
 
-int im_call_cancelled(const im_call *call) { return call->run && im_job_cancelled(&call->run->job); }
+int im_call_cancelled(const im_call *call)
+{
+    if (call->pw) return im__pw_term != 0; /* a worker process: SIGTERM came */
+    return call->run && im_job_cancelled(&call->run->job);
+}
 
 void im_call_progress(im_call *call, double fraction, const char *message)
 {
-    if (call->run) im_job_progress(&call->run->job, fraction, message);
+    if (call->pw) im__pw_progress(call->pw, fraction, message); /* to the server's task */
+    else if (call->run) im_job_progress(&call->run->job, fraction, message);
 }
 
-const char *im_call_task_id(const im_call *call) { return call->run ? call->run->idhex : NULL; }
+const char *im_call_task_id(const im_call *call)
+{
+    if (call->pw) return call->pw->task_id;
+    return call->run ? call->run->idhex : NULL;
+}
 
 /* The job's progress hook: the latest fraction and message on the task, its readers woken. */
 static void im__task_progress(im_job *j, double fraction, const char *message)
@@ -224,6 +233,7 @@ typedef struct im__taskmem {
     im__ablock *arena;
     size_t held;
     im__epstate *fn;
+    int pfd; /* the request's memfd (process mode), -1 or (zero-initialised, no fn) unused */
 } im__taskmem;
 
 /* Takes what a task's arguments hold (to free outside the task lock) and marks it released:
@@ -237,6 +247,8 @@ static void im__taskrun_take(im__taskrun *r, im__taskmem *m)
     m->arena = r->arena.head;
     m->held = r->held;
     m->fn = r->task->fn;
+    m->pfd = r->pfd;
+    r->pfd = -1;
     r->owned = NULL;
     r->arena.head = NULL;
     r->arena.bytes = 0;
@@ -250,6 +262,7 @@ static void im__taskmem_free(im__taskmem *m)
     if (!m->fn) return;
     im__arena_free(&a);
     free(m->owned);
+    if (m->pfd >= 0) close(m->pfd);
     atomic_fetch_sub_explicit(&m->fn->unfinished, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&m->fn->srv->queued_bytes, m->held, memory_order_relaxed);
     m->fn = NULL;
@@ -293,7 +306,10 @@ static int im__task_cancel(im__task *t, const char *why)
         free(t->error); /* the reason, shown once it has ended */
         t->error = e;
         e = NULL;
-        if (t->run) im_job_cancel(&t->run->job);
+        if (t->run) {
+            im_job_cancel(&t->run->job);
+            im__proc_wake(t->run); /* a process task ends now: its worker is killed */
+        }
     }
     im__task_unlock(t);
     free(e);
@@ -333,62 +349,38 @@ static void im__run_free(im_loop *L, im__taskrun *r)
 
 /* ---- the job on the executor ---- */
 
-static void im__task_job_run(im_job *j) /* on a worker */
+/* Starts a task's run on its executor's thread: RUNNING. 0 when it ended while queued (its
+ * memory is gone already: nothing to run). */
+static int im__task_begin(im__taskrun *r)
 {
-    im__taskrun *r = (im__taskrun *)(void *)j;
     im__task *t = r->task;
-    im__epstate *fn = t->fn;
-    const im_endpoint *ep = fn->ep;
-    im__taskmem mem = {0};
-    char *body, *error = NULL;
-    size_t len;
-    int ended = 0;
     im__task_lock(t);
-    if (t->state != IM_TASK_QUEUED) { /* ended while queued: its memory is gone already */
+    if (t->state != IM_TASK_QUEUED) {
         im__task_unlock(t);
-        return;
+        return 0;
     }
     t->state = IM_TASK_RUNNING;
     t->started_ms = im__wall_ms();
     r->started_mono = im__mono_ns() / 1000000u;
     im__task_unlock(t);
-    im__task_event(fn->srv, t->id, ep->name, IM_TASK_RUNNING);
-    atomic_fetch_add_explicit(&fn->running, 1, memory_order_relaxed);
-    int status = ep->call(&r->call, r->args, r->out);
-    im__call_end(&r->call);
-    status = im__nd_result(ep, &r->call, status, r->out);
-    /* the answer is written here, while the arguments and the arena it may point into live */
-    char small[256];
-    im_jw w;
-    im_jw_init(&w, small, sizeof small);
-    int http, written, is_npy = 0;
-    body = NULL;
-    if (status == 0 && ep->result_ndarray) { /* kept as .npy: bytes, one copy */
-        http = 200;
-        written = (body = im__npy_image(r->out, &len)) != NULL;
-        is_npy = written;
-        if (!written) {
-            http = im_call_fail(&r->call, 500, "the array result could not be kept (out of "
-                                "memory, or over 4 GiB)");
-            len = 0;
-        }
-    } else {
-        http = im__call_answer(ep, &r->call, status, r->out, &w);
-        written = !im_jw_error(&w);
-        len = written ? w.len : 0;
-    }
-    if (is_npy) {
-        /* body is the image */
-    } else if (written && len > sizeof t->small) { /* longer than the task keeps inline: its own */
-        if (w.growable) { /* the writer's heap buffer, cut to size: taken from it */
-            if ((body = realloc(w.buf, len))) w.buf = NULL;
-        } else if ((body = malloc(len))) {
-            memcpy(body, w.buf, len);
-        }
-    }
-    if (http != 200) error = strdup(r->call.detail ? r->call.detail
-                                    : written ? im__reason(http)
-                                              : "the result could not be written as JSON");
+    im__task_event(t->fn->srv, t->id, t->fn->ep->name, IM_TASK_RUNNING);
+    atomic_fetch_add_explicit(&t->fn->running, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* Ends a task that im__task_begin started, with what its call produced: http 200 and the
+ * answer's bytes (JSON, or a .npy image when is_npy), or a failure's status and error text.
+ * body, when not NULL, is the answer in a malloc'ed buffer of exactly len bytes the task may
+ * take; else ans is copied. error is owned (NULL: the status's reason). A task that ended
+ * meanwhile (its time limit, a cancel while it ran) keeps that end: the answer is dropped. */
+static void im__task_end(im__taskrun *r, int http, const char *ans, size_t len, char *body,
+                         int is_npy, char *error)
+{
+    im__task *t = r->task;
+    im__epstate *fn = t->fn;
+    im__taskmem mem = {0};
+    int ended = 0;
+    if (http != 200 && !error) error = strdup(im__reason(http));
     atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
     im__task_lock(t);
     if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
@@ -400,12 +392,14 @@ static void im__task_job_run(im_job *j) /* on a worker */
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
             t->is_npy = (uint8_t)is_npy;
-            if (written && !is_npy && len <= sizeof t->small) { /* kept in the task: no allocation */
-                memcpy(t->small, w.buf, len);
+            if (http == 200 && !body && ans && len <= sizeof t->small) { /* kept in the task */
+                memcpy(t->small, ans, len);
                 t->body = t->small;
-            } else if (body) { /* exactly its size */
+            } else if (http == 200 && body) { /* exactly its size */
                 t->body = body;
                 body = NULL;
+            } else if (http == 200 && ans && (t->body = malloc(len))) {
+                memcpy(t->body, ans, len);
             }
             t->body_len = t->body ? (uint32_t)len : 0;
             if (http != 200) {
@@ -420,11 +414,52 @@ static void im__task_job_run(im_job *j) /* on a worker */
     }
     im__taskrun_take(r, &mem);
     im__task_unlock(t);
-    im_jw_free(&w);
     free(body);
     free(error);
     im__taskmem_free(&mem);
     if (ended) im__task_stored_end(t);
+}
+
+/* Writes a call's answer as a task keeps it: into w (its JSON), or, for an array result, a
+ * malloc'ed .npy image in *img. Returns the HTTP status (as im__call_answer). */
+static int im__call_keep(const im_endpoint *ep, im_call *call, int status, const void *out,
+                         im_jw *w, char **img, size_t *img_len)
+{
+    *img = NULL;
+    *img_len = 0;
+    if (status == 0 && ep->result_ndarray) { /* kept as .npy: bytes, one copy */
+        if ((*img = im__npy_image(out, img_len))) return 200;
+        return im_call_fail(call, 500, "the array result could not be kept (out of memory, or "
+                            "over 4 GiB)");
+    }
+    int http = im__call_answer(ep, call, status, out, w);
+    if (im_jw_error(w)) return im_call_fail(call, 500, "the result could not be written as JSON");
+    return http;
+}
+
+static void im__task_job_run(im_job *j) /* on a worker */
+{
+    im__taskrun *r = (im__taskrun *)(void *)j;
+    const im_endpoint *ep = r->task->fn->ep;
+    if (!im__task_begin(r)) return;
+    int status = ep->call(&r->call, r->args, r->out);
+    im__call_end(&r->call);
+    status = im__nd_result(ep, &r->call, status, r->out);
+    /* the answer is written here, while the arguments and the arena it may point into live */
+    char small[256], *img, *body = NULL;
+    size_t len;
+    im_jw w;
+    im_jw_init(&w, small, sizeof small);
+    int http = im__call_keep(ep, &r->call, status, r->out, &w, &img, &len);
+    if (img) {
+        body = img;
+    } else if (http == 200 && w.len > sizeof r->task->small && w.growable) {
+        if ((body = realloc(w.buf, w.len))) w.buf = NULL; /* the writer's heap buffer, taken */
+    }
+    if (!img) len = w.len;
+    im__task_end(r, http, img ? img : w.buf, len, body, img != NULL,
+                 http != 200 && r->call.detail ? strdup(r->call.detail) : NULL);
+    im_jw_free(&w);
 }
 
 static void im__task_job_done(im_job *j, int status) /* on the submitting loop */
@@ -475,6 +510,7 @@ static void im__task_deadline(im__ltimer *tm)
         free(t->error);
         t->error = strdup(msg);
         im_job_cancel(&r->job);
+        im__proc_wake(r);
         im__task_wake(t);
         ended = 1;
     }
@@ -756,7 +792,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
@@ -772,7 +808,14 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
 {
     const im_endpoint *ep = st->ep;
     im_server *s = c->loop->srv;
-    im_executor *ex = st->ex ? st->ex : ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    int proc = ep->mode == IM_MODE_PROCESS;
+    const char *why = NULL;
+    im_executor *ex = proc ? im__procs_executor(s, &why) : st->ex ? st->ex
+                      : ep->mode == IM_MODE_SERIAL ? s->serial : s->primary;
+    if (!ex) {
+        im_reply_error(c, 503, why ? why : "this function's executor is not running");
+        return;
+    }
     int prefer = im__prefer(c), async = prefer >= 0 ? prefer : ep->response == IM_RESPOND_ASYNC;
     /* the function's limit first: refused at once, nothing allocated */
     unsigned n = atomic_fetch_add_explicit(&st->unfinished, 1, memory_order_relaxed);
@@ -790,11 +833,22 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     size_t as = (ep->args_size + 15) & ~(size_t)15, os = (ep->out_size + 15) & ~(size_t)15;
     im__task *t = calloc(1, sizeof *t);
     im__taskrun *r = im__run_new(L, as + os); /* the argument and result structs inside it */
-    /* the request is copied first, so that what the binder points at outlives the handler */
-    if (!t || !r || im__task_id(L, t->id) || im_ctx_defer(c, NULL, NULL)) {
+    /* the request is copied first, so that what the binder points at outlives the handler;
+     * a process task's copy is the message its worker gets (taken before the binder decodes
+     * strings in place), and the binding here only validates */
+    if (r) {
+        r->pfd = -1;
+        r->wake_fd = -1;
+    }
+    if (!t || !r || im__task_id(L, t->id) ||
+        (proc ? im__proc_image(c, st, r) : im_ctx_defer(c, NULL, NULL))) {
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
-        if (r) im__run_free(L, r);
+        if (r) {
+            free(r->owned);
+            if (r->pfd >= 0) close(r->pfd);
+            im__run_free(L, r);
+        }
         im_reply_error(c, 503, "out of memory");
         return;
     }
@@ -804,6 +858,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     if (im__ep_bind(c, ep, r->args)) { /* answered 4xx */
         atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
         free(t);
+        free(r->owned);
+        if (r->pfd >= 0) close(r->pfd);
         im__run_free(L, r);
         return;
     }
@@ -814,9 +870,20 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         c->is_npy_accept = im__accepts_npy(c) != 0;
         c->is_npy_known = 1;
     }
-    r->owned = c->owned;
-    c->owned = NULL;
-    for (im__ablock *b = c->arena.head; b; b = b->next)
+    if (proc && im__ctx_defer_bare(c)) { /* its bytes stay behind: only the message is kept */
+        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+        free(t);
+        free(r->owned);
+        if (r->pfd >= 0) close(r->pfd);
+        im__run_free(L, r);
+        im_reply_error(c, 503, "the request cannot wait for its task");
+        return;
+    }
+    if (!proc) {
+        r->owned = c->owned;
+        c->owned = NULL;
+    }
+    for (im__ablock *b = proc ? NULL : c->arena.head; b; b = b->next)
         if (b->used) {
             r->arena = c->arena;
             c->arena.head = NULL;
@@ -824,13 +891,14 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
             break;
         }
     /* what it holds until it ends, within the server-wide budget */
-    r->held = sizeof *t + r->size + c->raw_len + c->req.num_headers * sizeof(im_header) +
-              r->arena.bytes;
+    r->held = sizeof *t + r->size + r->arena.bytes +
+              (proc ? r->held /* the message's bytes (im__proc_image) */
+                    : c->raw_len + c->req.num_headers * sizeof(im_header));
     size_t before = atomic_fetch_add_explicit(&s->queued_bytes, r->held, memory_order_relaxed);
     if (before + r->held > L->o.max_queued_bytes) {
         char msg[200];
         int never = r->held > L->o.max_queued_bytes; /* alone over it: retrying cannot help */
-        im__taskmem mem = {r->owned, r->arena.head, r->held, st};
+        im__taskmem mem = {r->owned, r->arena.head, r->held, st, r->pfd};
         im__taskmem_free(&mem);
         snprintf(msg, sizeof msg, never ? "this call needs %zu bytes of memory while it waits, "
                  "more than the server allows for all queued work (max_queued_bytes %zu)"
@@ -852,7 +920,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->run = r;
     r->task = t;
     im__task_id_hex(t->id, r->idhex);
-    r->job.run = im__task_job_run;
+    r->job.run = proc ? im__proc_job_run : im__task_job_run;
     r->job.done = im__task_job_done;
     r->job.progress = im__task_progress;
     r->call.ep = ep;
@@ -942,7 +1010,5 @@ static void im__ep_handler(im_ctx *c)
     im__epstate *st = im_ctx_udata(c);
     const im_endpoint *ep = st->ep;
     if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, st);
-    else if (ep->mode == IM_MODE_PROCESS)
-        im_reply_error(c, 501, "process isolation is not available in this build yet");
     else im__ep_task(c, st);
 }

@@ -99,6 +99,7 @@ extern "C" {
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
@@ -124,6 +125,7 @@ extern "C" {
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -149,6 +151,7 @@ extern "C" {
 #include "bus.c"
 #include "bind.c"
 #include "exec.c"
+#include "proc.c"
 #include "taskapi.c"
 #include "server.c"
 #include "conf.c"

@@ -295,6 +295,7 @@ struct im_server {
     int has_task_routes;       /* /tasks and /functions are routed */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
+    struct im__procs *procs;   /* owned: process mode (proc.c): fork server and workers, or NULL */
     struct im__cfgw *cfgw;     /* owned: the configuration it follows (conf.c), or NULL */
     struct im__service *svcs;  /* owned: services added (module.c), started by start */
     struct im_module *mods;    /* owned: the modules that are on, in init order */
@@ -320,7 +321,17 @@ struct im_call {
     struct im__taskrun *run;  /* its task's execution (NULL for inline calls) */
     struct im__epstate *st;   /* its endpoint's state (module, executor) */
     char *tmpdir;             /* owned: its temp directory (im_module_dir), removed at its end */
+    struct im__pwcall *pw;    /* in a worker process (proc.c): its link to the server, else NULL */
 };
+
+/* A call's link to the server in a worker process (proc.c). */
+struct im__pwcall {
+    int sock;                 /* its socket to the server */
+    char task_id[36];
+    char dir[4096];           /* its working directory, when it has one */
+};
+/* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
+static volatile sig_atomic_t im__pw_term;
 
 /* ---- tasks (task.c: objects and the store; exec.c: running endpoints; taskapi.c: /tasks) ---- */
 
@@ -387,6 +398,10 @@ typedef struct im__taskrun {
                                   * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */
     uint8_t is_released;         /* (task lock) arguments freed, slot and budget given back */
+    int pfd;                     /* process mode: the sealed memfd of a large request, or -1 */
+    uint32_t pmsg_len;           /* process mode: the bytes of the message in owned */
+    int wake_fd;                 /* (task lock) process mode: the eventfd that wakes the thread
+                                  * waiting on its worker, -1 when none waits */
     char idhex[33];              /* the task's id as text (im_call_task_id) */
     uint32_t size;               /* bytes allocated for it (pooled per loop when small) */
     struct im__taskrun *next_free; /* the loop's pool */
@@ -465,3 +480,15 @@ static void im__modules_close(im_server *s);
 static int im__modules_shutdown_within(im_server *s, int timeout_ms);
 static void im__modules_free(im_server *s);
 static void im__call_end(im_call *call);
+static int im__procs_prestart(im_server *s);
+static int im__procs_start(im_server *s);
+static void im__procs_close(im_server *s);
+static int im__procs_shutdown_within(im_server *s, int timeout_ms);
+static void im__procs_free(im_server *s);
+static void im__proc_job_run(im_job *j);
+static void im__proc_wake(im__taskrun *r);
+static void im__pw_progress(struct im__pwcall *pw, double fraction, const char *message);
+static void im__rmtree(const char *path);
+static int im__mkdirs(const char *path);
+static int im__proc_image(im_ctx *c, im__epstate *st, im__taskrun *r);
+static im_executor *im__procs_executor(im_server *s, const char **why);

@@ -1,7 +1,7 @@
 /* launch.c — im_main(): command line, config files and the server's life, for every service. */
 
 /* The flag of a key: its last part with dashes; timeouts read "--header-timeout-ms", task
- * keys "--task-ttl-ms", logging.level "--log-level". */
+ * keys "--task-ttl-ms", logging.level "--log-level", process.workers "--processes". */
 static void im__flag_of(const char *key, char *out, size_t cap)
 {
     const char *last = strrchr(key, '.');
@@ -14,6 +14,8 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "task_%s", last);
     } else if (strcmp(key, "logging.level") == 0) {
         snprintf(name, sizeof name, "log_level");
+    } else if (strcmp(key, "process.workers") == 0) { /* --workers is the thread pool's */
+        snprintf(name, sizeof name, "processes");
     } else {
         snprintf(name, sizeof name, "%s", last);
     }
@@ -138,7 +140,12 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
         goto out;
     }
     int r = register_fn ? register_fn(s) : 0;
-    if (r) {
+    /* the fork server of process-mode functions, while this process has one thread still
+     * (the bus and the executors start theirs next) */
+    if (r == 0 && !print_defaults && !check_only && (r = im__procs_prestart(s))) {
+        fprintf(stderr, "%s: cannot start the fork server: %s\n", prog, strerror(-r));
+        rc = 1;
+    } else if (r) {
         fprintf(stderr, "%s: cannot add the service's endpoints: %s\n", prog, strerror(-r));
         rc = 1;
     } else if (hub && !im_server_bus(s)) {

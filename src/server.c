@@ -32,6 +32,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
     IM__DEF(task_ttl_ms, IM_DEFAULT_TASK_TTL_MS);
     IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
+    IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
+    IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -44,6 +46,7 @@ static int im__resolve_opts(im_server_opts *o)
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
         o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
+        o->processes > 1024 || o->kill_grace_ms < 0 ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -368,6 +371,12 @@ int im_server_start(im_server *s)
 {
     int port = s->o.port < 0 ? 0 : s->o.port, rc = 0, n;
     if (s->started) return -EALREADY;
+    /* the fork server first (process mode), while there may be no thread yet (im_main made
+     * it already, before any) */
+    if ((rc = im__procs_prestart(s))) {
+        im_log(IM_LOG_ERROR, "cannot start the fork server of process mode: %s", strerror(-rc));
+        return rc;
+    }
     im__block_signals(s); /* from now on a signal waits for im_server_run() */
     im__raise_nofile();
     if (!s->primary) {
@@ -388,6 +397,7 @@ int im_server_start(im_server *s)
             return rc;
         }
     }
+    if ((rc = im__procs_start(s))) return rc;
     /* the modules that are on: init (which may make executors), then their routes; a module
      * that fails stops the start (im_server_free runs the fini of those started) */
     if ((rc = im__modules_start(s))) return rc;
@@ -480,6 +490,7 @@ static int im__wait(im_server *s, int sfd)
     int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (s->primary) im_executor_close(s->primary);
     if (s->serial) im_executor_close(s->serial);
+    im__procs_close(s);
     im__modules_close(s);
     im__stop_loops(s, s->nloops);
     s->joined = 1;
@@ -489,6 +500,7 @@ static int im__wait(im_server *s, int sfd)
     int stuck = 0;
     if (s->primary) stuck += im_executor_shutdown_within(s->primary, left);
     if (s->serial) stuck += im_executor_shutdown_within(s->serial, stuck ? 0 : left);
+    stuck += im__procs_shutdown_within(s, stuck ? 0 : left);
     stuck += im__modules_shutdown_within(s, stuck ? 0 : left);
     if (s->store) {
         size_t n[6];
@@ -532,6 +544,7 @@ void im_server_free(im_server *s)
      * posted to the loops they came from, and run here on their behalf, until none is left */
     int stuck = (s->primary && im_executor_shutdown_within(s->primary, -1)) ||
                 (s->serial && im_executor_shutdown_within(s->serial, -1)) ||
+                im__procs_shutdown_within(s, -1) ||
                 im__modules_shutdown_within(s, -1);
     for (int more = 1; more;) {
         more = 0;
@@ -550,6 +563,7 @@ void im_server_free(im_server *s)
     im_executor_free(s->primary);
     im_executor_free(s->serial);
     s->primary = s->serial = NULL;
+    im__procs_free(s);
     for (int i = 0; i < s->nloops; i++) {
         im_loop *L = s->loops[i];
         if (L->deferred) {

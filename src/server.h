@@ -44,6 +44,13 @@ typedef struct im_server_opts {
     int task_ttl_ms;           /* a finished task is kept this long (10 min) */
     size_t task_memory_bytes;  /* what all kept tasks may hold (256 MiB): the oldest finished
                                 * are evicted first, unfinished ones never */
+    unsigned processes;        /* worker processes of process-mode functions, kept warm
+                                * (number of online cores) */
+    int kill_grace_ms;         /* a process task past its time limit or cancelled: SIGTERM,
+                                * then SIGKILL after this (1000) */
+    size_t rlimit_as_bytes;    /* each worker's address space, RLIMIT_AS (0: unlimited) */
+    unsigned rlimit_cpu_s;     /* CPU seconds one call may take in its worker (0: no limit) */
+    unsigned rlimit_nofile;    /* open files of each worker, RLIMIT_NOFILE (0: inherited) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
