@@ -34,7 +34,7 @@ int normalize(im_call *call, const normalize_args *in, normalize_result *out)
 IM_ENDPOINT(POST, "/v1/demo/sum", .summary = "Sum float64 values",
             .description = "The values come as JSON ({\"values\": [...]}), as a .npy array or as "
                            "raw little-endian float64s (application/octet-stream).",
-            .mode = IM_POOL, .max_body_bytes = 268435456 /* 10^7 values: 80 MB raw, more as JSON */)
+            .mode = IM_PROCESS, .max_body_bytes = 268435456 /* 10^7 values: 80 MB raw, more as JSON */)
 IM_ARG(ndarray, values, "The values (float64, 1 dimension, up to 10^7)", .dtype = "f64",
        .ndim = 1, .max_items = 10000000)
 IM_RESULT(double, "Their sum")

@@ -148,10 +148,10 @@ class OpenAPITests(ServerTestCase):
                 body = sample(rb["content"]["application/json"]["schema"], self.comps)
         return target, body, ctype
 
-    # demo functions whose sample call does not succeed by design: fail always fails, slow's
-    # sample (1 s) is its time limit
-    FAILS = {("post", "/v1/demo/fail"): 500}
-    BODIES = {("post", "/v1/demo/slow"): {"seconds": 0}}
+    # demo functions whose sample call does not succeed by design: fail always fails, crash
+    # kills its worker process, the samples of slow and spin (1 s) are their time limits
+    FAILS = {("post", "/v1/demo/fail"): 500, ("post", "/v1/demo/crash"): 500}
+    BODIES = {("post", "/v1/demo/slow"): {"seconds": 0}, ("post", "/v1/demo/spin"): {"seconds": 0}}
 
     def test_every_route_answers(self):
         n = 0
@@ -161,8 +161,7 @@ class OpenAPITests(ServerTestCase):
                     target, body, ctype = self.build(path, op)
                     body = self.BODIES.get((method, path), body)
                     status, data = self.http(method.upper(), target, body, ctype)
-                    expected = 501 if op["x-immersive"]["mode"] == "process" else \
-                        202 if op["x-immersive"]["response"] == "async" else \
+                    expected = 202 if op["x-immersive"]["response"] == "async" else \
                         self.FAILS.get((method, path), 200)
                     self.assertEqual(status, expected, f"{method.upper()} {target} {body!r}: {data[:300]!r}")
                     if status == 200:

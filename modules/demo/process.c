@@ -1,0 +1,133 @@
+/* process.c — the demo module's process-mode functions: each runs in a worker process, so a
+ * crash, a hang or a leak of one call hurts nothing else; the tests and outside checks crash
+ * them, spin them past their time limit, cancel them and compare their pids with the
+ * server's. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "immersive.h"
+#include "demo.gen.h"
+
+IM_ENDPOINT(POST, "/v1/demo/crash", .summary = "Crash the worker process, in the way asked",
+            .description = "segv writes to a page mapped without access, abort calls abort(), exit "
+                           "calls exit(3), bus reads past the end of a mapped file, fpe raises "
+                           "SIGFPE. The task "
+                           "is FAILED with the cause; the server and other tasks go on.",
+            .mode = IM_PROCESS)
+IM_ARG(enum, how, "How to crash", .values = {"segv", "abort", "exit", "bus", "fpe"})
+IM_RESULT(bool, "never answered")
+int crash(im_call *call, const crash_args *in, crash_result *out)
+{
+    (void)call;
+    (void)out;
+    /* real faults, not undefined behaviour a sanitizer would report first: a store to a page
+     * that forbids it, a read past the end of a file mapped longer than the file */
+    if (in->how == 0) {
+        volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) p[0] = 1;
+    } else if (in->how == 1) {
+        abort();
+    } else if (in->how == 2) {
+        exit(3);
+    } else if (in->how == 3) {
+        FILE *f = tmpfile();
+        volatile char *p = f ? mmap(NULL, 4096, PROT_READ, MAP_SHARED, fileno(f), 0) : MAP_FAILED;
+        if (p != MAP_FAILED) (void)p[0];
+    } else {
+        raise(SIGFPE); /* an integer division by zero is undefined behaviour in C */
+    }
+    raise(in->how == 3 ? SIGBUS : SIGSEGV); /* where the above did not end the process */
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/v1/demo/spin", .summary = "Busy-loop, never looking at cancellation",
+            .description = "Within a time limit of 1 s: past it the worker is killed and the task "
+                           "is TIMEOUT.",
+            .mode = IM_PROCESS, .timeout_ms = 1000)
+IM_ARG(double, seconds, "How long to spin", .min = 0, .max = 60)
+IM_RESULT(int64, "Loop iterations done")
+int spin(im_call *call, const spin_args *in, spin_result *out)
+{
+    (void)call;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    volatile int64_t n = 0;
+    for (;;) {
+        for (int i = 0; i < 100000; i++) n = n + 1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >= in->seconds)
+            break;
+    }
+    out->result = n;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/v1/demo/pid", .summary = "The process id of the worker that runs the call",
+            .mode = IM_PROCESS)
+IM_RESULT(int64, "getpid() in the worker")
+int worker_pid(im_call *call, const worker_pid_args *in, worker_pid_result *out)
+{
+    (void)call;
+    (void)in;
+    out->result = getpid();
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/v1/demo/add_process", .summary = "Add two integers, in a worker process",
+            .mode = IM_PROCESS)
+IM_ARG(int64, x, "A value of X")
+IM_ARG(int64, y, "A value of Y")
+IM_RESULT(int64, "x + y")
+int add_process(im_call *call, const add_process_args *in, add_process_result *out)
+{
+    if (__builtin_add_overflow(in->x, in->y, &out->result))
+        return im_call_fail(call, 400, "x + y does not fit in a 64-bit integer");
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/v1/demo/steps", .summary = "Work in steps in a worker process, with progress "
+            "and an event after each",
+            .description = "After each step: progress on the task, and an event demo.step "
+                           "(through the IPC hub to the server's bus, which logs it).",
+            .mode = IM_PROCESS)
+IM_ARG(int32, steps, "How many steps", .min = 1, .max = 100)
+IM_ARG(int32, step_ms, "Milliseconds a step takes", .min = 0, .max = 1000, .default = 0)
+IM_RESULT(int64, "The worker's process id")
+int steps(im_call *call, const steps_args *in, steps_result *out)
+{
+    im_bus *bus = im_call_bus(call);
+    for (int i = 1; i <= in->steps; i++) {
+        struct timespec ts = {in->step_ms / 1000, (long)(in->step_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "step %d of %d", i, in->steps);
+        im_call_progress(call, (double)i / in->steps, msg);
+        n = snprintf(msg, sizeof msg, "{\"step\":%d,\"pid\":%d,\"task\":\"%s\"}", i, (int)getpid(),
+                     im_call_task_id(call) ? im_call_task_id(call) : "");
+        if (bus) im_notify(bus, "demo.step", msg, (size_t)n);
+    }
+    out->result = getpid();
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/v1/demo/alloc", .summary = "Allocate and touch memory in a worker process",
+            .description = "Fails cleanly (507) when the worker's address-space limit "
+                           "(process.rlimit_as_bytes) refuses it.",
+            .mode = IM_PROCESS)
+IM_ARG(int32, mib, "Mebibytes to allocate", .min = 1, .max = 65536)
+IM_RESULT(int32, "The mebibytes allocated and touched")
+int alloc_mem(im_call *call, const alloc_mem_args *in, alloc_mem_result *out)
+{
+    size_t n = (size_t)in->mib << 20;
+    char *p = malloc(n);
+    if (!p) return im_call_fail(call, 507, "malloc of %d MiB failed: out of memory", in->mib);
+    memset(p, 1, n);
+    free(p);
+    out->result = in->mib;
+    return 0;
+}
