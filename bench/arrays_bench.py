@@ -2,8 +2,9 @@
 """arrays_bench.py — large numeric bodies: POST /v1/demo/sum with 10^6 float64s as JSON, as raw
 float64s and as .npy, against FastAPI receiving the same .npy body into numpy and summing it.
 
-Both servers are pinned to core 0 (immersive-demo: one loop, one worker; uvicorn: one process
-with uvloop and httptools); the client (Python's http.client on one keep-alive connection,
+sum runs in process mode: the body crosses to the worker process in a sealed memfd, which it
+maps. Both servers are pinned to core 0 (immersive-demo: one loop, one pool thread, one worker
+process; uvicorn: one process with uvloop and httptools); the client (Python's http.client on one keep-alive connection,
 sending the prepared body) runs on core 1. For each kind, N sequential requests: the median
 wall time per request gives MB/s of body, and the server's CPU time over the round (utime +
 stime of all its threads, as shared/tools/cpu-per-req) gives CPU per MB. The answer is
@@ -131,8 +132,8 @@ def main():
     }
     results = {}
     port = free_port()
-    p = start([demo, "--port", str(port), "--loops", "1",
-               "--workers", "1", "--log-level", "warn"], port)
+    p = start([demo, "--port", str(port), "--loops", "1", "--workers", "1", "--processes", "1",
+               "--log-level", "warn"], port)
     try:
         for kind, (body, ctype) in bodies.items():
             measure(port, "/v1/demo/sum", body, ctype, want, 2, p.pid)  # warm-up
