@@ -1344,6 +1344,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -1710,7 +1711,7 @@ struct im_call {
 struct im__pwcall {
     int sock;                 /* its socket to the server */
     char task_id[36];
-    char dir[4096];           /* its working directory, when it has one */
+    char dir[4096 + 64];      /* its working directory, when it has one */
 };
 /* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
 static volatile sig_atomic_t im__pw_term;
@@ -10767,6 +10768,7 @@ static int im__pidfd_signal(int pidfd, pid_t pid, int sig)
 #endif
 
 static im_bus *im__pw_bus; /* a worker's own bus, joined to the hub (im_call_bus) */
+static char im__wd_path[4096 + 64]; /* a worker's working directory (im__pw_enter) */
 
 static void im__pw_on_term(int sig)
 {
@@ -10783,36 +10785,60 @@ static void im__pw_progress(struct im__pwcall *pw, double fraction, const char *
     }
 }
 
-/* The call's working directory: its own directory under the module's temp dir, made for it
- * and removed after it (kept, when empty, for the next call). */
+/* A call's working directory: the worker's own directory under the module's temp dir,
+ * entered once (calls of the same module after it find it current) and emptied after any call
+ * that left something in it (two system calls to look). */
+static struct {
+    char key[4096];   /* the module's temp dir it was made under */
+    DIR *d;           /* open on it: rewound and read after each call */
+    int is_in;
+} im__pw_wd;
+
 static int im__pw_enter(struct im__pwcall *pw, const char *home, const char *dir, size_t dl)
 {
-    const char *pre = dl && dir[0] != '/' ? home : ""; /* absolute: it names it after chdir */
-    if (!dl || strlen(pre) + dl + 32 >= sizeof pw->dir) return 0;
-    snprintf(pw->dir, sizeof pw->dir, "%s%s%.*s/worker-%d", pre, *pre ? "/" : "", (int)dl, dir,
-             (int)getpid());
-    if (mkdir(pw->dir, 0700) && errno != EEXIST) {
-        char parent[sizeof pw->dir];
-        snprintf(parent, sizeof parent, "%s%s%.*s", pre, *pre ? "/" : "", (int)dl, dir);
-        if (im__mkdirs(parent) || (mkdir(pw->dir, 0700) && errno != EEXIST)) {
-            pw->dir[0] = 0;
-            return -1;
-        }
+    if (!dl || dl >= sizeof im__pw_wd.key) return 0;
+    if (im__pw_wd.is_in && strlen(im__pw_wd.key) == dl && memcmp(im__pw_wd.key, dir, dl) == 0) {
+        snprintf(pw->dir, sizeof pw->dir, "%s", im__wd_path);
+        return 0;
     }
-    if (chdir(pw->dir)) {
-        pw->dir[0] = 0;
+    if (im__pw_wd.d) closedir(im__pw_wd.d);
+    im__pw_wd.d = NULL;
+    im__pw_wd.is_in = 0;
+    const char *pre = dir[0] != '/' ? home : ""; /* absolute: it names it after chdir */
+    char parent[4000];
+    if (strlen(pre) + dl + 2 >= sizeof parent) return -1;
+    snprintf(parent, sizeof parent, "%s%s%.*s", pre, *pre ? "/" : "", (int)dl, dir);
+    snprintf(im__wd_path, sizeof im__wd_path, "%s/worker-%d", parent, (int)getpid());
+    if ((mkdir(im__wd_path, 0700) && errno != EEXIST &&
+         (im__mkdirs(parent) || (mkdir(im__wd_path, 0700) && errno != EEXIST))) ||
+        chdir(im__wd_path) || !(im__pw_wd.d = opendir("."))) {
+        if (chdir(home)) {
+        }
         return -1;
     }
+    memcpy(im__pw_wd.key, dir, dl);
+    im__pw_wd.key[dl] = 0;
+    im__pw_wd.is_in = 1;
+    snprintf(pw->dir, sizeof pw->dir, "%s", im__wd_path);
     return 0;
 }
 
 static void im__pw_leave(struct im__pwcall *pw, const char *home)
 {
-    if (!pw->dir[0]) return;
+    if (!pw->dir[0] || !im__pw_wd.d) return;
+    rewinddir(im__pw_wd.d);
+    struct dirent *e;
+    int left = 0;
+    while (!left && (e = readdir(im__pw_wd.d)))
+        left = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (!left) return;
+    /* what the call left goes; the directory is made again for the next call */
+    closedir(im__pw_wd.d);
+    im__pw_wd.d = NULL;
+    im__pw_wd.is_in = 0;
     if (chdir(home)) {
     }
-    if (rmdir(pw->dir) && errno == ENOTEMPTY) im__rmtree(pw->dir); /* what the call left */
-    pw->dir[0] = 0;
+    im__rmtree(pw->dir);
 }
 
 /* Runs one call: binds the request again, calls the function, sends its answer. */

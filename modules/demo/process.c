@@ -2,6 +2,7 @@
  * crash, a hang or a leak of one call hurts nothing else; the tests and outside checks crash
  * them, spin them past their time limit, cancel them and compare their pids with the
  * server's. */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,5 +130,33 @@ int alloc_mem(im_call *call, const alloc_mem_args *in, alloc_mem_result *out)
     memset(p, 1, n);
     free(p);
     out->result = in->mib;
+    return 0;
+}
+
+IM_ENDPOINT(POST, "/v1/demo/cwd", .summary = "The worker's working directory, after leaving a "
+            "file in it", .description = "A file left in the working directory is removed "
+            "after the call: the next call finds the directory empty.", .mode = IM_PROCESS)
+IM_ARG(bool, leave_file, "Write a file there first", .default = false)
+IM_RESULT(string, "The working directory, then ':' and how many entries it held on entry")
+int worker_cwd(im_call *call, const worker_cwd_args *in, worker_cwd_result *out)
+{
+    char dir[4096];
+    if (!getcwd(dir, sizeof dir)) return im_call_fail(call, 500, "getcwd failed");
+    int entries = 0;
+    DIR *d = opendir(".");
+    for (struct dirent *e; d && (e = readdir(d));)
+        entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d) closedir(d);
+    if (in->leave_file) {
+        FILE *f = fopen("left-behind.txt", "w");
+        if (f) fclose(f);
+    }
+    const char *named = im_module_dir(call, IM_DIR_TEMP);
+    if (!named || strcmp(named, dir)) return im_call_fail(call, 500, "im_module_dir says %s", named ? named : "nothing");
+    size_t n = strlen(dir) + 16;
+    char *s = im_call_alloc(call, n);
+    if (!s) return im_call_fail(call, 503, "out of memory");
+    out->result.len = (size_t)snprintf(s, n, "%s:%d", dir, entries);
+    out->result.ptr = s;
     return 0;
 }

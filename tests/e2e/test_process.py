@@ -213,6 +213,20 @@ class ProcessTests(ServerTestCase):
         want = '"step":4,"pid":%d,"task":"%s"' % (wpid, tid)
         wait_until(lambda: want in self.server.stderr_text(), 5, "the server logged the event")
 
+    def test_working_directory_under_the_module_temp_dir(self):
+        st, _, doc = self.c.post("/v1/demo/cwd", {"leave_file": True})
+        self.assertEqual(st, 200, doc)
+        path, entries = doc["result"].rsplit(":", 1)
+        self.assertRegex(path, r"/temp/demo/worker-\d+$")
+        self.assertTrue(path.startswith("/"), path)
+        wait_until(lambda: not os.path.exists(os.path.join(path, "left-behind.txt")), 2,
+                   "the file the call left removed")
+        # the next call of that worker finds it empty (each worker has its own directory)
+        for _ in range(4):
+            st, _, doc = self.c.post("/v1/demo/cwd")
+            self.assertEqual(st, 200, doc)
+            self.assertEqual(doc["result"].rsplit(":", 1)[1], "0", doc)
+
     def test_sum_in_process_mode(self):
         import struct
         vals = [0.5 * i for i in range(100000)]  # 800 kB: crosses in a memfd
