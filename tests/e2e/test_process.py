@@ -267,6 +267,46 @@ class ForkServerTests(ServerTestCase):
             self.assertEqual(st, 200, doc)
 
 
+class CpuLimitAndShutdownTests(unittest.TestCase):
+    """Its own servers: spin without its time limit (functions.spin.timeout_ms = 0)."""
+
+    def test_cpu_seconds_per_call(self):
+        srv = DemoServer(*FLAGS, "--rlimit-cpu-s", "1", "--set", "functions.spin.timeout_ms=0").start()
+        try:
+            c = Client(srv.port)
+            st, _, doc = c.post("/v1/demo/spin", {"seconds": 0.05})
+            self.assertEqual(st, 200, doc)
+            t0 = time.monotonic()
+            st, _, doc = c.post("/v1/demo/spin", {"seconds": 20})
+            self.assertEqual((st, doc), (500, {"detail": "killed by SIGXCPU", "state": "FAILED"}))
+            self.assertLess(time.monotonic() - t0, 6 * SLOW)
+            st, _, doc = c.post("/v1/demo/spin", {"seconds": 0.05})  # a fresh worker's budget
+            self.assertEqual(st, 200, doc)
+        finally:
+            self.assertEqual(srv.stop(), 0, srv.stderr_tail())
+
+    def test_shutdown_kills_running_workers(self):
+        srv = DemoServer(*FLAGS, "--set", "functions.spin.timeout_ms=0",
+                         "--kill-grace-ms", "300").start()
+        c = Client(srv.port)
+        tids = [c.submit("/v1/demo/spin", {"seconds": 30}) for _ in range(3)]
+        wait_until(lambda: sum(c.task(t)["state"] == "RUNNING" for t in tids) == 2, 5, "two running")
+        procs = {p for p, (comm, s) in descendants(srv.proc.pid).items() if s != "Z"}
+        self.assertGreaterEqual(len(procs), 5, procs)  # hub, fork server, spare, 2 workers
+        t0 = time.monotonic()
+        self.assertEqual(srv.stop(), 0, srv.stderr_tail())
+        self.assertLess(time.monotonic() - t0, 5 * SLOW, "the spins did not hold the stop")
+        self.assertRegex(srv.stderr_text(), r"0 SUCCEEDED, 0 FAILED, 0 TIMEOUT, 3 CANCELLED, 0 still")
+
+        def alive(p):
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    return f.read().split(")")[-1].split()[0] != "Z"
+            except OSError:
+                return False
+        wait_until(lambda: not [p for p in procs if alive(p)], 5, "every process of it gone")
+
+
 @unittest.skipIf(os.environ.get("IM_SANITIZE"), "a sanitizer's shadow memory is past any "
                  "address-space limit: the worker sets none (the plain configuration runs this)")
 class RlimitTests(ServerTestCase):
