@@ -10583,8 +10583,9 @@ typedef struct im__pspan {
     uint32_t off, len; /* in the request's bytes; off UINT32_MAX: no view */
 } im__pspan;
 
-/* server → worker: a call. Its payload (the views, the module's temp dir, then the request's
- * bytes with the body 64-byte aligned) follows it, or is the memfd passed with it. */
+/* server → worker: a call. Its payload (the views, the module's temp dir, the route's
+ * parameter names, then the request's bytes with the body 64-byte aligned) follows it, or is
+ * the memfd passed with it. */
 typedef struct im__pcall_msg {
     _Alignas(64) uint32_t kind;
     uint32_t nspans;      /* IM__P_NFIXED, then a name and a value per header */
@@ -10594,6 +10595,7 @@ typedef struct im__pcall_msg {
     uint64_t arena_extra;
     uint32_t arena_ratio, cpu_s;
     uint32_t dir_off, dir_len;
+    uint32_t names_off, nparams; /* the route's {param} names, each NUL-ended, in the payload */
     int32_t minor;
     uint32_t has_fd;
     char task_id[36];
@@ -10737,6 +10739,12 @@ static void im__wstatus_text(int ws, char *out, size_t cap)
     snprintf(out, cap, "ended (wait status %#x)", (unsigned)ws);
 }
 
+#ifdef P_PIDFD
+#define IM__P_PIDFD P_PIDFD
+#else
+#define IM__P_PIDFD 3 /* waitid's idtype for a pidfd (Linux 5.4), which older headers lack */
+#endif
+
 static int im__pidfd_open(pid_t pid)
 {
 #ifdef SYS_pidfd_open
@@ -10785,6 +10793,8 @@ static void im__pw_on_term(int sig)
 static void im__pw_progress(struct im__pwcall *pw, double fraction, const char *message)
 {
     size_t n = message ? strnlen(message, 1024) : 0;
+    if (n == 1024) /* cut before a character that would not fit whole */
+        while (n && ((unsigned char)message[n] & 0xc0) == 0x80) n--;
     im__pprog_msg m = {IM__PM_PROGRESS, (uint32_t)n, fraction};
     if (im__psend(pw->sock, &m, sizeof m, message, n, -1) < 0) {
         /* the server is gone: the call's answer will not be read either */
@@ -10876,6 +10886,17 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
         hs[i].value = IM__SPAN(IM__P_NFIXED + 2 * i + 1);
     }
 #undef IM__SPAN
+    im__route rt; /* what im_ctx_param reads: the names of the route's {params} */
+    char *pn[IM_MAX_PARAMS];
+    memset(&rt, 0, sizeof rt);
+    const char *nm = pay + m->names_off;
+    for (unsigned i = 0; i < m->nparams; i++) {
+        pn[i] = (char *)(uintptr_t)nm;
+        nm += strlen(nm) + 1;
+    }
+    rt.pnames = pn;
+    rt.nparams = m->nparams;
+    x.route = &rt;
     x.req.headers = hs;
     x.req.num_headers = hs ? nh : 0;
     struct im__pwcall pw;
@@ -10946,6 +10967,28 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     im__pw_leave(&pw, home);
 }
 
+/* 1 when a call's views, directory and names lie inside its payload. */
+static int im__pw_msg_ok(const im__pcall_msg *m, const char *pay)
+{
+    uint64_t pl = m->payload_len;
+    if (m->nspans < IM__P_NFIXED || m->nspans > (1u << 24) || m->nparams > IM_MAX_PARAMS ||
+        (uint64_t)m->nspans * sizeof(im__pspan) > pl || m->raw_off > pl ||
+        m->raw_len > pl - m->raw_off || (uint64_t)m->dir_off + m->dir_len > pl ||
+        m->names_off > pl)
+        return 0;
+    const im__pspan *sp = (const im__pspan *)(const void *)pay;
+    for (uint32_t i = 0; i < m->nspans; i++)
+        if (sp[i].off != UINT32_MAX && (sp[i].off > m->raw_len || sp[i].len > m->raw_len - sp[i].off))
+            return 0;
+    uint64_t k = m->names_off; /* nparams strings, each NUL-ended, before the request */
+    for (uint32_t i = 0; i < m->nparams; i++, k++) {
+        const char *z = memchr(pay + k, 0, (size_t)(m->raw_off > k ? m->raw_off - k : 0));
+        if (!z) return 0;
+        k = (uint64_t)(z - pay);
+    }
+    return 1;
+}
+
 static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
 {
     static _Alignas(64) char buf[sizeof(im__pcall_msg) + IM__P_INLINE];
@@ -10956,6 +10999,10 @@ static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
     sa.sa_handler = im__pw_on_term;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &term, NULL); /* whatever the server's mask was */
     signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the server decides */
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_NAME, "im-worker");
@@ -10979,6 +11026,9 @@ static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
         if ((size_t)n < sizeof *m || m->kind != IM__PM_CALL ||
             (!m->has_fd && (size_t)n < sizeof *m + m->payload_len) || (m->has_fd && fd < 0))
             _exit(70); /* not what the server sends */
+        struct stat st;
+        if (m->has_fd && (fstat(fd, &st) || (uint64_t)st.st_size < m->payload_len)) _exit(71);
+        if (!m->has_fd && fd >= 0) close(fd);
         if (m->has_fd) { /* private: the binder decodes strings in place, copied on write */
             map = mmap(NULL, m->payload_len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
             close(fd);
@@ -10987,6 +11037,7 @@ static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
             madvise(map, m->payload_len, IM__MADV_POPULATE_READ);
             pay = map;
         }
+        if (!im__pw_msg_ok(m, pay)) _exit(72); /* not what the server sends */
         im__pw_call(sock, m, pay, &L, home);
         if (map) munmap(map, m->payload_len);
     }
@@ -11007,9 +11058,11 @@ static int im__fs_serve(int ctl)
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    /* a ^C or a SIGTERM to the whole group is the server's to act on: this one ends when its
+     * socket closes (the server stops, or dies) */
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, SIG_DFL);
+    signal(SIGTERM, SIG_IGN);
     prctl(PR_SET_NAME, "im-forkserver");
     im__fskid *kids = NULL;
     size_t nk = 0, ck = 0;
@@ -11040,6 +11093,9 @@ static int im__fs_serve(int ctl)
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (n <= 0) { /* the server is gone (or gave this one up): its workers go with it */
             for (size_t i = 0; i < nk; i++) kill(kids[i].pid, SIGKILL);
+            for (size_t i = 0; i < nk; i++) /* reaped here: none is left a zombie */
+                while (waitpid(kids[i].pid, &ws, 0) < 0 && errno == EINTR) {
+                }
             _exit(0);
         }
         if (n != (ssize_t)sizeof m || m.kind != IM__PM_SPAWN || fd < 0) {
@@ -11102,10 +11158,13 @@ typedef struct im__procs {
     pthread_mutex_t mu;   /* the fork servers, spawning, the lists */
     int ctl, spare_ctl;   /* control sockets of the fork server and of its spare (-1: none) */
     pid_t fs_pid, spare_pid;
+    int fs_pidfd, spare_pidfd; /* their pidfds (-1: none) */
+    unsigned gen;         /* bumped when they change: the watcher's snapshot is stale then */
     im__pworker *idle, *busy;
     im_executor *ex;      /* "im-proc": one thread per worker */
     pthread_t watcher;
     int has_watcher, wake_efd, closing;
+    _Atomic int closing_a; /* closing, for a reader without the lock */
     im_server_opts o;     /* the options as at start */
     _Atomic unsigned long restarts; /* workers replaced */
     char why[200];        /* when process mode cannot run: why (the 503's text) */
@@ -11128,7 +11187,11 @@ static pid_t im__fs_ask(im__procs *P, int ctl, uint32_t what, int child_end, int
     im__pspawned_msg a;
     ssize_t n = im__precv(ctl, &a, sizeof a, pidfd, 0);
     if (n == 0 || (n < 0 && errno != ENOMEM)) return -EPIPE;
-    if (n != (ssize_t)sizeof a || a.kind != IM__PM_SPAWNED) return -EPROTO;
+    if (n != (ssize_t)sizeof a || a.kind != IM__PM_SPAWNED) {
+        if (*pidfd >= 0) close(*pidfd);
+        *pidfd = -1;
+        return -EPROTO;
+    }
     if (a.pid <= 0) {
         if (*pidfd >= 0) close(*pidfd);
         *pidfd = -1;
@@ -11144,7 +11207,6 @@ static void im__fs_new_spare(im__procs *P)
     if (P->ctl < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) return;
     pid_t pid = im__fs_ask(P, P->ctl, IM__PK_FORKSERVER, sv[1], &pidfd);
     close(sv[1]);
-    if (pidfd >= 0) close(pidfd);
     if (pid < 0) {
         close(sv[0]);
         im_log(IM_LOG_WARN, "process mode: no spare fork server: %s", strerror((int)-pid));
@@ -11152,12 +11214,25 @@ static void im__fs_new_spare(im__procs *P)
     }
     P->spare_ctl = sv[0];
     P->spare_pid = pid;
+    P->spare_pidfd = pidfd;
+    P->gen++;
 }
 
-/* Reaps pid when it is a child of this process (the first fork server; orphans reparented to
- * this subreaper), waiting for it up to ms. Returns its wait status, or -1 (not ours). */
-static int im__reap(pid_t pid, int ms)
+/* Reaps a process when it is a child of this one (the first fork server; what a dead fork
+ * server orphaned, reparented to this subreaper), waiting up to ms for it to end. Through its
+ * pidfd when there is one: only that very process is reaped, never a reused pid that is some
+ * other child's (a handler's system()). Returns its wait status, or -1 (not ours, not ended). */
+static int im__reap(int pidfd, pid_t pid, int ms)
 {
+    if (pidfd >= 0) {
+        struct pollfd p = {pidfd, POLLIN, 0};
+        if (ms > 0) poll(&p, 1, ms);
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid((idtype_t)IM__P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) || si.si_pid == 0)
+            return -1;
+        return si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+    }
     int ws;
     for (int waited = 0;; waited += 5) {
         pid_t r = waitpid(pid, &ws, WNOHANG);
@@ -11174,10 +11249,12 @@ static int im__reap(pid_t pid, int ms)
 static void im__fs_lost(im__procs *P)
 {
     char how[64] = "ended";
-    int ws = im__reap(P->fs_pid, 1000);
+    int ws = im__reap(P->fs_pidfd, P->fs_pid, 1000);
     if (ws != -1) im__wstatus_text(ws, how, sizeof how);
     if (P->ctl >= 0) close(P->ctl);
-    P->ctl = -1;
+    if (P->fs_pidfd >= 0) close(P->fs_pidfd);
+    P->ctl = P->fs_pidfd = -1;
+    P->gen++;
     if (P->closing) return;
     if (P->spare_ctl < 0) {
         im_log(IM_LOG_ERROR, "process mode: the fork server (pid %d) %s and there is no spare: "
@@ -11190,7 +11267,8 @@ static void im__fs_lost(im__procs *P)
            (int)P->fs_pid, how, (int)P->spare_pid);
     P->ctl = P->spare_ctl;
     P->fs_pid = P->spare_pid;
-    P->spare_ctl = -1;
+    P->fs_pidfd = P->spare_pidfd;
+    P->spare_ctl = P->spare_pidfd = -1;
     P->spare_pid = 0;
     im__fs_new_spare(P);
     uint64_t one = 1;
@@ -11229,7 +11307,10 @@ static im__pworker *im__pw_spawn(im__procs *P, char *cause, size_t cap)
         }
         close(sv[0]);
         snprintf(cause, cap, "no worker process could be started: %s", strerror((int)-pid));
-        if (pid != -EPIPE) return NULL;
+        if (pid == -ETIMEDOUT || pid == -EPROTO) /* its answers could come out of step: gone */
+            im__pidfd_signal(P->fs_pidfd, P->fs_pid, SIGKILL);
+        else if (pid != -EPIPE)
+            return NULL;
         im__fs_lost(P); /* and once more, from the spare that took over */
     }
     if (P->ctl < 0) snprintf(cause, cap, "%s", P->why[0] ? P->why : "no fork server");
@@ -11242,8 +11323,8 @@ static void im__pw_close(im__pworker *w)
 {
     close(w->sock);
     close(w->efd);
+    im__reap(w->pidfd, w->pid, w->pidfd >= 0 ? 100 : 0); /* it ends when its socket closes */
     if (w->pidfd >= 0) close(w->pidfd);
-    im__reap(w->pid, 0);
     free(w);
 }
 
@@ -11252,6 +11333,11 @@ static im__pworker *im__pw_take(im__procs *P, im__taskrun *r, char *cause, size_
 {
     pthread_mutex_lock(&P->mu);
     im__pworker *w;
+    if (P->closing) { /* a task that started as the stop began: it is not sent */
+        pthread_mutex_unlock(&P->mu);
+        snprintf(cause, cap, "the server is shutting down");
+        return NULL;
+    }
     while ((w = P->idle)) {
         P->idle = w->next;
         struct pollfd p = {w->sock, POLLIN, 0};
@@ -11311,7 +11397,7 @@ static void im__pw_death(im__pworker *w, const char *msg, ssize_t n, char *cause
         im__wstatus_text(e->wstatus, cause, cap);
         return;
     }
-    int ws = im__reap(w->pid, 1000);
+    int ws = im__reap(w->pidfd, w->pid, 1000);
     if (ws != -1) im__wstatus_text(ws, cause, cap);
     else snprintf(cause, cap, "the worker process ended (how is not known: its fork server "
                   "was gone)");
@@ -11378,6 +11464,8 @@ static void im__proc_job_run(im_job *j)
     if (!im__task_begin(r)) return;
     im__pworker *w = im__pw_take(P, r, cause, sizeof cause);
     if (!w) {
+        if (atomic_load_explicit(&P->closing_a, memory_order_relaxed))
+            im__task_cancel(t, "cancelled: the server is shutting down");
         im__task_end(r, 503, NULL, 0, NULL, 0, strdup(cause));
         return;
     }
@@ -11474,6 +11562,12 @@ static void im__proc_job_run(im_job *j)
     if (!ended) /* stopped: CANCELLED (or already TIMEOUT), now; then the worker is killed */
         im__task_end(r, 500, NULL, 0, NULL, 0, strdup("stopped"));
     if (stop && !fine) fine = im__pw_kill(P, w, buf, sizeof buf);
+    const char *tmp = !fine && t->fn->mod ? im_module_path(t->fn->mod, IM_DIR_TEMP) : NULL;
+    if (tmp) { /* what the killed or crashed call left in its working directory goes too */
+        char wd[4200];
+        snprintf(wd, sizeof wd, "%s/worker-%d", tmp, (int)w->pid);
+        im__rmtree(wd);
+    }
     im__pw_give(P, w, fine);
 }
 
@@ -11497,13 +11591,18 @@ static int im__proc_image(im_ctx *c, im__epstate *st, im__taskrun *r)
     size_t nspans = IM__P_NFIXED + 2 * (size_t)nh, spb = nspans * sizeof(im__pspan);
     const char *dir = st->mod ? im_module_path(st->mod, IM_DIR_TEMP) : NULL;
     size_t dl = dir ? strlen(dir) : 0;
+    unsigned np = c->route ? c->route->nparams : 0;
+    size_t nl = 0;
+    for (unsigned i = 0; i < np; i++) nl += strlen(c->route->pnames[i]) + 1;
     size_t boff = c->req.body.len ? (size_t)(c->req.body.ptr - raw) : 0;
-    size_t raw_off = spb + dl;
+    size_t raw_off = spb + dl + nl;
     raw_off += (64 - ((raw_off + boff) & 63)) & 63; /* the body 64-byte aligned: viewed in place */
     size_t pay = raw_off + rl;
     int inl = pay <= IM__P_INLINE;
-    im__pcall_msg *m = calloc(1, sizeof *m + (inl ? pay : spb + dl));
+    size_t mlen = (sizeof(im__pcall_msg) + (inl ? pay : spb + dl + nl) + 63) & ~(size_t)63;
+    im__pcall_msg *m = aligned_alloc(64, mlen); /* its alignment is 64 (the body's, inline) */
     if (!m) return -ENOMEM;
+    memset(m, 0, mlen);
     im__pspan *sp = (im__pspan *)(void *)(m + 1);
     const im_str *v[IM__P_NFIXED] = {&c->req.method, &c->req.target, &c->req.path,
                                      &c->req.query, &c->req.body};
@@ -11521,6 +11620,11 @@ static int im__proc_image(im_ctx *c, im__epstate *st, im__taskrun *r)
     }
 #undef IM__SET
     if (dl) memcpy((char *)sp + spb, dir, dl);
+    for (unsigned i = 0, k = 0; i < np; i++) {
+        size_t l = strlen(c->route->pnames[i]) + 1;
+        memcpy((char *)sp + spb + dl + k, c->route->pnames[i], l);
+        k += (unsigned)l;
+    }
     m->kind = IM__PM_CALL;
     m->nspans = (uint32_t)nspans;
     m->ep = (uint64_t)(uintptr_t)st->ep;
@@ -11532,12 +11636,14 @@ static int im__proc_image(im_ctx *c, im__epstate *st, im__taskrun *r)
     m->cpu_s = L->srv->procs ? L->srv->procs->o.rlimit_cpu_s : 0;
     m->dir_off = (uint32_t)spb;
     m->dir_len = (uint32_t)dl;
+    m->names_off = (uint32_t)(spb + dl);
+    m->nparams = np;
     m->minor = c->req.minor;
     if (inl) {
         memcpy((char *)sp + raw_off, raw, rl);
         r->pmsg_len = (uint32_t)(sizeof *m + pay);
     } else {
-        int fd = im__pmemfd("im-request", sp, spb + dl, raw, raw_off, rl);
+        int fd = im__pmemfd("im-request", sp, spb + dl + nl, raw, raw_off, rl);
         if (fd < 0) {
             free(m);
             return -ENOMEM;
@@ -11560,6 +11666,7 @@ static void *im__procs_watch(void *arg)
     for (;;) {
         pthread_mutex_lock(&P->mu);
         int closing = P->closing, ctl = P->ctl, spare = P->spare_ctl;
+        unsigned gen = P->gen;
         pthread_mutex_unlock(&P->mu);
         if (closing) return NULL;
         /* POLLRDHUP only: an answer waiting for a spawner does not wake this thread */
@@ -11572,15 +11679,18 @@ static void *im__procs_watch(void *arg)
             }
         }
         pthread_mutex_lock(&P->mu);
-        if (!P->closing && ctl >= 0 && ctl == P->ctl && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        /* what it saw is about the descriptors of its snapshot only when nothing changed */
+        if (!P->closing && gen == P->gen && ctl >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
             im__fs_lost(P);
-        if (!P->closing && spare >= 0 && spare == P->spare_ctl &&
-            (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        else if (!P->closing && gen == P->gen && spare >= 0 &&
+                 (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
             im_log(IM_LOG_WARN, "process mode: the spare fork server (pid %d) ended: a new one "
                    "is made", (int)P->spare_pid);
             close(P->spare_ctl);
-            P->spare_ctl = -1;
-            im__reap(P->spare_pid, 100);
+            im__reap(P->spare_pidfd, P->spare_pid, 100);
+            if (P->spare_pidfd >= 0) close(P->spare_pidfd);
+            P->spare_ctl = P->spare_pidfd = -1;
+            P->gen++;
             im__fs_new_spare(P);
         }
         pthread_mutex_unlock(&P->mu);
@@ -11627,7 +11737,8 @@ static int im__procs_prestart(im_server *s)
     pthread_mutex_init(&P->mu, NULL);
     P->ctl = sv[0];
     P->fs_pid = pid;
-    P->spare_ctl = -1;
+    P->fs_pidfd = im__pidfd_open(pid); /* our child, not reaped: it is that process */
+    P->spare_ctl = P->spare_pidfd = -1;
     P->wake_efd = -1;
     s->procs = P;
     return 0;
@@ -11686,6 +11797,8 @@ static void im__procs_close(im_server *s)
     if (!P || !P->ex) return;
     im_executor_close(P->ex);
     pthread_mutex_lock(&P->mu);
+    P->closing = 1; /* no worker is taken or replaced from now on */
+    atomic_store(&P->closing_a, 1);
     for (im__pworker *w = P->busy; w; w = w->next)
         if (w->run) im__task_cancel(w->run->task, "cancelled: the server is shutting down");
     pthread_mutex_unlock(&P->mu);
@@ -11721,15 +11834,18 @@ static void im__procs_free(im_server *s)
         struct pollfd p = {w->pidfd, POLLIN, 0};
         if (w->pidfd >= 0) poll(&p, 1, 500);
     }
-    /* the fork servers kill what they forked and exit when their sockets close */
+    /* the fork servers kill what they forked, reap it, and exit when their sockets close */
     if (P->ctl >= 0) close(P->ctl);
     if (P->spare_ctl >= 0) close(P->spare_ctl);
-    im__reap(P->fs_pid, 2000);
+    im__reap(P->fs_pidfd, P->fs_pid, 2000);
+    im__reap(P->spare_pidfd, P->spare_pid, 2000); /* ours when the first one died */
+    if (P->fs_pidfd >= 0) close(P->fs_pidfd);
+    if (P->spare_pidfd >= 0) close(P->spare_pidfd);
     for (im__pworker *w = P->idle, *n; w; w = n) {
         n = w->next;
         close(w->efd);
+        im__reap(w->pidfd, w->pid, 0);
         if (w->pidfd >= 0) close(w->pidfd);
-        im__reap(w->pid, 0);
         free(w);
     }
     if (P->wake_efd >= 0) close(P->wake_efd);

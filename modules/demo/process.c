@@ -161,3 +161,21 @@ int worker_cwd(im_call *call, const worker_cwd_args *in, worker_cwd_result *out)
     out->result.ptr = s;
     return 0;
 }
+
+IM_ENDPOINT(GET, "/v1/demo/where/{word}", .summary = "A path and a query parameter, bound in a "
+            "worker process", .mode = IM_PROCESS)
+IM_ARG(string, word, "From the path", .max_length = 64)
+IM_ARG(int32, times, "From the query", .min = 1, .max = 10, .default = 1)
+IM_RESULT(string, "word, times times, separated by '-'")
+int where(im_call *call, const where_args *in, where_result *out)
+{
+    size_t n = (in->word.len + 1) * (size_t)in->times + 1;
+    char *s = im_call_alloc(call, n);
+    if (!s) return im_call_fail(call, 503, "out of memory");
+    size_t o = 0;
+    for (int32_t i = 0; i < in->times; i++)
+        o += (size_t)snprintf(s + o, n - o, "%s%.*s", i ? "-" : "", (int)in->word.len, in->word.ptr);
+    out->result.ptr = s;
+    out->result.len = o;
+    return 0;
+}

@@ -106,6 +106,13 @@ class ProcessTests(ServerTestCase):
         self.assertEqual(st, 422, doc)
         self.assertEqual(doc["detail"][0]["loc"], ["body", "x"])
 
+    def test_path_and_query_bound_in_the_worker(self):
+        st, _, doc = self.c.request("GET", "/v1/demo/where/caf%C3%A9?times=3")
+        self.assertEqual((st, doc), (200, {"result": "caf\u00e9-caf\u00e9-caf\u00e9"}))
+        st, _, doc = self.c.request("GET", "/v1/demo/where/x?times=11")
+        self.assertEqual(st, 422, doc)
+        self.assertEqual(doc["detail"][0]["loc"], ["query", "times"])
+
     def test_warm_pool_of_two(self):
         self.worker_pid()
         self.assertEqual(len(wait_until(lambda: len(self.workers()) == 2 and self.workers(), 5,
