@@ -10842,11 +10842,17 @@ static int im__pw_enter(struct im__pwcall *pw, const char *home, const char *dir
 static void im__pw_leave(struct im__pwcall *pw, const char *home)
 {
     if (!pw->dir[0] || !im__pw_wd.d) return;
-    rewinddir(im__pw_wd.d);
-    struct dirent *e;
-    int left = 0;
-    while (!left && (e = readdir(im__pw_wd.d)))
+    /* one read of its entries (readdir would read twice to see the end): an empty directory
+     * has "." and ".." only, and they fit */
+    _Alignas(8) char buf[1024];
+    int fd = dirfd(im__pw_wd.d), left = 0;
+    ssize_t n = lseek(fd, 0, SEEK_SET) == 0 ? getdents64(fd, buf, sizeof buf) : -1;
+    for (ssize_t k = 0; n >= 0 && k < n && !left;) {
+        const struct dirent64 *e = (const struct dirent64 *)(const void *)(buf + k);
         left = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+        k += e->d_reclen;
+    }
+    if (n < 0) left = 1; /* cannot tell: cleaned */
     if (!left) return;
     /* what the call left goes; the directory is made again for the next call */
     closedir(im__pw_wd.d);
