@@ -226,11 +226,11 @@ static void *im__bus_main(void *arg)
     }
 }
 
-im_bus *im_bus_new(const im_bus_opts *o)
+/* A bus's memory, its eventfd and locks, and no thread yet. NULL when out of memory. */
+static im_bus *im__bus_alloc(unsigned want)
 {
     im_bus *b = (im_bus *)calloc(1, sizeof *b);
     if (!b) return NULL;
-    unsigned want = o && o->queue_capacity ? o->queue_capacity : 1024;
     b->cap = 1;
     while (b->cap < want && b->cap < (1u << 24)) b->cap <<= 1; /* a power of two: the ring's
                                                               * indexes may wrap */
@@ -239,6 +239,13 @@ im_bus *im_bus_new(const im_bus_opts *o)
     b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->idle_cv, NULL);
+    return b;
+}
+
+im_bus *im_bus_new(const im_bus_opts *o)
+{
+    im_bus *b = im__bus_alloc(o && o->queue_capacity ? o->queue_capacity : 1024);
+    if (!b) return NULL;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are for the thread that waits for them */
@@ -259,18 +266,7 @@ im_bus *im_bus_new(const im_bus_opts *o)
 /* A bus without a thread, for a worker process: its events go to the hub only (nothing in
  * the worker subscribes; and a worker starts no thread it does not need). Never freed: it
  * lives as long as the worker. */
-static im_bus *im__bus_new_sendonly(void)
-{
-    im_bus *b = (im_bus *)calloc(1, sizeof *b);
-    if (!b) return NULL;
-    b->cap = 1;
-    b->next_id = 1;
-    atomic_init(&b->hubfd, -1);
-    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->idle_cv, NULL);
-    return b;
-}
+static im_bus *im__bus_new_sendonly(void) { return im__bus_alloc(1); }
 
 void im_bus_free(im_bus *b)
 {
