@@ -59,13 +59,13 @@ static void im__rebase(im_str *s, const char *from, size_t n, char *to)
     if (s->ptr >= from && s->ptr < from + n) s->ptr = to + (s->ptr - from);
 }
 
-int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
+/* Defers x. keep: with a copy of its request, which its views then point into; else without
+ * one, for a caller that took what it needs of it (a process task's message): every view is
+ * emptied, as nothing may read them once the connection's input is reused. */
+static int im__ctx_defer(im_ctx *x, int keep, im_close_fn on_close, void *arg)
 {
     im_loop *L = x->loop;
     im__conn *c = im__ctx_conn(x);
-    const char *from;
-    size_t n, hn;
-    char *to;
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
     if (x->is_inline_call) { /* its bound arguments and im_call would dangle */
@@ -73,30 +73,40 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
                ".mode = IM_POOL (or IM_SERIAL) to answer later");
         return -EINVAL;
     }
-    from = x->raw;
-    n = x->raw_len;
-    hn = x->req.num_headers * sizeof(im_header);
-    /* headers first (keeps them aligned), then the request placed so that its body starts
-     * 64-byte aligned: a binary body (an .npy array, float64s) is then viewed where it is
-     * instead of being copied once more by the binder */
-    size_t boff = x->req.body.len ? (size_t)(x->req.body.ptr - from) : 0;
-    if (!(to = malloc(hn + 63 + n + 1))) return -ENOMEM;
-    im_header *hs = (im_header *)(void *)to;
-    char *req = to + hn + (64 - ((uintptr_t)(to + hn + boff) & 63)) % 64;
-    memcpy(hs, x->req.headers, hn);
-    memcpy(req, from, n);
-    for (unsigned i = 0; i < x->req.num_headers; i++) {
-        im__rebase(&hs[i].name, from, n, req);
-        im__rebase(&hs[i].value, from, n, req);
+    if (keep) {
+        const char *from = x->raw;
+        size_t n = x->raw_len, hn = x->req.num_headers * sizeof(im_header);
+        /* headers first (keeps them aligned), then the request placed so that its body starts
+         * 64-byte aligned: a binary body (an .npy array, float64s) is then viewed where it is
+         * instead of being copied once more by the binder */
+        size_t boff = x->req.body.len ? (size_t)(x->req.body.ptr - from) : 0;
+        char *to = malloc(hn + 63 + n + 1);
+        if (!to) return -ENOMEM;
+        im_header *hs = (im_header *)(void *)to;
+        char *req = to + hn + (64 - ((uintptr_t)(to + hn + boff) & 63)) % 64;
+        memcpy(hs, x->req.headers, hn);
+        memcpy(req, from, n);
+        for (unsigned i = 0; i < x->req.num_headers; i++) {
+            im__rebase(&hs[i].name, from, n, req);
+            im__rebase(&hs[i].value, from, n, req);
+        }
+        im__rebase(&x->req.method, from, n, req);
+        im__rebase(&x->req.target, from, n, req);
+        im__rebase(&x->req.path, from, n, req);
+        im__rebase(&x->req.query, from, n, req);
+        im__rebase(&x->req.body, from, n, req);
+        for (unsigned i = 0; i < IM_MAX_PARAMS; i++) im__rebase(&x->params[i], from, n, req);
+        x->req.headers = hs;
+        x->owned = to;
+    } else {
+        im_str none = {NULL, 0};
+        x->req.method = x->req.target = x->req.path = x->req.query = x->req.body = none;
+        x->req.headers = NULL;
+        x->req.num_headers = 0;
+        for (unsigned i = 0; i < IM_MAX_PARAMS; i++) x->params[i] = none;
+        x->raw = NULL;
+        x->raw_len = 0;
     }
-    im__rebase(&x->req.method, from, n, req);
-    im__rebase(&x->req.target, from, n, req);
-    im__rebase(&x->req.path, from, n, req);
-    im__rebase(&x->req.query, from, n, req);
-    im__rebase(&x->req.body, from, n, req);
-    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) im__rebase(&x->params[i], from, n, req);
-    x->req.headers = hs;
-    x->owned = to;
     x->is_deferred = 1;
     c->is_probed = 0; /* a new request behind a FIN is probed anew */
     x->on_close = on_close;
@@ -106,29 +116,7 @@ int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg)
     return 0;
 }
 
-/* Defers x without keeping its request: for a caller that took what it needs of it (a
- * process task's message). Every view of the request is emptied, as nothing may read them
- * once the connection's input is reused. */
-static int im__ctx_defer_bare(im_ctx *x)
-{
-    im__conn *c = im__ctx_conn(x);
-    if (x->is_deferred || x->is_done) return -EALREADY;
-    if (!c) return -EPIPE;
-    im_str none = {NULL, 0};
-    x->req.method = x->req.target = x->req.path = x->req.query = x->req.body = none;
-    x->req.headers = NULL;
-    x->req.num_headers = 0;
-    for (unsigned i = 0; i < IM_MAX_PARAMS; i++) x->params[i] = none;
-    x->raw = NULL;
-    x->raw_len = 0;
-    x->is_deferred = 1;
-    c->is_probed = 0;
-    x->on_close = NULL;
-    x->close_arg = NULL;
-    c->pending = x;
-    x->loop->deferred++;
-    return 0;
-}
+int im_ctx_defer(im_ctx *x, im_close_fn on_close, void *arg) { return im__ctx_defer(x, 1, on_close, arg); }
 
 /* The peer of a deferred request is gone: tell its owner, who still finishes it. */
 static void im__ctx_detach(im_loop *L, im_ctx *x)

@@ -803,7 +803,19 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     else im__ep_answer(c, ep, &call, status, out);
 }
 
-/* A call of a pool or serial endpoint: bound on the loop, then a task. */
+/* A call refused before it became a task (no memory, a 4xx from the binder): its slot and
+ * what was allocated for it given back. r may be NULL. */
+static void im__call_refused(im_loop *L, im__epstate *st, im__task *t, im__taskrun *r)
+{
+    atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
+    free(t);
+    if (!r) return;
+    free(r->owned); /* a process task's message (otherwise still the context's) */
+    if (r->pfd >= 0) close(r->pfd);
+    im__run_free(L, r);
+}
+
+/* A call of a pool, serial or process endpoint: bound on the loop, then a task. */
 static void im__ep_task(im_ctx *c, im__epstate *st)
 {
     const im_endpoint *ep = st->ep;
@@ -842,13 +854,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     }
     if (!t || !r || im__task_id(L, t->id) ||
         (proc ? im__proc_image(c, st, r) : im_ctx_defer(c, NULL, NULL))) {
-        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
-        free(t);
-        if (r) {
-            free(r->owned);
-            if (r->pfd >= 0) close(r->pfd);
-            im__run_free(L, r);
-        }
+        im__call_refused(L, st, t, r);
         im_reply_error(c, 503, "out of memory");
         return;
     }
@@ -856,11 +862,7 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     r->args = r->mem;
     r->out = r->mem + as;
     if (im__ep_bind(c, ep, r->args)) { /* answered 4xx */
-        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
-        free(t);
-        free(r->owned);
-        if (r->pfd >= 0) close(r->pfd);
-        im__run_free(L, r);
+        im__call_refused(L, st, t, r);
         return;
     }
     /* the task takes the request's bytes (its headers with them: what the answer needs of
@@ -870,12 +872,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
         c->is_npy_accept = im__accepts_npy(c) != 0;
         c->is_npy_known = 1;
     }
-    if (proc && im__ctx_defer_bare(c)) { /* its bytes stay behind: only the message is kept */
-        atomic_fetch_sub_explicit(&st->unfinished, 1, memory_order_relaxed);
-        free(t);
-        free(r->owned);
-        if (r->pfd >= 0) close(r->pfd);
-        im__run_free(L, r);
+    if (proc && im__ctx_defer(c, 0, NULL, NULL)) { /* its bytes stay behind: only the message is kept */
+        im__call_refused(L, st, t, r);
         im_reply_error(c, 503, "the request cannot wait for its task");
         return;
     }
