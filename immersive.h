@@ -1711,7 +1711,7 @@ struct im_call {
 struct im__pwcall {
     int sock;                 /* its socket to the server */
     char task_id[36];
-    char dir[4096 + 64];      /* its working directory, when it has one */
+    const char *dir;          /* its working directory (im__pw_enter's), or NULL */
 };
 /* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
 static volatile sig_atomic_t im__pw_term;
@@ -10796,7 +10796,7 @@ static int im__pw_enter(struct im__pwcall *pw, const char *home, const char *dir
 {
     if (!dl || dl >= sizeof im__pw_wd.key) return 0;
     if (im__pw_wd.is_in && strlen(im__pw_wd.key) == dl && memcmp(im__pw_wd.key, dir, dl) == 0) {
-        snprintf(pw->dir, sizeof pw->dir, "%s", im__wd_path);
+        pw->dir = im__wd_path;
         return 0;
     }
     if (im__pw_wd.d) closedir(im__pw_wd.d);
@@ -10817,13 +10817,13 @@ static int im__pw_enter(struct im__pwcall *pw, const char *home, const char *dir
     memcpy(im__pw_wd.key, dir, dl);
     im__pw_wd.key[dl] = 0;
     im__pw_wd.is_in = 1;
-    snprintf(pw->dir, sizeof pw->dir, "%s", im__wd_path);
+    pw->dir = im__wd_path;
     return 0;
 }
 
 static void im__pw_leave(struct im__pwcall *pw, const char *home)
 {
-    if (!pw->dir[0] || !im__pw_wd.d) return;
+    if (!pw->dir || !im__pw_wd.d) return;
     /* one read of its entries (readdir would read twice to see the end): an empty directory
      * has "." and ".." only, and they fit */
     _Alignas(8) char buf[1024];
@@ -11307,11 +11307,11 @@ static im__pworker *im__pw_spawn(im__procs *P, char *cause, size_t cap)
 
 /* Lets a worker go: its descriptors closed (it exits when it sees its socket close), reaped
  * when it is this process's child. */
-static void im__pw_close(im__pworker *w)
+static void im__pw_close(im__pworker *w, int wait_ms)
 {
-    close(w->sock);
+    if (w->sock >= 0) close(w->sock);
     close(w->efd);
-    im__reap(w->pidfd, w->pid, w->pidfd >= 0 ? 100 : 0); /* it ends when its socket closes */
+    im__reap(w->pidfd, w->pid, w->pidfd >= 0 ? wait_ms : 0); /* it ends when its socket closes */
     if (w->pidfd >= 0) close(w->pidfd);
     free(w);
 }
@@ -11330,7 +11330,7 @@ static im__pworker *im__pw_take(im__procs *P, im__taskrun *r, char *cause, size_
         P->idle = w->next;
         struct pollfd p = {w->sock, POLLIN, 0};
         if (poll(&p, 1, 0) == 0) break; /* nothing pending: alive */
-        im__pw_close(w); /* died while idle (its end was written, or its socket closed) */
+        im__pw_close(w, 100); /* died while idle (its end was written, or its socket closed) */
         atomic_fetch_add_explicit(&P->restarts, 1, memory_order_relaxed);
     }
     if (!w) w = im__pw_spawn(P, cause, cap);
@@ -11362,7 +11362,7 @@ static void im__pw_give(im__procs *P, im__pworker *w, int fine)
     }
     pthread_mutex_unlock(&P->mu);
     if (!w) return;
-    im__pw_close(w);
+    im__pw_close(w, 100);
     pthread_mutex_lock(&P->mu);
     if (!P->closing) {
         atomic_fetch_add_explicit(&P->restarts, 1, memory_order_relaxed);
@@ -11831,10 +11831,7 @@ static void im__procs_free(im_server *s)
     if (P->spare_pidfd >= 0) close(P->spare_pidfd);
     for (im__pworker *w = P->idle, *n; w; w = n) {
         n = w->next;
-        close(w->efd);
-        im__reap(w->pidfd, w->pid, 0);
-        if (w->pidfd >= 0) close(w->pidfd);
-        free(w);
+        im__pw_close(w, 0);
     }
     if (P->wake_efd >= 0) close(P->wake_efd);
     pthread_mutex_destroy(&P->mu);
@@ -14244,7 +14241,7 @@ const char *im_module_path(const im_module *m, im_dir_kind kind)
 
 const char *im_module_dir(im_call *call, im_dir_kind kind)
 {
-    if (call->pw && kind == IM_DIR_TEMP && call->pw->dir[0]) return call->pw->dir; /* a worker's */
+    if (call->pw && kind == IM_DIR_TEMP && call->pw->dir) return call->pw->dir; /* a worker's */
     im_module *m = im_call_module(call);
     if (!m || (unsigned)kind >= 3) {
         errno = EINVAL;

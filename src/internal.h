@@ -328,7 +328,7 @@ struct im_call {
 struct im__pwcall {
     int sock;                 /* its socket to the server */
     char task_id[36];
-    char dir[4096 + 64];      /* its working directory, when it has one */
+    const char *dir;          /* its working directory (im__pw_enter's), or NULL */
 };
 /* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
 static volatile sig_atomic_t im__pw_term;

@@ -130,7 +130,7 @@ const char *im_module_path(const im_module *m, im_dir_kind kind)
 
 const char *im_module_dir(im_call *call, im_dir_kind kind)
 {
-    if (call->pw && kind == IM_DIR_TEMP && call->pw->dir[0]) return call->pw->dir; /* a worker's */
+    if (call->pw && kind == IM_DIR_TEMP && call->pw->dir) return call->pw->dir; /* a worker's */
     im_module *m = im_call_module(call);
     if (!m || (unsigned)kind >= 3) {
         errno = EINVAL;
