@@ -1,6 +1,8 @@
 """benchlib.py — what the benchmark scripts share: a process's CPU time and resident memory
-read from /proc, the way shared/tools/cpu-per-req and idle-conns read them."""
+read from /proc, the way shared/tools/cpu-per-req and idle-conns read them, and the median of
+rounds."""
 import os
+import statistics
 
 TCK = os.sysconf("SC_CLK_TCK")
 
@@ -24,3 +26,8 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def medians(rounds):
+    """{field: median over the rounds} of a list of {field: value} (None values left out)."""
+    return {f: statistics.median(x[f] for x in rounds if x.get(f) is not None) for f in rounds[0]}

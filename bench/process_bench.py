@@ -18,11 +18,11 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import medians  # noqa: E402
 from tasks_bench import DEB_PY, HERE, ROOT, Proc, measure_wrk  # noqa: E402
 
 
@@ -53,8 +53,7 @@ def main():
         finally:
             im.stop()
             fk.stop()
-    res = {k: {f: statistics.median(x[f] for x in rs if x.get(f) is not None) for f in rs[0]}
-           for k, rs in runs.items()}
+    res = {k: medians(rs) for k, rs in runs.items()}
     pool, fork = res["pool sync"], res["fork per call"]
     print(f"\n{a.rounds} rounds x {a.duration} s (medians); servers on core 0, wrk on core 1")
     print(f"{'':14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} "

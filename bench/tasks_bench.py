@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import cpu_seconds, rss_kb  # noqa: E402
+from benchlib import cpu_seconds, medians, rss_kb  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -214,8 +214,7 @@ def main():
             im.stop()
             fa.stop()
         for k, rs in runs.items():
-            results[k] = {f: statistics.median(x[f] for x in rs if x.get(f) is not None)
-                          for f in rs[0]}
+            results[k] = medians(rs)
         results["Celery"] = celery(tmp)
         results["store"] = store_memory(demo, client)
     inl, fa = results["inline"], results["FastAPI"]
