@@ -141,9 +141,13 @@ class AllOnTests(ModuleTestCase):
         c.request("POST", "/v1/lab/gpu", body=b'{"ms": 400}',
                   headers={"Content-Type": "application/json", "Prefer": "respond-async"})
         r = c.getresponse()
-        self.assertEqual(r.status, 202, r.read())
-        r.read()
+        body = r.read()
+        self.assertEqual(r.status, 202, body)
         c.close()
+        # a task still QUEUED at the signal ends CANCELLED: stop only once it runs
+        tid = json.loads(body)["task_id"]
+        wait_for(lambda: self.call("GET", "/tasks/" + tid)[1]["state"] == "RUNNING", 5,
+                 "the task to run")
         rc = self.stop(signal.SIGTERM)
         self.assertEqual(rc, 0, srv.stderr_tail())
         err = srv.stderr_text()
