@@ -42,7 +42,7 @@
  *                 http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c launch.c
+ *   conf.c module.c manage.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -130,6 +130,15 @@
 
 /* Process mode: a worker killed (time limit, cancel) gets SIGTERM, then SIGKILL this much
  * later. */
+#ifndef IM_DEFAULT_LOG_RING_LINES
+#define IM_DEFAULT_LOG_RING_LINES 8192
+#endif
+#ifndef IM_DEFAULT_READY_QUEUE_PERCENT
+#define IM_DEFAULT_READY_QUEUE_PERCENT 90
+#endif
+#ifndef IM_DEFAULT_MANAGE_PREFIX
+#define IM_DEFAULT_MANAGE_PREFIX "/manage"
+#endif
 #ifndef IM_DEFAULT_KILL_GRACE_MS
 #define IM_DEFAULT_KILL_GRACE_MS 1000
 #endif
@@ -221,27 +230,80 @@ long im_url_decode(im_str src, char *dst, size_t dstcap, int plus_is_space);
 im_str im_query_get(im_str query, const char *name);
 /* ======== end base.h ======== */
 /* ======== begin log.h ======== */
-/* log.h — leveled logging to stderr, one line per event, safe from any thread. */
+/* log.h — leveled logging, safe from any thread: text or JSON lines, to stderr or a file
+ * reopened on demand (SIGHUP), each line tagged with the request being handled. Once a server
+ * starts, lines go through a bounded ring that a writer thread drains, so no caller (a loop
+ * above all) ever waits for the disk: a full ring drops the line and counts it. */
 
 typedef enum im_log_level {
-    IM_LOG_DEBUG = 0,
-    IM_LOG_INFO = 1,
-    IM_LOG_WARN = 2,
-    IM_LOG_ERROR = 3,
-    IM_LOG_OFF = 4
+    IM_LOG_TRACE = 0,
+    IM_LOG_DEBUG = 1,
+    IM_LOG_INFO = 2,
+    IM_LOG_WARN = 3,
+    IM_LOG_ERROR = 4,
+    IM_LOG_FATAL = 5, /* the most severe; logging it does not end the process */
+    IM_LOG_OFF = 6
 } im_log_level;
 
 /* Sets / reads the process-wide threshold (default IM_LOG_INFO). */
 void im_log_set_level(im_log_level level);
 im_log_level im_log_get_level(void);
-/* Parses "debug", "info", "warn", "error", "off". Returns the level or -EINVAL. */
+/* Parses "trace", "debug", "info", "warn" ("warning"), "error", "fatal", "off". Returns the
+ * level or -EINVAL. */
 int im_log_level_parse(const char *name);
-/* Writes one line "2026-11-24T12:00:00.123Z INFO message" when level passes the threshold. */
+/* The name of a level ("info"), "off" past the last. */
+const char *im_log_level_name(im_log_level level);
+
+/* Where and how lines go. Zero-initialise; 0 / NULL is the default. */
+typedef struct im_log_opts {
+    int json;            /* 1: one JSON object per line (time, level, msg, request_id) */
+    const char *file;    /* append to this file (created 0644) instead of stderr */
+    unsigned ring_lines; /* lines the ring holds before it drops (8192) */
+} im_log_opts;
+
+/* Applies opts: opens the file (kept open; im_log_reopen opens the path again). Returns 0 or
+ * -errno (the file cannot be opened: lines keep going where they went). */
+int im_log_configure(const im_log_opts *opts);
+/* Opens the file again, for log rotation: what is written from now on goes to the path's new
+ * file. Safe from a signal's handling thread; no-op without a file. 0 or -errno. */
+int im_log_reopen(void);
+/* Starts the writer thread: lines go through the ring from now on (a server does it when it
+ * starts). Idempotent; in a child after fork() lines are written directly again. */
+int im_log_start(void);
+/* Waits (up to 2 s) until every line queued so far is written. */
+void im_log_flush(void);
+/* Lines dropped because the ring was full, since the process started. */
+uint64_t im_log_dropped(void);
+
+/* The request id this thread is handling (set by the runtime around handlers and tasks; NULL
+ * clears it): every line this thread logs meanwhile carries it. */
+void im_log_set_request_id(const char *request_id);
+const char *im_log_request_id(void);
+
+/* Writes one line "2026-11-24T12:00:00.123Z INFO [request-id] message" (or its JSON) when
+ * level passes the threshold. */
 void im_log(im_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Like im_log, whatever the threshold (the access log: wanted by its own switch). kind is
+ * the text tag and the JSON "level" ("access"). */
+void im_log_always(const char *kind, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Times the block or statement after it and logs "<name>: <n> ns" at debug level (with the
+ * request id), like serve-common's time_and_log:  IM_TIMED("resize") { ... }
+ * The block must not leave by return, goto or break out of it (its time is then not logged). */
+#define IM_TIMED(name)                                                                       \
+    for (uint64_t im__t0_ = im_log_clock_ns(), im__once_ = 1; im__once_;                      \
+         im__once_ = 0, im_log(IM_LOG_DEBUG, "%s: %llu ns", (name),                           \
+                               (unsigned long long)(im_log_clock_ns() - im__t0_)))
+/* CLOCK_MONOTONIC in nanoseconds (for IM_TIMED). */
+uint64_t im_log_clock_ns(void);
 /* ======== end log.h ======== */
 /* ======== begin json.h ======== */
 /* json.h — JSON text writer (responses, errors, the OpenAPI document). It appends to a caller's
@@ -613,6 +675,17 @@ typedef struct im_server_opts {
     size_t rlimit_as_bytes;    /* each worker's address space, RLIMIT_AS (0: unlimited) */
     unsigned rlimit_cpu_s;     /* CPU seconds one call may take in its worker (0: no limit) */
     unsigned rlimit_nofile;    /* open files of each worker, RLIMIT_NOFILE (0: inherited) */
+    const char *log_format;    /* "text" (default) or "json": one JSON object per line */
+    const char *log_file;      /* append lines to this file, reopened on SIGHUP (NULL or "":
+                                * stderr) */
+    int access_log;            /* 1: one line per request (time, id, peer, method, target,
+                                * status, bytes, microseconds, task) */
+    unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
+    const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
+    const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
+                                * (NULL or "": none, and only loopback peers may write) */
+    unsigned ready_queue_percent; /* GET /ready says 503 when an executor's queue is fuller
+                                   * than this share of its capacity (90) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -688,6 +761,9 @@ im_loop *im_ctx_loop(const im_ctx *c);
 im_str im_ctx_param(const im_ctx *c, const char *name);
 /* First header of that name (case-insensitive), or {NULL, 0}. */
 im_str im_ctx_header(const im_ctx *c, const char *name);
+/* Its request id (NUL-ended, valid while the request lives): X-Request-ID as the client sent
+ * it when 1..128 of [A-Za-z0-9._:-], else 32 random hex digits. Echoed in the answer. */
+const char *im_ctx_request_id(const im_ctx *c);
 
 /* Adds a response header to the answer being built (before im_reply / im_stream_begin).
  * Name must be a token and value free of CR, LF and NUL: else -EINVAL. Copied. */
@@ -792,6 +868,8 @@ void im_queue_close(im_queue *q);
 size_t im_queue_size(const im_queue *q);
 /* Levels of the queue. */
 unsigned im_queue_levels(const im_queue *q);
+/* Items one level holds at most. */
+size_t im_queue_capacity(const im_queue *q);
 /* ======== end queue.h ======== */
 /* ======== begin executor.h ======== */
 /* executor.h — worker threads fed by an im_queue: submit(priority, job) returns at once (or
@@ -870,6 +948,7 @@ void im_executor_free(im_executor *ex);
 
 unsigned im_executor_threads(const im_executor *ex); /* worker threads */
 size_t im_executor_queued(const im_executor *ex);    /* jobs waiting (snapshot) */
+size_t im_executor_capacity(const im_executor *ex);  /* jobs one priority level holds */
 unsigned im_executor_running(const im_executor *ex); /* jobs running now (snapshot) */
 /* How long a job just queued would wait before a worker starts it, in milliseconds: the jobs
  * ahead of it times the recent mean run time, over the threads (a Retry-After estimate). */
@@ -936,6 +1015,9 @@ void im_call_progress(im_call *call, double fraction, const char *message);
 /* The call's task id (32 lowercase hex characters; borrowed, valid during the call), or NULL
  * for an inline call. */
 const char *im_call_task_id(const im_call *call);
+/* The id of the request that made the call (see im_ctx_request_id; borrowed, valid during
+ * the call), in a worker thread or process as on the loop. Lines the call logs carry it. */
+const char *im_call_request_id(const im_call *call);
 
 /* States of a task, in the order it moves through them (the last four are terminal). */
 enum {
@@ -1386,6 +1468,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
  * live inside the opaque public structs. */
 
 #define IM__NIL UINT32_MAX
+#define IM__RID_MAX 128 /* a request id's characters at most (X-Request-ID) */
 
 /* user_data of every SQE: what it is (op), and for connection ops which slot and which use of
  * that slot (generation), so that a late completion for a reused slot is recognised. */
@@ -1579,6 +1662,14 @@ struct im_ctx {
     char *xh;                  /* owned extra response header lines ("Name: v\r\n"...) */
     im__arena arena;           /* owned: binder and handler memory of this request */
     uint32_t xh_len, xh_cap;
+    uint64_t t0_ns;            /* when it was dispatched (access log), 0 when not read */
+    uint64_t bytes_out;        /* what it queued (access log) */
+    int16_t stream_status;     /* a stream's status (access log at its end) */
+    char task_id[33];          /* its task's id, "" when none (access log) */
+    char *acc;                 /* owned, deferred: its method and target (access log) */
+    uint16_t acc_mlen, acc_tlen;
+    uint8_t rid_len;
+    char rid[IM__RID_MAX + 1]; /* its request id: X-Request-ID as it came, or one made */
     struct im_ctx *next_free;  /* pool link */
 };
 
@@ -1616,6 +1707,7 @@ struct im_loop {
     uint64_t clock_ms;         /* the same clock in 64 bits, for timers of any length */
     int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
+    uint64_t rid_rng[2];       /* xorshift128+ state of the request ids this loop makes */
     im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
     uint32_t nheap, heap_cap;
     time_t date_sec;           /* second the Date header was made for */
@@ -1663,6 +1755,7 @@ struct im_server {
     int port;                  /* bound port, -1 before start */
     int stop_efd;              /* written by im_server_stop() */
     _Atomic int stop_asked;
+    _Atomic int stopping;      /* the graceful stop began (GET /ready: 503) */
     _Atomic int conns;         /* connections served, over all loops (503s not counted) */
     int started;
     int joined;
@@ -1711,6 +1804,7 @@ struct im_call {
 struct im__pwcall {
     int sock;                 /* its socket to the server */
     char task_id[36];
+    const char *rid;          /* its request id (the message's) */
     const char *dir;          /* its working directory (im__pw_enter's), or NULL */
 };
 /* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
@@ -1763,6 +1857,7 @@ typedef struct im__task {
     struct im__task *dnext;      /* (S) finished tasks, in the order they finished */
     size_t bytes;                /* (S) what it holds, counted against the store's cap */
     char small[32];              /* (L) a short answer is kept here: body points to it */
+    char request_id[IM__RID_MAX + 1]; /* the id of the request that made it */
 } im__task;
 
 /* A task's execution: the job on the executor and what the call needs, alive from submit to
@@ -1846,6 +1941,9 @@ typedef struct im__service {
 
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
+static int im__manage_routes(im_server *s);
+static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
+                           int status, uint64_t bytes, uint64_t us, const char *task);
 static struct io_uring_sqe *im__sqe(im_loop *L);
 static void im__sqe_ignore(struct io_uring_sqe *s);
 static void im__conn_pause(im_loop *L, im__conn *c);
@@ -1967,10 +2065,49 @@ im_str im_query_get(im_str q, const char *name)
 }
 /* ======== end base.c ======== */
 /* ======== begin log.c ======== */
-/* log.c — leveled logging: formats a whole line, then writes it with one write(2) so lines
- * from different threads never interleave. */
+/* log.c — leveled logging: a whole line is formatted at once (text or JSON, with the thread's
+ * request id), then either written with one write(2) (before a server starts, and in forked
+ * children) or put in a bounded lock-free ring (Vyukov's, many producers, one consumer) that a
+ * writer thread drains with writev. A full ring drops the line and counts it: the loops never
+ * wait for the log. */
+
+#define IM__LOG_SLOT 1024 /* a line's room, its header included: longer lines are cut */
+#define IM__LOG_BATCH 64  /* lines per writev */
+
+typedef struct im__lslot {
+    _Atomic uint64_t seq; /* Vyukov's sequence: pos when free, pos + 1 when filled */
+    uint32_t len;
+    char data[IM__LOG_SLOT - 12];
+} im__lslot;
 
 static _Atomic int im__log_threshold = IM_LOG_INFO;
+static _Thread_local const char *im__log_rid;
+
+static struct {
+    im__lslot *slots;
+    uint32_t mask;
+    _Atomic uint64_t head;    /* next position to fill */
+    _Atomic uint64_t tail;    /* next position the writer takes */
+    _Atomic int sleeping;     /* the writer waits on efd: a producer wakes it */
+    _Atomic int async;        /* lines go through the ring */
+    _Atomic int fd;           /* where lines go: 2, or the file */
+    _Atomic int json;
+    _Atomic uint64_t dropped;
+    unsigned ring_lines;      /* for the next start */
+    int efd;
+    int prd;                  /* the read end of the fork server's stderr, or -1 */
+    char *pbuf;               /* owned: what came from it, up to a whole line */
+    size_t plen;
+    pthread_t thread;
+    pthread_mutex_t mu;       /* configure, reopen, start */
+    char *path;               /* owned: the file, or NULL for stderr */
+} im__L = {.fd = 2, .efd = -1, .prd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define IM__LOG_PBUF 65536
+
+static const char *const im__log_names[] = {"trace", "debug", "info", "warn", "error", "fatal",
+                                            "off"};
+static const char *const im__log_tags[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
 
 void im_log_set_level(im_log_level level)
 {
@@ -1984,36 +2121,472 @@ im_log_level im_log_get_level(void)
 
 int im_log_level_parse(const char *name)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error", "off"};
-    for (int i = 0; i < 5; i++)
-        if (strcmp(name, names[i]) == 0) return i;
+    for (int i = 0; i <= IM_LOG_OFF; i++)
+        if (strcmp(name, im__log_names[i]) == 0) return i;
     if (strcmp(name, "warning") == 0) return IM_LOG_WARN;
     return -EINVAL;
 }
 
+const char *im_log_level_name(im_log_level level)
+{
+    return (unsigned)level < IM_LOG_OFF ? im__log_names[level] : "off";
+}
+
+void im_log_set_request_id(const char *request_id) { im__log_rid = request_id; }
+const char *im_log_request_id(void) { return im__log_rid; }
+uint64_t im_log_dropped(void) { return atomic_load_explicit(&im__L.dropped, memory_order_relaxed); }
+
+uint64_t im_log_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* "2026-11-24T12:00:00.123Z" (24 bytes) at o; the calendar part is cached per thread. */
+static void im__log_time(char *o)
+{
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char day[64]; /* 21 used: room for what gcc fears of %d */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(day, sizeof day, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        sec = ts.tv_sec;
+    }
+    memcpy(o, day, 20);
+    long ms = ts.tv_nsec / 1000000;
+    o[20] = (char)('0' + ms / 100);
+    o[21] = (char)('0' + ms / 10 % 10);
+    o[22] = (char)('0' + ms % 10);
+    o[23] = 'Z';
+}
+
+/* s as the inside of a JSON string at o (room: cap); returns the bytes written. Cut whole. */
+static size_t im__log_jesc(char *o, size_t cap, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            if (k + 2 > cap) break;
+            o[k++] = '\\';
+            o[k++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            if (k + 6 > cap) break;
+            memcpy(o + k, "\\u00", 4);
+            o[k + 4] = hex[ch >> 4];
+            o[k + 5] = hex[ch & 15];
+            k += 6;
+        } else {
+            if (k + 1 > cap) break;
+            o[k++] = (char)ch;
+        }
+    }
+    return k;
+}
+
+/* One whole line (newline included) into o[0..cap), cap >= 128; returns its length. */
+static size_t im__log_format(char *o, size_t cap, const char *tag, const char *name,
+                             const char *fmt, va_list ap)
+{
+    const char *rid = im__log_rid;
+    size_t n = 0;
+    cap--; /* the newline's room */
+    if (atomic_load_explicit(&im__L.json, memory_order_relaxed)) {
+        char msg[IM__LOG_SLOT];
+        int m = vsnprintf(msg, sizeof msg, fmt, ap);
+        size_t ml = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+        memcpy(o, "{\"time\":\"", 9);
+        im__log_time(o + 9);
+        n = 33;
+        n += (size_t)snprintf(o + n, cap - n, "\",\"level\":\"%s\"", name);
+        if (rid) {
+            memcpy(o + n, ",\"request_id\":\"", 15);
+            n += 15;
+            n += im__log_jesc(o + n, cap - n - 16, rid, strnlen(rid, 128));
+            o[n++] = '"';
+        }
+        if (ml && msg[0] == '\x01') { /* already JSON fields (the access log's) */
+            size_t fl = ml - 1 < cap - n - 2 ? ml - 1 : cap - n - 2;
+            o[n++] = ',';
+            memcpy(o + n, msg + 1, fl);
+            n += fl;
+        } else {
+            memcpy(o + n, ",\"msg\":\"", 8);
+            n += 8;
+            n += im__log_jesc(o + n, cap - n - 2, msg, ml);
+            o[n++] = '"';
+        }
+        o[n++] = '}';
+    } else {
+        im__log_time(o);
+        o[24] = ' ';
+        n = 25;
+        size_t tl = strlen(tag);
+        memcpy(o + n, tag, tl);
+        n += tl;
+        o[n++] = ' ';
+        if (rid) {
+            size_t rl = strnlen(rid, 128);
+            o[n++] = '[';
+            memcpy(o + n, rid, rl);
+            n += rl;
+            o[n++] = ']';
+            o[n++] = ' ';
+        }
+        int m = vsnprintf(o + n, cap - n, fmt, ap);
+        if (m > 0) n += (size_t)m < cap - n ? (size_t)m : cap - n - 1;
+    }
+    o[n++] = '\n';
+    return n;
+}
+
+static void im__log_write_all(const char *p, size_t n)
+{
+    int fd = atomic_load_explicit(&im__L.fd, memory_order_relaxed);
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return; /* nowhere left to report it */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* A slot to fill at the ring's head, or NULL when the ring is full. */
+static im__lslot *im__log_claim(void)
+{
+    uint64_t pos = atomic_load_explicit(&im__L.head, memory_order_relaxed);
+    for (;;) {
+        im__lslot *s = &im__L.slots[pos & im__L.mask];
+        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        int64_t dif = (int64_t)(seq - pos);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&im__L.head, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                return s;
+        } else if (dif < 0) {
+            return NULL;
+        } else {
+            pos = atomic_load_explicit(&im__L.head, memory_order_relaxed);
+        }
+    }
+}
+
+static void im__log_publish(im__lslot *s)
+{
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst); /* against the writer's sleeping flag */
+    if (atomic_load_explicit(&im__L.sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&im__L.sleeping, 0, memory_order_relaxed)) {
+        uint64_t one = 1;
+        if (write(im__L.efd, &one, sizeof one) < 0) { /* it wakes within a second anyway */
+        }
+    }
+}
+
+static void im__log_vemit(const char *tag, const char *name, const char *fmt, va_list ap)
+{
+    if (atomic_load_explicit(&im__L.async, memory_order_acquire)) {
+        im__lslot *s = im__log_claim();
+        if (!s) {
+            atomic_fetch_add_explicit(&im__L.dropped, 1, memory_order_relaxed);
+            return;
+        }
+        s->len = (uint32_t)im__log_format(s->data, sizeof s->data, tag, name, fmt, ap);
+        im__log_publish(s);
+        return;
+    }
+    char line[IM__LOG_SLOT];
+    im__log_write_all(line, im__log_format(line, sizeof line, tag, name, fmt, ap));
+}
+
 void im_log(im_log_level level, const char *fmt, ...)
 {
-    static const char *const tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    char line[1024];
-    struct timespec ts;
-    struct tm tm;
     va_list ap;
-    int n;
     if ((int)level < atomic_load_explicit(&im__log_threshold, memory_order_relaxed) ||
-        level >= IM_LOG_OFF)
+        level >= IM_LOG_OFF || (int)level < 0)
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 ts.tv_nsec / 1000000, tags[level]);
     va_start(ap, fmt);
-    n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    im__log_vemit(im__log_tags[level], im__log_names[level], fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2; /* truncated: keep the newline */
-    line[n++] = '\n';
-    if (write(2, line, (size_t)n) < 0) { /* nowhere left to report it */
+}
+
+void im_log_always(const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    char tag[16];
+    size_t i = 0;
+    for (; kind[i] && i < sizeof tag - 1; i++) tag[i] = (char)toupper((unsigned char)kind[i]);
+    tag[i] = 0;
+    va_start(ap, fmt);
+    im__log_vemit(tag, kind, fmt, ap);
+    va_end(ap);
+}
+
+/* The access log's line of one answer: every field separate in JSON; in text
+ *   <time> ACCESS [<request id>] <peer> "<method> <target>" <status> <bytes> <us>us task=<id>
+ * A field not known is "-". */
+static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
+                           int status, uint64_t bytes, uint64_t us, const char *task)
+{
+    const char *saved = im__log_rid;
+    im__log_rid = rid;
+    if (!method.len) method = (im_str){"-", 1};
+    if (!target.len) target = (im_str){"-", 1};
+    if (target.len > 512) target.len = 512; /* the line keeps its other fields */
+    if (atomic_load_explicit(&im__L.json, memory_order_relaxed)) {
+        char m[24], t[481]; /* bounded: the whole line stays within a slot, valid JSON */
+        m[im__log_jesc(m, sizeof m - 1, method.ptr, method.len)] = 0;
+        t[im__log_jesc(t, sizeof t - 1, target.ptr, target.len)] = 0;
+        im_log_always("access", "\x01\"peer\":\"%s\",\"method\":\"%s\",\"target\":\"%s\","
+                      "\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"task_id\":%s%s%s",
+                      peer, m, t, status, (unsigned long long)bytes, (unsigned long long)us,
+                      task ? "\"" : "", task ? task : "null", task ? "\"" : "");
+    } else {
+        im_log_always("access", "%s \"%.*s %.*s\" %d %llu %lluus task=%s", peer,
+                      (int)(method.len > 16 ? 16 : method.len), method.ptr, (int)target.len,
+                      target.ptr, status, (unsigned long long)bytes, (unsigned long long)us,
+                      task ? task : "-");
     }
+    im__log_rid = saved;
+}
+
+/* Writes the line written directly, whatever the ring (the writer's own warnings). */
+static void im__log_direct(im_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    char line[IM__LOG_SLOT];
+    va_start(ap, fmt);
+    size_t n = im__log_format(line, sizeof line, im__log_tags[level], im__log_names[level], fmt,
+                              ap);
+    va_end(ap);
+    im__log_write_all(line, n);
+}
+
+/* Lines the worker processes wrote on their stderr (the pipe), written out whole: a partial
+ * line waits for its end (or for a full buffer). */
+static void im__log_drain_pipe(void)
+{
+    if (im__L.prd < 0) return;
+    if (!im__L.pbuf && !(im__L.pbuf = malloc(IM__LOG_PBUF))) return;
+    for (;;) {
+        ssize_t r = read(im__L.prd, im__L.pbuf + im__L.plen, IM__LOG_PBUF - im__L.plen);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) { /* every writer is gone (the fork server and its workers) */
+                im__log_write_all(im__L.pbuf, im__L.plen);
+                im__L.plen = 0;
+                close(im__L.prd);
+                im__L.prd = -1;
+            }
+            return;
+        }
+        im__L.plen += (size_t)r;
+        size_t whole = im__L.plen;
+        if (whole < IM__LOG_PBUF)
+            while (whole && im__L.pbuf[whole - 1] != '\n') whole--;
+        im__log_write_all(im__L.pbuf, whole);
+        memmove(im__L.pbuf, im__L.pbuf + whole, im__L.plen - whole);
+        im__L.plen -= whole;
+    }
+}
+
+/* The descriptor a process about to be forked (the fork server) makes its stderr: what it and
+ * its workers write there comes out in this process's log, whatever file that is by then.
+ * -errno when no pipe can be made (they keep this process's stderr). */
+static int im__log_pipe(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -errno;
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    pthread_mutex_lock(&im__L.mu);
+    if (im__L.prd >= 0) close(im__L.prd); /* an earlier fork server's: it is gone */
+    im__L.prd = p[0];
+    pthread_mutex_unlock(&im__L.mu);
+    return p[1];
+}
+
+static void *im__log_writer(void *arg)
+{
+    (void)arg;
+    struct iovec iov[IM__LOG_BATCH];
+    uint64_t reported = 0;
+    int64_t warned_ms = 0;
+    pthread_setname_np(pthread_self(), "im-log");
+    for (;;) {
+        uint64_t pos = atomic_load_explicit(&im__L.tail, memory_order_relaxed);
+        int n = 0;
+        while (n < IM__LOG_BATCH) {
+            im__lslot *s = &im__L.slots[(pos + (uint64_t)n) & im__L.mask];
+            if (atomic_load_explicit(&s->seq, memory_order_acquire) != pos + (uint64_t)n + 1) break;
+            iov[n].iov_base = s->data;
+            iov[n].iov_len = s->len;
+            n++;
+        }
+        if (n) {
+            int fd = atomic_load_explicit(&im__L.fd, memory_order_relaxed), k = 0;
+            while (k < n) { /* whole lines; a partial write resumes inside one */
+                ssize_t w = writev(fd, iov + k, n - k);
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) break;
+                while (k < n && (size_t)w >= iov[k].iov_len) w -= (ssize_t)iov[k++].iov_len;
+                if (k < n) {
+                    iov[k].iov_base = (char *)iov[k].iov_base + w;
+                    iov[k].iov_len -= (size_t)w;
+                }
+            }
+            for (int i = 0; i < n; i++)
+                atomic_store_explicit(&im__L.slots[(pos + (uint64_t)i) & im__L.mask].seq,
+                                      pos + (uint64_t)i + im__L.mask + 1, memory_order_release);
+            atomic_store_explicit(&im__L.tail, pos + (uint64_t)n, memory_order_release);
+            im__log_drain_pipe();
+            continue;
+        }
+        im__log_drain_pipe();
+        uint64_t d = atomic_load_explicit(&im__L.dropped, memory_order_relaxed);
+        int64_t now = (int64_t)(im_log_clock_ns() / 1000000u);
+        if (d != reported && now - warned_ms >= 10000) { /* at most one warning in 10 s */
+            im__log_direct(IM_LOG_WARN, "log: %llu lines dropped (%llu in all): the ring of %u "
+                           "lines was full (logging.ring_lines)",
+                           (unsigned long long)(d - reported), (unsigned long long)d,
+                           im__L.mask + 1);
+            reported = d;
+            warned_ms = now;
+        }
+        atomic_store_explicit(&im__L.sleeping, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst); /* against a producer's publish */
+        im__lslot *s = &im__L.slots[pos & im__L.mask];
+        if (atomic_load_explicit(&s->seq, memory_order_acquire) == pos + 1) {
+            atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
+            continue;
+        }
+        struct pollfd p[2] = {{im__L.efd, POLLIN, 0}, {im__L.prd, POLLIN, 0}};
+        if (poll(p, 2, 1000) > 0 && (p[0].revents & POLLIN)) {
+            uint64_t v;
+            if (read(im__L.efd, &v, sizeof v) < 0) { /* drained below anyway */
+            }
+        }
+        atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* In a child after fork(): no writer there; lines are written directly. */
+static void im__log_child(void) { atomic_store_explicit(&im__L.async, 0, memory_order_relaxed); }
+
+int im_log_start(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&im__L.mu);
+    if (im__L.slots) {
+        atomic_store_explicit(&im__L.async, 1, memory_order_release);
+        pthread_mutex_unlock(&im__L.mu);
+        return 0;
+    }
+    uint32_t cap = 64;
+    unsigned want = im__L.ring_lines ? im__L.ring_lines : IM_DEFAULT_LOG_RING_LINES;
+    while (cap < want && cap < (1u << 24)) cap <<= 1;
+    im__L.slots = malloc((size_t)cap * sizeof(im__lslot));
+    im__L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!im__L.slots || im__L.efd < 0) {
+        rc = im__L.slots ? -errno : -ENOMEM;
+    } else {
+        im__L.mask = cap - 1;
+        for (uint32_t i = 0; i < cap; i++) atomic_init(&im__L.slots[i].seq, i);
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        rc = -pthread_create(&im__L.thread, &a, im__log_writer, NULL);
+        pthread_attr_destroy(&a);
+    }
+    if (rc) {
+        free(im__L.slots);
+        im__L.slots = NULL;
+        if (im__L.efd >= 0) close(im__L.efd);
+        im__L.efd = -1;
+    } else {
+        static int once;
+        if (!once++) {
+            pthread_atfork(NULL, NULL, im__log_child);
+            atexit(im_log_flush);
+        }
+        atomic_store_explicit(&im__L.async, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&im__L.mu);
+    return rc;
+}
+
+void im_log_flush(void)
+{
+    if (!atomic_load_explicit(&im__L.async, memory_order_acquire)) return;
+    uint64_t want = atomic_load_explicit(&im__L.head, memory_order_acquire);
+    for (int i = 0; i < 2000; i++) {
+        if (atomic_load_explicit(&im__L.tail, memory_order_acquire) >= want) return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Opens path for appending and puts it at the log's descriptor (a file's own, kept: a writer
+ * mid-line keeps a valid descriptor while it changes). Called with mu held. */
+static int im__log_open_locked(const char *path)
+{
+    int nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (nfd < 0) return -errno;
+    int fd = atomic_load_explicit(&im__L.fd, memory_order_relaxed);
+    if (fd == 2) {
+        atomic_store_explicit(&im__L.fd, nfd, memory_order_relaxed);
+        return 0;
+    }
+    int rc = dup3(nfd, fd, O_CLOEXEC) < 0 ? -errno : 0; /* atomic: never a closed fd */
+    close(nfd);
+    return rc;
+}
+
+int im_log_configure(const im_log_opts *o)
+{
+    static const im_log_opts none = {0};
+    if (!o) o = &none;
+    int rc = 0;
+    pthread_mutex_lock(&im__L.mu);
+    atomic_store_explicit(&im__L.json, o->json ? 1 : 0, memory_order_relaxed);
+    if (!im__L.slots) im__L.ring_lines = o->ring_lines;
+    int same = (!o->file && !im__L.path) || (o->file && im__L.path && !strcmp(o->file, im__L.path));
+    if (!same) {
+        if (o->file) {
+            char *p = strdup(o->file);
+            if (!p) rc = -ENOMEM;
+            else if ((rc = im__log_open_locked(p)) == 0) {
+                free(im__L.path);
+                im__L.path = p;
+            } else {
+                free(p);
+            }
+        } else { /* back to stderr (the file's descriptor stays: a writer may hold it) */
+            int fd = atomic_load_explicit(&im__L.fd, memory_order_relaxed);
+            if (fd != 2 && dup3(2, fd, O_CLOEXEC) < 0) rc = -errno;
+            free(im__L.path);
+            im__L.path = NULL;
+        }
+    }
+    pthread_mutex_unlock(&im__L.mu);
+    return rc;
+}
+
+int im_log_reopen(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&im__L.mu);
+    if (im__L.path) rc = im__log_open_locked(im__L.path);
+    pthread_mutex_unlock(&im__L.mu);
+    return rc;
 }
 /* ======== end log.c ======== */
 /* ======== begin json_write.c ======== */
@@ -4995,11 +5568,15 @@ typedef struct im__head {
     int frame;
     const char *xh;      /* extra header lines, each ending in CRLF */
     size_t xh_len;
+    const char *rid;     /* X-Request-ID's value, or NULL */
+    size_t rid_len;      /* at most IM__RID_MAX */
+    size_t written;      /* set by im__queue_response: the bytes it queued */
     int keep;            /* the connection stays open */
     int minor;           /* the request's HTTP/1.<minor> */
 } im__head;
 
-#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type and the extra lines */
+#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type, the request id and the
+                          * extra lines */
 
 /* Writes a response head at o; returns the end. Room: IM__HEAD_MAX + ctype_len + xh_len. */
 static char *im__write_head(im_loop *L, char *o, const im__head *h)
@@ -5017,6 +5594,11 @@ static char *im__write_head(im_loop *L, char *o, const im__head *h)
     o = IM__PUTS(o, "Server: immersive\r\n");
 #endif
     o = im__put(o, L->date, 37);
+    if (h->rid) {
+        o = IM__PUTS(o, "X-Request-ID: ");
+        o = im__put(o, h->rid, h->rid_len);
+        o = IM__PUTS(o, "\r\n");
+    }
     if (h->ctype) {
         o = IM__PUTS(o, "Content-Type: ");
         o = im__put(o, h->ctype, h->ctype_len);
@@ -5044,7 +5626,8 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
 {
     h->length = blen; /* HEAD too: the length a GET would have */
     int nobody = is_head || h->status < 200 || h->status == 204 || h->status == 304;
-    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (nobody ? 0 : blen);
+    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (h->rid ? 16 + h->rid_len : 0) +
+                  (nobody ? 0 : blen);
     char *o = im__out_reserve(L, c, room), *s = o;
     if (!o) {
         im_log(IM_LOG_ERROR, "loop %d: no memory for a %zu-byte response", L->index, room);
@@ -5054,6 +5637,7 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
     o = im__write_head(L, o, h);
     if (!nobody && blen) o = im__put(o, body, blen);
     c->out->len += (uint32_t)(o - s);
+    h->written = (size_t)(o - s);
     if (!h->keep && h->frame == IM__FRAME_LENGTH && c->phase == IM__PH_OPEN)
         c->phase = IM__PH_LAST; /* streams: at their end */
     if (im__out_queued(c) > L->o.max_output_bytes) c->is_full = 1;
@@ -5077,6 +5661,40 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
     return im_jw_error(&w) ? 0 : w.len;
 }
 
+/* The access log's line of an answer on c: x is its request (NULL for an error found while
+ * parsing, which has none). The peer is asked of the socket: nothing per connection is kept
+ * for a log that is off by default. */
+static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uint64_t bytes)
+{
+    char peer[INET6_ADDRSTRLEN + 8] = "-";
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        char a[INET6_ADDRSTRLEN] = "?";
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
+            inet_ntop(AF_INET, &v4->sin_addr, a, sizeof a);
+            snprintf(peer, sizeof peer, "%s:%u", a, ntohs(v4->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&ss;
+            inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
+            snprintf(peer, sizeof peer, "[%s]:%u", a, ntohs(v6->sin6_port));
+        }
+    }
+    im_str m = {"-", 1}, t = {"-", 1};
+    if (x && x->acc) { /* deferred: the request's bytes may be gone */
+        m = (im_str){x->acc, x->acc_mlen};
+        t = (im_str){x->acc + x->acc_mlen, x->acc_tlen};
+    } else if (x) {
+        m = x->req.method;
+        t = x->req.target;
+    }
+    uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
+    im__log_access(x && x->rid_len ? x->rid : NULL, peer, m, t, status, bytes, us,
+                   x && x->task_id[0] ? x->task_id : NULL);
+    (void)L;
+}
+
 /* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
  * input can no longer be trusted, so the rest of it is dropped (phase LAST). A connection
  * already past OPEN has its last answer: it is closed instead. */
@@ -5095,7 +5713,9 @@ static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, 
     h.keep = 0;
     h.minor = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
-    im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0);
+    if (im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0) ==
+        0 && L->o.access_log)
+        im__access(L, c, NULL, status, h.written);
 }
 
 /* The connection a context answers on, or NULL when its peer is gone. */
@@ -5121,6 +5741,8 @@ static void im__ctx_finish(im_ctx *x)
     L->deferred--;
     free(x->owned);
     x->owned = NULL;
+    free(x->acc);
+    x->acc = NULL;
     if (x->is_dispatching) x->is_finished = 1; /* im__dispatch puts it back */
     else im__ctx_put(L, x);
 }
@@ -5159,9 +5781,12 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         h.frame = IM__FRAME_LENGTH;
         h.xh = x->xh;
         h.xh_len = x->xh_len;
+        h.rid = x->rid_len ? x->rid : NULL;
+        h.rid_len = x->rid_len;
         h.keep = x->keepalive && !L->is_stopping;
         h.minor = x->req.minor;
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
+        if (!rc && L->o.access_log) im__access(L, c, x, status, h.written);
     }
     if (x->is_deferred) im__ctx_finish(x);
     return rc ? rc : bad;
@@ -5241,9 +5866,14 @@ int im_stream_begin(im_ctx *x, int status, const char *content_type)
     h.frame = x->stream_chunked ? IM__FRAME_CHUNKED : IM__FRAME_CLOSE;
     h.xh = x->xh;
     h.xh_len = x->xh_len;
+    h.rid = x->rid_len ? x->rid : NULL;
+    h.rid_len = x->rid_len;
     h.keep = x->keepalive; /* the close itself comes at im_stream_end() */
     h.minor = x->req.minor;
-    return im__queue_response(L, c, &h, NULL, 0, 1);
+    x->stream_status = (int16_t)status;
+    rc = im__queue_response(L, c, &h, NULL, 0, 1);
+    x->bytes_out = h.written;
+    return rc;
 }
 
 int im_stream_write(im_ctx *x, const void *data, size_t len)
@@ -5267,6 +5897,7 @@ int im_stream_write(im_ctx *x, const void *data, size_t len)
     o = im__put(o, data, len);
     if (x->stream_chunked) o = IM__PUTS(o, "\r\n");
     c->out->len += (uint32_t)(o - s);
+    x->bytes_out += (uint64_t)(o - s);
     im__conn_dirty(L, c);
     return 0;
 }
@@ -5306,12 +5937,14 @@ int im_stream_end(im_ctx *x)
         if (o) {
             memcpy(o, "0\r\n\r\n", 5);
             c->out->len += 5;
+            x->bytes_out += 5;
         } else if (x->stream_chunked && !x->is_head) {
             x->keepalive = 0; /* no memory for the last chunk: the body ends with the close */
             rc = -ENOMEM;
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
+        if (L->o.access_log) im__access(L, c, x, x->stream_status, x->bytes_out);
     }
     im__ctx_finish(x);
     return rc;
@@ -5341,6 +5974,10 @@ static im_ctx *im__ctx_get(im_loop *L)
 static void im__ctx_put(im_loop *L, im_ctx *x)
 {
     if (x->arena.head) im__arena_reset(&x->arena);
+    if (x->acc) { /* a deferral that failed after taking it */
+        free(x->acc);
+        x->acc = NULL;
+    }
     if (L->ctx_pooled >= 64) { /* enough kept for bursts of deferred requests */
         im__arena_free(&x->arena);
         free(x->xh);
@@ -5388,6 +6025,16 @@ static int im__ctx_defer(im_ctx *x, int keep, im_close_fn on_close, void *arg)
     im__conn *c = im__ctx_conn(x);
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
+    if (L->o.access_log && !x->acc) { /* its line names them, whoever takes its bytes */
+        size_t ml = x->req.method.len > 16 ? 16 : x->req.method.len;
+        size_t tl = x->req.target.len > 512 ? 512 : x->req.target.len;
+        if ((x->acc = malloc(ml + tl + 1))) {
+            memcpy(x->acc, x->req.method.ptr, ml);
+            memcpy(x->acc + ml, x->req.target.ptr, tl);
+            x->acc_mlen = (uint16_t)ml;
+            x->acc_tlen = (uint16_t)tl;
+        }
+    }
     if (x->is_inline_call) { /* its bound arguments and im_call would dangle */
         im_log(IM_LOG_ERROR, "an inline endpoint cannot defer its request: declare it with "
                ".mode = IM_POOL (or IM_SERIAL) to answer later");
@@ -5446,6 +6093,52 @@ static void im__ctx_detach(im_loop *L, im_ctx *x)
     (void)L;
 }
 
+/* ---- request ids ---- */
+
+/* A client's X-Request-ID is kept when it is 1..128 characters of [A-Za-z0-9._:-]: safe in
+ * a header, a log line and JSON as it is. */
+static int im__rid_ok(im_str v)
+{
+    if (v.len < 1 || v.len > IM__RID_MAX) return 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        if (!(isalnum(ch) || ch == '.' || ch == '_' || ch == ':' || ch == '-')) return 0;
+    }
+    return 1;
+}
+
+/* x's request id: the client's when sane, else 32 random hex digits (xorshift128+ seeded
+ * from getrandom per loop: ids need to be unique, not secret). */
+static void im__rid_set(im_loop *L, im_ctx *x, const im_http_head *h)
+{
+    for (unsigned i = 0; i < h->num_headers; i++) {
+        const im_header *hd = &h->headers[i];
+        if (hd->name.len == 12 && strncasecmp(hd->name.ptr, "x-request-id", 12) == 0 &&
+            im__rid_ok(hd->value)) {
+            memcpy(x->rid, hd->value.ptr, hd->value.len);
+            x->rid[hd->value.len] = 0;
+            x->rid_len = (uint8_t)hd->value.len;
+            return;
+        }
+    }
+    uint64_t *st = L->rid_rng;
+    while (!st[0] && !st[1])
+        if (getrandom(st, 16, 0) != 16) st[0] = im_log_clock_ns() | 1;
+    static const char hex[] = "0123456789abcdef";
+    for (int half = 0; half < 2; half++) {
+        uint64_t a = st[0], b = st[1];
+        st[0] = b;
+        a ^= a << 23;
+        st[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+        uint64_t v = st[1] + b;
+        for (int k = 0; k < 16; k++) x->rid[half * 16 + k] = hex[(v >> (60 - 4 * k)) & 15];
+    }
+    x->rid[32] = 0;
+    x->rid_len = 32;
+}
+
+const char *im_ctx_request_id(const im_ctx *x) { return x->rid; }
+
 /* ---- routing and running a handler ---- */
 
 /* Runs the request whose bytes are raw[0..head_len) plus a body of blen right after them. */
@@ -5485,6 +6178,11 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->on_close = NULL;
     x->drain_fn = NULL;
     x->xh_len = 0;
+    x->bytes_out = 0;
+    x->task_id[0] = 0;
+    x->t0_ns = L->o.access_log ? im_log_clock_ns() : 0;
+    im__rid_set(L, x, h);
+    im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
     n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);
     if (n) {
@@ -5509,6 +6207,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         if (im_str_eq(h->method, "OPTIONS")) im__answer(x, 204, NULL, NULL, 0);
         else im_reply_error(x, 405, "Method Not Allowed");
     }
+    im_log_set_request_id(NULL);
     x->is_dispatching = 0;
     if (!x->is_deferred || x->is_finished) im__ctx_put(L, x);
 }
@@ -6941,6 +7640,7 @@ void im_queue_free(im_queue *q)
 }
 
 unsigned im_queue_levels(const im_queue *q) { return q->levels; }
+size_t im_queue_capacity(const im_queue *q) { return q->rings[0].mask + 1; }
 
 /* Wakes one sleeper. */
 static void im__queue_wake(im_queue *q)
@@ -7352,6 +8052,7 @@ void im_executor_free(im_executor *ex)
 
 unsigned im_executor_threads(const im_executor *ex) { return ex->nthreads; }
 size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); }
+size_t im_executor_capacity(const im_executor *ex) { return im_queue_capacity(ex->q); }
 unsigned im_executor_running(const im_executor *ex)
 {
     return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);
@@ -7534,6 +8235,8 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
     im_jw_str(w, id);
     im_jw_key(w, "function");
     im_jw_str(w, t->fn->ep->name);
+    im_jw_key(w, "request_id");
+    im_jw_str(w, t->request_id);
     im_jw_key(w, "state");
     im_jw_str(w, im_task_state_name(t->state));
     im_jw_key(w, "priority");
@@ -8286,6 +8989,7 @@ int im_hub_start(void)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the service decides */
+        signal(SIGHUP, SIG_IGN); /* and a hang-up: the service reopens its log, nothing here */
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_IGN);
         prctl(PR_SET_NAME, "im-hub");
@@ -9552,6 +10256,13 @@ const char *im_call_task_id(const im_call *call)
     return call->run ? call->run->idhex : NULL;
 }
 
+const char *im_call_request_id(const im_call *call)
+{
+    if (call->pw) return call->pw->rid;
+    if (call->run) return call->run->task->request_id;
+    return call->ctx ? call->ctx->rid : "";
+}
+
 /* The job's progress hook: the latest fraction and message on the task, its readers woken. */
 static void im__task_progress(im_job *j, double fraction, const char *message)
 {
@@ -9970,7 +10681,9 @@ static void im__task_job_run(im_job *j) /* on a worker */
     im__taskrun *r = (im__taskrun *)(void *)j;
     const im_endpoint *ep = r->task->fn->ep;
     if (!im__task_begin(r)) return;
+    im_log_set_request_id(r->task->request_id); /* its lines carry the request's id */
     int status = ep->call(&r->call, r->args, r->out);
+    im_log_set_request_id(NULL);
     im__call_end(&r->call);
     status = im__nd_result(ep, &r->call, status, r->out);
     /* the answer is written here, while the arguments and the arena it may point into live */
@@ -10446,6 +11159,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->run = r;
     r->task = t;
     im__task_id_hex(t->id, r->idhex);
+    memcpy(t->request_id, c->rid, (size_t)c->rid_len + 1);
+    memcpy(c->task_id, r->idhex, sizeof c->task_id);
     r->job.run = proc ? im__proc_job_run : im__task_job_run;
     r->job.done = im__task_job_done;
     r->job.progress = im__task_progress;
@@ -10581,6 +11296,8 @@ typedef struct im__pcall_msg {
     int32_t minor;
     uint32_t has_fd;
     char task_id[36];
+    int32_t log_level, log_json; /* the server's now: its level is live */
+    char rid[IM__RID_MAX + 1];   /* the request's id: the call's log lines carry it */
 } im__pcall_msg;
 
 typedef struct im__pprog_msg { /* worker → server, then the message's text */
@@ -10892,6 +11609,13 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     pw.sock = sock;
     memcpy(pw.task_id, m->task_id, sizeof pw.task_id);
     pw.task_id[sizeof pw.task_id - 1] = 0;
+    char rid[IM__RID_MAX + 1];
+    memcpy(rid, m->rid, sizeof rid);
+    rid[IM__RID_MAX] = 0;
+    pw.rid = rid;
+    im_log_set_level((im_log_level)m->log_level);
+    atomic_store_explicit(&im__L.json, m->log_json ? 1 : 0, memory_order_relaxed);
+    im_log_set_request_id(rid);
     im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw};
     void *args = calloc(1, ep->args_size ? ep->args_size : 1);
     void *out = calloc(1, ep->out_size ? ep->out_size : 1);
@@ -10915,6 +11639,7 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     } else {
         status = ep->call(&call, args, out);
         im__call_end(&call);
+        fflush(stderr); /* what the handler printed comes before the next call's lines */
         status = im__nd_result(ep, &call, status, out);
     }
     char small[2048], *img;
@@ -10946,6 +11671,7 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
         /* the server is gone */
     }
     if (mfd >= 0) close(mfd);
+    im_log_set_request_id(NULL); /* rid is this frame's */
     free(img);
     im_jw_free(&w);
     free(args);
@@ -10992,6 +11718,7 @@ static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
     sigaddset(&term, SIGTERM);
     sigprocmask(SIG_UNBLOCK, &term, NULL); /* whatever the server's mask was */
     signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the server decides */
+    signal(SIGHUP, SIG_IGN); /* so does a hang-up: the server reopens the log */
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_NAME, "im-worker");
     if (sp->nofile) {
@@ -11049,6 +11776,7 @@ static int im__fs_serve(int ctl)
     /* a ^C or a SIGTERM to the whole group is the server's to act on: this one ends when its
      * socket closes (the server stops, or dies) */
     signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     prctl(PR_SET_NAME, "im-forkserver");
@@ -11464,6 +12192,9 @@ static void im__proc_job_run(im_job *j)
     _Alignas(64) char buf[sizeof(im__pres_msg) + IM__P_INLINE + 64];
     im__pcall_msg *m = (im__pcall_msg *)(void *)r->owned;
     memcpy(m->task_id, r->idhex, sizeof r->idhex); /* im_call_task_id() in the worker */
+    memcpy(m->rid, t->request_id, sizeof m->rid);
+    m->log_level = (int32_t)im_log_get_level();
+    m->log_json = atomic_load_explicit(&im__L.json, memory_order_relaxed);
     int fine = 0, ended = 0;
     if (stop) {
         /* cancelled before it was sent: the worker never saw it */
@@ -11705,20 +12436,25 @@ static int im__procs_prestart(im_server *s)
         free(P);
         return -e;
     }
+    int logw = im__log_pipe(); /* their stderr: into this process's log */
     fflush(NULL); /* nothing buffered is written twice */
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
         close(sv[0]);
         close(sv[1]);
+        if (logw >= 0) close(logw);
         free(P);
         return -e;
     }
     if (pid == 0) {
         close(sv[0]);
+        if (logw >= 0 && dup2(logw, 2) == 2) close(logw);
+        atomic_store_explicit(&im__L.fd, 2, memory_order_relaxed); /* the pipe, not a file */
         im__fs_main(sv[1]);
     }
     close(sv[1]);
+    if (logw >= 0) close(logw);
     /* the spare that takes over from a dead fork server, and the workers of a dead one, become
      * this process's children: reaped here, their ends known */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -12255,6 +12991,10 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
     IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
+    IM__DEF(log_format, "text");
+    IM__DEF(log_ring_lines, IM_DEFAULT_LOG_RING_LINES);
+    IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
+    IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -12267,7 +13007,9 @@ static int im__resolve_opts(im_server_opts *o)
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
         o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
-        o->processes > 1024 || o->kill_grace_ms < 0 ||
+        o->processes > 1024 || o->kill_grace_ms < 0 || o->ready_queue_percent > 100 ||
+        (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
+        o->log_ring_lines > (1u << 24) || o->manage_prefix[0] != '/' ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -12583,15 +13325,30 @@ static void im__block_signals(im_server *s)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, &s->sig_old);
     signal(SIGPIPE, SIG_IGN);
     s->sigs_blocked = 1;
+}
+
+/* The log as the options say (format, file, ring): before anything is forked, so that the
+ * fork server and its workers write to the same file in the same format. */
+static int im__log_setup(im_server *s)
+{
+    im_log_opts lo = {0};
+    lo.json = !strcmp(s->o.log_format, "json");
+    lo.file = s->o.log_file && *s->o.log_file ? s->o.log_file : NULL;
+    lo.ring_lines = s->o.log_ring_lines;
+    int rc = im_log_configure(&lo);
+    if (rc) im_log(IM_LOG_ERROR, "cannot open the log file %s: %s", lo.file, strerror(-rc));
+    return rc;
 }
 
 int im_server_start(im_server *s)
 {
     int port = s->o.port < 0 ? 0 : s->o.port, rc = 0, n;
     if (s->started) return -EALREADY;
+    if ((rc = im__log_setup(s))) return rc;
     /* the fork server first (process mode), while there may be no thread yet (im_main made
      * it already, before any) */
     if ((rc = im__procs_prestart(s))) {
@@ -12600,6 +13357,11 @@ int im_server_start(im_server *s)
     }
     im__block_signals(s); /* from now on a signal waits for im_server_run() */
     im__raise_nofile();
+    if ((rc = im_log_start())) { /* lines are written directly meanwhile: no reason to stop */
+        im_log(IM_LOG_WARN, "no log writer thread (%s): lines are written directly",
+               strerror(-rc));
+        rc = 0;
+    }
     if (!s->primary) {
         im_executor_opts eo = {0};
         eo.name = "im-pool";
@@ -12622,6 +13384,7 @@ int im_server_start(im_server *s)
     /* the modules that are on: init (which may make executors), then their routes; a module
      * that fails stops the start (im_server_free runs the fini of those started) */
     if ((rc = im__modules_start(s))) return rc;
+    if ((rc = im__manage_routes(s))) return rc;
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
     s->nloops = s->o.loops;
@@ -12697,13 +13460,23 @@ static int im__wait(im_server *s, int sfd)
         if (r < 0 && errno != EINTR) break;
         if (sfd >= 0 && (pf[1].revents & POLLIN)) {
             struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            memset(&si, 0, sizeof si);
+            if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si) si.ssi_signo = 0;
+            if (si.ssi_signo == SIGHUP) {
+                int rc = im_log_reopen(); /* logrotate's convention */
+                if (rc) im_log(IM_LOG_ERROR, "SIGHUP: cannot reopen the log file: %s",
+                               strerror(-rc));
+                else im_log(IM_LOG_INFO, "SIGHUP: log file reopened");
+                continue;
+            }
+            if (si.ssi_signo) {
                 im_log(IM_LOG_INFO, "signal %s: shutting down gracefully (up to %d ms)",
                        strsignal((int)si.ssi_signo), s->o.shutdown_timeout_ms);
                 break;
             }
         }
     }
+    atomic_store(&s->stopping, 1);
     /* queued tasks end at once (CANCELLED: their callers are answered while the loops still
      * run); running ones may finish within the same deadline as the requests */
     struct timespec ts;
@@ -12745,6 +13518,7 @@ int im_server_run(im_server *s)
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
         sfd = signalfd(-1, &set, SFD_CLOEXEC);
     }
     rc = s->started ? 0 : im_server_start(s);
@@ -12815,13 +13589,16 @@ void im_server_free(im_server *s)
 /* ---- immersive's own keys: one row each, the single source of default_config.toml, of the
  * checks and of the options they set */
 
-enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL, IM__CK_PATH };
+enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL, IM__CK_PATH, IM__CK_BOOL };
 enum {
     IM__CKF_LIVE = 1,  /* changes take effect without a restart */
     IM__CKF_CORES = 2, /* 0 means one per online core */
     IM__CKF_OFF = 4,   /* 0 means off (no such timeout) */
     IM__CKF_ANY = 8,   /* port: 0 means any free port */
+    IM__CKF_EMPTY = 16, /* a string that may be empty (then: none) */
 };
+
+static const char *im__sv(const char *s) { return s ? s : ""; }
 
 typedef struct im__ckey {
     const char *path;
@@ -12896,7 +13673,22 @@ static const im__ckey im__ckeys[] = {
      "a finished task is kept this long"},
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
-    {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE, "debug, info, warn, error or off"},
+    {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE,
+     "trace, debug, info, warn, error, fatal or off"},
+    {"logging.format", IM__CK_STR, IM__OFF(log_format), 0, 0, 0,
+     "text, or json: one JSON object per line"},
+    {"logging.file", IM__CK_STR, IM__OFF(log_file), 0, 0, IM__CKF_EMPTY,
+     "append the lines to this file, opened again on SIGHUP (\"\": stderr)"},
+    {"logging.access", IM__CK_BOOL, IM__OFF(access_log), 0, 0, IM__CKF_LIVE,
+     "one line per request: time, request id, peer, method, target, status, bytes, us, task"},
+    {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 24, 0,
+     "lines queued for the log's writer; past them lines are dropped and counted"},
+    {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
+     "path prefix of the management endpoints"},
+    {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
+     "bearer token the write endpoints need (\"\": none, and only loopback peers may write)"},
+    {"manage.ready_queue_percent", IM__CK_UINT, IM__OFF(ready_queue_percent), 1, 100,
+     IM__CKF_LIVE, "GET /ready answers 503 while an executor's queue is fuller than this"},
     {"paths.cache", IM__CK_PATH, 0, 0, 0, 0, "root of the modules' cache directories (kept)"},
     {"paths.temp", IM__CK_PATH, 0, 0, 0, 0, "root of their temp directories (emptied at start "
      "and exit)"},
@@ -13132,13 +13924,28 @@ static int im__cfg_ranges(const im_toml *doc, char *err, size_t errlen)
         if (!v) continue;
         if (k->kind == IM__CK_LEVEL) {
             if (v->type != IM_TOML_STRING || im_log_level_parse(v->u.str.ptr) < 0) {
-                snprintf(err, errlen, "'%s' must be one of debug, info, warn, error, off",
-                         k->path);
+                snprintf(err, errlen, "'%s' must be one of trace, debug, info, warn, error, "
+                         "fatal, off", k->path);
+                return -EINVAL;
+            }
+        } else if (k->kind == IM__CK_BOOL) {
+            if (v->type != IM_TOML_BOOL) {
+                snprintf(err, errlen, "'%s' must be true or false", k->path);
                 return -EINVAL;
             }
         } else if (k->kind == IM__CK_STR || k->kind == IM__CK_PATH) {
-            if (v->type != IM_TOML_STRING || v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len) {
+            if (v->type != IM_TOML_STRING || (v->u.str.len == 0 && !(k->flags & IM__CKF_EMPTY)) ||
+                strlen(v->u.str.ptr) != v->u.str.len) {
                 snprintf(err, errlen, "'%s' must be a non-empty string", k->path);
+                return -EINVAL;
+            }
+            if (!strcmp(k->path, "logging.format") && strcmp(v->u.str.ptr, "text") &&
+                strcmp(v->u.str.ptr, "json")) {
+                snprintf(err, errlen, "'%s' must be \"text\" or \"json\"", k->path);
+                return -EINVAL;
+            }
+            if (!strcmp(k->path, "manage.prefix") && v->u.str.ptr[0] != '/') {
+                snprintf(err, errlen, "'%s' must start with '/'", k->path);
                 return -EINVAL;
             }
         } else if (v->type != IM_TOML_INT || v->u.i < k->lo || v->u.i > k->hi) {
@@ -13195,7 +14002,12 @@ static char *im__cfg_own_defaults(void)
         IM__EMIT("# %s%s\n", k->doc, k->flags & IM__CKF_LIVE ? " (live)" : "");
         const char *base = (const char *)&o + k->off;
         switch (k->kind) {
-        case IM__CK_STR: IM__EMIT("%s = \"%s\"\n", dot + 1, *(const char *const *)(const void *)base); break;
+        case IM__CK_STR:
+            IM__EMIT("%s = \"%s\"\n", dot + 1, im__sv(*(const char *const *)(const void *)base));
+            break;
+        case IM__CK_BOOL:
+            IM__EMIT("%s = %s\n", dot + 1, *(const int *)(const void *)base ? "true" : "false");
+            break;
         case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
         case IM__CK_PATH: IM__EMIT("%s = \"%s\"\n", dot + 1, dot + 1); break;
         case IM__CK_INT: {
@@ -13719,6 +14531,10 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
             im_log_set_level((im_log_level)im_log_level_parse(v->u.str.ptr));
             continue;
         }
+        if (k->kind == IM__CK_BOOL) {
+            *(int *)(void *)base = v->u.b != 0;
+            continue;
+        }
         if (k->kind == IM__CK_STR) {
             const char *txt = im__cfg_intern(cfg, v); /* lives as long as cfg */
             if (!txt) { rc = -ENOMEM; break; }
@@ -13859,8 +14675,8 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
         if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL || k->kind == IM__CK_PATH)
             continue;
         const char *x = (const char *)&a + k->off, *y = (const char *)&w->asked + k->off;
-        int same = k->kind == IM__CK_STR ? strcmp(*(const char *const *)(const void *)x,
-                                                  *(const char *const *)(const void *)y) == 0
+        int same = k->kind == IM__CK_STR ? strcmp(im__sv(*(const char *const *)(const void *)x),
+                                                  im__sv(*(const char *const *)(const void *)y)) == 0
                  : k->kind == IM__CK_SIZE ? memcmp(x, y, sizeof(size_t)) == 0
                  : memcmp(x, y, sizeof(int)) == 0;
         if (!same)
@@ -14075,12 +14891,10 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (!rc) w->has_thread = 1;
-    if (!rc) rc = im_server_route(s, "GET", "/manage/config", im__manage_config, s);
     if (!rc && (w->watch_id = im_config_watch(cfg, "", im__srv_on_config, w)) < 0) rc = w->watch_id;
     s->cfgw = w; /* freed by im_server_free, also after a failure here */
     if (rc && !err[0])
-        snprintf(err, errlen, "cannot follow the configuration: %s%s", strerror(-rc),
-                 rc == -EEXIST ? " (GET /manage/config is routed already)" : "");
+        snprintf(err, errlen, "cannot follow the configuration: %s", strerror(-rc));
     return rc;
 }
 
@@ -14512,11 +15326,285 @@ static void im__modules_free(im_server *s)
     s->openapi_own = NULL;
 }
 /* ======== end module.c ======== */
+/* ======== begin manage.c ======== */
+/* manage.c — operating a service: GET /health and /ready, and the management endpoints under
+ * manage.prefix (spec, version, logging/level, config), with their write guard (a bearer
+ * token when manage.token is set, else loopback peers only). */
+
+#ifndef IM_BUILD_ID
+#define IM_BUILD_ID __DATE__ " " __TIME__ /* cmake/Immersive.cmake passes the git commit */
+#endif
+
+static void im__manage_json(im_ctx *c, int status, im_jw *w)
+{
+    if (im_jw_error(w)) im_reply_error(c, 500, "out of memory");
+    else im_reply_json(c, status, w->buf, w->len);
+    im_jw_free(w);
+}
+
+static void im__health(im_ctx *c) /* liveness: this loop answers */
+{
+    im_reply_json(c, 200, "{\"status\":\"ok\"}", 15);
+}
+
+/* An executor's queue is fuller than pct% of one level's capacity. */
+static int im__queue_over(const im_executor *ex, unsigned pct)
+{
+    return ex && im_executor_queued(ex) * 100 > (size_t)pct * im_executor_capacity(ex);
+}
+
+/* readiness: started, not stopping, every queue below manage.ready_queue_percent */
+static void im__ready(im_ctx *c)
+{
+    im_server *s = im_ctx_udata(c);
+    unsigned pct = c->loop->o.ready_queue_percent;
+    const char *why = NULL;
+    char buf[160];
+    if (atomic_load(&s->stopping)) {
+        why = "shutting down";
+    } else if (!s->started) {
+        why = "starting: the modules are not all initialised yet";
+    } else if (im__queue_over(s->primary, pct) || im__queue_over(s->serial, pct)) {
+        snprintf(buf, sizeof buf, "the %s executor's queue is over %u%% of its capacity",
+                 im__queue_over(s->primary, pct) ? "primary" : "serial", pct);
+        why = buf;
+    } else {
+        for (const im_module *m = s->mods; m && !why; m = m->next)
+            for (const im__modexec *e = m->execs; e && !why; e = e->next)
+                if (im__queue_over(e->ex, pct)) {
+                    snprintf(buf, sizeof buf, "the queue of %s's executor %s is over %u%% of "
+                             "its capacity", m->d->name, e->name, pct);
+                    why = buf;
+                }
+    }
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_jw_obj(&w);
+    im_jw_key(&w, "status");
+    im_jw_str(&w, why ? "not ready" : "ready");
+    if (why) {
+        im_jw_key(&w, "detail");
+        im_jw_str(&w, why);
+    }
+    im_jw_obj_end(&w);
+    im__manage_json(c, why ? 503 : 200, &w);
+}
+
+/* 1 when the request's peer is on a loopback address. */
+static int im__peer_loopback(const im_ctx *c)
+{
+    const im__conn *k = im__ctx_conn(c);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!k || getpeername(k->fd, (struct sockaddr *)&ss, &sl)) return 0;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)&ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)&ss;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return 1;
+        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+/* Compares in time that depends on the lengths only, not on where they differ. */
+static int im__ct_equal(const char *a, size_t al, const char *b, size_t bl)
+{
+    unsigned char d = al != bl;
+    for (size_t i = 0; i < al; i++) d |= (unsigned char)(a[i] ^ b[i % (bl ? bl : 1)]);
+    return d == 0 && bl;
+}
+
+/* May this request change something? 1, or 0 once it is answered 401 or 403. */
+static int im__manage_may_write(im_ctx *c)
+{
+    const char *tok = c->loop->o.manage_token;
+    if (!tok || !*tok) {
+        if (im__peer_loopback(c)) return 1;
+        im_reply_error(c, 403, "management writes come from loopback peers only while "
+                       "manage.token is not set");
+        return 0;
+    }
+    im_str h = im_ctx_header(c, "Authorization");
+    if (!h.ptr || h.len < 7 || strncasecmp(h.ptr, "Bearer ", 7)) {
+        im_res_header(c, "WWW-Authenticate", "Bearer realm=\"manage\"");
+        im_reply_error(c, 401, "this endpoint needs Authorization: Bearer <manage.token>");
+        return 0;
+    }
+    if (!im__ct_equal(h.ptr + 7, h.len - 7, tok, strlen(tok))) {
+        im_reply_error(c, 403, "the bearer token is not manage.token");
+        return 0;
+    }
+    return 1;
+}
+
+static void im__level_answer(im_ctx *c)
+{
+    char b[48];
+    int n = snprintf(b, sizeof b, "{\"level\":\"%s\"}", im_log_level_name(im_log_get_level()));
+    im_reply_json(c, 200, b, (size_t)n);
+}
+
+static void im__manage_level_get(im_ctx *c) { im__level_answer(c); }
+
+/* A 422 shaped as the binder's: where, what, and the allowed values. */
+static void im__level_invalid(im_ctx *c, const char *msg)
+{
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_jw_obj(&w);
+    im_jw_key(&w, "detail");
+    im_jw_arr(&w);
+    im_jw_obj(&w);
+    im_jw_key(&w, "loc");
+    im_jw_arr(&w);
+    im_jw_str(&w, "body");
+    im_jw_str(&w, "level");
+    im_jw_arr_end(&w);
+    im_jw_key(&w, "msg");
+    im_jw_str(&w, msg);
+    im_jw_key(&w, "type");
+    im_jw_str(&w, "enum");
+    im_jw_obj_end(&w);
+    im_jw_arr_end(&w);
+    im_jw_obj_end(&w);
+    im__manage_json(c, 422, &w);
+}
+
+static void im__manage_level_post(im_ctx *c)
+{
+    if (!im__manage_may_write(c)) return;
+    const im_request *r = im_ctx_request(c);
+    im_json j;
+    im_json_init(&j, r->body.ptr ? r->body.ptr : "", r->body.len, 0);
+    char name[16] = "", buf[16];
+    int found = 0, bad = im_json_peek(&j) != IM_JSON_OBJECT || im_json_obj_enter(&j) != 0;
+    im_str key;
+    while (!bad) {
+        int k = im_json_obj_key(&j, &key);
+        if (k == 0) break;
+        if (k < 0) { bad = 1; break; }
+        if (im_str_eq(key, "level") && im_json_peek(&j) == IM_JSON_STRING) {
+            im_str v;
+            int e = im_json_string(&j, &v, buf, sizeof buf);
+            if (e < 0 && e != -ENOSPC) { bad = 1; break; }
+            if (e == 0 && v.len < sizeof name) {
+                memcpy(name, v.ptr, v.len);
+                name[v.len] = 0;
+            }
+            found = 1;
+        } else if (im_json_skip(&j)) {
+            bad = 1;
+        }
+    }
+    if (bad || im_json_finish(&j)) {
+        im_reply_error(c, 400, "the body must be a JSON object such as {\"level\": \"debug\"}");
+        return;
+    }
+    int lv = found ? im_log_level_parse(name) : -EINVAL;
+    if (lv < 0) {
+        im__level_invalid(c, found ? "level must be one of trace, debug, info, warn, error, "
+                                     "fatal, off" : "level is required");
+        return;
+    }
+    int was = (int)im_log_get_level();
+    if (lv > was) /* said at the level it leaves, so that it is seen */
+        im_log(IM_LOG_INFO, "log level %s (was %s), set through the management endpoint",
+               im_log_level_name((im_log_level)lv), im_log_level_name((im_log_level)was));
+    im_log_set_level((im_log_level)lv);
+    if (lv <= was)
+        im_log(IM_LOG_INFO, "log level %s (was %s), set through the management endpoint",
+               im_log_level_name((im_log_level)lv), im_log_level_name((im_log_level)was));
+    im__level_answer(c);
+}
+
+/* The service's version: info.version of its OpenAPI document, which the generator writes. */
+static im_str im__service_version(const im_server *s)
+{
+    im_str none = {NULL, 0};
+    const char *d = s->openapi, *end = d ? d + s->openapi_len : NULL;
+    const char *info = d ? memmem(d, s->openapi_len, "\"info\":", 7) : NULL;
+    const char *v = info ? memmem(info, (size_t)(end - info), "\"version\":\"", 11) : NULL;
+    if (!v) return none;
+    v += 11;
+    const char *q = memchr(v, '"', (size_t)(end - v));
+    return q ? (im_str){v, (size_t)(q - v)} : none;
+}
+
+static void im__manage_version(im_ctx *c)
+{
+    im_server *s = im_ctx_udata(c);
+    im_str sv = im__service_version(s);
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_jw_obj(&w);
+    im_jw_key(&w, "service");
+    im_jw_str(&w, program_invocation_short_name);
+    im_jw_key(&w, "version");
+    if (sv.ptr) im_jw_strn(&w, sv.ptr, sv.len);
+    else im_jw_null(&w);
+    im_jw_key(&w, "immersive");
+    im_jw_str(&w, IM_VERSION_STRING);
+    im_jw_key(&w, "build_id");
+    im_jw_str(&w, IM_BUILD_ID);
+    im_jw_obj_end(&w);
+    im__manage_json(c, 200, &w);
+}
+
+/* Adds a built-in route unless the service has its own there (the service's wins). */
+static int im__route_builtin(im_server *s, const char *method, const char *path,
+                             im_handler_fn fn)
+{
+    int rc = im__router_add(s->root, method, path, fn, s);
+    if (rc == -EEXIST) {
+        im_log(IM_LOG_DEBUG, "%s %s is the service's own: the built-in one is not added",
+               method, path);
+        return 0;
+    }
+    if (rc) im_log(IM_LOG_ERROR, "%s %s: %s", method, path, strerror(-rc));
+    return rc;
+}
+
+static int im__manage_routes(im_server *s)
+{
+    const char *pre = s->o.manage_prefix;
+    size_t pl = strlen(pre);
+    while (pl > 1 && pre[pl - 1] == '/') pl--; /* "/ops/" is "/ops" */
+    if (pl == 1) pl = 0;                        /* "/": the endpoints at the root */
+    static const struct {
+        const char *method, *sub;
+        im_handler_fn fn;
+    } subs[] = {
+        {"GET", "/version", im__manage_version},
+        {"GET", "/logging/level", im__manage_level_get},
+        {"POST", "/logging/level", im__manage_level_post},
+    };
+    int rc = im__route_builtin(s, "GET", "/health", im__health);
+    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready);
+    char path[256];
+    for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
+        snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);
+        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn);
+    }
+    if (!rc && s->openapi) {
+        snprintf(path, sizeof path, "%.*s/spec", (int)pl, pre);
+        rc = im__route_builtin(s, "GET", path, im__openapi_handler);
+    }
+    if (!rc && s->cfgw) {
+        snprintf(path, sizeof path, "%.*s/config", (int)pl, pre);
+        rc = im__route_builtin(s, "GET", path, im__manage_config);
+    }
+    return rc;
+}
+/* ======== end manage.c ======== */
 /* ======== begin launch.c ======== */
 /* launch.c — im_main(): command line, config files and the server's life, for every service. */
 
 /* The flag of a key: its last part with dashes; timeouts read "--header-timeout-ms", task
- * keys "--task-ttl-ms", logging.level "--log-level", process.workers "--processes". */
+ * keys "--task-ttl-ms", logging.level "--log-level" (logging.access "--access-log"), manage
+ * keys "--manage-token", process.workers "--processes". */
 static void im__flag_of(const char *key, char *out, size_t cap)
 {
     const char *last = strrchr(key, '.');
@@ -14527,8 +15615,12 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
     } else if (strncmp(key, "tasks.", 6) == 0) {
         snprintf(name, sizeof name, "task_%s", last);
-    } else if (strcmp(key, "logging.level") == 0) {
-        snprintf(name, sizeof name, "log_level");
+    } else if (strcmp(key, "logging.access") == 0) {
+        snprintf(name, sizeof name, "access_log");
+    } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */
+        snprintf(name, sizeof name, "log_%s", last);
+    } else if (strncmp(key, "manage.", 7) == 0) {
+        snprintf(name, sizeof name, "manage_%s", last);
     } else if (strcmp(key, "process.workers") == 0) { /* --workers is the thread pool's */
         snprintf(name, sizeof name, "processes");
     } else {
@@ -14657,7 +15749,9 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
     int r = register_fn ? register_fn(s) : 0;
     /* the fork server of process-mode functions, while this process has one thread still
      * (the bus and the executors start theirs next) */
-    if (r == 0 && !print_defaults && !check_only && (r = im__procs_prestart(s))) {
+    if (r == 0 && !print_defaults && !check_only && (r = im__log_setup(s))) {
+        rc = 1;
+    } else if (r == 0 && !print_defaults && !check_only && (r = im__procs_prestart(s))) {
         fprintf(stderr, "%s: cannot start the fork server: %s\n", prog, strerror(-r));
         rc = 1;
     } else if (r) {

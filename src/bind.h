@@ -58,6 +58,9 @@ void im_call_progress(im_call *call, double fraction, const char *message);
 /* The call's task id (32 lowercase hex characters; borrowed, valid during the call), or NULL
  * for an inline call. */
 const char *im_call_task_id(const im_call *call);
+/* The id of the request that made the call (see im_ctx_request_id; borrowed, valid during
+ * the call), in a worker thread or process as on the loop. Lines the call logs carry it. */
+const char *im_call_request_id(const im_call *call);
 
 /* States of a task, in the order it moves through them (the last four are terminal). */
 enum {

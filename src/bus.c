@@ -468,6 +468,7 @@ int im_hub_start(void)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the service decides */
+        signal(SIGHUP, SIG_IGN); /* and a hang-up: the service reopens its log, nothing here */
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_IGN);
         prctl(PR_SET_NAME, "im-hub");

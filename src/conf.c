@@ -5,13 +5,16 @@
 /* ---- immersive's own keys: one row each, the single source of default_config.toml, of the
  * checks and of the options they set */
 
-enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL, IM__CK_PATH };
+enum { IM__CK_INT, IM__CK_UINT, IM__CK_SIZE, IM__CK_STR, IM__CK_LEVEL, IM__CK_PATH, IM__CK_BOOL };
 enum {
     IM__CKF_LIVE = 1,  /* changes take effect without a restart */
     IM__CKF_CORES = 2, /* 0 means one per online core */
     IM__CKF_OFF = 4,   /* 0 means off (no such timeout) */
     IM__CKF_ANY = 8,   /* port: 0 means any free port */
+    IM__CKF_EMPTY = 16, /* a string that may be empty (then: none) */
 };
+
+static const char *im__sv(const char *s) { return s ? s : ""; }
 
 typedef struct im__ckey {
     const char *path;
@@ -86,7 +89,22 @@ static const im__ckey im__ckeys[] = {
      "a finished task is kept this long"},
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
-    {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE, "debug, info, warn, error or off"},
+    {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE,
+     "trace, debug, info, warn, error, fatal or off"},
+    {"logging.format", IM__CK_STR, IM__OFF(log_format), 0, 0, 0,
+     "text, or json: one JSON object per line"},
+    {"logging.file", IM__CK_STR, IM__OFF(log_file), 0, 0, IM__CKF_EMPTY,
+     "append the lines to this file, opened again on SIGHUP (\"\": stderr)"},
+    {"logging.access", IM__CK_BOOL, IM__OFF(access_log), 0, 0, IM__CKF_LIVE,
+     "one line per request: time, request id, peer, method, target, status, bytes, us, task"},
+    {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 24, 0,
+     "lines queued for the log's writer; past them lines are dropped and counted"},
+    {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
+     "path prefix of the management endpoints"},
+    {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
+     "bearer token the write endpoints need (\"\": none, and only loopback peers may write)"},
+    {"manage.ready_queue_percent", IM__CK_UINT, IM__OFF(ready_queue_percent), 1, 100,
+     IM__CKF_LIVE, "GET /ready answers 503 while an executor's queue is fuller than this"},
     {"paths.cache", IM__CK_PATH, 0, 0, 0, 0, "root of the modules' cache directories (kept)"},
     {"paths.temp", IM__CK_PATH, 0, 0, 0, 0, "root of their temp directories (emptied at start "
      "and exit)"},
@@ -322,13 +340,28 @@ static int im__cfg_ranges(const im_toml *doc, char *err, size_t errlen)
         if (!v) continue;
         if (k->kind == IM__CK_LEVEL) {
             if (v->type != IM_TOML_STRING || im_log_level_parse(v->u.str.ptr) < 0) {
-                snprintf(err, errlen, "'%s' must be one of debug, info, warn, error, off",
-                         k->path);
+                snprintf(err, errlen, "'%s' must be one of trace, debug, info, warn, error, "
+                         "fatal, off", k->path);
+                return -EINVAL;
+            }
+        } else if (k->kind == IM__CK_BOOL) {
+            if (v->type != IM_TOML_BOOL) {
+                snprintf(err, errlen, "'%s' must be true or false", k->path);
                 return -EINVAL;
             }
         } else if (k->kind == IM__CK_STR || k->kind == IM__CK_PATH) {
-            if (v->type != IM_TOML_STRING || v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len) {
+            if (v->type != IM_TOML_STRING || (v->u.str.len == 0 && !(k->flags & IM__CKF_EMPTY)) ||
+                strlen(v->u.str.ptr) != v->u.str.len) {
                 snprintf(err, errlen, "'%s' must be a non-empty string", k->path);
+                return -EINVAL;
+            }
+            if (!strcmp(k->path, "logging.format") && strcmp(v->u.str.ptr, "text") &&
+                strcmp(v->u.str.ptr, "json")) {
+                snprintf(err, errlen, "'%s' must be \"text\" or \"json\"", k->path);
+                return -EINVAL;
+            }
+            if (!strcmp(k->path, "manage.prefix") && v->u.str.ptr[0] != '/') {
+                snprintf(err, errlen, "'%s' must start with '/'", k->path);
                 return -EINVAL;
             }
         } else if (v->type != IM_TOML_INT || v->u.i < k->lo || v->u.i > k->hi) {
@@ -385,7 +418,12 @@ static char *im__cfg_own_defaults(void)
         IM__EMIT("# %s%s\n", k->doc, k->flags & IM__CKF_LIVE ? " (live)" : "");
         const char *base = (const char *)&o + k->off;
         switch (k->kind) {
-        case IM__CK_STR: IM__EMIT("%s = \"%s\"\n", dot + 1, *(const char *const *)(const void *)base); break;
+        case IM__CK_STR:
+            IM__EMIT("%s = \"%s\"\n", dot + 1, im__sv(*(const char *const *)(const void *)base));
+            break;
+        case IM__CK_BOOL:
+            IM__EMIT("%s = %s\n", dot + 1, *(const int *)(const void *)base ? "true" : "false");
+            break;
         case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
         case IM__CK_PATH: IM__EMIT("%s = \"%s\"\n", dot + 1, dot + 1); break;
         case IM__CK_INT: {
@@ -909,6 +947,10 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
             im_log_set_level((im_log_level)im_log_level_parse(v->u.str.ptr));
             continue;
         }
+        if (k->kind == IM__CK_BOOL) {
+            *(int *)(void *)base = v->u.b != 0;
+            continue;
+        }
         if (k->kind == IM__CK_STR) {
             const char *txt = im__cfg_intern(cfg, v); /* lives as long as cfg */
             if (!txt) { rc = -ENOMEM; break; }
@@ -1049,8 +1091,8 @@ static void im__srv_on_config(im_config *cfg, const char *path, void *arg)
         if ((k->flags & IM__CKF_LIVE) || k->kind == IM__CK_LEVEL || k->kind == IM__CK_PATH)
             continue;
         const char *x = (const char *)&a + k->off, *y = (const char *)&w->asked + k->off;
-        int same = k->kind == IM__CK_STR ? strcmp(*(const char *const *)(const void *)x,
-                                                  *(const char *const *)(const void *)y) == 0
+        int same = k->kind == IM__CK_STR ? strcmp(im__sv(*(const char *const *)(const void *)x),
+                                                  im__sv(*(const char *const *)(const void *)y)) == 0
                  : k->kind == IM__CK_SIZE ? memcmp(x, y, sizeof(size_t)) == 0
                  : memcmp(x, y, sizeof(int)) == 0;
         if (!same)
@@ -1265,12 +1307,10 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (!rc) w->has_thread = 1;
-    if (!rc) rc = im_server_route(s, "GET", "/manage/config", im__manage_config, s);
     if (!rc && (w->watch_id = im_config_watch(cfg, "", im__srv_on_config, w)) < 0) rc = w->watch_id;
     s->cfgw = w; /* freed by im_server_free, also after a failure here */
     if (rc && !err[0])
-        snprintf(err, errlen, "cannot follow the configuration: %s%s", strerror(-rc),
-                 rc == -EEXIST ? " (GET /manage/config is routed already)" : "");
+        snprintf(err, errlen, "cannot follow the configuration: %s", strerror(-rc));
     return rc;
 }
 

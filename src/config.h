@@ -56,6 +56,15 @@
 
 /* Process mode: a worker killed (time limit, cancel) gets SIGTERM, then SIGKILL this much
  * later. */
+#ifndef IM_DEFAULT_LOG_RING_LINES
+#define IM_DEFAULT_LOG_RING_LINES 8192
+#endif
+#ifndef IM_DEFAULT_READY_QUEUE_PERCENT
+#define IM_DEFAULT_READY_QUEUE_PERCENT 90
+#endif
+#ifndef IM_DEFAULT_MANAGE_PREFIX
+#define IM_DEFAULT_MANAGE_PREFIX "/manage"
+#endif
 #ifndef IM_DEFAULT_KILL_GRACE_MS
 #define IM_DEFAULT_KILL_GRACE_MS 1000
 #endif

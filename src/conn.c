@@ -21,6 +21,10 @@ static im_ctx *im__ctx_get(im_loop *L)
 static void im__ctx_put(im_loop *L, im_ctx *x)
 {
     if (x->arena.head) im__arena_reset(&x->arena);
+    if (x->acc) { /* a deferral that failed after taking it */
+        free(x->acc);
+        x->acc = NULL;
+    }
     if (L->ctx_pooled >= 64) { /* enough kept for bursts of deferred requests */
         im__arena_free(&x->arena);
         free(x->xh);
@@ -68,6 +72,16 @@ static int im__ctx_defer(im_ctx *x, int keep, im_close_fn on_close, void *arg)
     im__conn *c = im__ctx_conn(x);
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
+    if (L->o.access_log && !x->acc) { /* its line names them, whoever takes its bytes */
+        size_t ml = x->req.method.len > 16 ? 16 : x->req.method.len;
+        size_t tl = x->req.target.len > 512 ? 512 : x->req.target.len;
+        if ((x->acc = malloc(ml + tl + 1))) {
+            memcpy(x->acc, x->req.method.ptr, ml);
+            memcpy(x->acc + ml, x->req.target.ptr, tl);
+            x->acc_mlen = (uint16_t)ml;
+            x->acc_tlen = (uint16_t)tl;
+        }
+    }
     if (x->is_inline_call) { /* its bound arguments and im_call would dangle */
         im_log(IM_LOG_ERROR, "an inline endpoint cannot defer its request: declare it with "
                ".mode = IM_POOL (or IM_SERIAL) to answer later");
@@ -126,6 +140,52 @@ static void im__ctx_detach(im_loop *L, im_ctx *x)
     (void)L;
 }
 
+/* ---- request ids ---- */
+
+/* A client's X-Request-ID is kept when it is 1..128 characters of [A-Za-z0-9._:-]: safe in
+ * a header, a log line and JSON as it is. */
+static int im__rid_ok(im_str v)
+{
+    if (v.len < 1 || v.len > IM__RID_MAX) return 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        if (!(isalnum(ch) || ch == '.' || ch == '_' || ch == ':' || ch == '-')) return 0;
+    }
+    return 1;
+}
+
+/* x's request id: the client's when sane, else 32 random hex digits (xorshift128+ seeded
+ * from getrandom per loop: ids need to be unique, not secret). */
+static void im__rid_set(im_loop *L, im_ctx *x, const im_http_head *h)
+{
+    for (unsigned i = 0; i < h->num_headers; i++) {
+        const im_header *hd = &h->headers[i];
+        if (hd->name.len == 12 && strncasecmp(hd->name.ptr, "x-request-id", 12) == 0 &&
+            im__rid_ok(hd->value)) {
+            memcpy(x->rid, hd->value.ptr, hd->value.len);
+            x->rid[hd->value.len] = 0;
+            x->rid_len = (uint8_t)hd->value.len;
+            return;
+        }
+    }
+    uint64_t *st = L->rid_rng;
+    while (!st[0] && !st[1])
+        if (getrandom(st, 16, 0) != 16) st[0] = im_log_clock_ns() | 1;
+    static const char hex[] = "0123456789abcdef";
+    for (int half = 0; half < 2; half++) {
+        uint64_t a = st[0], b = st[1];
+        st[0] = b;
+        a ^= a << 23;
+        st[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+        uint64_t v = st[1] + b;
+        for (int k = 0; k < 16; k++) x->rid[half * 16 + k] = hex[(v >> (60 - 4 * k)) & 15];
+    }
+    x->rid[32] = 0;
+    x->rid_len = 32;
+}
+
+const char *im_ctx_request_id(const im_ctx *x) { return x->rid; }
+
 /* ---- routing and running a handler ---- */
 
 /* Runs the request whose bytes are raw[0..head_len) plus a body of blen right after them. */
@@ -165,6 +225,11 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->on_close = NULL;
     x->drain_fn = NULL;
     x->xh_len = 0;
+    x->bytes_out = 0;
+    x->task_id[0] = 0;
+    x->t0_ns = L->o.access_log ? im_log_clock_ns() : 0;
+    im__rid_set(L, x, h);
+    im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
     n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);
     if (n) {
@@ -189,6 +254,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         if (im_str_eq(h->method, "OPTIONS")) im__answer(x, 204, NULL, NULL, 0);
         else im_reply_error(x, 405, "Method Not Allowed");
     }
+    im_log_set_request_id(NULL);
     x->is_dispatching = 0;
     if (!x->is_deferred || x->is_finished) im__ctx_put(L, x);
 }

@@ -24,6 +24,13 @@ const char *im_call_task_id(const im_call *call)
     return call->run ? call->run->idhex : NULL;
 }
 
+const char *im_call_request_id(const im_call *call)
+{
+    if (call->pw) return call->pw->rid;
+    if (call->run) return call->run->task->request_id;
+    return call->ctx ? call->ctx->rid : "";
+}
+
 /* The job's progress hook: the latest fraction and message on the task, its readers woken. */
 static void im__task_progress(im_job *j, double fraction, const char *message)
 {
@@ -442,7 +449,9 @@ static void im__task_job_run(im_job *j) /* on a worker */
     im__taskrun *r = (im__taskrun *)(void *)j;
     const im_endpoint *ep = r->task->fn->ep;
     if (!im__task_begin(r)) return;
+    im_log_set_request_id(r->task->request_id); /* its lines carry the request's id */
     int status = ep->call(&r->call, r->args, r->out);
+    im_log_set_request_id(NULL);
     im__call_end(&r->call);
     status = im__nd_result(ep, &r->call, status, r->out);
     /* the answer is written here, while the arguments and the arena it may point into live */
@@ -918,6 +927,8 @@ static void im__ep_task(im_ctx *c, im__epstate *st)
     t->run = r;
     r->task = t;
     im__task_id_hex(t->id, r->idhex);
+    memcpy(t->request_id, c->rid, (size_t)c->rid_len + 1);
+    memcpy(c->task_id, r->idhex, sizeof c->task_id);
     r->job.run = proc ? im__proc_job_run : im__task_job_run;
     r->job.done = im__task_job_done;
     r->job.progress = im__task_progress;

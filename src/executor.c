@@ -231,6 +231,7 @@ void im_executor_free(im_executor *ex)
 
 unsigned im_executor_threads(const im_executor *ex) { return ex->nthreads; }
 size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); }
+size_t im_executor_capacity(const im_executor *ex) { return im_queue_capacity(ex->q); }
 unsigned im_executor_running(const im_executor *ex)
 {
     return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);

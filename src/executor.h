@@ -74,6 +74,7 @@ void im_executor_free(im_executor *ex);
 
 unsigned im_executor_threads(const im_executor *ex); /* worker threads */
 size_t im_executor_queued(const im_executor *ex);    /* jobs waiting (snapshot) */
+size_t im_executor_capacity(const im_executor *ex);  /* jobs one priority level holds */
 unsigned im_executor_running(const im_executor *ex); /* jobs running now (snapshot) */
 /* How long a job just queued would wait before a worker starts it, in milliseconds: the jobs
  * ahead of it times the recent mean run time, over the threads (a Retry-After estimate). */

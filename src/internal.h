@@ -3,6 +3,7 @@
  * live inside the opaque public structs. */
 
 #define IM__NIL UINT32_MAX
+#define IM__RID_MAX 128 /* a request id's characters at most (X-Request-ID) */
 
 /* user_data of every SQE: what it is (op), and for connection ops which slot and which use of
  * that slot (generation), so that a late completion for a reused slot is recognised. */
@@ -196,6 +197,14 @@ struct im_ctx {
     char *xh;                  /* owned extra response header lines ("Name: v\r\n"...) */
     im__arena arena;           /* owned: binder and handler memory of this request */
     uint32_t xh_len, xh_cap;
+    uint64_t t0_ns;            /* when it was dispatched (access log), 0 when not read */
+    uint64_t bytes_out;        /* what it queued (access log) */
+    int16_t stream_status;     /* a stream's status (access log at its end) */
+    char task_id[33];          /* its task's id, "" when none (access log) */
+    char *acc;                 /* owned, deferred: its method and target (access log) */
+    uint16_t acc_mlen, acc_tlen;
+    uint8_t rid_len;
+    char rid[IM__RID_MAX + 1]; /* its request id: X-Request-ID as it came, or one made */
     struct im_ctx *next_free;  /* pool link */
 };
 
@@ -233,6 +242,7 @@ struct im_loop {
     uint64_t clock_ms;         /* the same clock in 64 bits, for timers of any length */
     int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
+    uint64_t rid_rng[2];       /* xorshift128+ state of the request ids this loop makes */
     im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
     uint32_t nheap, heap_cap;
     time_t date_sec;           /* second the Date header was made for */
@@ -280,6 +290,7 @@ struct im_server {
     int port;                  /* bound port, -1 before start */
     int stop_efd;              /* written by im_server_stop() */
     _Atomic int stop_asked;
+    _Atomic int stopping;      /* the graceful stop began (GET /ready: 503) */
     _Atomic int conns;         /* connections served, over all loops (503s not counted) */
     int started;
     int joined;
@@ -328,6 +339,7 @@ struct im_call {
 struct im__pwcall {
     int sock;                 /* its socket to the server */
     char task_id[36];
+    const char *rid;          /* its request id (the message's) */
     const char *dir;          /* its working directory (im__pw_enter's), or NULL */
 };
 /* In a worker process: SIGTERM came (im_call_cancelled() says 1). */
@@ -380,6 +392,7 @@ typedef struct im__task {
     struct im__task *dnext;      /* (S) finished tasks, in the order they finished */
     size_t bytes;                /* (S) what it holds, counted against the store's cap */
     char small[32];              /* (L) a short answer is kept here: body points to it */
+    char request_id[IM__RID_MAX + 1]; /* the id of the request that made it */
 } im__task;
 
 /* A task's execution: the job on the executor and what the call needs, alive from submit to
@@ -463,6 +476,9 @@ typedef struct im__service {
 
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
+static int im__manage_routes(im_server *s);
+static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
+                           int status, uint64_t bytes, uint64_t us, const char *task);
 static struct io_uring_sqe *im__sqe(im_loop *L);
 static void im__sqe_ignore(struct io_uring_sqe *s);
 static void im__conn_pause(im_loop *L, im__conn *c);

@@ -1,7 +1,8 @@
 /* launch.c — im_main(): command line, config files and the server's life, for every service. */
 
 /* The flag of a key: its last part with dashes; timeouts read "--header-timeout-ms", task
- * keys "--task-ttl-ms", logging.level "--log-level", process.workers "--processes". */
+ * keys "--task-ttl-ms", logging.level "--log-level" (logging.access "--access-log"), manage
+ * keys "--manage-token", process.workers "--processes". */
 static void im__flag_of(const char *key, char *out, size_t cap)
 {
     const char *last = strrchr(key, '.');
@@ -12,8 +13,12 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
     } else if (strncmp(key, "tasks.", 6) == 0) {
         snprintf(name, sizeof name, "task_%s", last);
-    } else if (strcmp(key, "logging.level") == 0) {
-        snprintf(name, sizeof name, "log_level");
+    } else if (strcmp(key, "logging.access") == 0) {
+        snprintf(name, sizeof name, "access_log");
+    } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */
+        snprintf(name, sizeof name, "log_%s", last);
+    } else if (strncmp(key, "manage.", 7) == 0) {
+        snprintf(name, sizeof name, "manage_%s", last);
     } else if (strcmp(key, "process.workers") == 0) { /* --workers is the thread pool's */
         snprintf(name, sizeof name, "processes");
     } else {
@@ -142,7 +147,9 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
     int r = register_fn ? register_fn(s) : 0;
     /* the fork server of process-mode functions, while this process has one thread still
      * (the bus and the executors start theirs next) */
-    if (r == 0 && !print_defaults && !check_only && (r = im__procs_prestart(s))) {
+    if (r == 0 && !print_defaults && !check_only && (r = im__log_setup(s))) {
+        rc = 1;
+    } else if (r == 0 && !print_defaults && !check_only && (r = im__procs_prestart(s))) {
         fprintf(stderr, "%s: cannot start the fork server: %s\n", prog, strerror(-r));
         rc = 1;
     } else if (r) {

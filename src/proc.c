@@ -39,6 +39,8 @@ typedef struct im__pcall_msg {
     int32_t minor;
     uint32_t has_fd;
     char task_id[36];
+    int32_t log_level, log_json; /* the server's now: its level is live */
+    char rid[IM__RID_MAX + 1];   /* the request's id: the call's log lines carry it */
 } im__pcall_msg;
 
 typedef struct im__pprog_msg { /* worker → server, then the message's text */
@@ -350,6 +352,13 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     pw.sock = sock;
     memcpy(pw.task_id, m->task_id, sizeof pw.task_id);
     pw.task_id[sizeof pw.task_id - 1] = 0;
+    char rid[IM__RID_MAX + 1];
+    memcpy(rid, m->rid, sizeof rid);
+    rid[IM__RID_MAX] = 0;
+    pw.rid = rid;
+    im_log_set_level((im_log_level)m->log_level);
+    atomic_store_explicit(&im__L.json, m->log_json ? 1 : 0, memory_order_relaxed);
+    im_log_set_request_id(rid);
     im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw};
     void *args = calloc(1, ep->args_size ? ep->args_size : 1);
     void *out = calloc(1, ep->out_size ? ep->out_size : 1);
@@ -373,6 +382,7 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     } else {
         status = ep->call(&call, args, out);
         im__call_end(&call);
+        fflush(stderr); /* what the handler printed comes before the next call's lines */
         status = im__nd_result(ep, &call, status, out);
     }
     char small[2048], *img;
@@ -404,6 +414,7 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
         /* the server is gone */
     }
     if (mfd >= 0) close(mfd);
+    im_log_set_request_id(NULL); /* rid is this frame's */
     free(img);
     im_jw_free(&w);
     free(args);
@@ -450,6 +461,7 @@ static _Noreturn void im__pw_main(int sock, const im__pspawn_msg *sp)
     sigaddset(&term, SIGTERM);
     sigprocmask(SIG_UNBLOCK, &term, NULL); /* whatever the server's mask was */
     signal(SIGINT, SIG_IGN); /* a ^C reaches the whole group: the server decides */
+    signal(SIGHUP, SIG_IGN); /* so does a hang-up: the server reopens the log */
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_NAME, "im-worker");
     if (sp->nofile) {
@@ -507,6 +519,7 @@ static int im__fs_serve(int ctl)
     /* a ^C or a SIGTERM to the whole group is the server's to act on: this one ends when its
      * socket closes (the server stops, or dies) */
     signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     prctl(PR_SET_NAME, "im-forkserver");
@@ -922,6 +935,9 @@ static void im__proc_job_run(im_job *j)
     _Alignas(64) char buf[sizeof(im__pres_msg) + IM__P_INLINE + 64];
     im__pcall_msg *m = (im__pcall_msg *)(void *)r->owned;
     memcpy(m->task_id, r->idhex, sizeof r->idhex); /* im_call_task_id() in the worker */
+    memcpy(m->rid, t->request_id, sizeof m->rid);
+    m->log_level = (int32_t)im_log_get_level();
+    m->log_json = atomic_load_explicit(&im__L.json, memory_order_relaxed);
     int fine = 0, ended = 0;
     if (stop) {
         /* cancelled before it was sent: the worker never saw it */
@@ -1163,20 +1179,25 @@ static int im__procs_prestart(im_server *s)
         free(P);
         return -e;
     }
+    int logw = im__log_pipe(); /* their stderr: into this process's log */
     fflush(NULL); /* nothing buffered is written twice */
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
         close(sv[0]);
         close(sv[1]);
+        if (logw >= 0) close(logw);
         free(P);
         return -e;
     }
     if (pid == 0) {
         close(sv[0]);
+        if (logw >= 0 && dup2(logw, 2) == 2) close(logw);
+        atomic_store_explicit(&im__L.fd, 2, memory_order_relaxed); /* the pipe, not a file */
         im__fs_main(sv[1]);
     }
     close(sv[1]);
+    if (logw >= 0) close(logw);
     /* the spare that takes over from a dead fork server, and the workers of a dead one, become
      * this process's children: reaped here, their ends known */
     prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -220,6 +220,7 @@ void im_queue_free(im_queue *q)
 }
 
 unsigned im_queue_levels(const im_queue *q) { return q->levels; }
+size_t im_queue_capacity(const im_queue *q) { return q->rings[0].mask + 1; }
 
 /* Wakes one sleeper. */
 static void im__queue_wake(im_queue *q)

@@ -39,3 +39,5 @@ void im_queue_close(im_queue *q);
 size_t im_queue_size(const im_queue *q);
 /* Levels of the queue. */
 unsigned im_queue_levels(const im_queue *q);
+/* Items one level holds at most. */
+size_t im_queue_capacity(const im_queue *q);

@@ -152,11 +152,15 @@ typedef struct im__head {
     int frame;
     const char *xh;      /* extra header lines, each ending in CRLF */
     size_t xh_len;
+    const char *rid;     /* X-Request-ID's value, or NULL */
+    size_t rid_len;      /* at most IM__RID_MAX */
+    size_t written;      /* set by im__queue_response: the bytes it queued */
     int keep;            /* the connection stays open */
     int minor;           /* the request's HTTP/1.<minor> */
 } im__head;
 
-#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type and the extra lines */
+#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type, the request id and the
+                          * extra lines */
 
 /* Writes a response head at o; returns the end. Room: IM__HEAD_MAX + ctype_len + xh_len. */
 static char *im__write_head(im_loop *L, char *o, const im__head *h)
@@ -174,6 +178,11 @@ static char *im__write_head(im_loop *L, char *o, const im__head *h)
     o = IM__PUTS(o, "Server: immersive\r\n");
 #endif
     o = im__put(o, L->date, 37);
+    if (h->rid) {
+        o = IM__PUTS(o, "X-Request-ID: ");
+        o = im__put(o, h->rid, h->rid_len);
+        o = IM__PUTS(o, "\r\n");
+    }
     if (h->ctype) {
         o = IM__PUTS(o, "Content-Type: ");
         o = im__put(o, h->ctype, h->ctype_len);
@@ -201,7 +210,8 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
 {
     h->length = blen; /* HEAD too: the length a GET would have */
     int nobody = is_head || h->status < 200 || h->status == 204 || h->status == 304;
-    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (nobody ? 0 : blen);
+    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (h->rid ? 16 + h->rid_len : 0) +
+                  (nobody ? 0 : blen);
     char *o = im__out_reserve(L, c, room), *s = o;
     if (!o) {
         im_log(IM_LOG_ERROR, "loop %d: no memory for a %zu-byte response", L->index, room);
@@ -211,6 +221,7 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
     o = im__write_head(L, o, h);
     if (!nobody && blen) o = im__put(o, body, blen);
     c->out->len += (uint32_t)(o - s);
+    h->written = (size_t)(o - s);
     if (!h->keep && h->frame == IM__FRAME_LENGTH && c->phase == IM__PH_OPEN)
         c->phase = IM__PH_LAST; /* streams: at their end */
     if (im__out_queued(c) > L->o.max_output_bytes) c->is_full = 1;
@@ -234,6 +245,40 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
     return im_jw_error(&w) ? 0 : w.len;
 }
 
+/* The access log's line of an answer on c: x is its request (NULL for an error found while
+ * parsing, which has none). The peer is asked of the socket: nothing per connection is kept
+ * for a log that is off by default. */
+static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uint64_t bytes)
+{
+    char peer[INET6_ADDRSTRLEN + 8] = "-";
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        char a[INET6_ADDRSTRLEN] = "?";
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
+            inet_ntop(AF_INET, &v4->sin_addr, a, sizeof a);
+            snprintf(peer, sizeof peer, "%s:%u", a, ntohs(v4->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&ss;
+            inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
+            snprintf(peer, sizeof peer, "[%s]:%u", a, ntohs(v6->sin6_port));
+        }
+    }
+    im_str m = {"-", 1}, t = {"-", 1};
+    if (x && x->acc) { /* deferred: the request's bytes may be gone */
+        m = (im_str){x->acc, x->acc_mlen};
+        t = (im_str){x->acc + x->acc_mlen, x->acc_tlen};
+    } else if (x) {
+        m = x->req.method;
+        t = x->req.target;
+    }
+    uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
+    im__log_access(x && x->rid_len ? x->rid : NULL, peer, m, t, status, bytes, us,
+                   x && x->task_id[0] ? x->task_id : NULL);
+    (void)L;
+}
+
 /* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
  * input can no longer be trusted, so the rest of it is dropped (phase LAST). A connection
  * already past OPEN has its last answer: it is closed instead. */
@@ -252,7 +297,9 @@ static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, 
     h.keep = 0;
     h.minor = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
-    im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0);
+    if (im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0) ==
+        0 && L->o.access_log)
+        im__access(L, c, NULL, status, h.written);
 }
 
 /* The connection a context answers on, or NULL when its peer is gone. */
@@ -278,6 +325,8 @@ static void im__ctx_finish(im_ctx *x)
     L->deferred--;
     free(x->owned);
     x->owned = NULL;
+    free(x->acc);
+    x->acc = NULL;
     if (x->is_dispatching) x->is_finished = 1; /* im__dispatch puts it back */
     else im__ctx_put(L, x);
 }
@@ -316,9 +365,12 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         h.frame = IM__FRAME_LENGTH;
         h.xh = x->xh;
         h.xh_len = x->xh_len;
+        h.rid = x->rid_len ? x->rid : NULL;
+        h.rid_len = x->rid_len;
         h.keep = x->keepalive && !L->is_stopping;
         h.minor = x->req.minor;
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
+        if (!rc && L->o.access_log) im__access(L, c, x, status, h.written);
     }
     if (x->is_deferred) im__ctx_finish(x);
     return rc ? rc : bad;
@@ -398,9 +450,14 @@ int im_stream_begin(im_ctx *x, int status, const char *content_type)
     h.frame = x->stream_chunked ? IM__FRAME_CHUNKED : IM__FRAME_CLOSE;
     h.xh = x->xh;
     h.xh_len = x->xh_len;
+    h.rid = x->rid_len ? x->rid : NULL;
+    h.rid_len = x->rid_len;
     h.keep = x->keepalive; /* the close itself comes at im_stream_end() */
     h.minor = x->req.minor;
-    return im__queue_response(L, c, &h, NULL, 0, 1);
+    x->stream_status = (int16_t)status;
+    rc = im__queue_response(L, c, &h, NULL, 0, 1);
+    x->bytes_out = h.written;
+    return rc;
 }
 
 int im_stream_write(im_ctx *x, const void *data, size_t len)
@@ -424,6 +481,7 @@ int im_stream_write(im_ctx *x, const void *data, size_t len)
     o = im__put(o, data, len);
     if (x->stream_chunked) o = IM__PUTS(o, "\r\n");
     c->out->len += (uint32_t)(o - s);
+    x->bytes_out += (uint64_t)(o - s);
     im__conn_dirty(L, c);
     return 0;
 }
@@ -463,12 +521,14 @@ int im_stream_end(im_ctx *x)
         if (o) {
             memcpy(o, "0\r\n\r\n", 5);
             c->out->len += 5;
+            x->bytes_out += 5;
         } else if (x->stream_chunked && !x->is_head) {
             x->keepalive = 0; /* no memory for the last chunk: the body ends with the close */
             rc = -ENOMEM;
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
+        if (L->o.access_log) im__access(L, c, x, x->stream_status, x->bytes_out);
     }
     im__ctx_finish(x);
     return rc;

@@ -34,6 +34,10 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
     IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
+    IM__DEF(log_format, "text");
+    IM__DEF(log_ring_lines, IM_DEFAULT_LOG_RING_LINES);
+    IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
+    IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
 #undef IM__DEF
     if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
@@ -46,7 +50,9 @@ static int im__resolve_opts(im_server_opts *o)
         (o->recv_buffers & (o->recv_buffers - 1)) || o->recv_buffer_size < 256 ||
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
         o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
-        o->processes > 1024 || o->kill_grace_ms < 0 ||
+        o->processes > 1024 || o->kill_grace_ms < 0 || o->ready_queue_percent > 100 ||
+        (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
+        o->log_ring_lines > (1u << 24) || o->manage_prefix[0] != '/' ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -362,15 +368,30 @@ static void im__block_signals(im_server *s)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, &s->sig_old);
     signal(SIGPIPE, SIG_IGN);
     s->sigs_blocked = 1;
+}
+
+/* The log as the options say (format, file, ring): before anything is forked, so that the
+ * fork server and its workers write to the same file in the same format. */
+static int im__log_setup(im_server *s)
+{
+    im_log_opts lo = {0};
+    lo.json = !strcmp(s->o.log_format, "json");
+    lo.file = s->o.log_file && *s->o.log_file ? s->o.log_file : NULL;
+    lo.ring_lines = s->o.log_ring_lines;
+    int rc = im_log_configure(&lo);
+    if (rc) im_log(IM_LOG_ERROR, "cannot open the log file %s: %s", lo.file, strerror(-rc));
+    return rc;
 }
 
 int im_server_start(im_server *s)
 {
     int port = s->o.port < 0 ? 0 : s->o.port, rc = 0, n;
     if (s->started) return -EALREADY;
+    if ((rc = im__log_setup(s))) return rc;
     /* the fork server first (process mode), while there may be no thread yet (im_main made
      * it already, before any) */
     if ((rc = im__procs_prestart(s))) {
@@ -379,6 +400,11 @@ int im_server_start(im_server *s)
     }
     im__block_signals(s); /* from now on a signal waits for im_server_run() */
     im__raise_nofile();
+    if ((rc = im_log_start())) { /* lines are written directly meanwhile: no reason to stop */
+        im_log(IM_LOG_WARN, "no log writer thread (%s): lines are written directly",
+               strerror(-rc));
+        rc = 0;
+    }
     if (!s->primary) {
         im_executor_opts eo = {0};
         eo.name = "im-pool";
@@ -401,6 +427,7 @@ int im_server_start(im_server *s)
     /* the modules that are on: init (which may make executors), then their routes; a module
      * that fails stops the start (im_server_free runs the fini of those started) */
     if ((rc = im__modules_start(s))) return rc;
+    if ((rc = im__manage_routes(s))) return rc;
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
     s->nloops = s->o.loops;
@@ -476,13 +503,23 @@ static int im__wait(im_server *s, int sfd)
         if (r < 0 && errno != EINTR) break;
         if (sfd >= 0 && (pf[1].revents & POLLIN)) {
             struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            memset(&si, 0, sizeof si);
+            if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si) si.ssi_signo = 0;
+            if (si.ssi_signo == SIGHUP) {
+                int rc = im_log_reopen(); /* logrotate's convention */
+                if (rc) im_log(IM_LOG_ERROR, "SIGHUP: cannot reopen the log file: %s",
+                               strerror(-rc));
+                else im_log(IM_LOG_INFO, "SIGHUP: log file reopened");
+                continue;
+            }
+            if (si.ssi_signo) {
                 im_log(IM_LOG_INFO, "signal %s: shutting down gracefully (up to %d ms)",
                        strsignal((int)si.ssi_signo), s->o.shutdown_timeout_ms);
                 break;
             }
         }
     }
+    atomic_store(&s->stopping, 1);
     /* queued tasks end at once (CANCELLED: their callers are answered while the loops still
      * run); running ones may finish within the same deadline as the requests */
     struct timespec ts;
@@ -524,6 +561,7 @@ int im_server_run(im_server *s)
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
         sfd = signalfd(-1, &set, SFD_CLOEXEC);
     }
     rc = s->started ? 0 : im_server_start(s);

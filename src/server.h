@@ -51,6 +51,17 @@ typedef struct im_server_opts {
     size_t rlimit_as_bytes;    /* each worker's address space, RLIMIT_AS (0: unlimited) */
     unsigned rlimit_cpu_s;     /* CPU seconds one call may take in its worker (0: no limit) */
     unsigned rlimit_nofile;    /* open files of each worker, RLIMIT_NOFILE (0: inherited) */
+    const char *log_format;    /* "text" (default) or "json": one JSON object per line */
+    const char *log_file;      /* append lines to this file, reopened on SIGHUP (NULL or "":
+                                * stderr) */
+    int access_log;            /* 1: one line per request (time, id, peer, method, target,
+                                * status, bytes, microseconds, task) */
+    unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
+    const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
+    const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
+                                * (NULL or "": none, and only loopback peers may write) */
+    unsigned ready_queue_percent; /* GET /ready says 503 when an executor's queue is fuller
+                                   * than this share of its capacity (90) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -126,6 +137,9 @@ im_loop *im_ctx_loop(const im_ctx *c);
 im_str im_ctx_param(const im_ctx *c, const char *name);
 /* First header of that name (case-insensitive), or {NULL, 0}. */
 im_str im_ctx_header(const im_ctx *c, const char *name);
+/* Its request id (NUL-ended, valid while the request lives): X-Request-ID as the client sent
+ * it when 1..128 of [A-Za-z0-9._:-], else 32 random hex digits. Echoed in the answer. */
+const char *im_ctx_request_id(const im_ctx *c);
 
 /* Adds a response header to the answer being built (before im_reply / im_stream_begin).
  * Name must be a token and value free of CR, LF and NUL: else -EINVAL. Copied. */

@@ -167,6 +167,8 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
     im_jw_str(w, id);
     im_jw_key(w, "function");
     im_jw_str(w, t->fn->ep->name);
+    im_jw_key(w, "request_id");
+    im_jw_str(w, t->request_id);
     im_jw_key(w, "state");
     im_jw_str(w, im_task_state_name(t->state));
     im_jw_key(w, "priority");

@@ -130,6 +130,7 @@ static size_t answer_len(size_t n)
     char cl[32];
     return strlen("HTTP/1.1 200 OK\r\nServer: immersive\r\n") + 37 /* Date */ +
            strlen("Content-Type: text/plain\r\n") +
+           strlen("X-Request-ID: \r\n") + 32 /* one made: no X-Request-ID was sent */ +
            (size_t)snprintf(cl, sizeof cl, "Content-Length: %zu\r\n\r\n", n) + n;
 }
 

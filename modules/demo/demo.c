@@ -138,3 +138,17 @@ int add_pool(im_call *call, const add_pool_args *in, add_pool_result *out)
         return im_call_fail(call, 400, "x + y does not fit in a 64-bit integer");
     return 0;
 }
+
+IM_ENDPOINT(POST, "/v1/demo/note", .summary = "Log a line from a worker thread",
+            .description = "Logs 'note: <message>' at info level and the time of the work at "
+                           "debug level (IM_TIMED); both lines carry the request's id. Answers "
+                           "that id (im_call_request_id).",
+            .mode = IM_POOL)
+IM_ARG(string, message, "What the line says", .max_length = 200)
+IM_RESULT(string, "The request id the lines carry")
+int note(im_call *call, const note_args *in, note_result *out)
+{
+    IM_TIMED("note") { im_log(IM_LOG_INFO, "note: %.*s", (int)in->message.len, in->message.ptr); }
+    out->result = im_str_from(im_call_request_id(call));
+    return 0;
+}

@@ -179,3 +179,20 @@ int where(im_call *call, const where_args *in, where_result *out)
     out->result.len = o;
     return 0;
 }
+
+IM_ENDPOINT(POST, "/v1/demo/note_process", .summary = "Log a line from a worker process",
+            .description = "As /v1/demo/note, in a worker process: its lines reach the "
+                           "server's log (and its file) with the request's id.",
+            .mode = IM_PROCESS)
+IM_ARG(string, message, "What the line says", .max_length = 200)
+IM_RESULT(string, "The request id the lines carry")
+int note_process(im_call *call, const note_process_args *in, note_process_result *out)
+{
+    IM_TIMED("note_process")
+    {
+        im_log(IM_LOG_INFO, "note from pid %d: %.*s", (int)getpid(), (int)in->message.len,
+               in->message.ptr);
+    }
+    out->result = im_str_from(im_call_request_id(call));
+    return 0;
+}

@@ -28,7 +28,7 @@ STARTUP_TIMEOUT = 10.0
 # Bound for the server to exit after SIGTERM/SIGINT.
 STOP_TIMEOUT = 15.0
 
-LISTEN_RE = re.compile(r"^listening on http://127\.0\.0\.1:(\d+)$")
+LISTEN_RE = re.compile(r"^listening on http://(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)$")
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,428 @@
+"""Observability and operations of immersive-demo: request ids (kept, sanitised, made; in the
+answer, the task, and the log lines of a worker thread and a worker process), text and JSON
+log lines, a log file reopened after a rename and SIGHUP, lines dropped and counted when the
+ring is full, the access log's fields, the log level through POST and through a config edit,
+the management endpoints with and without a token, /health and /ready (503 during shutdown)."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from server import DemoServer  # noqa: E402
+from test_config import wait_for, write  # noqa: E402
+from test_tasks import Client  # noqa: E402
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+ACCESS = re.compile(r'^\S+Z ACCESS \[(?P<rid>[^\]]+)\] (?P<peer>\S+) "(?P<method>\S+) '
+                    r'(?P<target>\S+)" (?P<status>\d{3}) (?P<bytes>\d+) (?P<us>\d+)us '
+                    r'task=(?P<task>\S+)$')
+
+
+class ObserveCase(unittest.TestCase):
+    FLAGS = ()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="im-observe-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.cfg = os.path.join(self.dir, "config.toml")
+        write(self.cfg, "[paths]\ncache = '%s/c'\ntemp = '%s/t'\ndata = '%s'\n%s"
+              % (self.dir, self.dir, self.dir, self.config_text()))
+        self.srv = DemoServer("--config", self.cfg, *self.FLAGS).start()
+        self.addCleanup(self.srv.kill)
+        self.c = Client(self.srv.port)
+
+    def config_text(self):
+        return ""
+
+    def stop(self):
+        rc = self.srv.stop(signal.SIGTERM)
+        self.assertEqual(rc, 0, self.srv.stderr_tail())
+        return self.srv.stderr_text()
+
+    def log_has(self, needle, timeout=5):
+        """Waits until the server's stderr holds needle (lines are written by a thread)."""
+        wait_for(lambda: needle in self.srv.stderr_text(), timeout, repr(needle))
+
+
+class RequestIdTests(ObserveCase):
+    FLAGS = ("--log-level", "debug")
+
+    def test_kept_when_sane(self):
+        for rid in ("abc-123", "A.b_c:d-9", "x" * 128):
+            st, h, _ = self.c.raw("GET", "/plaintext", headers={"X-Request-ID": rid})
+            self.assertEqual(st, 200)
+            self.assertEqual(h.get("x-request-id"), rid)
+
+    def test_replaced_when_not_sane(self):
+        for bad in ("has space", "x" * 129, "semi;colon", "quote\"", "ümlaut".encode().decode(
+                "latin-1")):
+            st, h, _ = self.c.raw("GET", "/plaintext", headers={"X-Request-ID": bad})
+            self.assertEqual(st, 200)
+            self.assertRegex(h.get("x-request-id", ""), HEX32, bad)
+
+    def test_made_and_unique(self):
+        seen = set()
+        for _ in range(50):
+            st, h, _ = self.c.raw("GET", "/plaintext")
+            self.assertEqual(st, 200)
+            self.assertRegex(h["x-request-id"], HEX32)
+            seen.add(h["x-request-id"])
+        self.assertEqual(len(seen), 50)
+
+    def test_on_errors_too(self):
+        st, h, _ = self.c.raw("GET", "/no/such/path", headers={"X-Request-ID": "lost-1"})
+        self.assertEqual(st, 404)
+        self.assertEqual(h.get("x-request-id"), "lost-1")
+        st, h, _ = self.c.request("POST", "/v1/demo/note", {"message": 5},
+                                  headers={"X-Request-ID": "bad-arg-1"})
+        self.assertEqual(st, 422)
+        self.assertEqual(h.get("x-request-id"), "bad-arg-1")
+
+    def test_on_the_task_and_in_a_worker_threads_lines(self):
+        st, h, doc = self.c.post("/v1/demo/note", {"message": "from a thread"},
+                                 headers={"X-Request-ID": "thread-rid-1"})
+        self.assertEqual((st, doc), (200, {"result": "thread-rid-1"}))
+        self.assertEqual(h.get("x-request-id"), "thread-rid-1")
+        tid = self.c.submit("/v1/demo/note", {"message": "async"})  # an id is made for it
+        t = self.c.wait(tid)
+        self.assertEqual(t["state"], "SUCCEEDED")
+        self.assertRegex(t["request_id"], HEX32)
+        self.assertEqual(t["result"], {"result": t["request_id"]})
+        st, h, doc = self.c.post("/v1/demo/note", {"message": "kept"}, asynchronous=True,
+                                 headers={"X-Request-ID": "async-rid-2"})
+        self.assertEqual(st, 202)
+        self.assertEqual(self.c.wait(doc["task_id"])["request_id"], "async-rid-2")
+        self.log_has("[thread-rid-1] note: from a thread")
+        # IM_TIMED's line, at debug level, with the id
+        self.assertRegex(self.srv.stderr_text(), r"DEBUG \[thread-rid-1\] note: \d+ ns")
+
+    def test_in_a_worker_processs_lines(self):
+        st, h, doc = self.c.post("/v1/demo/note_process", {"message": "from a process"},
+                                 headers={"X-Request-ID": "proc-rid-1"})
+        self.assertEqual((st, doc), (200, {"result": "proc-rid-1"}))
+        self.log_has("[proc-rid-1] note from pid")
+        m = re.search(r"\[proc-rid-1\] note from pid (\d+): from a process", self.srv.stderr_text())
+        self.assertTrue(m)
+        self.assertNotEqual(int(m.group(1)), self.srv.proc.pid)  # another process wrote it
+        self.assertRegex(self.srv.stderr_text(), r"DEBUG \[proc-rid-1\] note_process: \d+ ns")
+
+
+class JsonLogTests(ObserveCase):
+    FLAGS = ("--log-format", "json", "--access-log", "true")
+
+    def test_every_line_is_json(self):
+        self.c.post("/v1/demo/note", {"message": 'quote " and \\ backslash\tand tab'},
+                    headers={"X-Request-ID": "json-1"})
+        self.c.raw("GET", "/plaintext?x=%22y%22", headers={"X-Request-ID": "json-2"})
+        self.log_has('"json-2"')
+        err = self.stop()
+        ours = [ln for ln in err.splitlines() if ln.startswith("{")]
+        self.assertGreater(len(ours), 5)
+        docs = [json.loads(ln) for ln in ours]  # every line parses
+        for d in docs:
+            self.assertRegex(d["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn(d["level"], ("trace", "debug", "info", "warn", "error", "fatal",
+                                       "access"))
+        note = [d for d in docs if d.get("msg", "").startswith("note: ")]
+        self.assertEqual(note[0]["msg"], 'note: quote " and \\ backslash\tand tab')
+        self.assertEqual(note[0]["request_id"], "json-1")
+        acc = [d for d in docs if d["level"] == "access" and d.get("request_id") == "json-2"][0]
+        self.assertEqual((acc["method"], acc["target"], acc["status"]),
+                         ("GET", "/plaintext?x=%22y%22", 200))
+        self.assertIsNone(acc["task_id"])
+        self.assertGreater(acc["bytes"], 13)
+        self.assertGreaterEqual(acc["duration_us"], 0)
+        self.assertTrue(acc["peer"].startswith("127.0.0.1:"))
+        # the task's line names it
+        acc1 = [d for d in docs if d["level"] == "access" and d.get("request_id") == "json-1"][0]
+        self.assertRegex(acc1["task_id"], HEX32)
+
+
+class AccessLogTests(ObserveCase):
+    FLAGS = ("--access-log", "true")
+
+    def test_fields(self):
+        st, h, body = self.c.raw("GET", "/plaintext", headers={"X-Request-ID": "acc-1"})
+        self.assertEqual(st, 200)
+        st2, h2, doc = self.c.post("/v1/demo/add", {"x": 1, "y": 2},
+                                   headers={"X-Request-ID": "acc-2"})
+        self.assertEqual(st2, 200)
+        st3, _, _ = self.c.raw("GET", "/nowhere", headers={"X-Request-ID": "acc-3"})
+        self.assertEqual(st3, 404)
+        self.log_has("[acc-3]")
+        lines = {}
+        for ln in self.srv.stderr_text().splitlines():
+            m = ACCESS.match(ln)
+            if m:
+                lines[m.group("rid")] = m.groupdict()
+        a = lines["acc-1"]
+        self.assertEqual((a["method"], a["target"], a["status"], a["task"]),
+                         ("GET", "/plaintext", "200", "-"))
+        self.assertTrue(a["peer"].startswith("127.0.0.1:"))
+        self.assertGreater(int(a["bytes"]), len(body))  # the head counts too
+        b = lines["acc-2"]
+        self.assertEqual((b["method"], b["target"], b["status"]), ("POST", "/v1/demo/add", "200"))
+        self.assertRegex(b["task"], HEX32)
+        self.assertEqual(lines["acc-3"]["status"], "404")
+
+    def test_pipelined_flood_is_answered(self):
+        """Many lines at once: all requests answered, every line either written or counted."""
+        n = 400
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+        got = b""
+        deadline = time.monotonic() + 20
+        while got.count(b"Hello, World!") < n and time.monotonic() < deadline:
+            got += s.recv(65536)
+        s.close()
+        self.assertEqual(got.count(b"Hello, World!"), n)
+        wait_for(lambda: len([ln for ln in self.srv.stderr_text().splitlines()
+                              if "ACCESS" in ln and "/plaintext" in ln]) >= n, 10,
+                 "every access line (the default ring holds them all)")
+
+
+class DropTests(ObserveCase):
+    """The log goes to a FIFO nobody reads yet (a disk that stalls): its writer blocks, the ring
+    of 64 lines fills, and a flood of pipelined requests is still answered at once, its lines
+    dropped and counted. Once the FIFO is read, the count is reported."""
+
+    def config_text(self):
+        self.fifo = os.path.join(self.dir, "log.fifo")
+        os.mkfifo(self.fifo)
+        self.rd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)  # the server's open succeeds
+        self.addCleanup(os.close, self.rd)
+        return "[logging]\nfile = '%s'\naccess = true\nring_lines = 64\n" % self.fifo
+
+    def drain(self):
+        out = b""
+        while True:
+            try:
+                chunk = os.read(self.rd, 1 << 16)
+            except BlockingIOError:
+                return out
+            if not chunk:
+                return out
+            out += chunk
+
+    def test_dropped_lines_are_counted(self):
+        n = 3000
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+        got = b""
+        deadline = time.monotonic() + 30
+        while got.count(b"Hello, World!") < n and time.monotonic() < deadline:
+            got += s.recv(1 << 20)
+        s.close()
+        self.assertEqual(got.count(b"Hello, World!"), n)  # while nothing was written
+        log = b""
+        deadline = time.monotonic() + 20
+        while b"lines dropped" not in log and time.monotonic() < deadline:
+            log += self.drain()
+            time.sleep(0.05)
+        text = log.decode()
+        m = re.search(r"log: (\d+) lines dropped \((\d+) in all\): the ring of 64 lines", text)
+        self.assertTrue(m, text[-2000:])
+        dropped = int(m.group(2))
+        written = text.count(" ACCESS ")
+        self.assertGreater(dropped, 0)
+        self.assertLess(written, n)
+        self.assertLessEqual(written + dropped, n)
+
+
+class LogFileTests(ObserveCase):
+    def config_text(self):
+        self.path = os.path.join(self.dir, "service.log")
+        return "[logging]\nfile = '%s'\naccess = true\n" % self.path
+
+    def lines(self, path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+
+    def test_reopened_after_rename_and_sighup(self):
+        self.c.post("/v1/demo/note", {"message": "before"}, headers={"X-Request-ID": "f-1"})
+        self.c.post("/v1/demo/note_process", {"message": "before-p"},
+                    headers={"X-Request-ID": "f-2"})
+        wait_for(lambda: "[f-2] note from pid" in self.lines(self.path), 5, "the first lines")
+        old = self.path + ".1"
+        os.rename(self.path, old)  # as logrotate does
+        self.srv.send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(self.path), 5, "the new file")
+        self.c.post("/v1/demo/note", {"message": "after"}, headers={"X-Request-ID": "f-3"})
+        self.c.post("/v1/demo/note_process", {"message": "after-p"},
+                    headers={"X-Request-ID": "f-4"})
+        wait_for(lambda: "[f-4] note from pid" in self.lines(self.path), 5, "lines in the new file")
+        new, was = self.lines(self.path), self.lines(old)
+        self.assertIn("SIGHUP: log file reopened", new)
+        self.assertIn("[f-3] note: after", new)
+        self.assertIn("[f-1] note: before", was)
+        self.assertIn("[f-2] note from pid", was)
+        for rid in ("f-1", "f-2"):
+            self.assertNotIn("[%s]" % rid, new)
+        for rid in ("f-3", "f-4"):
+            self.assertNotIn("[%s]" % rid, was)
+        self.assertTrue(self.srv.alive())  # SIGHUP reopens; it does not stop the service
+        self.assertEqual(self.c.post("/v1/demo/pid")[0], 200)  # nor its worker processes
+        self.assertNotIn("listening on", self.srv.stderr_text())  # the lines went to the file
+        self.stop()
+        self.assertIn("stopped", self.lines(self.path))
+
+
+class LevelTests(ObserveCase):
+    def test_post_and_get(self):
+        st, _, doc = self.c.request("GET", "/manage/logging/level")
+        self.assertEqual((st, doc), (200, {"level": "info"}))
+        self.c.post("/v1/demo/note", {"message": "quiet"}, headers={"X-Request-ID": "lv-1"})
+        st, _, doc = self.c.request("POST", "/manage/logging/level", {"level": "debug"})
+        self.assertEqual((st, doc), (200, {"level": "debug"}))
+        self.assertEqual(self.c.request("GET", "/manage/logging/level")[2], {"level": "debug"})
+        self.c.post("/v1/demo/note", {"message": "loud"}, headers={"X-Request-ID": "lv-2"})
+        self.log_has("[lv-2] note: loud")
+        self.assertRegex(self.srv.stderr_text(), r"DEBUG \[lv-2\] note: \d+ ns")
+        self.assertNotRegex(self.srv.stderr_text(), r"DEBUG \[lv-1\]")
+        st, _, doc = self.c.request("POST", "/manage/logging/level", {"level": "loud"})
+        self.assertEqual(st, 422)
+        self.assertEqual(doc["detail"][0]["loc"], ["body", "level"])
+        st, _, doc = self.c.request("POST", "/manage/logging/level", {})
+        self.assertEqual(st, 422)
+        st, _, _ = self.c.raw("POST", "/manage/logging/level", b"{not json",
+                              {"Content-Type": "application/json"})
+        self.assertEqual(st, 400)
+        self.assertEqual(self.c.request("GET", "/manage/logging/level")[2], {"level": "debug"})
+
+    def test_config_edit(self):
+        with open(self.cfg, "a") as f:
+            f.write("[logging]\nlevel = 'warn'\n")
+        wait_for(lambda: self.c.request("GET", "/manage/logging/level")[2] == {"level": "warn"},
+                 10, "the level from the edited file")
+        self.c.post("/v1/demo/note", {"message": "hidden"}, headers={"X-Request-ID": "lv-3"})
+        self.assertEqual(self.c.request("GET", "/manage/logging/level")[2], {"level": "warn"})
+        time.sleep(0.3)
+        self.assertNotIn("[lv-3]", self.srv.stderr_text())
+
+
+class TokenTests(ObserveCase):
+    FLAGS = ("--manage-token", "s3cret-token")
+
+    def test_missing_wrong_right(self):
+        body = {"level": "debug"}
+        st, h, doc = self.c.request("POST", "/manage/logging/level", body)
+        self.assertEqual(st, 401)
+        self.assertEqual(h.get("www-authenticate"), 'Bearer realm="manage"')
+        self.assertIn("Bearer", doc["detail"])
+        st, _, _ = self.c.request("POST", "/manage/logging/level", body,
+                                  headers={"Authorization": "Bearer s3cret-tokeN"})
+        self.assertEqual(st, 403)
+        st, _, _ = self.c.request("POST", "/manage/logging/level", body,
+                                  headers={"Authorization": "Bearer s3cret-token-longer"})
+        self.assertEqual(st, 403)
+        self.assertEqual(self.c.request("GET", "/manage/logging/level")[2], {"level": "info"})
+        st, _, doc = self.c.request("POST", "/manage/logging/level", body,
+                                    headers={"Authorization": "Bearer s3cret-token"})
+        self.assertEqual((st, doc), (200, {"level": "debug"}))
+        # reads need no token
+        self.assertEqual(self.c.request("GET", "/manage/version")[0], 200)
+
+
+def outside_address():
+    """This machine's address on its way out (not loopback), or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))  # no packet is sent: the route picks the address
+        a = s.getsockname()[0]
+        return None if a.startswith("127.") else a
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class LoopbackOnlyTests(ObserveCase):
+    FLAGS = ("--host", "0.0.0.0")
+
+    def test_writes_from_loopback_only_without_a_token(self):
+        addr = outside_address()
+        if addr is None:
+            self.skipTest("this machine has no address besides loopback")
+        c = http.client.HTTPConnection(addr, self.srv.port, timeout=10)
+        c.request("POST", "/manage/logging/level", body=b'{"level":"debug"}',
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        doc = json.loads(r.read())
+        c.close()
+        self.assertEqual(r.status, 403)
+        self.assertIn("loopback", doc["detail"])
+        c = http.client.HTTPConnection(addr, self.srv.port, timeout=10)
+        c.request("GET", "/manage/logging/level")  # reading is fine from anywhere
+        r = c.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())), (200, {"level": "info"}))
+        c.close()
+        st, _, doc = self.c.request("POST", "/manage/logging/level", {"level": "debug"})
+        self.assertEqual((st, doc), (200, {"level": "debug"}))
+
+
+class ManageTests(ObserveCase):
+    def test_endpoints(self):
+        st, _, doc = self.c.request("GET", "/health")
+        self.assertEqual((st, doc), (200, {"status": "ok"}))
+        st, _, doc = self.c.request("GET", "/ready")
+        self.assertEqual((st, doc), (200, {"status": "ready"}))
+        st, _, doc = self.c.request("GET", "/manage/version")
+        self.assertEqual(st, 200)
+        self.assertEqual(doc["service"], "immersive-demo")
+        self.assertRegex(doc["immersive"], r"^\d+\.\d+\.\d+$")
+        self.assertTrue(doc["build_id"])
+        st, _, spec = self.c.request("GET", "/manage/spec")
+        self.assertEqual(st, 200)
+        self.assertEqual(spec, self.c.request("GET", "/openapi.json")[2])
+        self.assertEqual(doc["version"], spec["info"]["version"])
+        st, _, conf = self.c.request("GET", "/manage/config")
+        self.assertEqual(st, 200)
+        self.assertEqual(conf["logging"]["level"], "info")
+        self.assertEqual(self.c.request("DELETE", "/health")[0], 405)
+
+    def test_ready_goes_503_during_shutdown(self):
+        # a request whose head is in and whose body is not: the stop waits for it to finish
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n")
+        tid = self.c.submit("/v1/demo/sleep", {"seconds": 1.5, "value": 1})
+        self.c.wait(tid, ("RUNNING",))
+        self.srv.send_signal(signal.SIGTERM)
+        self.log_has("shutting down gracefully")
+        s.sendall(b"x")
+        got = b""
+        while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 503"), got)
+        doc = json.loads(body)
+        self.assertEqual(doc["status"], "not ready")
+        self.assertIn("shutting down", doc["detail"])
+        self.assertEqual(self.srv.wait(15), 0)
+
+
+class PrefixTests(ObserveCase):
+    FLAGS = ("--manage-prefix", "/ops/")
+
+    def test_moved(self):
+        self.assertEqual(self.c.request("GET", "/ops/version")[0], 200)
+        self.assertEqual(self.c.request("GET", "/ops/logging/level")[2], {"level": "info"})
+        self.assertEqual(self.c.request("GET", "/manage/version")[0], 404)
+        self.assertEqual(self.c.request("GET", "/health")[0], 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
