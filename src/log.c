@@ -214,9 +214,10 @@ static im__lslot *im__log_claim(void)
 static void im__log_publish(im__lslot *s)
 {
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    atomic_store_explicit(&s->seq, seq + 1, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst); /* against the writer's sleeping flag */
-    if (atomic_load_explicit(&im__L.sleeping, memory_order_relaxed) &&
+    /* seq_cst store, then seq_cst load; the writer does the mirror image: one of the two sees
+     * the other's write, so no wake-up is lost (Dekker's pattern, without a fence) */
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&im__L.sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&im__L.sleeping, 0, memory_order_relaxed)) {
         uint64_t one = 1;
         if (write(im__L.efd, &one, sizeof one) < 0) { /* it wakes within a second anyway */
@@ -393,10 +394,9 @@ static void *im__log_writer(void *arg)
             reported = d;
             warned_ms = now;
         }
-        atomic_store_explicit(&im__L.sleeping, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst); /* against a producer's publish */
+        atomic_store_explicit(&im__L.sleeping, 1, memory_order_seq_cst); /* see im__log_publish */
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        if (atomic_load_explicit(&s->seq, memory_order_acquire) == pos + 1) {
+        if (atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
             atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
             continue;
         }

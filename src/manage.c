@@ -33,7 +33,7 @@ static void im__ready(im_ctx *c)
     char buf[160];
     if (atomic_load(&s->stopping)) {
         why = "shutting down";
-    } else if (!s->started) {
+    } else if (!atomic_load(&s->loops_ready)) {
         why = "starting: the modules are not all initialised yet";
     } else if (im__queue_over(s->primary, pct) || im__queue_over(s->serial, pct)) {
         snprintf(buf, sizeof buf, "the %s executor's queue is over %u%% of its capacity",
