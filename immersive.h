@@ -42,7 +42,7 @@
  *                 http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c manage.c launch.c
+ *   conf.c module.c metrics.c manage.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -678,8 +678,10 @@ typedef struct im_server_opts {
     const char *log_format;    /* "text" (default) or "json": one JSON object per line */
     const char *log_file;      /* append lines to this file, reopened on SIGHUP (NULL or "":
                                 * stderr) */
-    int access_log;            /* 1: one line per request (time, id, peer, method, target,
-                                * status, bytes, microseconds, task) */
+    int access_log;            /* > 0: one line per request (time, id, peer, method, target,
+                                * status, bytes, microseconds, task); < 0 or 0: none */
+    int metrics;               /* GET /metrics and the counting behind it: > 0 or 0 on, < 0
+                                * off */
     unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
     const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
     const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
@@ -870,6 +872,8 @@ size_t im_queue_size(const im_queue *q);
 unsigned im_queue_levels(const im_queue *q);
 /* Items one level holds at most. */
 size_t im_queue_capacity(const im_queue *q);
+/* Items at one level (a snapshot), 0 for a level it does not have. */
+size_t im_queue_level_size(const im_queue *q, unsigned level);
 /* ======== end queue.h ======== */
 /* ======== begin executor.h ======== */
 /* executor.h — worker threads fed by an im_queue: submit(priority, job) returns at once (or
@@ -949,6 +953,9 @@ void im_executor_free(im_executor *ex);
 unsigned im_executor_threads(const im_executor *ex); /* worker threads */
 size_t im_executor_queued(const im_executor *ex);    /* jobs waiting (snapshot) */
 size_t im_executor_capacity(const im_executor *ex);  /* jobs one priority level holds */
+unsigned im_executor_levels(const im_executor *ex);  /* its priority levels */
+size_t im_executor_queued_at(const im_executor *ex, unsigned prio); /* waiting at one level */
+const char *im_executor_name(const im_executor *ex); /* as its options named it */
 unsigned im_executor_running(const im_executor *ex); /* jobs running now (snapshot) */
 /* How long a job just queued would wait before a worker starts it, in milliseconds: the jobs
  * ahead of it times the recent mean run time, over the threads (a Retry-After estimate). */
@@ -1593,6 +1600,8 @@ typedef struct im__route {
     im_handler_fn fn;        /* handler */
     void *udata;             /* handed to the handler */
     size_t max_body;         /* its own body limit, above max_body_bytes (0: that one) */
+    char *pattern;           /* owned: as added (the metrics' route label) */
+    uint32_t mid;            /* its metrics' index, 1.. (0: requests no route took) */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
@@ -1607,7 +1616,37 @@ typedef struct im__rnode {
     struct im__rnode **kids;   /* owned */
     struct im__rnode *param;   /* owned "{name}" child */
     im__route *routes;         /* owned handlers ending here */
+    im__route **all;           /* root only, owned array: every route, by mid - 1 */
+    uint32_t nall, allcap;
 } im__rnode;
+
+/* Latency buckets of the metrics' histograms, upper bounds in microseconds (+Inf after). */
+#define IM__MET_BUCKETS 16
+static const uint64_t im__met_le_us[IM__MET_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+    2500000, 5000000, 10000000};
+
+/* One route's counters on one loop: written by that loop only (a relaxed load and store, no
+ * lock prefix), read by a scrape on any loop. */
+typedef struct im__rmet {
+    _Atomic uint64_t status[5];             /* answers by class: 1xx .. 5xx */
+    _Atomic uint64_t le[IM__MET_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+    _Atomic uint64_t sum_us;
+} im__rmet;
+
+static inline void im__met_add(_Atomic uint64_t *p, uint64_t v)
+{
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+/* Which bucket a duration falls in. */
+static inline unsigned im__met_bucket(uint64_t us)
+{
+    unsigned b = 0;
+    while (b < IM__MET_BUCKETS && us > im__met_le_us[b]) b++;
+    return b;
+}
 
 /* A per-request arena: blocks freed when the request is answered (one small block is kept). */
 typedef struct im__ablock {
@@ -1708,6 +1747,9 @@ struct im_loop {
     int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
     uint64_t rid_rng[2];       /* xorshift128+ state of the request ids this loop makes */
+    im__rmet *met;             /* owned: per route (index mid), allocated by the loop itself */
+    uint32_t nmet;
+    _Atomic uint64_t m_bytes_in, m_bytes_out, m_refused; /* this loop's, see im__met_add */
     im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
     uint32_t nheap, heap_cap;
     time_t date_sec;           /* second the Date header was made for */
@@ -1818,6 +1860,9 @@ typedef struct im__epstate {
     struct im_server *srv;
     _Atomic unsigned unfinished; /* its tasks queued or running (max_concurrency counts them) */
     _Atomic unsigned running;    /* its handlers running now */
+    _Atomic uint64_t ended[4];   /* tasks that ended SUCCEEDED, FAILED, TIMEOUT, CANCELLED */
+    _Atomic uint64_t dur_le[IM__MET_BUCKETS + 1]; /* their run times (from RUNNING) */
+    _Atomic uint64_t dur_sum_us;
     _Atomic uint32_t timeout_ms; /* a task's time limit from its start (0: none); and ... */
     _Atomic uint32_t max_conc;   /* ... its unfinished tasks at once (0: any): both from its
                                   * table and then functions.<name> of the config (live) */
@@ -1858,6 +1903,8 @@ typedef struct im__task {
     size_t bytes;                /* (S) what it holds, counted against the store's cap */
     char small[32];              /* (L) a short answer is kept here: body points to it */
     char request_id[IM__RID_MAX + 1]; /* the id of the request that made it */
+    _Atomic uint8_t is_counted;  /* its end is in its function's metrics */
+    uint64_t run_us;             /* (L) its handler's run, when one ran to its end, else 0 */
 } im__task;
 
 /* A task's execution: the job on the executor and what the call needs, alive from submit to
@@ -1872,6 +1919,7 @@ typedef struct im__taskrun {
     size_t held;                 /* its share of the server's queued_bytes */
     im__ltimer deadline;         /* the time limit, on the submitting loop */
     uint32_t limit_ms;           /* that limit, as it was when the task was accepted */
+    uint64_t started_ns;         /* monotonic ns at the start (the metrics' run time) */
     uint64_t started_mono;       /* (task lock) monotonic ms at the start: the time limit
                                   * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */
@@ -5230,6 +5278,7 @@ static void im__route_free(im__route *r)
         for (unsigned i = 0; i < r->nparams; i++) free(r->pnames[i]);
         free(r->pnames);
         free(r->method);
+        free(r->pattern);
         free(r);
         r = next;
     }
@@ -5241,6 +5290,7 @@ static void im__rnode_free(im__rnode *n)
     for (uint32_t i = 0; i < n->nkids; i++) im__rnode_free(n->kids[i]);
     im__rnode_free(n->param);
     im__route_free(n->routes);
+    free(n->all);
     free(n->kids);
     free(n->seg);
     free(n);
@@ -5309,9 +5359,25 @@ static int im__router_add_limited(im__rnode *root, const char *method, const cha
     r->fn = fn;
     r->udata = udata;
     r->max_body = max_body;
+    if (root->nall == root->allcap) {
+        uint32_t cap = root->allcap ? root->allcap * 2 : 32;
+        im__route **all = realloc(root->all, cap * sizeof *all);
+        if (!all) goto nomem_r;
+        root->all = all;
+        root->allcap = cap;
+    }
+    if (!(r->pattern = im__strndup(pattern, strlen(pattern)))) goto nomem_r;
+    root->all[root->nall++] = r;
+    r->mid = root->nall;
     r->next = n->routes;
     n->routes = r;
     return 0;
+nomem_r:
+    free(r->method);
+    free(r->pnames);
+    free(r);
+    rc = -ENOMEM;
+    goto fail;
 nomem:
     rc = -ENOMEM;
 fail:
@@ -5661,6 +5727,23 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
     return im_jw_error(&w) ? 0 : w.len;
 }
 
+/* Counts an answer in this loop's metrics: its route's status class and latency (x NULL: an
+ * error found while parsing, under no route), and the bytes queued. */
+static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t bytes)
+{
+    im__met_add(&L->m_bytes_out, bytes);
+    uint32_t mid = x && x->route ? x->route->mid : 0;
+    if (mid >= L->nmet) return; /* routed after the loops started */
+    im__rmet *m = &L->met[mid];
+    unsigned cls = (unsigned)(status / 100 - 1);
+    im__met_add(&m->status[cls < 5 ? cls : 4], 1);
+    if (x && x->t0_ns) {
+        uint64_t us = (im_log_clock_ns() - x->t0_ns) / 1000u;
+        im__met_add(&m->le[im__met_bucket(us)], 1);
+        im__met_add(&m->sum_us, us);
+    }
+}
+
 /* The access log's line of an answer on c: x is its request (NULL for an error found while
  * parsing, which has none). The peer is asked of the socket: nothing per connection is kept
  * for a log that is off by default. */
@@ -5714,8 +5797,10 @@ static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, 
     h.minor = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
     if (im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0) ==
-        0 && L->o.access_log)
-        im__access(L, c, NULL, status, h.written);
+        0) {
+        if (L->o.metrics > 0) im__met_answer(L, NULL, status, h.written);
+        if (L->o.access_log > 0) im__access(L, c, NULL, status, h.written);
+    }
 }
 
 /* The connection a context answers on, or NULL when its peer is gone. */
@@ -5786,7 +5871,8 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         h.keep = x->keepalive && !L->is_stopping;
         h.minor = x->req.minor;
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
-        if (!rc && L->o.access_log) im__access(L, c, x, status, h.written);
+        if (!rc && L->o.metrics > 0) im__met_answer(L, x, status, h.written);
+        if (!rc && L->o.access_log > 0) im__access(L, c, x, status, h.written);
     }
     if (x->is_deferred) im__ctx_finish(x);
     return rc ? rc : bad;
@@ -5944,7 +6030,8 @@ int im_stream_end(im_ctx *x)
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
-        if (L->o.access_log) im__access(L, c, x, x->stream_status, x->bytes_out);
+        if (L->o.metrics > 0) im__met_answer(L, x, x->stream_status, x->bytes_out);
+        if (L->o.access_log > 0) im__access(L, c, x, x->stream_status, x->bytes_out);
     }
     im__ctx_finish(x);
     return rc;
@@ -6025,7 +6112,7 @@ static int im__ctx_defer(im_ctx *x, int keep, im_close_fn on_close, void *arg)
     im__conn *c = im__ctx_conn(x);
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
-    if (L->o.access_log && !x->acc) { /* its line names them, whoever takes its bytes */
+    if (L->o.access_log > 0 && !x->acc) { /* its line names them, whoever takes its bytes */
         size_t ml = x->req.method.len > 16 ? 16 : x->req.method.len;
         size_t tl = x->req.target.len > 512 ? 512 : x->req.target.len;
         if ((x->acc = malloc(ml + tl + 1))) {
@@ -6180,7 +6267,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->xh_len = 0;
     x->bytes_out = 0;
     x->task_id[0] = 0;
-    x->t0_ns = L->o.access_log ? im_log_clock_ns() : 0;
+    x->t0_ns = L->o.access_log > 0 || L->o.metrics > 0 ? im_log_clock_ns() : 0;
     im__rid_set(L, x, h);
     im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
@@ -6956,6 +7043,7 @@ static void im__conn_refuse(im_loop *L, im__conn *c)
 {
     static const char body[] = "{\"detail\":\"too many connections\"}";
     im__head h = {0};
+    im__met_add(&L->m_refused, 1);
     h.status = 503;
     h.ctype = "application/json";
     h.ctype_len = 16;
@@ -6973,6 +7061,7 @@ static void im__refuse_now(im_loop *L, int fd)
 {
     static const char body[] = "{\"detail\":\"too many connections\"}";
     char buf[512];
+    im__met_add(&L->m_refused, 1);
     int n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\n%.37sContent-Type: "
                      "application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
                      "Connection: close\r\n\r\n%s", L->date, sizeof body - 1, body);
@@ -7053,6 +7142,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         return;
     }
     if (res > 0 && data) {
+        im__met_add(&L->m_bytes_in, (uint64_t)res);
         /* the buffer is handed back above but the kernel cannot reuse it before the ring's
          * tail is advanced, after this batch */
         im__conn_on_data(L, c, data, (size_t)res);
@@ -7641,6 +7731,14 @@ void im_queue_free(im_queue *q)
 
 unsigned im_queue_levels(const im_queue *q) { return q->levels; }
 size_t im_queue_capacity(const im_queue *q) { return q->rings[0].mask + 1; }
+size_t im_queue_level_size(const im_queue *q, unsigned level)
+{
+    if (level >= q->levels) return 0;
+    const im__ring *r = &q->rings[level];
+    size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return h > t ? h - t : 0;
+}
 
 /* Wakes one sleeper. */
 static void im__queue_wake(im_queue *q)
@@ -8053,6 +8151,12 @@ void im_executor_free(im_executor *ex)
 unsigned im_executor_threads(const im_executor *ex) { return ex->nthreads; }
 size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); }
 size_t im_executor_capacity(const im_executor *ex) { return im_queue_capacity(ex->q); }
+unsigned im_executor_levels(const im_executor *ex) { return im_queue_levels(ex->q); }
+size_t im_executor_queued_at(const im_executor *ex, unsigned prio)
+{
+    return im_queue_level_size(ex->q, prio);
+}
+const char *im_executor_name(const im_executor *ex) { return ex->name; }
 unsigned im_executor_running(const im_executor *ex)
 {
     return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);
@@ -10511,6 +10615,23 @@ static void im__taskmem_free(im__taskmem *m)
 static void im__task_stored_end(im__task *t)
 {
     im__store *s = t->fn->srv->store;
+    if (!atomic_exchange_explicit(&t->is_counted, 1, memory_order_relaxed)) {
+        im__epstate *fn = t->fn;
+        int st = atomic_load(&t->state);
+        if (st >= IM_TASK_SUCCEEDED)
+            atomic_fetch_add_explicit(&fn->ended[st - IM_TASK_SUCCEEDED], 1, memory_order_relaxed);
+        im__task_lock(t);
+        /* its handler's run when it returned; else (a time limit) the wall clock's, in ms */
+        int64_t ran = t->run_us ? (int64_t)t->run_us
+                      : t->started_ms && t->finished_ms ? (t->finished_ms - t->started_ms) * 1000
+                      : -1;
+        im__task_unlock(t);
+        if (ran >= 0) {
+            uint64_t us = (uint64_t)ran;
+            atomic_fetch_add_explicit(&fn->dur_le[im__met_bucket(us)], 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&fn->dur_sum_us, us, memory_order_relaxed);
+        }
+    }
     im__task_event(t->fn->srv, t->id, t->fn->ep->name, atomic_load(&t->state));
     s->ops->finished(s, t);
 }
@@ -10600,7 +10721,8 @@ static int im__task_begin(im__taskrun *r)
     }
     t->state = IM_TASK_RUNNING;
     t->started_ms = im__wall_ms();
-    r->started_mono = im__mono_ns() / 1000000u;
+    r->started_ns = im__mono_ns();
+    r->started_mono = r->started_ns / 1000000u;
     im__task_unlock(t);
     im__task_event(t->fn->srv, t->id, t->fn->ep->name, IM_TASK_RUNNING);
     atomic_fetch_add_explicit(&t->fn->running, 1, memory_order_relaxed);
@@ -10621,7 +10743,9 @@ static void im__task_end(im__taskrun *r, int http, const char *ans, size_t len, 
     int ended = 0;
     if (http != 200 && !error) error = strdup(im__reason(http));
     atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
+    uint64_t ran_us = (im__mono_ns() - r->started_ns) / 1000u;
     im__task_lock(t);
+    t->run_us = ran_us ? ran_us : 1;
     if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
         if (t->is_cancel) {
             t->state = IM_TASK_CANCELLED; /* asked while it ran: its answer is dropped */
@@ -12992,6 +13116,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
     IM__DEF(log_format, "text");
+    IM__DEF(access_log, -1);
+    IM__DEF(metrics, 1);
     IM__DEF(log_ring_lines, IM_DEFAULT_LOG_RING_LINES);
     IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
     IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
@@ -13234,6 +13360,7 @@ fail:
 /* Frees what im__loop_init made (the ring is already gone). */
 static void im__loop_free(im_loop *L)
 {
+    free(L->met);
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
         sched_yield();
     while (L->run_pool) {
@@ -13283,6 +13410,12 @@ static void *im__loop_main(void *arg)
     snprintf(name, sizeof name, "im-loop-%d", L->index);
     pthread_setname_np(pthread_self(), name);
     im__cur_loop = L;
+    /* the metrics of every route, in memory of this loop's own (first touched here) */
+    size_t mb = ((size_t)(s->root->nall + 1) * sizeof(im__rmet) + 63) / 64 * 64;
+    if ((L->met = aligned_alloc(64, mb))) {
+        memset(L->met, 0, mb);
+        L->nmet = s->root->nall + 1;
+    }
     L->init_rc = im__loop_init(L);
     pthread_mutex_lock(&s->init_mu);
     s->init_left--;
@@ -13683,6 +13816,8 @@ static const im__ckey im__ckeys[] = {
      "one line per request: time, request id, peer, method, target, status, bytes, us, task"},
     {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 24, 0,
      "lines queued for the log's writer; past them lines are dropped and counted"},
+    {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
+     "GET /metrics (Prometheus text), and the counting behind it"},
     {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
      "path prefix of the management endpoints"},
     {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
@@ -14005,8 +14140,8 @@ static char *im__cfg_own_defaults(void)
         case IM__CK_STR:
             IM__EMIT("%s = \"%s\"\n", dot + 1, im__sv(*(const char *const *)(const void *)base));
             break;
-        case IM__CK_BOOL:
-            IM__EMIT("%s = %s\n", dot + 1, *(const int *)(const void *)base ? "true" : "false");
+        case IM__CK_BOOL: /* > 0 true, < 0 false (0 is "the default" in the options) */
+            IM__EMIT("%s = %s\n", dot + 1, *(const int *)(const void *)base > 0 ? "true" : "false");
             break;
         case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
         case IM__CK_PATH: IM__EMIT("%s = \"%s\"\n", dot + 1, dot + 1); break;
@@ -14532,7 +14667,7 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
             continue;
         }
         if (k->kind == IM__CK_BOOL) {
-            *(int *)(void *)base = v->u.b != 0;
+            *(int *)(void *)base = v->u.b ? 1 : -1;
             continue;
         }
         if (k->kind == IM__CK_STR) {
@@ -14570,6 +14705,7 @@ typedef struct im__cfgw {
     pthread_cond_t cv;
     int pending, stop;           /* (mu) */
     int watch_id;
+    _Atomic uint64_t reloads[2]; /* reloads that took, and that failed (metrics) */
     im_server_opts asked;        /* the options as the config gave them when last applied */
     im_toml *fixed;              /* owned: modules and paths as at start (restart-only) */
 } im__cfgw;
@@ -14592,7 +14728,9 @@ static void *im__cfgw_main(void *arg)
         w->pending = 0;
         pthread_mutex_unlock(&w->mu);
         char err[512];
-        if (im_config_load(w->cfg, err, sizeof err))
+        int bad = im_config_load(w->cfg, err, sizeof err) != 0;
+        atomic_fetch_add_explicit(&w->reloads[bad], 1, memory_order_relaxed);
+        if (bad)
             im_log(IM_LOG_ERROR, "config: %s (the running configuration is kept)", err);
         else
             im_log(IM_LOG_INFO, "config: reloaded (generation %llu)",
@@ -15326,6 +15464,210 @@ static void im__modules_free(im_server *s)
     s->openapi_own = NULL;
 }
 /* ======== end module.c ======== */
+/* ======== begin metrics.c ======== */
+/* metrics.c — GET /metrics in the Prometheus text format 0.0.4: what the loops counted (each
+ * in its own memory, summed here), the executors' queues, the tasks by function, the log, the
+ * configuration's reloads and the worker processes replaced. The scrape runs on a loop; the
+ * counting it reads costs the requests no lock and no shared cache line. */
+
+/* A label value as the format wants it (\\, \" and \n escaped) into o[0..cap); cut whole. */
+static void im__prom_label(char *o, size_t cap, const char *s)
+{
+    size_t k = 0;
+    for (; *s && k + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') o[k++] = '\\';
+        o[k++] = *s == '\n' ? 'n' : *s;
+    }
+    o[k] = 0;
+}
+
+static void im__prom_head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A histogram's series: per-bucket counts (not cumulative; the last is +Inf) made cumulative,
+ * under the labels in lab (written as they are, without braces). */
+static void im__prom_hist(FILE *f, const char *name, const char *lab, const uint64_t *le,
+                          uint64_t sum_us)
+{
+    uint64_t cum = 0;
+    for (unsigned b = 0; b <= IM__MET_BUCKETS; b++) {
+        cum += le[b];
+        if (b < IM__MET_BUCKETS)
+            fprintf(f, "%s_bucket{%s,le=\"%g\"} %llu\n", name, lab, (double)im__met_le_us[b] / 1e6,
+                    (unsigned long long)cum);
+        else
+            fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, lab, (unsigned long long)cum);
+    }
+    fprintf(f, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, lab, (double)sum_us / 1e6, name,
+            lab, (unsigned long long)cum);
+}
+
+static uint64_t im__ld(const _Atomic uint64_t *p)
+{
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+/* The executors a scrape reports: the server's, process mode's, and the modules'. */
+static void im__prom_executor(FILE *f, const im_executor *ex, int part)
+{
+    if (!ex) return;
+    const char *n = im_executor_name(ex);
+    if (part == 0) {
+        for (unsigned p = 0; p < im_executor_levels(ex); p++)
+            fprintf(f, "immersive_executor_queue_depth{executor=\"%s\",priority=\"%u\"} %zu\n",
+                    n, p, im_executor_queued_at(ex, p));
+    } else if (part == 1) {
+        fprintf(f, "immersive_executor_threads{executor=\"%s\"} %u\n", n, im_executor_threads(ex));
+    } else {
+        fprintf(f, "immersive_executor_threads_busy{executor=\"%s\"} %u\n", n,
+                im_executor_running(ex));
+    }
+}
+
+static void im__prom_executors(FILE *f, im_server *s, int part)
+{
+    im__prom_executor(f, s->primary, part);
+    im__prom_executor(f, s->serial, part);
+    if (s->procs) im__prom_executor(f, s->procs->ex, part);
+    for (const im_module *m = s->mods; m; m = m->next)
+        for (const im__modexec *e = m->execs; e; e = e->next) im__prom_executor(f, e->ex, part);
+}
+
+static void im__metrics(im_ctx *c)
+{
+    im_server *s = im_ctx_udata(c);
+    if (c->loop->o.metrics < 0) {
+        im_reply_error(c, 404, "metrics are off (metrics.enabled = false)");
+        return;
+    }
+    if (!atomic_load(&s->loops_ready)) { /* every loop's counters exist from then on */
+        im_reply_error(c, 503, "starting");
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        im_reply_error(c, 503, "out of memory");
+        return;
+    }
+    const im__rnode *root = s->root;
+    uint32_t nroutes = root->nall + 1;
+    im__prom_head(f, "immersive_requests_total", "counter", "Answers, by route and status class.");
+    uint64_t *le = calloc((size_t)nroutes * (IM__MET_BUCKETS + 2), sizeof *le);
+    uint64_t *cls = calloc((size_t)nroutes * 5, sizeof *cls);
+    for (int i = 0; le && cls && i < s->nloops; i++) {
+        const im_loop *L = s->loops[i];
+        for (uint32_t r = 0; r < nroutes && r < L->nmet; r++) {
+            const im__rmet *m = &L->met[r];
+            for (int k = 0; k < 5; k++) cls[r * 5 + k] += im__ld(&m->status[k]);
+            uint64_t *h = le + (size_t)r * (IM__MET_BUCKETS + 2);
+            for (int b = 0; b <= IM__MET_BUCKETS; b++) h[b] += im__ld(&m->le[b]);
+            h[IM__MET_BUCKETS + 1] += im__ld(&m->sum_us);
+        }
+    }
+    char lab[640], (*esc)[512] = calloc(nroutes, sizeof *esc); /* the routes' labels */
+    if (esc) snprintf(esc[0], sizeof esc[0], "(none)"); /* requests no route took */
+    for (uint32_t r = 1; esc && r < nroutes; r++)
+        im__prom_label(esc[r], sizeof esc[r], root->all[r - 1]->pattern);
+    for (uint32_t r = 0; le && cls && esc && r < nroutes; r++) {
+        const im__route *rt = r ? root->all[r - 1] : NULL;
+        for (int k = 0; k < 5; k++) {
+            if (!cls[r * 5 + k]) continue;
+            fprintf(f, "immersive_requests_total{method=\"%s\",route=\"%s\",status=\"%dxx\"} "
+                    "%llu\n", rt ? rt->method : "", esc[r], k + 1,
+                    (unsigned long long)cls[r * 5 + k]);
+        }
+    }
+    im__prom_head(f, "immersive_request_duration_seconds", "histogram",
+                  "From a request's dispatch to its answer queued (a task's run included).");
+    for (uint32_t r = 0; le && cls && esc && r < nroutes; r++) {
+        const uint64_t *h = le + (size_t)r * (IM__MET_BUCKETS + 2);
+        uint64_t any = 0;
+        for (int b = 0; b <= IM__MET_BUCKETS; b++) any += h[b];
+        if (!any) continue;
+        const im__route *rt = r ? root->all[r - 1] : NULL;
+        snprintf(lab, sizeof lab, "method=\"%s\",route=\"%s\"", rt ? rt->method : "", esc[r]);
+        im__prom_hist(f, "immersive_request_duration_seconds", lab, h, h[IM__MET_BUCKETS + 1]);
+    }
+    free(le);
+    free(cls);
+    free(esc);
+    uint64_t in = 0, out = 0, refused = 0;
+    for (int i = 0; i < s->nloops; i++) {
+        in += im__ld(&s->loops[i]->m_bytes_in);
+        out += im__ld(&s->loops[i]->m_bytes_out);
+        refused += im__ld(&s->loops[i]->m_refused);
+    }
+    im__prom_head(f, "immersive_received_bytes_total", "counter", "Bytes received.");
+    fprintf(f, "immersive_received_bytes_total %llu\n", (unsigned long long)in);
+    im__prom_head(f, "immersive_sent_bytes_total", "counter", "Bytes of answers queued to send.");
+    fprintf(f, "immersive_sent_bytes_total %llu\n", (unsigned long long)out);
+    im__prom_head(f, "immersive_connections_open", "gauge", "Connections open now.");
+    fprintf(f, "immersive_connections_open %d\n", atomic_load_explicit(&s->conns,
+                                                                      memory_order_relaxed));
+    im__prom_head(f, "immersive_connections_refused_total", "counter",
+                  "Connections answered 503 past server.limits.max_conns.");
+    fprintf(f, "immersive_connections_refused_total %llu\n", (unsigned long long)refused);
+    im__prom_head(f, "immersive_executor_queue_depth", "gauge", "Jobs waiting, by priority.");
+    im__prom_executors(f, s, 0);
+    im__prom_head(f, "immersive_executor_threads", "gauge", "Worker threads of an executor.");
+    im__prom_executors(f, s, 1);
+    im__prom_head(f, "immersive_executor_threads_busy", "gauge", "Of them, running a job now.");
+    im__prom_executors(f, s, 2);
+    im__prom_head(f, "immersive_tasks", "gauge", "Tasks not yet ended, by function and state.");
+    for (size_t i = 0; i < s->neps; i++) {
+        const im__epstate *st = s->eps[i];
+        unsigned unf = atomic_load_explicit(&st->unfinished, memory_order_relaxed);
+        unsigned run = atomic_load_explicit(&st->running, memory_order_relaxed);
+        if (st->ep->mode == IM_MODE_INLINE) continue;
+        fprintf(f, "immersive_tasks{function=\"%s\",state=\"QUEUED\"} %u\n"
+                "immersive_tasks{function=\"%s\",state=\"RUNNING\"} %u\n", st->ep->name,
+                unf > run ? unf - run : 0, st->ep->name, run);
+    }
+    im__prom_head(f, "immersive_tasks_ended_total", "counter", "Tasks ended, by function and state.");
+    for (size_t i = 0; i < s->neps; i++) {
+        const im__epstate *st = s->eps[i];
+        if (st->ep->mode == IM_MODE_INLINE) continue;
+        for (int k = 0; k < 4; k++)
+            fprintf(f, "immersive_tasks_ended_total{function=\"%s\",state=\"%s\"} %llu\n",
+                    st->ep->name, im_task_state_name(IM_TASK_SUCCEEDED + k),
+                    (unsigned long long)im__ld(&st->ended[k]));
+    }
+    im__prom_head(f, "immersive_task_duration_seconds", "histogram",
+                  "Run time of tasks that ran, from RUNNING to their end.");
+    for (size_t i = 0; i < s->neps; i++) {
+        const im__epstate *st = s->eps[i];
+        if (st->ep->mode == IM_MODE_INLINE) continue;
+        uint64_t h[IM__MET_BUCKETS + 1];
+        for (int b = 0; b <= IM__MET_BUCKETS; b++) h[b] = im__ld(&st->dur_le[b]);
+        snprintf(lab, sizeof lab, "function=\"%s\"", st->ep->name);
+        im__prom_hist(f, "immersive_task_duration_seconds", lab, h, im__ld(&st->dur_sum_us));
+    }
+    im__prom_head(f, "immersive_log_lines_dropped_total", "counter",
+                  "Log lines dropped because the log's ring was full.");
+    fprintf(f, "immersive_log_lines_dropped_total %llu\n", (unsigned long long)im_log_dropped());
+    im__prom_head(f, "immersive_config_reloads_total", "counter",
+                  "Reloads of the configuration files, by result.");
+    fprintf(f, "immersive_config_reloads_total{result=\"ok\"} %llu\n"
+            "immersive_config_reloads_total{result=\"failed\"} %llu\n",
+            (unsigned long long)(s->cfgw ? im__ld(&s->cfgw->reloads[0]) : 0),
+            (unsigned long long)(s->cfgw ? im__ld(&s->cfgw->reloads[1]) : 0));
+    im__prom_head(f, "immersive_process_worker_restarts_total", "counter",
+                  "Worker processes replaced (after a crash, a kill or a leak).");
+    fprintf(f, "immersive_process_worker_restarts_total %lu\n",
+            s->procs ? atomic_load_explicit(&s->procs->restarts, memory_order_relaxed) : 0ul);
+    im__prom_head(f, "immersive_info", "gauge", "immersive's version.");
+    fprintf(f, "immersive_info{version=\"%s\"} 1\n", IM_VERSION_STRING);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || !text) im_reply_error(c, 503, "out of memory");
+    else im_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+/* ======== end metrics.c ======== */
 /* ======== begin manage.c ======== */
 /* manage.c — operating a service: GET /health and /ready, and the management endpoints under
  * manage.prefix (spec, version, logging/level, config), with their write guard (a bearer
@@ -15583,6 +15925,7 @@ static int im__manage_routes(im_server *s)
     };
     int rc = im__route_builtin(s, "GET", "/health", im__health);
     if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready);
+    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics);
     char path[256];
     for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
         snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);
@@ -15615,6 +15958,8 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
     } else if (strncmp(key, "tasks.", 6) == 0) {
         snprintf(name, sizeof name, "task_%s", last);
+    } else if (strcmp(key, "metrics.enabled") == 0) {
+        snprintf(name, sizeof name, "metrics");
     } else if (strcmp(key, "logging.access") == 0) {
         snprintf(name, sizeof name, "access_log");
     } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */

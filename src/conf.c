@@ -99,6 +99,8 @@ static const im__ckey im__ckeys[] = {
      "one line per request: time, request id, peer, method, target, status, bytes, us, task"},
     {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 24, 0,
      "lines queued for the log's writer; past them lines are dropped and counted"},
+    {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
+     "GET /metrics (Prometheus text), and the counting behind it"},
     {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
      "path prefix of the management endpoints"},
     {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
@@ -421,8 +423,8 @@ static char *im__cfg_own_defaults(void)
         case IM__CK_STR:
             IM__EMIT("%s = \"%s\"\n", dot + 1, im__sv(*(const char *const *)(const void *)base));
             break;
-        case IM__CK_BOOL:
-            IM__EMIT("%s = %s\n", dot + 1, *(const int *)(const void *)base ? "true" : "false");
+        case IM__CK_BOOL: /* > 0 true, < 0 false (0 is "the default" in the options) */
+            IM__EMIT("%s = %s\n", dot + 1, *(const int *)(const void *)base > 0 ? "true" : "false");
             break;
         case IM__CK_LEVEL: IM__EMIT("%s = \"info\"\n", dot + 1); break;
         case IM__CK_PATH: IM__EMIT("%s = \"%s\"\n", dot + 1, dot + 1); break;
@@ -948,7 +950,7 @@ int im_config_server_opts(im_config *cfg, im_server_opts *o, char *err, size_t e
             continue;
         }
         if (k->kind == IM__CK_BOOL) {
-            *(int *)(void *)base = v->u.b != 0;
+            *(int *)(void *)base = v->u.b ? 1 : -1;
             continue;
         }
         if (k->kind == IM__CK_STR) {
@@ -986,6 +988,7 @@ typedef struct im__cfgw {
     pthread_cond_t cv;
     int pending, stop;           /* (mu) */
     int watch_id;
+    _Atomic uint64_t reloads[2]; /* reloads that took, and that failed (metrics) */
     im_server_opts asked;        /* the options as the config gave them when last applied */
     im_toml *fixed;              /* owned: modules and paths as at start (restart-only) */
 } im__cfgw;
@@ -1008,7 +1011,9 @@ static void *im__cfgw_main(void *arg)
         w->pending = 0;
         pthread_mutex_unlock(&w->mu);
         char err[512];
-        if (im_config_load(w->cfg, err, sizeof err))
+        int bad = im_config_load(w->cfg, err, sizeof err) != 0;
+        atomic_fetch_add_explicit(&w->reloads[bad], 1, memory_order_relaxed);
+        if (bad)
             im_log(IM_LOG_ERROR, "config: %s (the running configuration is kept)", err);
         else
             im_log(IM_LOG_INFO, "config: reloaded (generation %llu)",

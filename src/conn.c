@@ -72,7 +72,7 @@ static int im__ctx_defer(im_ctx *x, int keep, im_close_fn on_close, void *arg)
     im__conn *c = im__ctx_conn(x);
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
-    if (L->o.access_log && !x->acc) { /* its line names them, whoever takes its bytes */
+    if (L->o.access_log > 0 && !x->acc) { /* its line names them, whoever takes its bytes */
         size_t ml = x->req.method.len > 16 ? 16 : x->req.method.len;
         size_t tl = x->req.target.len > 512 ? 512 : x->req.target.len;
         if ((x->acc = malloc(ml + tl + 1))) {
@@ -227,7 +227,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->xh_len = 0;
     x->bytes_out = 0;
     x->task_id[0] = 0;
-    x->t0_ns = L->o.access_log ? im_log_clock_ns() : 0;
+    x->t0_ns = L->o.access_log > 0 || L->o.metrics > 0 ? im_log_clock_ns() : 0;
     im__rid_set(L, x, h);
     im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 

@@ -279,6 +279,23 @@ static void im__taskmem_free(im__taskmem *m)
 static void im__task_stored_end(im__task *t)
 {
     im__store *s = t->fn->srv->store;
+    if (!atomic_exchange_explicit(&t->is_counted, 1, memory_order_relaxed)) {
+        im__epstate *fn = t->fn;
+        int st = atomic_load(&t->state);
+        if (st >= IM_TASK_SUCCEEDED)
+            atomic_fetch_add_explicit(&fn->ended[st - IM_TASK_SUCCEEDED], 1, memory_order_relaxed);
+        im__task_lock(t);
+        /* its handler's run when it returned; else (a time limit) the wall clock's, in ms */
+        int64_t ran = t->run_us ? (int64_t)t->run_us
+                      : t->started_ms && t->finished_ms ? (t->finished_ms - t->started_ms) * 1000
+                      : -1;
+        im__task_unlock(t);
+        if (ran >= 0) {
+            uint64_t us = (uint64_t)ran;
+            atomic_fetch_add_explicit(&fn->dur_le[im__met_bucket(us)], 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&fn->dur_sum_us, us, memory_order_relaxed);
+        }
+    }
     im__task_event(t->fn->srv, t->id, t->fn->ep->name, atomic_load(&t->state));
     s->ops->finished(s, t);
 }
@@ -368,7 +385,8 @@ static int im__task_begin(im__taskrun *r)
     }
     t->state = IM_TASK_RUNNING;
     t->started_ms = im__wall_ms();
-    r->started_mono = im__mono_ns() / 1000000u;
+    r->started_ns = im__mono_ns();
+    r->started_mono = r->started_ns / 1000000u;
     im__task_unlock(t);
     im__task_event(t->fn->srv, t->id, t->fn->ep->name, IM_TASK_RUNNING);
     atomic_fetch_add_explicit(&t->fn->running, 1, memory_order_relaxed);
@@ -389,7 +407,9 @@ static void im__task_end(im__taskrun *r, int http, const char *ans, size_t len, 
     int ended = 0;
     if (http != 200 && !error) error = strdup(im__reason(http));
     atomic_fetch_sub_explicit(&fn->running, 1, memory_order_relaxed);
+    uint64_t ran_us = (im__mono_ns() - r->started_ns) / 1000u;
     im__task_lock(t);
+    t->run_us = ran_us ? ran_us : 1;
     if (t->state == IM_TASK_RUNNING) { /* not past its time limit meanwhile */
         if (t->is_cancel) {
             t->state = IM_TASK_CANCELLED; /* asked while it ran: its answer is dropped */

@@ -232,6 +232,12 @@ void im_executor_free(im_executor *ex)
 unsigned im_executor_threads(const im_executor *ex) { return ex->nthreads; }
 size_t im_executor_queued(const im_executor *ex) { return im_queue_size(ex->q); }
 size_t im_executor_capacity(const im_executor *ex) { return im_queue_capacity(ex->q); }
+unsigned im_executor_levels(const im_executor *ex) { return im_queue_levels(ex->q); }
+size_t im_executor_queued_at(const im_executor *ex, unsigned prio)
+{
+    return im_queue_level_size(ex->q, prio);
+}
+const char *im_executor_name(const im_executor *ex) { return ex->name; }
 unsigned im_executor_running(const im_executor *ex)
 {
     return atomic_load_explicit(&((im_executor *)ex)->running, memory_order_relaxed);

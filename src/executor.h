@@ -75,6 +75,9 @@ void im_executor_free(im_executor *ex);
 unsigned im_executor_threads(const im_executor *ex); /* worker threads */
 size_t im_executor_queued(const im_executor *ex);    /* jobs waiting (snapshot) */
 size_t im_executor_capacity(const im_executor *ex);  /* jobs one priority level holds */
+unsigned im_executor_levels(const im_executor *ex);  /* its priority levels */
+size_t im_executor_queued_at(const im_executor *ex, unsigned prio); /* waiting at one level */
+const char *im_executor_name(const im_executor *ex); /* as its options named it */
 unsigned im_executor_running(const im_executor *ex); /* jobs running now (snapshot) */
 /* How long a job just queued would wait before a worker starts it, in milliseconds: the jobs
  * ahead of it times the recent mean run time, over the threads (a Retry-After estimate). */

@@ -41,7 +41,7 @@
  *                 http_parse.c
  *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c manage.c launch.c
+ *   conf.c module.c metrics.c manage.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -157,6 +157,7 @@ extern "C" {
 #include "server.c"
 #include "conf.c"
 #include "module.c"
+#include "metrics.c"
 #include "manage.c"
 #include "launch.c"
 

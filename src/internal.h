@@ -128,6 +128,8 @@ typedef struct im__route {
     im_handler_fn fn;        /* handler */
     void *udata;             /* handed to the handler */
     size_t max_body;         /* its own body limit, above max_body_bytes (0: that one) */
+    char *pattern;           /* owned: as added (the metrics' route label) */
+    uint32_t mid;            /* its metrics' index, 1.. (0: requests no route took) */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
@@ -142,7 +144,37 @@ typedef struct im__rnode {
     struct im__rnode **kids;   /* owned */
     struct im__rnode *param;   /* owned "{name}" child */
     im__route *routes;         /* owned handlers ending here */
+    im__route **all;           /* root only, owned array: every route, by mid - 1 */
+    uint32_t nall, allcap;
 } im__rnode;
+
+/* Latency buckets of the metrics' histograms, upper bounds in microseconds (+Inf after). */
+#define IM__MET_BUCKETS 16
+static const uint64_t im__met_le_us[IM__MET_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+    2500000, 5000000, 10000000};
+
+/* One route's counters on one loop: written by that loop only (a relaxed load and store, no
+ * lock prefix), read by a scrape on any loop. */
+typedef struct im__rmet {
+    _Atomic uint64_t status[5];             /* answers by class: 1xx .. 5xx */
+    _Atomic uint64_t le[IM__MET_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+    _Atomic uint64_t sum_us;
+} im__rmet;
+
+static inline void im__met_add(_Atomic uint64_t *p, uint64_t v)
+{
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+/* Which bucket a duration falls in. */
+static inline unsigned im__met_bucket(uint64_t us)
+{
+    unsigned b = 0;
+    while (b < IM__MET_BUCKETS && us > im__met_le_us[b]) b++;
+    return b;
+}
 
 /* A per-request arena: blocks freed when the request is answered (one small block is kept). */
 typedef struct im__ablock {
@@ -243,6 +275,9 @@ struct im_loop {
     int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
     uint64_t rid_rng[2];       /* xorshift128+ state of the request ids this loop makes */
+    im__rmet *met;             /* owned: per route (index mid), allocated by the loop itself */
+    uint32_t nmet;
+    _Atomic uint64_t m_bytes_in, m_bytes_out, m_refused; /* this loop's, see im__met_add */
     im__ltimer **heap;         /* owned: armed timers of any duration, a min-heap on due */
     uint32_t nheap, heap_cap;
     time_t date_sec;           /* second the Date header was made for */
@@ -353,6 +388,9 @@ typedef struct im__epstate {
     struct im_server *srv;
     _Atomic unsigned unfinished; /* its tasks queued or running (max_concurrency counts them) */
     _Atomic unsigned running;    /* its handlers running now */
+    _Atomic uint64_t ended[4];   /* tasks that ended SUCCEEDED, FAILED, TIMEOUT, CANCELLED */
+    _Atomic uint64_t dur_le[IM__MET_BUCKETS + 1]; /* their run times (from RUNNING) */
+    _Atomic uint64_t dur_sum_us;
     _Atomic uint32_t timeout_ms; /* a task's time limit from its start (0: none); and ... */
     _Atomic uint32_t max_conc;   /* ... its unfinished tasks at once (0: any): both from its
                                   * table and then functions.<name> of the config (live) */
@@ -393,6 +431,8 @@ typedef struct im__task {
     size_t bytes;                /* (S) what it holds, counted against the store's cap */
     char small[32];              /* (L) a short answer is kept here: body points to it */
     char request_id[IM__RID_MAX + 1]; /* the id of the request that made it */
+    _Atomic uint8_t is_counted;  /* its end is in its function's metrics */
+    uint64_t run_us;             /* (L) its handler's run, when one ran to its end, else 0 */
 } im__task;
 
 /* A task's execution: the job on the executor and what the call needs, alive from submit to
@@ -407,6 +447,7 @@ typedef struct im__taskrun {
     size_t held;                 /* its share of the server's queued_bytes */
     im__ltimer deadline;         /* the time limit, on the submitting loop */
     uint32_t limit_ms;           /* that limit, as it was when the task was accepted */
+    uint64_t started_ns;         /* monotonic ns at the start (the metrics' run time) */
     uint64_t started_mono;       /* (task lock) monotonic ms at the start: the time limit
                                   * does not follow steps of the wall clock */
     im_loop *loop;               /* the submitting loop */

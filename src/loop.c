@@ -510,6 +510,7 @@ static void im__conn_refuse(im_loop *L, im__conn *c)
 {
     static const char body[] = "{\"detail\":\"too many connections\"}";
     im__head h = {0};
+    im__met_add(&L->m_refused, 1);
     h.status = 503;
     h.ctype = "application/json";
     h.ctype_len = 16;
@@ -527,6 +528,7 @@ static void im__refuse_now(im_loop *L, int fd)
 {
     static const char body[] = "{\"detail\":\"too many connections\"}";
     char buf[512];
+    im__met_add(&L->m_refused, 1);
     int n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\n%.37sContent-Type: "
                      "application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
                      "Connection: close\r\n\r\n%s", L->date, sizeof body - 1, body);
@@ -607,6 +609,7 @@ static void im__on_recv(im_loop *L, struct io_uring_cqe *cqe, im__conn *c)
         return;
     }
     if (res > 0 && data) {
+        im__met_add(&L->m_bytes_in, (uint64_t)res);
         /* the buffer is handed back above but the kernel cannot reuse it before the ring's
          * tail is advanced, after this batch */
         im__conn_on_data(L, c, data, (size_t)res);

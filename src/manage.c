@@ -254,6 +254,7 @@ static int im__manage_routes(im_server *s)
     };
     int rc = im__route_builtin(s, "GET", "/health", im__health);
     if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready);
+    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics);
     char path[256];
     for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
         snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);

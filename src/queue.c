@@ -221,6 +221,14 @@ void im_queue_free(im_queue *q)
 
 unsigned im_queue_levels(const im_queue *q) { return q->levels; }
 size_t im_queue_capacity(const im_queue *q) { return q->rings[0].mask + 1; }
+size_t im_queue_level_size(const im_queue *q, unsigned level)
+{
+    if (level >= q->levels) return 0;
+    const im__ring *r = &q->rings[level];
+    size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return h > t ? h - t : 0;
+}
 
 /* Wakes one sleeper. */
 static void im__queue_wake(im_queue *q)

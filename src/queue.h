@@ -41,3 +41,5 @@ size_t im_queue_size(const im_queue *q);
 unsigned im_queue_levels(const im_queue *q);
 /* Items one level holds at most. */
 size_t im_queue_capacity(const im_queue *q);
+/* Items at one level (a snapshot), 0 for a level it does not have. */
+size_t im_queue_level_size(const im_queue *q, unsigned level);

@@ -245,6 +245,23 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
     return im_jw_error(&w) ? 0 : w.len;
 }
 
+/* Counts an answer in this loop's metrics: its route's status class and latency (x NULL: an
+ * error found while parsing, under no route), and the bytes queued. */
+static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t bytes)
+{
+    im__met_add(&L->m_bytes_out, bytes);
+    uint32_t mid = x && x->route ? x->route->mid : 0;
+    if (mid >= L->nmet) return; /* routed after the loops started */
+    im__rmet *m = &L->met[mid];
+    unsigned cls = (unsigned)(status / 100 - 1);
+    im__met_add(&m->status[cls < 5 ? cls : 4], 1);
+    if (x && x->t0_ns) {
+        uint64_t us = (im_log_clock_ns() - x->t0_ns) / 1000u;
+        im__met_add(&m->le[im__met_bucket(us)], 1);
+        im__met_add(&m->sum_us, us);
+    }
+}
+
 /* The access log's line of an answer on c: x is its request (NULL for an error found while
  * parsing, which has none). The peer is asked of the socket: nothing per connection is kept
  * for a log that is off by default. */
@@ -298,8 +315,10 @@ static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, 
     h.minor = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
     if (im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0) ==
-        0 && L->o.access_log)
-        im__access(L, c, NULL, status, h.written);
+        0) {
+        if (L->o.metrics > 0) im__met_answer(L, NULL, status, h.written);
+        if (L->o.access_log > 0) im__access(L, c, NULL, status, h.written);
+    }
 }
 
 /* The connection a context answers on, or NULL when its peer is gone. */
@@ -370,7 +389,8 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         h.keep = x->keepalive && !L->is_stopping;
         h.minor = x->req.minor;
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
-        if (!rc && L->o.access_log) im__access(L, c, x, status, h.written);
+        if (!rc && L->o.metrics > 0) im__met_answer(L, x, status, h.written);
+        if (!rc && L->o.access_log > 0) im__access(L, c, x, status, h.written);
     }
     if (x->is_deferred) im__ctx_finish(x);
     return rc ? rc : bad;
@@ -528,7 +548,8 @@ int im_stream_end(im_ctx *x)
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
-        if (L->o.access_log) im__access(L, c, x, x->stream_status, x->bytes_out);
+        if (L->o.metrics > 0) im__met_answer(L, x, x->stream_status, x->bytes_out);
+        if (L->o.access_log > 0) im__access(L, c, x, x->stream_status, x->bytes_out);
     }
     im__ctx_finish(x);
     return rc;

@@ -63,6 +63,7 @@ static void im__route_free(im__route *r)
         for (unsigned i = 0; i < r->nparams; i++) free(r->pnames[i]);
         free(r->pnames);
         free(r->method);
+        free(r->pattern);
         free(r);
         r = next;
     }
@@ -74,6 +75,7 @@ static void im__rnode_free(im__rnode *n)
     for (uint32_t i = 0; i < n->nkids; i++) im__rnode_free(n->kids[i]);
     im__rnode_free(n->param);
     im__route_free(n->routes);
+    free(n->all);
     free(n->kids);
     free(n->seg);
     free(n);
@@ -142,9 +144,25 @@ static int im__router_add_limited(im__rnode *root, const char *method, const cha
     r->fn = fn;
     r->udata = udata;
     r->max_body = max_body;
+    if (root->nall == root->allcap) {
+        uint32_t cap = root->allcap ? root->allcap * 2 : 32;
+        im__route **all = realloc(root->all, cap * sizeof *all);
+        if (!all) goto nomem_r;
+        root->all = all;
+        root->allcap = cap;
+    }
+    if (!(r->pattern = im__strndup(pattern, strlen(pattern)))) goto nomem_r;
+    root->all[root->nall++] = r;
+    r->mid = root->nall;
     r->next = n->routes;
     n->routes = r;
     return 0;
+nomem_r:
+    free(r->method);
+    free(r->pnames);
+    free(r);
+    rc = -ENOMEM;
+    goto fail;
 nomem:
     rc = -ENOMEM;
 fail:

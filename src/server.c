@@ -35,6 +35,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
     IM__DEF(log_format, "text");
+    IM__DEF(access_log, -1);
+    IM__DEF(metrics, 1);
     IM__DEF(log_ring_lines, IM_DEFAULT_LOG_RING_LINES);
     IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
     IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
@@ -277,6 +279,7 @@ fail:
 /* Frees what im__loop_init made (the ring is already gone). */
 static void im__loop_free(im_loop *L)
 {
+    free(L->met);
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
         sched_yield();
     while (L->run_pool) {
@@ -326,6 +329,12 @@ static void *im__loop_main(void *arg)
     snprintf(name, sizeof name, "im-loop-%d", L->index);
     pthread_setname_np(pthread_self(), name);
     im__cur_loop = L;
+    /* the metrics of every route, in memory of this loop's own (first touched here) */
+    size_t mb = ((size_t)(s->root->nall + 1) * sizeof(im__rmet) + 63) / 64 * 64;
+    if ((L->met = aligned_alloc(64, mb))) {
+        memset(L->met, 0, mb);
+        L->nmet = s->root->nall + 1;
+    }
     L->init_rc = im__loop_init(L);
     pthread_mutex_lock(&s->init_mu);
     s->init_left--;

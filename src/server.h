@@ -54,8 +54,10 @@ typedef struct im_server_opts {
     const char *log_format;    /* "text" (default) or "json": one JSON object per line */
     const char *log_file;      /* append lines to this file, reopened on SIGHUP (NULL or "":
                                 * stderr) */
-    int access_log;            /* 1: one line per request (time, id, peer, method, target,
-                                * status, bytes, microseconds, task) */
+    int access_log;            /* > 0: one line per request (time, id, peer, method, target,
+                                * status, bytes, microseconds, task); < 0 or 0: none */
+    int metrics;               /* GET /metrics and the counting behind it: > 0 or 0 on, < 0
+                                * off */
     unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
     const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
     const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"

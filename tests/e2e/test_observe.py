@@ -430,5 +430,137 @@ class PrefixTests(ObserveCase):
         self.assertEqual(self.c.request("GET", "/health")[0], 200)
 
 
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} of a Prometheus text page."""
+    out = {}
+    for ln in text.splitlines():
+        if not ln or ln.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', ln)
+        assert m, ln
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(ms, name, **labels):
+    return ms.get((name, frozenset(labels.items())), 0.0)
+
+
+class MetricsTests(ObserveCase):
+    FLAGS = ("--max-conns", "40")
+
+    def scrape(self):
+        st, h, body = self.c.raw("GET", "/metrics")
+        self.assertEqual(st, 200)
+        self.assertEqual(h["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+        return body.decode()
+
+    def test_counts_match_a_mixed_load(self):
+        before = parse_metrics(self.scrape())
+        n_plain, n_404, n_add, n_proc = 37, 5, 11, 4
+        sent = 0
+        for _ in range(n_plain):
+            self.assertEqual(self.c.raw("GET", "/plaintext")[0], 200)
+        for _ in range(n_404):
+            self.assertEqual(self.c.raw("GET", "/missing/x")[0], 404)
+        for i in range(n_add):
+            self.assertEqual(self.c.post("/v1/demo/add", {"x": i, "y": 1})[0], 200)
+        for _ in range(n_proc):
+            self.assertEqual(self.c.post("/v1/demo/pid")[0], 200)
+        self.assertEqual(self.c.post("/v1/demo/fail", {"message": "no"})[0], 500)
+        self.assertEqual(self.c.post("/v1/demo/add", {"x": "one"})[0], 422)
+        held = socket.create_connection(("127.0.0.1", self.srv.port))  # one stays open
+        self.addCleanup(held.close)
+        text = self.scrape()
+        ms = parse_metrics(text)
+        d = lambda name, **kw: metric(ms, name, **kw) - metric(before, name, **kw)  # noqa: E731
+        self.assertEqual(d("immersive_requests_total", method="GET", route="/plaintext",
+                           status="2xx"), n_plain)
+        self.assertEqual(d("immersive_requests_total", method="", route="(none)", status="4xx"),
+                         n_404)
+        self.assertEqual(d("immersive_requests_total", method="POST", route="/v1/demo/add",
+                           status="2xx"), n_add)
+        self.assertEqual(d("immersive_requests_total", method="POST", route="/v1/demo/add",
+                           status="4xx"), 1)
+        self.assertEqual(d("immersive_requests_total", method="POST", route="/v1/demo/fail",
+                           status="5xx"), 1)
+        self.assertEqual(d("immersive_request_duration_seconds_count", method="GET",
+                           route="/plaintext"), n_plain)
+        self.assertEqual(d("immersive_request_duration_seconds_bucket", method="GET",
+                           route="/plaintext", le="+Inf"), n_plain)
+        self.assertEqual(d("immersive_tasks_ended_total", function="add_pool", state="SUCCEEDED"),
+                         n_add)
+        self.assertEqual(d("immersive_tasks_ended_total", function="worker_pid",
+                           state="SUCCEEDED"), n_proc)
+        self.assertEqual(d("immersive_tasks_ended_total", function="fail", state="FAILED"), 1)
+        self.assertEqual(d("immersive_task_duration_seconds_count", function="add_pool"), n_add)
+        self.assertEqual(metric(ms, "immersive_tasks", function="add_pool", state="RUNNING"), 0)
+        self.assertGreaterEqual(metric(ms, "immersive_connections_open"), 1)
+        self.assertGreater(d("immersive_received_bytes_total"),
+                           n_plain * len("GET /plaintext HTTP/1.1\r\n"))
+        self.assertGreater(d("immersive_sent_bytes_total"), n_plain * len("Hello, World!"))
+        self.assertEqual(metric(ms, "immersive_log_lines_dropped_total"), 0)
+        self.assertEqual(metric(ms, "immersive_executor_threads_busy", executor="im-pool"), 0)
+        self.assertGreaterEqual(metric(ms, "immersive_executor_threads", executor="im-pool"), 1)
+        self.assertIn(("immersive_executor_queue_depth",
+                       frozenset({("executor", "im-pool"), ("priority", "0")})), ms)
+        self.check_promtool(text)
+
+    def check_promtool(self, text):
+        promtool = shutil.which("promtool")
+        if not promtool:
+            if os.environ.get("CI"):
+                self.fail("promtool (Debian prometheus) is missing on CI")
+            self.skipTest("promtool is not installed (Debian package prometheus)")
+        import subprocess
+        r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        self.assertEqual(r.stdout.decode().strip() + r.stderr.decode().strip(), "")
+
+    def test_reloads_restarts_refusals(self):
+        before = parse_metrics(self.scrape())
+        with open(self.cfg, "a") as f:
+            f.write("[logging]\nlevel = 'info'\n")
+        wait_for(lambda: metric(parse_metrics(self.scrape()), "immersive_config_reloads_total",
+                                result="ok") > metric(before, "immersive_config_reloads_total",
+                                                      result="ok"), 10, "a reload counted")
+        with open(self.cfg, "a") as f:
+            f.write("[server.limits]\nmax_output_bytes = 'lots'\n")
+        wait_for(lambda: metric(parse_metrics(self.scrape()), "immersive_config_reloads_total",
+                                result="failed") > 0, 10, "a failed reload counted")
+        self.assertEqual(self.c.post("/v1/demo/crash", {"how": "abort"})[0], 500)
+        wait_for(lambda: metric(parse_metrics(self.scrape()),
+                                "immersive_process_worker_restarts_total") >= 1, 10,
+                 "a restart counted")
+        conns = [socket.create_connection(("127.0.0.1", self.srv.port)) for _ in range(45)]
+        self.addCleanup(lambda: [s.close() for s in conns])
+        for s in conns:  # every one answers or is answered 503 at once
+            s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        refused = 0
+        for s in conns:
+            s.settimeout(10)
+            head = s.recv(4096)
+            refused += head.startswith(b"HTTP/1.1 503")
+        for s in conns:
+            s.close()
+        self.assertGreater(refused, 0)
+        wait_for(lambda: metric(parse_metrics(self.scrape()),
+                                "immersive_connections_refused_total") >= refused, 10,
+                 "refusals counted")
+
+
+class MetricsOffTests(ObserveCase):
+    FLAGS = ("--metrics", "false")
+
+    def test_off(self):
+        st, _, doc = self.c.request("GET", "/metrics")
+        self.assertEqual(st, 404)
+        self.assertIn("metrics.enabled", doc["detail"])
+        self.assertEqual(self.c.raw("GET", "/plaintext")[0], 200)
+
+
 if __name__ == "__main__":
     unittest.main()
