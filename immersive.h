@@ -1592,6 +1592,7 @@ typedef struct im__conn {
     im__buf *out;        /* owned: responses waiting for the socket */
     im__buf *sending;    /* owned: buffer of the send in flight */
     struct im_ctx *pending; /* the deferred request that holds this connection's line */
+    char *peer;          /* owned: "address:port", made for its first access-log line */
 } im__conn;
 
 /* A route: one method on one pattern. */
@@ -1990,6 +1991,7 @@ typedef struct im__service {
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
 static int im__manage_routes(im_server *s);
+static size_t im__u64_dec(char *out, uint64_t v);
 static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
                            int status, uint64_t bytes, uint64_t us, const char *task);
 static struct io_uring_sqe *im__sqe(im_loop *L);
@@ -2136,7 +2138,9 @@ static struct {
     uint32_t mask;
     _Atomic uint64_t head;    /* next position to fill */
     _Atomic uint64_t tail;    /* next position the writer takes */
-    _Atomic int sleeping;     /* the writer waits on efd: a producer wakes it */
+    _Atomic int sleeping;     /* the writer waits on efd: 2 idle (the next line wakes it), 1
+                               * napping between batches (woken only when the ring is half
+                               * full), 0 awake */
     _Atomic int async;        /* lines go through the ring */
     _Atomic int fd;           /* where lines go: 2, or the file */
     _Atomic int json;
@@ -2332,8 +2336,13 @@ static void im__log_publish(im__lslot *s)
     /* seq_cst store, then seq_cst load; the writer does the mirror image: one of the two sees
      * the other's write, so no wake-up is lost (Dekker's pattern, without a fence) */
     atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&im__L.sleeping, memory_order_seq_cst) &&
-        atomic_exchange_explicit(&im__L.sleeping, 0, memory_order_relaxed)) {
+    int sl = atomic_load_explicit(&im__L.sleeping, memory_order_seq_cst);
+    if (sl == 1) { /* napping: woken only when the lines pile up */
+        uint64_t used = atomic_load_explicit(&im__L.head, memory_order_relaxed) -
+                        atomic_load_explicit(&im__L.tail, memory_order_relaxed);
+        if (used <= (im__L.mask + 1) / 2) sl = 0;
+    }
+    if (sl && atomic_exchange_explicit(&im__L.sleeping, 0, memory_order_relaxed)) {
         uint64_t one = 1;
         if (write(im__L.efd, &one, sizeof one) < 0) { /* it wakes within a second anyway */
         }
@@ -2398,11 +2407,32 @@ static void im__log_access(const char *rid, const char *peer, im_str method, im_
                       "\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"task_id\":%s%s%s",
                       peer, m, t, status, (unsigned long long)bytes, (unsigned long long)us,
                       task ? "\"" : "", task ? task : "null", task ? "\"" : "");
-    } else {
-        im_log_always("access", "%s \"%.*s %.*s\" %d %llu %lluus task=%s", peer,
-                      (int)(method.len > 16 ? 16 : method.len), method.ptr, (int)target.len,
-                      target.ptr, status, (unsigned long long)bytes, (unsigned long long)us,
-                      task ? task : "-");
+    } else { /* formatted by hand: a line per request is on the hot path */
+        char m[700], *o = m;
+        size_t pl = strnlen(peer, 64), ml = method.len > 16 ? 16 : method.len;
+        memcpy(o, peer, pl);
+        o += pl;
+        *o++ = ' ';
+        *o++ = '"';
+        memcpy(o, method.ptr, ml);
+        o += ml;
+        *o++ = ' ';
+        memcpy(o, target.ptr, target.len);
+        o += target.len;
+        *o++ = '"';
+        *o++ = ' ';
+        o += im__u64_dec(o, (uint64_t)(status > 0 ? status : 0));
+        *o++ = ' ';
+        o += im__u64_dec(o, bytes);
+        *o++ = ' ';
+        o += im__u64_dec(o, us);
+        memcpy(o, "us task=", 8);
+        o += 8;
+        size_t tl = task ? strnlen(task, 32) : 1;
+        memcpy(o, task ? task : "-", tl);
+        o += tl;
+        *o = 0;
+        im_log_always("access", "%s", m);
     }
     im__log_rid = saved;
 }
@@ -2462,12 +2492,18 @@ static int im__log_pipe(void)
     return p[1];
 }
 
+/* After a batch the writer naps this long before the next one, so that under load one writev
+ * carries many lines and the loops wake it rarely (each wake is a syscall and a context
+ * switch, more than a line costs); an idle writer is woken by the next line at once. */
+#define IM__LOG_NAP_MS 5
+
 static void *im__log_writer(void *arg)
 {
     (void)arg;
     struct iovec iov[IM__LOG_BATCH];
     uint64_t reported = 0;
     int64_t warned_ms = 0;
+    int wrote = 0; /* since the last sleep */
     pthread_setname_np(pthread_self(), "im-log");
     for (;;) {
         uint64_t pos = atomic_load_explicit(&im__L.tail, memory_order_relaxed);
@@ -2496,6 +2532,7 @@ static void *im__log_writer(void *arg)
                                       pos + (uint64_t)i + im__L.mask + 1, memory_order_release);
             atomic_store_explicit(&im__L.tail, pos + (uint64_t)n, memory_order_release);
             im__log_drain_pipe();
+            wrote = 1;
             continue;
         }
         im__log_drain_pipe();
@@ -2509,14 +2546,17 @@ static void *im__log_writer(void *arg)
             reported = d;
             warned_ms = now;
         }
-        atomic_store_explicit(&im__L.sleeping, 1, memory_order_seq_cst); /* see im__log_publish */
+        int nap = wrote; /* lines came lately: more are likely, batch them */
+        wrote = 0;
+        atomic_store_explicit(&im__L.sleeping, nap ? 1 : 2, memory_order_seq_cst); /* see
+                                                                      * im__log_publish */
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        if (atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
+        if (!nap && atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
             atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
             continue;
         }
         struct pollfd p[2] = {{im__L.efd, POLLIN, 0}, {im__L.prd, POLLIN, 0}};
-        if (poll(p, 2, 1000) > 0 && (p[0].revents & POLLIN)) {
+        if (poll(p, 2, nap ? IM__LOG_NAP_MS : 1000) > 0 && (p[0].revents & POLLIN)) {
             uint64_t v;
             if (read(im__L.efd, &v, sizeof v) < 0) { /* drained below anyway */
             }
@@ -5752,7 +5792,8 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
     char peer[INET6_ADDRSTRLEN + 8] = "-";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (c->peer) { /* asked once per connection */
+    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
         char a[INET6_ADDRSTRLEN] = "?";
         if (ss.ss_family == AF_INET) {
             const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
@@ -5763,6 +5804,7 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
             inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
             snprintf(peer, sizeof peer, "[%s]:%u", a, ntohs(v6->sin6_port));
         }
+        c->peer = strdup(peer);
     }
     im_str m = {"-", 1}, t = {"-", 1};
     if (x && x->acc) { /* deferred: the request's bytes may be gone */
@@ -5773,7 +5815,7 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
         t = x->req.target;
     }
     uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
-    im__log_access(x && x->rid_len ? x->rid : NULL, peer, m, t, status, bytes, us,
+    im__log_access(x && x->rid_len ? x->rid : NULL, c->peer ? c->peer : peer, m, t, status, bytes, us,
                    x && x->task_id[0] ? x->task_id : NULL);
     (void)L;
 }
@@ -6959,6 +7001,8 @@ static void im__conn_release(im_loop *L, im__conn *c)
     im__sqe_ignore(s);
     im__out_free(L, c->sending);
     c->sending = NULL;
+    free(c->peer);
+    c->peer = NULL;
     if (!c->is_refused) atomic_fetch_sub_explicit(&L->srv->conns, 1, memory_order_relaxed);
     c->fd = -1;
     c->gen++;

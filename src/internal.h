@@ -120,6 +120,7 @@ typedef struct im__conn {
     im__buf *out;        /* owned: responses waiting for the socket */
     im__buf *sending;    /* owned: buffer of the send in flight */
     struct im_ctx *pending; /* the deferred request that holds this connection's line */
+    char *peer;          /* owned: "address:port", made for its first access-log line */
 } im__conn;
 
 /* A route: one method on one pattern. */
@@ -518,6 +519,7 @@ typedef struct im__service {
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
 static int im__manage_routes(im_server *s);
+static size_t im__u64_dec(char *out, uint64_t v);
 static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
                            int status, uint64_t bytes, uint64_t us, const char *task);
 static struct io_uring_sqe *im__sqe(im_loop *L);

@@ -21,7 +21,9 @@ static struct {
     uint32_t mask;
     _Atomic uint64_t head;    /* next position to fill */
     _Atomic uint64_t tail;    /* next position the writer takes */
-    _Atomic int sleeping;     /* the writer waits on efd: a producer wakes it */
+    _Atomic int sleeping;     /* the writer waits on efd: 2 idle (the next line wakes it), 1
+                               * napping between batches (woken only when the ring is half
+                               * full), 0 awake */
     _Atomic int async;        /* lines go through the ring */
     _Atomic int fd;           /* where lines go: 2, or the file */
     _Atomic int json;
@@ -217,8 +219,13 @@ static void im__log_publish(im__lslot *s)
     /* seq_cst store, then seq_cst load; the writer does the mirror image: one of the two sees
      * the other's write, so no wake-up is lost (Dekker's pattern, without a fence) */
     atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&im__L.sleeping, memory_order_seq_cst) &&
-        atomic_exchange_explicit(&im__L.sleeping, 0, memory_order_relaxed)) {
+    int sl = atomic_load_explicit(&im__L.sleeping, memory_order_seq_cst);
+    if (sl == 1) { /* napping: woken only when the lines pile up */
+        uint64_t used = atomic_load_explicit(&im__L.head, memory_order_relaxed) -
+                        atomic_load_explicit(&im__L.tail, memory_order_relaxed);
+        if (used <= (im__L.mask + 1) / 2) sl = 0;
+    }
+    if (sl && atomic_exchange_explicit(&im__L.sleeping, 0, memory_order_relaxed)) {
         uint64_t one = 1;
         if (write(im__L.efd, &one, sizeof one) < 0) { /* it wakes within a second anyway */
         }
@@ -283,11 +290,32 @@ static void im__log_access(const char *rid, const char *peer, im_str method, im_
                       "\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"task_id\":%s%s%s",
                       peer, m, t, status, (unsigned long long)bytes, (unsigned long long)us,
                       task ? "\"" : "", task ? task : "null", task ? "\"" : "");
-    } else {
-        im_log_always("access", "%s \"%.*s %.*s\" %d %llu %lluus task=%s", peer,
-                      (int)(method.len > 16 ? 16 : method.len), method.ptr, (int)target.len,
-                      target.ptr, status, (unsigned long long)bytes, (unsigned long long)us,
-                      task ? task : "-");
+    } else { /* formatted by hand: a line per request is on the hot path */
+        char m[700], *o = m;
+        size_t pl = strnlen(peer, 64), ml = method.len > 16 ? 16 : method.len;
+        memcpy(o, peer, pl);
+        o += pl;
+        *o++ = ' ';
+        *o++ = '"';
+        memcpy(o, method.ptr, ml);
+        o += ml;
+        *o++ = ' ';
+        memcpy(o, target.ptr, target.len);
+        o += target.len;
+        *o++ = '"';
+        *o++ = ' ';
+        o += im__u64_dec(o, (uint64_t)(status > 0 ? status : 0));
+        *o++ = ' ';
+        o += im__u64_dec(o, bytes);
+        *o++ = ' ';
+        o += im__u64_dec(o, us);
+        memcpy(o, "us task=", 8);
+        o += 8;
+        size_t tl = task ? strnlen(task, 32) : 1;
+        memcpy(o, task ? task : "-", tl);
+        o += tl;
+        *o = 0;
+        im_log_always("access", "%s", m);
     }
     im__log_rid = saved;
 }
@@ -347,12 +375,18 @@ static int im__log_pipe(void)
     return p[1];
 }
 
+/* After a batch the writer naps this long before the next one, so that under load one writev
+ * carries many lines and the loops wake it rarely (each wake is a syscall and a context
+ * switch, more than a line costs); an idle writer is woken by the next line at once. */
+#define IM__LOG_NAP_MS 5
+
 static void *im__log_writer(void *arg)
 {
     (void)arg;
     struct iovec iov[IM__LOG_BATCH];
     uint64_t reported = 0;
     int64_t warned_ms = 0;
+    int wrote = 0; /* since the last sleep */
     pthread_setname_np(pthread_self(), "im-log");
     for (;;) {
         uint64_t pos = atomic_load_explicit(&im__L.tail, memory_order_relaxed);
@@ -381,6 +415,7 @@ static void *im__log_writer(void *arg)
                                       pos + (uint64_t)i + im__L.mask + 1, memory_order_release);
             atomic_store_explicit(&im__L.tail, pos + (uint64_t)n, memory_order_release);
             im__log_drain_pipe();
+            wrote = 1;
             continue;
         }
         im__log_drain_pipe();
@@ -394,14 +429,17 @@ static void *im__log_writer(void *arg)
             reported = d;
             warned_ms = now;
         }
-        atomic_store_explicit(&im__L.sleeping, 1, memory_order_seq_cst); /* see im__log_publish */
+        int nap = wrote; /* lines came lately: more are likely, batch them */
+        wrote = 0;
+        atomic_store_explicit(&im__L.sleeping, nap ? 1 : 2, memory_order_seq_cst); /* see
+                                                                      * im__log_publish */
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        if (atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
+        if (!nap && atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
             atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
             continue;
         }
         struct pollfd p[2] = {{im__L.efd, POLLIN, 0}, {im__L.prd, POLLIN, 0}};
-        if (poll(p, 2, 1000) > 0 && (p[0].revents & POLLIN)) {
+        if (poll(p, 2, nap ? IM__LOG_NAP_MS : 1000) > 0 && (p[0].revents & POLLIN)) {
             uint64_t v;
             if (read(im__L.efd, &v, sizeof v) < 0) { /* drained below anyway */
             }

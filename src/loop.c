@@ -426,6 +426,8 @@ static void im__conn_release(im_loop *L, im__conn *c)
     im__sqe_ignore(s);
     im__out_free(L, c->sending);
     c->sending = NULL;
+    free(c->peer);
+    c->peer = NULL;
     if (!c->is_refused) atomic_fetch_sub_explicit(&L->srv->conns, 1, memory_order_relaxed);
     c->fd = -1;
     c->gen++;

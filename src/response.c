@@ -270,7 +270,8 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
     char peer[INET6_ADDRSTRLEN + 8] = "-";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (c->peer) { /* asked once per connection */
+    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
         char a[INET6_ADDRSTRLEN] = "?";
         if (ss.ss_family == AF_INET) {
             const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
@@ -281,6 +282,7 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
             inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
             snprintf(peer, sizeof peer, "[%s]:%u", a, ntohs(v6->sin6_port));
         }
+        c->peer = strdup(peer);
     }
     im_str m = {"-", 1}, t = {"-", 1};
     if (x && x->acc) { /* deferred: the request's bytes may be gone */
@@ -291,7 +293,7 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
         t = x->req.target;
     }
     uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
-    im__log_access(x && x->rid_len ? x->rid : NULL, peer, m, t, status, bytes, us,
+    im__log_access(x && x->rid_len ? x->rid : NULL, c->peer ? c->peer : peer, m, t, status, bytes, us,
                    x && x->task_id[0] ? x->task_id : NULL);
     (void)L;
 }
