@@ -40,9 +40,9 @@
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c ndarray.c
  *                 http_parse.c
- *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
+ *   router.c compress.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c metrics.c manage.c launch.c
+ *   conf.c module.c cors.c metrics.c manage.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -138,6 +138,12 @@
 #endif
 #ifndef IM_DEFAULT_MANAGE_PREFIX
 #define IM_DEFAULT_MANAGE_PREFIX "/manage"
+#endif
+#ifndef IM_DEFAULT_COMPRESS_MIN_BYTES
+#define IM_DEFAULT_COMPRESS_MIN_BYTES 1024
+#endif
+#ifndef IM_HAVE_ZLIB
+#define IM_HAVE_ZLIB 0 /* 1 (and -lz): gzip answers; immersive's CMake target sets it */
 #endif
 #ifndef IM_DEFAULT_KILL_GRACE_MS
 #define IM_DEFAULT_KILL_GRACE_MS 1000
@@ -688,6 +694,19 @@ typedef struct im_server_opts {
                                 * (NULL or "": none, and only loopback peers may write) */
     unsigned ready_queue_percent; /* GET /ready says 503 when an executor's queue is fuller
                                    * than this share of its capacity (90) */
+    /* CORS (FastAPI's CORSMiddleware): comma-separated lists; "*" allows any. With
+     * cors_allow_origins NULL or "" nothing is sent. */
+    const char *cors_allow_origins;   /* origins, exact ("https://app.example:8443") */
+    const char *cors_allow_methods;   /* methods a preflight may ask for ("GET") */
+    const char *cors_allow_headers;   /* request headers beyond the CORS-safelisted ("") */
+    const char *cors_expose_headers;  /* response headers the page may read ("") */
+    int cors_allow_credentials;       /* > 0: cookies and Authorization allowed (then the
+                                       * origin is echoed, never "*") */
+    unsigned cors_max_age;            /* seconds a preflight's answer is cached (600) */
+    int compress;              /* gzip answers a client accepts it for (> 0 or 0: on, < 0 off;
+                                * needs IM_HAVE_ZLIB) */
+    size_t compress_min_bytes; /* ... whose body has at least this many bytes (1024) */
+    unsigned compress_level;   /* zlib's level, 1 (fast) .. 9 (small) (6) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.
@@ -1468,6 +1487,9 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#if IM_HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 /* ======== begin internal.h ======== */
 /* internal.h — private types the implementation parts share: the loop, its connections, the
@@ -1692,6 +1714,7 @@ struct im_ctx {
     unsigned is_npy_accept : 1; /* its Accept names application/x-npy */
     unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
                                   * from the receive buffer, so it cannot be deferred */
+    unsigned is_gzip_ok : 1;   /* its Accept-Encoding takes gzip (read at dispatch) */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
     void (*drain_fn)(im_ctx *x, void *arg); /* im_stream_on_drain: told once output drains */
@@ -1748,6 +1771,7 @@ struct im_loop {
     int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
     uint64_t rid_rng[2];       /* xorshift128+ state of the request ids this loop makes */
+    struct z_stream_s *zs;     /* owned: the deflate state of its answers (compress.c), or NULL */
     im__rmet *met;             /* owned: per route (index mid), allocated by the loop itself */
     uint32_t nmet;
     _Atomic uint64_t m_bytes_in, m_bytes_out, m_refused; /* this loop's, see im__met_add */
@@ -1991,6 +2015,7 @@ typedef struct im__service {
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
 static int im__manage_routes(im_server *s);
+static int im__cors(im_ctx *x);
 static size_t im__u64_dec(char *out, uint64_t v);
 static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
                            int status, uint64_t bytes, uint64_t us, const char *task);
@@ -2495,7 +2520,7 @@ static int im__log_pipe(void)
 /* After a batch the writer naps this long before the next one, so that under load one writev
  * carries many lines and the loops wake it rarely (each wake is a syscall and a context
  * switch, more than a line costs); an idle writer is woken by the next line at once. */
-#define IM__LOG_NAP_MS 5
+#define IM__LOG_NAP_MS 2
 
 static void *im__log_writer(void *arg)
 {
@@ -5519,6 +5544,107 @@ static size_t im__body_limit(const im_server *s, size_t max_body, const im_http_
     return r && r->max_body > max_body ? r->max_body : max_body;
 }
 /* ======== end router.c ======== */
+/* ======== begin compress.c ======== */
+/* compress.c — gzip for answers (Accept-Encoding: gzip), with zlib when immersive is built
+ * with IM_HAVE_ZLIB (the CMake target sets it where Debian's zlib1g-dev is found): bodies of at
+ * least compression.min_bytes, of types not compressed already, never streams. One deflate
+ * state per loop, reset for each answer (making one costs more than a small body's
+ * compression). */
+
+/* 1 when an Accept-Encoding value takes gzip: "gzip", "x-gzip" or "*", with q above 0. */
+static int im__accepts_gzip(im_str v)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == ',')) i++;
+        size_t s = i;
+        while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ';' && v.ptr[i] != ' ') i++;
+        im_str c = {v.ptr + s, i - s};
+        int q0 = 0; /* ;q=0 (or 0.0, 0.00...) refuses it */
+        while (i < v.len && v.ptr[i] != ',') {
+            if ((v.ptr[i] == 'q' || v.ptr[i] == 'Q') && i + 2 < v.len && v.ptr[i + 1] == '=') {
+                size_t k = i + 2;
+                q0 = v.ptr[k] == '0';
+                for (k++; q0 && k < v.len && v.ptr[k] != ',' && v.ptr[k] != ';'; k++)
+                    if (v.ptr[k] != '.' && v.ptr[k] != '0' && v.ptr[k] != ' ') q0 = 0;
+            }
+            i++;
+        }
+        if (!q0 && ((c.len == 4 && !strncasecmp(c.ptr, "gzip", 4)) ||
+                    (c.len == 6 && !strncasecmp(c.ptr, "x-gzip", 6)) ||
+                    (c.len == 1 && c.ptr[0] == '*')))
+            return 1;
+    }
+    return 0;
+}
+
+/* 0 for types that are compressed already (or arrays of numbers, where it costs more than it
+ * saves), else 1. */
+static int im__compressible(const char *ct)
+{
+    static const char *const no[] = {"image/", "video/", "audio/", "font/woff",
+                                     "application/zip", "application/gzip",
+                                     "application/x-gzip", "application/zstd",
+                                     "application/x-bzip2", "application/x-xz",
+                                     "application/x-7z-compressed", "application/x-npy",
+                                     "application/octet-stream"};
+    if (!ct) return 0;
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (!strncasecmp(ct, no[i], strlen(no[i]))) return 0;
+    return 1;
+}
+
+#if IM_HAVE_ZLIB
+/* body as gzip into a malloc'ed *out (NULL when it would not be smaller, or no memory). */
+static size_t im__gzip(im_loop *L, const void *body, size_t blen, char **out)
+{
+    *out = NULL;
+    if (blen > UINT32_MAX) return 0;
+    z_stream *z = L->zs;
+    if (!z) {
+        if (!(z = calloc(1, sizeof *z))) return 0;
+        int level = (int)L->o.compress_level;
+        if (deflateInit2(z, level, Z_DEFLATED, 15 + 16 /* gzip */, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(z);
+            return 0;
+        }
+        L->zs = z;
+    } else if (deflateReset(z) != Z_OK) {
+        return 0;
+    }
+    size_t cap = deflateBound(z, (uLong)blen);
+    if (cap >= blen) cap = blen; /* not smaller: not worth sending */
+    char *buf = malloc(cap ? cap : 1);
+    if (!buf) return 0;
+    z->next_in = (Bytef *)(uintptr_t)body;
+    z->avail_in = (uInt)blen;
+    z->next_out = (Bytef *)buf;
+    z->avail_out = (uInt)cap;
+    if (deflate(z, Z_FINISH) != Z_STREAM_END) { /* it did not fit in fewer bytes */
+        free(buf);
+        return 0;
+    }
+    *out = buf;
+    return cap - z->avail_out;
+}
+
+static void im__gzip_free(im_loop *L)
+{
+    if (!L->zs) return;
+    deflateEnd(L->zs);
+    free(L->zs);
+    L->zs = NULL;
+}
+#else
+static size_t im__gzip(im_loop *L, const void *body, size_t blen, char **out)
+{
+    (void)L, (void)body, (void)blen;
+    *out = NULL;
+    return 0;
+}
+static void im__gzip_free(im_loop *L) { (void)L; }
+#endif
+/* ======== end compress.c ======== */
 /* ======== begin response.c ======== */
 /* response.c — answers: output buffers, the response head (status line, Date, framing),
  * whole replies, streamed replies and JSON error bodies. Everything here runs on the loop
@@ -5889,6 +6015,18 @@ static int im__final_status(int *status, const char **ct, const void **body, siz
     return -EINVAL;
 }
 
+/* 1 when the answer's extra headers hold one named name (case-insensitive). */
+static int im__xh_has(const im_ctx *x, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = x->xh, *end = x->xh + x->xh_len; p && p < end;) {
+        if ((size_t)(end - p) > n && p[n] == ':' && !strncasecmp(p, name, n)) return 1;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
 static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)
 {
     im_loop *L = x->loop;
@@ -5898,6 +6036,17 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
     if (x->is_done) return -EALREADY;
     bad = im__final_status(&status, &ct, &body, &blen);
     c = im__ctx_conn(x);
+    char *gz = NULL;
+    if (IM_HAVE_ZLIB && c && L->o.compress > 0 && blen >= L->o.compress_min_bytes &&
+        status != 204 && status != 304 && im__compressible(ct) && !im__xh_has(x, "Content-Encoding")) {
+        im_res_header(x, "Vary", "Accept-Encoding"); /* what a cache keys this answer on */
+        size_t gl = x->is_gzip_ok && !x->is_head ? im__gzip(L, body, blen, &gz) : 0;
+        if (gz) {
+            im_res_header(x, "Content-Encoding", "gzip");
+            body = gz;
+            blen = gl;
+        }
+    }
     x->is_done = 1;
     if (!c) {
         rc = -EPIPE;
@@ -5916,6 +6065,7 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         if (!rc && L->o.metrics > 0) im__met_answer(L, x, status, h.written);
         if (!rc && L->o.access_log > 0) im__access(L, c, x, status, h.written);
     }
+    free(gz);
     if (x->is_deferred) im__ctx_finish(x);
     return rc ? rc : bad;
 }
@@ -6240,16 +6390,21 @@ static int im__rid_ok(im_str v)
  * from getrandom per loop: ids need to be unique, not secret). */
 static void im__rid_set(im_loop *L, im_ctx *x, const im_http_head *h)
 {
+    int gz = IM_HAVE_ZLIB && L->o.compress > 0, found = 0;
     for (unsigned i = 0; i < h->num_headers; i++) {
         const im_header *hd = &h->headers[i];
+        if (gz && hd->name.len == 15 && strncasecmp(hd->name.ptr, "accept-encoding", 15) == 0)
+            x->is_gzip_ok = im__accepts_gzip(hd->value) != 0; /* and the id is looked for on */
+        if (found) continue;
         if (hd->name.len == 12 && strncasecmp(hd->name.ptr, "x-request-id", 12) == 0 &&
             im__rid_ok(hd->value)) {
             memcpy(x->rid, hd->value.ptr, hd->value.len);
             x->rid[hd->value.len] = 0;
             x->rid_len = (uint8_t)hd->value.len;
-            return;
+            found = 1;
         }
     }
+    if (found) return;
     uint64_t *st = L->rid_rng;
     while (!st[0] && !st[1])
         if (getrandom(st, 16, 0) != 16) st[0] = im_log_clock_ns() | 1;
@@ -6303,6 +6458,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
     x->is_finished = x->is_inline_call = x->is_npy_known = x->is_npy_accept = 0;
+    x->is_gzip_ok = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->drain_fn = NULL;
@@ -6313,8 +6469,10 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     im__rid_set(L, x, h);
     im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
-    n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);
-    if (n) {
+    if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
+        /* a preflight, answered */
+    } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
+                               x->params, 0))) {
         x->route = im__route_pick(n, h->method);
         x->udata = x->route->udata;
         x->route->fn(x);
@@ -13162,6 +13320,11 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(log_format, "text");
     IM__DEF(access_log, -1);
     IM__DEF(metrics, 1);
+    IM__DEF(cors_allow_methods, "GET");
+    IM__DEF(cors_max_age, 600);
+    IM__DEF(compress, 1);
+    IM__DEF(compress_min_bytes, IM_DEFAULT_COMPRESS_MIN_BYTES);
+    IM__DEF(compress_level, 6);
     IM__DEF(log_ring_lines, IM_DEFAULT_LOG_RING_LINES);
     IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
     IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
@@ -13178,6 +13341,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
         o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
         o->processes > 1024 || o->kill_grace_ms < 0 || o->ready_queue_percent > 100 ||
+        o->compress_level > 9 ||
         (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
         o->log_ring_lines > (1u << 24) || o->manage_prefix[0] != '/' ||
         o->arena_extra_bytes > ((size_t)1 << 32))
@@ -13405,6 +13569,7 @@ fail:
 static void im__loop_free(im_loop *L)
 {
     free(L->met);
+    im__gzip_free(L);
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
         sched_yield();
     while (L->run_pool) {
@@ -13862,6 +14027,25 @@ static const im__ckey im__ckeys[] = {
      "lines queued for the log's writer; past them lines are dropped and counted"},
     {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
      "GET /metrics (Prometheus text), and the counting behind it"},
+    {"cors.allow_origins", IM__CK_STR, IM__OFF(cors_allow_origins), 0, 0,
+     IM__CKF_LIVE | IM__CKF_EMPTY, "origins browsers may call from, comma-separated, or \"*\" "
+     "(\"\": no CORS headers at all)"},
+    {"cors.allow_methods", IM__CK_STR, IM__OFF(cors_allow_methods), 0, 0, IM__CKF_LIVE,
+     "methods a preflight may ask for, comma-separated, or \"*\""},
+    {"cors.allow_headers", IM__CK_STR, IM__OFF(cors_allow_headers), 0, 0,
+     IM__CKF_LIVE | IM__CKF_EMPTY, "request headers allowed beyond the safelisted ones, or \"*\""},
+    {"cors.expose_headers", IM__CK_STR, IM__OFF(cors_expose_headers), 0, 0,
+     IM__CKF_LIVE | IM__CKF_EMPTY, "response headers the page may read (X-Request-ID, ...)"},
+    {"cors.allow_credentials", IM__CK_BOOL, IM__OFF(cors_allow_credentials), 0, 0, IM__CKF_LIVE,
+     "cookies and Authorization may cross (the origin is then echoed, never \"*\")"},
+    {"cors.max_age", IM__CK_UINT, IM__OFF(cors_max_age), 0, 86400 * 7, IM__CKF_LIVE,
+     "seconds a browser may cache a preflight's answer"},
+    {"compression.enabled", IM__CK_BOOL, IM__OFF(compress), 0, 0, IM__CKF_LIVE,
+     "gzip answers when the client accepts it (in a build with zlib)"},
+    {"compression.min_bytes", IM__CK_SIZE, IM__OFF(compress_min_bytes), 1, (int64_t)1 << 30,
+     IM__CKF_LIVE, "bodies smaller than this go as they are"},
+    {"compression.level", IM__CK_UINT, IM__OFF(compress_level), 1, 9, 0,
+     "zlib's level: 1 fastest .. 9 smallest"},
     {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
      "path prefix of the management endpoints"},
     {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
@@ -15508,6 +15692,105 @@ static void im__modules_free(im_server *s)
     s->openapi_own = NULL;
 }
 /* ======== end module.c ======== */
+/* ======== begin cors.c ======== */
+/* cors.c — Cross-Origin Resource Sharing for browser clients on other origins, as FastAPI's
+ * CORSMiddleware does it: an allowed Origin gets Access-Control-Allow-Origin (and Vary,
+ * credentials, exposed headers) on every answer; a preflight (OPTIONS with
+ * Access-Control-Request-Method) is answered here, without reaching a handler. The lists come
+ * from cors.* as comma-separated text; with cors.allow_origins empty nothing is sent. */
+
+/* 1 when the comma-separated list holds v (case-insensitive when ci), or "*". */
+static int im__cors_in(const char *list, im_str v, int ci)
+{
+    const char *p = list ? list : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *s = p;
+        while (*p && *p != ',') p++;
+        const char *e = p;
+        while (e > s && e[-1] == ' ') e--;
+        size_t n = (size_t)(e - s);
+        if (n == 1 && *s == '*') return 1;
+        if (n && n == v.len && (ci ? strncasecmp(s, v.ptr, n) : memcmp(s, v.ptr, n)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 when the list holds "*" (no real value is "\x01": only the wildcard matches it). */
+static int im__cors_star(const char *list) { return im__cors_in(list, (im_str){"\x01", 1}, 0); }
+
+/* The headers every CORS answer to an allowed origin carries. */
+static void im__cors_common(im_ctx *x, const im_server_opts *o, im_str origin)
+{
+    char v[512];
+    int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
+    if (any) {
+        im_res_header(x, "Access-Control-Allow-Origin", "*");
+    } else { /* the origin itself: the answer depends on it */
+        snprintf(v, sizeof v, "%.*s", (int)(origin.len < 500 ? origin.len : 500), origin.ptr);
+        im_res_header(x, "Access-Control-Allow-Origin", v);
+        im_res_header(x, "Vary", "Origin");
+    }
+    if (o->cors_allow_credentials > 0) im_res_header(x, "Access-Control-Allow-Credentials", "true");
+}
+
+/* Runs before routing. 1 when it answered (a preflight), else 0 (an allowed origin's headers
+ * are added to what the handler answers). */
+static int im__cors(im_ctx *x)
+{
+    const im_server_opts *o = &x->loop->o;
+    if (!o->cors_allow_origins || !*o->cors_allow_origins) return 0;
+    im_str origin = im_ctx_header(x, "Origin");
+    if (!origin.ptr) return 0;
+    int allowed = im__cors_in(o->cors_allow_origins, origin, 0);
+    im_str want = im_ctx_header(x, "Access-Control-Request-Method");
+    if (!(want.ptr && im_str_eq(x->req.method, "OPTIONS"))) { /* an actual request */
+        if (allowed) {
+            im__cors_common(x, o, origin);
+            if (o->cors_expose_headers && *o->cors_expose_headers)
+                im_res_header(x, "Access-Control-Expose-Headers", o->cors_expose_headers);
+        }
+        return 0;
+    }
+    /* a preflight: every requested header must be allowed */
+    im_str hs = im_ctx_header(x, "Access-Control-Request-Headers");
+    const char *why = !allowed ? "origin" : !im__cors_in(o->cors_allow_methods, want, 0)
+                      ? "method" : NULL;
+    for (size_t i = 0; !why && hs.ptr && i < hs.len;) {
+        while (i < hs.len && (hs.ptr[i] == ' ' || hs.ptr[i] == ',')) i++;
+        size_t s = i;
+        while (i < hs.len && hs.ptr[i] != ',') i++;
+        size_t e = i;
+        while (e > s && hs.ptr[e - 1] == ' ') e--;
+        im_str h = {hs.ptr + s, e - s};
+        if (h.len && !im__cors_in(o->cors_allow_headers, h, 1) &&
+            !im__cors_in("accept, accept-language, content-language, content-type", h, 1))
+            why = "headers";
+    }
+    if (why) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "Disallowed CORS %s", why);
+        im_reply_error(x, 400, msg);
+        return 1;
+    }
+    im__cors_common(x, o, origin);
+    im_res_header(x, "Access-Control-Allow-Methods",
+                  im__cors_star(o->cors_allow_methods)
+                  ? "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT" : o->cors_allow_methods);
+    char v[512];
+    if (hs.ptr && hs.len && im__cors_star(o->cors_allow_headers)) { /* echoed: all allowed */
+        snprintf(v, sizeof v, "%.*s", (int)(hs.len < 500 ? hs.len : 500), hs.ptr);
+        im_res_header(x, "Access-Control-Allow-Headers", v);
+    } else if (o->cors_allow_headers && *o->cors_allow_headers) {
+        im_res_header(x, "Access-Control-Allow-Headers", o->cors_allow_headers);
+    }
+    snprintf(v, sizeof v, "%u", o->cors_max_age);
+    im_res_header(x, "Access-Control-Max-Age", v);
+    im_reply(x, 200, "text/plain", "OK", 2);
+    return 1;
+}
+/* ======== end cors.c ======== */
 /* ======== begin metrics.c ======== */
 /* metrics.c — GET /metrics in the Prometheus text format 0.0.4: what the loops counted (each
  * in its own memory, summed here), the executors' queues, the tasks by function, the log, the
@@ -16002,12 +16285,18 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
     } else if (strncmp(key, "tasks.", 6) == 0) {
         snprintf(name, sizeof name, "task_%s", last);
+    } else if (strcmp(key, "compression.enabled") == 0) {
+        snprintf(name, sizeof name, "compression");
+    } else if (strncmp(key, "compression.", 12) == 0) { /* --compression-min-bytes, -level */
+        snprintf(name, sizeof name, "compression_%s", last);
     } else if (strcmp(key, "metrics.enabled") == 0) {
         snprintf(name, sizeof name, "metrics");
     } else if (strcmp(key, "logging.access") == 0) {
         snprintf(name, sizeof name, "access_log");
     } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */
         snprintf(name, sizeof name, "log_%s", last);
+    } else if (strncmp(key, "cors.", 5) == 0) { /* --cors-allow-origins, ... */
+        snprintf(name, sizeof name, "cors_%s", last);
     } else if (strncmp(key, "manage.", 7) == 0) {
         snprintf(name, sizeof name, "manage_%s", last);
     } else if (strcmp(key, "process.workers") == 0) { /* --workers is the thread pool's */
@@ -16168,6 +16457,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
         } else if (im_server_start(s) == 0) {
             if (getenv("IMMERSIVE_HUB"))
                 im_log(IM_LOG_INFO, "events: hub %s", getenv("IMMERSIVE_HUB"));
+            im_log_flush(); /* what the start logged is out before the address is told */
             printf("listening on http://%s:%d\n", im_config_str(cfg, "server.host", IM_DEFAULT_HOST),
                    im_server_port(s));
             fflush(stdout);

@@ -9,9 +9,9 @@ requests wrk completed, as shared/tools/cpu-per-req measures it); rounds are int
 the ratios are medians of per-round ratios. nginx with its access log off and on (to a file,
 buffer=64k) is measured in the same rounds: the price a mature peer pays for the same line.
 Then the access log's default ring under load: the server with the access log on, unpinned
-(two loops), driven at about 100k requests per second by wrk with pipelining; the log lines
-dropped are read from /metrics (immersive_log_lines_dropped_total) and the file's lines are
-counted against the requests sent.
+(two loops), driven by wrk without pipelining (about twice 100k requests per second here) and
+with it (over a million); the log lines dropped are read from /metrics
+(immersive_log_lines_dropped_total) and the file's lines are counted against the requests.
 
 usage: bench/observe_bench.py [--build DIR] [--duration S] [--rounds N] [--json FILE]
 needs: wrk, nginx (Debian nginx-light), taskset, a built immersive-demo (Release). Never run
@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--ring-only", action="store_true", help="only the ring's part")
     a = ap.parse_args()
     demo = os.path.join(a.build, "immersive-demo")
     tmp = tempfile.mkdtemp(prefix="im-observe-bench-")
@@ -60,7 +61,7 @@ def main():
     ]
     # the peer's own price of an access log, in the same run: nginx with it off and on
     for name, port, acc in (("nginx, access log off", 18293, "off"),
-                            ("nginx, access log on", 18294, f"{tmp}/nginx-access.log buffer=64k")):
+                            ("nginx, access log on", 18294, f"{tmp}/nginx-access.log combined buffer=64k")):
         conf = os.path.join(tmp, f"nginx-{port}.conf")
         with open(conf, "w") as f:
             f.write(f"""worker_processes 1;
@@ -80,7 +81,7 @@ http {{
 """)
         configs.append((name, ["nginx", "-c", conf, "-e", f"{tmp}/nginx-{port}.err"], port))
     results = {name: {1: [], 16: []} for name, _, _ in configs}
-    for r in range(a.rounds):
+    for r in range(0 if a.ring_only else a.rounds):
         for pipeline in (1, 16):
             for name, argv, port in configs:
                 srv = Server(name, argv, port)
@@ -95,7 +96,7 @@ http {{
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
     out = {"cpu": {}, "ring": {}}
     basename = configs[0][0]
-    for pipeline in (1, 16):
+    for pipeline in () if a.ring_only else (1, 16):
         print(f"\nplaintext, pipelining {pipeline}: median of {a.rounds} rounds")
         print(f"  {'configuration':26} {'req/s':>10} {'CPU us/req':>11} {'vs defaults':>12}")
         for name, _, _ in configs:
@@ -107,24 +108,27 @@ http {{
                    "cpu_ratio_to_defaults": ratio}
             out["cpu"].setdefault(str(pipeline), {})[name] = row
             print(f"  {name:26} {row['rps']:10.0f} {row['cpu_us_per_req']:11.3f} {ratio:12.3f}")
-    # the default ring at about 100k req/s, access log on (two loops, not pinned)
-    srv = Server("ring", [demo, "--port", "18295", "--log-level", "warn", "--access-log", "true",
-                          "--log-file", log], 18295, pin=False)
-    try:
-        d0 = dropped(srv.port)
-        m = measure(srv, a.duration, 16, tmp)
-        time.sleep(1)  # the writer drains
-        d1 = dropped(srv.port)
-    finally:
-        srv.stop()
-    with open(log, "rb") as f:
-        lines = sum(1 for ln in f if b" ACCESS " in ln)
-    ring = {"rps": m["rps"], "requests": m["requests"], "dropped": d1 - d0,
-            "access_lines": lines}
-    out["ring"] = ring
-    print(f"\naccess log on, default ring (8192 lines), {ring['rps']:.0f} req/s for "
-          f"{a.duration} s: {ring['requests']} requests, {ring['access_lines']} access lines "
-          f"written, {ring['dropped']} dropped")
+    # the default ring under load, access log on (two loops, not pinned): without pipelining
+    # (about twice 100k req/s) and with it (over a million)
+    for pipeline in (1, 16):
+        srv = Server("ring", [demo, "--port", "18295", "--log-level", "warn", "--access-log",
+                              "true", "--log-file", log], 18295, pin=False)
+        try:
+            d0 = dropped(srv.port)
+            m = measure(srv, a.duration, pipeline, tmp)
+            time.sleep(1)  # the writer drains
+            d1 = dropped(srv.port)
+        finally:
+            srv.stop()
+        with open(log, "rb") as f:
+            lines = sum(1 for ln in f if b" ACCESS " in ln)
+        os.unlink(log)
+        ring = {"rps": m["rps"], "requests": m["requests"], "dropped": d1 - d0,
+                "access_lines": lines}
+        out["ring"][str(pipeline)] = ring
+        print(f"\naccess log on, default ring (8192 lines), pipelining {pipeline}: "
+              f"{ring['rps']:.0f} req/s for {a.duration} s: {ring['requests']} requests, "
+              f"{ring['access_lines']} access lines written, {ring['dropped']} dropped")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

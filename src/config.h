@@ -65,6 +65,12 @@
 #ifndef IM_DEFAULT_MANAGE_PREFIX
 #define IM_DEFAULT_MANAGE_PREFIX "/manage"
 #endif
+#ifndef IM_DEFAULT_COMPRESS_MIN_BYTES
+#define IM_DEFAULT_COMPRESS_MIN_BYTES 1024
+#endif
+#ifndef IM_HAVE_ZLIB
+#define IM_HAVE_ZLIB 0 /* 1 (and -lz): gzip answers; immersive's CMake target sets it */
+#endif
 #ifndef IM_DEFAULT_KILL_GRACE_MS
 #define IM_DEFAULT_KILL_GRACE_MS 1000
 #endif

@@ -158,16 +158,21 @@ static int im__rid_ok(im_str v)
  * from getrandom per loop: ids need to be unique, not secret). */
 static void im__rid_set(im_loop *L, im_ctx *x, const im_http_head *h)
 {
+    int gz = IM_HAVE_ZLIB && L->o.compress > 0, found = 0;
     for (unsigned i = 0; i < h->num_headers; i++) {
         const im_header *hd = &h->headers[i];
+        if (gz && hd->name.len == 15 && strncasecmp(hd->name.ptr, "accept-encoding", 15) == 0)
+            x->is_gzip_ok = im__accepts_gzip(hd->value) != 0; /* and the id is looked for on */
+        if (found) continue;
         if (hd->name.len == 12 && strncasecmp(hd->name.ptr, "x-request-id", 12) == 0 &&
             im__rid_ok(hd->value)) {
             memcpy(x->rid, hd->value.ptr, hd->value.len);
             x->rid[hd->value.len] = 0;
             x->rid_len = (uint8_t)hd->value.len;
-            return;
+            found = 1;
         }
     }
+    if (found) return;
     uint64_t *st = L->rid_rng;
     while (!st[0] && !st[1])
         if (getrandom(st, 16, 0) != 16) st[0] = im_log_clock_ns() | 1;
@@ -221,6 +226,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
     x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
     x->is_finished = x->is_inline_call = x->is_npy_known = x->is_npy_accept = 0;
+    x->is_gzip_ok = 0;
     x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
     x->on_close = NULL;
     x->drain_fn = NULL;
@@ -231,8 +237,10 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     im__rid_set(L, x, h);
     im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
-    n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method, x->params, 0);
-    if (n) {
+    if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
+        /* a preflight, answered */
+    } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
+                               x->params, 0))) {
         x->route = im__route_pick(n, h->method);
         x->udata = x->route->udata;
         x->route->fn(x);

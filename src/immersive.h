@@ -39,9 +39,9 @@
  *   --- implementation (IMMERSIVE_IMPLEMENTATION) ---
  *   internal.h    private types; base.c log.c json_write.c json_read.c toml.c ndarray.c
  *                 http_parse.c
- *   router.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
+ *   router.c compress.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c metrics.c manage.c launch.c
+ *   conf.c module.c cors.c metrics.c manage.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -133,6 +133,9 @@ extern "C" {
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#if IM_HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 #include "internal.h"
 #include "base.c"
@@ -143,6 +146,7 @@ extern "C" {
 #include "ndarray.c"
 #include "http_parse.c"
 #include "router.c"
+#include "compress.c"
 #include "response.c"
 #include "conn.c"
 #include "loop.c"
@@ -157,6 +161,7 @@ extern "C" {
 #include "server.c"
 #include "conf.c"
 #include "module.c"
+#include "cors.c"
 #include "metrics.c"
 #include "manage.c"
 #include "launch.c"

@@ -220,6 +220,7 @@ struct im_ctx {
     unsigned is_npy_accept : 1; /* its Accept names application/x-npy */
     unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
                                   * from the receive buffer, so it cannot be deferred */
+    unsigned is_gzip_ok : 1;   /* its Accept-Encoding takes gzip (read at dispatch) */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
     void *close_arg;
     void (*drain_fn)(im_ctx *x, void *arg); /* im_stream_on_drain: told once output drains */
@@ -276,6 +277,7 @@ struct im_loop {
     int64_t wall_ms;           /* the real time then, ms since 1970 (task times) */
     uint64_t clock_base_ms;
     uint64_t rid_rng[2];       /* xorshift128+ state of the request ids this loop makes */
+    struct z_stream_s *zs;     /* owned: the deflate state of its answers (compress.c), or NULL */
     im__rmet *met;             /* owned: per route (index mid), allocated by the loop itself */
     uint32_t nmet;
     _Atomic uint64_t m_bytes_in, m_bytes_out, m_refused; /* this loop's, see im__met_add */
@@ -519,6 +521,7 @@ typedef struct im__service {
 /* Functions one part calls and another defines (all static: nothing leaks). */
 static void im__conn_close(im_loop *L, im__conn *c);
 static int im__manage_routes(im_server *s);
+static int im__cors(im_ctx *x);
 static size_t im__u64_dec(char *out, uint64_t v);
 static void im__log_access(const char *rid, const char *peer, im_str method, im_str target,
                            int status, uint64_t bytes, uint64_t us, const char *task);

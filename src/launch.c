@@ -13,12 +13,18 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
     } else if (strncmp(key, "tasks.", 6) == 0) {
         snprintf(name, sizeof name, "task_%s", last);
+    } else if (strcmp(key, "compression.enabled") == 0) {
+        snprintf(name, sizeof name, "compression");
+    } else if (strncmp(key, "compression.", 12) == 0) { /* --compression-min-bytes, -level */
+        snprintf(name, sizeof name, "compression_%s", last);
     } else if (strcmp(key, "metrics.enabled") == 0) {
         snprintf(name, sizeof name, "metrics");
     } else if (strcmp(key, "logging.access") == 0) {
         snprintf(name, sizeof name, "access_log");
     } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */
         snprintf(name, sizeof name, "log_%s", last);
+    } else if (strncmp(key, "cors.", 5) == 0) { /* --cors-allow-origins, ... */
+        snprintf(name, sizeof name, "cors_%s", last);
     } else if (strncmp(key, "manage.", 7) == 0) {
         snprintf(name, sizeof name, "manage_%s", last);
     } else if (strcmp(key, "process.workers") == 0) { /* --workers is the thread pool's */
@@ -179,6 +185,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn)
         } else if (im_server_start(s) == 0) {
             if (getenv("IMMERSIVE_HUB"))
                 im_log(IM_LOG_INFO, "events: hub %s", getenv("IMMERSIVE_HUB"));
+            im_log_flush(); /* what the start logged is out before the address is told */
             printf("listening on http://%s:%d\n", im_config_str(cfg, "server.host", IM_DEFAULT_HOST),
                    im_server_port(s));
             fflush(stdout);

@@ -378,7 +378,7 @@ static int im__log_pipe(void)
 /* After a batch the writer naps this long before the next one, so that under load one writev
  * carries many lines and the loops wake it rarely (each wake is a syscall and a context
  * switch, more than a line costs); an idle writer is woken by the next line at once. */
-#define IM__LOG_NAP_MS 5
+#define IM__LOG_NAP_MS 2
 
 static void *im__log_writer(void *arg)
 {

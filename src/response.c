@@ -367,6 +367,18 @@ static int im__final_status(int *status, const char **ct, const void **body, siz
     return -EINVAL;
 }
 
+/* 1 when the answer's extra headers hold one named name (case-insensitive). */
+static int im__xh_has(const im_ctx *x, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = x->xh, *end = x->xh + x->xh_len; p && p < end;) {
+        if ((size_t)(end - p) > n && p[n] == ':' && !strncasecmp(p, name, n)) return 1;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
 static int im__answer(im_ctx *x, int status, const char *ct, const void *body, size_t blen)
 {
     im_loop *L = x->loop;
@@ -376,6 +388,17 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
     if (x->is_done) return -EALREADY;
     bad = im__final_status(&status, &ct, &body, &blen);
     c = im__ctx_conn(x);
+    char *gz = NULL;
+    if (IM_HAVE_ZLIB && c && L->o.compress > 0 && blen >= L->o.compress_min_bytes &&
+        status != 204 && status != 304 && im__compressible(ct) && !im__xh_has(x, "Content-Encoding")) {
+        im_res_header(x, "Vary", "Accept-Encoding"); /* what a cache keys this answer on */
+        size_t gl = x->is_gzip_ok && !x->is_head ? im__gzip(L, body, blen, &gz) : 0;
+        if (gz) {
+            im_res_header(x, "Content-Encoding", "gzip");
+            body = gz;
+            blen = gl;
+        }
+    }
     x->is_done = 1;
     if (!c) {
         rc = -EPIPE;
@@ -394,6 +417,7 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         if (!rc && L->o.metrics > 0) im__met_answer(L, x, status, h.written);
         if (!rc && L->o.access_log > 0) im__access(L, c, x, status, h.written);
     }
+    free(gz);
     if (x->is_deferred) im__ctx_finish(x);
     return rc ? rc : bad;
 }

@@ -37,6 +37,11 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(log_format, "text");
     IM__DEF(access_log, -1);
     IM__DEF(metrics, 1);
+    IM__DEF(cors_allow_methods, "GET");
+    IM__DEF(cors_max_age, 600);
+    IM__DEF(compress, 1);
+    IM__DEF(compress_min_bytes, IM_DEFAULT_COMPRESS_MIN_BYTES);
+    IM__DEF(compress_level, 6);
     IM__DEF(log_ring_lines, IM_DEFAULT_LOG_RING_LINES);
     IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
     IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
@@ -53,6 +58,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->recv_buffer_size > (1u << 20) || o->workers > 1024 || o->queue_capacity > (1u << 24) ||
         o->priority_levels > IM_QUEUE_MAX_LEVELS || o->arena_ratio > 1024 || o->task_ttl_ms < 0 ||
         o->processes > 1024 || o->kill_grace_ms < 0 || o->ready_queue_percent > 100 ||
+        o->compress_level > 9 ||
         (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
         o->log_ring_lines > (1u << 24) || o->manage_prefix[0] != '/' ||
         o->arena_extra_bytes > ((size_t)1 << 32))
@@ -280,6 +286,7 @@ fail:
 static void im__loop_free(im_loop *L)
 {
     free(L->met);
+    im__gzip_free(L);
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
         sched_yield();
     while (L->run_pool) {

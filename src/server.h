@@ -64,6 +64,19 @@ typedef struct im_server_opts {
                                 * (NULL or "": none, and only loopback peers may write) */
     unsigned ready_queue_percent; /* GET /ready says 503 when an executor's queue is fuller
                                    * than this share of its capacity (90) */
+    /* CORS (FastAPI's CORSMiddleware): comma-separated lists; "*" allows any. With
+     * cors_allow_origins NULL or "" nothing is sent. */
+    const char *cors_allow_origins;   /* origins, exact ("https://app.example:8443") */
+    const char *cors_allow_methods;   /* methods a preflight may ask for ("GET") */
+    const char *cors_allow_headers;   /* request headers beyond the CORS-safelisted ("") */
+    const char *cors_expose_headers;  /* response headers the page may read ("") */
+    int cors_allow_credentials;       /* > 0: cookies and Authorization allowed (then the
+                                       * origin is echoed, never "*") */
+    unsigned cors_max_age;            /* seconds a preflight's answer is cached (600) */
+    int compress;              /* gzip answers a client accepts it for (> 0 or 0: on, < 0 off;
+                                * needs IM_HAVE_ZLIB) */
+    size_t compress_min_bytes; /* ... whose body has at least this many bytes (1024) */
+    unsigned compress_level;   /* zlib's level, 1 (fast) .. 9 (small) (6) */
 } im_server_opts;
 
 /* A request handler. It runs on the loop thread that read the request and must not block.

@@ -258,7 +258,8 @@ class LogFileTests(ObserveCase):
         self.c.post("/v1/demo/note", {"message": "before"}, headers={"X-Request-ID": "f-1"})
         self.c.post("/v1/demo/note_process", {"message": "before-p"},
                     headers={"X-Request-ID": "f-2"})
-        wait_for(lambda: "[f-2] note from pid" in self.lines(self.path), 5, "the first lines")
+        wait_for(lambda: "[f-2] note from pid" in self.lines(self.path) and
+                 "ACCESS [f-2]" in self.lines(self.path), 5, "the first lines")
         old = self.path + ".1"
         os.rename(self.path, old)  # as logrotate does
         self.srv.send_signal(signal.SIGHUP)
@@ -560,6 +561,170 @@ class MetricsOffTests(ObserveCase):
         self.assertEqual(st, 404)
         self.assertIn("metrics.enabled", doc["detail"])
         self.assertEqual(self.c.raw("GET", "/plaintext")[0], 200)
+
+
+
+class CorsTests(ObserveCase):
+    FLAGS = ("--cors-allow-origins", "https://app.example, http://localhost:3000",
+             "--cors-allow-methods", "GET, POST", "--cors-allow-headers", "X-Token",
+             "--cors-expose-headers", "X-Request-ID", "--cors-max-age", "120")
+
+    def test_simple_request_allowed_and_refused(self):
+        st, h, body = self.c.raw("GET", "/plaintext", headers={"Origin": "https://app.example"})
+        self.assertEqual((st, body), (200, b"Hello, World!"))
+        self.assertEqual(h.get("access-control-allow-origin"), "https://app.example")
+        self.assertEqual(h.get("vary"), "Origin")
+        self.assertEqual(h.get("access-control-expose-headers"), "X-Request-ID")
+        self.assertNotIn("access-control-allow-credentials", h)
+        st, h, body = self.c.raw("GET", "/plaintext", headers={"Origin": "https://evil.example"})
+        self.assertEqual((st, body), (200, b"Hello, World!"))  # served; the browser hides it
+        self.assertFalse([k for k in h if k.startswith("access-control-")])
+        st, h, _ = self.c.raw("GET", "/plaintext")  # no Origin: no CORS headers
+        self.assertFalse([k for k in h if k.startswith("access-control-")])
+        # on a task's answer too, and on errors
+        st, h, doc = self.c.post("/v1/demo/add", {"x": 1, "y": 2},
+                                 headers={"Origin": "http://localhost:3000"})
+        self.assertEqual((st, doc), (200, {"result": 3}))
+        self.assertEqual(h.get("access-control-allow-origin"), "http://localhost:3000")
+        st, h, _ = self.c.raw("GET", "/nowhere", headers={"Origin": "http://localhost:3000"})
+        self.assertEqual(st, 404)
+        self.assertEqual(h.get("access-control-allow-origin"), "http://localhost:3000")
+
+    def preflight(self, origin, method, headers=None):
+        hd = {"Origin": origin, "Access-Control-Request-Method": method}
+        if headers:
+            hd["Access-Control-Request-Headers"] = headers
+        return self.c.raw("OPTIONS", "/v1/demo/add", headers=hd)
+
+    def test_preflight(self):
+        before = self.c.request("GET", "/functions/add_pool")[2]
+        st, h, body = self.preflight("https://app.example", "POST", "content-type, x-token")
+        self.assertEqual((st, body), (200, b"OK"))
+        self.assertEqual(h["access-control-allow-origin"], "https://app.example")
+        self.assertEqual(h["access-control-allow-methods"], "GET, POST")
+        self.assertEqual(h["access-control-allow-headers"], "X-Token")
+        self.assertEqual(h["access-control-max-age"], "120")
+        self.assertEqual(h["vary"], "Origin")
+        for args, why in ((("https://evil.example", "POST"), "origin"),
+                          (("https://app.example", "DELETE"), "method"),
+                          (("https://app.example", "POST", "x-other"), "headers")):
+            st, h, body = self.preflight(*args)
+            self.assertEqual(st, 400, args)
+            self.assertEqual(json.loads(body), {"detail": "Disallowed CORS " + why})
+            self.assertNotIn("access-control-allow-origin", h)
+        after = self.c.request("GET", "/functions/add_pool")[2]
+        self.assertEqual(before, after)  # no preflight reached the function
+        # a plain OPTIONS (no Access-Control-Request-Method) is not a preflight: routing answers
+        st, h, _ = self.c.raw("OPTIONS", "/v1/demo/add", headers={"Origin": "https://app.example"})
+        self.assertEqual(st, 204)
+        self.assertIn("POST", h["allow"])
+
+
+class CorsAnyTests(ObserveCase):
+    FLAGS = ("--cors-allow-origins", "*", "--cors-allow-methods", "*",
+             "--cors-allow-headers", "*")
+
+    def test_wildcards(self):
+        st, h, _ = self.c.raw("GET", "/plaintext", headers={"Origin": "https://any.example"})
+        self.assertEqual(h.get("access-control-allow-origin"), "*")
+        self.assertNotIn("vary", h)
+        st, h, _ = self.c.raw("OPTIONS", "/v1/demo/add", headers={
+            "Origin": "https://any.example", "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "x-a, x-b"})
+        self.assertEqual(st, 200)
+        self.assertEqual(h["access-control-allow-headers"], "x-a, x-b")
+        self.assertIn("PATCH", h["access-control-allow-methods"])
+
+
+class CorsCredentialsTests(ObserveCase):
+    FLAGS = ("--cors-allow-origins", "*", "--cors-allow-credentials", "true")
+
+    def test_origin_echoed_with_credentials(self):
+        st, h, _ = self.c.raw("GET", "/plaintext", headers={"Origin": "https://x.example"})
+        self.assertEqual(h.get("access-control-allow-origin"), "https://x.example")
+        self.assertEqual(h.get("access-control-allow-credentials"), "true")
+        self.assertEqual(h.get("vary"), "Origin")
+
+
+class NoCorsTests(ObserveCase):
+    def test_nothing_sent_when_unset(self):
+        st, h, _ = self.c.raw("GET", "/plaintext", headers={"Origin": "https://app.example"})
+        self.assertFalse([k for k in h if k.startswith("access-control-")])
+        st, h, _ = self.c.raw("OPTIONS", "/v1/demo/add", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        self.assertEqual(st, 204)  # routing's own OPTIONS answer
+        self.assertFalse([k for k in h if k.startswith("access-control-")])
+
+
+
+class GzipTests(ObserveCase):
+    """Answers gzipped for a client that accepts it; zlib inflates them back to the bytes an
+    identity answer carries."""
+    FLAGS = ("--compression-min-bytes", "200")
+
+    def big(self, enc=None, path="/openapi.json"):
+        hd = {"Accept-Encoding": enc} if enc is not None else {}
+        return self.c.raw("GET", path, headers=hd)
+
+    def test_inflates_to_the_same_bytes(self):
+        import zlib
+        st, h, plain = self.big()
+        self.assertEqual(st, 200)
+        self.assertNotIn("content-encoding", h)
+        self.assertIn("Accept-Encoding", h.get("vary", ""))
+        for enc in ("gzip", "deflate, gzip;q=0.5", "br, *", "x-gzip", "GZIP"):
+            st, h, body = self.big(enc)
+            self.assertEqual((st, h.get("content-encoding")), (200, "gzip"), enc)
+            self.assertEqual(int(h["content-length"]), len(body))
+            self.assertLess(len(body), len(plain))
+            self.assertEqual(zlib.decompress(body, 16 + zlib.MAX_WBITS), plain)
+        for enc in ("gzip;q=0", "deflate", "identity", "gzip;q=0.000, br"):
+            st, h, body = self.big(enc)
+            self.assertEqual((st, body), (200, plain), enc)
+            self.assertNotIn("content-encoding", h)
+
+    def test_a_tasks_answer_and_small_ones(self):
+        import zlib
+        st, h, body = self.c.raw("POST", "/v1/demo/note", json.dumps({"message": "x" * 190})
+                                 .encode(), {"Content-Type": "application/json",
+                                             "Accept-Encoding": "gzip"})
+        self.assertEqual(st, 200)
+        doc = json.loads(zlib.decompress(body, 31)) if h.get("content-encoding") else json.loads(body)
+        self.assertRegex(doc["result"], HEX32)
+        st, h, body = self.c.raw("GET", "/plaintext", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual((st, body), (200, b"Hello, World!"))  # under min_bytes
+        self.assertNotIn("content-encoding", h)
+        st, h, body = self.c.raw("HEAD", "/openapi.json", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual((st, body), (200, b""))
+        self.assertNotIn("content-encoding", h)  # HEAD names the identity representation
+
+    def test_never_npy_or_streams(self):
+        st, h, body = self.c.raw("POST", "/v1/demo/normalize",
+                                 json.dumps({"array": [[3, 4]] * 64}).encode(),
+                                 {"Content-Type": "application/json", "Accept-Encoding": "gzip",
+                                  "Accept": "application/x-npy"})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(h["content-type"], "application/x-npy")
+        self.assertNotIn("content-encoding", h)
+        tid = self.c.submit("/v1/demo/sleep", {"seconds": 0.2, "value": 1})
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=10)
+        c.request("GET", "/tasks/%s/events" % tid, headers={"Accept-Encoding": "gzip"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.getheader("Content-Type").startswith("text/event-stream"))
+        self.assertIsNone(r.getheader("Content-Encoding"))  # each event flushes as it comes
+        self.assertIn(b"SUCCEEDED", r.read())
+        c.close()
+
+
+class GzipOffTests(ObserveCase):
+    FLAGS = ("--compression", "false")
+
+    def test_off(self):
+        st, h, body = self.c.raw("GET", "/openapi.json", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual(st, 200)
+        self.assertNotIn("content-encoding", h)
+        json.loads(body)
 
 
 if __name__ == "__main__":
