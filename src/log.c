@@ -25,6 +25,7 @@ static struct {
                                * napping between batches (woken only when the ring is half
                                * full), 0 awake */
     _Atomic int async;        /* lines go through the ring */
+    _Atomic int stop;         /* the writer returns once the ring is empty (at exit) */
     _Atomic int fd;           /* where lines go: 2, or the file */
     _Atomic int json;
     _Atomic uint64_t dropped;
@@ -429,6 +430,7 @@ static void *im__log_writer(void *arg)
             reported = d;
             warned_ms = now;
         }
+        if (atomic_load_explicit(&im__L.stop, memory_order_acquire)) break;
         int nap = wrote; /* lines came lately: more are likely, batch them */
         wrote = 0;
         atomic_store_explicit(&im__L.sleeping, nap ? 1 : 2, memory_order_seq_cst); /* see
@@ -447,6 +449,20 @@ static void *im__log_writer(void *arg)
         atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
     }
     return NULL;
+}
+
+/* At exit: what is queued is written, then the writer ends (a thread left running would
+ * hold up the exit: TSan, for one, waits a second for it). Lines come directly after. */
+static void im__log_stop(void)
+{
+    if (!atomic_load_explicit(&im__L.async, memory_order_acquire)) return;
+    im_log_flush();
+    atomic_store_explicit(&im__L.async, 0, memory_order_release);
+    atomic_store_explicit(&im__L.stop, 1, memory_order_release);
+    uint64_t one = 1;
+    if (write(im__L.efd, &one, sizeof one) < 0) { /* it looks at stop within a second */
+    }
+    pthread_join(im__L.thread, NULL);
 }
 
 /* In a child after fork(): no writer there; lines are written directly. */
@@ -471,11 +487,7 @@ int im_log_start(void)
     } else {
         im__L.mask = cap - 1;
         for (uint32_t i = 0; i < cap; i++) atomic_init(&im__L.slots[i].seq, i);
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        rc = -pthread_create(&im__L.thread, &a, im__log_writer, NULL);
-        pthread_attr_destroy(&a);
+        rc = -pthread_create(&im__L.thread, NULL, im__log_writer, NULL);
     }
     if (rc) {
         free(im__L.slots);
@@ -486,7 +498,7 @@ int im_log_start(void)
         static int once;
         if (!once++) {
             pthread_atfork(NULL, NULL, im__log_child);
-            atexit(im_log_flush);
+            atexit(im__log_stop);
         }
         atomic_store_explicit(&im__L.async, 1, memory_order_release);
     }
