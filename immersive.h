@@ -2150,7 +2150,9 @@ im_str im_query_get(im_str q, const char *name)
 #define IM__LOG_BATCH 64  /* lines per writev */
 
 typedef struct im__lslot {
-    _Atomic uint64_t seq; /* Vyukov's sequence: pos when free, pos + 1 when filled */
+    _Atomic uint64_t seq; /* Vyukov's sequence (pos when free, pos + 1 when filled) minus the
+                           * slot's index: 0 at the start, so that a fresh ring is calloc's
+                           * untouched zero pages, not 8 MiB written at start */
     uint32_t len;
     char data[IM__LOG_SLOT - 12];
 } im__lslot;
@@ -2342,7 +2344,7 @@ static im__lslot *im__log_claim(void)
     uint64_t pos = atomic_load_explicit(&im__L.head, memory_order_relaxed);
     for (;;) {
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire) + (pos & im__L.mask);
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&im__L.head, &pos, pos + 1,
@@ -2358,7 +2360,7 @@ static im__lslot *im__log_claim(void)
 
 static void im__log_publish(im__lslot *s)
 {
-    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed); /* relative: +1 is +1 */
     /* seq_cst store, then seq_cst load; the writer does the mirror image: one of the two sees
      * the other's write, so no wake-up is lost (Dekker's pattern, without a fence) */
     atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
@@ -2536,7 +2538,9 @@ static void *im__log_writer(void *arg)
         int n = 0;
         while (n < IM__LOG_BATCH) {
             im__lslot *s = &im__L.slots[(pos + (uint64_t)n) & im__L.mask];
-            if (atomic_load_explicit(&s->seq, memory_order_acquire) != pos + (uint64_t)n + 1) break;
+            if (atomic_load_explicit(&s->seq, memory_order_acquire) +
+                    ((pos + (uint64_t)n) & im__L.mask) != pos + (uint64_t)n + 1)
+                break;
             iov[n].iov_base = s->data;
             iov[n].iov_len = s->len;
             n++;
@@ -2553,9 +2557,12 @@ static void *im__log_writer(void *arg)
                     iov[k].iov_len -= (size_t)w;
                 }
             }
-            for (int i = 0; i < n; i++)
-                atomic_store_explicit(&im__L.slots[(pos + (uint64_t)i) & im__L.mask].seq,
-                                      pos + (uint64_t)i + im__L.mask + 1, memory_order_release);
+            for (int i = 0; i < n; i++) {
+                uint64_t at = pos + (uint64_t)i;
+                atomic_store_explicit(&im__L.slots[at & im__L.mask].seq,
+                                      at + im__L.mask + 1 - (at & im__L.mask),
+                                      memory_order_release);
+            }
             atomic_store_explicit(&im__L.tail, pos + (uint64_t)n, memory_order_release);
             im__log_drain_pipe();
             wrote = 1;
@@ -2578,7 +2585,8 @@ static void *im__log_writer(void *arg)
         atomic_store_explicit(&im__L.sleeping, nap ? 1 : 2, memory_order_seq_cst); /* see
                                                                       * im__log_publish */
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        if (!nap && atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
+        if (!nap && atomic_load_explicit(&s->seq, memory_order_seq_cst) + (pos & im__L.mask) ==
+                        pos + 1) {
             atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
             continue;
         }
@@ -2622,13 +2630,12 @@ int im_log_start(void)
     uint32_t cap = 64;
     unsigned want = im__L.ring_lines ? im__L.ring_lines : IM_DEFAULT_LOG_RING_LINES;
     while (cap < want && cap < (1u << 24)) cap <<= 1;
-    im__L.slots = malloc((size_t)cap * sizeof(im__lslot));
+    im__L.slots = calloc(cap, sizeof(im__lslot)); /* every seq 0: see im__lslot */
     im__L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!im__L.slots || im__L.efd < 0) {
         rc = im__L.slots ? -errno : -ENOMEM;
     } else {
         im__L.mask = cap - 1;
-        for (uint32_t i = 0; i < cap; i++) atomic_init(&im__L.slots[i].seq, i);
         rc = -pthread_create(&im__L.thread, NULL, im__log_writer, NULL);
     }
     if (rc) {
@@ -5819,10 +5826,32 @@ typedef struct im__head {
     int minor;           /* the request's HTTP/1.<minor> */
 } im__head;
 
-#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type, the request id and the
-                          * extra lines */
+/* The exact length im__write_head writes for h: the reservation then fits the smallest
+ * pooled buffer for a common answer (a worst case of every line would not, and each answer
+ * would take a 2 KiB buffer). */
+static size_t im__head_len(const im__head *h)
+{
+    int st = h->status;
+    size_t n = 13 + strlen(im__reason(st)) + 2 + 37 + 2; /* status line, Date, the blank line */
+#if IM_ENABLE_SERVER_HEADER
+    n += 19;
+#endif
+    if (h->ctype) n += 16 + h->ctype_len;
+    if (h->frame == IM__FRAME_LENGTH && st >= 200 && st != 204 && st != 304) {
+        size_t d = 1;
+        for (uint64_t v = h->length; v >= 10; v /= 10) d++;
+        n += 18 + d;
+    } else if (h->frame == IM__FRAME_CHUNKED) {
+        n += 28;
+    }
+    if (h->rid) n += 16 + h->rid_len;
+    n += h->xh_len;
+    if (!h->keep) n += 19;
+    else if (h->minor == 0) n += 24;
+    return n;
+}
 
-/* Writes a response head at o; returns the end. Room: IM__HEAD_MAX + ctype_len + xh_len. */
+/* Writes a response head at o; returns the end. Room: im__head_len(h). */
 static char *im__write_head(im_loop *L, char *o, const im__head *h)
 {
     const char *reason = im__reason(h->status);
@@ -5870,8 +5899,7 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
 {
     h->length = blen; /* HEAD too: the length a GET would have */
     int nobody = is_head || h->status < 200 || h->status == 204 || h->status == 304;
-    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (h->rid ? 16 + h->rid_len : 0) +
-                  (nobody ? 0 : blen);
+    size_t room = im__head_len(h) + (nobody ? 0 : blen);
     char *o = im__out_reserve(L, c, room), *s = o;
     if (!o) {
         im_log(IM_LOG_ERROR, "loop %d: no memory for a %zu-byte response", L->index, room);
@@ -5879,6 +5907,9 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
         return -ENOMEM;
     }
     o = im__write_head(L, o, h);
+#ifndef NDEBUG
+    if ((size_t)(o - s) != im__head_len(h)) abort(); /* the reservation is exact: keep it so */
+#endif
     if (!nobody && blen) o = im__put(o, body, blen);
     c->out->len += (uint32_t)(o - s);
     h->written = (size_t)(o - s);
@@ -13858,6 +13889,7 @@ static int im__wait(im_server *s, int sfd)
                n[4], n[5], n[0] + n[1], stuck ? " (their threads are left to end on their own)" : "");
     }
     im_log(IM_LOG_INFO, "stopped");
+    im_log_flush(); /* out before what comes next is printed directly (modules' fini) */
     return 0;
 }
 

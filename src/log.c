@@ -8,7 +8,9 @@
 #define IM__LOG_BATCH 64  /* lines per writev */
 
 typedef struct im__lslot {
-    _Atomic uint64_t seq; /* Vyukov's sequence: pos when free, pos + 1 when filled */
+    _Atomic uint64_t seq; /* Vyukov's sequence (pos when free, pos + 1 when filled) minus the
+                           * slot's index: 0 at the start, so that a fresh ring is calloc's
+                           * untouched zero pages, not 8 MiB written at start */
     uint32_t len;
     char data[IM__LOG_SLOT - 12];
 } im__lslot;
@@ -200,7 +202,7 @@ static im__lslot *im__log_claim(void)
     uint64_t pos = atomic_load_explicit(&im__L.head, memory_order_relaxed);
     for (;;) {
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire) + (pos & im__L.mask);
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&im__L.head, &pos, pos + 1,
@@ -216,7 +218,7 @@ static im__lslot *im__log_claim(void)
 
 static void im__log_publish(im__lslot *s)
 {
-    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed); /* relative: +1 is +1 */
     /* seq_cst store, then seq_cst load; the writer does the mirror image: one of the two sees
      * the other's write, so no wake-up is lost (Dekker's pattern, without a fence) */
     atomic_store_explicit(&s->seq, seq + 1, memory_order_seq_cst);
@@ -394,7 +396,9 @@ static void *im__log_writer(void *arg)
         int n = 0;
         while (n < IM__LOG_BATCH) {
             im__lslot *s = &im__L.slots[(pos + (uint64_t)n) & im__L.mask];
-            if (atomic_load_explicit(&s->seq, memory_order_acquire) != pos + (uint64_t)n + 1) break;
+            if (atomic_load_explicit(&s->seq, memory_order_acquire) +
+                    ((pos + (uint64_t)n) & im__L.mask) != pos + (uint64_t)n + 1)
+                break;
             iov[n].iov_base = s->data;
             iov[n].iov_len = s->len;
             n++;
@@ -411,9 +415,12 @@ static void *im__log_writer(void *arg)
                     iov[k].iov_len -= (size_t)w;
                 }
             }
-            for (int i = 0; i < n; i++)
-                atomic_store_explicit(&im__L.slots[(pos + (uint64_t)i) & im__L.mask].seq,
-                                      pos + (uint64_t)i + im__L.mask + 1, memory_order_release);
+            for (int i = 0; i < n; i++) {
+                uint64_t at = pos + (uint64_t)i;
+                atomic_store_explicit(&im__L.slots[at & im__L.mask].seq,
+                                      at + im__L.mask + 1 - (at & im__L.mask),
+                                      memory_order_release);
+            }
             atomic_store_explicit(&im__L.tail, pos + (uint64_t)n, memory_order_release);
             im__log_drain_pipe();
             wrote = 1;
@@ -436,7 +443,8 @@ static void *im__log_writer(void *arg)
         atomic_store_explicit(&im__L.sleeping, nap ? 1 : 2, memory_order_seq_cst); /* see
                                                                       * im__log_publish */
         im__lslot *s = &im__L.slots[pos & im__L.mask];
-        if (!nap && atomic_load_explicit(&s->seq, memory_order_seq_cst) == pos + 1) {
+        if (!nap && atomic_load_explicit(&s->seq, memory_order_seq_cst) + (pos & im__L.mask) ==
+                        pos + 1) {
             atomic_store_explicit(&im__L.sleeping, 0, memory_order_relaxed);
             continue;
         }
@@ -480,13 +488,12 @@ int im_log_start(void)
     uint32_t cap = 64;
     unsigned want = im__L.ring_lines ? im__L.ring_lines : IM_DEFAULT_LOG_RING_LINES;
     while (cap < want && cap < (1u << 24)) cap <<= 1;
-    im__L.slots = malloc((size_t)cap * sizeof(im__lslot));
+    im__L.slots = calloc(cap, sizeof(im__lslot)); /* every seq 0: see im__lslot */
     im__L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!im__L.slots || im__L.efd < 0) {
         rc = im__L.slots ? -errno : -ENOMEM;
     } else {
         im__L.mask = cap - 1;
-        for (uint32_t i = 0; i < cap; i++) atomic_init(&im__L.slots[i].seq, i);
         rc = -pthread_create(&im__L.thread, NULL, im__log_writer, NULL);
     }
     if (rc) {

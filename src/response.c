@@ -159,10 +159,32 @@ typedef struct im__head {
     int minor;           /* the request's HTTP/1.<minor> */
 } im__head;
 
-#define IM__HEAD_MAX 192 /* a head's bytes besides Content-Type, the request id and the
-                          * extra lines */
+/* The exact length im__write_head writes for h: the reservation then fits the smallest
+ * pooled buffer for a common answer (a worst case of every line would not, and each answer
+ * would take a 2 KiB buffer). */
+static size_t im__head_len(const im__head *h)
+{
+    int st = h->status;
+    size_t n = 13 + strlen(im__reason(st)) + 2 + 37 + 2; /* status line, Date, the blank line */
+#if IM_ENABLE_SERVER_HEADER
+    n += 19;
+#endif
+    if (h->ctype) n += 16 + h->ctype_len;
+    if (h->frame == IM__FRAME_LENGTH && st >= 200 && st != 204 && st != 304) {
+        size_t d = 1;
+        for (uint64_t v = h->length; v >= 10; v /= 10) d++;
+        n += 18 + d;
+    } else if (h->frame == IM__FRAME_CHUNKED) {
+        n += 28;
+    }
+    if (h->rid) n += 16 + h->rid_len;
+    n += h->xh_len;
+    if (!h->keep) n += 19;
+    else if (h->minor == 0) n += 24;
+    return n;
+}
 
-/* Writes a response head at o; returns the end. Room: IM__HEAD_MAX + ctype_len + xh_len. */
+/* Writes a response head at o; returns the end. Room: im__head_len(h). */
 static char *im__write_head(im_loop *L, char *o, const im__head *h)
 {
     const char *reason = im__reason(h->status);
@@ -210,8 +232,7 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
 {
     h->length = blen; /* HEAD too: the length a GET would have */
     int nobody = is_head || h->status < 200 || h->status == 204 || h->status == 304;
-    size_t room = IM__HEAD_MAX + h->ctype_len + h->xh_len + (h->rid ? 16 + h->rid_len : 0) +
-                  (nobody ? 0 : blen);
+    size_t room = im__head_len(h) + (nobody ? 0 : blen);
     char *o = im__out_reserve(L, c, room), *s = o;
     if (!o) {
         im_log(IM_LOG_ERROR, "loop %d: no memory for a %zu-byte response", L->index, room);
@@ -219,6 +240,9 @@ static int im__queue_response(im_loop *L, im__conn *c, im__head *h, const void *
         return -ENOMEM;
     }
     o = im__write_head(L, o, h);
+#ifndef NDEBUG
+    if ((size_t)(o - s) != im__head_len(h)) abort(); /* the reservation is exact: keep it so */
+#endif
     if (!nobody && blen) o = im__put(o, body, blen);
     c->out->len += (uint32_t)(o - s);
     h->written = (size_t)(o - s);

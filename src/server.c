@@ -563,6 +563,7 @@ static int im__wait(im_server *s, int sfd)
                n[4], n[5], n[0] + n[1], stuck ? " (their threads are left to end on their own)" : "");
     }
     im_log(IM_LOG_INFO, "stopped");
+    im_log_flush(); /* out before what comes next is printed directly (modules' fini) */
     return 0;
 }
 

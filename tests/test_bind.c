@@ -30,9 +30,12 @@ static int call(const char *method, const char *target, const char *json, char *
                  : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", method, target);
     fake_feed(&L, c, req, (size_t)n);
     if (!c->out) return -1;
-    c->out->data[c->out->len < c->out->cap ? c->out->len : c->out->cap - 1] = 0;
-    int status = atoi(c->out->data + 9);
-    const char *b = strstr(c->out->data, "\r\n\r\n");
+    static char out[1 << 17]; /* the output, NUL-ended (a buffer may be full to its end) */
+    size_t len = c->out->len < sizeof out - 1 ? c->out->len : sizeof out - 1;
+    memcpy(out, c->out->data, len);
+    out[len] = 0;
+    int status = atoi(out + 9);
+    const char *b = strstr(out, "\r\n\r\n");
     snprintf(body, cap, "%s", b ? b + 4 : "");
     return status;
 }
