@@ -28,6 +28,18 @@ ACCESS = re.compile(r'^\S+Z ACCESS \[(?P<rid>[^\]]+)\] (?P<peer>\S+) "(?P<method
                     r'task=(?P<task>\S+)$')
 
 
+def flood(port, n, timeout=30):
+    """n pipelined GET /plaintext in one write on one connection: the answers counted."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+    got = b""
+    deadline = time.monotonic() + timeout
+    while got.count(b"Hello, World!") < n and time.monotonic() < deadline:
+        got += s.recv(1 << 20)
+    s.close()
+    return got.count(b"Hello, World!")
+
+
 class ObserveCase(unittest.TestCase):
     FLAGS = ()
 
@@ -184,14 +196,7 @@ class AccessLogTests(ObserveCase):
     def test_pipelined_flood_is_answered(self):
         """Many lines at once: all requests answered, every line either written or counted."""
         n = 400
-        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
-        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n" * n)
-        got = b""
-        deadline = time.monotonic() + 20
-        while got.count(b"Hello, World!") < n and time.monotonic() < deadline:
-            got += s.recv(65536)
-        s.close()
-        self.assertEqual(got.count(b"Hello, World!"), n)
+        self.assertEqual(flood(self.srv.port, n), n)
         wait_for(lambda: len([ln for ln in self.srv.stderr_text().splitlines()
                               if "ACCESS" in ln and "/plaintext" in ln]) >= n, 10,
                  "every access line (the default ring holds them all)")
@@ -222,14 +227,7 @@ class DropTests(ObserveCase):
 
     def test_dropped_lines_are_counted(self):
         n = 3000
-        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
-        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n" * n)
-        got = b""
-        deadline = time.monotonic() + 30
-        while got.count(b"Hello, World!") < n and time.monotonic() < deadline:
-            got += s.recv(1 << 20)
-        s.close()
-        self.assertEqual(got.count(b"Hello, World!"), n)  # while nothing was written
+        self.assertEqual(flood(self.srv.port, n), n)  # while nothing was written
         log = b""
         deadline = time.monotonic() + 20
         while b"lines dropped" not in log and time.monotonic() < deadline:
