@@ -2159,9 +2159,11 @@ typedef struct im__lslot {
 
 static _Atomic int im__log_threshold = IM_LOG_INFO;
 static _Thread_local const char *im__log_rid;
+static _Thread_local int im__log_raw; /* the next JSON line's message is fields already */
 
 static struct {
     im__lslot *slots;
+    im__lslot *stale;         /* in a forked child: the parent's ring (see im__log_child) */
     uint32_t mask;
     _Atomic uint64_t head;    /* next position to fill */
     _Atomic uint64_t tail;    /* next position the writer takes */
@@ -2284,17 +2286,20 @@ static size_t im__log_format(char *o, size_t cap, const char *tag, const char *n
         memcpy(o, "{\"time\":\"", 9);
         im__log_time(o + 9);
         n = 33;
-        n += (size_t)snprintf(o + n, cap - n, "\",\"level\":\"%s\"", name);
+        memcpy(o + n, "\",\"level\":\"", 11);
+        n += 11;
+        n += im__log_jesc(o + n, 64, name, strnlen(name, 32));
+        o[n++] = '"';
         if (rid) {
             memcpy(o + n, ",\"request_id\":\"", 15);
             n += 15;
             n += im__log_jesc(o + n, cap - n - 16, rid, strnlen(rid, 128));
             o[n++] = '"';
         }
-        if (ml && msg[0] == '\x01') { /* already JSON fields (the access log's) */
-            size_t fl = ml - 1 < cap - n - 2 ? ml - 1 : cap - n - 2;
+        if (im__log_raw) { /* already JSON fields (the access log's, bounded to fit) */
+            size_t fl = ml < cap - n - 2 ? ml : cap - n - 2;
             o[n++] = ',';
-            memcpy(o + n, msg + 1, fl);
+            memcpy(o + n, msg, fl);
             n += fl;
         } else {
             memcpy(o + n, ",\"msg\":\"", 8);
@@ -2431,10 +2436,12 @@ static void im__log_access(const char *rid, const char *peer, im_str method, im_
         char m[24], t[481]; /* bounded: the whole line stays within a slot, valid JSON */
         m[im__log_jesc(m, sizeof m - 1, method.ptr, method.len)] = 0;
         t[im__log_jesc(t, sizeof t - 1, target.ptr, target.len)] = 0;
-        im_log_always("access", "\x01\"peer\":\"%s\",\"method\":\"%s\",\"target\":\"%s\","
+        im__log_raw = 1;
+        im_log_always("access", "\"peer\":\"%s\",\"method\":\"%s\",\"target\":\"%s\","
                       "\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"task_id\":%s%s%s",
                       peer, m, t, status, (unsigned long long)bytes, (unsigned long long)us,
                       task ? "\"" : "", task ? task : "null", task ? "\"" : "");
+        im__log_raw = 0;
     } else { /* formatted by hand: a line per request is on the hot path */
         char m[700], *o = m;
         size_t pl = strnlen(peer, 64), ml = method.len > 16 ? 16 : method.len;
@@ -2612,11 +2619,28 @@ static void im__log_stop(void)
     uint64_t one = 1;
     if (write(im__L.efd, &one, sizeof one) < 0) { /* it looks at stop within a second */
     }
-    pthread_join(im__L.thread, NULL);
+    struct timespec ts; /* a writer stuck on a stalled stderr must not hold up the exit */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    pthread_timedjoin_np(im__L.thread, NULL, &ts);
 }
 
 /* In a child after fork(): no writer there; lines are written directly. */
-static void im__log_child(void) { atomic_store_explicit(&im__L.async, 0, memory_order_relaxed); }
+static void im__log_child(void)
+{
+    atomic_store_explicit(&im__L.async, 0, memory_order_relaxed);
+    /* a server started in the child makes a ring and a writer of its own; the parent's
+     * stay reachable (no leak is reported) but unused */
+    im__L.stale = im__L.slots;
+    im__L.slots = NULL;
+    atomic_store_explicit(&im__L.head, 0, memory_order_relaxed);
+    atomic_store_explicit(&im__L.tail, 0, memory_order_relaxed);
+    if (im__L.efd >= 0) close(im__L.efd);
+    im__L.efd = -1;
+    if (im__L.prd >= 0) close(im__L.prd); /* the parent's end of the workers' pipe */
+    im__L.prd = -1;
+    im__L.plen = 0;
+}
 
 int im_log_start(void)
 {
@@ -2629,7 +2653,7 @@ int im_log_start(void)
     }
     uint32_t cap = 64;
     unsigned want = im__L.ring_lines ? im__L.ring_lines : IM_DEFAULT_LOG_RING_LINES;
-    while (cap < want && cap < (1u << 24)) cap <<= 1;
+    while (cap < want && cap < (1u << 20)) cap <<= 1; /* 1 KiB each: 1 GiB at most */
     im__L.slots = calloc(cap, sizeof(im__lslot)); /* every seq 0: see im__lslot */
     im__L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!im__L.slots || im__L.efd < 0) {
@@ -5570,10 +5594,12 @@ static size_t im__body_limit(const im_server *s, size_t max_body, const im_http_
  * state per loop, reset for each answer (making one costs more than a small body's
  * compression). */
 
-/* 1 when an Accept-Encoding value takes gzip: "gzip", "x-gzip" or "*", with q above 0. */
+/* 1 when an Accept-Encoding value takes gzip: "gzip" or "x-gzip" with q above 0, or else
+ * "*" with q above 0 (an explicit "gzip;q=0" refuses it whatever "*" says). */
 static int im__accepts_gzip(im_str v)
 {
     size_t i = 0;
+    int named = -1, star = 0;
     while (i < v.len) {
         while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == ',')) i++;
         size_t s = i;
@@ -5589,12 +5615,13 @@ static int im__accepts_gzip(im_str v)
             }
             i++;
         }
-        if (!q0 && ((c.len == 4 && !strncasecmp(c.ptr, "gzip", 4)) ||
-                    (c.len == 6 && !strncasecmp(c.ptr, "x-gzip", 6)) ||
-                    (c.len == 1 && c.ptr[0] == '*')))
-            return 1;
+        if ((c.len == 4 && !strncasecmp(c.ptr, "gzip", 4)) ||
+            (c.len == 6 && !strncasecmp(c.ptr, "x-gzip", 6)))
+            named = named == 1 ? 1 : !q0;
+        else if (c.len == 1 && c.ptr[0] == '*')
+            star = !q0;
     }
-    return 0;
+    return named >= 0 ? named : star;
 }
 
 /* 0 for types that are compressed already (or arrays of numbers, where it costs more than it
@@ -6062,7 +6089,8 @@ static int im__final_status(int *status, const char **ct, const void **body, siz
 static int im__xh_has(const im_ctx *x, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *p = x->xh, *end = x->xh + x->xh_len; p && p < end;) {
+    if (!x->xh || !x->xh_len) return 0; /* (NULL + 0 is undefined in C) */
+    for (const char *p = x->xh, *end = x->xh + x->xh_len; p < end;) {
         if ((size_t)(end - p) > n && p[n] == ':' && !strncasecmp(p, name, n)) return 1;
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         p = nl ? nl + 1 : end;
@@ -6083,12 +6111,12 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
     if (IM_HAVE_ZLIB && c && L->o.compress > 0 && blen >= L->o.compress_min_bytes &&
         status != 204 && status != 304 && im__compressible(ct) && !im__xh_has(x, "Content-Encoding")) {
         im_res_header(x, "Vary", "Accept-Encoding"); /* what a cache keys this answer on */
-        size_t gl = x->is_gzip_ok && !x->is_head ? im__gzip(L, body, blen, &gz) : 0;
-        if (gz) {
-            im_res_header(x, "Content-Encoding", "gzip");
+        /* HEAD too: its Content-Length is the one a GET would get */
+        size_t gl = x->is_gzip_ok ? im__gzip(L, body, blen, &gz) : 0;
+        if (gz && im_res_header(x, "Content-Encoding", "gzip") == 0) {
             body = gz;
             blen = gl;
-        }
+        } /* else (no room for the header) the body goes as it is */
     }
     x->is_done = 1;
     if (!c) {
@@ -13386,7 +13414,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->processes > 1024 || o->kill_grace_ms < 0 || o->ready_queue_percent > 100 ||
         o->compress_level > 9 ||
         (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
-        o->log_ring_lines > (1u << 24) || o->manage_prefix[0] != '/' ||
+        o->log_ring_lines > (1u << 20) || o->manage_prefix[0] != '/' ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
@@ -14067,7 +14095,7 @@ static const im__ckey im__ckeys[] = {
      "append the lines to this file, opened again on SIGHUP (\"\": stderr)"},
     {"logging.access", IM__CK_BOOL, IM__OFF(access_log), 0, 0, IM__CKF_LIVE,
      "one line per request: time, request id, peer, method, target, status, bytes, us, task"},
-    {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 24, 0,
+    {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 20, 0,
      "lines queued for the log's writer; past them lines are dropped and counted"},
     {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
      "GET /metrics (Prometheus text), and the counting behind it"},
@@ -15771,10 +15799,9 @@ static void im__cors_common(im_ctx *x, const im_server_opts *o, im_str origin)
     int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
     if (any) {
         im_res_header(x, "Access-Control-Allow-Origin", "*");
-    } else { /* the origin itself: the answer depends on it */
+    } else { /* the origin itself (Vary: Origin is there already) */
         snprintf(v, sizeof v, "%.*s", (int)(origin.len < 500 ? origin.len : 500), origin.ptr);
         im_res_header(x, "Access-Control-Allow-Origin", v);
-        im_res_header(x, "Vary", "Origin");
     }
     if (o->cors_allow_credentials > 0) im_res_header(x, "Access-Control-Allow-Credentials", "true");
 }
@@ -15786,6 +15813,8 @@ static int im__cors(im_ctx *x)
     const im_server_opts *o = &x->loop->o;
     if (!o->cors_allow_origins || !*o->cors_allow_origins) return 0;
     im_str origin = im_ctx_header(x, "Origin");
+    int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
+    if (!any) im_res_header(x, "Vary", "Origin"); /* the answer depends on it, allowed or not */
     if (!origin.ptr) return 0;
     int allowed = im__cors_in(o->cors_allow_origins, origin, 0);
     im_str want = im_ctx_header(x, "Access-Control-Request-Method");

@@ -4,10 +4,12 @@
  * state per loop, reset for each answer (making one costs more than a small body's
  * compression). */
 
-/* 1 when an Accept-Encoding value takes gzip: "gzip", "x-gzip" or "*", with q above 0. */
+/* 1 when an Accept-Encoding value takes gzip: "gzip" or "x-gzip" with q above 0, or else
+ * "*" with q above 0 (an explicit "gzip;q=0" refuses it whatever "*" says). */
 static int im__accepts_gzip(im_str v)
 {
     size_t i = 0;
+    int named = -1, star = 0;
     while (i < v.len) {
         while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == ',')) i++;
         size_t s = i;
@@ -23,12 +25,13 @@ static int im__accepts_gzip(im_str v)
             }
             i++;
         }
-        if (!q0 && ((c.len == 4 && !strncasecmp(c.ptr, "gzip", 4)) ||
-                    (c.len == 6 && !strncasecmp(c.ptr, "x-gzip", 6)) ||
-                    (c.len == 1 && c.ptr[0] == '*')))
-            return 1;
+        if ((c.len == 4 && !strncasecmp(c.ptr, "gzip", 4)) ||
+            (c.len == 6 && !strncasecmp(c.ptr, "x-gzip", 6)))
+            named = named == 1 ? 1 : !q0;
+        else if (c.len == 1 && c.ptr[0] == '*')
+            star = !q0;
     }
-    return 0;
+    return named >= 0 ? named : star;
 }
 
 /* 0 for types that are compressed already (or arrays of numbers, where it costs more than it

@@ -97,7 +97,7 @@ static const im__ckey im__ckeys[] = {
      "append the lines to this file, opened again on SIGHUP (\"\": stderr)"},
     {"logging.access", IM__CK_BOOL, IM__OFF(access_log), 0, 0, IM__CKF_LIVE,
      "one line per request: time, request id, peer, method, target, status, bytes, us, task"},
-    {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 24, 0,
+    {"logging.ring_lines", IM__CK_UINT, IM__OFF(log_ring_lines), 64, 1 << 20, 0,
      "lines queued for the log's writer; past them lines are dropped and counted"},
     {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
      "GET /metrics (Prometheus text), and the counting behind it"},

@@ -32,10 +32,9 @@ static void im__cors_common(im_ctx *x, const im_server_opts *o, im_str origin)
     int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
     if (any) {
         im_res_header(x, "Access-Control-Allow-Origin", "*");
-    } else { /* the origin itself: the answer depends on it */
+    } else { /* the origin itself (Vary: Origin is there already) */
         snprintf(v, sizeof v, "%.*s", (int)(origin.len < 500 ? origin.len : 500), origin.ptr);
         im_res_header(x, "Access-Control-Allow-Origin", v);
-        im_res_header(x, "Vary", "Origin");
     }
     if (o->cors_allow_credentials > 0) im_res_header(x, "Access-Control-Allow-Credentials", "true");
 }
@@ -47,6 +46,8 @@ static int im__cors(im_ctx *x)
     const im_server_opts *o = &x->loop->o;
     if (!o->cors_allow_origins || !*o->cors_allow_origins) return 0;
     im_str origin = im_ctx_header(x, "Origin");
+    int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
+    if (!any) im_res_header(x, "Vary", "Origin"); /* the answer depends on it, allowed or not */
     if (!origin.ptr) return 0;
     int allowed = im__cors_in(o->cors_allow_origins, origin, 0);
     im_str want = im_ctx_header(x, "Access-Control-Request-Method");

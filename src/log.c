@@ -17,9 +17,11 @@ typedef struct im__lslot {
 
 static _Atomic int im__log_threshold = IM_LOG_INFO;
 static _Thread_local const char *im__log_rid;
+static _Thread_local int im__log_raw; /* the next JSON line's message is fields already */
 
 static struct {
     im__lslot *slots;
+    im__lslot *stale;         /* in a forked child: the parent's ring (see im__log_child) */
     uint32_t mask;
     _Atomic uint64_t head;    /* next position to fill */
     _Atomic uint64_t tail;    /* next position the writer takes */
@@ -142,17 +144,20 @@ static size_t im__log_format(char *o, size_t cap, const char *tag, const char *n
         memcpy(o, "{\"time\":\"", 9);
         im__log_time(o + 9);
         n = 33;
-        n += (size_t)snprintf(o + n, cap - n, "\",\"level\":\"%s\"", name);
+        memcpy(o + n, "\",\"level\":\"", 11);
+        n += 11;
+        n += im__log_jesc(o + n, 64, name, strnlen(name, 32));
+        o[n++] = '"';
         if (rid) {
             memcpy(o + n, ",\"request_id\":\"", 15);
             n += 15;
             n += im__log_jesc(o + n, cap - n - 16, rid, strnlen(rid, 128));
             o[n++] = '"';
         }
-        if (ml && msg[0] == '\x01') { /* already JSON fields (the access log's) */
-            size_t fl = ml - 1 < cap - n - 2 ? ml - 1 : cap - n - 2;
+        if (im__log_raw) { /* already JSON fields (the access log's, bounded to fit) */
+            size_t fl = ml < cap - n - 2 ? ml : cap - n - 2;
             o[n++] = ',';
-            memcpy(o + n, msg + 1, fl);
+            memcpy(o + n, msg, fl);
             n += fl;
         } else {
             memcpy(o + n, ",\"msg\":\"", 8);
@@ -289,10 +294,12 @@ static void im__log_access(const char *rid, const char *peer, im_str method, im_
         char m[24], t[481]; /* bounded: the whole line stays within a slot, valid JSON */
         m[im__log_jesc(m, sizeof m - 1, method.ptr, method.len)] = 0;
         t[im__log_jesc(t, sizeof t - 1, target.ptr, target.len)] = 0;
-        im_log_always("access", "\x01\"peer\":\"%s\",\"method\":\"%s\",\"target\":\"%s\","
+        im__log_raw = 1;
+        im_log_always("access", "\"peer\":\"%s\",\"method\":\"%s\",\"target\":\"%s\","
                       "\"status\":%d,\"bytes\":%llu,\"duration_us\":%llu,\"task_id\":%s%s%s",
                       peer, m, t, status, (unsigned long long)bytes, (unsigned long long)us,
                       task ? "\"" : "", task ? task : "null", task ? "\"" : "");
+        im__log_raw = 0;
     } else { /* formatted by hand: a line per request is on the hot path */
         char m[700], *o = m;
         size_t pl = strnlen(peer, 64), ml = method.len > 16 ? 16 : method.len;
@@ -470,11 +477,28 @@ static void im__log_stop(void)
     uint64_t one = 1;
     if (write(im__L.efd, &one, sizeof one) < 0) { /* it looks at stop within a second */
     }
-    pthread_join(im__L.thread, NULL);
+    struct timespec ts; /* a writer stuck on a stalled stderr must not hold up the exit */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    pthread_timedjoin_np(im__L.thread, NULL, &ts);
 }
 
 /* In a child after fork(): no writer there; lines are written directly. */
-static void im__log_child(void) { atomic_store_explicit(&im__L.async, 0, memory_order_relaxed); }
+static void im__log_child(void)
+{
+    atomic_store_explicit(&im__L.async, 0, memory_order_relaxed);
+    /* a server started in the child makes a ring and a writer of its own; the parent's
+     * stay reachable (no leak is reported) but unused */
+    im__L.stale = im__L.slots;
+    im__L.slots = NULL;
+    atomic_store_explicit(&im__L.head, 0, memory_order_relaxed);
+    atomic_store_explicit(&im__L.tail, 0, memory_order_relaxed);
+    if (im__L.efd >= 0) close(im__L.efd);
+    im__L.efd = -1;
+    if (im__L.prd >= 0) close(im__L.prd); /* the parent's end of the workers' pipe */
+    im__L.prd = -1;
+    im__L.plen = 0;
+}
 
 int im_log_start(void)
 {
@@ -487,7 +511,7 @@ int im_log_start(void)
     }
     uint32_t cap = 64;
     unsigned want = im__L.ring_lines ? im__L.ring_lines : IM_DEFAULT_LOG_RING_LINES;
-    while (cap < want && cap < (1u << 24)) cap <<= 1;
+    while (cap < want && cap < (1u << 20)) cap <<= 1; /* 1 KiB each: 1 GiB at most */
     im__L.slots = calloc(cap, sizeof(im__lslot)); /* every seq 0: see im__lslot */
     im__L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!im__L.slots || im__L.efd < 0) {

@@ -395,7 +395,8 @@ static int im__final_status(int *status, const char **ct, const void **body, siz
 static int im__xh_has(const im_ctx *x, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *p = x->xh, *end = x->xh + x->xh_len; p && p < end;) {
+    if (!x->xh || !x->xh_len) return 0; /* (NULL + 0 is undefined in C) */
+    for (const char *p = x->xh, *end = x->xh + x->xh_len; p < end;) {
         if ((size_t)(end - p) > n && p[n] == ':' && !strncasecmp(p, name, n)) return 1;
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         p = nl ? nl + 1 : end;
@@ -416,12 +417,12 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
     if (IM_HAVE_ZLIB && c && L->o.compress > 0 && blen >= L->o.compress_min_bytes &&
         status != 204 && status != 304 && im__compressible(ct) && !im__xh_has(x, "Content-Encoding")) {
         im_res_header(x, "Vary", "Accept-Encoding"); /* what a cache keys this answer on */
-        size_t gl = x->is_gzip_ok && !x->is_head ? im__gzip(L, body, blen, &gz) : 0;
-        if (gz) {
-            im_res_header(x, "Content-Encoding", "gzip");
+        /* HEAD too: its Content-Length is the one a GET would get */
+        size_t gl = x->is_gzip_ok ? im__gzip(L, body, blen, &gz) : 0;
+        if (gz && im_res_header(x, "Content-Encoding", "gzip") == 0) {
             body = gz;
             blen = gl;
-        }
+        } /* else (no room for the header) the body goes as it is */
     }
     x->is_done = 1;
     if (!c) {

@@ -60,7 +60,7 @@ static int im__resolve_opts(im_server_opts *o)
         o->processes > 1024 || o->kill_grace_ms < 0 || o->ready_queue_percent > 100 ||
         o->compress_level > 9 ||
         (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
-        o->log_ring_lines > (1u << 24) || o->manage_prefix[0] != '/' ||
+        o->log_ring_lines > (1u << 20) || o->manage_prefix[0] != '/' ||
         o->arena_extra_bytes > ((size_t)1 << 32))
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */

@@ -577,6 +577,7 @@ class CorsTests(ObserveCase):
         st, h, body = self.c.raw("GET", "/plaintext", headers={"Origin": "https://evil.example"})
         self.assertEqual((st, body), (200, b"Hello, World!"))  # served; the browser hides it
         self.assertFalse([k for k in h if k.startswith("access-control-")])
+        self.assertEqual(h.get("vary"), "Origin")  # a cache keeps the two apart
         st, h, _ = self.c.raw("GET", "/plaintext")  # no Origin: no CORS headers
         self.assertFalse([k for k in h if k.startswith("access-control-")])
         # on a task's answer too, and on errors
@@ -676,7 +677,7 @@ class GzipTests(ObserveCase):
             self.assertEqual(int(h["content-length"]), len(body))
             self.assertLess(len(body), len(plain))
             self.assertEqual(zlib.decompress(body, 16 + zlib.MAX_WBITS), plain)
-        for enc in ("gzip;q=0", "deflate", "identity", "gzip;q=0.000, br"):
+        for enc in ("gzip;q=0", "deflate", "identity", "gzip;q=0.000, br", "gzip;q=0, *"):
             st, h, body = self.big(enc)
             self.assertEqual((st, body), (200, plain), enc)
             self.assertNotIn("content-encoding", h)
@@ -694,7 +695,10 @@ class GzipTests(ObserveCase):
         self.assertNotIn("content-encoding", h)
         st, h, body = self.c.raw("HEAD", "/openapi.json", headers={"Accept-Encoding": "gzip"})
         self.assertEqual((st, body), (200, b""))
-        self.assertNotIn("content-encoding", h)  # HEAD names the identity representation
+        # the same representation a GET gets: gzip, with its length
+        st, g, zipped = self.c.raw("GET", "/openapi.json", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual(h.get("content-encoding"), "gzip")
+        self.assertEqual(int(h["content-length"]), len(zipped))
 
     def test_never_npy_or_streams(self):
         st, h, body = self.c.raw("POST", "/v1/demo/normalize",
