@@ -381,8 +381,12 @@ static int im__cfg_ranges(const im_toml *doc, char *err, size_t errlen)
                 snprintf(err, errlen, "'%s' must be \"text\" or \"json\"", k->path);
                 return -EINVAL;
             }
-            if (!strcmp(k->path, "manage.prefix") && v->u.str.ptr[0] != '/') {
-                snprintf(err, errlen, "'%s' must start with '/'", k->path);
+            if (!strcmp(k->path, "manage.prefix") &&
+                (v->u.str.ptr[0] != '/' || v->u.str.len > 64 ||
+                 strspn(v->u.str.ptr, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789/._~-") != v->u.str.len)) {
+                snprintf(err, errlen, "'%s' must start with '/' and be at most 64 letters, "
+                         "digits and / . _ ~ -", k->path);
                 return -EINVAL;
             }
         } else if (v->type != IM_TOML_INT || v->u.i < k->lo || v->u.i > k->hi) {

@@ -41,7 +41,7 @@
  *                 http_parse.c
  *   router.c compress.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c cors.c metrics.c manage.c launch.c
+ *   conf.c module.c cors.c metrics.c spec.c manage.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -163,6 +163,7 @@ extern "C" {
 #include "module.c"
 #include "cors.c"
 #include "metrics.c"
+#include "spec.c"
 #include "manage.c"
 #include "launch.c"
 

@@ -349,6 +349,7 @@ struct im_server {
     struct im__service *svcs;  /* owned: services added (module.c), started by start */
     struct im_module *mods;    /* owned: the modules that are on, in init order */
     char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
+    char *spec_own;            /* owned: that with the runtime's endpoints (spec.c), served */
     int mods_started;          /* im__modules_start ran */
     struct im_bus *_Atomic bus;/* owned: its event bus (bus.c), made on first use */
     pthread_mutex_t live_mu;   /* guards live */

@@ -268,5 +268,5 @@ static int im__manage_routes(im_server *s)
         snprintf(path, sizeof path, "%.*s/config", (int)pl, pre);
         rc = im__route_builtin(s, "GET", path, im__manage_config);
     }
-    return rc;
+    return rc ? rc : im__spec_complete(s);
 }

@@ -634,6 +634,7 @@ void im_server_free(im_server *s)
     if (s->store) s->store->ops->destroy(s->store);
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
+    free(s->spec_own);
     im__rnode_free(s->root);
     if (s->stop_efd >= 0) close(s->stop_efd);
     pthread_mutex_destroy(&s->init_mu);

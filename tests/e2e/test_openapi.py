@@ -1,12 +1,16 @@
 """test_openapi.py — the demo's generated endpoints through HTTP, guided by its own OpenAPI
-document: /openapi.json is served and is the document the generator wrote; every route it lists
-answers a request built from its schema with 200 and a result matching the declared response
+document: /openapi.json is served and is the document the generator wrote, with the runtime's
+own endpoints added (tasks, functions, health, readiness, metrics, management), and the whole
+passes swagger-parser; every route it lists answers a request built from its schema with 200
+(the runtime's with a status they document) and a result matching the declared response
 schema; a request that breaks the schema gets 422 in FastAPI's shape; executor endpoints answer
 too, also many at once; malformed JSON is 400 with the byte offset."""
 import http.client
 import json
 import os
 import struct
+import subprocess
+import tempfile
 import threading
 import unittest
 
@@ -52,8 +56,13 @@ def conforms(value, schema, comps, where="result"):
     t = schema.get("type")
     types = {"boolean": bool, "integer": int, "number": (int, float), "string": str, "array": list,
              "object": dict, "null": type(None)}
+    if isinstance(t, list):  # ["string", "null"]: the first that fits
+        t = next((x for x in t if isinstance(value, types[x]) and not (
+            x in ("integer", "number") and isinstance(value, bool))), t[0])
     if t and not isinstance(value, types[t]) or (t in ("integer", "number") and isinstance(value, bool)):
         return f"{where}: {value!r} is not {t}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{where}: {value!r} is not one of {schema['enum']}"
     if t == "array":
         for i, v in enumerate(value):
             p = conforms(v, schema["items"], comps, f"{where}[{i}]")
@@ -99,8 +108,20 @@ class OpenAPITests(ServerTestCase):
         cls.status = r.status
         cls.ctype = r.getheader("Content-Type")
         c.close()
+        cls.full = json.loads(cls.raw)
+        cls.comps = cls.full["components"]["schemas"]
+        # the service's own part: without the runtime's operations (operationId im_*) and
+        # schemas (immersive.*), which the generator does not write
         cls.doc = json.loads(cls.raw)
-        cls.comps = cls.doc["components"]["schemas"]
+        for path in list(cls.doc["paths"]):
+            item = {m: op for m, op in cls.doc["paths"][path].items()
+                    if not op["operationId"].startswith("im_")}
+            if item:
+                cls.doc["paths"][path] = item
+            else:
+                del cls.doc["paths"][path]
+        for name in [n for n in cls.doc["components"]["schemas"] if n.startswith("immersive.")]:
+            del cls.doc["components"]["schemas"][name]
 
     def test_served_document_is_the_generated_one(self):
         self.assertEqual(self.status, 200)
@@ -111,6 +132,68 @@ class OpenAPITests(ServerTestCase):
                 self.assertEqual(self.doc, json.load(f), "served document differs from the generated file")
         self.assertEqual(self.doc["openapi"], "3.1.0")
         self.assertIn("/v1/math/add", self.doc["paths"])
+
+    RUNTIME = {("get", "/tasks"), ("get", "/tasks/{id}"), ("delete", "/tasks/{id}"),
+               ("get", "/tasks/{id}/result"), ("get", "/tasks/{id}/events"), ("get", "/functions"),
+               ("get", "/functions/{name}"), ("post", "/functions/{name}/terminate"),
+               ("get", "/health"), ("get", "/ready"), ("get", "/metrics"),
+               ("get", "/manage/version"), ("get", "/manage/logging/level"),
+               ("post", "/manage/logging/level"), ("get", "/manage/spec"),
+               ("get", "/manage/config")}
+
+    def test_runtime_endpoints_are_documented(self):
+        ops = {(m, p) for p, item in self.full["paths"].items() for m, op in item.items()
+               if op["operationId"].startswith("im_")}
+        self.assertEqual(ops, self.RUNTIME)
+        for path in ("/openapi.json", "/docs", "/redoc"):  # as FastAPI: not in the document
+            self.assertNotIn(path, self.full["paths"])
+
+    def test_served_document_validates(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        npm_dir = os.environ.get("IM_NPM_DIR") or os.path.join(tempfile.gettempdir(), "im-npm")
+        with tempfile.NamedTemporaryFile("wb", suffix=".json") as f:
+            f.write(self.raw)
+            f.flush()
+            r = subprocess.run(["sh", os.path.join(here, "..", "openapi", "validate.sh"), f.name,
+                                npm_dir], capture_output=True, text=True, timeout=280)
+        if r.returncode == 77:
+            self.skipTest(r.stdout.strip())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("valid OpenAPI 3.1.0", r.stdout)
+
+    def test_runtime_endpoints_answer_as_documented(self):
+        status, data = self.http("POST", "/v1/demo/add", {"x": 2, "y": 3})
+        self.assertEqual(status, 200, data)
+        status, data = self.http("GET", "/tasks?function=add_pool&limit=1")
+        task = json.loads(data)["tasks"][0]["id"]
+        calls = [("get", "/tasks", "/tasks", None), ("get", "/tasks/{id}", f"/tasks/{task}", None),
+                 ("get", "/tasks/{id}/result", f"/tasks/{task}/result", None),
+                 ("delete", "/tasks/{id}", f"/tasks/{task}", None),  # ended: 409
+                 ("get", "/tasks/{id}", "/tasks/ffffffffffffffffffffffffffffffff", None),  # 404
+                 ("get", "/functions", "/functions", None),
+                 ("get", "/functions/{name}", "/functions/add", None),
+                 ("post", "/functions/{name}/terminate", "/functions/add/terminate", None),
+                 ("get", "/health", "/health", None), ("get", "/ready", "/ready", None),
+                 ("get", "/metrics", "/metrics", None),
+                 ("get", "/manage/version", "/manage/version", None),
+                 ("get", "/manage/logging/level", "/manage/logging/level", None),
+                 ("post", "/manage/logging/level", "/manage/logging/level", {"level": "info"}),
+                 ("post", "/manage/logging/level", "/manage/logging/level", {"level": "loud"}),
+                 ("get", "/manage/spec", "/manage/spec", None),
+                 ("get", "/manage/config", "/manage/config", None)]
+        seen = set()
+        for method, path, target, body in calls:
+            seen.add((method, path))
+            op = self.full["paths"][path][method]
+            status, data = self.http(method.upper(), target, body)
+            with self.subTest(method=method, target=target, status=status):
+                self.assertIn(str(status), op["responses"], f"{status} is not documented: {data[:200]!r}")
+                content = op["responses"][str(status)].get("content", {})
+                if "application/json" in content:
+                    problem = conforms(json.loads(data), content["application/json"]["schema"], self.comps)
+                    self.assertIsNone(problem, data[:300])
+        self.assertEqual(seen | {("get", "/tasks/{id}/events")}, self.RUNTIME)
+        self.assertEqual(json.loads(self.http("GET", "/manage/spec")[1]), self.full)
 
     def test_structure(self):
         ops = set()
