@@ -42,7 +42,7 @@
  *                 http_parse.c
  *   router.c compress.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c cors.c metrics.c spec.c manage.c launch.c
+ *   conf.c module.c cors.c metrics.c spec.c manage.c docs.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -688,6 +688,8 @@ typedef struct im_server_opts {
                                 * status, bytes, microseconds, task); < 0 or 0: none */
     int metrics;               /* GET /metrics and the counting behind it: > 0 or 0 on, < 0
                                 * off */
+    int docs;                  /* GET /docs and /redoc (when the service has their files): > 0
+                                * or 0 on, < 0 off */
     unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
     const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
     const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
@@ -1174,6 +1176,24 @@ typedef struct im_endpoint {
  * (openapi may be NULL). Call before im_server_start(). Returns 0 or -errno. */
 int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
                             size_t openapi_len);
+
+/* A file compiled into the service and served as it is (the generator's --docs: Swagger UI at
+ * /docs, ReDoc at /redoc), with an ETag (If-None-Match: 304) and, for a client that takes it,
+ * its gzip copy. Borrowed: static data. */
+typedef struct im_static_file {
+    const char *path;              /* "/docs/swagger-ui-bundle.js" */
+    const char *content_type;      /* "text/javascript; charset=utf-8" */
+    const unsigned char *data;
+    size_t len;
+    const unsigned char *gz;       /* the same gzip'd, or NULL */
+    size_t gz_len;
+    const char *etag;              /* a quoted entity tag: "\"9f2c...\"" */
+} im_static_file;
+
+/* Serves GET /docs (Swagger UI) and GET /redoc (ReDoc) of the document at /openapi.json, and
+ * their files (those whose paths start with /docs/ and /redoc/), unless docs.enabled is false.
+ * Call before im_server_start(). Returns 0 or -errno. */
+int im_server_add_docs(im_server *s, const im_static_file *files, size_t n);
 
 /* Unfinished tasks (queued or running) of endpoint number i of those added (monitoring). */
 unsigned im_server_endpoint_inflight(const im_server *s, size_t i);
@@ -1844,6 +1864,9 @@ struct im_server {
     struct im_module *mods;    /* owned: the modules that are on, in init order */
     char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
     char *spec_own;            /* owned: that with the runtime's endpoints (spec.c), served */
+    const im_static_file *docs;/* borrowed (generated): the files of /docs and /redoc */
+    size_t ndocs;
+    im_static_file docs_pages[3]; /* owned text: /docs, its init script, /redoc (docs.c) */
     int mods_started;          /* im__modules_start ran */
     struct im_bus *_Atomic bus;/* owned: its event bus (bus.c), made on first use */
     pthread_mutex_t live_mu;   /* guards live */
@@ -2028,6 +2051,8 @@ static void im__conn_resume(im_loop *L, im__conn *c);
 static void im__ctx_put(im_loop *L, im_ctx *x);
 static void im__arena_reset(im__arena *a);
 static void im__arena_free(im__arena *a);
+static int im__docs_routes(im_server *s);
+static void im__docs_free(im_server *s);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
 static void im__cfgw_free(im_server *s);
@@ -13392,6 +13417,7 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(log_format, "text");
     IM__DEF(access_log, -1);
     IM__DEF(metrics, 1);
+    IM__DEF(docs, 1);
     IM__DEF(cors_allow_methods, "GET");
     IM__DEF(cors_max_age, 600);
     IM__DEF(compress, 1);
@@ -13990,6 +14016,7 @@ void im_server_free(im_server *s)
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
     free(s->spec_own);
+    im__docs_free(s);
     im__rnode_free(s->root);
     if (s->stop_efd >= 0) close(s->stop_efd);
     pthread_mutex_destroy(&s->init_mu);
@@ -14101,6 +14128,8 @@ static const im__ckey im__ckeys[] = {
      "lines queued for the log's writer; past them lines are dropped and counted"},
     {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
      "GET /metrics (Prometheus text), and the counting behind it"},
+    {"docs.enabled", IM__CK_BOOL, IM__OFF(docs), 0, 0, IM__CKF_LIVE,
+     "GET /docs (Swagger UI) and /redoc (ReDoc), served from files built into the service"},
     {"cors.allow_origins", IM__CK_STR, IM__OFF(cors_allow_origins), 0, 0,
      IM__CKF_LIVE | IM__CKF_EMPTY, "origins browsers may call from, comma-separated, or \"*\" "
      "(\"\": no CORS headers at all)"},
@@ -16605,9 +16634,9 @@ static void im__manage_version(im_ctx *c)
 
 /* Adds a built-in route unless the service has its own there (the service's wins). */
 static int im__route_builtin(im_server *s, const char *method, const char *path,
-                             im_handler_fn fn)
+                             im_handler_fn fn, void *udata)
 {
-    int rc = im__router_add(s->root, method, path, fn, s);
+    int rc = im__router_add(s->root, method, path, fn, udata);
     if (rc == -EEXIST) {
         im_log(IM_LOG_DEBUG, "%s %s is the service's own: the built-in one is not added",
                method, path);
@@ -16631,25 +16660,210 @@ static int im__manage_routes(im_server *s)
         {"GET", "/logging/level", im__manage_level_get},
         {"POST", "/logging/level", im__manage_level_post},
     };
-    int rc = im__route_builtin(s, "GET", "/health", im__health);
-    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready);
-    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics);
+    int rc = im__route_builtin(s, "GET", "/health", im__health, s);
+    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready, s);
+    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics, s);
     char path[256];
     for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
         snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);
-        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn);
+        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn, s);
     }
     if (!rc && s->openapi) {
         snprintf(path, sizeof path, "%.*s/spec", (int)pl, pre);
-        rc = im__route_builtin(s, "GET", path, im__openapi_handler);
+        rc = im__route_builtin(s, "GET", path, im__openapi_handler, s);
     }
     if (!rc && s->cfgw) {
         snprintf(path, sizeof path, "%.*s/config", (int)pl, pre);
-        rc = im__route_builtin(s, "GET", path, im__manage_config);
+        rc = im__route_builtin(s, "GET", path, im__manage_config, s);
     }
+    if (!rc) rc = im__docs_routes(s);
     return rc ? rc : im__spec_complete(s);
 }
 /* ======== end manage.c ======== */
+/* ======== begin docs.c ======== */
+/* docs.c — interactive docs without internet: GET /docs (Swagger UI) and GET /redoc (ReDoc) of
+ * the document at /openapi.json, from files compiled into the service (the generator's --docs,
+ * im_server_add_docs), with ETags, Cache-Control and their gzip copies; docs.enabled. */
+
+int im_server_add_docs(im_server *s, const im_static_file *files, size_t n)
+{
+    if (!s || (n && !files)) return -EINVAL;
+    if (s->started) return -EBUSY;
+    for (size_t i = 0; i < n; i++)
+        if (!files[i].path || files[i].path[0] != '/' || !files[i].content_type ||
+            (!files[i].data && files[i].len) || !files[i].etag)
+            return -EINVAL;
+    s->docs = files;
+    s->ndocs = n;
+    return 0;
+}
+
+/* Swagger UI's start, a file of its own rather than inline (a Content-Security-Policy without
+ * 'unsafe-inline' lets it run). URLs are relative to the page: behind a proxy's path prefix
+ * ("/api/docs") they still find "/api/openapi.json". */
+static const char im__swagger_init[] =
+    "window.ui = SwaggerUIBundle({\n"
+    "  url: \"openapi.json\",\n"
+    "  dom_id: \"#swagger-ui\",\n"
+    "  deepLinking: true,\n"
+    "  validatorUrl: null, /* no badge fetched from validator.swagger.io */\n"
+    "  showExtensions: true,\n"
+    "  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],\n"
+    "  layout: \"BaseLayout\"\n"
+    "});\n";
+
+/* The title as HTML text: the document's info.title, escaped. */
+static void im__docs_title(const im_server *s, char *out, size_t cap)
+{
+    snprintf(out, cap, "API");
+    if (!s->openapi) return;
+    im_json j;
+    im_str k, v;
+    char buf[200];
+    im_json_init(&j, s->openapi, s->openapi_len, 0);
+    if (im_json_obj_enter(&j) != 0) return;
+    while (im_json_obj_key(&j, &k) == 1) {
+        if (!im_str_eq(k, "info") || im_json_obj_enter(&j) != 0) {
+            if (im_json_skip(&j)) return;
+            continue;
+        }
+        while (im_json_obj_key(&j, &k) == 1) {
+            if (im_str_eq(k, "title") && im_json_string(&j, &v, buf, sizeof buf) == 0) {
+                size_t o = 0;
+                for (size_t i = 0; i < v.len && o + 7 < cap; i++) {
+                    const char *e = v.ptr[i] == '<' ? "&lt;" : v.ptr[i] == '>' ? "&gt;"
+                                  : v.ptr[i] == '&' ? "&amp;" : v.ptr[i] == '"' ? "&quot;" : NULL;
+                    if (e) o += (size_t)snprintf(out + o, cap - o, "%s", e);
+                    else out[o++] = v.ptr[i];
+                }
+                out[o] = 0;
+                return;
+            }
+            if (im_json_skip(&j)) return;
+        }
+        return;
+    }
+}
+
+/* A strong entity tag for bytes made at start (FNV-1a, 64 bits). */
+static void im__docs_etag(const char *p, size_t n, char out[24])
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    snprintf(out, 24, "\"%016llx\"", (unsigned long long)h);
+}
+
+/* If-None-Match names this entity tag (weakly compared, RFC 9110 13.1.2), or is "*". */
+static int im__docs_not_modified(im_ctx *c, const char *etag)
+{
+    im_str v = im_ctx_header(c, "If-None-Match");
+    size_t el = strlen(etag), i = 0;
+    while (v.ptr && i < v.len) {
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == ',' || v.ptr[i] == '\t')) i++;
+        if (i + 2 <= v.len && v.ptr[i] == 'W' && v.ptr[i + 1] == '/') i += 2;
+        size_t s = i;
+        while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ' ' && v.ptr[i] != '\t') i++;
+        if ((i - s == 1 && v.ptr[s] == '*') || (i - s == el && !memcmp(v.ptr + s, etag, el)))
+            return 1;
+    }
+    return 0;
+}
+
+/* Answers with f: 304 when the client has it, its gzip copy when taken. */
+static void im__docs_send(im_ctx *c, const im_static_file *f, const char *cache)
+{
+    if (c->loop->o.docs < 0) {
+        im_reply_error(c, 404, "the docs are off (docs.enabled = false)");
+        return;
+    }
+    im_res_header(c, "ETag", f->etag);
+    im_res_header(c, "Cache-Control", cache);
+    if (f->gz) im_res_header(c, "Vary", "Accept-Encoding");
+    if (im__docs_not_modified(c, f->etag)) {
+        im_reply(c, 304, NULL, NULL, 0);
+        return;
+    }
+    if (f->gz && f->gz_len < f->len && im__accepts_gzip(im_ctx_header(c, "Accept-Encoding"))) {
+        im_res_header(c, "Content-Encoding", "gzip");
+        im_reply(c, 200, f->content_type, f->gz, f->gz_len);
+        return;
+    }
+    im_reply(c, 200, f->content_type, f->data, f->len);
+}
+
+/* The pinned packages' files: they change only with a new build. */
+static void im__docs_file(im_ctx *c) { im__docs_send(c, im_ctx_udata(c), "public, max-age=86400"); }
+
+/* The pages made at start: checked on every load (cheap with the ETag). */
+static void im__docs_page(im_ctx *c) { im__docs_send(c, im_ctx_udata(c), "no-cache"); }
+
+/* Makes the pages and routes them with the files; nothing without files from the generator. */
+static int im__docs_routes(im_server *s)
+{
+    int has_swagger = 0, has_redoc = 0, rc = 0;
+    for (size_t i = 0; i < s->ndocs; i++) {
+        has_swagger |= !strcmp(s->docs[i].path, "/docs/swagger-ui-bundle.js");
+        has_redoc |= !strcmp(s->docs[i].path, "/redoc/redoc.standalone.js");
+    }
+    if (s->o.docs < 0 || !s->openapi || (!has_swagger && !has_redoc)) return 0;
+    char title[256];
+    im__docs_title(s, title, sizeof title);
+    static const char *const paths[3] = {"/docs", "/docs/swagger-init.js", "/redoc"};
+    for (int i = 0; i < 3; i++) {
+        im_static_file *f = &s->docs_pages[i];
+        char *text = NULL;
+        int n = -1;
+        if (i == 0 && has_swagger)
+            n = asprintf(&text, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+                         "<meta charset=\"utf-8\">\n"
+                         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                         "<title>%s - Swagger UI</title>\n"
+                         "<link rel=\"icon\" href=\"data:,\">\n"
+                         "<link rel=\"stylesheet\" href=\"docs/swagger-ui.css\">\n</head>\n"
+                         "<body>\n<div id=\"swagger-ui\"></div>\n"
+                         "<script src=\"docs/swagger-ui-bundle.js\"></script>\n"
+                         "<script src=\"docs/swagger-init.js\"></script>\n</body>\n</html>\n",
+                         title);
+        else if (i == 1 && has_swagger)
+            n = asprintf(&text, "%s", im__swagger_init);
+        else if (i == 2 && has_redoc)
+            n = asprintf(&text, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+                         "<meta charset=\"utf-8\">\n"
+                         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                         "<title>%s - ReDoc</title>\n"
+                         "<link rel=\"icon\" href=\"data:,\">\n"
+                         "<style>body { margin: 0; padding: 0; }</style>\n</head>\n<body>\n"
+                         "<redoc spec-url=\"openapi.json\"></redoc>\n"
+                         "<script src=\"redoc/redoc.standalone.js\"></script>\n</body>\n</html>\n",
+                         title);
+        if (n < 0) continue;
+        char *tag = malloc(24);
+        if (!tag) {
+            free(text);
+            return -ENOMEM;
+        }
+        im__docs_etag(text, (size_t)n, tag);
+        *f = (im_static_file){paths[i], i == 1 ? "text/javascript; charset=utf-8"
+                                               : "text/html; charset=utf-8",
+                              (const unsigned char *)text, (size_t)n, NULL, 0, tag};
+        if (!rc) rc = im__route_builtin(s, "GET", paths[i], im__docs_page, f);
+    }
+    for (size_t i = 0; i < s->ndocs && !rc; i++) {
+        const char *p = s->docs[i].path;
+        if ((has_swagger && !strncmp(p, "/docs/", 6)) || (has_redoc && !strncmp(p, "/redoc/", 7)))
+            rc = im__route_builtin(s, "GET", p, im__docs_file, (void *)&s->docs[i]);
+    }
+    return rc;
+}
+
+static void im__docs_free(im_server *s)
+{
+    for (int i = 0; i < 3; i++) {
+        free((void *)s->docs_pages[i].data);
+        free((void *)s->docs_pages[i].etag);
+    }
+}
+/* ======== end docs.c ======== */
 /* ======== begin launch.c ======== */
 /* launch.c — im_main(): command line, config files and the server's life, for every service. */
 
@@ -16670,8 +16884,8 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "compression");
     } else if (strncmp(key, "compression.", 12) == 0) { /* --compression-min-bytes, -level */
         snprintf(name, sizeof name, "compression_%s", last);
-    } else if (strcmp(key, "metrics.enabled") == 0) {
-        snprintf(name, sizeof name, "metrics");
+    } else if (strcmp(key, "metrics.enabled") == 0 || strcmp(key, "docs.enabled") == 0) {
+        snprintf(name, sizeof name, "%.*s", (int)(strchr(key, '.') - key), key); /* --docs */
     } else if (strcmp(key, "logging.access") == 0) {
         snprintf(name, sizeof name, "access_log");
     } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */

@@ -4,7 +4,8 @@
 #       MODULES modules/math modules/geo     # folders of annotated .c files
 #       [NAME my_service]                    # C name (default: the target's, '-' -> '_')
 #       [TITLE "My API"] [VERSION 1.0.0]     # for the OpenAPI document
-#       [DEFAULT_CONFIG])                    # write default_config.toml beside the program
+#       [DEFAULT_CONFIG]                     # write default_config.toml beside the program
+#       [NO_DOCS])                           # no /docs and /redoc (nor their 3 MB of files)
 #
 # Adds the modules' sources to the target, runs gen/immersive_gen.py whenever one of them (or
 # the generator) changes, compiles the generated routes, and puts the generated headers
@@ -13,6 +14,11 @@
 #   int main(int argc, char **argv) { return im_main(argc, argv, im_register_<name>); }
 # With DEFAULT_CONFIG (a program built on im_main), every build writes default_config.toml,
 # every key the service knows with its default, beside the program.
+#
+# /docs (Swagger UI) and /redoc (ReDoc) work without internet: their files are compiled into the
+# program, from IMMERSIVE_DOCS_DIR: immersive's third_party/docs (the pinned copy kept in its
+# repository, installed as share/immersive/docs), or a local npm install's node_modules
+# (-DIMMERSIVE_DOCS_DIR=/path/node_modules, with swagger-ui-dist and redoc there).
 #
 # CMake functions are global but variables are not: the generator's path is kept in a global
 # property, so the function works wherever it is called from (a parent project of an
@@ -23,9 +29,16 @@ if(NOT IMMERSIVE_GENERATOR)
 endif()
 get_filename_component(IMMERSIVE_GENERATOR "${IMMERSIVE_GENERATOR}" ABSOLUTE)
 set_property(GLOBAL PROPERTY IMMERSIVE_GENERATOR "${IMMERSIVE_GENERATOR}")
+if(NOT IMMERSIVE_DOCS_DIR)
+  set(IMMERSIVE_DOCS_DIR ${CMAKE_CURRENT_LIST_DIR}/../third_party/docs)
+endif()
+set(IMMERSIVE_DOCS_DIR "${IMMERSIVE_DOCS_DIR}" CACHE PATH
+    "swagger-ui-dist/ and redoc/ for /docs and /redoc (third_party/docs, or a node_modules)")
+get_filename_component(_im_docs "${IMMERSIVE_DOCS_DIR}" ABSOLUTE)
+set_property(GLOBAL PROPERTY IMMERSIVE_DOCS_DIR "${_im_docs}")
 
 function(immersive_add_service target)
-  cmake_parse_arguments(A "DEFAULT_CONFIG" "NAME;TITLE;VERSION" "MODULES" ${ARGN})
+  cmake_parse_arguments(A "DEFAULT_CONFIG;NO_DOCS" "NAME;TITLE;VERSION" "MODULES" ${ARGN})
   if(NOT A_MODULES)
     message(FATAL_ERROR "immersive_add_service(${target}): MODULES is empty")
   endif()
@@ -59,11 +72,24 @@ function(immersive_add_service target)
     list(APPEND sources ${msrc})
     list(APPEND outputs ${out}/${mname}.gen.h)
   endforeach()
+  set(docs_args "")
+  set(docs_files "")
+  get_property(docs_dir GLOBAL PROPERTY IMMERSIVE_DOCS_DIR)
+  if(NOT A_NO_DOCS)
+    if(NOT EXISTS "${docs_dir}/swagger-ui-dist" OR NOT EXISTS "${docs_dir}/redoc")
+      message(FATAL_ERROR "immersive_add_service(${target}): no swagger-ui-dist/ and redoc/ in "
+                          "IMMERSIVE_DOCS_DIR='${docs_dir}' (set it to immersive's "
+                          "third_party/docs or to a node_modules folder, or pass NO_DOCS)")
+    endif()
+    set(docs_args --docs ${docs_dir})
+    file(GLOB_RECURSE docs_files CONFIGURE_DEPENDS ${docs_dir}/swagger-ui-dist/*
+                                                   ${docs_dir}/redoc/*)
+  endif()
   add_custom_command(
     OUTPUT ${outputs}
     COMMAND ${Python3_EXECUTABLE} ${generator} --service ${A_NAME} --out ${out}
-            --title "${A_TITLE}" --version ${A_VERSION} ${dirs}
-    DEPENDS ${generator} ${sources}
+            --title "${A_TITLE}" --version ${A_VERSION} ${docs_args} ${dirs}
+    DEPENDS ${generator} ${sources} ${docs_files}
     COMMENT "immersive: generating the routes of ${target}"
     VERBATIM)
   # the generated headers are listed too, so that they exist before any source is compiled

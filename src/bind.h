@@ -192,5 +192,23 @@ typedef struct im_endpoint {
 int im_server_add_endpoints(im_server *s, const im_endpoint *eps, size_t n, const char *openapi,
                             size_t openapi_len);
 
+/* A file compiled into the service and served as it is (the generator's --docs: Swagger UI at
+ * /docs, ReDoc at /redoc), with an ETag (If-None-Match: 304) and, for a client that takes it,
+ * its gzip copy. Borrowed: static data. */
+typedef struct im_static_file {
+    const char *path;              /* "/docs/swagger-ui-bundle.js" */
+    const char *content_type;      /* "text/javascript; charset=utf-8" */
+    const unsigned char *data;
+    size_t len;
+    const unsigned char *gz;       /* the same gzip'd, or NULL */
+    size_t gz_len;
+    const char *etag;              /* a quoted entity tag: "\"9f2c...\"" */
+} im_static_file;
+
+/* Serves GET /docs (Swagger UI) and GET /redoc (ReDoc) of the document at /openapi.json, and
+ * their files (those whose paths start with /docs/ and /redoc/), unless docs.enabled is false.
+ * Call before im_server_start(). Returns 0 or -errno. */
+int im_server_add_docs(im_server *s, const im_static_file *files, size_t n);
+
 /* Unfinished tasks (queued or running) of endpoint number i of those added (monitoring). */
 unsigned im_server_endpoint_inflight(const im_server *s, size_t i);

@@ -101,6 +101,8 @@ static const im__ckey im__ckeys[] = {
      "lines queued for the log's writer; past them lines are dropped and counted"},
     {"metrics.enabled", IM__CK_BOOL, IM__OFF(metrics), 0, 0, IM__CKF_LIVE,
      "GET /metrics (Prometheus text), and the counting behind it"},
+    {"docs.enabled", IM__CK_BOOL, IM__OFF(docs), 0, 0, IM__CKF_LIVE,
+     "GET /docs (Swagger UI) and /redoc (ReDoc), served from files built into the service"},
     {"cors.allow_origins", IM__CK_STR, IM__OFF(cors_allow_origins), 0, 0,
      IM__CKF_LIVE | IM__CKF_EMPTY, "origins browsers may call from, comma-separated, or \"*\" "
      "(\"\": no CORS headers at all)"},

@@ -41,7 +41,7 @@
  *                 http_parse.c
  *   router.c compress.c response.c conn.c loop.c queue.c executor.c task.c bus.c bind.c exec.c taskapi.c
  *   server.c
- *   conf.c module.c cors.c metrics.c spec.c manage.c launch.c
+ *   conf.c module.c cors.c metrics.c spec.c manage.c docs.c launch.c
  *
  * CONVENTIONS
  *   Public names start with im_ (functions, types) or IM_ (macros); private ones with im__.
@@ -165,6 +165,7 @@ extern "C" {
 #include "metrics.c"
 #include "spec.c"
 #include "manage.c"
+#include "docs.c"
 #include "launch.c"
 
 #endif /* IMMERSIVE_IMPLEMENTATION */

@@ -350,6 +350,9 @@ struct im_server {
     struct im_module *mods;    /* owned: the modules that are on, in init order */
     char *openapi_own;         /* owned: the OpenAPI document built from the modules on */
     char *spec_own;            /* owned: that with the runtime's endpoints (spec.c), served */
+    const im_static_file *docs;/* borrowed (generated): the files of /docs and /redoc */
+    size_t ndocs;
+    im_static_file docs_pages[3]; /* owned text: /docs, its init script, /redoc (docs.c) */
     int mods_started;          /* im__modules_start ran */
     struct im_bus *_Atomic bus;/* owned: its event bus (bus.c), made on first use */
     pthread_mutex_t live_mu;   /* guards live */
@@ -534,6 +537,8 @@ static void im__conn_resume(im_loop *L, im__conn *c);
 static void im__ctx_put(im_loop *L, im_ctx *x);
 static void im__arena_reset(im__arena *a);
 static void im__arena_free(im__arena *a);
+static int im__docs_routes(im_server *s);
+static void im__docs_free(im_server *s);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
 static void im__cfgw_free(im_server *s);

@@ -17,8 +17,8 @@ static void im__flag_of(const char *key, char *out, size_t cap)
         snprintf(name, sizeof name, "compression");
     } else if (strncmp(key, "compression.", 12) == 0) { /* --compression-min-bytes, -level */
         snprintf(name, sizeof name, "compression_%s", last);
-    } else if (strcmp(key, "metrics.enabled") == 0) {
-        snprintf(name, sizeof name, "metrics");
+    } else if (strcmp(key, "metrics.enabled") == 0 || strcmp(key, "docs.enabled") == 0) {
+        snprintf(name, sizeof name, "%.*s", (int)(strchr(key, '.') - key), key); /* --docs */
     } else if (strcmp(key, "logging.access") == 0) {
         snprintf(name, sizeof name, "access_log");
     } else if (strncmp(key, "logging.", 8) == 0) { /* --log-level, --log-file, ... */

@@ -37,6 +37,7 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(log_format, "text");
     IM__DEF(access_log, -1);
     IM__DEF(metrics, 1);
+    IM__DEF(docs, 1);
     IM__DEF(cors_allow_methods, "GET");
     IM__DEF(cors_max_age, 600);
     IM__DEF(compress, 1);
@@ -635,6 +636,7 @@ void im_server_free(im_server *s)
     for (size_t i = 0; i < s->neps; i++) free(s->eps[i]);
     free(s->eps);
     free(s->spec_own);
+    im__docs_free(s);
     im__rnode_free(s->root);
     if (s->stop_efd >= 0) close(s->stop_efd);
     pthread_mutex_destroy(&s->init_mu);

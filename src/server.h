@@ -58,6 +58,8 @@ typedef struct im_server_opts {
                                 * status, bytes, microseconds, task); < 0 or 0: none */
     int metrics;               /* GET /metrics and the counting behind it: > 0 or 0 on, < 0
                                 * off */
+    int docs;                  /* GET /docs and /redoc (when the service has their files): > 0
+                                * or 0 on, < 0 off */
     unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
     const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
     const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
