@@ -692,6 +692,9 @@ typedef struct im_server_opts {
                                 * or 0 on, < 0 off */
     unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
     const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
+    int manage_port;           /* > 0: the management endpoints answer on this port only
+                                * (with /health, /ready and /metrics, also on both) */
+    const char *manage_host;   /* the address of that listener (NULL or "": host's) */
     const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
                                 * (NULL or "": none, and only loopback peers may write) */
     unsigned ready_queue_percent; /* GET /ready says 503 when an executor's queue is fuller
@@ -1628,6 +1631,7 @@ typedef struct im__conn {
     unsigned is_resume : 1;      /* held input to run at the next flush */
     unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */
     unsigned is_refused : 1;     /* over max_conns: answered 503, not counted */
+    unsigned is_manage : 1;      /* accepted on manage.port's listener */
     unsigned is_poll : 1;        /* a poll for the peer leaving is armed (while paused) */
     unsigned is_progress : 1;    /* a request completed since the timer was last set */
     im__in *in;          /* owned: held input, NULL when none */
@@ -1645,10 +1649,14 @@ typedef struct im__route {
     size_t max_body;         /* its own body limit, above max_body_bytes (0: that one) */
     char *pattern;           /* owned: as added (the metrics' route label) */
     uint32_t mid;            /* its metrics' index, 1.. (0: requests no route took) */
+    uint8_t place;           /* IM__AT_*: which listeners answer it when manage.port is set */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
 } im__route;
+
+/* Where a route answers once manage.port is set (without it, everywhere). */
+enum { IM__AT_SERVICE, IM__AT_MANAGE, IM__AT_BOTH };
 
 /* A node of the route trie: one path segment. */
 typedef struct im__rnode {
@@ -1760,6 +1768,14 @@ struct im_ctx {
 /* Linux 6.12's IORING_FEAT_MIN_TIMEOUT, which Debian 12's liburing headers do not name. */
 #define IM__FEAT_MIN_TIMEOUT (1u << 15)
 
+/* A listening socket of a loop (SO_REUSEPORT: each loop has its own) and its accept's state. */
+typedef struct im__lis {
+    int fd;                    /* -1 once closed, or when there is none */
+    unsigned is_accepting : 1; /* multishot accept armed */
+    unsigned is_paused : 1;    /* out of descriptors: re-armed at the next tick */
+    uint32_t retry_at;
+} im__lis;
+
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
@@ -1767,7 +1783,7 @@ struct im_loop {
                                 * keys are taken at the start of an iteration (im__loop_live) */
     uint64_t live_gen;         /* the srv->live_gen they were taken at */
     int index;                 /* 0 .. loops-1 */
-    int lfd;                   /* listening socket (SO_REUSEPORT), -1 once closed */
+    im__lis lis[2];            /* its listeners: the service's, and manage.port's (fd -1: none) */
     pthread_t thread;
     /* provided buffer ring */
     struct io_uring_buf_ring *br;
@@ -1814,11 +1830,8 @@ struct im_loop {
     uint64_t efd_val;          /* target of the eventfd read */
     _Atomic int stop_req;      /* the server asked this loop to stop */
     unsigned is_stopping : 1;  /* graceful shutdown under way */
-    unsigned is_accepting : 1; /* multishot accept armed */
-    unsigned is_accept_paused : 1; /* out of descriptors: re-armed at the next tick */
     unsigned is_forced : 1;    /* shutdown deadline passed */
     uint32_t stop_deadline;
-    uint32_t accept_retry_at;
     uint32_t log_next_emfile;  /* rate limit for that warning */
     uint32_t batch_us;         /* batch_wait_us where the kernel has MIN_TIMEOUT, else 0 */
     uint32_t last_batch;       /* completions the last iteration reaped */
@@ -5568,6 +5581,32 @@ static const im__rnode *im__rmatch(const im__rnode *n, const char *p, const char
     return NULL;
 }
 
+/* The route added for method at a pattern without {params}, or NULL. */
+static im__route *im__router_find(im__rnode *root, const char *method, const char *path)
+{
+    im_str vals[IM_MAX_PARAMS], m = {method, strlen(method)};
+    const im__rnode *n = im__rmatch(root, path, path + strlen(path), m, vals, 0);
+    for (im__route *r = n ? n->routes : NULL; r; r = r->next)
+        if (!strcmp(r->method, method)) return r;
+    return NULL;
+}
+
+/* Whether connection c may use route r: with manage.port set, the management routes answer
+ * on its listener only, the service's on the other, and /health, /ready, /metrics on both. */
+static int im__route_here(const im_server *s, const im__conn *c, const im__route *r)
+{
+    if (s->o.manage_port <= 0 || r->place == IM__AT_BOTH) return 1;
+    return (r->place == IM__AT_MANAGE) == c->is_manage;
+}
+
+/* Whether some route of node n is for connection c (else it is a 404 there, not a 405). */
+static int im__node_here(const im_server *s, const im__conn *c, const im__rnode *n)
+{
+    for (const im__route *r = n->routes; r; r = r->next)
+        if (im__route_here(s, c, r)) return 1;
+    return 0;
+}
+
 /* Writes the Allow list of node n ("GET, HEAD, OPTIONS") into out; returns its length. */
 static size_t im__router_allow(const im__rnode *n, char *out, size_t cap)
 {
@@ -6569,7 +6608,8 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
         /* a preflight, answered */
     } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
-                               x->params, 0))) {
+                               x->params, 0)) &&
+               im__route_here(L->srv, c, im__route_pick(n, h->method))) {
         x->route = im__route_pick(n, h->method);
         x->udata = x->route->udata;
         x->route->fn(x);
@@ -6581,7 +6621,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     } else if (h->path.len == 1 && h->path.ptr[0] == '*') {
         im__answer(x, 204, NULL, NULL, 0); /* OPTIONS * */
     } else if (!(n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, none,
-                                x->params, 0))) {
+                                x->params, 0)) || !im__node_here(L->srv, c, n)) {
         im_reply_error(x, 404, "Not Found");
     } else {
         char allow[256];
@@ -7093,11 +7133,12 @@ static long im__next_wait(const im_loop *L)
                                    : 0;
         if (best < 0 || d < best) best = d;
     }
-    if (L->is_accept_paused) {
-        long d = (int32_t)(L->accept_retry_at - L->now_ms);
-        if (d < 0) d = 0;
-        if (best < 0 || d < best) best = d;
-    }
+    for (int i = 0; i < 2; i++)
+        if (L->lis[i].is_paused) {
+            long d = (int32_t)(L->lis[i].retry_at - L->now_ms);
+            if (d < 0) d = 0;
+            if (best < 0 || d < best) best = d;
+        }
     if (L->is_stopping && !L->is_forced) {
         long d = (int32_t)(L->stop_deadline - L->now_ms);
         if (d < 0) d = 0;
@@ -7108,12 +7149,19 @@ static long im__next_wait(const im_loop *L)
 
 /* ---- connections ---- */
 
-static void im__arm_accept(im_loop *L)
+/* Arms the multishot accept of listener i (0: the service's, 1: manage.port's). */
+static void im__arm_accept(im_loop *L, int i)
 {
     struct io_uring_sqe *s = im__sqe(L);
-    io_uring_prep_multishot_accept(s, L->lfd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(s, IM__UD(IM__OP_ACCEPT, 0, 0));
-    L->is_accepting = 1;
+    io_uring_prep_multishot_accept(s, L->lis[i].fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, IM__UD(IM__OP_ACCEPT, 0, i));
+    L->lis[i].is_accepting = 1;
+}
+
+/* Whether any listener still has an accept armed. */
+static int im__accepting(const im_loop *L)
+{
+    return L->lis[0].is_accepting || L->lis[1].is_accepting;
 }
 
 static void im__conn_arm_recv(im_loop *L, im__conn *c)
@@ -7374,14 +7422,16 @@ static void im__refuse_now(im_loop *L, int fd)
 
 static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
 {
-    int fd = cqe->res;
-    if (!(cqe->flags & IORING_CQE_F_MORE)) L->is_accepting = 0;
+    int fd = cqe->res, li = IM__UD_IDX(cqe->user_data) ? 1 : 0;
+    im__lis *ls = &L->lis[li];
+    if (!(cqe->flags & IORING_CQE_F_MORE)) ls->is_accepting = 0;
     if (fd >= 0) {
         im__conn *c = L->is_stopping ? NULL : im__conn_open(L, fd);
         if (!c) {
             if (L->is_stopping) close(fd);
             else im__refuse_now(L, fd); /* even the reserve is used up */
         } else {
+            c->is_manage = (unsigned)li;
             im__conn_arm_recv(L, c);
             /* the limit is global, whichever loop the kernel picked */
             if (atomic_fetch_add_explicit(&L->srv->conns, 1, memory_order_relaxed) >=
@@ -7400,13 +7450,13 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
                    L->index, strerror(-fd));
             L->log_next_emfile = L->now_ms + 10000;
         }
-        if (L->is_accepting) {
+        if (ls->is_accepting) {
             struct io_uring_sqe *s = im__sqe(L);
-            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, 0), 0);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, li), 0);
             im__sqe_ignore(s);
         }
-        L->is_accept_paused = 1;
-        L->accept_retry_at = L->now_ms + 100;
+        ls->is_paused = 1;
+        ls->retry_at = L->now_ms + 100;
         return;
     } else if (fd == -EINVAL && !L->is_stopping) {
         im_log(IM_LOG_ERROR, "loop %d: multishot accept refused (EINVAL): kernel 5.19+ needed",
@@ -7415,12 +7465,12 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
     } else if (fd != -ECANCELED) {
         im_log(IM_LOG_DEBUG, "loop %d: accept: %s", L->index, strerror(-fd));
     }
-    if (!L->is_accepting && !L->is_accept_paused) {
+    if (!ls->is_accepting && !ls->is_paused) {
         if (L->is_stopping) {
-            if (L->lfd >= 0) close(L->lfd);
-            L->lfd = -1;
+            if (ls->fd >= 0) close(ls->fd);
+            ls->fd = -1;
         } else {
-            im__arm_accept(L);
+            im__arm_accept(L, li);
         }
     }
 }
@@ -7643,15 +7693,18 @@ static void im__loop_begin_stop(im_loop *L)
 {
     L->is_stopping = 1;
     L->stop_deadline = L->now_ms + (uint32_t)L->srv->o.shutdown_timeout_ms;
-    if (L->is_accepting) {
-        struct io_uring_sqe *s = im__sqe(L);
-        io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, 0), 0);
-        im__sqe_ignore(s);
-    } else if (L->lfd >= 0) {
-        close(L->lfd);
-        L->lfd = -1;
+    for (int i = 0; i < 2; i++) {
+        im__lis *ls = &L->lis[i];
+        if (ls->is_accepting) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, i), 0);
+            im__sqe_ignore(s);
+        } else if (ls->fd >= 0) {
+            close(ls->fd);
+            ls->fd = -1;
+        }
+        ls->is_paused = 0;
     }
-    L->is_accept_paused = 0;
     for (uint32_t i = 0; i < L->hwm; i++) {
         im__conn *c = &L->conns[i];
         if (c->fd < 0 || c->phase == IM__PH_CLOSING) continue;
@@ -7762,7 +7815,7 @@ static void im__loop_run(im_loop *L)
          * reposts itself) makes the wait a mere look, so that it neither waits nor starves I/O */
         if (atomic_load_explicit(&L->posts, memory_order_relaxed)) im__run_posts(L);
         im__flush(L);
-        if (L->is_stopping && L->nconns == 0 && !L->is_accepting) break;
+        if (L->is_stopping && L->nconns == 0 && !im__accepting(L)) break;
         if (atomic_load_explicit(&L->posts, memory_order_relaxed)) {
             ts.tv_sec = ts.tv_nsec = 0;
             tsp = &ts;
@@ -7797,10 +7850,13 @@ static void im__loop_run(im_loop *L)
             im__loop_begin_stop(L);
         if (L->is_stopping && !L->is_forced && (int32_t)(L->now_ms - L->stop_deadline) >= 0)
             im__loop_force(L);
-        if (L->is_accept_paused && (int32_t)(L->now_ms - L->accept_retry_at) >= 0 &&
-            !L->is_accepting && !L->is_stopping) {
-            L->is_accept_paused = 0;
-            im__arm_accept(L);
+        for (int i = 0; i < 2; i++) {
+            im__lis *ls = &L->lis[i];
+            if (ls->is_paused && (int32_t)(L->now_ms - ls->retry_at) >= 0 && !ls->is_accepting &&
+                !L->is_stopping) {
+                ls->is_paused = 0;
+                im__arm_accept(L, i);
+            }
         }
         im__timers(L);
     }
@@ -13427,7 +13483,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
     IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
 #undef IM__DEF
-    if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
+    if (o->port < -1 || o->port > 65535 || o->manage_port < 0 || o->manage_port > 65535 ||
+        (o->manage_port && o->manage_port == o->port) || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
         /* held input is counted in 32 bits: head + body + slack must stay far below 4 GiB */
         o->max_header_bytes > (1u << 24) || o->max_body_bytes > (1u << 30) ||
@@ -13484,7 +13541,7 @@ im_executor *im_server_executor(const im_server *s) { return s->primary; }
 im_executor *im_server_serial(const im_server *s) { return s->serial; }
 
 /* One listening socket; *port is the port to bind (0: any) and becomes the one bound. */
-static int im__listen(const im_server_opts *o, int *port)
+static int im__listen(const char *host, int *port, int backlog)
 {
     union {
         struct sockaddr sa;
@@ -13494,16 +13551,16 @@ static int im__listen(const im_server_opts *o, int *port)
     socklen_t alen;
     int one = 1, fd, rc;
     memset(&a, 0, sizeof a);
-    if (inet_pton(AF_INET, o->host, &a.in4.sin_addr) == 1) {
+    if (inet_pton(AF_INET, host, &a.in4.sin_addr) == 1) {
         a.in4.sin_family = AF_INET;
         a.in4.sin_port = htons((uint16_t)*port);
         alen = sizeof a.in4;
-    } else if (inet_pton(AF_INET6, o->host, &a.in6.sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, &a.in6.sin6_addr) == 1) {
         a.in6.sin6_family = AF_INET6;
         a.in6.sin6_port = htons((uint16_t)*port);
         alen = sizeof a.in6;
     } else {
-        im_log(IM_LOG_ERROR, "host '%s' is not an IPv4 or IPv6 address", o->host);
+        im_log(IM_LOG_ERROR, "host '%s' is not an IPv4 or IPv6 address", host);
         return -EINVAL;
     }
     fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -13512,7 +13569,7 @@ static int im__listen(const im_server_opts *o, int *port)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
-        bind(fd, &a.sa, alen) || listen(fd, o->backlog) || getsockname(fd, &a.sa, &alen)) {
+        bind(fd, &a.sa, alen) || listen(fd, backlog) || getsockname(fd, &a.sa, &alen)) {
         rc = -errno;
         close(fd);
         return rc;
@@ -13654,7 +13711,8 @@ static int im__loop_init(im_loop *L)
         im__ltimer_init(&L->srv->evict_timer, im__evict_tick);
         im__ltimer_start(L, &L->srv->evict_timer, 1000);
     }
-    im__arm_accept(L);
+    im__arm_accept(L, 0);
+    if (L->lis[1].fd >= 0) im__arm_accept(L, 1);
     im__arm_wake(L);
     if (L->index == 0 && L->srv->cfgw) im__cfgw_arm(L); /* the config files */
     return 0;
@@ -13701,7 +13759,8 @@ static void im__loop_free(im_loop *L)
     free(L->hdrs);
     free(L->heap);
     if (L->efd >= 0) close(L->efd);
-    if (L->lfd >= 0) close(L->lfd);
+    for (int i = 0; i < 2; i++)
+        if (L->lis[i].fd >= 0) close(L->lis[i].fd);
     free(L);
 }
 
@@ -13787,6 +13846,8 @@ static int im__log_setup(im_server *s)
 int im_server_start(im_server *s)
 {
     int port = s->o.port < 0 ? 0 : s->o.port, rc = 0, n;
+    int mport = s->o.manage_port; /* manage.port: its endpoints on a listener of their own */
+    const char *mhost = s->o.manage_host && s->o.manage_host[0] ? s->o.manage_host : s->o.host;
     if (s->started) return -EALREADY;
     if ((rc = im__log_setup(s))) return rc;
     /* the fork server first (process mode), while there may be no thread yet (im_main made
@@ -13837,12 +13898,20 @@ int im_server_start(im_server *s)
         L->srv = s;
         L->index = n;
         L->efd = -1;
+        L->lis[0].fd = L->lis[1].fd = -1;
         atomic_init(&L->posts, NULL);
         atomic_init(&L->stop_req, 0);
         s->loops[n] = L;
-        if ((L->lfd = im__listen(&s->o, &port)) < 0) {
-            rc = L->lfd;
+        if ((L->lis[0].fd = im__listen(s->o.host, &port, s->o.backlog)) < 0) {
+            rc = L->lis[0].fd;
             im_log(IM_LOG_ERROR, "cannot listen on %s:%d: %s", s->o.host, port, strerror(-rc));
+            break;
+        }
+        if (s->o.manage_port > 0 &&
+            (L->lis[1].fd = im__listen(mhost, &mport, s->o.backlog)) < 0) {
+            rc = L->lis[1].fd;
+            im_log(IM_LOG_ERROR, "cannot listen on %s:%d (manage.port): %s", mhost, mport,
+                   strerror(-rc));
             break;
         }
     }
@@ -13876,6 +13945,9 @@ int im_server_start(im_server *s)
     }
     s->port = port;
     s->started = 1;
+    if (mport > 0)
+        im_log(IM_LOG_INFO, "management endpoints on http://%s:%d (manage.port), not on %d",
+               mhost, mport, port);
     atomic_store(&s->loops_ready, 1);
     im_log(IM_LOG_INFO, "listening on http://%s:%d with %d loop%s", s->o.host, port, s->nloops,
            s->nloops == 1 ? "" : "s");
@@ -14151,6 +14223,11 @@ static const im__ckey im__ckeys[] = {
      "zlib's level: 1 fastest .. 9 smallest"},
     {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
      "path prefix of the management endpoints"},
+    {"manage.port", IM__CK_INT, IM__OFF(manage_port), 0, 65535, 0,
+     "serve the management endpoints on this port only, a listener of their own (0: on the "
+     "service's port)"},
+    {"manage.host", IM__CK_STR, IM__OFF(manage_host), 0, 0, IM__CKF_EMPTY,
+     "the address manage.port listens on (\"\": server.host's)"},
     {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
      "bearer token the write endpoints need (\"\": none, and only loopback peers may write)"},
     {"manage.ready_queue_percent", IM__CK_UINT, IM__OFF(ready_queue_percent), 1, 100,
@@ -15297,6 +15374,10 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
     o.no_signals = s->o.no_signals;
     if (im_config_server_opts(cfg, &o, err, errlen)) return -EINVAL;
     im_server_opts given = o;
+    if (o.manage_port && o.manage_port == o.port) {
+        snprintf(err, errlen, "'manage.port' must differ from 'server.port' (%d)", o.port);
+        return -EINVAL;
+    }
     if (im__resolve_opts(&o)) {
         snprintf(err, errlen, "the configuration gives options the server refuses");
         return -EINVAL;
@@ -16372,6 +16453,7 @@ static int im__spec_complete(im_server *s)
     im__spec_paths(&w, d, s->openapi_len, im__spec_health);
     int plain = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._~-") ==
                 strlen(p); /* an im_server_opts prefix is not checked as config's is */
+    plain &= s->o.manage_port <= 0; /* else they answer on another port: not this document's */
     if (plain) im__spec_paths(&w, d, s->openapi_len, manage);
     if (plain && s->cfgw) im__spec_paths(&w, d, s->openapi_len, config);
     if (w.len > at && im__spec_empty(paths, end)) w.len--; /* the last entry's comma */
@@ -16634,9 +16716,11 @@ static void im__manage_version(im_ctx *c)
 
 /* Adds a built-in route unless the service has its own there (the service's wins). */
 static int im__route_builtin(im_server *s, const char *method, const char *path,
-                             im_handler_fn fn, void *udata)
+                             im_handler_fn fn, void *udata, int place)
 {
     int rc = im__router_add(s->root, method, path, fn, udata);
+    im__route *r = rc ? NULL : im__router_find(s->root, method, path);
+    if (r) r->place = (uint8_t)place;
     if (rc == -EEXIST) {
         im_log(IM_LOG_DEBUG, "%s %s is the service's own: the built-in one is not added",
                method, path);
@@ -16660,21 +16744,21 @@ static int im__manage_routes(im_server *s)
         {"GET", "/logging/level", im__manage_level_get},
         {"POST", "/logging/level", im__manage_level_post},
     };
-    int rc = im__route_builtin(s, "GET", "/health", im__health, s);
-    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready, s);
-    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics, s);
+    int rc = im__route_builtin(s, "GET", "/health", im__health, s, IM__AT_BOTH);
+    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready, s, IM__AT_BOTH);
+    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics, s, IM__AT_BOTH);
     char path[256];
     for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
         snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);
-        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn, s);
+        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn, s, IM__AT_MANAGE);
     }
     if (!rc && s->openapi) {
         snprintf(path, sizeof path, "%.*s/spec", (int)pl, pre);
-        rc = im__route_builtin(s, "GET", path, im__openapi_handler, s);
+        rc = im__route_builtin(s, "GET", path, im__openapi_handler, s, IM__AT_MANAGE);
     }
     if (!rc && s->cfgw) {
         snprintf(path, sizeof path, "%.*s/config", (int)pl, pre);
-        rc = im__route_builtin(s, "GET", path, im__manage_config, s);
+        rc = im__route_builtin(s, "GET", path, im__manage_config, s, IM__AT_MANAGE);
     }
     if (!rc) rc = im__docs_routes(s);
     return rc ? rc : im__spec_complete(s);
@@ -16846,12 +16930,13 @@ static int im__docs_routes(im_server *s)
         *f = (im_static_file){paths[i], i == 1 ? "text/javascript; charset=utf-8"
                                                : "text/html; charset=utf-8",
                               (const unsigned char *)text, (size_t)n, NULL, 0, tag};
-        if (!rc) rc = im__route_builtin(s, "GET", paths[i], im__docs_page, f);
+        if (!rc) rc = im__route_builtin(s, "GET", paths[i], im__docs_page, f, IM__AT_SERVICE);
     }
     for (size_t i = 0; i < s->ndocs && !rc; i++) {
         const char *p = s->docs[i].path;
         if ((has_swagger && !strncmp(p, "/docs/", 6)) || (has_redoc && !strncmp(p, "/redoc/", 7)))
-            rc = im__route_builtin(s, "GET", p, im__docs_file, (void *)&s->docs[i]);
+            rc = im__route_builtin(s, "GET", p, im__docs_file, (void *)&s->docs[i],
+                                   IM__AT_SERVICE);
     }
     return rc;
 }

@@ -124,6 +124,11 @@ static const im__ckey im__ckeys[] = {
      "zlib's level: 1 fastest .. 9 smallest"},
     {"manage.prefix", IM__CK_STR, IM__OFF(manage_prefix), 0, 0, 0,
      "path prefix of the management endpoints"},
+    {"manage.port", IM__CK_INT, IM__OFF(manage_port), 0, 65535, 0,
+     "serve the management endpoints on this port only, a listener of their own (0: on the "
+     "service's port)"},
+    {"manage.host", IM__CK_STR, IM__OFF(manage_host), 0, 0, IM__CKF_EMPTY,
+     "the address manage.port listens on (\"\": server.host's)"},
     {"manage.token", IM__CK_STR, IM__OFF(manage_token), 0, 0, IM__CKF_EMPTY,
      "bearer token the write endpoints need (\"\": none, and only loopback peers may write)"},
     {"manage.ready_queue_percent", IM__CK_UINT, IM__OFF(ready_queue_percent), 1, 100,
@@ -1270,6 +1275,10 @@ int im_server_use_config(im_server *s, im_config *cfg, char *err, size_t errlen)
     o.no_signals = s->o.no_signals;
     if (im_config_server_opts(cfg, &o, err, errlen)) return -EINVAL;
     im_server_opts given = o;
+    if (o.manage_port && o.manage_port == o.port) {
+        snprintf(err, errlen, "'manage.port' must differ from 'server.port' (%d)", o.port);
+        return -EINVAL;
+    }
     if (im__resolve_opts(&o)) {
         snprintf(err, errlen, "the configuration gives options the server refuses");
         return -EINVAL;

@@ -240,7 +240,8 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
         /* a preflight, answered */
     } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
-                               x->params, 0))) {
+                               x->params, 0)) &&
+               im__route_here(L->srv, c, im__route_pick(n, h->method))) {
         x->route = im__route_pick(n, h->method);
         x->udata = x->route->udata;
         x->route->fn(x);
@@ -252,7 +253,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     } else if (h->path.len == 1 && h->path.ptr[0] == '*') {
         im__answer(x, 204, NULL, NULL, 0); /* OPTIONS * */
     } else if (!(n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, none,
-                                x->params, 0))) {
+                                x->params, 0)) || !im__node_here(L->srv, c, n)) {
         im_reply_error(x, 404, "Not Found");
     } else {
         char allow[256];

@@ -163,12 +163,13 @@ static int im__docs_routes(im_server *s)
         *f = (im_static_file){paths[i], i == 1 ? "text/javascript; charset=utf-8"
                                                : "text/html; charset=utf-8",
                               (const unsigned char *)text, (size_t)n, NULL, 0, tag};
-        if (!rc) rc = im__route_builtin(s, "GET", paths[i], im__docs_page, f);
+        if (!rc) rc = im__route_builtin(s, "GET", paths[i], im__docs_page, f, IM__AT_SERVICE);
     }
     for (size_t i = 0; i < s->ndocs && !rc; i++) {
         const char *p = s->docs[i].path;
         if ((has_swagger && !strncmp(p, "/docs/", 6)) || (has_redoc && !strncmp(p, "/redoc/", 7)))
-            rc = im__route_builtin(s, "GET", p, im__docs_file, (void *)&s->docs[i]);
+            rc = im__route_builtin(s, "GET", p, im__docs_file, (void *)&s->docs[i],
+                                   IM__AT_SERVICE);
     }
     return rc;
 }

@@ -114,6 +114,7 @@ typedef struct im__conn {
     unsigned is_resume : 1;      /* held input to run at the next flush */
     unsigned is_fresh : 1;       /* no request completed yet: the header timeout applies */
     unsigned is_refused : 1;     /* over max_conns: answered 503, not counted */
+    unsigned is_manage : 1;      /* accepted on manage.port's listener */
     unsigned is_poll : 1;        /* a poll for the peer leaving is armed (while paused) */
     unsigned is_progress : 1;    /* a request completed since the timer was last set */
     im__in *in;          /* owned: held input, NULL when none */
@@ -131,10 +132,14 @@ typedef struct im__route {
     size_t max_body;         /* its own body limit, above max_body_bytes (0: that one) */
     char *pattern;           /* owned: as added (the metrics' route label) */
     uint32_t mid;            /* its metrics' index, 1.. (0: requests no route took) */
+    uint8_t place;           /* IM__AT_*: which listeners answer it when manage.port is set */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
 } im__route;
+
+/* Where a route answers once manage.port is set (without it, everywhere). */
+enum { IM__AT_SERVICE, IM__AT_MANAGE, IM__AT_BOTH };
 
 /* A node of the route trie: one path segment. */
 typedef struct im__rnode {
@@ -246,6 +251,14 @@ struct im_ctx {
 /* Linux 6.12's IORING_FEAT_MIN_TIMEOUT, which Debian 12's liburing headers do not name. */
 #define IM__FEAT_MIN_TIMEOUT (1u << 15)
 
+/* A listening socket of a loop (SO_REUSEPORT: each loop has its own) and its accept's state. */
+typedef struct im__lis {
+    int fd;                    /* -1 once closed, or when there is none */
+    unsigned is_accepting : 1; /* multishot accept armed */
+    unsigned is_paused : 1;    /* out of descriptors: re-armed at the next tick */
+    uint32_t retry_at;
+} im__lis;
+
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
@@ -253,7 +266,7 @@ struct im_loop {
                                 * keys are taken at the start of an iteration (im__loop_live) */
     uint64_t live_gen;         /* the srv->live_gen they were taken at */
     int index;                 /* 0 .. loops-1 */
-    int lfd;                   /* listening socket (SO_REUSEPORT), -1 once closed */
+    im__lis lis[2];            /* its listeners: the service's, and manage.port's (fd -1: none) */
     pthread_t thread;
     /* provided buffer ring */
     struct io_uring_buf_ring *br;
@@ -300,11 +313,8 @@ struct im_loop {
     uint64_t efd_val;          /* target of the eventfd read */
     _Atomic int stop_req;      /* the server asked this loop to stop */
     unsigned is_stopping : 1;  /* graceful shutdown under way */
-    unsigned is_accepting : 1; /* multishot accept armed */
-    unsigned is_accept_paused : 1; /* out of descriptors: re-armed at the next tick */
     unsigned is_forced : 1;    /* shutdown deadline passed */
     uint32_t stop_deadline;
-    uint32_t accept_retry_at;
     uint32_t log_next_emfile;  /* rate limit for that warning */
     uint32_t batch_us;         /* batch_wait_us where the kernel has MIN_TIMEOUT, else 0 */
     uint32_t last_batch;       /* completions the last iteration reaped */

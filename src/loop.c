@@ -263,11 +263,12 @@ static long im__next_wait(const im_loop *L)
                                    : 0;
         if (best < 0 || d < best) best = d;
     }
-    if (L->is_accept_paused) {
-        long d = (int32_t)(L->accept_retry_at - L->now_ms);
-        if (d < 0) d = 0;
-        if (best < 0 || d < best) best = d;
-    }
+    for (int i = 0; i < 2; i++)
+        if (L->lis[i].is_paused) {
+            long d = (int32_t)(L->lis[i].retry_at - L->now_ms);
+            if (d < 0) d = 0;
+            if (best < 0 || d < best) best = d;
+        }
     if (L->is_stopping && !L->is_forced) {
         long d = (int32_t)(L->stop_deadline - L->now_ms);
         if (d < 0) d = 0;
@@ -278,12 +279,19 @@ static long im__next_wait(const im_loop *L)
 
 /* ---- connections ---- */
 
-static void im__arm_accept(im_loop *L)
+/* Arms the multishot accept of listener i (0: the service's, 1: manage.port's). */
+static void im__arm_accept(im_loop *L, int i)
 {
     struct io_uring_sqe *s = im__sqe(L);
-    io_uring_prep_multishot_accept(s, L->lfd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(s, IM__UD(IM__OP_ACCEPT, 0, 0));
-    L->is_accepting = 1;
+    io_uring_prep_multishot_accept(s, L->lis[i].fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, IM__UD(IM__OP_ACCEPT, 0, i));
+    L->lis[i].is_accepting = 1;
+}
+
+/* Whether any listener still has an accept armed. */
+static int im__accepting(const im_loop *L)
+{
+    return L->lis[0].is_accepting || L->lis[1].is_accepting;
 }
 
 static void im__conn_arm_recv(im_loop *L, im__conn *c)
@@ -544,14 +552,16 @@ static void im__refuse_now(im_loop *L, int fd)
 
 static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
 {
-    int fd = cqe->res;
-    if (!(cqe->flags & IORING_CQE_F_MORE)) L->is_accepting = 0;
+    int fd = cqe->res, li = IM__UD_IDX(cqe->user_data) ? 1 : 0;
+    im__lis *ls = &L->lis[li];
+    if (!(cqe->flags & IORING_CQE_F_MORE)) ls->is_accepting = 0;
     if (fd >= 0) {
         im__conn *c = L->is_stopping ? NULL : im__conn_open(L, fd);
         if (!c) {
             if (L->is_stopping) close(fd);
             else im__refuse_now(L, fd); /* even the reserve is used up */
         } else {
+            c->is_manage = (unsigned)li;
             im__conn_arm_recv(L, c);
             /* the limit is global, whichever loop the kernel picked */
             if (atomic_fetch_add_explicit(&L->srv->conns, 1, memory_order_relaxed) >=
@@ -570,13 +580,13 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
                    L->index, strerror(-fd));
             L->log_next_emfile = L->now_ms + 10000;
         }
-        if (L->is_accepting) {
+        if (ls->is_accepting) {
             struct io_uring_sqe *s = im__sqe(L);
-            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, 0), 0);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, li), 0);
             im__sqe_ignore(s);
         }
-        L->is_accept_paused = 1;
-        L->accept_retry_at = L->now_ms + 100;
+        ls->is_paused = 1;
+        ls->retry_at = L->now_ms + 100;
         return;
     } else if (fd == -EINVAL && !L->is_stopping) {
         im_log(IM_LOG_ERROR, "loop %d: multishot accept refused (EINVAL): kernel 5.19+ needed",
@@ -585,12 +595,12 @@ static void im__on_accept(im_loop *L, struct io_uring_cqe *cqe)
     } else if (fd != -ECANCELED) {
         im_log(IM_LOG_DEBUG, "loop %d: accept: %s", L->index, strerror(-fd));
     }
-    if (!L->is_accepting && !L->is_accept_paused) {
+    if (!ls->is_accepting && !ls->is_paused) {
         if (L->is_stopping) {
-            if (L->lfd >= 0) close(L->lfd);
-            L->lfd = -1;
+            if (ls->fd >= 0) close(ls->fd);
+            ls->fd = -1;
         } else {
-            im__arm_accept(L);
+            im__arm_accept(L, li);
         }
     }
 }
@@ -813,15 +823,18 @@ static void im__loop_begin_stop(im_loop *L)
 {
     L->is_stopping = 1;
     L->stop_deadline = L->now_ms + (uint32_t)L->srv->o.shutdown_timeout_ms;
-    if (L->is_accepting) {
-        struct io_uring_sqe *s = im__sqe(L);
-        io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, 0), 0);
-        im__sqe_ignore(s);
-    } else if (L->lfd >= 0) {
-        close(L->lfd);
-        L->lfd = -1;
+    for (int i = 0; i < 2; i++) {
+        im__lis *ls = &L->lis[i];
+        if (ls->is_accepting) {
+            struct io_uring_sqe *s = im__sqe(L);
+            io_uring_prep_cancel64(s, IM__UD(IM__OP_ACCEPT, 0, i), 0);
+            im__sqe_ignore(s);
+        } else if (ls->fd >= 0) {
+            close(ls->fd);
+            ls->fd = -1;
+        }
+        ls->is_paused = 0;
     }
-    L->is_accept_paused = 0;
     for (uint32_t i = 0; i < L->hwm; i++) {
         im__conn *c = &L->conns[i];
         if (c->fd < 0 || c->phase == IM__PH_CLOSING) continue;
@@ -932,7 +945,7 @@ static void im__loop_run(im_loop *L)
          * reposts itself) makes the wait a mere look, so that it neither waits nor starves I/O */
         if (atomic_load_explicit(&L->posts, memory_order_relaxed)) im__run_posts(L);
         im__flush(L);
-        if (L->is_stopping && L->nconns == 0 && !L->is_accepting) break;
+        if (L->is_stopping && L->nconns == 0 && !im__accepting(L)) break;
         if (atomic_load_explicit(&L->posts, memory_order_relaxed)) {
             ts.tv_sec = ts.tv_nsec = 0;
             tsp = &ts;
@@ -967,10 +980,13 @@ static void im__loop_run(im_loop *L)
             im__loop_begin_stop(L);
         if (L->is_stopping && !L->is_forced && (int32_t)(L->now_ms - L->stop_deadline) >= 0)
             im__loop_force(L);
-        if (L->is_accept_paused && (int32_t)(L->now_ms - L->accept_retry_at) >= 0 &&
-            !L->is_accepting && !L->is_stopping) {
-            L->is_accept_paused = 0;
-            im__arm_accept(L);
+        for (int i = 0; i < 2; i++) {
+            im__lis *ls = &L->lis[i];
+            if (ls->is_paused && (int32_t)(L->now_ms - ls->retry_at) >= 0 && !ls->is_accepting &&
+                !L->is_stopping) {
+                ls->is_paused = 0;
+                im__arm_accept(L, i);
+            }
         }
         im__timers(L);
     }

@@ -226,9 +226,11 @@ static void im__manage_version(im_ctx *c)
 
 /* Adds a built-in route unless the service has its own there (the service's wins). */
 static int im__route_builtin(im_server *s, const char *method, const char *path,
-                             im_handler_fn fn, void *udata)
+                             im_handler_fn fn, void *udata, int place)
 {
     int rc = im__router_add(s->root, method, path, fn, udata);
+    im__route *r = rc ? NULL : im__router_find(s->root, method, path);
+    if (r) r->place = (uint8_t)place;
     if (rc == -EEXIST) {
         im_log(IM_LOG_DEBUG, "%s %s is the service's own: the built-in one is not added",
                method, path);
@@ -252,21 +254,21 @@ static int im__manage_routes(im_server *s)
         {"GET", "/logging/level", im__manage_level_get},
         {"POST", "/logging/level", im__manage_level_post},
     };
-    int rc = im__route_builtin(s, "GET", "/health", im__health, s);
-    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready, s);
-    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics, s);
+    int rc = im__route_builtin(s, "GET", "/health", im__health, s, IM__AT_BOTH);
+    if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready, s, IM__AT_BOTH);
+    if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics, s, IM__AT_BOTH);
     char path[256];
     for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
         snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);
-        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn, s);
+        rc = im__route_builtin(s, subs[i].method, path, subs[i].fn, s, IM__AT_MANAGE);
     }
     if (!rc && s->openapi) {
         snprintf(path, sizeof path, "%.*s/spec", (int)pl, pre);
-        rc = im__route_builtin(s, "GET", path, im__openapi_handler, s);
+        rc = im__route_builtin(s, "GET", path, im__openapi_handler, s, IM__AT_MANAGE);
     }
     if (!rc && s->cfgw) {
         snprintf(path, sizeof path, "%.*s/config", (int)pl, pre);
-        rc = im__route_builtin(s, "GET", path, im__manage_config, s);
+        rc = im__route_builtin(s, "GET", path, im__manage_config, s, IM__AT_MANAGE);
     }
     if (!rc) rc = im__docs_routes(s);
     return rc ? rc : im__spec_complete(s);

@@ -219,6 +219,32 @@ static const im__rnode *im__rmatch(const im__rnode *n, const char *p, const char
     return NULL;
 }
 
+/* The route added for method at a pattern without {params}, or NULL. */
+static im__route *im__router_find(im__rnode *root, const char *method, const char *path)
+{
+    im_str vals[IM_MAX_PARAMS], m = {method, strlen(method)};
+    const im__rnode *n = im__rmatch(root, path, path + strlen(path), m, vals, 0);
+    for (im__route *r = n ? n->routes : NULL; r; r = r->next)
+        if (!strcmp(r->method, method)) return r;
+    return NULL;
+}
+
+/* Whether connection c may use route r: with manage.port set, the management routes answer
+ * on its listener only, the service's on the other, and /health, /ready, /metrics on both. */
+static int im__route_here(const im_server *s, const im__conn *c, const im__route *r)
+{
+    if (s->o.manage_port <= 0 || r->place == IM__AT_BOTH) return 1;
+    return (r->place == IM__AT_MANAGE) == c->is_manage;
+}
+
+/* Whether some route of node n is for connection c (else it is a 404 there, not a 405). */
+static int im__node_here(const im_server *s, const im__conn *c, const im__rnode *n)
+{
+    for (const im__route *r = n->routes; r; r = r->next)
+        if (im__route_here(s, c, r)) return 1;
+    return 0;
+}
+
 /* Writes the Allow list of node n ("GET, HEAD, OPTIONS") into out; returns its length. */
 static size_t im__router_allow(const im__rnode *n, char *out, size_t cap)
 {

@@ -47,7 +47,8 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(manage_prefix, IM_DEFAULT_MANAGE_PREFIX);
     IM__DEF(ready_queue_percent, IM_DEFAULT_READY_QUEUE_PERCENT);
 #undef IM__DEF
-    if (o->port < -1 || o->port > 65535 || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
+    if (o->port < -1 || o->port > 65535 || o->manage_port < 0 || o->manage_port > 65535 ||
+        (o->manage_port && o->manage_port == o->port) || o->loops < 1 || o->loops > IM_MAX_LOOPS ||
         o->max_conns < 1 || o->max_headers < 1 || o->max_header_bytes < 64 ||
         /* held input is counted in 32 bits: head + body + slack must stay far below 4 GiB */
         o->max_header_bytes > (1u << 24) || o->max_body_bytes > (1u << 30) ||
@@ -104,7 +105,7 @@ im_executor *im_server_executor(const im_server *s) { return s->primary; }
 im_executor *im_server_serial(const im_server *s) { return s->serial; }
 
 /* One listening socket; *port is the port to bind (0: any) and becomes the one bound. */
-static int im__listen(const im_server_opts *o, int *port)
+static int im__listen(const char *host, int *port, int backlog)
 {
     union {
         struct sockaddr sa;
@@ -114,16 +115,16 @@ static int im__listen(const im_server_opts *o, int *port)
     socklen_t alen;
     int one = 1, fd, rc;
     memset(&a, 0, sizeof a);
-    if (inet_pton(AF_INET, o->host, &a.in4.sin_addr) == 1) {
+    if (inet_pton(AF_INET, host, &a.in4.sin_addr) == 1) {
         a.in4.sin_family = AF_INET;
         a.in4.sin_port = htons((uint16_t)*port);
         alen = sizeof a.in4;
-    } else if (inet_pton(AF_INET6, o->host, &a.in6.sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, &a.in6.sin6_addr) == 1) {
         a.in6.sin6_family = AF_INET6;
         a.in6.sin6_port = htons((uint16_t)*port);
         alen = sizeof a.in6;
     } else {
-        im_log(IM_LOG_ERROR, "host '%s' is not an IPv4 or IPv6 address", o->host);
+        im_log(IM_LOG_ERROR, "host '%s' is not an IPv4 or IPv6 address", host);
         return -EINVAL;
     }
     fd = socket(a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -132,7 +133,7 @@ static int im__listen(const im_server_opts *o, int *port)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
-        bind(fd, &a.sa, alen) || listen(fd, o->backlog) || getsockname(fd, &a.sa, &alen)) {
+        bind(fd, &a.sa, alen) || listen(fd, backlog) || getsockname(fd, &a.sa, &alen)) {
         rc = -errno;
         close(fd);
         return rc;
@@ -274,7 +275,8 @@ static int im__loop_init(im_loop *L)
         im__ltimer_init(&L->srv->evict_timer, im__evict_tick);
         im__ltimer_start(L, &L->srv->evict_timer, 1000);
     }
-    im__arm_accept(L);
+    im__arm_accept(L, 0);
+    if (L->lis[1].fd >= 0) im__arm_accept(L, 1);
     im__arm_wake(L);
     if (L->index == 0 && L->srv->cfgw) im__cfgw_arm(L); /* the config files */
     return 0;
@@ -321,7 +323,8 @@ static void im__loop_free(im_loop *L)
     free(L->hdrs);
     free(L->heap);
     if (L->efd >= 0) close(L->efd);
-    if (L->lfd >= 0) close(L->lfd);
+    for (int i = 0; i < 2; i++)
+        if (L->lis[i].fd >= 0) close(L->lis[i].fd);
     free(L);
 }
 
@@ -407,6 +410,8 @@ static int im__log_setup(im_server *s)
 int im_server_start(im_server *s)
 {
     int port = s->o.port < 0 ? 0 : s->o.port, rc = 0, n;
+    int mport = s->o.manage_port; /* manage.port: its endpoints on a listener of their own */
+    const char *mhost = s->o.manage_host && s->o.manage_host[0] ? s->o.manage_host : s->o.host;
     if (s->started) return -EALREADY;
     if ((rc = im__log_setup(s))) return rc;
     /* the fork server first (process mode), while there may be no thread yet (im_main made
@@ -457,12 +462,20 @@ int im_server_start(im_server *s)
         L->srv = s;
         L->index = n;
         L->efd = -1;
+        L->lis[0].fd = L->lis[1].fd = -1;
         atomic_init(&L->posts, NULL);
         atomic_init(&L->stop_req, 0);
         s->loops[n] = L;
-        if ((L->lfd = im__listen(&s->o, &port)) < 0) {
-            rc = L->lfd;
+        if ((L->lis[0].fd = im__listen(s->o.host, &port, s->o.backlog)) < 0) {
+            rc = L->lis[0].fd;
             im_log(IM_LOG_ERROR, "cannot listen on %s:%d: %s", s->o.host, port, strerror(-rc));
+            break;
+        }
+        if (s->o.manage_port > 0 &&
+            (L->lis[1].fd = im__listen(mhost, &mport, s->o.backlog)) < 0) {
+            rc = L->lis[1].fd;
+            im_log(IM_LOG_ERROR, "cannot listen on %s:%d (manage.port): %s", mhost, mport,
+                   strerror(-rc));
             break;
         }
     }
@@ -496,6 +509,9 @@ int im_server_start(im_server *s)
     }
     s->port = port;
     s->started = 1;
+    if (mport > 0)
+        im_log(IM_LOG_INFO, "management endpoints on http://%s:%d (manage.port), not on %d",
+               mhost, mport, port);
     atomic_store(&s->loops_ready, 1);
     im_log(IM_LOG_INFO, "listening on http://%s:%d with %d loop%s", s->o.host, port, s->nloops,
            s->nloops == 1 ? "" : "s");

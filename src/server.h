@@ -62,6 +62,9 @@ typedef struct im_server_opts {
                                 * or 0 on, < 0 off */
     unsigned log_ring_lines;   /* lines queued for the log writer before they drop (8192) */
     const char *manage_prefix; /* the management endpoints' prefix ("/manage") */
+    int manage_port;           /* > 0: the management endpoints answer on this port only
+                                * (with /health, /ready and /metrics, also on both) */
+    const char *manage_host;   /* the address of that listener (NULL or "": host's) */
     const char *manage_token;  /* its write endpoints need "Authorization: Bearer <token>"
                                 * (NULL or "": none, and only loopback peers may write) */
     unsigned ready_queue_percent; /* GET /ready says 503 when an executor's queue is fuller

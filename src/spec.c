@@ -266,6 +266,7 @@ static int im__spec_complete(im_server *s)
     im__spec_paths(&w, d, s->openapi_len, im__spec_health);
     int plain = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._~-") ==
                 strlen(p); /* an im_server_opts prefix is not checked as config's is */
+    plain &= s->o.manage_port <= 0; /* else they answer on another port: not this document's */
     if (plain) im__spec_paths(&w, d, s->openapi_len, manage);
     if (plain && s->cfgw) im__spec_paths(&w, d, s->openapi_len, config);
     if (w.len > at && im__spec_empty(paths, end)) w.len--; /* the last entry's comma */

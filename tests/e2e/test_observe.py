@@ -2,7 +2,9 @@
 answer, the task, and the log lines of a worker thread and a worker process), text and JSON
 log lines, a log file reopened after a rename and SIGHUP, lines dropped and counted when the
 ring is full, the access log's fields, the log level through POST and through a config edit,
-the management endpoints with and without a token, /health and /ready (503 during shutdown)."""
+the management endpoints with and without a token, on the service's port or on manage.port's
+listener of their own, /health and /ready (503 during shutdown)."""
+import subprocess
 
 import http.client
 import json
@@ -428,6 +430,82 @@ class PrefixTests(ObserveCase):
         self.assertEqual(self.c.request("GET", "/manage/version")[0], 404)
         self.assertEqual(self.c.request("GET", "/health")[0], 200)
 
+
+
+def free_port(host):
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class ManagePortTests(ObserveCase):
+    """manage.port on 127.0.0.2 (manage.host), the service on 127.0.0.1, two loops."""
+
+    def setUp(self):
+        self.mport = free_port("127.0.0.2")
+        self.FLAGS = ("--loops", "2", "--manage-port", str(self.mport), "--manage-host", "127.0.0.2")
+        super().setUp()
+
+    def mreq(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.2", self.mport, timeout=10)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            c.request(method, path, body=data,
+                      headers={"Content-Type": "application/json"} if data else {})
+            r = c.getresponse()
+            raw = r.read()
+            return r.status, json.loads(raw) if raw and raw[:1] in b"{[" else raw
+        finally:
+            c.close()
+
+    def test_split(self):
+        for path in ("/manage/version", "/manage/logging/level", "/manage/spec", "/manage/config"):
+            self.assertEqual(self.mreq("GET", path)[0], 200, path)
+            self.assertEqual(self.c.request("GET", path)[0], 404, f"{path} on the service's port")
+        self.assertEqual(self.c.request("DELETE", "/manage/version")[0], 404)  # not 405: not here
+        for path in ("/health", "/ready", "/metrics"):  # probes and scrapes: on both
+            self.assertEqual(self.mreq("GET", path)[0], 200, path)
+            self.assertEqual(self.c.request("GET", path)[0], 200, path)
+        for path in ("/v1/math/fib/3", "/openapi.json", "/docs", "/tasks"):  # the service's
+            self.assertEqual(self.mreq("GET", path)[0], 404, path)
+            self.assertEqual(self.c.request("GET", path)[0], 200, path)
+        self.assertEqual(self.mreq("POST", "/manage/logging/level", {"level": "debug"}),
+                         (200, {"level": "debug"}))
+        self.assertEqual(self.c.request("GET", "/v1/math/fib/10")[2], {"result": 55})
+        self.log_has("management endpoints on http://127.0.0.2:%d" % self.mport)
+
+    def test_its_address_only(self):
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", self.mport), timeout=5).close()
+
+    def test_every_loop_listens(self):
+        """Connections spread over the loops' listeners (SO_REUSEPORT): all are answered."""
+        conns = [http.client.HTTPConnection("127.0.0.2", self.mport, timeout=10) for _ in range(16)]
+        for c in conns:
+            c.request("GET", "/manage/version")
+        for c in conns:
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            c.close()
+
+    def test_the_services_document_leaves_them_out(self):
+        doc = self.c.request("GET", "/openapi.json")[2]
+        self.assertFalse([p for p in doc["paths"] if p.startswith("/manage/")])
+        self.assertIn("/health", doc["paths"])
+
+
+class ManagePortConfigTests(unittest.TestCase):
+    def test_refused(self):
+        from server import demo_binary
+        for flags, why in ((["--manage-port", "70000"], "manage.port"),
+                           (["--port", "8123", "--manage-port", "8123"], "must differ")):
+            r = subprocess.run([demo_binary(), "--check-config"] + flags, capture_output=True,
+                               text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, flags)
+            self.assertIn(why, r.stderr)
 
 
 def parse_metrics(text):
