@@ -105,6 +105,11 @@ class PackageTests(unittest.TestCase):
                                          headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=10) as r:
                 self.assertEqual((r.status, json.load(r)), (200, {"result": 42}), what)
+            # /docs from the files the package brings (an install: share/immersive/docs)
+            css = os.path.join(REPO, "third_party", "docs", "swagger-ui-dist", "swagger-ui.css")
+            with urllib.request.urlopen("http://127.0.0.1:%d/docs/swagger-ui.css" % port,
+                                        timeout=10) as r, open(css, "rb") as f:
+                self.assertEqual((r.status, r.read()), (200, f.read()), what + ": /docs")
         finally:
             self.assertEqual(stop(proc), 0, what + ": exit status after SIGTERM")
 
