@@ -6030,7 +6030,7 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
 
 /* Counts an answer in this loop's metrics: its route's status class and latency (x NULL: an
  * error found while parsing, under no route), and the bytes queued. */
-static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t bytes)
+static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t bytes, uint64_t us)
 {
     im__met_add(&L->m_bytes_out, bytes);
     uint32_t mid = x && x->route ? x->route->mid : 0;
@@ -6039,34 +6039,46 @@ static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t byt
     unsigned cls = (unsigned)(status / 100 - 1);
     im__met_add(&m->status[cls < 5 ? cls : 4], 1);
     if (x && x->t0_ns) {
-        uint64_t us = (im_log_clock_ns() - x->t0_ns) / 1000u;
         im__met_add(&m->le[im__met_bucket(us)], 1);
         im__met_add(&m->sum_us, us);
     }
 }
 
-/* The access log's line of an answer on c: x is its request (NULL for an error found while
- * parsing, which has none). The peer is asked of the socket: nothing per connection is kept
- * for a log that is off by default. */
-static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uint64_t bytes)
+/* The peer of socket fd as text ("1.2.3.4:5678", "[::1]:5678") into text (when not NULL):
+ * 1 when it is a loopback address, 0 when not, -1 when the socket cannot tell. */
+static int im__peer(int fd, char *text, size_t cap)
 {
-    char peer[INET6_ADDRSTRLEN + 8] = "-";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (c->peer) { /* asked once per connection */
-    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
-        char a[INET6_ADDRSTRLEN] = "?";
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl)) return -1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
+        if (text) {
             inet_ntop(AF_INET, &v4->sin_addr, a, sizeof a);
-            snprintf(peer, sizeof peer, "%s:%u", a, ntohs(v4->sin_port));
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&ss;
-            inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
-            snprintf(peer, sizeof peer, "[%s]:%u", a, ntohs(v6->sin6_port));
+            snprintf(text, cap, "%s:%u", a, ntohs(v4->sin_port));
         }
-        c->peer = strdup(peer);
+        return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
     }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&ss;
+        if (text) {
+            inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
+            snprintf(text, cap, "[%s]:%u", a, ntohs(v6->sin6_port));
+        }
+        return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) && v6->sin6_addr.s6_addr[12] == 127);
+    }
+    return -1;
+}
+
+/* The access log's line of an answer on c: x is its request (NULL for an error found while
+ * parsing, which has none). The peer is asked of the socket once per connection: nothing is
+ * kept for a log that is off by default. */
+static void im__access(im__conn *c, const im_ctx *x, int status, uint64_t bytes, uint64_t us)
+{
+    char peer[INET6_ADDRSTRLEN + 8] = "-";
+    if (!c->peer && im__peer(c->fd, peer, sizeof peer) >= 0) c->peer = strdup(peer);
     im_str m = {"-", 1}, t = {"-", 1};
     if (x && x->acc) { /* deferred: the request's bytes may be gone */
         m = (im_str){x->acc, x->acc_mlen};
@@ -6075,10 +6087,17 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
         m = x->req.method;
         t = x->req.target;
     }
-    uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
     im__log_access(x && x->rid_len ? x->rid : NULL, c->peer ? c->peer : peer, m, t, status, bytes, us,
                    x && x->task_id[0] ? x->task_id : NULL);
-    (void)L;
+}
+
+/* An answer is queued on c: counted in the metrics and written in the access log, as on,
+ * with one reading of the clock for both. */
+static void im__answered(im_loop *L, im__conn *c, const im_ctx *x, int status, uint64_t bytes)
+{
+    uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
+    if (L->o.metrics > 0) im__met_answer(L, x, status, bytes, us);
+    if (L->o.access_log > 0) im__access(c, x, status, bytes, us);
 }
 
 /* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
@@ -6100,10 +6119,8 @@ static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, 
     h.minor = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
     if (im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0) ==
-        0) {
-        if (L->o.metrics > 0) im__met_answer(L, NULL, status, h.written);
-        if (L->o.access_log > 0) im__access(L, c, NULL, status, h.written);
-    }
+        0)
+        im__answered(L, c, NULL, status, h.written);
 }
 
 /* The connection a context answers on, or NULL when its peer is gone. */
@@ -6198,8 +6215,7 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         h.keep = x->keepalive && !L->is_stopping;
         h.minor = x->req.minor;
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
-        if (!rc && L->o.metrics > 0) im__met_answer(L, x, status, h.written);
-        if (!rc && L->o.access_log > 0) im__access(L, c, x, status, h.written);
+        if (!rc) im__answered(L, c, x, status, h.written);
     }
     free(gz);
     if (x->is_deferred) im__ctx_finish(x);
@@ -6358,8 +6374,7 @@ int im_stream_end(im_ctx *x)
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
-        if (L->o.metrics > 0) im__met_answer(L, x, x->stream_status, x->bytes_out);
-        if (L->o.access_log > 0) im__access(L, c, x, x->stream_status, x->bytes_out);
+        im__answered(L, c, x, x->stream_status, x->bytes_out);
     }
     im__ctx_finish(x);
     return rc;
@@ -6522,9 +6537,10 @@ static int im__rid_ok(im_str v)
     return 1;
 }
 
-/* x's request id: the client's when sane, else 32 random hex digits (xorshift128+ seeded
- * from getrandom per loop: ids need to be unique, not secret). */
-static void im__rid_set(im_loop *L, im_ctx *x, const im_http_head *h)
+/* One pass over the request's headers for what every request needs: x's request id (the
+ * client's when sane, else 32 random hex digits: xorshift128+ seeded from getrandom per loop,
+ * as ids need to be unique, not secret) and, with compression on, whether it takes gzip. */
+static void im__scan_headers(im_loop *L, im_ctx *x, const im_http_head *h)
 {
     int gz = IM_HAVE_ZLIB && L->o.compress > 0, found = 0;
     for (unsigned i = 0; i < h->num_headers; i++) {
@@ -6602,7 +6618,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->bytes_out = 0;
     x->task_id[0] = 0;
     x->t0_ns = L->o.access_log > 0 || L->o.metrics > 0 ? im_log_clock_ns() : 0;
-    im__rid_set(L, x, h);
+    im__scan_headers(L, x, h);
     im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
     if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
@@ -13751,6 +13767,7 @@ static void im__loop_free(im_loop *L)
             im__in_free(&L->conns[i]);
             free(L->conns[i].out);
             free(L->conns[i].sending);
+            free(L->conns[i].peer);
         }
         munmap(L->conns, L->conns_bytes);
     }
@@ -15908,16 +15925,25 @@ static int im__cors_in(const char *list, im_str v, int ci)
 /* 1 when the list holds "*" (no real value is "\x01": only the wildcard matches it). */
 static int im__cors_star(const char *list) { return im__cors_in(list, (im_str){"\x01", 1}, 0); }
 
+/* Adds a header whose value is a view of the request (whole, however long it is). */
+static void im__cors_echo(im_ctx *x, const char *name, im_str v)
+{
+    char small[512], *b = v.len < sizeof small ? small : malloc(v.len + 1);
+    if (!b) return;
+    memcpy(b, v.ptr, v.len);
+    b[v.len] = 0;
+    im_res_header(x, name, b);
+    if (b != small) free(b);
+}
+
 /* The headers every CORS answer to an allowed origin carries. */
 static void im__cors_common(im_ctx *x, const im_server_opts *o, im_str origin)
 {
-    char v[512];
     int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
     if (any) {
         im_res_header(x, "Access-Control-Allow-Origin", "*");
     } else { /* the origin itself (Vary: Origin is there already) */
-        snprintf(v, sizeof v, "%.*s", (int)(origin.len < 500 ? origin.len : 500), origin.ptr);
-        im_res_header(x, "Access-Control-Allow-Origin", v);
+        im__cors_echo(x, "Access-Control-Allow-Origin", origin);
     }
     if (o->cors_allow_credentials > 0) im_res_header(x, "Access-Control-Allow-Credentials", "true");
 }
@@ -15967,10 +15993,9 @@ static int im__cors(im_ctx *x)
     im_res_header(x, "Access-Control-Allow-Methods",
                   im__cors_star(o->cors_allow_methods)
                   ? "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT" : o->cors_allow_methods);
-    char v[512];
+    char v[16];
     if (hs.ptr && hs.len && im__cors_star(o->cors_allow_headers)) { /* echoed: all allowed */
-        snprintf(v, sizeof v, "%.*s", (int)(hs.len < 500 ? hs.len : 500), hs.ptr);
-        im_res_header(x, "Access-Control-Allow-Headers", v);
+        im__cors_echo(x, "Access-Control-Allow-Headers", hs);
     } else if (o->cors_allow_headers && *o->cors_allow_headers) {
         im_res_header(x, "Access-Control-Allow-Headers", o->cors_allow_headers);
     }
@@ -16555,19 +16580,7 @@ static void im__ready(im_ctx *c)
 static int im__peer_loopback(const im_ctx *c)
 {
     const im__conn *k = im__ctx_conn(c);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (!k || getpeername(k->fd, (struct sockaddr *)&ss, &sl)) return 0;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)&ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)&ss;
-        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return 1;
-        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
-    }
-    return 0;
+    return k && im__peer(k->fd, NULL, 0) == 1;
 }
 
 /* Compares in time that depends on the lengths only, not on where they differ. */

@@ -154,9 +154,10 @@ static int im__rid_ok(im_str v)
     return 1;
 }
 
-/* x's request id: the client's when sane, else 32 random hex digits (xorshift128+ seeded
- * from getrandom per loop: ids need to be unique, not secret). */
-static void im__rid_set(im_loop *L, im_ctx *x, const im_http_head *h)
+/* One pass over the request's headers for what every request needs: x's request id (the
+ * client's when sane, else 32 random hex digits: xorshift128+ seeded from getrandom per loop,
+ * as ids need to be unique, not secret) and, with compression on, whether it takes gzip. */
+static void im__scan_headers(im_loop *L, im_ctx *x, const im_http_head *h)
 {
     int gz = IM_HAVE_ZLIB && L->o.compress > 0, found = 0;
     for (unsigned i = 0; i < h->num_headers; i++) {
@@ -234,7 +235,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     x->bytes_out = 0;
     x->task_id[0] = 0;
     x->t0_ns = L->o.access_log > 0 || L->o.metrics > 0 ? im_log_clock_ns() : 0;
-    im__rid_set(L, x, h);
+    im__scan_headers(L, x, h);
     im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
 
     if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {

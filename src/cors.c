@@ -25,16 +25,25 @@ static int im__cors_in(const char *list, im_str v, int ci)
 /* 1 when the list holds "*" (no real value is "\x01": only the wildcard matches it). */
 static int im__cors_star(const char *list) { return im__cors_in(list, (im_str){"\x01", 1}, 0); }
 
+/* Adds a header whose value is a view of the request (whole, however long it is). */
+static void im__cors_echo(im_ctx *x, const char *name, im_str v)
+{
+    char small[512], *b = v.len < sizeof small ? small : malloc(v.len + 1);
+    if (!b) return;
+    memcpy(b, v.ptr, v.len);
+    b[v.len] = 0;
+    im_res_header(x, name, b);
+    if (b != small) free(b);
+}
+
 /* The headers every CORS answer to an allowed origin carries. */
 static void im__cors_common(im_ctx *x, const im_server_opts *o, im_str origin)
 {
-    char v[512];
     int any = im__cors_star(o->cors_allow_origins) && o->cors_allow_credentials <= 0;
     if (any) {
         im_res_header(x, "Access-Control-Allow-Origin", "*");
     } else { /* the origin itself (Vary: Origin is there already) */
-        snprintf(v, sizeof v, "%.*s", (int)(origin.len < 500 ? origin.len : 500), origin.ptr);
-        im_res_header(x, "Access-Control-Allow-Origin", v);
+        im__cors_echo(x, "Access-Control-Allow-Origin", origin);
     }
     if (o->cors_allow_credentials > 0) im_res_header(x, "Access-Control-Allow-Credentials", "true");
 }
@@ -84,10 +93,9 @@ static int im__cors(im_ctx *x)
     im_res_header(x, "Access-Control-Allow-Methods",
                   im__cors_star(o->cors_allow_methods)
                   ? "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT" : o->cors_allow_methods);
-    char v[512];
+    char v[16];
     if (hs.ptr && hs.len && im__cors_star(o->cors_allow_headers)) { /* echoed: all allowed */
-        snprintf(v, sizeof v, "%.*s", (int)(hs.len < 500 ? hs.len : 500), hs.ptr);
-        im_res_header(x, "Access-Control-Allow-Headers", v);
+        im__cors_echo(x, "Access-Control-Allow-Headers", hs);
     } else if (o->cors_allow_headers && *o->cors_allow_headers) {
         im_res_header(x, "Access-Control-Allow-Headers", o->cors_allow_headers);
     }

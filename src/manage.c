@@ -65,19 +65,7 @@ static void im__ready(im_ctx *c)
 static int im__peer_loopback(const im_ctx *c)
 {
     const im__conn *k = im__ctx_conn(c);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (!k || getpeername(k->fd, (struct sockaddr *)&ss, &sl)) return 0;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)&ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)&ss;
-        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return 1;
-        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
-    }
-    return 0;
+    return k && im__peer(k->fd, NULL, 0) == 1;
 }
 
 /* Compares in time that depends on the lengths only, not on where they differ. */

@@ -271,7 +271,7 @@ static size_t im__error_body(char *buf, size_t cap, const char *msg, long offset
 
 /* Counts an answer in this loop's metrics: its route's status class and latency (x NULL: an
  * error found while parsing, under no route), and the bytes queued. */
-static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t bytes)
+static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t bytes, uint64_t us)
 {
     im__met_add(&L->m_bytes_out, bytes);
     uint32_t mid = x && x->route ? x->route->mid : 0;
@@ -280,34 +280,46 @@ static void im__met_answer(im_loop *L, const im_ctx *x, int status, uint64_t byt
     unsigned cls = (unsigned)(status / 100 - 1);
     im__met_add(&m->status[cls < 5 ? cls : 4], 1);
     if (x && x->t0_ns) {
-        uint64_t us = (im_log_clock_ns() - x->t0_ns) / 1000u;
         im__met_add(&m->le[im__met_bucket(us)], 1);
         im__met_add(&m->sum_us, us);
     }
 }
 
-/* The access log's line of an answer on c: x is its request (NULL for an error found while
- * parsing, which has none). The peer is asked of the socket: nothing per connection is kept
- * for a log that is off by default. */
-static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uint64_t bytes)
+/* The peer of socket fd as text ("1.2.3.4:5678", "[::1]:5678") into text (when not NULL):
+ * 1 when it is a loopback address, 0 when not, -1 when the socket cannot tell. */
+static int im__peer(int fd, char *text, size_t cap)
 {
-    char peer[INET6_ADDRSTRLEN + 8] = "-";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (c->peer) { /* asked once per connection */
-    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
-        char a[INET6_ADDRSTRLEN] = "?";
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl)) return -1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)&ss;
+        if (text) {
             inet_ntop(AF_INET, &v4->sin_addr, a, sizeof a);
-            snprintf(peer, sizeof peer, "%s:%u", a, ntohs(v4->sin_port));
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&ss;
-            inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
-            snprintf(peer, sizeof peer, "[%s]:%u", a, ntohs(v6->sin6_port));
+            snprintf(text, cap, "%s:%u", a, ntohs(v4->sin_port));
         }
-        c->peer = strdup(peer);
+        return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
     }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)&ss;
+        if (text) {
+            inet_ntop(AF_INET6, &v6->sin6_addr, a, sizeof a);
+            snprintf(text, cap, "[%s]:%u", a, ntohs(v6->sin6_port));
+        }
+        return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) && v6->sin6_addr.s6_addr[12] == 127);
+    }
+    return -1;
+}
+
+/* The access log's line of an answer on c: x is its request (NULL for an error found while
+ * parsing, which has none). The peer is asked of the socket once per connection: nothing is
+ * kept for a log that is off by default. */
+static void im__access(im__conn *c, const im_ctx *x, int status, uint64_t bytes, uint64_t us)
+{
+    char peer[INET6_ADDRSTRLEN + 8] = "-";
+    if (!c->peer && im__peer(c->fd, peer, sizeof peer) >= 0) c->peer = strdup(peer);
     im_str m = {"-", 1}, t = {"-", 1};
     if (x && x->acc) { /* deferred: the request's bytes may be gone */
         m = (im_str){x->acc, x->acc_mlen};
@@ -316,10 +328,17 @@ static void im__access(im_loop *L, im__conn *c, const im_ctx *x, int status, uin
         m = x->req.method;
         t = x->req.target;
     }
-    uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
     im__log_access(x && x->rid_len ? x->rid : NULL, c->peer ? c->peer : peer, m, t, status, bytes, us,
                    x && x->task_id[0] ? x->task_id : NULL);
-    (void)L;
+}
+
+/* An answer is queued on c: counted in the metrics and written in the access log, as on,
+ * with one reading of the clock for both. */
+static void im__answered(im_loop *L, im__conn *c, const im_ctx *x, int status, uint64_t bytes)
+{
+    uint64_t us = x && x->t0_ns ? (im_log_clock_ns() - x->t0_ns) / 1000u : 0;
+    if (L->o.metrics > 0) im__met_answer(L, x, status, bytes, us);
+    if (L->o.access_log > 0) im__access(c, x, status, bytes, us);
 }
 
 /* Answers a connection-level error (bad framing, limits, timeouts) and closes after it: the
@@ -341,10 +360,8 @@ static void im__conn_fail(im_loop *L, im__conn *c, int status, const char *msg, 
     h.minor = 1;
     im_log(IM_LOG_DEBUG, "loop %d: fd %d: %d %s", L->index, c->fd, status, msg);
     if (im__queue_response(L, c, &h, body, im__error_body(body, sizeof body, msg, offset), 0) ==
-        0) {
-        if (L->o.metrics > 0) im__met_answer(L, NULL, status, h.written);
-        if (L->o.access_log > 0) im__access(L, c, NULL, status, h.written);
-    }
+        0)
+        im__answered(L, c, NULL, status, h.written);
 }
 
 /* The connection a context answers on, or NULL when its peer is gone. */
@@ -439,8 +456,7 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
         h.keep = x->keepalive && !L->is_stopping;
         h.minor = x->req.minor;
         rc = im__queue_response(L, c, &h, body, blen, x->is_head);
-        if (!rc && L->o.metrics > 0) im__met_answer(L, x, status, h.written);
-        if (!rc && L->o.access_log > 0) im__access(L, c, x, status, h.written);
+        if (!rc) im__answered(L, c, x, status, h.written);
     }
     free(gz);
     if (x->is_deferred) im__ctx_finish(x);
@@ -599,8 +615,7 @@ int im_stream_end(im_ctx *x)
         }
         if (!x->keepalive && c->phase == IM__PH_OPEN) c->phase = IM__PH_LAST;
         im__conn_dirty(L, c);
-        if (L->o.metrics > 0) im__met_answer(L, x, x->stream_status, x->bytes_out);
-        if (L->o.access_log > 0) im__access(L, c, x, x->stream_status, x->bytes_out);
+        im__answered(L, c, x, x->stream_status, x->bytes_out);
     }
     im__ctx_finish(x);
     return rc;

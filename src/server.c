@@ -315,6 +315,7 @@ static void im__loop_free(im_loop *L)
             im__in_free(&L->conns[i]);
             free(L->conns[i].out);
             free(L->conns[i].sending);
+            free(L->conns[i].peer);
         }
         munmap(L->conns, L->conns_bytes);
     }

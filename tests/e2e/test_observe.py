@@ -711,6 +711,11 @@ class CorsAnyTests(ObserveCase):
         self.assertEqual(st, 200)
         self.assertEqual(h["access-control-allow-headers"], "x-a, x-b")
         self.assertIn("PATCH", h["access-control-allow-methods"])
+        many = ", ".join("x-header-%03d" % i for i in range(100))  # 1,498 characters: whole
+        st, h, _ = self.c.raw("OPTIONS", "/v1/demo/add", headers={
+            "Origin": "https://any.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": many})
+        self.assertEqual((st, h["access-control-allow-headers"]), (200, many))
 
 
 class CorsCredentialsTests(ObserveCase):
