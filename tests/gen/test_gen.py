@@ -1349,5 +1349,116 @@ class NdarrayTest(GenErrorCase):
                                                      "maxElements": 30})
 
 
+# ---------------------------------------------------------------------------------------------
+# --docs: the files of /docs and /redoc, here from a node_modules layout (a local npm install),
+# compiled in and served by a real server.
+
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+class DocsGenTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="im_gen_docs_")
+        nm = os.path.join(cls.tmp, "node_modules")
+        files = {"swagger-ui-dist/swagger-ui-bundle.js": "window.SwaggerUIBundle = 1;\n" * 400,
+                 "swagger-ui-dist/swagger-ui.css": ".swagger-ui { color: red }\n" * 300,
+                 "swagger-ui-dist/LICENSE": "Apache License 2.0 (test)\n",
+                 "swagger-ui-dist/package.json": '{"name": "swagger-ui-dist", "version": "9.8.7"}',
+                 "redoc/bundles/redoc.standalone.js": f'var logo = "{REDOC_LOGO}";\n' * 2,
+                 "redoc/LICENSE": "MIT (test)\n",
+                 "redoc/package.json": '{"name": "redoc", "version": "6.5.4"}'}
+        for name, text in files.items():
+            path = os.path.join(nm, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+        cls.files = files
+        mod = write_module(cls.tmp, "tiny", module_src("tiny", 'IM_ENDPOINT(GET, "/v1/tiny/one")\n'
+                                                       'IM_RESULT(int64, "One")\n' + fn("one")))
+        cls.out = os.path.join(cls.tmp, "out")
+        cls.proc = run_gen([mod], cls.out, extra_args=("--docs", nm))
+        cls.routes = ""
+        if cls.proc.returncode == 0:
+            with open(os.path.join(cls.out, SERVICE + ".routes.c")) as f:
+                cls.routes = f.read()
+        cls.mod = mod
+        cls.nm = nm
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_generated(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        self.assertIn("redoc 6.5.4, swagger-ui-dist 9.8.7", self.routes)
+        self.assertIn("im_server_add_docs(s, im_gen_docs, 5)", self.routes)
+        for url in ("/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/LICENSE",
+                    "/redoc/redoc.standalone.js", "/redoc/LICENSE"):
+            self.assertIn(f'"{url}"', self.routes)
+
+    def test_gzip_copies_and_the_patched_redoc(self):
+        import gzip
+        d = os.path.join(self.out, "docs")
+        for name, src in (("swagger-ui-bundle.js", "swagger-ui-dist/swagger-ui-bundle.js"),
+                          ("swagger-ui.css", "swagger-ui-dist/swagger-ui.css")):
+            with open(os.path.join(d, name + ".gz"), "rb") as f:
+                self.assertEqual(gzip.decompress(f.read()).decode(), self.files[src])
+        with open(os.path.join(d, "redoc.standalone.js")) as f:
+            patched = f.read()
+        self.assertNotIn(REDOC_LOGO, patched)
+        self.assertEqual(patched.count("data:image/svg+xml,"), 2)
+        self.assertIn(os.path.join(d, "redoc.standalone.js"), self.routes)  # served from it
+
+    def test_deterministic(self):
+        out2 = os.path.join(self.tmp, "out2")
+        p = run_gen([self.mod], out2, extra_args=("--docs", self.nm))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for name in ("docs/swagger-ui-bundle.js.gz", "docs/swagger-ui.css.gz"):
+            with open(os.path.join(self.out, name), "rb") as a, open(os.path.join(out2, name), "rb") as b:
+                self.assertEqual(a.read(), b.read(), name)
+
+    def test_missing_files_are_refused(self):
+        empty = os.path.join(self.tmp, "empty")
+        os.makedirs(os.path.join(empty, "swagger-ui-dist"), exist_ok=True)
+        p = run_gen([self.mod], os.path.join(self.tmp, "out3"), extra_args=("--docs", empty))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no swagger-ui-bundle.js", p.stderr)
+        self.assertIn("hint:", p.stderr)
+
+    def test_served_by_a_real_server(self):
+        why = have_c_toolchain()
+        if why:
+            self.skipTest(why)
+        main_c = os.path.join(self.tmp, "main.c")
+        with open(main_c, "w") as f:
+            f.write('#define IMMERSIVE_IMPLEMENTATION\n#include "immersive.h"\n'
+                    f'#include "{SERVICE}.service.h"\n#include "support/http_client.h"\n'
+                    "int main(int argc, char **argv)\n{\n"
+                    "    im_server_opts o = {0};\n    o.port = -1;\n    o.loops = 1;\n"
+                    "    o.no_signals = 1;\n    im_log_set_level(IM_LOG_WARN);\n"
+                    "    im_server *s = im_server_new(&o);\n"
+                    f"    if (im_register_{SERVICE}(s) || im_server_start(s)) return 77;\n"
+                    "    http_resp r;\n"
+                    "    http_call(im_server_port(s), \"GET\", argv[1], NULL, &r);\n"
+                    "    printf(\"%d\\n%s\", r.status, r.body ? r.body : \"\");\n"
+                    "    http_free(&r);\n    im_server_stop(s);\n    im_server_wait(s);\n"
+                    "    im_server_free(s);\n    return argc > 2;\n}\n")
+        exe = os.path.join(self.tmp, "serves")
+        p = cc([*CFLAGS, "-I" + ROOT, "-I" + self.out, "-I" + os.path.join(ROOT, "tests"),
+                os.path.join(self.mod, "tiny.c"), os.path.join(self.out, SERVICE + ".routes.c"),
+                main_c, "-o", exe, *LIBS])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for url, want in (("/docs/swagger-ui.css", self.files["swagger-ui-dist/swagger-ui.css"]),
+                          ("/redoc/LICENSE", "MIT (test)\n")):
+            r = subprocess.run([exe, url], capture_output=True, text=True, timeout=30)
+            if r.returncode == 77:
+                self.skipTest("the server cannot start here (io_uring?)")
+            self.assertEqual(r.stdout, "200\n" + want, url)
+        r = subprocess.run([exe, "/docs"], capture_output=True, text=True, timeout=30)
+        self.assertTrue(r.stdout.startswith("200\n<!DOCTYPE html>"), r.stdout[:200])
+        self.assertIn('href="docs/swagger-ui.css"', r.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()
