@@ -1173,6 +1173,10 @@ typedef struct im_endpoint {
                             * arrays, or as .npy to Accept: application/x-npy) */
     uint32_t max_body_bytes; /* .max_body_bytes: its own body limit when above the server's
                               * (0: the server's max_body_bytes) */
+    /* Checks a result against the schema the OpenAPI document gives it (finite numbers,
+     * bounds, strings set, enums in range, item counts): 0, or -1 with what breaks it (named:
+     * "response.at.x: nan is not a finite number") in err. NULL: nothing to check. */
+    int (*check)(const void *out, char *err, size_t cap);
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
@@ -10845,11 +10849,20 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
                            im_jw *w)
 {
     if (status < 0 || (status && (status < 400 || status > 599))) status = 500;
+    char bad[256], why[300];
+    const char *detail = status && call && call->detail ? call->detail : NULL;
+    if (!status && ep->check && ep->check(out, bad, sizeof bad)) {
+        /* as FastAPI validates its responses: never an answer its own document calls invalid */
+        snprintf(why, sizeof why, "the answer breaks its schema: %.256s", bad);
+        im_log(IM_LOG_ERROR, "%s: %s", ep->name, why);
+        status = 500;
+        detail = why;
+    }
     for (int pass = 0; pass < 2; pass++) {
         if (status) {
             im_jw_obj(w);
             im_jw_key(w, "detail");
-            im_jw_str(w, call->detail ? call->detail : im__reason(status));
+            im_jw_str(w, detail ? detail : im__reason(status));
             im_jw_obj_end(w);
         } else if (ep->write) {
             ep->write(w, out);

@@ -53,6 +53,7 @@ ITEM_ATTRS = ("min_items", "max_items")
 ND_ATTRS = ("dtype", "ndim", "shape")
 DTYPES = ("f64", "f32", "i64", "i32", "u8")  # im_dtype's order: bit i is IM_DT_* i
 ND_MAX_DIMS = 8
+MAX_PARAMS = 8  # IM_MAX_PARAMS of src/config.h: {param} segments in one route
 
 
 class GenError(Exception):
@@ -76,9 +77,9 @@ TOKEN = re.compile(r"""
   | (?P<comment>//[^\n]*|/\*.*?\*/)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<char>'(?:[^'\\\n]|\\.)*')
-  | (?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?[uUlLfF]*|0[xX][0-9a-fA-F]+[uUlL]*)
+  | (?P<number>0[xX][0-9a-fA-F]+[uUlL]*|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?[uUlLfF]*)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<pp>\#[^\n]*)
+  | (?P<pp>\#(?:\\.|/\*.*?\*/|[^\n\\])*)
   | (?P<punct>\.\.\.|->|[][(){},;=.*&:+\-<>!~%^|/?])
 """, re.S | re.X)
 
@@ -93,8 +94,34 @@ class Tok:
         return f"{self.kind}:{self.text!r}@{self.line}:{self.col}"
 
 
+PP_IF = re.compile(r"\#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)", re.S)
+
+
+def pp_branch(stack, directive):
+    """Follows #if/#else/#endif through a file: stack holds, per open #if, whether its branch
+    is live. Only `#if 0` and `#if 1` are known; any other condition keeps every branch live
+    (the generator cannot evaluate it, and a second definition is then reported)."""
+    m = PP_IF.match(directive)
+    if not m:
+        return
+    name = m.group(1)
+    cond = re.sub(r"/\*.*?\*/|//.*", "", m.group(2).replace("\\\n", " ")).strip()
+    if name in ("if", "ifdef", "ifndef"):
+        known = {"0": 0, "1": 1}.get(cond) if name == "if" else None
+        stack.append([known is None or known == 1, known])
+    elif stack and name in ("elif", "else"):
+        top = stack[-1]
+        if top[1] is not None:  # after #if 0: the rest is live; after #if 1: none of it
+            top[0], top[1] = top[1] == 0, 1
+    elif stack and name == "endif":
+        stack.pop()
+
+
 def lex(path, text):
+    """The tokens of a C file, without blanks, comments, preprocessor lines and what
+    `#if 0` leaves out."""
     toks, pos, line, lstart = [], 0, 1, 0
+    stack = []
     while pos < len(text):
         m = TOKEN.match(text, pos)
         if not m:
@@ -102,7 +129,9 @@ def lex(path, text):
                            "the generator reads C: is this a C source file?")
         kind = m.lastgroup
         s = m.group(kind)
-        if kind not in ("ws", "comment", "pp"):
+        if kind == "pp":
+            pp_branch(stack, s)
+        elif kind not in ("ws", "comment") and all(b[0] for b in stack):
             toks.append(Tok(kind, s, line, pos - lstart + 1))
         nl = s.count("\n")
         if nl:
@@ -116,7 +145,7 @@ def c_string_value(tok, path):
     """The value of a C string literal token (escapes decoded, UTF-8)."""
     body = tok.text[1:-1]
     out, i = bytearray(), 0
-    simple = {"n": 10, "t": 9, "r": 13, "\\": 92, '"': 34, "'": 39, "0": 0, "a": 7, "b": 8,
+    simple = {"n": 10, "t": 9, "r": 13, "\\": 92, '"': 34, "'": 39, "a": 7, "b": 8,
               "f": 12, "v": 11, "?": 63}
     raw = body.encode("utf-8")
     while i < len(raw):
@@ -133,6 +162,15 @@ def c_string_value(tok, path):
                     out.append(int(m.group(0), 16))
                     i += 2 + len(m.group(0))
                     continue
+            if e in "01234567":  # octal, up to three digits: "\012" is a newline
+                m = re.match(rb"[0-7]{1,3}", raw[i + 1:])
+                v = int(m.group(0), 8)
+                if v > 255:
+                    raise GenError((path, tok.line, tok.col), "octal escape above \\377",
+                                   "an octal escape is one byte: \\0 to \\377")
+                out.append(v)
+                i += 1 + len(m.group(0))
+                continue
             raise GenError((path, tok.line, tok.col), "unsupported escape in string literal",
                            "use plain text, \\n, \\t, \\\" or \\\\")
         out.append(c)
@@ -452,8 +490,8 @@ class Reader:
                 if isinstance(group, Obj):
                     group.fields.append(self.on_field(c, "field", group))
                 elif isinstance(group, Endpoint) and group.result is not None and group.result.base == "object" \
-                        and group.result.obj is None:
-                    group.result_fields.append(self.on_field(c, "field", group))
+                        and group.result.obj is None:  # a field of the answer, not an argument
+                    group.result_fields.append(self.on_field(c, "result field", group))
                 else:
                     self.err(c.tok, "IM_FIELD must follow an IM_OBJECT, or an IM_RESULT(object, ...)",
                              "fields describe an object: IM_OBJECT(point, \"...\") then IM_FIELD lines")
@@ -505,6 +543,9 @@ class Reader:
         if len(set(params)) != len(params):
             self.err(pt, f"path '{path}' names a parameter twice",
                      "each {param} of a path needs its own name")
+        if len(params) > MAX_PARAMS:
+            self.err(pt, f"path '{path}' has {len(params)} parameters; a route takes {MAX_PARAMS} at most",
+                     "take the rest from the query (IM_MAX_PARAMS, src/config.h, is 8)")
         for k in c.kw:
             if k not in ENDPOINT_ATTRS:
                 self.err(c.kw[k].key_tok, f"unknown endpoint attribute '.{k}'", "known: ." + ", .".join(ENDPOINT_ATTRS))
@@ -638,7 +679,7 @@ class Reader:
         if isinstance(owner, Obj) and t.base == "object" and t.obj is owner and not t.array:
             self.err(ttok, f"object '{owner.name}' cannot hold itself",
                      f"a recursive field is an array: IM_FIELD({owner.name}[], {name}, ...)")
-        if t.base == "ndarray" and isinstance(owner, Obj):
+        if t.base == "ndarray" and what != "argument":
             self.err(ttok, "an ndarray is an argument or a whole result, not an object's field",
                      "take it as its own IM_ARG(ndarray, ...)")
         f = Field(self.where(c.tok), name, t, doc, c.kw)
@@ -677,12 +718,12 @@ class Reader:
             if v.kind != "ident" or v.value not in SOURCES:
                 self.err(v.tok, "'.in' is body, query, path or raw", ".in = query")
             f.source = SOURCES[v.value]
-        elif isinstance(owner, Endpoint):
+        elif what == "argument":
             if f.name in owner.params:
                 f.source = "path"
             elif owner.method in ("GET", "DELETE"):
                 f.source = "query"
-        if isinstance(owner, Endpoint):
+        if what == "argument":
             if f.source == "path" and f.name not in owner.params:
                 self.err(c.args[1].tok, f"argument '{f.name}' is a path parameter but {owner.path} has no {{{f.name}}}",
                          f"add /{{{f.name}}} to the path, or take it from the body or query")
@@ -795,6 +836,9 @@ class Reader:
                     self.err(v.tok, f"default {d} breaks the lower bound", "the default must satisfy the constraints")
                 if hi and (d > hi[0] or (hi[1] and d == hi[0])):
                     self.err(v.tok, f"default {d} breaks the upper bound", "the default must satisfy the constraints")
+            if base in ("string", "enum") and "\0" in d:
+                self.err(v.tok, "a default cannot hold a NUL character",
+                         "C strings end at NUL: leave \\0 out of the default")
             if base == "string":
                 n = len(d)
                 if ("min_length" in kw and n < kw["min_length"].value) or ("max_length" in kw and n > kw["max_length"].value):
@@ -1252,13 +1296,151 @@ def emit_writer_fields(out, fields, src, enum_prefix):
     out.add("    im_jw_obj_end(w);")
 
 
+def emit_check_value(out, t, f, expr, at, ind, depth, uses):
+    """Statements returning im_gen_fail() when expr, of type t (with f's constraints, when f),
+    breaks the schema the document gives it; at is (printf format, arguments) naming it."""
+    fmt, args = at
+    def fail(cond, msg, *more):
+        uses.add("fail")
+        out.add(f'{ind}if ({cond})', f'{ind}    return im_gen_fail(err, cap, "{fmt}: {msg}"{args}{"".join(", " + m for m in more)});')
+    kw = f.attrs if f is not None else {}
+    if t.array:
+        if "min_items" in kw:
+            fail(f"{expr}.len < {kw['min_items'].value}u", f"%zu items, fewer than {kw['min_items'].value}", f"{expr}.len")
+        if "max_items" in kw:
+            fail(f"{expr}.len > {kw['max_items'].value}u", f"%zu items, more than {kw['max_items'].value}", f"{expr}.len")
+        i = f"i{depth}"
+        out.add(f"{ind}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
+        emit_check_value(out, TypeRef(t.base, obj=t.obj), f, f"{expr}.ptr[{i}]", (fmt + "[%zu]", args + ", " + i),
+                         ind + "    ", depth + 1, uses)
+        out.add(f"{ind}}}")
+        return
+    b = t.base
+    lo, hi = (f.lo, f.hi) if f is not None else (None, None)
+    if b == "double":
+        uses.add("math")
+        fail(f"!isfinite({expr})", "%g is not a finite number", expr)
+    if b in ("int32", "int64", "double"):
+        val, pf = (expr, "%g") if b == "double" else (f"(int64_t){expr}", '%" PRId64 "')
+        lit = c_double if b == "double" else (lambda x: "INT64_C(%d)" % x)
+        if lo:
+            fail(f"{val} {'<=' if lo[1] else '<'} {lit(lo[0])}", f"{pf} is below its {'exclusive ' if lo[1] else ''}minimum {lo[0]}", val)
+        if hi:
+            fail(f"{val} {'>=' if hi[1] else '>'} {lit(hi[0])}", f"{pf} is above its {'exclusive ' if hi[1] else ''}maximum {hi[0]}", val)
+    elif b == "string":
+        fail(f"!{expr}.ptr", "not set, and the document says a string")
+        if "min_length" in kw or "max_length" in kw:
+            uses.add("chars")
+            n = f"im_gen_chars({expr})"
+            if "min_length" in kw:
+                fail(f"{n} < {kw['min_length'].value}u", f"fewer than {kw['min_length'].value} characters")
+            if "max_length" in kw:
+                fail(f"{n} > {kw['max_length'].value}u", f"more than {kw['max_length'].value} characters")
+    elif b == "enum" and f is not None:
+        fail(f"(int){expr} < 0 || (int){expr} >= {len(f.values)}", f"%d is none of its {len(f.values)} values", f"(int){expr}")
+    elif b == "object":
+        uses.add("sub")
+        out.add(f'{ind}im_gen_at(sub, sizeof sub, "{fmt}"{args});',
+                f"{ind}if (im_gen_check_obj_{t.obj.name}(&{expr}, err, cap, sub)) return -1;")
+
+
+def emit_check_fields(out, fields, src, at_fmt, at_args, uses):
+    for f in fields:
+        ind = "    "
+        if f.optional:
+            out.add(f"    if ({src}->has_{f.name}) {{")
+            ind = "        "
+        emit_check_value(out, f.type, f, f"{src}->{f.name}", (at_fmt + "." + f.name, at_args), ind, 0, uses)
+        if f.optional:
+            out.add("    }")
+
+
+def emit_checker(out, head, body_fn, uses_all, keep_empty):
+    """A checker function: head is its signature; body_fn(out, uses) writes its checks (the
+    buffer for nested names is declared only when used). Without a check (and not keep_empty)
+    nothing is written and False returned."""
+    inner = Out("")
+    uses = set()
+    body_fn(inner, uses)
+    if not uses and not keep_empty:
+        return False
+    uses_all |= uses
+    out.add(head, "{")
+    if "sub" in uses:
+        out.add("    char sub[256];")
+    out.lines.extend(inner.lines)
+    out.add("    (void)err;", "    (void)cap;", "    return 0;", "}")
+    return True
+
+
+def emit_checks(out, modules):
+    """The checkers of every answer (im_endpoint.check): {endpoint func: checker name or
+    None}. Objects that answers carry have one each (they may hold one another)."""
+    body, uses, names = Out(""), set(), {}
+    for m in modules:
+        _, written = objects_used(m)
+        objs = [o for o in m.objects.values() if o.name in written]
+        for o in objs:
+            body.add(f"static int im_gen_check_obj_{o.name}(const {o.name} *o, char *err, size_t cap, const char *at);")
+        for o in objs:
+            emit_checker(body, f"static int im_gen_check_obj_{o.name}(const {o.name} *o, char *err, size_t cap, const char *at)",
+                         lambda b, u, o=o: emit_check_fields(b, o.fields, "o", "%s", ", at", u), uses, True)
+        for e in m.endpoints:
+            head = f"static int im_gen_check_{e.func}(const void *vout, char *err, size_t cap)"
+            if e.result is None or result_is_ndarray(e):
+                names[e.func] = None
+                continue
+            def fill(b, u, e=e):
+                b.add(f"    const {e.func}_result *o = vout;")
+                if e.result.base == "object" and e.result.obj is None:
+                    emit_check_fields(b, e.result_fields, "o", "response", "", u)
+                else:
+                    emit_check_value(b, e.result, None, "o->result", ("response.result", ""), "    ", 0, u)
+            names[e.func] = f"im_gen_check_{e.func}" if emit_checker(body, head, fill, uses, False) else None
+    for k in ("fail", "sub", "chars"):  # only those used: no unused static function
+        if k in uses:
+            out.add(CHECK_HELPERS[k].rstrip("\n"))
+    out.lines.extend(body.lines)
+    out.add("")
+    return names
+
+
+CHECK_HELPERS = {"fail": """/* What makes an answer break its schema, named (response.field[i].sub): the caller answers
+ * 500 with it and logs it, as FastAPI validates its responses. */
+__attribute__((format(printf, 3, 4))) static int im_gen_fail(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+""",
+                 "sub": """__attribute__((format(printf, 3, 4))) static void im_gen_at(char *at, size_t cap, const char *fmt, ...)
+{
+    va_list ap; /* where a nested value is: cut when deeper than cap */
+    va_start(ap, fmt);
+    vsnprintf(at, cap, fmt, ap);
+    va_end(ap);
+}
+""",
+                 "chars": """static size_t im_gen_chars(im_str s) /* characters of UTF-8 text, as the binder counts them */
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) n += ((unsigned char)s.ptr[i] & 0xC0) != 0x80;
+    return n;
+}
+"""}
+
+
 def emit_routes(service, modules, openapi_doc, outdir, docs=None):
     name = f"{service}.routes.c"
     out = Out(name)
     out.add(f"/* {name} — generated by {GENERATOR} for service '{service}'; do not edit.",
             " * Binders read the request straight into each endpoint's argument struct; the table at",
             f" * the end is what im_register_{service}() hands to the server. */",
-            '#include "immersive.h"', "#include <string.h>")
+            '#include "immersive.h"', "#include <inttypes.h>", "#include <math.h>",
+            "#include <stdarg.h>", "#include <stdio.h>", "#include <string.h>")
     for m in modules:
         out.add(f'#include "{m.name}.gen.h"')
     out.add(f'#include "{service}.service.h"', "")
@@ -1293,6 +1475,7 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
             out.add("")
         for e in m.endpoints:
             emit_endpoint(out, e)
+    checks = emit_checks(out, modules)
     # the table: one row per route, its columns aligned
     rows = []
     for m in modules:
@@ -1304,7 +1487,8 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
                          f"{body_kind(e)},",
                          f"{e.max_concurrency}u,", f"{e.timeout_ms}u,", c_str(e.summary) + ",",
                          f"im_gen_args_{e.func},", (c_str(e.executor) if e.executor else "NULL") + ",",
-                         ("1" if result_is_ndarray(e) else "0") + ",", f"{e.max_body_bytes}u"])
+                         ("1" if result_is_ndarray(e) else "0") + ",", f"{e.max_body_bytes}u,",
+                         checks[e.func] or "NULL"])
     # the argument definitions of each function (GET /functions/{name}), as JSON text
     for m in modules:
         for e in m.endpoints:
@@ -1317,7 +1501,8 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
     out.add("")
     out.add("/* method, path, function, module, sizes, binder, call, writer, mode, answer, priority,",
             "   extra fields, body (1 JSON, 2 raw, 3 JSON or .npy), max concurrency, timeout (ms),",
-            "   summary, the arguments' definitions (JSON), executor, an ndarray result, body limit */",
+            "   summary, the arguments' definitions (JSON), executor, an ndarray result, body limit,",
+            "   the answer's check */",
             "static const im_endpoint im_gen_endpoints[] = {")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
     for r in rows:

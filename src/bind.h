@@ -185,6 +185,10 @@ typedef struct im_endpoint {
                             * arrays, or as .npy to Accept: application/x-npy) */
     uint32_t max_body_bytes; /* .max_body_bytes: its own body limit when above the server's
                               * (0: the server's max_body_bytes) */
+    /* Checks a result against the schema the OpenAPI document gives it (finite numbers,
+     * bounds, strings set, enums in range, item counts): 0, or -1 with what breaks it (named:
+     * "response.at.x: nan is not a finite number") in err. NULL: nothing to check. */
+    int (*check)(const void *out, char *err, size_t cap);
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json

@@ -161,6 +161,14 @@ class OpenAPITests(ServerTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("valid OpenAPI 3.1.0", r.stdout)
 
+    def test_an_answer_that_breaks_its_schema_is_a_500(self):
+        """Regression (issue 15): 1e308 / 1e-308 is inf, which the document's type: number
+        cannot hold: answered 500 naming it, not {"result": null}."""
+        status, data = self.http("POST", "/v1/math/divide", {"a": 1e308, "b": 1e-308})
+        self.assertEqual((status, json.loads(data)), (500, {
+            "detail": "the answer breaks its schema: response.result: inf is not a finite number"}))
+        self.assertEqual(self.http("POST", "/v1/math/divide", {"a": 1, "b": 4}), (200, b'{"result":0.25}'))
+
     def test_runtime_endpoints_answer_as_documented(self):
         status, data = self.http("POST", "/v1/demo/add", {"x": 2, "y": 3})
         self.assertEqual(status, 200, data)
