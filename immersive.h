@@ -10588,7 +10588,8 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
     return found;
 }
 
-/* Binds the request; answers 400/415/422 itself and returns -1 when it cannot be served. */
+/* Binds the request; answers 400/413/415/422/503 itself and returns -1 when it cannot be
+ * served. */
 static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 {
     im_bind b; /* not zeroed whole: the loc stack is written as it is used */
@@ -10662,7 +10663,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         im_reply_error(c, 503, "out of memory");
         return -1;
     }
-    if (b.j.err) { /* malformed JSON: 400, where */
+    if (b.j.err) { /* malformed JSON: 422 as FastAPI says it (json_invalid), and where */
         char ctxj[160];
         im_jw cw;
         im_jw_init(&cw, ctxj, sizeof ctxj - 1);
@@ -10680,7 +10681,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         im__bind_error(&b, "json_invalid", b.j.err == IM_JSON_EDEPTH ? "JSON nested too deeply"
                                                                     : "JSON decode error",
                        NULL, 0, im_jw_error(&cw) ? NULL : ctxj);
-        rc = 400;
+        rc = 422;
     } else if (b.nerrs) {
         rc = 422;
     } else {
@@ -10689,7 +10690,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     if (rc) {
         im_jw_arr_end(&b.errs);
         if (im_jw_error(&b.errs)) {
-            im_reply_error(c, rc, rc == 400 ? "malformed JSON" : "invalid request");
+            im_reply_error(c, rc, b.j.err ? "malformed JSON" : "invalid request");
         } else {
             /* {"detail": [ ... ]} */
             size_t n = b.errs.len;
@@ -16429,12 +16430,20 @@ static int im__spec_empty(const char *open, const char *end)
     return q < end && *q == '}';
 }
 
-/* Whether the service's document has this path already (the service's route won). */
+/* Whether the service's document has this path already (the service's route won): the path
+ * as a key, a string followed by ':' (a value that says it, as a description may, is not). */
 static int im__spec_has_path(const char *d, size_t n, const char *path)
 {
     char key[280];
     int kl = snprintf(key, sizeof key, "\"%s\"", path);
-    return kl > 0 && (size_t)kl < sizeof key && memmem(d, n, key, (size_t)kl) != NULL;
+    if (kl <= 0 || (size_t)kl >= sizeof key) return 0;
+    for (const char *p = d, *end = d + n; (p = memmem(p, (size_t)(end - p), key, (size_t)kl));) {
+        const char *q = p + kl;
+        while (q < end && strchr(" \t\r\n", *q)) q++;
+        if (q < end && *q == ':') return 1;
+        p += kl;
+    }
+    return 0;
 }
 
 /* Appends the entries of `frag` ("\"/p\":{...},..." ending in a comma) whose paths the

@@ -936,6 +936,110 @@ class Reader:
 # ---------------------------------------------------------------------------------------
 # Checks across the service
 
+# The names the generated code declares inside its functions (parameters and locals), which a
+# type or a function of the service's would be hidden by; and the names the one header the
+# generated files include (immersive.h: stdbool, stddef, stdint) defines besides *_t and im_*.
+GEN_LOCALS = set("""a ap args at b call cap dst err fmt i k len n o on out r rb rc s seen sub v
+vargs vout w x""".split()) | {f"i{d}" for d in range(16)}
+# Functions gcc and clang know as builtins (C99 and GNU libc): a function of the service with
+# one of these names is refused by the compilers whatever it includes (read off gcc 12 and
+# clang 14 declaring each with another type), and main.
+LIBC_BUILTINS = set("""abort abs acos acosf acosh acoshf acoshl acosl aligned_alloc alloca asin asinf asinh asinhf
+asinhl asinl atan atan2 atan2f atan2l atanf atanh atanhf atanhl atanl bcmp bzero cabs cabsf
+cabsl cacos cacosf cacosh cacoshf cacoshl cacosl calloc carg cargf cargl casin casinf casinh
+casinhf casinhl casinl catan catanf catanh catanhf catanhl catanl cbrt cbrtf cbrtl ccos ccosf
+ccosh ccoshf ccoshl ccosl ceil ceilf ceill cexp cexpf cexpl cimag cimagf cimagl clog clogf
+clogl conj conjf conjl copysign copysignf copysignl cos cosf cosh coshf coshl cosl cpow cpowf
+cpowl cproj cprojf cprojl creal crealf creall csin csinf csinh csinhf csinhl csinl csqrt csqrtf
+csqrtl ctan ctanf ctanh ctanhf ctanhl ctanl dcgettext dgettext drem dremf dreml erf erfc erfcf
+erfcl erff erfl exit exp exp10 exp10f exp10l exp2 exp2f exp2l expf expl expm1 expm1f expm1l
+fabs fabsf fabsl fdim fdimf fdiml feclearexcept fegetround fesetround ffs ffsl ffsll floor
+floorf floorl fma fmaf fmal fmax fmaxf fmaxl fmin fminf fminl fmod fmodf fmodl fprintf
+fprintf_unlocked fputc fputc_unlocked fputs fputs_unlocked free frexp frexpf frexpl fscanf
+fwrite fwrite_unlocked gamma gamma_r gammaf gammaf_r gammal gammal_r gettext hypot hypotf
+hypotl ilogb ilogbf ilogbl imaxabs index isalnum isalpha isascii isblank iscntrl isdigit
+isgraph islower isprint ispunct isspace isupper iswalnum iswalpha iswblank iswcntrl iswdigit
+iswgraph iswlower iswprint iswpunct iswspace iswupper iswxdigit isxdigit j0 j0f j0l j1 j1f j1l
+jn jnf jnl labs ldexp ldexpf ldexpl lgamma lgamma_r lgammaf lgammaf_r lgammal lgammal_r llabs
+llrint llrintf llrintl llround llroundf llroundl log log10 log10f log10l log1p log1pf log1pl
+log2 log2f log2l logb logbf logbl logf logl lrint lrintf lrintl lround lroundf lroundl main
+malloc memccpy memchr memcmp memcpy memmove mempcpy memset modf modff modfl nan nanf nanl
+nearbyint nearbyintf nearbyintl nextafter nextafterf nextafterl nexttoward nexttowardf
+nexttowardl posix_memalign pow pow10 pow10f pow10l powf powl printf printf_unlocked putchar
+puts realloc remainder remainderf remainderl remquo remquof remquol rindex rint rintf rintl
+round roundf roundl scalb scalbf scalbl scalbln scalblnf scalblnl scalbn scalbnf scalbnl scanf
+signbitd32 signbitf signbitl significand significandf significandl sin sincos sincosf sincosl
+sinf sinh sinhf sinhl sinl snprintf sprintf sqrt sqrtf sqrtl sscanf stpcpy stpncpy strcasecmp
+strcat strchr strcmp strcpy strcspn strdup strerror strfmon strftime strlen strncasecmp strncat
+strncmp strncpy strndup strnlen strpbrk strrchr strspn strstr strtod strtol strtoul tan tanf
+tanh tanhf tanhl tanl tgamma tgammaf tgammal toascii tolower toupper towlower towupper trunc
+truncf truncl vfprintf vfscanf vprintf vscanf vsnprintf vsprintf vsscanf y0 y0f y0l y1 y1f y1l
+yn ynf ynl""".split())
+BUILTIN_SCHEMAS = {"HTTPError", "ValidationError", "HTTPValidationError", "NDArray", "TaskAccepted"}
+STD_NAMES = {"NULL", "offsetof", "bool", "true", "false", "__bool_true_false_are_defined"}
+STD_MACRO = re.compile(r"U?INT(8|16|32|64|PTR|MAX|_LEAST\d+|_FAST\d+)_(MIN|MAX|C)|U?INTMAX_C|"
+                       r"SIZE_MAX|PTRDIFF_(MIN|MAX)|SIG_ATOMIC_(MIN|MAX)|WCHAR_(MIN|MAX)|WINT_(MIN|MAX)")
+
+
+def check_names(modules):
+    """Every C name the generated files declare at file scope, once in the whole service (the
+    routes of all modules are one file); a type or function no generated local hides; none
+    that C or the included header has."""
+    seen = {}
+
+    def claim(name, where, what):
+        if name in C_KEYWORDS or name in STD_NAMES or STD_MACRO.fullmatch(name):
+            raise GenError(where, f"{what} '{name}' is a name C or <stdint.h>/<stddef.h> has",
+                           "choose another name")
+        if name in seen:
+            o_where, o_what = seen[name]
+            raise GenError(where, f"{what} '{name}' is also the C name of {o_what} "
+                                  f"(at {o_where[0]}:{o_where[1]})",
+                           "rename one of them: the generated C declares both at file scope")
+        seen[name] = (where, what)
+
+    def local_clash(name, where, what, names=GEN_LOCALS):
+        if name in names:
+            raise GenError(where, f"{what} '{name}' is a name the generated code uses inside its "
+                                  "functions", "choose a longer name: " + ", ".join(sorted(
+                                      x for x in names if not x[1:].isdigit())) + " are taken")
+
+    def enums(f, prefix, where):
+        if f.type.base == "enum":
+            for v in f.values:
+                claim(f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', v)}", where,
+                      f"the enum constant of value '{v}' of '{f.name}'")
+
+    for m in modules:
+        for o in m.objects.values():
+            if o.name in BUILTIN_SCHEMAS:
+                raise GenError(o.where, f"object '{o.name}' is named like a schema the document has "
+                                        "already", f"rename it: {', '.join(sorted(BUILTIN_SCHEMAS))} "
+                                        "are the generator's")
+            local_clash(o.name, o.where, "object")
+            claim(o.name, o.where, f"object '{o.name}'")
+            claim(o.name + "_list", o.where, f"the list type of object '{o.name}'")
+            for f in o.fields:
+                enums(f, f"{o.name}_{f.name}", f.where)
+        for k in ("init", "fini"):
+            fn_name = getattr(m, k)
+            if fn_name:
+                claim(fn_name, m.where, f"the .{k} function of module '{m.name}'")
+        for e in m.endpoints:
+            local_clash(e.func, e.func_where, "function", {"call", "args", "out"})  # im_gen_call_'s
+            if e.func in LIBC_BUILTINS:
+                raise GenError(e.func_where, f"function '{e.func}' has the name of a C library function "
+                                             "the compilers know", f"call it {m.name}_{e.func}, or set "
+                                             f".name = \"{e.func}\" to keep that name in the API")
+            claim(e.func, e.func_where, f"function '{e.func}'")
+            claim(e.func + "_args", e.func_where, f"the argument struct of '{e.func}'")
+            claim(e.func + "_result", e.func_where, f"the result struct of '{e.func}'")
+            for a in e.args:
+                enums(a, f"{e.func}_{a.name}", a.where)
+            for f in e.result_fields:
+                enums(f, f"{e.func}_result_{f.name}", f.where)
+
+
 def check_service(modules):
     routes, funcs, public = {}, {}, {}
     for m in modules:
@@ -1136,7 +1240,7 @@ def key_dispatch(out, fields, var, on_match, indent="        "):
     for n in sorted(by_len):
         out.add(f"{indent}case {n}:")
         for i, f in by_len[n]:
-            out.add(f"{indent}    if (memcmp({var}.ptr, {c_str(f.name)}, {n}) == 0) {{")
+            out.add(f"{indent}    if (__builtin_memcmp({var}.ptr, {c_str(f.name)}, {n}) == 0) {{")
             for l in on_match(i, f):
                 out.add(f"{indent}        {l}")
             out.add(f"{indent}        continue;", f"{indent}    }}")
@@ -1319,10 +1423,10 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
     lo, hi = (f.lo, f.hi) if f is not None else (None, None)
     if b == "double":
         uses.add("math")
-        fail(f"!isfinite({expr})", "%g is not a finite number", expr)
+        fail(f"!__builtin_isfinite({expr})", "%g is not a finite number", expr)
     if b in ("int32", "int64", "double"):
-        val, pf = (expr, "%g") if b == "double" else (f"(int64_t){expr}", '%" PRId64 "')
-        lit = c_double if b == "double" else (lambda x: "INT64_C(%d)" % x)
+        val, pf = (expr, "%g") if b == "double" else (f"(long long){expr}", "%lld")
+        lit = c_double if b == "double" else (lambda x: "%dLL" % x if x != -2**63 else "(-9223372036854775807LL - 1)")
         if lo:
             fail(f"{val} {'<=' if lo[1] else '<'} {lit(lo[0])}", f"{pf} is below its {'exclusive ' if lo[1] else ''}minimum {lo[0]}", val)
         if hi:
@@ -1409,19 +1513,19 @@ CHECK_HELPERS = {"fail": """/* What makes an answer break its schema, named (res
  * 500 with it and logs it, as FastAPI validates its responses. */
 __attribute__((format(printf, 3, 4))) static int im_gen_fail(char *err, size_t cap, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
+    __builtin_va_list ap;
+    __builtin_va_start(ap, fmt);
+    __builtin_vsnprintf(err, cap, fmt, ap);
+    __builtin_va_end(ap);
     return -1;
 }
 """,
                  "sub": """__attribute__((format(printf, 3, 4))) static void im_gen_at(char *at, size_t cap, const char *fmt, ...)
 {
-    va_list ap; /* where a nested value is: cut when deeper than cap */
-    va_start(ap, fmt);
-    vsnprintf(at, cap, fmt, ap);
-    va_end(ap);
+    __builtin_va_list ap; /* where a nested value is: cut when deeper than cap */
+    __builtin_va_start(ap, fmt);
+    __builtin_vsnprintf(at, cap, fmt, ap);
+    __builtin_va_end(ap);
 }
 """,
                  "chars": """static size_t im_gen_chars(im_str s) /* characters of UTF-8 text, as the binder counts them */
@@ -1438,9 +1542,9 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
     out = Out(name)
     out.add(f"/* {name} — generated by {GENERATOR} for service '{service}'; do not edit.",
             " * Binders read the request straight into each endpoint's argument struct; the table at",
-            f" * the end is what im_register_{service}() hands to the server. */",
-            '#include "immersive.h"', "#include <inttypes.h>", "#include <math.h>",
-            "#include <stdarg.h>", "#include <stdio.h>", "#include <string.h>")
+            f" * the end is what im_register_{service}() hands to the server.",
+            " * It includes no libc header (builtins instead), so no libc name meets the service's. */",
+            '#include "immersive.h"')
     for m in modules:
         out.add(f'#include "{m.name}.gen.h"')
     out.add(f'#include "{service}.service.h"', "")
@@ -2021,7 +2125,10 @@ def openapi(service, title, version, modules):
                         "description": f"the array '{npy_arg(e).name}' alone as little-endian float64 values, "
                                        "8 bytes each (1 dimension)"}}
             elif raw:
+                # the values' own bounds (items, and each value's), which a string schema cannot say
+                values = schema_of(raw[0].type, raw[0])
                 op["requestBody"] = {"required": raw[0].required, "description": raw[0].doc or "float64 values",
+                                     "x-immersive-values": values,
                                      "content": {"application/octet-stream": {"schema": {
                                          "type": "string", "contentMediaType": "application/octet-stream",
                                          "description": "little-endian IEEE 754 float64 values, 8 bytes each"}},
@@ -2042,19 +2149,37 @@ def openapi(service, title, version, modules):
                 rs = {"$ref": f"#/components/schemas/{rname}"}
             err = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
             verr = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}
+            executor = e.mode in ("pool", "serial", "process")
             responses = {"200": {"description": "Successful Response", "content": {"application/json": {"schema": rs}}}}
             if result_is_ndarray(e):  # with Accept: application/x-npy
                 responses["200"]["content"]["application/x-npy"] = {"schema": dict(
                     NPY_SCHEMA, description="the array alone, with Accept: application/x-npy; " + NPY_SCHEMA["description"])}
-            if body or raw:
-                responses["400"] = {"description": "Malformed JSON (the byte offset is in loc and ctx)", "content": verr}
-                responses["415"] = {"description": "The body is not JSON", "content": err}
+            if executor:  # every call on an executor is a task: asked for, it answers at once
+                responses["202"] = {
+                    "description": "Accepted as a task (the default here: .response = IM_ASYNC)" if e.response == "async"
+                                   else "Accepted as a task, with Prefer: respond-async",
+                    "headers": {"Location": {"schema": {"type": "string"}, "description": "/tasks/{id}"}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskAccepted"}}}}
             if e.args:
-                responses["422"] = {"description": "Validation Error", "content": verr}
-            if e.mode in ("pool", "serial", "process"):
+                responses["422"] = {"description": "Validation Error" + (
+                    " (malformed JSON too: json_invalid, with its byte offset in loc and ctx)" if body or raw else ""),
+                                    "content": verr}
+            if body or raw:
+                responses["413"] = {"description": "The body is over the server's max_body_bytes (or the "
+                                                   "endpoint's), or binding it would take more memory than a "
+                                                   "request may use", "content": err}
+                responses["415"] = {"description": "The body is not of a media type this endpoint takes", "content": err}
+            if executor:
                 responses["429"] = {"description": "Too many calls in flight, or the work queue is full",
                                     "headers": {"Retry-After": {"schema": {"type": "integer"},
                                                                 "description": "Seconds to wait before trying again"}},
+                                    "content": err}
+                responses["503"] = {"description": "The function's executor is not running, the server is "
+                                                   "shutting down, or memory ran out", "content": err}
+                responses["504"] = {"description": "The call ran past its time limit (.timeout_ms, or "
+                                                   "functions.<name>.timeout_ms in the config)", "content": err}
+            responses["default"] = {"description": "A failure of the handler's own (im_call_fail: its status "
+                                                   "and detail), or an answer that broke its schema (500)",
                                     "content": err}
             op["responses"] = responses
             op["x-immersive"] = {"name": e.name or e.func, "module": m.name, "mode": e.mode, "priority": e.priority,
@@ -2065,6 +2190,14 @@ def openapi(service, title, version, modules):
             paths.setdefault(e.path, {})[e.method.lower()] = op
     schemas["HTTPError"] = {"title": "HTTPError", "type": "object",
                             "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+    if any(e.mode in ("pool", "serial", "process") for m in modules for e in m.endpoints):
+        schemas["TaskAccepted"] = {
+            "title": "TaskAccepted", "type": "object", "description": "A call taken as a task: GET /tasks/{task_id}",
+            "properties": {"task_id": {"type": "string", "description": "32 hex digits"},
+                           "state": {"type": "string", "enum": ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED",
+                                                                "TIMEOUT", "CANCELLED"]},
+                           "function": {"type": "string"}},
+            "required": ["task_id", "state", "function"]}
     schemas["ValidationError"] = {
         "title": "ValidationError", "type": "object",
         "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
@@ -2101,6 +2234,7 @@ def generate(service, module_dirs, outdir, title=None, version="0.1.0", docs_dir
         seen[m.name] = m
         modules.append(m)
     check_service(modules)
+    check_names(modules)
     doc = openapi(service, title or service, version, modules)
     files = {}
     for m in modules:

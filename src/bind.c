@@ -1045,7 +1045,8 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
     return found;
 }
 
-/* Binds the request; answers 400/415/422 itself and returns -1 when it cannot be served. */
+/* Binds the request; answers 400/413/415/422/503 itself and returns -1 when it cannot be
+ * served. */
 static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
 {
     im_bind b; /* not zeroed whole: the loc stack is written as it is used */
@@ -1119,7 +1120,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         im_reply_error(c, 503, "out of memory");
         return -1;
     }
-    if (b.j.err) { /* malformed JSON: 400, where */
+    if (b.j.err) { /* malformed JSON: 422 as FastAPI says it (json_invalid), and where */
         char ctxj[160];
         im_jw cw;
         im_jw_init(&cw, ctxj, sizeof ctxj - 1);
@@ -1137,7 +1138,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
         im__bind_error(&b, "json_invalid", b.j.err == IM_JSON_EDEPTH ? "JSON nested too deeply"
                                                                     : "JSON decode error",
                        NULL, 0, im_jw_error(&cw) ? NULL : ctxj);
-        rc = 400;
+        rc = 422;
     } else if (b.nerrs) {
         rc = 422;
     } else {
@@ -1146,7 +1147,7 @@ static int im__ep_bind(im_ctx *c, const im_endpoint *ep, void *args)
     if (rc) {
         im_jw_arr_end(&b.errs);
         if (im_jw_error(&b.errs)) {
-            im_reply_error(c, rc, rc == 400 ? "malformed JSON" : "invalid request");
+            im_reply_error(c, rc, b.j.err ? "malformed JSON" : "invalid request");
         } else {
             /* {"detail": [ ... ]} */
             size_t n = b.errs.len;

@@ -204,12 +204,20 @@ static int im__spec_empty(const char *open, const char *end)
     return q < end && *q == '}';
 }
 
-/* Whether the service's document has this path already (the service's route won). */
+/* Whether the service's document has this path already (the service's route won): the path
+ * as a key, a string followed by ':' (a value that says it, as a description may, is not). */
 static int im__spec_has_path(const char *d, size_t n, const char *path)
 {
     char key[280];
     int kl = snprintf(key, sizeof key, "\"%s\"", path);
-    return kl > 0 && (size_t)kl < sizeof key && memmem(d, n, key, (size_t)kl) != NULL;
+    if (kl <= 0 || (size_t)kl >= sizeof key) return 0;
+    for (const char *p = d, *end = d + n; (p = memmem(p, (size_t)(end - p), key, (size_t)kl));) {
+        const char *q = p + kl;
+        while (q < end && strchr(" \t\r\n", *q)) q++;
+        if (q < end && *q == ':') return 1;
+        p += kl;
+    }
+    return 0;
 }
 
 /* Appends the entries of `frag` ("\"/p\":{...},..." ending in a comma) whose paths the

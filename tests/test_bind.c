@@ -193,7 +193,7 @@ static void test_malformed(void)
         char want[64];
         snprintf(want, sizeof want, "\"loc\":[\"body\",%d]", cases[k].offset);
         const char *needles[] = {"{\"detail\":[{\"type\":\"json_invalid\"", want, "\"ctx\":{\"error\":", NULL};
-        expect_has("POST", ALL, cases[k].json, 400, needles);
+        expect_has("POST", ALL, cases[k].json, 422, needles);
     }
     /* deep nesting is refused, not recursed into without end */
     char deep[400];
@@ -203,13 +203,13 @@ static void test_malformed(void)
     deep[n++] = '}';
     deep[n] = 0;
     const char *needles[] = {"\"type\":\"json_invalid\"", "\"msg\":\"JSON nested too deeply\"", NULL};
-    expect_has("POST", ALL, deep, 400, needles);
+    expect_has("POST", ALL, deep, 422, needles);
 }
 
 static void test_extra_ignored(void)
 {
     expect("POST", "/t/lenient", "{\"n\":7,\"other\":{\"deep\":[1,2,{\"x\":null}]}}", 200, "{\"result\":7}");
-    expect("POST", "/t/lenient", "{\"n\":7,\"other\":[}", 400, NULL); /* still valid JSON only */
+    expect("POST", "/t/lenient", "{\"n\":7,\"other\":[}", 422, NULL); /* still valid JSON only */
 }
 
 static void test_params(void)

@@ -4,7 +4,8 @@ own endpoints added (tasks, functions, health, readiness, metrics, management), 
 passes swagger-parser; every route it lists answers a request built from its schema with 200
 (the runtime's with a status they document) and a result matching the declared response
 schema; a request that breaks the schema gets 422 in FastAPI's shape; executor endpoints answer
-too, also many at once; malformed JSON is 400 with the byte offset."""
+too, also many at once; malformed JSON is 422 (json_invalid, as FastAPI) with the byte offset;
+every status an endpoint can answer is documented, with the schema its body has."""
 import http.client
 import json
 import os
@@ -161,6 +162,43 @@ class OpenAPITests(ServerTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("valid OpenAPI 3.1.0", r.stdout)
 
+    def test_every_status_is_documented(self):
+        """Regression (issue 15): what each endpoint can answer is in its responses, with the
+        schema of that body: 422 validation errors (malformed JSON too), 413/415 for bodies,
+        202/429/503/504 on executors, and the handler's own failures as HTTPError."""
+        verr = "#/components/schemas/HTTPValidationError"
+        herr = "#/components/schemas/HTTPError"
+        for path, item in self.doc["paths"].items():
+            for method, op in item.items():
+                with self.subTest(op=f"{method} {path}"):
+                    rs = op["responses"]
+                    ref = lambda code: rs[code]["content"]["application/json"]["schema"]["$ref"]
+                    self.assertEqual(ref("default"), herr)
+                    if op.get("parameters") or op.get("requestBody"):
+                        self.assertEqual(ref("422"), verr)
+                    self.assertNotIn("400", rs)
+                    if op.get("requestBody"):
+                        self.assertEqual((ref("413"), ref("415")), (herr, herr))
+                    if op["x-immersive"]["mode"] != "inline":
+                        self.assertEqual(ref("202"), "#/components/schemas/TaskAccepted")
+                        for code in ("429", "503", "504"):
+                            self.assertEqual(ref(code), herr)
+        # and the bodies are those: a handler's failure, a task accepted
+        status, data = self.http("POST", "/v1/math/divide", {"a": 1, "b": 0})
+        self.assertEqual(status, 400)
+        self.assertIsNone(conforms(json.loads(data), {"$ref": herr}, self.comps))
+        c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        c.request("POST", "/v1/demo/add", body=b'{"x": 1, "y": 2}',
+                  headers={"Content-Type": "application/json", "Prefer": "respond-async"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        self.assertEqual(r.status, 202)
+        self.assertIsNone(conforms(body, self.comps["TaskAccepted"], self.comps))
+        self.assertEqual(r.getheader("Location"), "/tasks/" + body["task_id"])
+        raw = self.doc["paths"]["/v1/math/stats/raw"]["post"]["requestBody"]
+        self.assertEqual(raw["x-immersive-values"]["minItems"], 1)
+
     def test_an_answer_that_breaks_its_schema_is_a_500(self):
         """Regression (issue 15): 1e308 / 1e-308 is inf, which the document's type: number
         cannot hold: answered 500 naming it, not {"result": null}."""
@@ -263,7 +301,7 @@ class OpenAPITests(ServerTestCase):
         self.assertGreaterEqual(n, 8, "the demo lists its endpoints")
 
     def test_every_body_route_validates(self):
-        """A body of the wrong shape gets FastAPI's 422; broken JSON gets 400 with an offset."""
+        """A body of the wrong shape gets FastAPI's 422; broken JSON too, with an offset."""
         for path, item in self.doc["paths"].items():
             for method, op in item.items():
                 rb = op.get("requestBody")
@@ -281,7 +319,7 @@ class OpenAPITests(ServerTestCase):
                     else:
                         self.assertNotIn(["body", "no_such_field"], locs, "unknown fields ignored")
                     status, data = self.http(method.upper(), target, b'{"a": [1, 2,]}')
-                    self.assertEqual(status, 400, data)
+                    self.assertEqual(status, 422, data)
                     d = json.loads(data)["detail"][0]
                     self.assertEqual((d["type"], d["loc"]), ("json_invalid", ["body", 12]), d)
 

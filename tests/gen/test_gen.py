@@ -1720,5 +1720,63 @@ class ResponseCheckTest(unittest.TestCase):
         self.assertIn("response.result: -inf is not a finite number", detail)
 
 
+# ---------------------------------------------------------------------------------------------
+# Regression (issue 15): names the generator accepted but the C compiler then refused are caught
+# by one table of every name the generated files declare; libc names are free, as the routes
+# include no libc header.
+
+
+class NamesTest(GenErrorCase):
+    def test_object_list_type_and_a_handler(self):
+        src = module_src("m", 'IM_OBJECT(item, "An item")\nIM_FIELD(int64, n, "N")\n\n'
+                              'IM_ENDPOINT(POST, "/a")\nIM_ARG(item, it, "It")\n' + fn("item_list"))
+        self.assertGenError(src, "item_list(", words=("item_list",), hint=True)
+
+    def test_enum_constants_that_collide(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\n'
+                              'IM_ARG(enum, sort, "S", .values = {"by_date", "by_name"})\n'
+                              'IM_ARG(enum, sort_by, "B", .values = {"date"})\n' + fn("f"))
+        self.assertGenError(src, "sort_by,", words=("f_sort_by_date",), hint=True)
+
+    def test_handlers_named_like_the_callers_parameters(self):
+        for name in ("call", "args", "out"):
+            with self.subTest(name=name):
+                src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(int64, n, "N")\n' + fn(name))
+                self.assertGenError(src, f"int {name}(", words=(name,), hint=True)
+
+    def test_objects_named_like_generated_locals(self):
+        for name in ("b", "dst", "w", "o"):
+            with self.subTest(name=name):
+                src = module_src("m", f'IM_OBJECT({name}, "A thing")\nIM_FIELD(int64, n, "N")\n\n'
+                                      f'IM_ENDPOINT(POST, "/a")\nIM_ARG({name}, it, "It")\n' + fn("f"))
+                self.assertGenError(src, f"IM_OBJECT({name}", words=(name,), hint=True)
+
+    def test_objects_named_like_built_in_schemas(self):
+        for name in ("HTTPError", "HTTPValidationError", "TaskAccepted"):
+            with self.subTest(name=name):
+                src = module_src("m", f'IM_OBJECT({name}, "Mine")\nIM_FIELD(int64, n, "N")\n\n'
+                                      f'IM_ENDPOINT(POST, "/a")\nIM_ARG({name}, it, "It")\n' + fn("f"))
+                self.assertGenError(src, f"IM_OBJECT({name}", words=(name, "schema"), hint=True)
+
+    def test_compiler_builtins_refused(self):
+        for name in ("index", "log", "round", "printf", "memcmp"):
+            with self.subTest(name=name):
+                src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(int64, n, "N")\n' + fn(name))
+                self.assertGenError(src, f"int {name}(", words=(name, "C library"), hint=True)
+
+    def test_libc_names_compile(self):
+        """Other libc names are free: the routes include no libc header."""
+        why = have_c_toolchain()
+        if why:
+            self.skipTest(why)
+        body = "".join(f'IM_ENDPOINT(POST, "/{n}")\nIM_ARG(int64, x, "X")\n' + fn(n) + "\n"
+                       for n in ("remove", "rename", "read", "write", "open", "close", "select", "send"))
+        p, out, paths = self.gen({"m": module_src("m", body)})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        obj = os.path.join(self.tmp, "r.o")
+        c = cc([*CFLAGS, "-I" + ROOT, "-I" + out, "-c", os.path.join(out, SERVICE + ".routes.c"), "-o", obj])
+        self.assertEqual(c.returncode, 0, c.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
