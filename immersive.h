@@ -1130,6 +1130,9 @@ int im_bind_obj_key(im_bind *b, im_str *key);
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
 /* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */
 void im_bind_extra(im_bind *b, im_str key);
+/* The same with the policy of the object being bound (IM_EXTRA_FORBID or IM_EXTRA_IGNORE): an
+ * object's .extra holds wherever it is, as its schema's additionalProperties says. */
+void im_bind_extra_as(im_bind *b, im_str key, int extra);
 /* A required field that did not come: 422 missing (f NULL: the whole body). */
 void im_bind_missing(im_bind *b, const im_field *f);
 /* A query or path parameter: 1 when present (read into dst, errors recorded), 0 when
@@ -10286,13 +10289,15 @@ void im_bind_field(im_bind *b, const im_field *f, void *dst)
     im__bind_pop(b);
 }
 
-void im_bind_extra(im_bind *b, im_str key)
+void im_bind_extra(im_bind *b, im_str key) { im_bind_extra_as(b, key, b->ep->extra); }
+
+void im_bind_extra_as(im_bind *b, im_str key, int extra)
 {
     const char *start;
     if (im_json_peek(&b->j) < 0) return;
     start = b->j.p;
     if (im_json_skip(&b->j)) return;
-    if (b->ep->extra == IM_EXTRA_IGNORE) return;
+    if (extra == IM_EXTRA_IGNORE) return;
     im__bind_push(b, key.ptr, key.len, 0);
     size_t n = (size_t)(b->j.p - start);
     im__bind_error(b, "extra_forbidden", "Extra inputs are not permitted", n <= 200 ? start : NULL,

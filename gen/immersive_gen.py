@@ -330,6 +330,7 @@ class Obj:
     def __init__(self, where, name, doc, module):
         self.where, self.name, self.doc, self.module = where, name, doc, module
         self.fields = []
+        self.extra = "forbid"  # .extra: unknown keys refused (the schema's additionalProperties)
 
 
 class Endpoint:
@@ -506,8 +507,13 @@ class Reader:
                 group = None
 
     def on_object(self, c):
-        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string" or c.kw:
+        if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string":
             self.err(c.tok, "IM_OBJECT takes a name and a description", 'IM_OBJECT(point, "A 2-D point")')
+        for k, v in c.kw.items():
+            if k != "extra":
+                self.err(v.key_tok, f"unknown object attribute '.{k}'", "known: .extra")
+            if v.kind != "ident" or v.value not in EXTRAS:
+                self.err(v.tok, "'.extra' is IM_FORBID or IM_IGNORE", ".extra = IM_IGNORE")
         name = c.args[0].value
         if not ident_ok(name) or name in SCALARS or name in ("object", "f64array") or reserved(name):
             self.err(c.args[0].tok, f"'{name}' cannot be an object name",
@@ -518,6 +524,8 @@ class Reader:
             self.err(c.args[0].tok, f"object '{name}' is defined twice (first at {o.where[0]}:{o.where[1]})",
                      "object names are unique in a service: rename one")
         o = Obj(self.where(c.tok), name, c.args[1].value, self.module)
+        if "extra" in c.kw:  # its own unknown-key policy, wherever it is bound (default forbid)
+            o.extra = EXTRAS[c.kw["extra"].value]
         self.module.objects[name] = o
         self.objects_global[name] = o
         return o
@@ -1321,7 +1329,7 @@ def emit_enum(out, f, prefix):
     out.add("};")
 
 
-def emit_binder_body(out, fields, prefix, target, extra_check):
+def emit_binder_body(out, fields, prefix, target, extra):
     """The key loop of an object binder over `fields` into `target` (a pointer expression)."""
     n = len(fields)
     seen_t = "uint64_t" if n > 32 else "uint32_t"
@@ -1335,7 +1343,7 @@ def emit_binder_body(out, fields, prefix, target, extra_check):
     out.add("    while ((r = im_bind_obj_key(b, &k)) > 0) {")
     if fields:
         key_dispatch(out, fields, "k", on)
-    out.add("        im_bind_extra(b, k);", "    }", "    if (r < 0) return r;")
+    out.add(f"        im_bind_extra_as(b, k, IM_EXTRA_{extra.upper()});", "    }", "    if (r < 0) return r;")
     if not any(f.required or f.default is not None for f in fields):
         out.add("    (void)seen; /* every field is optional */")
     for i, f in enumerate(fields):
@@ -1569,7 +1577,7 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
                 out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst)", "{",
                         f"    {o.name} *o = dst;", "    int rb = im_bind_obj_begin(b);",
                         "    if (rb <= 0) return rb;")
-                emit_binder_body(out, o.fields, f"im_gen_f_{o.name}", "o", None)
+                emit_binder_body(out, o.fields, f"im_gen_f_{o.name}", "o", o.extra)
                 out.add("    return 0;", "}")
             if o.name in written:
                 out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o)", "{")
@@ -1928,7 +1936,7 @@ def emit_endpoint(out, e):
                 out.add(f"        a->has_{nd.name} = true;")
             out.add("        return 0;", "    }")
         out.add("    int rb = im_bind_obj_begin(b);", "    if (rb <= 0) return rb;")
-        emit_binder_body(out, body, f_prefix, "a", None)
+        emit_binder_body(out, body, f_prefix, "a", e.extra)
     out.add("    return 0;", "}")
     out.add(f"static int im_gen_call_{e.func}(im_call *call, const void *args, void *out)", "{",
             f"    return {e.func}(call, (const {e.func}_args *)args, ({e.func}_result *)out);", "}")
@@ -2086,7 +2094,7 @@ def openapi(service, title, version, modules):
     paths = {}
     for m in modules:
         for o in m.objects.values():
-            schemas[o.name] = object_schema(o.name, o.fields, o.doc, "forbid")
+            schemas[o.name] = object_schema(o.name, o.fields, o.doc, o.extra)
     for m in modules:
         for e in m.endpoints:
             op = {"operationId": e.func, "tags": e.tags}

@@ -743,13 +743,15 @@ void im_bind_field(im_bind *b, const im_field *f, void *dst)
     im__bind_pop(b);
 }
 
-void im_bind_extra(im_bind *b, im_str key)
+void im_bind_extra(im_bind *b, im_str key) { im_bind_extra_as(b, key, b->ep->extra); }
+
+void im_bind_extra_as(im_bind *b, im_str key, int extra)
 {
     const char *start;
     if (im_json_peek(&b->j) < 0) return;
     start = b->j.p;
     if (im_json_skip(&b->j)) return;
-    if (b->ep->extra == IM_EXTRA_IGNORE) return;
+    if (extra == IM_EXTRA_IGNORE) return;
     im__bind_push(b, key.ptr, key.len, 0);
     size_t n = (size_t)(b->j.p - start);
     im__bind_error(b, "extra_forbidden", "Extra inputs are not permitted", n <= 200 ? start : NULL,

@@ -142,6 +142,9 @@ int im_bind_obj_key(im_bind *b, im_str *key);
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
 /* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */
 void im_bind_extra(im_bind *b, im_str key);
+/* The same with the policy of the object being bound (IM_EXTRA_FORBID or IM_EXTRA_IGNORE): an
+ * object's .extra holds wherever it is, as its schema's additionalProperties says. */
+void im_bind_extra_as(im_bind *b, im_str key, int extra);
 /* A required field that did not come: 422 missing (f NULL: the whole body). */
 void im_bind_missing(im_bind *b, const im_field *f);
 /* A query or path parameter: 1 when present (read into dst, errors recorded), 0 when

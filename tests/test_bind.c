@@ -210,6 +210,12 @@ static void test_extra_ignored(void)
 {
     expect("POST", "/t/lenient", "{\"n\":7,\"other\":{\"deep\":[1,2,{\"x\":null}]}}", 200, "{\"result\":7}");
     expect("POST", "/t/lenient", "{\"n\":7,\"other\":[}", 422, NULL); /* still valid JSON only */
+    /* each object's own policy, as its schema's additionalProperties says (issue 15) */
+    const char *strict[] = {"\"type\":\"extra_forbidden\"", "\"loc\":[\"body\",\"strict\",\"zz\"]", NULL};
+    expect_has("POST", "/t/lenient", "{\"n\":7,\"strict\":{\"a\":1,\"zz\":2}}", 422, strict);
+    expect("POST", "/t/objects", "{\"loose\":{\"v\":4,\"zz\":[1]}}", 200, "{\"result\":4}");
+    const char *top[] = {"\"loc\":[\"body\",\"zz\"]", NULL};
+    expect_has("POST", "/t/objects", "{\"loose\":{\"v\":4},\"zz\":1}", 422, top);
 }
 
 static void test_params(void)

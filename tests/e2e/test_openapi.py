@@ -199,6 +199,20 @@ class OpenAPITests(ServerTestCase):
         raw = self.doc["paths"]["/v1/math/stats/raw"]["post"]["requestBody"]
         self.assertEqual(raw["x-immersive-values"]["minItems"], 1)
 
+    def test_unknown_keys_as_each_schema_says(self):
+        """Regression (issue 15): the endpoint's .extra = IM_IGNORE is its body's policy; the
+        objects inside keep theirs (additionalProperties: false), as the document says."""
+        self.assertNotIn("additionalProperties", self.comps["contains_args"])
+        self.assertIs(self.comps["point"]["additionalProperties"], False)
+        box = {"lo": {"x": 0, "y": 0}, "hi": {"x": 1, "y": 1}}
+        status, data = self.http("POST", "/v1/geo/boxes/b/contains", {"box": box, "p": {"x": 0.5, "y": 0.5},
+                                                                     "unknown": 1})
+        self.assertEqual(status, 200, data)
+        box["lo"]["z"] = 1
+        status, data = self.http("POST", "/v1/geo/boxes/b/contains", {"box": box, "p": {"x": 0.5, "y": 0.5}})
+        self.assertEqual(status, 422, data)
+        self.assertEqual(json.loads(data)["detail"][0]["loc"], ["body", "box", "lo", "z"])
+
     def test_an_answer_that_breaks_its_schema_is_a_500(self):
         """Regression (issue 15): 1e308 / 1e-308 is inf, which the document's type: number
         cannot hold: answered 500 naming it, not {"result": null}."""
