@@ -85,15 +85,21 @@ function(immersive_add_service target)
     file(GLOB_RECURSE docs_files CONFIGURE_DEPENDS ${docs_dir}/swagger-ui-dist/*
                                                    ${docs_dir}/redoc/*)
   endif()
+  # The generator rewrites only the files that change (an edited handler body changes none),
+  # so the rule's output is a stamp touched on every run: without it make would find the
+  # untouched files older than the edited source and run the generator on every build.
+  set(stamp ${out}/.generated)
   add_custom_command(
-    OUTPUT ${outputs}
+    OUTPUT ${stamp}
+    BYPRODUCTS ${outputs}
     COMMAND ${Python3_EXECUTABLE} ${generator} --service ${A_NAME} --out ${out}
             --title "${A_TITLE}" --version ${A_VERSION} ${docs_args} ${dirs}
+    COMMAND ${CMAKE_COMMAND} -E touch ${stamp}
     DEPENDS ${generator} ${sources} ${docs_files}
     COMMENT "immersive: generating the routes of ${target}"
     VERBATIM)
   # the generated headers are listed too, so that they exist before any source is compiled
-  target_sources(${target} PRIVATE ${sources} ${outputs})
+  target_sources(${target} PRIVATE ${sources} ${outputs} ${stamp})
   target_include_directories(${target} PRIVATE ${out})
   target_link_libraries(${target} PRIVATE immersive::immersive)
   set_property(TARGET ${target} PROPERTY IMMERSIVE_OPENAPI ${out}/${A_NAME}.openapi.json)

@@ -1163,6 +1163,16 @@ class Out:
     def line_back(self):
         self.lines.append(f'#line {len(self.lines) + 2} "{self.name}"')
 
+    def user_line(self, where, text):
+        """One line that stands for a line of the user's (a member for its IM_FIELD, the
+        prototype for the function): a compiler's message, gdb and gcov point there; the
+        lines after are the generated file's own again."""
+        if where:
+            self.line_to(where)
+        self.add(text)
+        if where:
+            self.line_back()
+
     def text(self):
         return "\n".join(self.lines) + "\n"
 
@@ -1261,7 +1271,7 @@ def emit_members(out, fields, indent="    "):
         if f.optional:
             out.add(f"{indent}bool has_{f.name}; /* {f.name} was given */")
         doc = f" /* {c_comment(f.doc)} */" if f.doc else ""
-        out.add(f"{indent}{ctype_of(f.type)} {f.name};{doc}")
+        out.user_line(f.where, f"{indent}{ctype_of(f.type)} {f.name};{doc}")
     if not fields:
         out.add(f"{indent}char im_unused_; /* no members: C wants one */")
 
@@ -1282,20 +1292,16 @@ def emit_module_header(m, outdir):
         for f in o.fields:
             emit_enum(out, f, f"{o.name}_{f.name}")
         out.add(f"/* {c_comment(o.doc)} */")
-        out.line_to(o.where)
-        out.add(f"struct {o.name} {{")
+        out.user_line(o.where, f"struct {o.name} {{")
         emit_members(out, o.fields)
-        out.add("};")
-        out.line_back()
-        out.add("")
+        out.add("};", "")
     for e in m.endpoints:
         out.add(f"/* {e.func}: {e.method} {e.path}" + (f" — {c_comment(e.summary)}" if e.summary else "") + " */")
         for a in e.args:
             emit_enum(out, a, f"{e.func}_{a.name}")
         for f in e.result_fields:
             emit_enum(out, f, f"{e.func}_result_{f.name}")
-        out.line_to(e.where)
-        out.add(f"typedef struct {e.func}_args {{")
+        out.user_line(e.where, f"typedef struct {e.func}_args {{")
         emit_members(out, e.args)
         out.add(f"}} {e.func}_args;")
         out.add(f"typedef struct {e.func}_result {{")
@@ -1307,9 +1313,7 @@ def emit_module_header(m, outdir):
             doc = f" /* {c_comment(e.result_doc)} */" if e.result_doc else ""
             out.add(f"    {ctype_of(e.result)} result;{doc}")
         out.add(f"}} {e.func}_result;")
-        out.line_to(e.func_where)
-        out.add(f"int {e.func}(im_call *call, const {e.func}_args *in, {e.func}_result *out);")
-        out.line_back()
+        out.user_line(e.func_where, f"int {e.func}(im_call *call, const {e.func}_args *in, {e.func}_result *out);")
         out.add("")
     for k, decl in (("init", "int {}(im_module *m);"), ("fini", "void {}(im_module *m);")):
         f = getattr(m, k)
@@ -1572,7 +1576,6 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
         for o in m.objects.values():
             if o.name not in bound and o.name not in written:
                 continue
-            out.line_to(o.where)
             if o.name in bound:
                 out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst)", "{",
                         f"    {o.name} *o = dst;", "    int rb = im_bind_obj_begin(b);",
@@ -1583,7 +1586,6 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
                 out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o)", "{")
                 emit_writer_fields(out, o.fields, "o", o.name)
                 out.add("}")
-            out.line_back()
             out.add("")
         for e in m.endpoints:
             emit_endpoint(out, e)
@@ -1894,7 +1896,6 @@ def emit_endpoint(out, e):
     f_prefix = f"im_gen_f_{e.func}"
     out.add(f"/* ---- {e.func}: {e.method} {e.path} ---- */")
     emit_fields_consts(out, e.args, f_prefix)
-    out.line_to(e.where)
     out.add(f"static int im_gen_bind_{e.func}(im_bind *b, void *vargs)", "{",
             f"    {e.func}_args *a = vargs;")
     params = [a for a in e.args if a.source in ("query", "path")]
@@ -1951,7 +1952,6 @@ def emit_endpoint(out, e):
         emit_writer_value(out, e.result, "o->result", "    ")
         out.add("    im_jw_obj_end(w);")
     out.add("}")
-    out.line_back()
     out.add("")
 
 

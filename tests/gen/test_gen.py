@@ -1778,5 +1778,44 @@ class NamesTest(GenErrorCase):
         self.assertEqual(c.returncode, 0, c.stderr)
 
 
+# ---------------------------------------------------------------------------------------------
+# Regression (issue 15): #line maps only the lines that stand for the user's (a member for its
+# IM_FIELD, a prototype for its function), one line each; the generated code is its own file's.
+
+
+class LineDirectivesTest(unittest.TestCase):
+    def test_only_the_users_lines(self):
+        tmp = tempfile.mkdtemp(prefix="im_gen_line_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        out = os.path.join(tmp, "out")
+        dirs, p = generate_accepted(tmp, out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        mapped = 0
+        for name in os.listdir(out):
+            if not name.endswith((".c", ".h")):
+                continue
+            with open(os.path.join(out, name)) as f:
+                lines = f.read().split("\n")
+            for i, line in enumerate(lines):
+                m = re.match(r'#line (\d+) "(.*)"$', line)
+                if not m:
+                    continue
+                if m.group(2) == name:  # back: the next line is that line of this file
+                    self.assertEqual(int(m.group(1)), i + 2, f"{name}:{i + 1}: {line}")
+                    continue
+                mapped += 1
+                user = m.group(2)
+                self.assertTrue(os.path.isabs(user) and os.path.exists(user), line)
+                self.assertRegex(lines[i + 2], rf'^#line {i + 4} "{re.escape(name)}"$',
+                                 f"{name}:{i + 1}: one line stands for {user}:{m.group(1)}, then back")
+                with open(user) as f:
+                    src = f.read().split("\n")[int(m.group(1)) - 1]
+                self.assertRegex(src, r"IM_(FIELD|ARG|OBJECT|ENDPOINT)\(|^\w.*\(", f"{user}:{m.group(1)}")
+        self.assertGreater(mapped, 10)
+        with open(os.path.join(out, SERVICE + ".routes.c")) as f:
+            routes = f.read()
+        self.assertNotRegex(routes, r'#line \d+ "/', "the routes' code is the routes' own")
+
+
 if __name__ == "__main__":
     unittest.main()

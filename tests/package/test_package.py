@@ -127,6 +127,15 @@ class PackageTests(unittest.TestCase):
         build = self.build_app("add_subdirectory")
         self.assertBuiltNothingElse(build, "add_subdirectory")
         self.call_double(os.path.join(build, "app"), "add_subdirectory")
+        # Regression (issue 15): after a handler edit the generator runs once, not on every build
+        src = os.path.join(os.path.dirname(build), "modules", "jobs")
+        for f in os.listdir(src):
+            if f.endswith(".c"):
+                os.utime(os.path.join(src, f))
+        first = run(["cmake", "--build", build, "-j2"])
+        again = run(["cmake", "--build", build, "-j2"])
+        self.assertIn("generating the routes", first)
+        self.assertNotIn("generating the routes", again, "the generator ran again with nothing changed")
 
     def test_fetchcontent(self):
         build = self.build_app("fetchcontent")
