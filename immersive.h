@@ -1020,6 +1020,14 @@ int im_call_fail(im_call *call, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The status of a successful answer (200..299), instead of the endpoint's .status (200 by
+ * default): 201 when the call created what it answers, 204 for none (the body is then left
+ * out). -EINVAL for another status; -ENOTSUP in a worker process (process mode: its .status). */
+int im_call_status(im_call *call, int status);
+/* Adds a header to a successful answer (Location, ETag, Cache-Control...), for inline calls
+ * and tasks alike (a task keeps it for whoever reads its answer). The name must be a token
+ * and the value free of CR, LF and NUL: else -EINVAL; -ENOMEM; -ENOTSUP in a worker process. */
+int im_call_header(im_call *call, const char *name, const char *value);
 /* Memory that lives until the call is answered (results may point into it). NULL when out of
  * memory. Aligned for any type. */
 void *im_call_alloc(im_call *call, size_t n);
@@ -1180,6 +1188,7 @@ typedef struct im_endpoint {
      * bounds, strings set, enums in range, item counts): 0, or -1 with what breaks it (named:
      * "response.at.x: nan is not a finite number") in err. NULL: nothing to check. */
     int (*check)(const void *out, char *err, size_t cap);
+    uint16_t status;       /* .status: a successful answer's (0: 200; 204 answers no body) */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json
@@ -1909,6 +1918,9 @@ struct im_call {
     struct im__epstate *st;   /* its endpoint's state (module, executor) */
     char *tmpdir;             /* owned: its temp directory (im_module_dir), removed at its end */
     struct im__pwcall *pw;    /* in a worker process (proc.c): its link to the server, else NULL */
+    uint16_t ok_status;       /* set by im_call_status: a success's, or 0 (the endpoint's) */
+    char *hdrs;               /* im_call_header's of a task: "Name: value\r\n"... (arena) */
+    size_t hdrs_len;
 };
 
 /* A call's link to the server in a worker process (proc.c). */
@@ -1954,6 +1966,8 @@ typedef struct im__task {
     uint8_t is_done_stored;      /* (S) the store saw it finish (its TTL runs) */
     uint8_t is_npy;              /* (L) body is the result as a .npy image, not JSON */
     int16_t status;              /* (L) terminal: the HTTP status of its answer */
+    uint16_t ok_status;          /* (L) a success's status when not 200 (im_call_status) */
+    char *hdrs;                  /* (L) owned: its answer's own header lines, or NULL */
     uint32_t body_len;           /* (L) */
     int64_t created_ms, started_ms, finished_ms; /* (L) wall clock, ms since 1970; 0: not yet */
     double fraction;             /* (L) progress, 0..1 */
@@ -8647,6 +8661,7 @@ static void im__task_unref(im__task *t)
     free(t->message);
     if (t->body != t->small) free(t->body);
     free(t->error);
+    free(t->hdrs);
     free(t);
 }
 
@@ -8758,7 +8773,8 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
 static size_t im__task_bytes(const im__task *t)
 {
     return sizeof *t + 32 + (t->body && t->body != t->small ? t->body_len : 0) +
-           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0);
+           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0) +
+           (t->hdrs ? strlen(t->hdrs) : 0);
 }
 
 /* ---- the in-memory store ---- */
@@ -9640,6 +9656,31 @@ static void *im__bind_alloc(im_bind *b, size_t n)
     return p;
 }
 
+
+int im_call_status(im_call *call, int status)
+{
+    if (!call || status < 200 || status > 299) return -EINVAL;
+    if (call->pw) return -ENOTSUP; /* the worker's answer crosses without one */
+    call->ok_status = (uint16_t)status;
+    return 0;
+}
+
+int im_call_header(im_call *call, const char *name, const char *value)
+{
+    if (!call || !name || !value) return -EINVAL;
+    if (call->pw) return -ENOTSUP;
+    if (call->ctx) return im_res_header(call->ctx, name, value); /* inline: on the answer */
+    if (!im__is_token(name) || strpbrk(value, "\r\n")) return -EINVAL;
+    size_t nl = strlen(name), vl = strlen(value), need = call->hdrs_len + nl + vl + 4;
+    if (need > 16384) return -ENOSPC;
+    char *h = im__arena_alloc(call->arena, need + 1); /* the lines so far, and this one */
+    if (!h) return -ENOMEM;
+    if (call->hdrs_len) memcpy(h, call->hdrs, call->hdrs_len);
+    snprintf(h + call->hdrs_len, need + 1 - call->hdrs_len, "%s: %s\r\n", name, value);
+    call->hdrs = h;
+    call->hdrs_len = need;
+    return 0;
+}
 
 int im_call_fail(im_call *call, int status, const char *fmt, ...)
 {
@@ -10882,6 +10923,12 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
     return status ? status : 200;
 }
 
+/* The status of a call's successful answer: im_call_status's, else the endpoint's .status. */
+static int im__ok_status(const im_endpoint *ep, const im_call *call)
+{
+    return call && call->ok_status ? call->ok_status : ep->status ? ep->status : 200;
+}
+
 /* Answers c with what the call returned (inline calls). */
 static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status,
                           const void *out)
@@ -10890,9 +10937,25 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
     im_jw w;
     im_jw_init(&w, small, sizeof small);
     int st = im__call_answer(ep, call, status, out, &w);
+    if (st == 200) st = im__ok_status(ep, call);
     if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
+    else if (st == 204) im_reply(c, 204, NULL, NULL, 0);
     else im_reply_json(c, st, w.buf, w.len);
     im_jw_free(&w);
+}
+
+/* Adds the header lines a task's handler set (im_call_header) to its answer on c. */
+static void im__task_headers(im_ctx *c, const char *h)
+{
+    char name[128], value[4096];
+    for (const char *p = h; p && *p;) {
+        const char *colon = strchr(p, ':'), *eol = strstr(p, "\r\n");
+        if (!colon || !eol || colon > eol) break;
+        snprintf(name, sizeof name, "%.*s", (int)(colon - p), p);
+        snprintf(value, sizeof value, "%.*s", (int)(eol - colon - 2), colon + 2);
+        im_res_header(c, name, value);
+        p = eol + 2;
+    }
 }
 
 /* Answers c with ep's array result a (img: its .npy image, when there is one already): .npy
@@ -10943,6 +11006,12 @@ static void im__reply_task_error(im_ctx *c, int status, const char *detail, int 
 static void im__reply_task_end(im_ctx *c, const im__task *t)
 {
     int st = t->state;
+    int ok = t->ok_status ? t->ok_status : t->fn->ep->status ? t->fn->ep->status : 200;
+    if (st == IM_TASK_SUCCEEDED && t->hdrs) im__task_headers(c, t->hdrs);
+    if (st == IM_TASK_SUCCEEDED && ok == 204) {
+        im_reply(c, 204, NULL, NULL, 0);
+        return;
+    }
     if (st == IM_TASK_SUCCEEDED && t->body && t->is_npy) {
         im_ndarray a;
         if (im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) /* it wrote it */
@@ -10952,7 +11021,7 @@ static void im__reply_task_end(im_ctx *c, const im__task *t)
         return;
     }
     if (st == IM_TASK_SUCCEEDED && t->body) {
-        im_reply_json(c, 200, t->body, t->body_len);
+        im_reply_json(c, ok, t->body, t->body_len);
         return;
     }
     im__reply_task_error(c, st == IM_TASK_SUCCEEDED ? 500 : t->status ? t->status : 500,
@@ -11144,6 +11213,13 @@ static void im__task_end(im__taskrun *r, int http, const char *ans, size_t len, 
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
+            if (http == 200) { /* a success's own status and headers (im_call_status, _header) */
+                t->ok_status = r->call.ok_status;
+                if (r->call.hdrs_len && (t->hdrs = malloc(r->call.hdrs_len + 1))) {
+                    memcpy(t->hdrs, r->call.hdrs, r->call.hdrs_len);
+                    t->hdrs[r->call.hdrs_len] = 0;
+                }
+            }
             t->is_npy = (uint8_t)is_npy;
             if (http == 200 && !body && ans && len <= sizeof t->small) { /* kept in the task */
                 memcpy(t->small, ans, len);
@@ -11547,7 +11623,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL, 0, NULL, 0};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
@@ -12130,7 +12206,7 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     im_log_set_level((im_log_level)m->log_level);
     atomic_store_explicit(&im__L.json, m->log_json ? 1 : 0, memory_order_relaxed);
     im_log_set_request_id(rid);
-    im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw};
+    im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw, 0, NULL, 0};
     void *args = calloc(1, ep->args_size ? ep->args_size : 1);
     void *out = calloc(1, ep->out_size ? ep->out_size : 1);
     int status;

@@ -45,7 +45,8 @@ EXTRAS = {"IM_FORBID": "forbid", "IM_IGNORE": "ignore", "forbid": "forbid", "ign
 SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw",
            "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw"}
 ENDPOINT_ATTRS = ("summary", "description", "tags", "mode", "priority", "max_concurrency",
-                  "timeout_ms", "response", "extra", "deprecated", "name", "executor", "max_body_bytes")
+                  "timeout_ms", "response", "extra", "deprecated", "name", "executor", "max_body_bytes",
+                  "status")
 MODULE_ATTRS = ("init", "fini", "serial")
 NUM_ATTRS = ("min", "max", "exclusive_min", "exclusive_max")
 LEN_ATTRS = ("min_length", "max_length")
@@ -346,6 +347,7 @@ class Endpoint:
         self.max_body_bytes = 0  # its own body limit (0: the server's max_body_bytes)
         self.response, self.extra, self.tags, self.deprecated = "sync", "forbid", [module.name], False
         self.executor = None  # .executor: a module's private executor
+        self.status = 200     # .status: a successful answer's (204: no body)
         self.params = re.findall(r"\{([^{}/]*)\}", path)
 
     @property
@@ -569,6 +571,13 @@ class Reader:
 
         if "summary" in kw:
             e.summary = want("summary", ("string",))
+        if "status" in kw:
+            s = want("status", ("number",))
+            if not isinstance(s, int) or not 200 <= s <= 299 or s == 202:
+                self.err(kw["status"].tok, f"'.status' = {s} is not a success status it can answer",
+                         ".status = 201 (Created), or 204 (No Content) with no IM_RESULT; 202 is a "
+                         "task's (Prefer: respond-async)")
+            e.status = s
         if "name" in kw:
             e.name = want("name", ("string",))
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", e.name):
@@ -1061,6 +1070,9 @@ def check_service(modules):
             if key == ("GET", "/openapi.json"):
                 raise GenError(e.where, "GET /openapi.json is served by immersive itself",
                                "choose another path")
+            if e.status == 204 and e.result is not None:
+                raise GenError(e.where, f"{e.method} {e.path} answers 204 (No Content) but has an IM_RESULT",
+                               "drop the IM_RESULT, or answer another status")
             seen_fields = set()
             for f in e.result_fields:
                 if f.name in seen_fields:
@@ -1602,7 +1614,7 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
                          f"{e.max_concurrency}u,", f"{e.timeout_ms}u,", c_str(e.summary) + ",",
                          f"im_gen_args_{e.func},", (c_str(e.executor) if e.executor else "NULL") + ",",
                          ("1" if result_is_ndarray(e) else "0") + ",", f"{e.max_body_bytes}u,",
-                         checks[e.func] or "NULL"])
+                         (checks[e.func] or "NULL") + ",", f"{e.status}"])
     # the argument definitions of each function (GET /functions/{name}), as JSON text
     for m in modules:
         for e in m.endpoints:
@@ -1616,7 +1628,7 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
     out.add("/* method, path, function, module, sizes, binder, call, writer, mode, answer, priority,",
             "   extra fields, body (1 JSON, 2 raw, 3 JSON or .npy), max concurrency, timeout (ms),",
             "   summary, the arguments' definitions (JSON), executor, an ndarray result, body limit,",
-            "   the answer's check */",
+            "   the answer's check, its success status */",
             "static const im_endpoint im_gen_endpoints[] = {")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
     for r in rows:
@@ -2158,9 +2170,13 @@ def openapi(service, title, version, modules):
             err = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
             verr = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}
             executor = e.mode in ("pool", "serial", "process")
-            responses = {"200": {"description": "Successful Response", "content": {"application/json": {"schema": rs}}}}
+            ok = str(e.status)
+            responses = {ok: {"description": {200: "Successful Response", 201: "Created"}.get(e.status, "Success"),
+                              "content": {"application/json": {"schema": rs}}}}
+            if e.status == 204:
+                responses = {ok: {"description": "No Content"}}
             if result_is_ndarray(e):  # with Accept: application/x-npy
-                responses["200"]["content"]["application/x-npy"] = {"schema": dict(
+                responses[ok]["content"]["application/x-npy"] = {"schema": dict(
                     NPY_SCHEMA, description="the array alone, with Accept: application/x-npy; " + NPY_SCHEMA["description"])}
             if executor:  # every call on an executor is a task: asked for, it answers at once
                 responses["202"] = {
@@ -2191,6 +2207,7 @@ def openapi(service, title, version, modules):
                                     "content": err}
             op["responses"] = responses
             op["x-immersive"] = {"name": e.name or e.func, "module": m.name, "mode": e.mode, "priority": e.priority,
+                                 "status": e.status,
                                  "max_concurrency": e.max_concurrency, "timeout_ms": e.timeout_ms,
                                  "response": e.response, "extra": e.extra}
             if e.max_body_bytes:

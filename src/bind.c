@@ -95,6 +95,31 @@ static void *im__bind_alloc(im_bind *b, size_t n)
 }
 
 
+int im_call_status(im_call *call, int status)
+{
+    if (!call || status < 200 || status > 299) return -EINVAL;
+    if (call->pw) return -ENOTSUP; /* the worker's answer crosses without one */
+    call->ok_status = (uint16_t)status;
+    return 0;
+}
+
+int im_call_header(im_call *call, const char *name, const char *value)
+{
+    if (!call || !name || !value) return -EINVAL;
+    if (call->pw) return -ENOTSUP;
+    if (call->ctx) return im_res_header(call->ctx, name, value); /* inline: on the answer */
+    if (!im__is_token(name) || strpbrk(value, "\r\n")) return -EINVAL;
+    size_t nl = strlen(name), vl = strlen(value), need = call->hdrs_len + nl + vl + 4;
+    if (need > 16384) return -ENOSPC;
+    char *h = im__arena_alloc(call->arena, need + 1); /* the lines so far, and this one */
+    if (!h) return -ENOMEM;
+    if (call->hdrs_len) memcpy(h, call->hdrs, call->hdrs_len);
+    snprintf(h + call->hdrs_len, need + 1 - call->hdrs_len, "%s: %s\r\n", name, value);
+    call->hdrs = h;
+    call->hdrs_len = need;
+    return 0;
+}
+
 int im_call_fail(im_call *call, int status, const char *fmt, ...)
 {
     char tmp[512];

@@ -32,6 +32,14 @@ int im_call_fail(im_call *call, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The status of a successful answer (200..299), instead of the endpoint's .status (200 by
+ * default): 201 when the call created what it answers, 204 for none (the body is then left
+ * out). -EINVAL for another status; -ENOTSUP in a worker process (process mode: its .status). */
+int im_call_status(im_call *call, int status);
+/* Adds a header to a successful answer (Location, ETag, Cache-Control...), for inline calls
+ * and tasks alike (a task keeps it for whoever reads its answer). The name must be a token
+ * and the value free of CR, LF and NUL: else -EINVAL; -ENOMEM; -ENOTSUP in a worker process. */
+int im_call_header(im_call *call, const char *name, const char *value);
 /* Memory that lives until the call is answered (results may point into it). NULL when out of
  * memory. Aligned for any type. */
 void *im_call_alloc(im_call *call, size_t n);
@@ -192,6 +200,7 @@ typedef struct im_endpoint {
      * bounds, strings set, enums in range, item counts): 0, or -1 with what breaks it (named:
      * "response.at.x: nan is not a finite number") in err. NULL: nothing to check. */
     int (*check)(const void *out, char *err, size_t cap);
+    uint16_t status;       /* .status: a successful answer's (0: 200; 204 answers no body) */
 } im_endpoint;
 
 /* Registers generated endpoints and the OpenAPI document served at GET /openapi.json

@@ -165,6 +165,12 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
     return status ? status : 200;
 }
 
+/* The status of a call's successful answer: im_call_status's, else the endpoint's .status. */
+static int im__ok_status(const im_endpoint *ep, const im_call *call)
+{
+    return call && call->ok_status ? call->ok_status : ep->status ? ep->status : 200;
+}
+
 /* Answers c with what the call returned (inline calls). */
 static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int status,
                           const void *out)
@@ -173,9 +179,25 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
     im_jw w;
     im_jw_init(&w, small, sizeof small);
     int st = im__call_answer(ep, call, status, out, &w);
+    if (st == 200) st = im__ok_status(ep, call);
     if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
+    else if (st == 204) im_reply(c, 204, NULL, NULL, 0);
     else im_reply_json(c, st, w.buf, w.len);
     im_jw_free(&w);
+}
+
+/* Adds the header lines a task's handler set (im_call_header) to its answer on c. */
+static void im__task_headers(im_ctx *c, const char *h)
+{
+    char name[128], value[4096];
+    for (const char *p = h; p && *p;) {
+        const char *colon = strchr(p, ':'), *eol = strstr(p, "\r\n");
+        if (!colon || !eol || colon > eol) break;
+        snprintf(name, sizeof name, "%.*s", (int)(colon - p), p);
+        snprintf(value, sizeof value, "%.*s", (int)(eol - colon - 2), colon + 2);
+        im_res_header(c, name, value);
+        p = eol + 2;
+    }
 }
 
 /* Answers c with ep's array result a (img: its .npy image, when there is one already): .npy
@@ -226,6 +248,12 @@ static void im__reply_task_error(im_ctx *c, int status, const char *detail, int 
 static void im__reply_task_end(im_ctx *c, const im__task *t)
 {
     int st = t->state;
+    int ok = t->ok_status ? t->ok_status : t->fn->ep->status ? t->fn->ep->status : 200;
+    if (st == IM_TASK_SUCCEEDED && t->hdrs) im__task_headers(c, t->hdrs);
+    if (st == IM_TASK_SUCCEEDED && ok == 204) {
+        im_reply(c, 204, NULL, NULL, 0);
+        return;
+    }
     if (st == IM_TASK_SUCCEEDED && t->body && t->is_npy) {
         im_ndarray a;
         if (im_npy_read(t->body, t->body_len, &a, NULL, 0) == 0) /* it wrote it */
@@ -235,7 +263,7 @@ static void im__reply_task_end(im_ctx *c, const im__task *t)
         return;
     }
     if (st == IM_TASK_SUCCEEDED && t->body) {
-        im_reply_json(c, 200, t->body, t->body_len);
+        im_reply_json(c, ok, t->body, t->body_len);
         return;
     }
     im__reply_task_error(c, st == IM_TASK_SUCCEEDED ? 500 : t->status ? t->status : 500,
@@ -427,6 +455,13 @@ static void im__task_end(im__taskrun *r, int http, const char *ans, size_t len, 
             t->state = http == 200 ? IM_TASK_SUCCEEDED : IM_TASK_FAILED;
             t->status = (int16_t)http;
             if (http == 200) t->fraction = 1;
+            if (http == 200) { /* a success's own status and headers (im_call_status, _header) */
+                t->ok_status = r->call.ok_status;
+                if (r->call.hdrs_len && (t->hdrs = malloc(r->call.hdrs_len + 1))) {
+                    memcpy(t->hdrs, r->call.hdrs, r->call.hdrs_len);
+                    t->hdrs[r->call.hdrs_len] = 0;
+                }
+            }
             t->is_npy = (uint8_t)is_npy;
             if (http == 200 && !body && ans && len <= sizeof t->small) { /* kept in the task */
                 memcpy(t->small, ans, len);
@@ -830,7 +865,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL, 0, NULL, 0};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;

@@ -385,6 +385,9 @@ struct im_call {
     struct im__epstate *st;   /* its endpoint's state (module, executor) */
     char *tmpdir;             /* owned: its temp directory (im_module_dir), removed at its end */
     struct im__pwcall *pw;    /* in a worker process (proc.c): its link to the server, else NULL */
+    uint16_t ok_status;       /* set by im_call_status: a success's, or 0 (the endpoint's) */
+    char *hdrs;               /* im_call_header's of a task: "Name: value\r\n"... (arena) */
+    size_t hdrs_len;
 };
 
 /* A call's link to the server in a worker process (proc.c). */
@@ -430,6 +433,8 @@ typedef struct im__task {
     uint8_t is_done_stored;      /* (S) the store saw it finish (its TTL runs) */
     uint8_t is_npy;              /* (L) body is the result as a .npy image, not JSON */
     int16_t status;              /* (L) terminal: the HTTP status of its answer */
+    uint16_t ok_status;          /* (L) a success's status when not 200 (im_call_status) */
+    char *hdrs;                  /* (L) owned: its answer's own header lines, or NULL */
     uint32_t body_len;           /* (L) */
     int64_t created_ms, started_ms, finished_ms; /* (L) wall clock, ms since 1970; 0: not yet */
     double fraction;             /* (L) progress, 0..1 */

@@ -97,6 +97,7 @@ static void im__task_unref(im__task *t)
     free(t->message);
     if (t->body != t->small) free(t->body);
     free(t->error);
+    free(t->hdrs);
     free(t);
 }
 
@@ -208,7 +209,8 @@ static void im__task_json(im_jw *w, const im__task *t, int with_result)
 static size_t im__task_bytes(const im__task *t)
 {
     return sizeof *t + 32 + (t->body && t->body != t->small ? t->body_len : 0) +
-           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0);
+           (t->error ? strlen(t->error) : 0) + (t->message ? strlen(t->message) : 0) +
+           (t->hdrs ? strlen(t->hdrs) : 0);
 }
 
 /* ---- the in-memory store ---- */

@@ -264,7 +264,7 @@ class OpenAPITests(ServerTestCase):
                 declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
                 wanted = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
                 self.assertEqual(declared, wanted, f"{method} {path}: path parameters declared")
-                self.assertIn("200", op["responses"])
+                self.assertIn(str(op["x-immersive"]["status"]), op["responses"])
                 if op.get("parameters") or op.get("requestBody"):
                     self.assertEqual(op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"],
                                      "#/components/schemas/HTTPValidationError")
@@ -294,7 +294,35 @@ class OpenAPITests(ServerTestCase):
     # demo functions whose sample call does not succeed by design: fail always fails, crash
     # kills its worker process, the samples of slow and spin (1 s) are their time limits
     FAILS = {("post", "/v1/demo/fail"): 500, ("post", "/v1/demo/crash"): 500}
-    BODIES = {("post", "/v1/demo/slow"): {"seconds": 0}, ("post", "/v1/demo/spin"): {"seconds": 0}}
+    BODIES = {("post", "/v1/demo/slow"): {"seconds": 0}, ("post", "/v1/demo/spin"): {"seconds": 0},
+              ("put", "/v1/demo/items/{id}"): {"fresh": False}}  # fresh: 201, its handler's pick
+
+    def call_raw(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        c.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                  headers=dict(headers or {}, **({"Content-Type": "application/json"} if body is not None else {})))
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+    def test_success_statuses_and_headers(self):
+        """.status = 201 and 204, im_call_status and im_call_header: inline, on the pool, and
+        kept by a task for whoever reads its answer."""
+        st, h, data = self.call_raw("POST", "/v1/demo/items", {"name": "box"})
+        item = json.loads(data)
+        self.assertEqual((st, item["name"], h["location"]), (201, "box", "/v1/demo/items/%d" % item["id"]))
+        self.assertIn("201", self.doc["paths"]["/v1/demo/items"]["post"]["responses"])
+        st, h, data = self.call_raw("DELETE", "/v1/demo/items/%d" % item["id"])
+        self.assertEqual((st, data, h.get("x-deleted"), h.get("content-length", "0")), (204, b"", "1", "0"))
+        self.assertNotIn("content", self.doc["paths"]["/v1/demo/items/{id}"]["delete"]["responses"]["204"])
+        for fresh, want in ((True, 201), (False, 200)):
+            st, h, data = self.call_raw("PUT", "/v1/demo/items/7", {"fresh": fresh})
+            self.assertEqual((st, json.loads(data), h["etag"]), (want, {"result": 7}, '"new"' if fresh else '"old"'))
+        st, h, data = self.call_raw("PUT", "/v1/demo/items/8", {"fresh": True}, {"Prefer": "respond-async"})
+        self.assertEqual(st, 202)
+        st, h, data = self.call_raw("GET", h["location"] + "/result", headers={"Prefer": "wait=5"})
+        self.assertEqual((st, json.loads(data), h["etag"]), (201, {"result": 8}, '"new"'))
 
     def test_every_route_answers(self):
         n = 0
@@ -304,11 +332,16 @@ class OpenAPITests(ServerTestCase):
                     target, body, ctype = self.build(path, op)
                     body = self.BODIES.get((method, path), body)
                     status, data = self.http(method.upper(), target, body, ctype)
+                    ok = op["x-immersive"]["status"]  # .status: 200, 201, 204...
                     expected = 202 if op["x-immersive"]["response"] == "async" else \
-                        self.FAILS.get((method, path), 200)
+                        self.FAILS.get((method, path), ok)
                     self.assertEqual(status, expected, f"{method.upper()} {target} {body!r}: {data[:300]!r}")
-                    if status == 200:
-                        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+                    self.assertIn(str(ok), op["responses"])
+                    if status == 204:
+                        self.assertEqual(data, b"")
+                        self.assertNotIn("content", op["responses"]["204"])
+                    elif status == ok:
+                        schema = op["responses"][str(ok)]["content"]["application/json"]["schema"]
                         problem = conforms(json.loads(data), schema, self.comps)
                         self.assertIsNone(problem, f"{method.upper()} {target}: {data[:300]!r}")
                     n += 1

@@ -1259,7 +1259,7 @@ class ModuleAttributesTest(GenErrorCase):
         self.assertIn("IM_MODE_SERIAL", rows['"/a"'], ".serial module: no .mode runs serial")
         self.assertIn("IM_MODE_INLINE", rows['"/b"'], "an endpoint's .mode wins")
         self.assertIn("IM_MODE_POOL", rows['"/c"'])
-        self.assertTrue(rows['"/c"'].rstrip().endswith('"gpu", 0, 0u, NULL},'), rows['"/c"'])  # executor, no ndarray result, no check
+        self.assertTrue(rows['"/c"'].rstrip().endswith('"gpu", 0, 0u, NULL, 200},'), rows['"/c"'])  # executor, no ndarray result, no check, 200
         self.assertIn("im_server_add_service(s, im_gen_modules, 1, im_gen_endpoints, 3, im_gen_openapi)",
                       routes)
         c = cc([*CFLAGS, "-I" + ROOT, "-I" + out, "-fsyntax-only", os.path.join(out, SERVICE + ".routes.c")])
@@ -1815,6 +1815,38 @@ class LineDirectivesTest(unittest.TestCase):
         with open(os.path.join(out, SERVICE + ".routes.c")) as f:
             routes = f.read()
         self.assertNotRegex(routes, r'#line \d+ "/', "the routes' code is the routes' own")
+
+
+# ---------------------------------------------------------------------------------------------
+# .status (issue 15): a success's own status, in the table and the document.
+
+
+class StatusTest(GenErrorCase):
+    def test_accepted(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a", .status = 201)\nIM_ARG(int64, n, "N")\n'
+                              'IM_RESULT(int64, "N")\n' + fn("a") +
+                              '\nIM_ENDPOINT(DELETE, "/b/{id}", .status = 204)\nIM_ARG(int64, id, "Id")\n' + fn("b"))
+        p, out, _ = self.gen({"m": src})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(out, SERVICE + ".openapi.json")) as f:
+            doc = json.load(f)
+        a = doc["paths"]["/a"]["post"]["responses"]
+        self.assertEqual(a["201"]["description"], "Created")
+        self.assertNotIn("200", a)
+        self.assertEqual(doc["paths"]["/b/{id}"]["delete"]["responses"]["204"], {"description": "No Content"})
+        with open(os.path.join(out, SERVICE + ".routes.c")) as f:
+            routes = f.read()
+        self.assertRegex(routes, r'\{"POST", +"/a",.*, 201\},')
+
+    def test_refused(self):
+        for value in ("302", "202", "99", "true"):
+            with self.subTest(value=value):
+                src = module_src("m", f'IM_ENDPOINT(POST, "/a", .status = {value})\n' + fn("a"))
+                self.assertGenError(src, "IM_ENDPOINT", words=(".status",), hint=True)
+
+    def test_204_with_a_result(self):
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a", .status = 204)\nIM_RESULT(int64, "N")\n' + fn("a"))
+        self.assertGenError(src, "IM_ENDPOINT", words=("204", "IM_RESULT"), hint=True)
 
 
 if __name__ == "__main__":
