@@ -6605,6 +6605,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     char *body = raw + head_len;
     im_ctx *x = im__ctx_get(L);
     const im__rnode *n;
+    const im__route *r = NULL;
     im_str none = {NULL, 0};
     if (!x) {
         im__conn_fail(L, c, 503, "out of memory", -1);
@@ -6646,8 +6647,8 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         /* a preflight, answered */
     } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
                                x->params, 0)) &&
-               im__route_here(L->srv, c, im__route_pick(n, h->method))) {
-        x->route = im__route_pick(n, h->method);
+               im__route_here(L->srv, c, r = im__route_pick(n, h->method))) {
+        x->route = r;
         x->udata = x->route->udata;
         x->route->fn(x);
         if (!x->is_done && !x->is_deferred) {
@@ -10923,10 +10924,11 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
     return status ? status : 200;
 }
 
-/* The status of a call's successful answer: im_call_status's, else the endpoint's .status. */
-static int im__ok_status(const im_endpoint *ep, const im_call *call)
+/* The status of a successful answer: the one its handler picked (im_call_status; 0: none),
+ * else the endpoint's .status, else 200. Inline answers and tasks' alike. */
+static int im__ok_status(const im_endpoint *ep, unsigned picked)
 {
-    return call && call->ok_status ? call->ok_status : ep->status ? ep->status : 200;
+    return picked ? (int)picked : ep->status ? ep->status : 200;
 }
 
 /* Answers c with what the call returned (inline calls). */
@@ -10937,7 +10939,7 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
     im_jw w;
     im_jw_init(&w, small, sizeof small);
     int st = im__call_answer(ep, call, status, out, &w);
-    if (st == 200) st = im__ok_status(ep, call);
+    if (st == 200) st = im__ok_status(ep, call ? call->ok_status : 0);
     if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
     else if (st == 204) im_reply(c, 204, NULL, NULL, 0);
     else im_reply_json(c, st, w.buf, w.len);
@@ -11006,7 +11008,7 @@ static void im__reply_task_error(im_ctx *c, int status, const char *detail, int 
 static void im__reply_task_end(im_ctx *c, const im__task *t)
 {
     int st = t->state;
-    int ok = t->ok_status ? t->ok_status : t->fn->ep->status ? t->fn->ep->status : 200;
+    int ok = im__ok_status(t->fn->ep, t->ok_status);
     if (st == IM_TASK_SUCCEEDED && t->hdrs) im__task_headers(c, t->hdrs);
     if (st == IM_TASK_SUCCEEDED && ok == 204) {
         im_reply(c, 204, NULL, NULL, 0);

@@ -201,6 +201,7 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
     char *body = raw + head_len;
     im_ctx *x = im__ctx_get(L);
     const im__rnode *n;
+    const im__route *r = NULL;
     im_str none = {NULL, 0};
     if (!x) {
         im__conn_fail(L, c, 503, "out of memory", -1);
@@ -242,8 +243,8 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         /* a preflight, answered */
     } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
                                x->params, 0)) &&
-               im__route_here(L->srv, c, im__route_pick(n, h->method))) {
-        x->route = im__route_pick(n, h->method);
+               im__route_here(L->srv, c, r = im__route_pick(n, h->method))) {
+        x->route = r;
         x->udata = x->route->udata;
         x->route->fn(x);
         if (!x->is_done && !x->is_deferred) {

@@ -165,10 +165,11 @@ static int im__call_answer(const im_endpoint *ep, const im_call *call, int statu
     return status ? status : 200;
 }
 
-/* The status of a call's successful answer: im_call_status's, else the endpoint's .status. */
-static int im__ok_status(const im_endpoint *ep, const im_call *call)
+/* The status of a successful answer: the one its handler picked (im_call_status; 0: none),
+ * else the endpoint's .status, else 200. Inline answers and tasks' alike. */
+static int im__ok_status(const im_endpoint *ep, unsigned picked)
 {
-    return call && call->ok_status ? call->ok_status : ep->status ? ep->status : 200;
+    return picked ? (int)picked : ep->status ? ep->status : 200;
 }
 
 /* Answers c with what the call returned (inline calls). */
@@ -179,7 +180,7 @@ static void im__ep_answer(im_ctx *c, const im_endpoint *ep, im_call *call, int s
     im_jw w;
     im_jw_init(&w, small, sizeof small);
     int st = im__call_answer(ep, call, status, out, &w);
-    if (st == 200) st = im__ok_status(ep, call);
+    if (st == 200) st = im__ok_status(ep, call ? call->ok_status : 0);
     if (im_jw_error(&w)) im_reply_error(c, 500, "the result could not be written as JSON");
     else if (st == 204) im_reply(c, 204, NULL, NULL, 0);
     else im_reply_json(c, st, w.buf, w.len);
@@ -248,7 +249,7 @@ static void im__reply_task_error(im_ctx *c, int status, const char *detail, int 
 static void im__reply_task_end(im_ctx *c, const im__task *t)
 {
     int st = t->state;
-    int ok = t->ok_status ? t->ok_status : t->fn->ep->status ? t->fn->ep->status : 200;
+    int ok = im__ok_status(t->fn->ep, t->ok_status);
     if (st == IM_TASK_SUCCEEDED && t->hdrs) im__task_headers(c, t->hdrs);
     if (st == IM_TASK_SUCCEEDED && ok == 204) {
         im_reply(c, 204, NULL, NULL, 0);
