@@ -265,7 +265,9 @@ class ForkServerTests(ServerTestCase):
         new = wait_until(others, 5, "two fork servers again")
         self.assertNotIn(old, new)
         wait_until(lambda: old not in children(pid), 5, "the dead fork server reaped")
-        self.assertIn("fork server (pid %d) killed by SIGKILL" % old, self.server.stderr_text())
+        line = "fork server (pid %d) killed by SIGKILL" % old  # the log's writer thread writes
+        wait_until(lambda: line in self.server.stderr_text(), 5, "the line saying so")  # it soon
+        self.assertIn(line, self.server.stderr_text())
         # workers come from the new one: crash one, the replacement is served
         for _ in range(3):
             st, _, doc = c.post("/v1/demo/crash", {"how": "segv"})
