@@ -347,6 +347,7 @@ void im_jw_strn(im_jw *w, const char *s, size_t n);
 void im_jw_int(im_jw *w, int64_t v);
 void im_jw_uint(im_jw *w, uint64_t v);
 void im_jw_double(im_jw *w, double v); /* shortest text that reads back equal; NaN/inf: null */
+void im_jw_float(im_jw *w, float v);   /* the same for a 32-bit float */
 void im_jw_bool(im_jw *w, int v);
 void im_jw_null(im_jw *w);
 void im_jw_raw(im_jw *w, const char *json, size_t n); /* a value already in JSON text */
@@ -1009,6 +1010,9 @@ typedef struct im_i64s { const int64_t *ptr; size_t len; } im_i64s;
 typedef struct im_f64s { const double *ptr; size_t len; } im_f64s;
 typedef struct im_strs { const im_str *ptr; size_t len; } im_strs;
 typedef struct im_enums { const int *ptr; size_t len; } im_enums;
+typedef struct im_u32s { const uint32_t *ptr; size_t len; } im_u32s;
+typedef struct im_u64s { const uint64_t *ptr; size_t len; } im_u64s;
+typedef struct im_f32s { const float *ptr; size_t len; } im_f32s;
 
 /* The handle of one call of an annotated function. */
 typedef struct im_call im_call;
@@ -1078,7 +1082,7 @@ const char *im_task_state_name(int state);
 enum { IM_MODE_INLINE = 0, IM_MODE_POOL, IM_MODE_SERIAL, IM_MODE_PROCESS };
 enum { IM_RESPOND_SYNC = 0, IM_RESPOND_ASYNC };
 enum { IM_EXTRA_FORBID = 0, IM_EXTRA_IGNORE };
-enum { IM_IN_BODY = 0, IM_IN_QUERY, IM_IN_PATH };
+enum { IM_IN_BODY = 0, IM_IN_QUERY, IM_IN_PATH, IM_IN_HEADER, IM_IN_COOKIE };
 
 /* Value types of fields. */
 enum {
@@ -1090,7 +1094,10 @@ enum {
     IM_T_ENUM,
     IM_T_OBJECT,
     IM_T_ARRAY,
-    IM_T_NDARRAY  /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
+    IM_T_NDARRAY, /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
+    IM_T_UINT32,
+    IM_T_UINT64,
+    IM_T_FLOAT    /* 32-bit: a finite number within float's range, stored rounded */
 };
 
 /* Constraint flags of a field. */
@@ -1102,7 +1109,8 @@ enum {
     IM_F_MINLEN = 16,   /* string: at least min_len characters */
     IM_F_MAXLEN = 32,
     IM_F_MINITEMS = 64, /* array: at least min_items elements */
-    IM_F_MAXITEMS = 128
+    IM_F_MAXITEMS = 128,
+    IM_F_MULTIPLE = 256 /* number: a multiple of imul (integers) or dmul */
 };
 
 typedef struct im_bind im_bind; /* binding state (opaque) */
@@ -1116,7 +1124,10 @@ typedef struct im_field {
     uint16_t flags;            /* IM_F_* */
     uint16_t in;               /* IM_IN_* (arguments) */
     int64_t imin, imax;        /* integer bounds */
-    double dmin, dmax;         /* number bounds */
+    double dmin, dmax;         /* number bounds (double and float) */
+    uint64_t umin, umax;       /* uint64 bounds */
+    uint64_t imul;             /* integers: IM_F_MULTIPLE's divisor (> 0) */
+    double dmul;               /* numbers: IM_F_MULTIPLE's divisor (> 0) */
     uint32_t min_len, max_len; /* string length, in characters (code points) */
     uint32_t min_items, max_items;
     const char *const *values; /* enum: its strings, in order */
@@ -1136,6 +1147,8 @@ int im_bind_obj_begin(im_bind *b);
 int im_bind_obj_key(im_bind *b, im_str *key);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
+/* Nullable fields: 1 when the value at the cursor is JSON null (then read), else 0. */
+int im_bind_null(im_bind *b);
 /* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */
 void im_bind_extra(im_bind *b, im_str key);
 /* The same with the policy of the object being bound (IM_EXTRA_FORBID or IM_EXTRA_IGNORE): an
@@ -1143,7 +1156,7 @@ void im_bind_extra(im_bind *b, im_str key);
 void im_bind_extra_as(im_bind *b, im_str key, int extra);
 /* A required field that did not come: 422 missing (f NULL: the whole body). */
 void im_bind_missing(im_bind *b, const im_field *f);
-/* A query or path parameter: 1 when present (read into dst, errors recorded), 0 when
+/* A query, path, header or cookie parameter: 1 when present (read into dst, errors recorded), 0 when
  * absent. */
 int im_bind_param(im_bind *b, const im_field *f, void *dst);
 /* 1 when the request has a JSON body to bind. */
@@ -1494,6 +1507,7 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
@@ -3071,6 +3085,25 @@ void im_jw_double(im_jw *w, double v)
         if (prec == 17 || strtod(t, NULL) == v) break;
     }
     for (int i = 0; i < n; i++) /* a locale with a decimal comma must not leak into JSON */
+        if (t[i] == ',') t[i] = '.';
+    im__jw_put(w, t, (size_t)n);
+}
+
+void im_jw_float(im_jw *w, float v)
+{
+    char t[32];
+    int n;
+    if (isnan(v) || isinf(v)) {
+        im_jw_null(w);
+        return;
+    }
+    if (im__jw_value(w)) return;
+    /* the shortest of %.6g..%.9g that reads back as the same float: 0.1f is 0.1 */
+    for (int prec = 6;; prec++) {
+        n = snprintf(t, sizeof t, "%.*g", prec, (double)v);
+        if (prec == 9 || strtof(t, NULL) == v) break;
+    }
+    for (int i = 0; i < n; i++)
         if (t[i] == ',') t[i] = '.';
     im__jw_put(w, t, (size_t)n);
 }
@@ -5490,7 +5523,7 @@ static int im__router_add_limited(im__rnode *root, const char *method, const cha
         size_t len = (size_t)(p - s);
         if (len >= 2 && s[0] == '{' && s[len - 1] == '}') {
             for (size_t i = 1; i + 1 < len; i++)
-                if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) goto fail;
+                if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' || s[i] == '.')) goto fail;
             if (len == 2 || np == IM_MAX_PARAMS) goto fail;
             for (unsigned i = 0; i < np; i++)
                 if (strlen(names[i]) == len - 2 && memcmp(names[i], s + 1, len - 2) == 0)
@@ -9713,6 +9746,9 @@ static void im__bind_push(im_bind *b, const char *name, size_t len, size_t index
 
 static void im__bind_pop(im_bind *b) { b->nloc--; }
 
+/* The first element of an error's loc for each IM_IN_*, as FastAPI names them. */
+static const char *const im__in_root[] = {"body", "query", "path", "header", "cookie"};
+
 /* Records one error: {"type", "loc", "msg", "input"?, "ctx"?}. The input is raw JSON text
  * (input, input_len; NULL for none) or, when str is not NULL, a string value to quote. ctxj is
  * a JSON object text (may be NULL). */
@@ -9756,11 +9792,16 @@ static void im__bind_error(im_bind *b, const char *type, const char *msg, const 
     im__bind_error_in(b, type, msg, input, input_len, NULL, ctxj);
 }
 
-/* A number as text for messages: integers exactly, others as JSON writes them. */
-static void im__num_text(char *out, size_t cap, int is_int, int64_t i, double d)
+/* A number as text for messages: integers exactly (kind 1 signed, 2 unsigned), others as
+ * JSON writes them. */
+static void im__num_text(char *out, size_t cap, int kind, int64_t i, uint64_t u, double d)
 {
-    if (is_int) {
+    if (kind == 1) {
         snprintf(out, cap, "%lld", (long long)i);
+        return;
+    }
+    if (kind == 2) {
+        snprintf(out, cap, "%llu", (unsigned long long)u);
         return;
     }
     im_jw w;
@@ -9769,16 +9810,18 @@ static void im__num_text(char *out, size_t cap, int is_int, int64_t i, double d)
     out[im_jw_error(&w) ? 0 : w.len] = 0;
 }
 
-/* Checks the bounds of f against a value (integer or not); records the error. 0 when fine. */
-static int im__bind_bounds(im_bind *b, const im_field *f, int is_int, int64_t i, double d,
+/* Checks the bounds and multiple of f against a number: kind 0 a double (d), 1 an int64 (i),
+ * 2 a uint64 (u). Records the error; 0 when fine. */
+static int im__bind_bounds(im_bind *b, const im_field *f, int kind, int64_t i, uint64_t u, double d,
                            const char *input, size_t input_len)
 {
     char num[40], msg[96], ctxj[64];
     if (f->flags & IM_F_MIN) {
         int x = (f->flags & IM_F_XMIN) != 0;
-        int bad = is_int ? (x ? i <= f->imin : i < f->imin) : (x ? d <= f->dmin : d < f->dmin);
+        int bad = kind == 1 ? (x ? i <= f->imin : i < f->imin)
+                : kind == 2 ? (x ? u <= f->umin : u < f->umin) : (x ? d <= f->dmin : d < f->dmin);
         if (bad) {
-            im__num_text(num, sizeof num, is_int, f->imin, f->dmin);
+            im__num_text(num, sizeof num, kind, f->imin, f->umin, f->dmin);
             snprintf(msg, sizeof msg, "Input should be greater than%s %s", x ? "" : " or equal to", num);
             snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", x ? "gt" : "ge", num);
             im__bind_error(b, x ? "greater_than" : "greater_than_equal", msg, input, input_len, ctxj);
@@ -9787,16 +9830,130 @@ static int im__bind_bounds(im_bind *b, const im_field *f, int is_int, int64_t i,
     }
     if (f->flags & IM_F_MAX) {
         int x = (f->flags & IM_F_XMAX) != 0;
-        int bad = is_int ? (x ? i >= f->imax : i > f->imax) : (x ? d >= f->dmax : d > f->dmax);
+        int bad = kind == 1 ? (x ? i >= f->imax : i > f->imax)
+                : kind == 2 ? (x ? u >= f->umax : u > f->umax) : (x ? d >= f->dmax : d > f->dmax);
         if (bad) {
-            im__num_text(num, sizeof num, is_int, f->imax, f->dmax);
+            im__num_text(num, sizeof num, kind, f->imax, f->umax, f->dmax);
             snprintf(msg, sizeof msg, "Input should be less than%s %s", x ? "" : " or equal to", num);
             snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", x ? "lt" : "le", num);
             im__bind_error(b, x ? "less_than" : "less_than_equal", msg, input, input_len, ctxj);
             return -1;
         }
     }
+    if (f->flags & IM_F_MULTIPLE) {
+        int bad;
+        if (kind == 0) { /* as pydantic: a remainder within 1e-9 of the value's size is none */
+            double r = fmod(d, f->dmul), tol = fabs(d) / 1e9;
+            bad = fabs(r) > tol && fabs(fabs(r) - f->dmul) > tol;
+        } else {
+            uint64_t m = f->imul ? f->imul : 1;
+            uint64_t a = kind == 2 ? u : i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+            bad = a % m != 0;
+        }
+        if (bad) {
+            if (kind == 0) im__num_text(num, sizeof num, 0, 0, 0, f->dmul);
+            else im__num_text(num, sizeof num, 2, 0, f->imul, 0);
+            snprintf(msg, sizeof msg, "Input should be a multiple of %s", num);
+            snprintf(ctxj, sizeof ctxj, "{\"multiple_of\":%s}", num);
+            im__bind_error(b, "multiple_of", msg, input, input_len, ctxj);
+            return -1;
+        }
+    }
     return 0;
+}
+
+/* The range message of an integer type. */
+static const char *im__int_range_msg(int type)
+{
+    switch (type) {
+    case IM_T_INT32: return "Input should be an integer from -2147483648 to 2147483647";
+    case IM_T_UINT32: return "Input should be an integer from 0 to 4294967295";
+    case IM_T_UINT64: return "Input should be an integer from 0 to 18446744073709551615";
+    default: return "Input should be an integer from -9223372036854775808 to 9223372036854775807";
+    }
+}
+
+/* A number read (from JSON, or from a parameter's text made JSON) into dst as f's numeric
+ * type says: the type's own range first, then the declared bounds. input names it in errors. */
+static void im__bind_number(im_bind *b, const im_field *f, int type, const im_json_num *n,
+                            const char *input, size_t inl, void *dst)
+{
+    if (type == IM_T_DOUBLE || type == IM_T_FLOAT) {
+        if (!isfinite(n->d)) {
+            im__bind_error(b, "finite_number", "Input should be a finite number", input, inl, NULL);
+            return;
+        }
+        if (type == IM_T_FLOAT && fabs(n->d) > FLT_MAX) {
+            im__bind_error(b, "float_range", "Input should be a finite number within a 32-bit float's range",
+                           input, inl, NULL);
+            return;
+        }
+        if (im__bind_bounds(b, f, 0, 0, 0, n->d, input, inl)) return;
+        if (type == IM_T_FLOAT) *(float *)dst = (float)n->d;
+        else *(double *)dst = n->d;
+        return;
+    }
+    int64_t i = n->i;
+    uint64_t u = 0;
+    int neg = 0, big = 0; /* big: a uint64 above INT64_MAX */
+    if (!n->is_int) {
+        /* digits only but past int64: exact for uint64; else 3.0 and 1e2 are integers, 2.5 is
+         * not, 1e30 is out of range */
+        const char *t = n->text.ptr;
+        size_t k = 0, len = n->text.len;
+        if (type == IM_T_UINT64 && len && t[0] != '-') {
+            uint64_t v = 0;
+            for (; k < len && t[k] >= '0' && t[k] <= '9'; k++) {
+                if (v > (UINT64_MAX - (uint64_t)(t[k] - '0')) / 10) break;
+                v = v * 10 + (uint64_t)(t[k] - '0');
+            }
+            if (k == len) {
+                u = v;
+                big = 1;
+            }
+        }
+        if (!big) {
+            if (isfinite(n->d) && n->d != floor(n->d)) {
+                im__bind_error(b, "int_from_float",
+                               "Input should be a valid integer, got a number with a fractional part",
+                               input, inl, NULL);
+                return;
+            }
+            if (type == IM_T_UINT64 && isfinite(n->d) && n->d >= 0 && n->d < 18446744073709551616.0) {
+                u = (uint64_t)n->d;
+                big = 1;
+            } else if (!isfinite(n->d) || n->d < -9223372036854775808.0 || n->d >= 9223372036854775808.0) {
+                im__bind_error(b, "int_range", im__int_range_msg(type), input, inl, NULL);
+                return;
+            } else {
+                i = (int64_t)n->d;
+            }
+        }
+    }
+    if (!big) {
+        neg = i < 0;
+        u = (uint64_t)i;
+    }
+    int bad = 0;
+    switch (type) {
+    case IM_T_INT32: bad = big || i < INT32_MIN || i > INT32_MAX; break;
+    case IM_T_INT64: bad = big; break;
+    case IM_T_UINT32: bad = big ? u > UINT32_MAX : neg || i > (int64_t)UINT32_MAX; break;
+    case IM_T_UINT64: bad = !big && neg; break;
+    }
+    if (bad) {
+        im__bind_error(b, "int_range", im__int_range_msg(type), input, inl, NULL);
+        return;
+    }
+    if (type == IM_T_UINT64 ? im__bind_bounds(b, f, 2, 0, u, 0, input, inl)
+                            : im__bind_bounds(b, f, 1, i, 0, 0, input, inl))
+        return;
+    switch (type) {
+    case IM_T_INT32: *(int32_t *)dst = (int32_t)i; break;
+    case IM_T_INT64: *(int64_t *)dst = i; break;
+    case IM_T_UINT32: *(uint32_t *)dst = (uint32_t)u; break;
+    case IM_T_UINT64: *(uint64_t *)dst = u; break;
+    }
 }
 
 /* Characters (code points) in valid UTF-8. */
@@ -9852,8 +10009,11 @@ static const char *im__type_error(int type, const char **msg)
     switch (type) {
     case IM_T_BOOL: *msg = "Input should be a valid boolean"; return "bool_type";
     case IM_T_INT32:
-    case IM_T_INT64: *msg = "Input should be a valid integer"; return "int_type";
-    case IM_T_DOUBLE: *msg = "Input should be a valid number"; return "float_type";
+    case IM_T_INT64:
+    case IM_T_UINT32:
+    case IM_T_UINT64: *msg = "Input should be a valid integer"; return "int_type";
+    case IM_T_DOUBLE:
+    case IM_T_FLOAT: *msg = "Input should be a valid number"; return "float_type";
     case IM_T_STRING:
     case IM_T_ENUM: *msg = "Input should be a valid string"; return "string_type";
     case IM_T_ARRAY: *msg = "Input should be a valid list"; return "list_type";
@@ -9866,27 +10026,12 @@ static const char *im__type_error(int type, const char **msg)
     }
 }
 
-/* Writes an integer checked against its C type's range. 0, or -1 with the error recorded. */
-static int im__bind_store_int(im_bind *b, int type, int64_t v, void *dst, const char *in, size_t inl)
-{
-    if (type == IM_T_INT32) {
-        if (v < INT32_MIN || v > INT32_MAX) {
-            im__bind_error(b, "int_range", "Input should be an integer from -2147483648 to 2147483647",
-                           in, inl, NULL);
-            return -1;
-        }
-        *(int32_t *)dst = (int32_t)v;
-    } else {
-        *(int64_t *)dst = v;
-    }
-    return 0;
-}
-
 static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst);
 
 /* Bytes of one array element of each scalar type (IM_T_*). */
 static const size_t im__elem_size[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
-                                       sizeof(double), sizeof(im_str), sizeof(int), 0};
+                                       sizeof(double), sizeof(im_str), sizeof(int), 0, 0, 0,
+                                       sizeof(uint32_t), sizeof(uint64_t), sizeof(float)};
 
 /* Checks an array's length against f's item bounds (recording the error), then stores the
  * {ptr, len} view every array type shares. */
@@ -10236,40 +10381,12 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
     case IM_T_INT32:
     case IM_T_INT64:
     case IM_T_DOUBLE:
+    case IM_T_UINT32:
+    case IM_T_UINT64:
+    case IM_T_FLOAT:
         if (t == IM_JSON_NUMBER) {
             im_json_num n;
-            if (im_json_number(j, &n)) return;
-            if (type == IM_T_DOUBLE) {
-                if (!isfinite(n.d)) {
-                    im__bind_error(b, "finite_number", "Input should be a finite number", n.text.ptr,
-                                   n.text.len, NULL);
-                    return;
-                }
-                if (im__bind_bounds(b, f, 0, 0, n.d, n.text.ptr, n.text.len) == 0) *(double *)dst = n.d;
-                return;
-            }
-            if (!n.is_int) { /* 3.0 and 1e2 are integers; 2.5 is not; 1e30 is out of range */
-                if (isfinite(n.d) && n.d != floor(n.d)) {
-                    im__bind_error(b, "int_from_float",
-                                   "Input should be a valid integer, got a number with a fractional part",
-                                   n.text.ptr, n.text.len, NULL);
-                    return;
-                }
-                if (!isfinite(n.d) || n.d < -9223372036854775808.0 || n.d >= 9223372036854775808.0) {
-                    im__bind_error(b, "int_range", type == IM_T_INT32
-                                   ? "Input should be an integer from -2147483648 to 2147483647"
-                                   : "Input should be an integer from -9223372036854775808 to 9223372036854775807",
-                                   n.text.ptr, n.text.len, NULL);
-                    return;
-                }
-                n.i = (int64_t)n.d;
-            }
-            /* the type's own range first, then the declared bounds */
-            int32_t tmp32;
-            if (im__bind_store_int(b, type, n.i, type == IM_T_INT32 ? (void *)&tmp32 : dst,
-                                   n.text.ptr, n.text.len) == 0 &&
-                im__bind_bounds(b, f, 1, n.i, 0, n.text.ptr, n.text.len) == 0 && type == IM_T_INT32)
-                *(int32_t *)dst = tmp32;
+            if (im_json_number(j, &n) == 0) im__bind_number(b, f, type, &n, n.text.ptr, n.text.len, dst);
             return;
         }
         break;
@@ -10331,6 +10448,12 @@ void im_bind_field(im_bind *b, const im_field *f, void *dst)
     im__bind_pop(b);
 }
 
+int im_bind_null(im_bind *b)
+{
+    if (im_json_peek(&b->j) != IM_JSON_NULL) return 0;
+    return im_json_null(&b->j) == 0;
+}
+
 void im_bind_extra(im_bind *b, im_str key) { im_bind_extra_as(b, key, b->ep->extra); }
 
 void im_bind_extra_as(im_bind *b, im_str key, int extra)
@@ -10354,8 +10477,7 @@ void im_bind_missing(im_bind *b, const im_field *f)
         im__bind_error(b, "missing", "Field required", NULL, 0, NULL);
         return;
     }
-    if (f->in == IM_IN_QUERY) b->root = "query";
-    else if (f->in == IM_IN_PATH) b->root = "path";
+    if (f->in != IM_IN_BODY && f->in <= IM_IN_COOKIE) b->root = im__in_root[f->in];
     im__bind_push(b, f->name, SIZE_MAX, 0);
     im__bind_error(b, "missing", "Field required", NULL, 0, NULL);
     im__bind_pop(b);
@@ -10461,7 +10583,7 @@ check:;
         int bad = !isfinite(v);
         im__bind_push(b, NULL, 0, i);
         if (bad) im__bind_error(b, "finite_number", "Input should be a finite number", NULL, 0, NULL);
-        else if (f->flags & (IM_F_MIN | IM_F_MAX)) bad = im__bind_bounds(b, f, 0, 0, v, NULL, 0);
+        else if (f->flags & (IM_F_MIN | IM_F_MAX | IM_F_MULTIPLE)) bad = im__bind_bounds(b, f, 0, 0, 0, v, NULL, 0);
         im__bind_pop(b);
         if (bad) break; /* one error is enough for a million numbers */
     }
@@ -10470,10 +10592,71 @@ check:;
 
 int im_bind_has_body(const im_bind *b) { return b->has_body; }
 
+#define IM__PY_NUM_MAX 320 /* longer parameter numbers are refused, as not numbers */
+
+/* Digits at *pp with single '_' between them (as Python writes 1_000), copied to out + *o: how
+ * many. */
+static size_t im__py_digits(const char **pp, const char *e, char *out, size_t *o)
+{
+    const char *p = *pp;
+    size_t n = 0;
+    while (p < e && *p >= '0' && *p <= '9') {
+        out[(*o)++] = *p++;
+        n++;
+        if (p + 1 < e && *p == '_' && p[1] >= '0' && p[1] <= '9') p++;
+    }
+    *pp = p;
+    return n;
+}
+
+/* Parameter text read as FastAPI reads it (Python's int() or float()): surrounding whitespace,
+ * a sign, leading zeros, '_' between digits, and for float ".5", "5." and "1e3", rewritten as
+ * the JSON number it means into out. Its length; -1 when it is not one; -2 for inf or nan
+ * (float() reads them; a finite number is wanted). */
+static long im__py_number(im_str v, int real, char *out, size_t cap)
+{
+    const char *p = v.ptr, *e = v.ptr + v.len;
+    size_t o = 0;
+    while (p < e && isspace((unsigned char)*p)) p++;
+    while (e > p && isspace((unsigned char)e[-1])) e--;
+    if (e - p > IM__PY_NUM_MAX || cap < (size_t)(e - p) + 4) return -1;
+    if (p < e && (*p == '+' || *p == '-')) {
+        if (*p == '-') out[o++] = '-';
+        p++;
+    }
+    if (real) {
+        size_t n = (size_t)(e - p);
+        if ((n == 3 && (!strncasecmp(p, "inf", 3) || !strncasecmp(p, "nan", 3))) ||
+            (n == 8 && !strncasecmp(p, "infinity", 8)))
+            return -2;
+    }
+    size_t at = o, int_digits = im__py_digits(&p, e, out, &o), z = at;
+    while (z + 1 < o && out[z] == '0') z++; /* JSON has no leading zeros: "007" is 7 */
+    memmove(out + at, out + z, o - z);
+    o -= z - at;
+    if (!real) return int_digits && p == e ? (long)o : -1;
+    if (!int_digits) out[o++] = '0'; /* ".5" */
+    size_t frac_digits = 0;
+    if (p < e && *p == '.') {
+        p++;
+        out[o++] = '.';
+        frac_digits = im__py_digits(&p, e, out, &o);
+        if (!frac_digits) o--; /* "5." */
+    }
+    if (!int_digits && !frac_digits) return -1;
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        out[o++] = 'e';
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) out[o++] = *p++;
+        if (!im__py_digits(&p, e, out, &o)) return -1;
+    }
+    return p == e ? (long)o : -1;
+}
+
 /* Parses parameter text (already %-decoded) as type into dst, checking f's constraints. */
 static void im__bind_text(im_bind *b, const im_field *f, int type, im_str v, void *dst)
 {
-    char tmp[64], inbuf[256];
+    char inbuf[256];
     im_jw in;
     im_jw_init(&in, inbuf, sizeof inbuf);
     im_jw_strn(&in, v.ptr, v.len < 200 ? v.len : 200);
@@ -10499,14 +10682,22 @@ static void im__bind_text(im_bind *b, const im_field *f, int type, im_str v, voi
     }
     case IM_T_INT32:
     case IM_T_INT64:
-    case IM_T_DOUBLE: {
+    case IM_T_UINT32:
+    case IM_T_UINT64:
+    case IM_T_DOUBLE:
+    case IM_T_FLOAT: {
+        int real = type == IM_T_DOUBLE || type == IM_T_FLOAT;
         im_json j;
         im_json_num n;
-        /* a parameter holds a JSON number, nothing around it */
-        im_json_init(&j, v.ptr, v.len, 0);
-        if (v.len == 0 || v.len >= sizeof tmp || im_json_peek(&j) != IM_JSON_NUMBER ||
-            im_json_number(&j, &n) || j.p != j.end) {
-            if (type == IM_T_DOUBLE)
+        char num[IM__PY_NUM_MAX + 8];
+        long len = im__py_number(v, real, num, sizeof num);
+        if (len == -2) {
+            im__bind_error(b, "finite_number", "Input should be a finite number", input, inl, NULL);
+            return;
+        }
+        if (len > 0) im_json_init(&j, num, (size_t)len, 0);
+        if (len <= 0 || im_json_peek(&j) != IM_JSON_NUMBER || im_json_number(&j, &n) || j.p != j.end) {
+            if (real)
                 im__bind_error(b, "float_parsing", "Input should be a valid number, unable to parse string as a number",
                                input, inl, NULL);
             else
@@ -10514,23 +10705,7 @@ static void im__bind_text(im_bind *b, const im_field *f, int type, im_str v, voi
                                input, inl, NULL);
             return;
         }
-        if (type == IM_T_DOUBLE) {
-            if (!isfinite(n.d)) {
-                im__bind_error(b, "finite_number", "Input should be a finite number", input, inl, NULL);
-                return;
-            }
-            if (im__bind_bounds(b, f, 0, 0, n.d, input, inl) == 0) *(double *)dst = n.d;
-            return;
-        }
-        if (!n.is_int) {
-            im__bind_error(b, "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
-                           input, inl, NULL);
-            return;
-        }
-        int32_t tmp32;
-        if (im__bind_store_int(b, type, n.i, type == IM_T_INT32 ? (void *)&tmp32 : dst, input, inl) == 0 &&
-            im__bind_bounds(b, f, 1, n.i, 0, input, inl) == 0 && type == IM_T_INT32)
-            *(int32_t *)dst = tmp32;
+        im__bind_number(b, f, type, &n, input, inl, dst);
         return;
     }
     default: {
@@ -10569,12 +10744,68 @@ static int im__bind_decode(im_bind *b, im_str raw, int query, im_str *out)
     return 0;
 }
 
+/* The next key=value pair of a query from *pos: 1 (raw key and value), 0 at the end. */
+static int im__query_next(im_str q, size_t *pos, im_str *key, im_str *val)
+{
+    while (*pos < q.len) {
+        size_t i = *pos, e = i, eq;
+        while (e < q.len && q.ptr[e] != '&') e++;
+        *pos = e + 1;
+        if (e == i) continue; /* a&&b */
+        for (eq = i; eq < e && q.ptr[eq] != '='; eq++) {}
+        key->ptr = q.ptr + i;
+        key->len = eq - i;
+        val->ptr = eq < e ? q.ptr + eq + 1 : q.ptr + e;
+        val->len = eq < e ? e - eq - 1 : 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* A raw query key is name once %-decoded ('+' a space), as FastAPI decodes keys. */
+static int im__query_key_is(im_str key, const char *name, size_t nlen)
+{
+    if (!memchr(key.ptr, '%', key.len) && !memchr(key.ptr, '+', key.len))
+        return key.len == nlen && memcmp(key.ptr, name, nlen) == 0;
+    char d[256];
+    if (key.len > sizeof d) return 0;
+    long n = im_url_decode(key, d, sizeof d, 1);
+    return n == (long)nlen && memcmp(d, name, nlen) == 0;
+}
+
+/* The value of a cookie (RFC 6265 "a=b; c=d", optionally quoted), or {NULL, 0}. The last of a
+ * repeated name wins, as for query parameters. */
+static im_str im__cookie_get(im_str h, const char *name, size_t nlen)
+{
+    im_str found = {NULL, 0};
+    for (size_t i = 0; i < h.len;) {
+        while (i < h.len && (h.ptr[i] == ' ' || h.ptr[i] == '\t' || h.ptr[i] == ';')) i++;
+        size_t k = i, e = i;
+        while (e < h.len && h.ptr[e] != ';') e++;
+        size_t eq = k;
+        while (eq < e && h.ptr[eq] != '=') eq++;
+        if (eq < e) {
+            size_t kl = eq - k, vs = eq + 1, ve = e;
+            while (kl && (h.ptr[k + kl - 1] == ' ' || h.ptr[k + kl - 1] == '\t')) kl--;
+            while (ve > vs && (h.ptr[ve - 1] == ' ' || h.ptr[ve - 1] == '\t')) ve--;
+            if (ve - vs >= 2 && h.ptr[vs] == '"' && h.ptr[ve - 1] == '"') vs++, ve--;
+            if (kl == nlen && memcmp(h.ptr + k, name, nlen) == 0) {
+                found.ptr = h.ptr + vs;
+                found.len = ve - vs;
+            }
+        }
+        i = e + 1;
+    }
+    return found;
+}
+
 int im_bind_param(im_bind *b, const im_field *f, void *dst)
 {
     const char *root = b->root;
-    im_str raw;
+    im_str raw = {NULL, 0};
     int found = 0;
-    b->root = f->in == IM_IN_PATH ? "path" : "query";
+    size_t klen = strlen(f->name);
+    b->root = f->in <= IM_IN_COOKIE ? im__in_root[f->in] : "query";
     im__bind_push(b, f->name, SIZE_MAX, 0);
     if (f->in == IM_IN_PATH) {
         raw = im_ctx_param(b->ctx, f->name);
@@ -10586,33 +10817,41 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
             else
                 im__bind_text(b, f, f->type, v, dst);
         }
-    } else if (f->type != IM_T_ARRAY) {
-        raw = im_query_get(b->ctx->req.query, f->name);
+    } else if (f->in == IM_IN_HEADER || f->in == IM_IN_COOKIE) {
+        /* taken as sent, not %-decoded (FastAPI does not decode them either) */
+        if (f->in == IM_IN_HEADER) {
+            raw = im_ctx_header(b->ctx, f->name);
+        } else {
+            im_str h = im_ctx_header(b->ctx, "Cookie");
+            if (h.ptr) raw = im__cookie_get(h, f->name, klen);
+        }
         found = raw.ptr != NULL;
+        if (found) im__bind_text(b, f, f->type, raw, dst);
+    } else if (f->type != IM_T_ARRAY) { /* ?n=1&n=2: the last wins, as in FastAPI */
+        im_str q = b->ctx->req.query, k, v;
+        size_t pos = 0;
+        while (im__query_next(q, &pos, &k, &v))
+            if (im__query_key_is(k, f->name, klen)) raw = v, found = 1;
         if (found) {
-            im_str v;
             if (im__bind_decode(b, raw, 1, &v))
                 im__bind_error(b, "url_decoding", "Invalid %-escape in the query", NULL, 0, NULL);
             else
                 im__bind_text(b, f, f->type, v, dst);
         }
     } else { /* ?a=1&a=2: every occurrence, in order */
-        size_t esz = im__elem_size[f->elem], n = 0, cap = 0, klen = strlen(f->name);
+        size_t esz = im__elem_size[f->elem], n = 0, cap = 0;
         char *items = NULL;
-        im_str q = b->ctx->req.query;
+        im_str q = b->ctx->req.query, k, v;
         for (int pass = 0; pass < 2; pass++) { /* count, then bind into one allocation */
             if (pass == 1) {
                 if (!cap || ((f->flags & IM_F_MAXITEMS) && cap > f->max_items)) break;
                 if (!(items = im__bind_alloc(b, cap * esz))) break;
             }
-        for (size_t i = 0; i < q.len;) {
-            size_t e = i;
-            while (e < q.len && q.ptr[e] != '&') e++;
-            if (e - i > klen && memcmp(q.ptr + i, f->name, klen) == 0 && q.ptr[i + klen] == '=') {
-                im_str v = {q.ptr + i + klen + 1, e - i - klen - 1};
+            size_t pos = 0;
+            while (im__query_next(q, &pos, &k, &v)) {
+                if (!im__query_key_is(k, f->name, klen)) continue;
                 if (pass == 0) {
                     cap++;
-                    i = e + 1;
                     continue;
                 }
                 memset(items + n * esz, 0, esz);
@@ -10624,8 +10863,6 @@ int im_bind_param(im_bind *b, const im_field *f, void *dst)
                 im__bind_pop(b);
                 n++;
             }
-            i = e + 1;
-        }
         }
         found = cap > 0;
         if (found) im__bind_items(b, f, items, items ? n : cap, dst);

@@ -26,27 +26,34 @@ import argparse
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import sys
 
 GENERATOR = "gen/immersive_gen.py"
-SCALARS = ("bool", "int32", "int64", "double", "string", "enum")
+SCALARS = ("bool", "int32", "int64", "uint32", "uint64", "double", "float", "string", "enum")
+NUMERIC = ("int32", "int64", "uint32", "uint64", "double", "float")
+REAL = ("double", "float")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
 for goto if inline int long register restrict return short signed sizeof static struct switch
 typedef union unsigned void volatile while _Bool _Complex _Imaginary bool true false NULL
 _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local""".split())
-INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
+INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1), "uint32": (0, 2**32 - 1),
+             "uint64": (0, 2**64 - 1)}
+FLT_MAX = 3.4028234663852886e38
 MODES = {"IM_INLINE": "inline", "IM_POOL": "pool", "IM_SERIAL": "serial", "IM_PROCESS": "process",
          "inline": "inline", "pool": "pool", "serial": "serial", "process": "process"}
 RESPONSES = {"IM_SYNC": "sync", "IM_ASYNC": "async", "sync": "sync", "async": "async"}
 EXTRAS = {"IM_FORBID": "forbid", "IM_IGNORE": "ignore", "forbid": "forbid", "ignore": "ignore"}
-SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw",
-           "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw"}
+SOURCES = {"body": "body", "query": "query", "path": "path", "raw": "raw", "header": "header",
+           "cookie": "cookie", "IM_BODY": "body", "IM_QUERY": "query", "IM_PATH": "path", "IM_RAW": "raw",
+           "IM_HEADER": "header", "IM_COOKIE": "cookie"}
+PARAM_SOURCES = ("query", "path", "header", "cookie")
 ENDPOINT_ATTRS = ("summary", "description", "tags", "mode", "priority", "max_concurrency",
                   "timeout_ms", "response", "extra", "deprecated", "name", "executor", "max_body_bytes",
-                  "status")
+                  "status", "errors")
 MODULE_ATTRS = ("init", "fini", "serial")
 NUM_ATTRS = ("min", "max", "exclusive_min", "exclusive_max")
 LEN_ATTRS = ("min_length", "max_length")
@@ -211,6 +218,9 @@ def parse_value(path, toks, i, stop):
         items, i = [], i + 1
         while i < stop and toks[i].text != "}":
             v, i = parse_value(path, toks, i, stop)
+            if i < stop and toks[i].text == ":":  # {404: "No such box"}: a key and its value
+                w, i = parse_value(path, toks, i + 1, stop)
+                v = Value("pair", (v, w), v.tok)
             items.append(v)
             if i < stop and toks[i].text == ",":
                 i += 1
@@ -321,6 +331,21 @@ class Field:
         self.optional = False
         self.owner = None      # the endpoint or object it belongs to
         self.dtypes, self.ndim, self.shape = [], None, None  # ndarray: .dtype, .ndim, .shape
+        # the constraints, normalised: what the binder, the answer checks and the document read
+        self.lo = self.hi = None  # (bound, exclusive, Value)
+        self.min_len = self.max_len = None
+        self.min_items = self.max_items = None
+        self.multiple_of = None
+        self.nullable = False     # JSON null accepted (has_x, x_is_null)
+        self.alias = None         # .alias: the key or parameter name on the wire
+        self.example = None       # .example, as a Python value
+
+    @property
+    def key(self):
+        """The name on the wire: the JSON key, or the query, path, header or cookie name."""
+        if self.alias is not None:
+            return self.alias
+        return self.name.replace("_", "-") if self.source == "header" else self.name
 
     @property
     def required(self):
@@ -348,6 +373,7 @@ class Endpoint:
         self.response, self.extra, self.tags, self.deprecated = "sync", "forbid", [module.name], False
         self.executor = None  # .executor: a module's private executor
         self.status = 200     # .status: a successful answer's (204: no body)
+        self.errors = {}      # .errors: {status: what it means}, the handler's own failures
         self.params = re.findall(r"\{([^{}/]*)\}", path)
 
     @property
@@ -544,7 +570,7 @@ class Reader:
             self.err(pt, f"path '{path}' must start with '/'", f"write \"/{path}\"")
         for seg in path.split("/")[1:]:
             if "{" in seg or "}" in seg:
-                if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", seg):
+                if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_.-]*\}", seg):
                     self.err(pt, f"bad path segment '{seg}'", "a parameter is a whole segment: /items/{id}")
             elif not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%-]*", seg):
                 self.err(pt, f"bad character in path segment '{seg}'",
@@ -578,6 +604,19 @@ class Reader:
                          ".status = 201 (Created), or 204 (No Content) with no IM_RESULT; 202 is a "
                          "task's (Prefer: respond-async)")
             e.status = s
+        if "errors" in kw:
+            v = kw["errors"]
+            if v.kind != "list" or not v.value or any(x.kind != "pair" for x in v.value):
+                self.err(v.tok, "'.errors' wants {status: \"what it means\", ...}", '.errors = {404: "No such box"}')
+            for x in v.value:
+                k, d = x.value
+                if k.kind != "number" or not isinstance(k.value, int) or not 400 <= k.value <= 599:
+                    self.err(k.tok, f"'.errors' keys are statuses from 400 to 599", '.errors = {404: "No such box"}')
+                if d.kind != "string" or not d.value:
+                    self.err(d.tok, "'.errors' values say what the status means", '.errors = {404: "No such box"}')
+                if k.value in e.errors:
+                    self.err(k.tok, f"status {k.value} is given twice in '.errors'", "keep one")
+                e.errors[k.value] = d.value
         if "name" in kw:
             e.name = want("name", ("string",))
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", e.name):
@@ -706,12 +745,12 @@ class Reader:
 
     def apply_field_attrs(self, c, f, what, owner):
         kw, t = c.kw, f.type
-        allowed = {"default", "optional", "description"}
+        allowed = {"default", "optional", "description", "alias", "example", "nullable"}
         if what == "argument":
             allowed.add("in")
         base = t.base
-        if base in ("int32", "int64", "double"):
-            allowed.update(NUM_ATTRS)
+        if base in NUMERIC:
+            allowed.update(NUM_ATTRS + ("multiple_of",))
         if base == "string":
             allowed.update(LEN_ATTRS)
         if base == "enum":
@@ -720,34 +759,50 @@ class Reader:
             allowed.update(ITEM_ATTRS)
         if base == "ndarray":
             allowed.update(ND_ATTRS + ITEM_ATTRS)  # items: elements in all
+            allowed -= {"example", "nullable"}
         for k, v in kw.items():
             if k not in allowed:
                 known = ("." + ", .".join(sorted(allowed)))
-                if k in NUM_ATTRS + LEN_ATTRS + ITEM_ATTRS + ND_ATTRS + ("values", "in", "default", "optional"):
+                if k in NUM_ATTRS + LEN_ATTRS + ITEM_ATTRS + ND_ATTRS + (
+                        "values", "in", "default", "optional", "multiple_of", "example", "nullable"):
                     self.err(v.key_tok, f"'.{k}' does not apply to {what} '{f.name}' of type {t}", "it takes " + known)
                 self.err(v.key_tok, f"unknown attribute '.{k}'", "known here: " + known)
         if "description" in kw:
             if kw["description"].kind != "string":
                 self.err(kw["description"].tok, "'.description' wants a string", '.description = "..."')
             f.doc = kw["description"].value
+        if "alias" in kw:
+            v = kw["alias"]
+            if v.kind != "string" or not v.value or "\0" in v.value:
+                self.err(v.tok, "'.alias' wants a non-empty string: the name on the wire", '.alias = "first-name"')
+            f.alias = v.value
         if "in" in kw:
             v = kw["in"]
             if v.kind != "ident" or v.value not in SOURCES:
-                self.err(v.tok, "'.in' is body, query, path or raw", ".in = query")
+                self.err(v.tok, "'.in' is body, query, path, header, cookie or raw", ".in = query")
             f.source = SOURCES[v.value]
         elif what == "argument":
-            if f.name in owner.params:
+            if f.key in owner.params:
                 f.source = "path"
             elif owner.method in ("GET", "DELETE"):
                 f.source = "query"
         if what == "argument":
-            if f.source == "path" and f.name not in owner.params:
-                self.err(c.args[1].tok, f"argument '{f.name}' is a path parameter but {owner.path} has no {{{f.name}}}",
-                         f"add /{{{f.name}}} to the path, or take it from the body or query")
-            if f.name in owner.params and f.source != "path":
-                self.err(c.args[1].tok, f"'{f.name}' is in the path, so it cannot come from the {f.source}",
+            if f.source == "path" and f.key not in owner.params:
+                self.err(c.args[1].tok, f"argument '{f.name}' is a path parameter but {owner.path} has no {{{f.key}}}",
+                         f"add /{{{f.key}}} to the path, or take it from the body or query")
+            if f.key in owner.params and f.source != "path":
+                self.err(c.args[1].tok, f"'{f.key}' is in the path, so it cannot come from the {f.source}",
                          "drop .in, or rename the argument")
-            if f.source in ("query", "path") and (t.base == "object" or (t.array and f.source == "path")):
+            if f.source in ("header", "cookie") and (base != "string" or t.array):
+                self.err(c.args[0].tok, f"a {f.source} argument is a string (an im_str), not {t}",
+                         f"IM_ARG(string, {f.name}, \"...\", .in = {f.source}); parse it in the handler")
+            if f.source == "header" and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", f.key):
+                self.err((kw.get("alias") or c.args[1]).tok, f"'{f.key}' cannot be a header name",
+                         "a header name is a token: letters, digits and !#$%&'*+-.^_`|~")
+            if f.source == "cookie" and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", f.key):
+                self.err((kw.get("alias") or c.args[1]).tok, f"'{f.key}' cannot be a cookie name",
+                         "a cookie name is a token: letters, digits and !#$%&'*+-.^_`|~")
+            if f.source in PARAM_SOURCES and (t.base == "object" or (t.array and f.source == "path")):
                 self.err(c.args[0].tok, f"a {f.source} parameter cannot be of type {t}",
                          "objects come in the JSON body: .in = body")
             if f.source == "body" and owner.method == "GET":
@@ -761,6 +816,13 @@ class Reader:
                     self.err(kw["in"].tok, "only an f64array can come raw", "the body is then little-endian float64s")
                 if owner.method == "GET":
                     self.err(kw["in"].tok, "GET requests have no body", "use POST, or .in = query")
+        if "nullable" in kw:
+            v = kw["nullable"]
+            if v.kind != "bool":
+                self.err(v.tok, "'.nullable' wants true or false", ".nullable = true")
+            f.nullable = v.value
+            if f.nullable and f.source != "body":
+                self.err(v.key_tok, f"a {f.source} value cannot be null", "leave it out instead: .optional = true")
         if base == "ndarray":
             self.nd_attrs(kw, f)
         # values (enum)
@@ -797,7 +859,9 @@ class Reader:
                     rlo, rhi = INT_RANGE[base]
                     if not rlo <= v.value <= rhi:
                         self.err(v.tok, f"'.{k}' = {v.value} is outside {base}",
-                                     f"a {base} is from {rlo} to {rhi}: use int64 for more")
+                                     f"a {base} is from {rlo} to {rhi}: use {'uint64' if rlo == 0 else 'int64'} for more")
+                if base == "float" and abs(v.value) > FLT_MAX:
+                    self.err(v.tok, f"'.{k}' = {v.value} is outside float", "a float goes up to about 3.4e38: use double")
         if "min" in kw and "exclusive_min" in kw:
             self.err(kw["exclusive_min"].key_tok, "give .min or .exclusive_min, not both",
                      ".min keeps the bound, .exclusive_min leaves it out")
@@ -817,6 +881,14 @@ class Reader:
             self.err(hi[2].key_tok, f"no integer satisfies both bounds of '{f.name}'",
                      "exclusive bounds leave out the bound itself: widen them")
         f.lo, f.hi = lo, hi
+        if "multiple_of" in kw:
+            v = kw["multiple_of"]
+            ok = v.kind == "number" and v.value > 0 and (base in REAL or (isinstance(v.value, int) and v.value < 2**63))
+            if not ok:
+                self.err(v.tok, f"'.multiple_of' of a{'n integer' if base in INT_RANGE else ' number'} wants a "
+                         f"positive {'integer' if base in INT_RANGE else 'number'}",
+                         ".multiple_of = 5" if base in INT_RANGE else ".multiple_of = 0.25")
+            f.multiple_of = v.value
         for a, b in ((LEN_ATTRS[0], LEN_ATTRS[1]), (ITEM_ATTRS[0], ITEM_ATTRS[1])):
             for k in (a, b):
                 if k in kw:
@@ -825,6 +897,8 @@ class Reader:
                         self.err(v.tok, f"'.{k}' wants a non-negative integer", f".{k} = 1")
             if a in kw and b in kw and kw[a].value > kw[b].value:
                 self.err(kw[b].key_tok, f"'.{a}' is above '.{b}'", f"no value fits: lower .{a} or raise .{b}")
+        f.min_len, f.max_len = (kw[k].value if k in kw else None for k in LEN_ATTRS)
+        f.min_items, f.max_items = (kw[k].value if k in kw else None for k in ITEM_ATTRS)
         # optional, default
         if "optional" in kw:
             if kw["optional"].kind != "bool":
@@ -837,35 +911,56 @@ class Reader:
             if f.source == "path":
                 self.err(v.key_tok, "a path parameter cannot have a default: the path always has it",
                          "drop .default")
-            ok = {"bool": ("bool",), "int32": ("number",), "int64": ("number",), "double": ("number",),
-                  "string": ("string",), "enum": ("string",)}[base]
-            if v.kind not in ok or (base in INT_RANGE and not isinstance(v.value, int)):
-                self.err(v.tok, f"the default of '{f.name}' must be {'an integer' if base in INT_RANGE else 'a ' + ok[0]}",
-                         f"write a {base} literal")
-            d = v.value
-            if base in INT_RANGE and not INT_RANGE[base][0] <= d <= INT_RANGE[base][1]:
-                self.err(v.tok, f"default {d} is outside {base}", f"a {base} is from {INT_RANGE[base][0]} to {INT_RANGE[base][1]}")
-            if base == "enum" and d not in f.values:
-                self.err(v.tok, f"default '{d}' is not one of the values",
-                         "values: " + ", ".join(f.values))
-            if base in ("int32", "int64", "double"):
-                if lo and (d < lo[0] or (lo[1] and d == lo[0])):
-                    self.err(v.tok, f"default {d} breaks the lower bound", "the default must satisfy the constraints")
-                if hi and (d > hi[0] or (hi[1] and d == hi[0])):
-                    self.err(v.tok, f"default {d} breaks the upper bound", "the default must satisfy the constraints")
-            if base in ("string", "enum") and "\0" in d:
+            f.default = self.literal(v, f, "default")
+            if base in ("string", "enum") and "\0" in f.default:
                 self.err(v.tok, "a default cannot hold a NUL character",
                          "C strings end at NUL: leave \\0 out of the default")
-            if base == "string":
-                n = len(d)
-                if ("min_length" in kw and n < kw["min_length"].value) or ("max_length" in kw and n > kw["max_length"].value):
-                    self.err(v.tok, "the default breaks the length bounds", "the default must satisfy the constraints")
-            f.default = d
             if f.optional:
                 self.err(v.key_tok, "an argument with a default is already optional", "drop .optional")
+        if "example" in kw:
+            v = kw["example"]
+            if t.array:
+                if v.kind != "list":
+                    self.err(v.tok, f"the example of '{f.name}' is a {{list}}", ".example = {1, 2}")
+                f.example = [self.literal(x, f, "example") for x in v.value]
+            elif base == "object":
+                self.err(v.key_tok, "an object's example is made of its fields' examples",
+                         "give .example to the fields of the IM_OBJECT")
+            else:
+                f.example = self.literal(v, f, "example")
         if f.source == "path" and f.optional:
             self.err(kw["optional"].key_tok, "a path parameter cannot be optional",
                      "the route only matches when the segment is there: drop .optional")
+
+    def literal(self, v, f, what):
+        """A .default or .example value checked against the field's type and constraints."""
+        base = f.type.base
+        ok = {"bool": ("bool",), "string": ("string",), "enum": ("string",)}.get(base, ("number",))
+        if v.kind not in ok or (base in INT_RANGE and not isinstance(v.value, int)):
+            self.err(v.tok, f"the {what} of '{f.name}' must be {'an integer' if base in INT_RANGE else 'a ' + ok[0]}",
+                     f"write a {base} literal")
+        d = v.value
+        if base in INT_RANGE and not INT_RANGE[base][0] <= d <= INT_RANGE[base][1]:
+            self.err(v.tok, f"{what} {d} is outside {base}", f"a {base} is from {INT_RANGE[base][0]} to {INT_RANGE[base][1]}")
+        if base == "float" and abs(d) > FLT_MAX:
+            self.err(v.tok, f"{what} {d} is outside float", "a float goes up to about 3.4e38")
+        if base == "enum" and d not in f.values:
+            self.err(v.tok, f"{what} '{d}' is not one of the values", "values: " + ", ".join(f.values))
+        lo, hi = f.lo, f.hi
+        if base in NUMERIC:
+            if lo and (d < lo[0] or (lo[1] and d == lo[0])):
+                self.err(v.tok, f"{what} {d} breaks the lower bound", f"the {what} must satisfy the constraints")
+            if hi and (d > hi[0] or (hi[1] and d == hi[0])):
+                self.err(v.tok, f"{what} {d} breaks the upper bound", f"the {what} must satisfy the constraints")
+            m = f.multiple_of
+            if m is not None and (d % m != 0 if isinstance(d, int) and isinstance(m, int)
+                                  else abs(math.remainder(d, m)) > abs(d) / 1e9):
+                self.err(v.tok, f"{what} {d} is not a multiple of {m}", f"the {what} must satisfy the constraints")
+        if base == "string":
+            n = len(d)
+            if (f.min_len is not None and n < f.min_len) or (f.max_len is not None and n > f.max_len):
+                self.err(v.tok, f"the {what} breaks the length bounds", f"the {what} must satisfy the constraints")
+        return d
 
     def nd_attrs(self, kw, f):
         """.dtype ("f64", "f64|f32" or {"f64", "f32"}), .ndim (0..8), .shape ({-1, 3}: -1 any)."""
@@ -1057,6 +1152,24 @@ def check_names(modules):
                 enums(f, f"{e.func}_result_{f.name}", f.where)
 
 
+def check_members(fields, what):
+    """Members of one struct (an object's, a result's, or the body arguments'): names, the keys
+    on the wire, and the x_is_null a nullable x adds, each once."""
+    names, keys = {}, {}
+    for f in fields:
+        if f.name in names:
+            raise GenError(f.where, f"{what} '{f.name}' is declared twice", "each field has its own name")
+        names[f.name] = f
+        if f.key in keys:
+            raise GenError(f.where, f"{what}s '{keys[f.key].name}' and '{f.name}' are both '{f.key}' on the wire",
+                           "give one another .alias")
+        keys[f.key] = f
+    for f in fields:
+        if f.nullable and f.name + "_is_null" in names:
+            raise GenError(names[f.name + "_is_null"].where,
+                           f"'{f.name}_is_null' is the member nullable '{f.name}' adds", "rename it")
+
+
 def check_service(modules):
     routes, funcs, public = {}, {}, {}
     for m in modules:
@@ -1073,12 +1186,7 @@ def check_service(modules):
             if e.status == 204 and e.result is not None:
                 raise GenError(e.where, f"{e.method} {e.path} answers 204 (No Content) but has an IM_RESULT",
                                "drop the IM_RESULT, or answer another status")
-            seen_fields = set()
-            for f in e.result_fields:
-                if f.name in seen_fields:
-                    raise GenError(f.where, f"result field '{f.name}' is declared twice",
-                                   "each field has its own name")
-                seen_fields.add(f.name)
+            check_members(e.result_fields, "result field")
             if e.func in funcs:
                 o = funcs[e.func]
                 raise GenError(e.func_where, f"function '{e.func}' serves two endpoints (also at {o.where[0]}:{o.where[1]})",
@@ -1091,16 +1199,27 @@ def check_service(modules):
                 raise GenError(e.where, f"two functions are named '{e.name}' (also at {o.where[0]}:{o.where[1]})",
                                "a function's .name (by default its C name) is unique in the service")
             public[e.name] = e
-            names = {}
+            names, keys = {}, {}
             for a in e.args:
                 if a.name in names:
                     raise GenError(a.where, f"argument '{a.name}' is declared twice",
                                    "each argument of an endpoint has its own name")
                 names[a.name] = a
+                k = (a.source if a.source in PARAM_SOURCES else "body",
+                     a.key.lower() if a.source == "header" else a.key)
+                if k in keys:
+                    raise GenError(a.where, f"arguments '{keys[k].name}' and '{a.name}' are both "
+                                   f"'{a.key}' in the {k[0]}", "give one another .alias")
+                keys[k] = a
+            for a in e.args:
+                if a.nullable and a.name + "_is_null" in names:
+                    b = names[a.name + "_is_null"]
+                    raise GenError(b.where, f"'{b.name}' is the member nullable '{a.name}' adds", "rename it")
             for p in e.params:
-                if p not in names:
+                if ("path", p) not in keys:
                     raise GenError(e.where, f"path parameter {{{p}}} has no IM_ARG",
-                                   f"declare it: IM_ARG(int64, {p}, \"...\") (or string)")
+                                   f"declare it: IM_ARG(int64, {p}, \"...\") (or string)" if ident_ok(p) else
+                                   f"declare it: IM_ARG(int64, {p.replace('-', '_').replace('.', '_')}, \"...\", .alias = \"{p}\")")
             raws = [a for a in e.args if a.source == "raw"]
             if raws and (len(raws) > 1 or e.body_args):
                 raise GenError(raws[0].where, "a raw body argument must be the only body argument",
@@ -1116,11 +1235,8 @@ def check_service(modules):
             if len(o.fields) > 64:
                 raise GenError(o.where, f"object '{o.name}' has more than 64 fields",
                                "split it into objects that hold objects")
-            seen = set()
+            check_members(o.fields, "field")
             for f in o.fields:
-                if f.name in seen:
-                    raise GenError(f.where, f"field '{f.name}' is declared twice", "each field has its own name")
-                seen.add(f.name)
                 if f.source != "body":
                     raise GenError(f.where, "object fields come from the body", "drop .in")
 
@@ -1145,12 +1261,15 @@ def c_comment(s):
     return s.replace("*/", "* /").replace("\n", " ")
 
 
-CTYPE = {"bool": "bool", "int32": "int32_t", "int64": "int64_t", "double": "double", "string": "im_str",
-         "enum": "int", "ndarray": "im_ndarray"}
-ARRTYPE = {"bool": "im_bools", "int32": "im_i32s", "int64": "im_i64s", "double": "im_f64s",
-           "string": "im_strs", "enum": "im_enums"}
-TCONST = {"bool": "IM_T_BOOL", "int32": "IM_T_INT32", "int64": "IM_T_INT64", "double": "IM_T_DOUBLE",
-          "string": "IM_T_STRING", "enum": "IM_T_ENUM", "object": "IM_T_OBJECT", "ndarray": "IM_T_NDARRAY"}
+CTYPE = {"bool": "bool", "int32": "int32_t", "int64": "int64_t", "uint32": "uint32_t", "uint64": "uint64_t",
+         "double": "double", "float": "float", "string": "im_str", "enum": "int", "ndarray": "im_ndarray"}
+ARRTYPE = {"bool": "im_bools", "int32": "im_i32s", "int64": "im_i64s", "uint32": "im_u32s", "uint64": "im_u64s",
+           "double": "im_f64s", "float": "im_f32s", "string": "im_strs", "enum": "im_enums"}
+TCONST = {"bool": "IM_T_BOOL", "int32": "IM_T_INT32", "int64": "IM_T_INT64", "uint32": "IM_T_UINT32",
+          "uint64": "IM_T_UINT64", "double": "IM_T_DOUBLE", "float": "IM_T_FLOAT", "string": "IM_T_STRING",
+          "enum": "IM_T_ENUM", "object": "IM_T_OBJECT", "ndarray": "IM_T_NDARRAY"}
+IN_CONST = {"body": "IM_IN_BODY", "raw": "IM_IN_BODY", "query": "IM_IN_QUERY", "path": "IM_IN_PATH",
+            "header": "IM_IN_HEADER", "cookie": "IM_IN_COOKIE"}
 
 
 def ctype_of(t):
@@ -1196,66 +1315,73 @@ def c_double(x):
     return r
 
 
+def c_int(x):
+    """An integer constant of any int64 or uint64 value."""
+    if x < 0:
+        return "INT64_C(%d)" % x if x != -2**63 else "INT64_MIN"
+    return "INT64_C(%d)" % x if x < 2**63 else "UINT64_C(%d)" % x
+
+
 def field_init(f, cname, prefix):
-    """A static const im_field initializer."""
+    """A static const im_field: its non-zero members, by name."""
     t = f.type
-    flags, imin, imax, dmin, dmax = [], "0", "0", "0", "0"
-    if f.lo:
-        flags.append("IM_F_MIN")
-        if f.lo[1]:
-            flags.append("IM_F_XMIN")
-        if t.base == "double":
-            dmin = c_double(f.lo[0])
-        else:
-            imin = "INT64_C(%d)" % f.lo[0] if f.lo[0] != -2**63 else "INT64_MIN"
-    if f.hi:
-        flags.append("IM_F_MAX")
-        if f.hi[1]:
-            flags.append("IM_F_XMAX")
-        if t.base == "double":
-            dmax = c_double(f.hi[0])
-        else:
-            imax = "INT64_C(%d)" % f.hi[0]
-    kw = f.attrs
-    min_len = kw["min_length"].value if "min_length" in kw else 0
-    max_len = kw["max_length"].value if "max_length" in kw else 0
-    min_items = kw["min_items"].value if "min_items" in kw else 0
-    max_items = kw["max_items"].value if "max_items" in kw else 0
-    if "min_length" in kw:
-        flags.append("IM_F_MINLEN")
-    if "max_length" in kw:
-        flags.append("IM_F_MAXLEN")
-    if "min_items" in kw:
-        flags.append("IM_F_MINITEMS")
-    if "max_items" in kw:
-        flags.append("IM_F_MAXITEMS")
-    typ = "IM_T_ARRAY" if t.array else TCONST[t.base]
-    elem = TCONST[t.base] if t.array else "0"
-    src = {"body": "IM_IN_BODY", "query": "IM_IN_QUERY", "path": "IM_IN_PATH", "raw": "IM_IN_BODY"}[f.source]
-    values = f"{prefix}_values" if f.values else "NULL"
-    elem_size = f"sizeof({t.obj.name})" if t.base == "object" and t.array else "0"
-    obj = f"im_gen_bind_obj_{t.obj.name}" if t.base == "object" else "NULL"
-    dtypes = sum(1 << DTYPES.index(d) for d in f.dtypes)
-    ndim = f.ndim
-    shape = f"{prefix}_shape" if f.shape else "NULL"
+    flags, m = [], [("name", c_str(f.key)), ("type", "IM_T_ARRAY" if t.array else TCONST[t.base])]
+    if t.array:
+        m.append(("elem", TCONST[t.base]))
+    real, unsigned = t.base in REAL, t.base == "uint64"
+    for bound, flag, xflag, names in ((f.lo, "IM_F_MIN", "IM_F_XMIN", ("dmin", "umin", "imin")),
+                                      (f.hi, "IM_F_MAX", "IM_F_XMAX", ("dmax", "umax", "imax"))):
+        if bound:
+            flags.append(flag)
+            if bound[1]:
+                flags.append(xflag)
+            if real:
+                m.append((names[0], c_double(bound[0])))
+            else:
+                m.append((names[1] if unsigned else names[2], c_int(bound[0])))
+    if f.multiple_of is not None:
+        flags.append("IM_F_MULTIPLE")
+        m.append(("dmul", c_double(f.multiple_of)) if real else ("imul", c_int(f.multiple_of)))
+    for v, flag, member in ((f.min_len, "IM_F_MINLEN", "min_len"), (f.max_len, "IM_F_MAXLEN", "max_len"),
+                            (f.min_items, "IM_F_MINITEMS", "min_items"), (f.max_items, "IM_F_MAXITEMS", "max_items")):
+        if v is not None:
+            flags.append(flag)
+            m.append((member, f"{v}u"))
+    if flags:
+        m.append(("flags", " | ".join(flags)))
+    if f.source != "body":
+        m.append(("in", IN_CONST[f.source]))
+    if f.values:
+        m += [("values", f"{prefix}_values"), ("nvalues", f"{len(f.values)}u")]
+    if t.base == "object":
+        if t.array:
+            m.append(("elem_size", f"sizeof({t.obj.name})"))
+        m.append(("object", f"im_gen_bind_obj_{t.obj.name}"))
     pre = ""
-    if shape != "NULL":
-        pre = f"static const int64_t {shape}[] = {{{', '.join(str(x) for x in f.shape)}}};\n"
-    return (pre + f"static const im_field {cname} = {{{c_str(f.name)}, {typ}, {elem}, {' | '.join(flags) or '0'}, {src}, "
-            f"{imin}, {imax}, {dmin}, {dmax}, {min_len}u, {max_len}u, {min_items}u, {max_items}u, "
-            f"{values}, {len(f.values)}u, {elem_size}, {obj}, {dtypes}u, {-1 if ndim is None else ndim}, {shape}}};")
+    if t.base == "ndarray":
+        dtypes = sum(1 << DTYPES.index(d) for d in f.dtypes)
+        if dtypes:
+            m.append(("dtypes", f"{dtypes}u"))
+        m.append(("ndim", str(-1 if f.ndim is None else f.ndim)))
+        if f.shape:
+            shape = f"{prefix}_shape"
+            pre = f"static const int64_t {shape}[] = {{{', '.join(str(x) for x in f.shape)}}};\n"
+            m.append(("shape", shape))
+    return pre + f"static const im_field {cname} = {{" + ", ".join(f".{k} = {v}" for k, v in m) + "};"
 
 
 def default_c(f):
     d, b = f.default, f.type.base
     if b == "bool":
         return "true" if d else "false"
-    if b == "int32":
-        return str(d)
-    if b == "int64":
-        return "INT64_C(%d)" % d if d != -2**63 else "INT64_MIN"
+    if b in ("int32", "uint32"):
+        return str(d) + ("u" if b == "uint32" else "")
+    if b in ("int64", "uint64"):
+        return c_int(d)
     if b == "double":
         return c_double(d)
+    if b == "float":
+        return c_double(d) + "f"
     if b == "enum":
         return str(f.values.index(d))
     return f"im_str_from({c_str(d)})"
@@ -1265,12 +1391,12 @@ def key_dispatch(out, fields, var, on_match, indent="        "):
     """switch on the key's length, then compare bytes: no scan over all fields."""
     by_len = {}
     for i, f in enumerate(fields):
-        by_len.setdefault(len(f.name.encode()), []).append((i, f))
+        by_len.setdefault(len(f.key.encode()), []).append((i, f))
     out.add(f"{indent}switch ({var}.len) {{")
     for n in sorted(by_len):
         out.add(f"{indent}case {n}:")
         for i, f in by_len[n]:
-            out.add(f"{indent}    if (__builtin_memcmp({var}.ptr, {c_str(f.name)}, {n}) == 0) {{")
+            out.add(f"{indent}    if (__builtin_memcmp({var}.ptr, {c_str(f.key)}, {n}) == 0) {{")
             for l in on_match(i, f):
                 out.add(f"{indent}        {l}")
             out.add(f"{indent}        continue;", f"{indent}    }}")
@@ -1280,7 +1406,10 @@ def key_dispatch(out, fields, var, on_match, indent="        "):
 
 def emit_members(out, fields, indent="    "):
     for f in fields:
-        if f.optional:
+        if f.nullable:
+            out.add(f"{indent}bool has_{f.name}; /* {f.name} was given (null or not) */",
+                    f"{indent}bool {f.name}_is_null; /* {f.name} is null */")
+        elif f.optional:
             out.add(f"{indent}bool has_{f.name}; /* {f.name} was given */")
         doc = f" /* {c_comment(f.doc)} */" if f.doc else ""
         out.user_line(f.where, f"{indent}{ctype_of(f.type)} {f.name};{doc}")
@@ -1353,8 +1482,11 @@ def emit_binder_body(out, fields, prefix, target, extra):
     out.add(f"    {seen_t} seen = 0;", "    im_str k;", "    int r;")
 
     def on(i, f):
-        return [f"seen |= {one} << {i};", f"im_bind_field(b, &{prefix}_{f.name}, &{target}->{f.name});"] + \
-               ([f"{target}->has_{f.name} = true;"] if f.optional else [])
+        bind = f"im_bind_field(b, &{prefix}_{f.name}, &{target}->{f.name});"
+        if f.nullable:
+            bind = f"if (im_bind_null(b)) {target}->{f.name}_is_null = true; else {bind}"
+        return [f"seen |= {one} << {i};", bind] + \
+               ([f"{target}->has_{f.name} = true;"] if f.optional or f.nullable else [])
 
     out.add("    while ((r = im_bind_obj_key(b, &k)) > 0) {")
     if fields:
@@ -1383,8 +1515,12 @@ def emit_writer_value(out, t, expr, indent, depth=0):
         out.add(f"{indent}im_jw_bool(w, {expr});")
     elif b in ("int32", "int64"):
         out.add(f"{indent}im_jw_int(w, {expr});")
+    elif b in ("uint32", "uint64"):
+        out.add(f"{indent}im_jw_uint(w, {expr});")
     elif b == "double":
         out.add(f"{indent}im_jw_double(w, {expr});")
+    elif b == "float":
+        out.add(f"{indent}im_jw_float(w, {expr});")
     elif b == "string":
         out.add(f"{indent}if ({expr}.ptr) im_jw_strn(w, {expr}.ptr, {expr}.len);",
                 f"{indent}else im_jw_null(w);")
@@ -1402,7 +1538,10 @@ def emit_writer_fields(out, fields, src, enum_prefix):
             ind = "        "
         else:
             ind = "    "
-        out.add(f"{ind}im_jw_key(w, {c_str(f.name)});")
+        out.add(f"{ind}im_jw_key(w, {c_str(f.key)});")
+        if f.nullable:
+            out.add(f"{ind}if ({src}->{f.name}_is_null) im_jw_null(w);", f"{ind}else {{")
+            ind += "    "
         if f.type.base == "enum" and not f.type.array:
             vals = ", ".join(c_str(v) for v in f.values)
             out.add(f"{ind}{{", f"{ind}    static const char *const v[] = {{{vals}}};",
@@ -1419,6 +1558,9 @@ def emit_writer_fields(out, fields, src, enum_prefix):
                     f"{ind}        else im_jw_null(w);", f"{ind}    }}", f"{ind}    im_jw_arr_end(w);", f"{ind}}}")
         else:
             emit_writer_value(out, f.type, f"{src}->{f.name}", ind)
+        if f.nullable:
+            ind = ind[:-4]
+            out.add(f"{ind}}}")
         if f.optional:
             out.add("    }")
     out.add("    im_jw_obj_end(w);")
@@ -1431,12 +1573,11 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
     def fail(cond, msg, *more):
         uses.add("fail")
         out.add(f'{ind}if ({cond})', f'{ind}    return im_gen_fail(err, cap, "{fmt}: {msg}"{args}{"".join(", " + m for m in more)});')
-    kw = f.attrs if f is not None else {}
     if t.array:
-        if "min_items" in kw:
-            fail(f"{expr}.len < {kw['min_items'].value}u", f"%zu items, fewer than {kw['min_items'].value}", f"{expr}.len")
-        if "max_items" in kw:
-            fail(f"{expr}.len > {kw['max_items'].value}u", f"%zu items, more than {kw['max_items'].value}", f"{expr}.len")
+        if f is not None and f.min_items is not None:
+            fail(f"{expr}.len < {f.min_items}u", f"%zu items, fewer than {f.min_items}", f"{expr}.len")
+        if f is not None and f.max_items is not None:
+            fail(f"{expr}.len > {f.max_items}u", f"%zu items, more than {f.max_items}", f"{expr}.len")
         i = f"i{depth}"
         out.add(f"{ind}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
         emit_check_value(out, TypeRef(t.base, obj=t.obj), f, f"{expr}.ptr[{i}]", (fmt + "[%zu]", args + ", " + i),
@@ -1444,26 +1585,38 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
         out.add(f"{ind}}}")
         return
     b = t.base
-    lo, hi = (f.lo, f.hi) if f is not None else (None, None)
-    if b == "double":
-        uses.add("math")
-        fail(f"!__builtin_isfinite({expr})", "%g is not a finite number", expr)
-    if b in ("int32", "int64", "double"):
-        val, pf = (expr, "%g") if b == "double" else (f"(long long){expr}", "%lld")
-        lit = c_double if b == "double" else (lambda x: "%dLL" % x if x != -2**63 else "(-9223372036854775807LL - 1)")
+    lo, hi, mul = (f.lo, f.hi, f.multiple_of) if f is not None else (None, None, None)
+    if b in REAL:
+        fail(f"!__builtin_isfinite({expr})", "%g is not a finite number", f"(double){expr}")
+    if b in NUMERIC:
+        if b in REAL:
+            val, pf, lit = f"(double){expr}", "%g", c_double
+        elif b == "uint64":
+            val, pf, lit = f"(unsigned long long){expr}", "%llu", lambda x: "%dULL" % x
+        else:
+            val, pf = f"(long long){expr}", "%lld"
+            lit = lambda x: "%dLL" % x if x != -2**63 else "(-9223372036854775807LL - 1)"
         if lo:
             fail(f"{val} {'<=' if lo[1] else '<'} {lit(lo[0])}", f"{pf} is below its {'exclusive ' if lo[1] else ''}minimum {lo[0]}", val)
         if hi:
             fail(f"{val} {'>=' if hi[1] else '>'} {lit(hi[0])}", f"{pf} is above its {'exclusive ' if hi[1] else ''}maximum {hi[0]}", val)
+        if mul is not None:
+            if b in REAL:  # as the binder: a remainder within 1e-9 of the value's size is none
+                r = f"__builtin_fmod({val}, {c_double(mul)})"
+                tol = f"__builtin_fabs({val}) / 1e9"
+                fail(f"__builtin_fabs({r}) > {tol} && __builtin_fabs(__builtin_fabs({r}) - {c_double(mul)}) > {tol}",
+                     f"{pf} is not a multiple of {mul}", val)
+            else:
+                fail(f"{val} % {lit(mul)} != 0", f"{pf} is not a multiple of {mul}", val)
     elif b == "string":
         fail(f"!{expr}.ptr", "not set, and the document says a string")
-        if "min_length" in kw or "max_length" in kw:
+        if f is not None and (f.min_len is not None or f.max_len is not None):
             uses.add("chars")
             n = f"im_gen_chars({expr})"
-            if "min_length" in kw:
-                fail(f"{n} < {kw['min_length'].value}u", f"fewer than {kw['min_length'].value} characters")
-            if "max_length" in kw:
-                fail(f"{n} > {kw['max_length'].value}u", f"more than {kw['max_length'].value} characters")
+            if f.min_len is not None:
+                fail(f"{n} < {f.min_len}u", f"fewer than {f.min_len} characters")
+            if f.max_len is not None:
+                fail(f"{n} > {f.max_len}u", f"more than {f.max_len} characters")
     elif b == "enum" and f is not None:
         fail(f"(int){expr} < 0 || (int){expr} >= {len(f.values)}", f"%d is none of its {len(f.values)} values", f"(int){expr}")
     elif b == "object":
@@ -1474,13 +1627,17 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
 
 def emit_check_fields(out, fields, src, at_fmt, at_args, uses):
     for f in fields:
-        ind = "    "
+        ind, close = "    ", 0
         if f.optional:
             out.add(f"    if ({src}->has_{f.name}) {{")
-            ind = "        "
-        emit_check_value(out, f.type, f, f"{src}->{f.name}", (at_fmt + "." + f.name, at_args), ind, 0, uses)
-        if f.optional:
-            out.add("    }")
+            ind, close = ind + "    ", close + 1
+        if f.nullable:
+            out.add(f"{ind}if (!{src}->{f.name}_is_null) {{")
+            ind, close = ind + "    ", close + 1
+        emit_check_value(out, f.type, f, f"{src}->{f.name}", (at_fmt + "." + c_str(f.key)[1:-1].replace("%", "%%"), at_args), ind, 0, uses)
+        for _ in range(close):
+            ind = ind[:-4]
+            out.add(f"{ind}}}")
 
 
 def emit_checker(out, head, body_fn, uses_all, keep_empty):
@@ -1910,7 +2067,7 @@ def emit_endpoint(out, e):
     emit_fields_consts(out, e.args, f_prefix)
     out.add(f"static int im_gen_bind_{e.func}(im_bind *b, void *vargs)", "{",
             f"    {e.func}_args *a = vargs;")
-    params = [a for a in e.args if a.source in ("query", "path")]
+    params = [a for a in e.args if a.source in PARAM_SOURCES]
     body = e.body_args
     raw = [a for a in e.args if a.source == "raw"]
     if not params and not body and not raw:
@@ -1970,37 +2127,46 @@ def emit_endpoint(out, e):
 # ---------------------------------------------------------------------------------------
 # OpenAPI 3.1
 
+NUM_SCHEMA = {"int32": {"type": "integer", "format": "int32"}, "int64": {"type": "integer", "format": "int64"},
+              "uint32": {"type": "integer", "format": "uint32", "minimum": 0, "maximum": 2**32 - 1},
+              "uint64": {"type": "integer", "format": "uint64", "minimum": 0, "maximum": 2**64 - 1},
+              "double": {"type": "number", "format": "double"},
+              "float": {"type": "number", "format": "float", "minimum": -FLT_MAX, "maximum": FLT_MAX}}
+
+
 def schema_of(t, f=None, modules=None):
+    """The JSON Schema of a value of type t, with f's constraints (from the model: the binder
+    reads the same ones)."""
     if t.array:
         s = {"type": "array", "items": schema_of(TypeRef(t.base, obj=t.obj), f)}
         if f is not None:
-            kw = f.attrs
-            if "min_items" in kw:
-                s["minItems"] = kw["min_items"].value
-            if "max_items" in kw:
-                s["maxItems"] = kw["max_items"].value
+            if f.min_items is not None:
+                s["minItems"] = f.min_items
+            if f.max_items is not None:
+                s["maxItems"] = f.max_items
         return s
     b = t.base
     if b == "object":
         return {"$ref": f"#/components/schemas/{t.obj.name}"}
     if b == "ndarray":
         return nd_schema(f)
-    s = {"bool": {"type": "boolean"}, "int32": {"type": "integer", "format": "int32"},
-         "int64": {"type": "integer", "format": "int64"}, "double": {"type": "number", "format": "double"},
-         "string": {"type": "string"}, "enum": {"type": "string"}}[b]
-    s = dict(s)
+    s = dict(NUM_SCHEMA.get(b) or {"bool": {"type": "boolean"}, "string": {"type": "string"},
+                                    "enum": {"type": "string"}}[b])
     if f is not None:
-        kw = f.attrs
         if b == "enum":
             s["enum"] = list(f.values)
-        if f.lo:
+        if f.lo:  # the declared bound replaces the type's own
+            s.pop("minimum", None)
             s["exclusiveMinimum" if f.lo[1] else "minimum"] = f.lo[0]
         if f.hi:
+            s.pop("maximum", None)
             s["exclusiveMaximum" if f.hi[1] else "maximum"] = f.hi[0]
-        if "min_length" in kw:
-            s["minLength"] = kw["min_length"].value
-        if "max_length" in kw:
-            s["maxLength"] = kw["max_length"].value
+        if f.multiple_of is not None:
+            s["multipleOf"] = f.multiple_of
+        if f.min_len is not None:
+            s["minLength"] = f.min_len
+        if f.max_len is not None:
+            s["maxLength"] = f.max_len
     return s
 
 
@@ -2028,34 +2194,46 @@ def nd_schema(f):
             if shape and shape[d] >= 0:
                 s["minItems"] = s["maxItems"] = shape[d]
     s["x-immersive-ndarray"] = {"dtype": dt or list(DTYPES), "ndim": ndim, "shape": shape}
-    kw = f.attrs if f is not None else {}
-    for k, name in (("min_items", "minElements"), ("max_items", "maxElements")):
-        if k in kw:
-            s["x-immersive-ndarray"][name] = kw[k].value
+    for v, name, items in ((f and f.min_items, "minElements", "minItems"),
+                           (f and f.max_items, "maxElements", "maxItems")):
+        if v is not None:
+            s["x-immersive-ndarray"][name] = v
             if ndim == 1:  # then the elements are the items
-                s["minItems" if k == "min_items" else "maxItems"] = kw[k].value
+                s[items] = v
     return s
+
+
+def nullable_schema(s):
+    """s that also takes null: type [T, "null"] (and null among an enum's values)."""
+    if "type" in s and "$ref" not in s and "allOf" not in s:
+        s = dict(s, type=[s["type"], "null"])
+        if "enum" in s:
+            s["enum"] = s["enum"] + [None]
+        return s
+    return {"anyOf": [s, {"type": "null"}]}
 
 
 def field_schema(f):
     s = schema_of(f.type, f)
-    if f.type.array and f.type.base != "object":
-        pass
+    if f.nullable:
+        s = nullable_schema(s)
     if "$ref" in s:
         s = {"allOf": [s]}  # siblings of $ref are fine in 3.1, allOf reads well in older tools
     if f.doc:
         s["description"] = f.doc
     if f.default is not None:
         s["default"] = f.default
+    if f.example is not None:
+        s["examples"] = [f.example]
     return s
 
 
 def object_schema(title, fields, doc, extra):
     props, req = {}, []
     for f in fields:
-        props[f.name] = field_schema(f)
+        props[f.key] = field_schema(f)
         if f.required:
-            req.append(f.name)
+            req.append(f.key)
     s = {"title": title, "type": "object", "properties": props}
     if doc:
         s["description"] = doc
@@ -2077,7 +2255,7 @@ def resolved_schema(s, modules, within=()):
                 if name in m.objects and name not in within:
                     o = m.objects[name]
                     rest = {k: v for k, v in s.items() if k != "$ref"}
-                    return dict(resolved_schema(object_schema(o.name, o.fields, o.doc, "forbid"),
+                    return dict(resolved_schema(object_schema(o.name, o.fields, o.doc, o.extra),
                                                 modules, within + (name,)), **rest)
         return {k: resolved_schema(v, modules, within) for k, v in s.items()}
     if isinstance(s, list):
@@ -2092,10 +2270,9 @@ def args_definition(e, modules):
     out = []
     for a in e.args:
         t = "f64array" if getattr(a.type, "f64", False) else str(a.type)
-        schema = schema_of(a.type, a)
-        if a.default is not None:
-            schema = dict(schema, default=a.default)
-        out.append({"name": a.name, "type": t, "in": a.source, "required": a.required,
+        schema = field_schema(a)
+        schema.pop("description", None)
+        out.append({"name": a.key, "type": t, "in": a.source, "required": a.required,
                     "default": a.default, "description": a.doc or None,
                     "schema": resolved_schema(schema, modules)})
     return out
@@ -2118,11 +2295,13 @@ def openapi(service, title, version, modules):
                 op["deprecated"] = True
             params = []
             for a in e.args:
-                if a.source in ("query", "path"):
-                    p = {"name": a.name, "in": a.source, "required": a.source == "path" or a.required,
+                if a.source in PARAM_SOURCES:
+                    p = {"name": a.key, "in": a.source, "required": a.source == "path" or a.required,
                          "schema": schema_of(a.type, a)}
                     if a.default is not None:
                         p["schema"]["default"] = a.default
+                    if a.example is not None:
+                        p["example"] = a.example
                     if a.doc:
                         p["description"] = a.doc
                     if a.type.array:
@@ -2202,6 +2381,11 @@ def openapi(service, title, version, modules):
                                                    "shutting down, or memory ran out", "content": err}
                 responses["504"] = {"description": "The call ran past its time limit (.timeout_ms, or "
                                                    "functions.<name>.timeout_ms in the config)", "content": err}
+            for code, what in sorted(e.errors.items()):  # the handler's own, as it documents them
+                if str(code) in responses:
+                    responses[str(code)]["description"] += "; or " + what
+                else:
+                    responses[str(code)] = {"description": what, "content": err}
             responses["default"] = {"description": "A failure of the handler's own (im_call_fail: its status "
                                                    "and detail), or an answer that broke its schema (500)",
                                     "content": err}

@@ -21,6 +21,9 @@ typedef struct im_i64s { const int64_t *ptr; size_t len; } im_i64s;
 typedef struct im_f64s { const double *ptr; size_t len; } im_f64s;
 typedef struct im_strs { const im_str *ptr; size_t len; } im_strs;
 typedef struct im_enums { const int *ptr; size_t len; } im_enums;
+typedef struct im_u32s { const uint32_t *ptr; size_t len; } im_u32s;
+typedef struct im_u64s { const uint64_t *ptr; size_t len; } im_u64s;
+typedef struct im_f32s { const float *ptr; size_t len; } im_f32s;
 
 /* The handle of one call of an annotated function. */
 typedef struct im_call im_call;
@@ -90,7 +93,7 @@ const char *im_task_state_name(int state);
 enum { IM_MODE_INLINE = 0, IM_MODE_POOL, IM_MODE_SERIAL, IM_MODE_PROCESS };
 enum { IM_RESPOND_SYNC = 0, IM_RESPOND_ASYNC };
 enum { IM_EXTRA_FORBID = 0, IM_EXTRA_IGNORE };
-enum { IM_IN_BODY = 0, IM_IN_QUERY, IM_IN_PATH };
+enum { IM_IN_BODY = 0, IM_IN_QUERY, IM_IN_PATH, IM_IN_HEADER, IM_IN_COOKIE };
 
 /* Value types of fields. */
 enum {
@@ -102,7 +105,10 @@ enum {
     IM_T_ENUM,
     IM_T_OBJECT,
     IM_T_ARRAY,
-    IM_T_NDARRAY  /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
+    IM_T_NDARRAY, /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
+    IM_T_UINT32,
+    IM_T_UINT64,
+    IM_T_FLOAT    /* 32-bit: a finite number within float's range, stored rounded */
 };
 
 /* Constraint flags of a field. */
@@ -114,7 +120,8 @@ enum {
     IM_F_MINLEN = 16,   /* string: at least min_len characters */
     IM_F_MAXLEN = 32,
     IM_F_MINITEMS = 64, /* array: at least min_items elements */
-    IM_F_MAXITEMS = 128
+    IM_F_MAXITEMS = 128,
+    IM_F_MULTIPLE = 256 /* number: a multiple of imul (integers) or dmul */
 };
 
 typedef struct im_bind im_bind; /* binding state (opaque) */
@@ -128,7 +135,10 @@ typedef struct im_field {
     uint16_t flags;            /* IM_F_* */
     uint16_t in;               /* IM_IN_* (arguments) */
     int64_t imin, imax;        /* integer bounds */
-    double dmin, dmax;         /* number bounds */
+    double dmin, dmax;         /* number bounds (double and float) */
+    uint64_t umin, umax;       /* uint64 bounds */
+    uint64_t imul;             /* integers: IM_F_MULTIPLE's divisor (> 0) */
+    double dmul;               /* numbers: IM_F_MULTIPLE's divisor (> 0) */
     uint32_t min_len, max_len; /* string length, in characters (code points) */
     uint32_t min_items, max_items;
     const char *const *values; /* enum: its strings, in order */
@@ -148,6 +158,8 @@ int im_bind_obj_begin(im_bind *b);
 int im_bind_obj_key(im_bind *b, im_str *key);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
+/* Nullable fields: 1 when the value at the cursor is JSON null (then read), else 0. */
+int im_bind_null(im_bind *b);
 /* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */
 void im_bind_extra(im_bind *b, im_str key);
 /* The same with the policy of the object being bound (IM_EXTRA_FORBID or IM_EXTRA_IGNORE): an
@@ -155,7 +167,7 @@ void im_bind_extra(im_bind *b, im_str key);
 void im_bind_extra_as(im_bind *b, im_str key, int extra);
 /* A required field that did not come: 422 missing (f NULL: the whole body). */
 void im_bind_missing(im_bind *b, const im_field *f);
-/* A query or path parameter: 1 when present (read into dst, errors recorded), 0 when
+/* A query, path, header or cookie parameter: 1 when present (read into dst, errors recorded), 0 when
  * absent. */
 int im_bind_param(im_bind *b, const im_field *f, void *dst);
 /* 1 when the request has a JSON body to bind. */

@@ -101,6 +101,7 @@ extern "C" {
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>

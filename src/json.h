@@ -33,6 +33,7 @@ void im_jw_strn(im_jw *w, const char *s, size_t n);
 void im_jw_int(im_jw *w, int64_t v);
 void im_jw_uint(im_jw *w, uint64_t v);
 void im_jw_double(im_jw *w, double v); /* shortest text that reads back equal; NaN/inf: null */
+void im_jw_float(im_jw *w, float v);   /* the same for a 32-bit float */
 void im_jw_bool(im_jw *w, int v);
 void im_jw_null(im_jw *w);
 void im_jw_raw(im_jw *w, const char *json, size_t n); /* a value already in JSON text */

@@ -267,6 +267,25 @@ void im_jw_double(im_jw *w, double v)
     im__jw_put(w, t, (size_t)n);
 }
 
+void im_jw_float(im_jw *w, float v)
+{
+    char t[32];
+    int n;
+    if (isnan(v) || isinf(v)) {
+        im_jw_null(w);
+        return;
+    }
+    if (im__jw_value(w)) return;
+    /* the shortest of %.6g..%.9g that reads back as the same float: 0.1f is 0.1 */
+    for (int prec = 6;; prec++) {
+        n = snprintf(t, sizeof t, "%.*g", prec, (double)v);
+        if (prec == 9 || strtof(t, NULL) == v) break;
+    }
+    for (int i = 0; i < n; i++)
+        if (t[i] == ',') t[i] = '.';
+    im__jw_put(w, t, (size_t)n);
+}
+
 void im_jw_bool(im_jw *w, int v)
 {
     if (im__jw_value(w) == 0) im__jw_put(w, v ? "true" : "false", v ? 4 : 5);

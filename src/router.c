@@ -107,7 +107,7 @@ static int im__router_add_limited(im__rnode *root, const char *method, const cha
         size_t len = (size_t)(p - s);
         if (len >= 2 && s[0] == '{' && s[len - 1] == '}') {
             for (size_t i = 1; i + 1 < len; i++)
-                if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) goto fail;
+                if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' || s[i] == '.')) goto fail;
             if (len == 2 || np == IM_MAX_PARAMS) goto fail;
             for (unsigned i = 0; i < np; i++)
                 if (strlen(names[i]) == len - 2 && memcmp(names[i], s + 1, len - 2) == 0)

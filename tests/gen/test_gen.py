@@ -1332,7 +1332,8 @@ class NdarrayTest(GenErrorCase):
         with open(os.path.join(out, SERVICE + ".routes.c")) as f:
             routes = f.read()
         # u8 is bit 4, i32 bit 3: 24; two dimensions; the shape's sizes
-        self.assertRegex(routes, r"im_gen_f_a_x = \{\"x\", IM_T_NDARRAY, .*IM_F_MAXITEMS.* 30u, .* 24u, 2, im_gen_f_a_x_shape\}")
+        self.assertIn('im_gen_f_a_x = {.name = "x", .type = IM_T_NDARRAY, .max_items = 30u, .flags = IM_F_MAXITEMS, '
+                      '.dtypes = 24u, .ndim = 2, .shape = im_gen_f_a_x_shape};', routes)
         self.assertIn("static const int64_t im_gen_f_a_x_shape[] = {-1, 3};", routes)
         self.assertIn("im_bind_npy(b, &im_gen_f_a_x, &a->x)", routes)  # the only body argument
         self.assertNotIn("im_bind_npy(b, &im_gen_f_b_x", routes)        # one of two: JSON only
@@ -1826,6 +1827,148 @@ class StatusTest(GenErrorCase):
     def test_204_with_a_result(self):
         src = module_src("m", 'IM_ENDPOINT(POST, "/a", .status = 204)\nIM_RESULT(int64, "N")\n' + fn("a"))
         self.assertGenError(src, "IM_ENDPOINT", words=("204", "IM_RESULT"), hint=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15, part 2: the annotations FastAPI users expect. tests/lang is the module that uses them
+# (tests/test_lang.c drives it over HTTP); here: its document, and every refusal.
+
+LANG = os.path.join(ROOT, "tests", "lang")
+
+
+class LanguageDocTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="im_gen_lang_")
+        cls.out = os.path.join(cls.tmp, "out")
+        cls.proc = run_gen([LANG], cls.out)
+        cls.doc = None
+        if cls.proc.returncode == 0:
+            with open(os.path.join(cls.out, SERVICE + ".openapi.json")) as f:
+                cls.doc = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def schemas(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        return self.doc["components"]["schemas"]
+
+    def params(self, path, method="get"):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        return {p["name"]: p for p in self.doc["paths"][path][method].get("parameters", [])}
+
+    def test_number_types(self):
+        props = self.schemas()["nums_args"]["properties"]
+        self.assertEqual(props["u32"]["format"], "uint32")
+        self.assertEqual((props["u32"]["minimum"], props["u32"]["maximum"]), (0, 2**32 - 1))
+        self.assertEqual((props["u64"]["minimum"], props["u64"]["maximum"]), (0, 2**64 - 1))
+        self.assertEqual(props["big"]["minimum"], 10000000000000000000)  # the bound replaces the type's
+        self.assertEqual(props["f"]["format"], "float")
+        self.assertEqual(props["f"]["exclusiveMinimum"], 0)
+        self.assertNotIn("minimum", props["f"])
+        self.assertEqual(props["m5"]["multipleOf"], 5)
+        self.assertEqual(props["q"]["multipleOf"], 0.25)
+        self.assertEqual(props["fs"]["items"]["format"], "float")
+
+    def test_header_cookie_alias(self):
+        ps = self.params("/l/headers")
+        self.assertEqual(ps["x-token"]["in"], "header")
+        self.assertTrue(ps["x-token"]["required"])
+        self.assertEqual(ps["x-token"]["schema"]["minLength"], 3)
+        self.assertEqual(ps["User-Agent"]["in"], "header")
+        self.assertEqual(ps["session"]["in"], "cookie")
+        self.assertFalse(ps["session"]["required"])
+        self.assertEqual(ps["theme"]["schema"]["default"], "light")
+        ps = self.params("/l/items/{item-id}", "post")
+        self.assertEqual(ps["item-id"]["in"], "path")
+        self.assertEqual(ps["page-size"]["in"], "query")
+        body = self.schemas()["items_args"]
+        self.assertIn("first-name", body["properties"])
+        self.assertIn("first-name", body["required"])
+        self.assertIn("tag-no", self.schemas()["spot"]["properties"])
+        self.assertEqual(sorted(self.schemas()["items_result"]["properties"]), ["at", "first-name", "item-id", "page-size"])
+
+    def test_nullable(self):
+        props = self.schemas()["nulls_args"]["properties"]
+        self.assertEqual(props["n"]["type"], ["integer", "null"])
+        self.assertEqual(props["s"]["type"], ["string", "null"])
+        self.assertEqual(props["e"]["enum"], ["a", "b", None])
+        self.assertEqual(props["at"]["anyOf"], [{"$ref": "#/components/schemas/spot"}, {"type": "null"}])
+        self.assertEqual(self.schemas()["nulls_args"]["required"], ["n"])
+        self.assertEqual(self.schemas()["nulls_result"]["properties"]["n"]["type"], ["integer", "null"])
+
+    def test_examples_errors_tags(self):
+        self.assertEqual(self.schemas()["spot"]["properties"]["x"]["examples"], [1.5])
+        self.assertEqual(self.params("/l/query")["u"]["example"], 7)
+        self.assertEqual(self.params("/l/boxes/{id}")["id"]["example"], 1)
+        r = self.doc["paths"]["/l/boxes/{id}"]["get"]["responses"]
+        self.assertEqual(r["404"]["description"], "No such box")
+        self.assertEqual(r["409"]["description"], "The box is locked")
+        self.assertEqual(r["404"]["content"]["application/json"]["schema"], {"$ref": "#/components/schemas/HTTPError"})
+        self.assertEqual(self.doc["tags"], [{"name": "lang", "description":
+                                             "The annotation language of the second pass, for the binder tests"}])
+
+    def test_members(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        with open(os.path.join(self.out, "lang.gen.h")) as f:
+            h = f.read()
+        for decl in ("uint32_t u32;", "uint64_t u64;", "float f;", "im_f32s fs;", "im_str x_token;",
+                     "bool has_n;", "bool n_is_null;", "int64_t n;", "bool has_at;", "bool at_is_null;"):
+            self.assertIn(decl, h)
+
+
+class LanguageErrorTest(GenErrorCase):
+    def refused(self, args, needle, words=(), at=None, method="POST", path="/a"):
+        src = module_src("m", f'IM_ENDPOINT({method}, "{path}")\n{args}\n' + fn("a"))
+        return self.assertGenError(src, needle, at=at, words=words, hint=True)
+
+    def test_numbers(self):
+        self.refused('IM_ARG(uint32, n, "N", .max = 4294967296)', ".max", ("outside uint32",), at="4294967296")
+        self.refused('IM_ARG(uint64, n, "N", .min = -1)', ".min", ("outside uint64",), at="-1")
+        self.refused('IM_ARG(float, n, "N", .max = 1e39)', ".max", ("outside float",), at="1e39")
+        self.refused('IM_ARG(int64, n, "N", .multiple_of = 0)', ".multiple_of", ("positive",), at="0")
+        self.refused('IM_ARG(int32, n, "N", .multiple_of = 2.5)', ".multiple_of", ("integer",), at="2.5")
+        self.refused('IM_ARG(int32, n, "N", .multiple_of = 3, .default = 4)', ".default", ("multiple",), at="4")
+        self.refused('IM_ARG(string, n, "N", .multiple_of = 3)', ".multiple_of", ("does not apply",), at=".multiple_of")
+        self.refused('IM_ARG(uint32, n, "N", .default = -1)', ".default", ("outside",), at="-1")
+
+    def test_header_cookie(self):
+        self.refused('IM_ARG(int64, n, "N", .in = header)', "IM_ARG", ("header", "string"))
+        self.refused('IM_ARG(string[], n, "N", .in = cookie)', "IM_ARG", ("cookie", "string"))
+        self.refused('IM_ARG(string, n, "N", .in = header, .alias = "a b")', ".alias", ("header name",), at='"a b"')
+        self.refused('IM_ARG(string, n, "N", .in = header, .nullable = true)', ".nullable", ("null",), at=".nullable")
+        self.refused('IM_ARG(string, n, "N", .in = body, .alias = "")', ".alias", ("non-empty",), at='""')
+
+    def test_alias_clashes(self):
+        self.refused('IM_ARG(int64, a1, "A", .alias = "x")\nIM_ARG(int64, x, "X")', 'IM_ARG(int64, x', ("both", "'x'"))
+        self.refused('IM_ARG(string, a1, "A", .in = header, .alias = "X-A")\nIM_ARG(string, x_a, "X", .in = header)',
+                     'IM_ARG(string, x_a', ("both",), method="GET")
+        self.refused('IM_ARG(int64, item_id, "I")', "IM_ENDPOINT", ("{item-id}",), path="/a/{item-id}")
+        src = module_src("m", 'IM_OBJECT(o, "O")\nIM_FIELD(int64, a, "A", .alias = "b")\nIM_FIELD(int64, b, "B")\n'
+                              'IM_ENDPOINT(POST, "/a")\nIM_ARG(o, o, "O")\n' + fn("a"))
+        self.assertGenError(src, "IM_FIELD(int64, b", words=("both",), hint=True)
+        src = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(int64, a, "A", .nullable = true)\n'
+                              'IM_ARG(bool, a_is_null, "B")\n' + fn("a"))
+        self.assertGenError(src, "a_is_null", words=("nullable",), hint=True)
+
+    def test_nullable_example(self):
+        self.refused('IM_ARG(int64, n, "N", .in = query, .nullable = true)', ".nullable", ("query",), at=".nullable")
+        self.refused('IM_ARG(int64, n, "N", .nullable = 1)', ".nullable", ("true or false",), at="1")
+        self.refused('IM_ARG(int64, n, "N", .example = "x")', ".example", ("integer",), at='"x"')
+        self.refused('IM_ARG(int64, n, "N", .max = 3, .example = 4)', ".example", ("upper bound",), at="= 4")
+        self.refused('IM_ARG(enum, n, "N", .values = {"a"}, .example = "b")', ".example", ("values",), at='"b"')
+        self.refused('IM_ARG(int64[], n, "N", .example = 4)', ".example", ("list",), at="= 4")
+        self.refused('IM_ARG(ndarray, n, "N", .example = 4)', ".example", ("does not apply",), at=".example")
+
+    def test_errors(self):
+        for errors, words in (('{404}', ("status",)), ('{200: "OK"}', ("400 to 599",)),
+                              ('{404: ""}', ("mean",)), ('{404: "a", 404: "b"}', ("twice",)),
+                              ('"404"', ("status",))):
+            with self.subTest(errors=errors):
+                src = module_src("m", f'IM_ENDPOINT(POST, "/a", .errors = {errors})\n' + fn("a"))
+                self.assertGenError(src, "IM_ENDPOINT", words=words, hint=True)
 
 
 if __name__ == "__main__":
