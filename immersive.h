@@ -9897,37 +9897,38 @@ static void im__bind_number(im_bind *b, const im_field *f, int type, const im_js
     uint64_t u = 0;
     int neg = 0, big = 0; /* big: a uint64 above INT64_MAX */
     if (!n->is_int) {
-        /* digits only but past int64: exact for uint64; else 3.0 and 1e2 are integers, 2.5 is
-         * not, 1e30 is out of range */
+        /* digits alone but past int64: exact for a uint64, else out of range (as a double,
+         * -9223372036854775809 would round into it); with a fraction or an exponent, 3.0
+         * and 1e2 are integers, 2.5 is not, 1e30 is out of range */
         const char *t = n->text.ptr;
-        size_t k = 0, len = n->text.len;
-        if (type == IM_T_UINT64 && len && t[0] != '-') {
+        size_t k = t[0] == '-', len = n->text.len;
+        while (k < len && t[k] >= '0' && t[k] <= '9') k++;
+        if (k == len) {
             uint64_t v = 0;
-            for (; k < len && t[k] >= '0' && t[k] <= '9'; k++) {
-                if (v > (UINT64_MAX - (uint64_t)(t[k] - '0')) / 10) break;
-                v = v * 10 + (uint64_t)(t[k] - '0');
+            int over = t[0] == '-' || type != IM_T_UINT64;
+            for (k = 0; !over && k < len; k++) {
+                if (v > (UINT64_MAX - (uint64_t)(t[k] - '0')) / 10) over = 1;
+                else v = v * 10 + (uint64_t)(t[k] - '0');
             }
-            if (k == len) {
-                u = v;
-                big = 1;
-            }
-        }
-        if (!big) {
-            if (isfinite(n->d) && n->d != floor(n->d)) {
-                im__bind_error(b, "int_from_float",
-                               "Input should be a valid integer, got a number with a fractional part",
-                               input, inl, NULL);
-                return;
-            }
-            if (type == IM_T_UINT64 && isfinite(n->d) && n->d >= 0 && n->d < 18446744073709551616.0) {
-                u = (uint64_t)n->d;
-                big = 1;
-            } else if (!isfinite(n->d) || n->d < -9223372036854775808.0 || n->d >= 9223372036854775808.0) {
+            if (over) {
                 im__bind_error(b, "int_range", im__int_range_msg(type), input, inl, NULL);
                 return;
-            } else {
-                i = (int64_t)n->d;
             }
+            u = v;
+            big = 1;
+        } else if (isfinite(n->d) && n->d != floor(n->d)) {
+            im__bind_error(b, "int_from_float",
+                           "Input should be a valid integer, got a number with a fractional part",
+                           input, inl, NULL);
+            return;
+        } else if (type == IM_T_UINT64 && isfinite(n->d) && n->d >= 0 && n->d < 18446744073709551616.0) {
+            u = (uint64_t)n->d;
+            big = 1;
+        } else if (!isfinite(n->d) || n->d < -9223372036854775808.0 || n->d >= 9223372036854775808.0) {
+            im__bind_error(b, "int_range", im__int_range_msg(type), input, inl, NULL);
+            return;
+        } else {
+            i = (int64_t)n->d;
         }
     }
     if (!big) {

@@ -95,6 +95,10 @@ static void test_numbers(void)
          "\"type\":\"float_type\",\"loc\":[\"body\",\"f\"]", "\"type\":\"too_long\",\"loc\":[\"body\",\"fs\"]");
     E422("POST", "/l/nums", NULL, "{\"u32\":1,\"u64\":1,\"f\":1,\"fs\":[1,1e39]}",
          "\"type\":\"float_range\",\"loc\":[\"body\",\"fs\",1]");
+    /* Regression: -9223372036854775809 rounds to INT64_MIN as a double, and was taken for it */
+    E422("POST", "/l/nums", NULL, "{\"u32\":1,\"u64\":1,\"f\":1,\"m5\":-9223372036854775809}",
+         "\"type\":\"int_range\",\"loc\":[\"body\",\"m5\"],\"msg\":\"Input should be an integer from -9223372036854775808 to 9223372036854775807\"");
+    E422("GET", "/l/query?i=9223372036854775808", NULL, NULL, "\"type\":\"int_range\",\"loc\":[\"query\",\"i\"]");
     /* -0 is an unsigned zero; a multiple of 5 may be negative or zero */
     expect("POST", "/l/nums", NULL, "{\"u32\":-0,\"u64\":0,\"f\":1e-30,\"m5\":0,\"q\":-2.25}", 200,
            "{\"u32\":0,\"u64\":0,\"f\":1e-30,\"m5\":0,\"q\":-2.25}");

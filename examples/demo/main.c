@@ -1,5 +1,6 @@
 /* main.c — immersive-demo: the annotated endpoints of modules/ (math, text, geo, and demo's
- * tasks: generated routes, /openapi.json, /tasks, /functions), the benchmark endpoints
+ * tasks; tests/lang, the annotation language's echoes: generated routes, /openapi.json, /tasks,
+ * /functions), the benchmark endpoints
  * (/plaintext, /json) and one hand-written example of each way to answer: a path parameter,
  * an echoed body, an answer deferred to another thread, a streamed answer. The end-to-end
  * tests run against this binary. */

@@ -24,9 +24,13 @@ def sample(schema, comps, depth=0):
         return sample(comps[schema["$ref"].split("/")[-1]], comps, depth)
     if "allOf" in schema:
         return sample(schema["allOf"][0], comps, depth)
+    if "anyOf" in schema:  # nullable: the value, not null
+        return sample(schema["anyOf"][0], comps, depth)
     if "default" in schema:
         return schema["default"]
     t = schema.get("type")
+    if isinstance(t, list):  # [T, "null"]
+        t = t[0]
     if "enum" in schema:
         return schema["enum"][0]
     if t == "boolean":
@@ -35,9 +39,13 @@ def sample(schema, comps, depth=0):
         lo = schema.get("minimum", schema.get("exclusiveMinimum", 1) + (1 if "exclusiveMinimum" in schema else 0))
         hi = schema.get("maximum", schema.get("exclusiveMaximum", lo + 10) - 1)
         v = max(lo, min(1, hi)) if lo <= 1 <= hi else lo
+        m = schema.get("multipleOf")
+        if m:  # the first multiple from the lower bound
+            v = -(-v // m) * m
         return int(v) if t == "integer" else float(v)
     if t == "string":
-        return "ab"[: max(schema.get("minLength", 2), 1)] if schema.get("maxLength", 2) >= 1 else ""
+        return "ab" if schema.get("minLength", 0) <= 2 <= schema.get("maxLength", 2) else \
+            "a" * schema.get("minLength", 0)
     if t == "array":
         n = max(schema.get("minItems", 2), 1)
         return [sample(schema["items"], comps, depth + 1) for _ in range(n)]
@@ -86,9 +94,9 @@ def conforms(value, schema, comps, where="result"):
 class OpenAPITests(ServerTestCase):
     FLAGS = ("--loops", "2")
 
-    def http(self, method, path, body=None, ctype="application/json"):
+    def http(self, method, path, body=None, ctype="application/json", headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-        headers = {}
+        headers = dict(headers or {})
         if body is not None:
             if not isinstance(body, bytes):
                 body = json.dumps(body).encode()
@@ -271,17 +279,23 @@ class OpenAPITests(ServerTestCase):
                 self.assertIn(op["x-immersive"]["mode"], ("inline", "pool", "serial", "process"))
 
     def build(self, path, op):
-        """(target, body, content type) for a valid call of op."""
-        target, query = path, []
+        """(target, body, content type, headers) for a valid call of op."""
+        target, query, headers, cookies = path, [], {}, []
         for p in op.get("parameters", []):
             v = sample(p["schema"], self.comps)
             if p["in"] == "path":
                 target = target.replace("{%s}" % p["name"], str(v))
+            elif p["in"] == "header" and p.get("required"):
+                headers[p["name"]] = str(v)
+            elif p["in"] == "cookie" and p.get("required"):
+                cookies.append(f"{p['name']}={v}")
             elif p.get("required"):
                 for x in v if isinstance(v, list) else [v]:
                     query.append(f"{p['name']}={str(x).lower() if isinstance(x, bool) else x}")
         if query:
             target += "?" + "&".join(query)
+        if cookies:
+            headers["Cookie"] = "; ".join(cookies)
         body, ctype = None, "application/json"
         rb = op.get("requestBody")
         if rb:
@@ -289,7 +303,7 @@ class OpenAPITests(ServerTestCase):
                 body, ctype = struct.pack("<3d", 1.0, 2.0, 4.0), "application/octet-stream"
             else:
                 body = sample(rb["content"]["application/json"]["schema"], self.comps)
-        return target, body, ctype
+        return target, body, ctype, headers
 
     # demo functions whose sample call does not succeed by design: fail always fails, crash
     # kills its worker process, the samples of slow and spin (1 s) are their time limits
@@ -329,9 +343,9 @@ class OpenAPITests(ServerTestCase):
         for path, item in self.doc["paths"].items():
             for method, op in item.items():
                 with self.subTest(route=f"{method.upper()} {path}"):
-                    target, body, ctype = self.build(path, op)
+                    target, body, ctype, headers = self.build(path, op)
                     body = self.BODIES.get((method, path), body)
-                    status, data = self.http(method.upper(), target, body, ctype)
+                    status, data = self.http(method.upper(), target, body, ctype, headers)
                     ok = op["x-immersive"]["status"]  # .status: 200, 201, 204...
                     expected = 202 if op["x-immersive"]["response"] == "async" else \
                         self.FAILS.get((method, path), ok)
@@ -354,9 +368,9 @@ class OpenAPITests(ServerTestCase):
                 rb = op.get("requestBody")
                 if not rb or "application/json" not in rb["content"]:
                     continue
-                target, body, _ = self.build(path, op)
+                target, body, _, headers = self.build(path, op)
                 with self.subTest(route=f"{method.upper()} {path}"):
-                    status, data = self.http(method.upper(), target, {"no_such_field": [1]})
+                    status, data = self.http(method.upper(), target, {"no_such_field": [1]}, headers=headers)
                     self.assertEqual(status, 422, data)
                     detail = json.loads(data)["detail"]
                     self.assertTrue(all({"loc", "msg", "type"} <= set(d) for d in detail), detail)
@@ -365,7 +379,7 @@ class OpenAPITests(ServerTestCase):
                         self.assertIn(["body", "no_such_field"], locs)
                     else:
                         self.assertNotIn(["body", "no_such_field"], locs, "unknown fields ignored")
-                    status, data = self.http(method.upper(), target, b'{"a": [1, 2,]}')
+                    status, data = self.http(method.upper(), target, b'{"a": [1, 2,]}', headers=headers)
                     self.assertEqual(status, 422, data)
                     d = json.loads(data)["detail"][0]
                     self.assertEqual((d["type"], d["loc"]), ("json_invalid", ["body", 12]), d)

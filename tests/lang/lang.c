@@ -139,7 +139,7 @@ IM_ENDPOINT(GET, "/l/boxes/{id}", .summary = "A handler's own failures, document
             .errors = {404: "No such box", 409: "The box is locked"})
 IM_ARG(int32, id, "The box", .example = 1)
 IM_RESULT(string, "Its label")
-int box(im_call *call, const box_args *in, box_result *out)
+int box_label(im_call *call, const box_label_args *in, box_label_result *out)
 {
     if (in->id == 2) return im_call_fail(call, 409, "box %d is locked", in->id);
     if (in->id != 1) return im_call_fail(call, 404, "no box %d", in->id);
