@@ -1000,6 +1000,7 @@ uint64_t im_executor_wait_estimate_ms(const im_executor *ex);
 #define IM_ENDPOINT(...)
 #define IM_ARG(...)
 #define IM_RESULT(...)
+#define IM_ENUM(...)
 
 /* ---- what a handler sees ---- */
 

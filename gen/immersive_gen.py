@@ -2,6 +2,7 @@
 """immersive_gen.py — reads the annotations in module sources and emits, for one service:
 
   <module>.gen.h        per module: argument and result structs, enum constants, prototypes
+  <service>.types.h     the service's types (IM_ENUM, IM_OBJECT), which any module may use
   <service>.routes.c    binders (request -> argument struct), result writers, the endpoint
                         table, the embedded OpenAPI 3.1 document, im_register_<service>()
   <service>.service.h   the prototype of im_register_<service>()
@@ -13,6 +14,7 @@ A module is a folder whose .c files hold the annotations (README shows a complet
 
   IM_MODULE(math, "Integer arithmetic")
   IM_OBJECT(point, "A point")                      then IM_FIELD(type, name, "doc", ...)
+  IM_ENUM(color, "A color", "red", "green")        a C enum color: color_red, color_green
   IM_ENDPOINT(POST, "/v1/math/add", .summary = "Add two integers", .mode = IM_INLINE)
   IM_ARG(int64, x, "A value of X", .min = -1000, .max = 1000, .default = 0)
   IM_RESULT(int64, "The sum")                      or IM_RESULT(object, "...") + IM_FIELD lines
@@ -313,13 +315,22 @@ def parse_call(path, toks, i):
 # The model
 
 class TypeRef:
-    """bool, int32, int64, double, string, enum, object <name>, array of one of these."""
+    """A scalar, enum (anonymous: .values; named: IM_ENUM, in .enum), object <name>, ndarray, or
+    an array of one of these."""
 
-    def __init__(self, base, array=False, obj=None, raw=False):
-        self.base, self.array, self.obj, self.raw = base, array, obj, raw
+    def __init__(self, base, array=False, obj=None, raw=False, enum=None):
+        self.base, self.array, self.obj, self.raw, self.enum = base, array, obj, raw, enum
 
     def __str__(self):
-        return (self.obj.name if self.base == "object" else self.base) + ("[]" if self.array else "")
+        named = self.obj or self.enum
+        return (named.name if named else self.base) + ("[]" if self.array else "")
+
+
+class EnumDecl:
+    """IM_ENUM(name, "doc", "value", ...): a C enum `name` with constants name_value."""
+
+    def __init__(self, where, name, doc, values, module):
+        self.where, self.name, self.doc, self.values, self.module = where, name, doc, values, module
 
 
 class Field:
@@ -385,6 +396,7 @@ class Module:
     def __init__(self, name, doc, where, folder):
         self.name, self.doc, self.where, self.folder = name, doc, where, folder
         self.objects, self.endpoints, self.files = {}, [], []
+        self.enums = {}               # IM_ENUM declarations
         self.init = self.fini = None  # .init / .fini: C function names
         self.serial = False           # .serial: endpoints without .mode go to the serial executor
         self.defaults = None          # defaults.toml of the folder (its text)
@@ -414,7 +426,9 @@ class Reader:
     def where(self, tok):
         return (self.path, tok.line, tok.col)
 
-    def read(self):
+    def scan(self):
+        """First pass: the module and the types it declares (objects, enums), so that every
+        module of the service may use them, before or after their declaration."""
         files = sorted(f for f in os.listdir(self.folder) if f.endswith(".c"))
         if not files:
             raise GenError((self.folder, 1, 1), "no .c files in this module folder",
@@ -430,7 +444,8 @@ class Reader:
             while i < len(toks):
                 t = toks[i]
                 if t.kind == "ident" and t.text.startswith("IM_") and i + 1 < len(toks) and toks[i + 1].text == "(" \
-                        and t.text in ("IM_MODULE", "IM_OBJECT", "IM_FIELD", "IM_ENDPOINT", "IM_ARG", "IM_RESULT"):
+                        and t.text in ("IM_MODULE", "IM_OBJECT", "IM_FIELD", "IM_ENDPOINT", "IM_ARG", "IM_RESULT",
+                                       "IM_ENUM"):
                     c = parse_call(self.path, toks, i)
                     calls.append(c)
                     i = c.end
@@ -446,7 +461,20 @@ class Reader:
         if not self.module:
             raise GenError((os.path.join(self.folder, files[0]), 1, 1), "no IM_MODULE in this module",
                            f'add IM_MODULE({os.path.basename(self.folder)}, "what it does") to one file')
+        self.declared = {}
         for path, toks, calls, text in pending:
+            self.path = path
+            for c in calls:
+                if c.name == "IM_OBJECT":
+                    self.declared[id(c)] = self.on_object(c)
+                elif c.name == "IM_ENUM":
+                    self.on_enum(c)
+        self.pending = pending
+        return self.module
+
+    def read(self):
+        """Second pass: fields, endpoints, arguments and results (every type known)."""
+        for path, toks, calls, text in self.pending:
             self.path = path
             self.module.files.append(path)
             self.walk(toks, calls, text)
@@ -502,7 +530,10 @@ class Reader:
                 group = None
                 continue
             if c.name == "IM_OBJECT":
-                group = self.on_object(c)
+                group = self.declared[id(c)]
+            elif c.name == "IM_ENUM":
+                group = None
+                continue
             elif c.name == "IM_ENDPOINT":
                 group = self.on_endpoint(c)
             elif c.name == "IM_ARG":
@@ -550,13 +581,41 @@ class Reader:
         if name in self.objects_global:
             o = self.objects_global[name]
             self.err(c.args[0].tok, f"object '{name}' is defined twice (first at {o.where[0]}:{o.where[1]})",
-                     "object names are unique in a service: rename one")
+                     "type names are unique in a service: rename one")
         o = Obj(self.where(c.tok), name, c.args[1].value, self.module)
         if "extra" in c.kw:  # its own unknown-key policy, wherever it is bound (default forbid)
             o.extra = EXTRAS[c.kw["extra"].value]
         self.module.objects[name] = o
         self.objects_global[name] = o
         return o
+
+    def on_enum(self, c):
+        if len(c.args) < 3 or c.args[0].kind != "ident" or c.args[1].kind != "string" or c.kw:
+            self.err(c.tok, "IM_ENUM takes a name, a description and its values",
+                     'IM_ENUM(color, "A color", "red", "green", "blue")')
+        name = c.args[0].value
+        if not ident_ok(name) or name in SCALARS or name in ("object", "f64array", "ndarray") or reserved(name):
+            self.err(c.args[0].tok, f"'{name}' cannot be an enum name",
+                     "use a C identifier that is not a type name, does not start with im_ and does "
+                     "not end in _t, _list, _args or _result")
+        if name in self.objects_global:
+            o = self.objects_global[name]
+            self.err(c.args[0].tok, f"type '{name}' is defined twice (first at {o.where[0]}:{o.where[1]})",
+                     "type names are unique in a service: rename one")
+        vals = []
+        for v in c.args[2:]:
+            if v.kind != "string" or not v.value or "\0" in v.value:
+                self.err(v.tok, "enum values are non-empty \"strings\"", 'IM_ENUM(color, "A color", "red", "green")')
+            if v.value in vals:
+                self.err(v.tok, f"value '{v.value}' is given twice", "list each value once")
+            vals.append(v.value)
+        consts = [re.sub(r"[^A-Za-z0-9_]", "_", x) for x in vals]
+        if len(set(consts)) != len(consts):
+            self.err(c.tok, "two enum values give the same C name",
+                     "values are turned into C names by replacing other characters with _")
+        d = EnumDecl(self.where(c.tok), name, c.args[1].value, vals, self.module)
+        self.module.enums[name] = d
+        self.objects_global[name] = d
 
     def on_endpoint(self, c):
         if len(c.args) != 2 or c.args[0].kind != "ident" or c.args[1].kind != "string":
@@ -700,11 +759,10 @@ class Reader:
         o = self.objects_global.get(name)
         if o is None:
             self.err(tok, f"unknown type '{name}'",
-                     "types: bool, int32, int64, double, string, enum, f64array, ndarray, T[] (an array of "
-                     "one of these), or an object declared with IM_OBJECT before it is used")
-        if o.module is not self.module:
-            self.err(tok, f"object '{name}' belongs to module '{o.module.name}'",
-                     "objects are local to their module: declare it in this one")
+                     "types: bool, int32, int64, uint32, uint64, double, float, string, enum, f64array, "
+                     "ndarray, T[] (an array of one of these), or a type of the service's (IM_OBJECT, IM_ENUM)")
+        if isinstance(o, EnumDecl):
+            return TypeRef("enum", array=array, enum=o)
         return TypeRef("object", array=array, obj=o)
 
     def on_field(self, c, what, owner):
@@ -826,7 +884,12 @@ class Reader:
         if base == "ndarray":
             self.nd_attrs(kw, f)
         # values (enum)
-        if base == "enum":
+        if base == "enum" and t.enum is not None:
+            if "values" in kw:
+                self.err(kw["values"].key_tok, f"'{t.enum.name}' has its values already (IM_ENUM)",
+                         "drop .values, or use the anonymous enum type")
+            f.values = list(t.enum.values)
+        elif base == "enum":
             v = kw.get("values")
             if v is None:
                 self.err(c.args[0].tok, f"enum '{f.name}' needs .values", '.values = {"red", "green", "blue"}')
@@ -1013,8 +1076,9 @@ class Reader:
             e.result_where = self.where(c.tok)
         else:
             e.result = self.resolve_type(tname, c.args[0].tok, array)
-            if e.result.base == "enum":
-                self.err(c.args[0].tok, "a result cannot be an enum", "return a string")
+            if e.result.base == "enum" and e.result.enum is None:
+                self.err(c.args[0].tok, "a result cannot be an anonymous enum",
+                         'declare it: IM_ENUM(name, "doc", "a", "b"), then IM_RESULT(name, "...")')
 
     def on_function(self, e, toks, start, nxt):
         """The function definition after an endpoint's annotations: int NAME(...)."""
@@ -1117,12 +1181,22 @@ def check_names(modules):
                                       x for x in names if not x[1:].isdigit())) + " are taken")
 
     def enums(f, prefix, where):
-        if f.type.base == "enum":
+        if f.type.base == "enum" and f.type.enum is None:
             for v in f.values:
                 claim(f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', v)}", where,
                       f"the enum constant of value '{v}' of '{f.name}'")
 
     for m in modules:
+        for d in m.enums.values():
+            if d.name in BUILTIN_SCHEMAS:
+                raise GenError(d.where, f"enum '{d.name}' is named like a schema the document has "
+                                        "already", f"rename it: {', '.join(sorted(BUILTIN_SCHEMAS))} "
+                                        "are the generator's")
+            local_clash(d.name, d.where, "enum")
+            claim(d.name, d.where, f"enum '{d.name}'")
+            for v in d.values:
+                claim(f"{d.name}_{re.sub(r'[^A-Za-z0-9_]', '_', v)}", d.where,
+                      f"the constant of value '{v}' of enum '{d.name}'")
         for o in m.objects.values():
             if o.name in BUILTIN_SCHEMAS:
                 raise GenError(o.where, f"object '{o.name}' is named like a schema the document has "
@@ -1275,6 +1349,8 @@ IN_CONST = {"body": "IM_IN_BODY", "raw": "IM_IN_BODY", "query": "IM_IN_QUERY", "
 def ctype_of(t):
     if t.array:
         return t.obj.name + "_list" if t.base == "object" else ARRTYPE[t.base]
+    if t.enum is not None:
+        return t.enum.name
     return t.obj.name if t.base == "object" else CTYPE[t.base]
 
 
@@ -1417,25 +1493,72 @@ def emit_members(out, fields, indent="    "):
         out.add(f"{indent}char im_unused_; /* no members: C wants one */")
 
 
-def emit_module_header(m, outdir):
-    name = f"{m.name}.gen.h"
+def objects_in_order(modules):
+    """Every object of the service, each after those it holds by value (C wants a member's
+    struct complete); a cycle of objects holding each other by value is refused."""
+    done, order, busy = set(), [], []
+    def visit(o):
+        if o.name in done:
+            return
+        if o in busy:
+            cycle = busy[busy.index(o):] + [o]
+            raise GenError(o.where, "objects hold each other by value: " + " -> ".join(x.name for x in cycle),
+                           "make one of the fields an array (T[]): arrays hold their items by pointer")
+        busy.append(o)
+        for f in o.fields:
+            if f.type.base == "object" and not f.type.array:
+                visit(f.type.obj)
+        busy.pop()
+        done.add(o.name)
+        order.append(o)
+    for m in modules:
+        for o in m.objects.values():
+            visit(o)
+    return order
+
+
+def emit_types_header(service, modules):
+    """<service>.types.h: every type the service's modules declare (IM_ENUM, IM_OBJECT), one
+    header for all, so that any module may use any of them (each module header includes it)."""
+    name = f"{service}.types.h"
     out = Out(name)
-    guard = f"IM_GEN_{m.name.upper()}_H"
-    out.add(f"/* {name} — generated by {GENERATOR} from module '{m.name}'; do not edit. */",
+    guard = f"IM_GEN_TYPES_{service.upper()}_H"
+    out.add(f"/* {name} — generated by {GENERATOR} for service '{service}'; do not edit.",
+            " * The types of all its modules (IM_ENUM, IM_OBJECT): any module may use any. */",
             f"#ifndef {guard}", f"#define {guard}", '#include "immersive.h"', "")
+    for m in modules:
+        for d in m.enums.values():
+            out.add(f"/* {c_comment(d.doc)} */")
+            out.user_line(d.where, "typedef enum {")
+            for i, v in enumerate(d.values):
+                out.add(f"    {d.name}_{re.sub(r'[^A-Za-z0-9_]', '_', v)} = {i}, /* {c_comment(v)} */")
+            out.add(f"}} {d.name};",
+                    f"_Static_assert(sizeof({d.name}) == sizeof(int), \"the binder stores an enum as an int\");", "")
+    objs = objects_in_order(modules)
     # every object's name and list type first: objects may hold arrays of themselves
-    for o in m.objects.values():
+    for o in objs:
         out.add(f"typedef struct {o.name} {o.name};",
                 f"typedef struct {o.name}_list {{ const struct {o.name} *ptr; size_t len; }} {o.name}_list;")
-    if m.objects:
+    if objs:
         out.add("")
-    for o in m.objects.values():
+    for o in objs:
         for f in o.fields:
             emit_enum(out, f, f"{o.name}_{f.name}")
         out.add(f"/* {c_comment(o.doc)} */")
         out.user_line(o.where, f"struct {o.name} {{")
         emit_members(out, o.fields)
         out.add("};", "")
+    out.add(f"#endif /* {guard} */")
+    return name, out.text()
+
+
+def emit_module_header(m, service):
+    name = f"{m.name}.gen.h"
+    out = Out(name)
+    guard = f"IM_GEN_{m.name.upper()}_H"
+    out.add(f"/* {name} — generated by {GENERATOR} from module '{m.name}'; do not edit. */",
+            f"#ifndef {guard}", f"#define {guard}", '#include "immersive.h"',
+            f'#include "{service}.types.h" /* the service\'s objects and enums */', "")
     for e in m.endpoints:
         out.add(f"/* {e.func}: {e.method} {e.path}" + (f" — {c_comment(e.summary)}" if e.summary else "") + " */")
         for a in e.args:
@@ -1465,7 +1588,7 @@ def emit_module_header(m, outdir):
 
 
 def emit_enum(out, f, prefix):
-    if f.type.base != "enum":
+    if f.type.base != "enum" or f.type.enum is not None:  # a named enum has its own constants
         return
     consts = [re.sub(r"[^A-Za-z0-9_]", "_", v) for v in f.values]
     out.add(f"enum {{ /* values of {f.name} */")
@@ -1507,7 +1630,7 @@ def emit_writer_value(out, t, expr, indent, depth=0):
         i = f"i{depth}"
         out.add(f"{indent}im_jw_arr(w);",
                 f"{indent}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
-        emit_writer_value(out, TypeRef(t.base, obj=t.obj), f"{expr}.ptr[{i}]", indent + "    ", depth + 1)
+        emit_writer_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f"{expr}.ptr[{i}]", indent + "    ", depth + 1)
         out.add(f"{indent}}}", f"{indent}im_jw_arr_end(w);")
         return
     b = t.base
@@ -1524,6 +1647,12 @@ def emit_writer_value(out, t, expr, indent, depth=0):
     elif b == "string":
         out.add(f"{indent}if ({expr}.ptr) im_jw_strn(w, {expr}.ptr, {expr}.len);",
                 f"{indent}else im_jw_null(w);")
+    elif b == "enum" and t.enum is not None:
+        d = t.enum
+        out.add(f"{indent}{{", f"{indent}    static const char *const v[] = {{{', '.join(c_str(x) for x in d.values)}}};",
+                f"{indent}    int x = (int){expr};",
+                f"{indent}    if (x >= 0 && x < {len(d.values)}) im_jw_str(w, v[x]);",
+                f"{indent}    else im_jw_null(w);", f"{indent}}}")
     elif b == "object":
         out.add(f"{indent}im_gen_write_obj_{t.obj.name}(w, &{expr});")
     elif b == "ndarray":
@@ -1580,7 +1709,7 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
             fail(f"{expr}.len > {f.max_items}u", f"%zu items, more than {f.max_items}", f"{expr}.len")
         i = f"i{depth}"
         out.add(f"{ind}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
-        emit_check_value(out, TypeRef(t.base, obj=t.obj), f, f"{expr}.ptr[{i}]", (fmt + "[%zu]", args + ", " + i),
+        emit_check_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f, f"{expr}.ptr[{i}]", (fmt + "[%zu]", args + ", " + i),
                          ind + "    ", depth + 1, uses)
         out.add(f"{ind}}}")
         return
@@ -1617,8 +1746,9 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
                 fail(f"{n} < {f.min_len}u", f"fewer than {f.min_len} characters")
             if f.max_len is not None:
                 fail(f"{n} > {f.max_len}u", f"more than {f.max_len} characters")
-    elif b == "enum" and f is not None:
-        fail(f"(int){expr} < 0 || (int){expr} >= {len(f.values)}", f"%d is none of its {len(f.values)} values", f"(int){expr}")
+    elif b == "enum" and (f is not None or t.enum is not None):
+        n = len(t.enum.values if t.enum is not None else f.values)
+        fail(f"(int){expr} < 0 || (int){expr} >= {n}", f"%d is none of its {n} values", f"(int){expr}")
     elif b == "object":
         uses.add("sub")
         out.add(f'{ind}im_gen_at(sub, sizeof sub, "{fmt}"{args});',
@@ -1662,14 +1792,14 @@ def emit_checks(out, modules):
     """The checkers of every answer (im_endpoint.check): {endpoint func: checker name or
     None}. Objects that answers carry have one each (they may hold one another)."""
     body, uses, names = Out(""), set(), {}
+    _, written = objects_used(modules)
+    objs = [o for m in modules for o in m.objects.values() if o.name in written]
+    for o in objs:
+        body.add(f"static int im_gen_check_obj_{o.name}(const {o.name} *o, char *err, size_t cap, const char *at);")
+    for o in objs:
+        emit_checker(body, f"static int im_gen_check_obj_{o.name}(const {o.name} *o, char *err, size_t cap, const char *at)",
+                     lambda b, u, o=o: emit_check_fields(b, o.fields, "o", "%s", ", at", u), uses, True)
     for m in modules:
-        _, written = objects_used(m)
-        objs = [o for o in m.objects.values() if o.name in written]
-        for o in objs:
-            body.add(f"static int im_gen_check_obj_{o.name}(const {o.name} *o, char *err, size_t cap, const char *at);")
-        for o in objs:
-            emit_checker(body, f"static int im_gen_check_obj_{o.name}(const {o.name} *o, char *err, size_t cap, const char *at)",
-                         lambda b, u, o=o: emit_check_fields(b, o.fields, "o", "%s", ", at", u), uses, True)
         for e in m.endpoints:
             head = f"static int im_gen_check_{e.func}(const void *vout, char *err, size_t cap)"
             if e.result is None or result_is_ndarray(e):
@@ -1729,33 +1859,35 @@ def emit_routes(service, modules, openapi_doc, outdir, docs=None):
     for m in modules:
         out.add(f'#include "{m.name}.gen.h"')
     out.add(f'#include "{service}.service.h"', "")
+    # objects: binders for those that arrive, writers for those that leave (only those: no
+    # unused functions), for the whole service (a module may use another's); declared first,
+    # as they may refer to each other
+    bound, written = objects_used(modules)
+    objs = [o for m in modules for o in m.objects.values() if o.name in bound or o.name in written]
+    if objs:
+        out.add("/* ======== the service's objects ======== */", "")
+    for o in objs:
+        if o.name in bound:
+            out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst);")
+        if o.name in written:
+            out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o);")
+    for o in objs:
+        if o.name in bound:
+            emit_fields_consts(out, o.fields, f"im_gen_f_{o.name}")
+    for o in objs:
+        if o.name in bound:
+            out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst)", "{",
+                    f"    {o.name} *o = dst;", "    int rb = im_bind_obj_begin(b);",
+                    "    if (rb <= 0) return rb;")
+            emit_binder_body(out, o.fields, f"im_gen_f_{o.name}", "o", o.extra)
+            out.add("    return 0;", "}")
+        if o.name in written:
+            out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o)", "{")
+            emit_writer_fields(out, o.fields, "o", o.name)
+            out.add("}")
+        out.add("")
     for m in modules:
         out.add(f"/* ======== module {m.name}: {c_comment(m.doc)} ======== */", "")
-        bound, written = objects_used(m)
-        # objects: binders for those that arrive, writers for those that leave (only those:
-        # no unused functions); declared first, as they may refer to each other
-        for o in m.objects.values():
-            if o.name in bound:
-                out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst);")
-            if o.name in written:
-                out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o);")
-        for o in m.objects.values():
-            if o.name in bound:
-                emit_fields_consts(out, o.fields, f"im_gen_f_{o.name}")
-        for o in m.objects.values():
-            if o.name not in bound and o.name not in written:
-                continue
-            if o.name in bound:
-                out.add(f"static int im_gen_bind_obj_{o.name}(im_bind *b, void *dst)", "{",
-                        f"    {o.name} *o = dst;", "    int rb = im_bind_obj_begin(b);",
-                        "    if (rb <= 0) return rb;")
-                emit_binder_body(out, o.fields, f"im_gen_f_{o.name}", "o", o.extra)
-                out.add("    return 0;", "}")
-            if o.name in written:
-                out.add(f"static void im_gen_write_obj_{o.name}(im_jw *w, const {o.name} *o)", "{")
-                emit_writer_fields(out, o.fields, "o", o.name)
-                out.add("}")
-            out.add("")
         for e in m.endpoints:
             emit_endpoint(out, e)
     checks = emit_checks(out, modules)
@@ -2006,8 +2138,8 @@ def emit_docs(out, service, docs):
     out.add("static const im_static_file im_gen_docs[] = {", *rows, "};", "")
 
 
-def objects_used(m):
-    """Names of the module's objects that requests carry (bound) and that results carry
+def objects_used(modules):
+    """Names of the service's objects that requests carry (bound) and that results carry
     (written), following objects inside objects."""
     def close(types):
         seen, todo = set(), [t.obj for t in types if t is not None and t.base == "object" and t.obj]
@@ -2018,8 +2150,9 @@ def objects_used(m):
             seen.add(o.name)
             todo.extend(f.type.obj for f in o.fields if f.type.base == "object")
         return seen
-    bound = close([a.type for e in m.endpoints for a in e.args])
-    written = close([e.result for e in m.endpoints] + [f.type for e in m.endpoints for f in e.result_fields])
+    eps = [e for m in modules for e in m.endpoints]
+    bound = close([a.type for e in eps for a in e.args])
+    written = close([e.result for e in eps] + [f.type for e in eps for f in e.result_fields])
     return bound, written
 
 
@@ -2138,7 +2271,7 @@ def schema_of(t, f=None, modules=None):
     """The JSON Schema of a value of type t, with f's constraints (from the model: the binder
     reads the same ones)."""
     if t.array:
-        s = {"type": "array", "items": schema_of(TypeRef(t.base, obj=t.obj), f)}
+        s = {"type": "array", "items": schema_of(TypeRef(t.base, obj=t.obj, enum=t.enum), f)}
         if f is not None:
             if f.min_items is not None:
                 s["minItems"] = f.min_items
@@ -2148,6 +2281,8 @@ def schema_of(t, f=None, modules=None):
     b = t.base
     if b == "object":
         return {"$ref": f"#/components/schemas/{t.obj.name}"}
+    if t.enum is not None:
+        return {"$ref": f"#/components/schemas/{t.enum.name}"}
     if b == "ndarray":
         return nd_schema(f)
     s = dict(NUM_SCHEMA.get(b) or {"bool": {"type": "boolean"}, "string": {"type": "string"},
@@ -2282,6 +2417,8 @@ def openapi(service, title, version, modules):
     schemas = {}
     paths = {}
     for m in modules:
+        for d in m.enums.values():
+            schemas[d.name] = {"title": d.name, "type": "string", "enum": list(d.values), "description": d.doc}
         for o in m.objects.values():
             schemas[o.name] = object_schema(o.name, o.fields, o.doc, o.extra)
     for m in modules:
@@ -2429,25 +2566,31 @@ def generate(service, module_dirs, outdir, title=None, version="0.1.0", docs_dir
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", service):
         raise GenError(("<command line>", 1, 1), f"service name '{service}' is not a C identifier",
                        "letters, digits and _, not starting with a digit")
-    objects = {}
-    modules = []
+    objects = {}  # every type the service declares (IM_OBJECT, IM_ENUM), by name
+    modules, readers = [], []
     seen = {}
     for d in module_dirs:
         if not os.path.isdir(d):
             raise GenError((d, 1, 1), "not a module folder",
                            "give the folders that hold the annotated .c files")
-        m = Reader(d, objects).read()
+        r = Reader(d, objects)
+        m = r.scan()
         if m.name in seen:
             raise GenError(m.where, f"module '{m.name}' given twice",
                            "list each module folder once")
         seen[m.name] = m
         modules.append(m)
+        readers.append(r)
+    for r in readers:
+        r.read()
     check_service(modules)
     check_names(modules)
     doc = openapi(service, title or service, version, modules)
     files = {}
+    n, t = emit_types_header(service, modules)
+    files[n] = t
     for m in modules:
-        n, t = emit_module_header(m, outdir)
+        n, t = emit_module_header(m, service)
         files[n] = t
     docs = docs_files(docs_dir, outdir) if docs_dir else None
     n, t = emit_routes(service, modules, doc, outdir, docs)

@@ -11,6 +11,7 @@
 #define IM_ENDPOINT(...)
 #define IM_ARG(...)
 #define IM_RESULT(...)
+#define IM_ENUM(...)
 
 /* ---- what a handler sees ---- */
 

@@ -3,7 +3,8 @@
  * ranges, .multiple_of, query and path values read as FastAPI reads them (signs, leading
  * zeros, '_', ".5", "1e3", %-decoded keys, the last of a repeated key), header and cookie
  * arguments, .alias on path, query and body keys, .nullable told apart from absent, a
- * handler's own documented failures. Expected bodies are compared byte for byte. */
+ * handler's own documented failures, a named enum (IM_ENUM). Expected bodies are compared
+ * byte for byte. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
 
@@ -165,6 +166,18 @@ static void test_nullable(void)
          "\"type\":\"enum\",\"loc\":[\"body\",\"e\"]", "\"type\":\"float_type\",\"loc\":[\"body\",\"at\",\"x\"]");
 }
 
+static void test_named_enum(void)
+{
+    expect("POST", "/l/shades?q=light", NULL, "{\"s\":\"light\",\"more\":[\"very-dark\",\"light\"]}", 200,
+           "{\"result\":\"very-dark\"}");
+    expect("POST", "/l/shades", NULL, "{}", 200, "{\"result\":\"dark\"}");
+    expect("POST", "/l/shades?q=very-dark", NULL, "{}", 200, "{\"result\":\"very-dark\"}");
+    E422("POST", "/l/shades?q=grey", NULL, "{\"s\":\"pale\",\"more\":[\"dark\",1]}",
+         "\"type\":\"enum\",\"loc\":[\"query\",\"q\"]",
+         "\"type\":\"enum\",\"loc\":[\"body\",\"s\"],\"msg\":\"Input should be 'light', 'dark' or 'very-dark'\",\"input\":\"pale\"",
+         "\"type\":\"string_type\",\"loc\":[\"body\",\"more\",1]");
+}
+
 static void test_own_errors(void)
 {
     expect("GET", "/l/boxes/1", NULL, NULL, 200, "{\"result\":\"one\"}");
@@ -188,6 +201,7 @@ int main(void)
     test_headers_cookies();
     test_aliases();
     test_nullable();
+    test_named_enum();
     test_own_errors();
     fake_loop_free(&L);
     im_server_free(srv);

@@ -35,14 +35,14 @@ IM_ARG(int32, n, "Which one (0 gives 0)", .min = 0, .max = 92)
 IM_RESULT(int64, "F(n)")
 int fib(im_call *call, const fib_args *in, fib_result *out)
 {
-    int64_t a = 0, b = 1;
+    int64_t a = 0, b = 1; /* F(i - 1), F(i): never F(n + 1), which past F(92) overflows */
     (void)call;
-    for (int32_t i = 0; i < in->n; i++) {
+    for (int32_t i = 1; i < in->n; i++) {
         int64_t t = a + b;
         a = b;
         b = t;
     }
-    out->result = a;
+    out->result = in->n == 0 ? 0 : b;
     return 0;
 }
 

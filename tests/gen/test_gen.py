@@ -1030,13 +1030,10 @@ class ErrorTest(GenErrorCase):
                 self.assertGenError(src, "IM_ARG(pt, p", at=arg[len("IM_ARG("):], words=["query"],
                                     what=f"object argument in the query ({arg})")
 
-    def test_object_type_of_another_module(self):
-        n = module_src("n", 'IM_OBJECT(pt, "P")\nIM_FIELD(double, x, "X")\n', include_gen=False)
-        m = module_src("m", 'IM_ENDPOINT(POST, "/a")\nIM_ARG(pt, p, "P")\n' + fn("a"))
-        for order in (["n", "m"], ["m", "n"]):
-            with self.subTest(order=order):
-                self.assertGenError(m, "IM_ARG(pt, p", at="pt", others={"n": n}, order=order,
-                                    words=["pt"], what=f"object of module n used in module m {order}")
+    def test_objects_holding_each_other(self):
+        src = module_src("m", 'IM_OBJECT(aa, "A")\nIM_FIELD(bb, b1, "B")\nIM_OBJECT(bb, "B")\nIM_FIELD(aa, a1, "A")\n'
+                              'IM_ENDPOINT(POST, "/a")\nIM_ARG(aa, x, "X")\n' + fn("a"))
+        self.assertGenError(src, "IM_OBJECT(aa", words=["by value", "aa -> bb -> aa"], hint=True)
 
     # -- structure -----------------------------------------------------------------------------
 
@@ -1969,6 +1966,104 @@ class LanguageErrorTest(GenErrorCase):
             with self.subTest(errors=errors):
                 src = module_src("m", f'IM_ENDPOINT(POST, "/a", .errors = {errors})\n' + fn("a"))
                 self.assertGenError(src, "IM_ENDPOINT", words=words, hint=True)
+
+
+# Issue 15: named enums (IM_ENUM), and types (enums and objects) shared by the modules of a
+# service, used before or after their declaration.
+
+SHARED_N = module_src("n", 'IM_ENUM(color, "A color", "red", "green", "dark-blue")\n'
+                           'IM_OBJECT(pt, "A point")\nIM_FIELD(double, x, "X")\nIM_FIELD(color, c, "Its color", .default = "red")\n',
+                      include_gen=False)
+SHARED_M = module_src("m", """IM_ENDPOINT(GET, "/m/paint")
+IM_ARG(color, c, "A color", .example = "green")
+IM_ARG(color[], more, "More", .optional = true)
+IM_RESULT(object, "The point painted")
+IM_FIELD(pt, at, "Where")
+IM_FIELD(later, l, "Declared below")
+IM_FIELD(color[], all, "c, then more")
+int paint(im_call *call, const paint_args *in, paint_result *out)
+{
+    color *all = im_call_alloc(call, sizeof(color) * (1 + (in->has_more ? in->more.len : 0)));
+    size_t n = 0;
+    if (!all) return im_call_fail(call, 503, "out of memory");
+    all[n++] = in->c;
+    for (size_t i = 0; in->has_more && i < in->more.len; i++) all[n++] = (color)in->more.ptr[i];
+    out->at.x = 1.5;
+    out->at.c = in->c;
+    out->l.c = color_dark_blue;
+    out->all.ptr = (const int *)all;
+    out->all.len = n;
+    return 0;
+}
+
+IM_ENDPOINT(GET, "/m/first")
+IM_RESULT(color, "The first color")
+int first(im_call *call, const first_args *in, first_result *out)
+{
+    (void)call;
+    (void)in;
+    out->result = color_red;
+    return 0;
+}
+
+IM_OBJECT(later, "Declared after its use")
+IM_FIELD(color, c, "A color")
+""")
+
+
+class SharedTypesTest(GenErrorCase):
+    def test_accepted_in_any_order(self):
+        for order in (["n", "m"], ["m", "n"]):
+            with self.subTest(order=order):
+                p, out, _ = self.gen({"n": SHARED_N, "m": SHARED_M}, order)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                with open(os.path.join(out, SERVICE + ".openapi.json")) as f:
+                    doc = json.load(f)
+                sch = doc["components"]["schemas"]
+                self.assertEqual(sch["color"], {"title": "color", "type": "string",
+                                                "enum": ["red", "green", "dark-blue"], "description": "A color"})
+                ps = {q["name"]: q for q in doc["paths"]["/m/paint"]["get"]["parameters"]}
+                self.assertEqual(ps["c"]["schema"], {"$ref": "#/components/schemas/color"})
+                self.assertEqual(ps["more"]["schema"]["items"], {"$ref": "#/components/schemas/color"})
+                self.assertEqual(sch["pt"]["properties"]["c"]["allOf"], [{"$ref": "#/components/schemas/color"}])
+                self.assertEqual(sch["first_result"]["properties"]["result"]["allOf"],
+                                 [{"$ref": "#/components/schemas/color"}])
+                with open(os.path.join(out, SERVICE + ".types.h")) as f:
+                    types = f.read()
+                self.assertIn("} color;", types)
+                self.assertIn("color_dark_blue = 2,", types)
+
+    def test_served(self):
+        why = have_c_toolchain()
+        if why:
+            self.skipTest(why)
+        p, out, paths = self.gen({"n": SHARED_N, "m": SHARED_M})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        srcs = [paths["m"], paths["n"]]
+        body = serve_once(self, self.tmp, out, srcs, "/m/paint?c=green&more=dark-blue&more=red")
+        self.assertEqual(json.loads(body), {"at": {"x": 1.5, "c": "green"}, "l": {"c": "dark-blue"},
+                                            "all": ["green", "dark-blue", "red"]})
+        self.assertEqual(json.loads(serve_once(self, self.tmp, out, srcs, "/m/first")), {"result": "red"})
+        detail = json.loads(serve_once(self, self.tmp, out, srcs, "/m/paint?c=blue", "422"))["detail"]
+        self.assertEqual((detail[0]["type"], detail[0]["loc"]), ("enum", ["query", "c"]))
+
+    def test_refused(self):
+        for src, needle, words in (
+                ('IM_ENUM(color, "C")\n', "IM_ENUM", ("name, a description and its values",)),
+                ('IM_ENUM(color, "C", "a", "a")\n', "IM_ENUM", ("twice",)),
+                ('IM_ENUM(color, "C", "a-b", "a_b")\n', "IM_ENUM", ("same C name",)),
+                ('IM_ENUM(color, "C", 1)\n', "IM_ENUM", ("strings",)),
+                ('IM_ENUM(HTTPError, "C", "a")\n', "IM_ENUM", ("schema",)),
+                ('IM_ENUM(int32, "C", "a")\n', "IM_ENUM", ("enum name",)),
+                ('IM_ENUM(color, "C", "a")\nIM_OBJECT(color, "O")\nIM_FIELD(int32, x, "X")\n', "IM_OBJECT", ("twice",)),
+                ('IM_ENUM(color, "C", "a")\nIM_ENDPOINT(POST, "/a")\nIM_ARG(color, c, "C", .values = {"b"})\n' + fn("a"),
+                 ".values", ("has its values",)),
+                ('IM_ENUM(color, "C", "a")\nIM_ENDPOINT(POST, "/a")\nIM_ARG(color, c, "C", .default = "b")\n' + fn("a"),
+                 ".default", ("values",)),
+                ('IM_ENUM(color, "C", "red")\nIM_ENDPOINT(POST, "/a")\n' + fn("color_red"),
+                 "int color_red", ("color_red", "constant"))):
+            with self.subTest(src=src.splitlines()[0]):
+                self.assertGenError(module_src("m", src), needle, words=words, hint=True)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,21 @@ int box_label(im_call *call, const box_label_args *in, box_label_result *out)
     out->result = im_str_from("one");
     return 0;
 }
+
+IM_ENUM(shade, "A shade, declared once, used as a type", "light", "dark", "very-dark")
+
+IM_ENDPOINT(POST, "/l/shades", .summary = "A named enum in the body, the query and the result")
+IM_ARG(shade, s, "One", .default = "dark")
+IM_ARG(shade[], more, "More", .optional = true, .max_items = 3)
+IM_ARG(shade, q, "One more, from the query", .in = query, .optional = true)
+IM_RESULT(shade, "The darkest of them")
+int shades(im_call *call, const shades_args *in, shades_result *out)
+{
+    (void)call;
+    shade d = in->s;
+    for (size_t i = 0; in->has_more && i < in->more.len; i++)
+        if (in->more.ptr[i] > (int)d) d = (shade)in->more.ptr[i];
+    if (in->has_q && in->q > d) d = in->q;
+    out->result = d;
+    return 0;
+}
