@@ -1001,6 +1001,7 @@ uint64_t im_executor_wait_estimate_ms(const im_executor *ex);
 #define IM_ARG(...)
 #define IM_RESULT(...)
 #define IM_ENUM(...)
+#define IM_BODY(...)
 
 /* ---- what a handler sees ---- */
 
@@ -1148,6 +1149,8 @@ int im_bind_obj_begin(im_bind *b);
 int im_bind_obj_key(im_bind *b, im_str *key);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
+/* IM_BODY: the whole body, one value read into dst as f says (errors at ["body", ...]). */
+void im_bind_body(im_bind *b, const im_field *f, void *dst);
 /* Nullable fields: 1 when the value at the cursor is JSON null (then read), else 0. */
 int im_bind_null(im_bind *b);
 /* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */
@@ -10449,6 +10452,8 @@ void im_bind_field(im_bind *b, const im_field *f, void *dst)
     im__bind_value(b, f, f->type, dst);
     im__bind_pop(b);
 }
+
+void im_bind_body(im_bind *b, const im_field *f, void *dst) { im__bind_value(b, f, f->type, dst); }
 
 int im_bind_null(im_bind *b)
 {

@@ -350,6 +350,7 @@ class Field:
         self.nullable = False     # JSON null accepted (has_x, x_is_null)
         self.alias = None         # .alias: the key or parameter name on the wire
         self.example = None       # .example, as a Python value
+        self.whole = False        # IM_BODY: the whole body is this one value (in->body)
 
     @property
     def key(self):
@@ -445,7 +446,7 @@ class Reader:
                 t = toks[i]
                 if t.kind == "ident" and t.text.startswith("IM_") and i + 1 < len(toks) and toks[i + 1].text == "(" \
                         and t.text in ("IM_MODULE", "IM_OBJECT", "IM_FIELD", "IM_ENDPOINT", "IM_ARG", "IM_RESULT",
-                                       "IM_ENUM"):
+                                       "IM_ENUM", "IM_BODY"):
                     c = parse_call(self.path, toks, i)
                     calls.append(c)
                     i = c.end
@@ -541,6 +542,11 @@ class Reader:
                     self.err(c.tok, "IM_ARG must follow its IM_ENDPOINT (before IM_RESULT)",
                              "write IM_ENDPOINT(...), then its IM_ARG lines, then IM_RESULT")
                 group.args.append(self.on_field(c, "argument", group))
+            elif c.name == "IM_BODY":
+                if not isinstance(group, Endpoint) or group.result is not None:
+                    self.err(c.tok, "IM_BODY must follow its IM_ENDPOINT (before IM_RESULT)",
+                             "write IM_ENDPOINT(...), then IM_BODY and any IM_ARG lines, then IM_RESULT")
+                group.args.append(self.on_body(c, group))
             elif c.name == "IM_RESULT":
                 if not isinstance(group, Endpoint) or group.result is not None:
                     self.err(c.tok, "IM_RESULT must follow an IM_ENDPOINT and its arguments, once",
@@ -557,7 +563,7 @@ class Reader:
                              "fields describe an object: IM_OBJECT(point, \"...\") then IM_FIELD lines")
             # an endpoint ends at the function that follows its last annotation
             nxt = calls[idx + 1] if idx + 1 < len(calls) else None
-            if isinstance(group, Endpoint) and (nxt is None or nxt.name not in ("IM_ARG", "IM_RESULT", "IM_FIELD")):
+            if isinstance(group, Endpoint) and (nxt is None or nxt.name not in ("IM_ARG", "IM_RESULT", "IM_FIELD", "IM_BODY")):
                 self.on_function(group, toks, c.end, nxt)
                 group = None
             elif isinstance(group, Obj) and (nxt is None or nxt.name != "IM_FIELD"):
@@ -1058,6 +1064,25 @@ class Reader:
                          "give one of them, or make them agree")
             f.shape, f.ndim = shape, len(shape)
 
+    def on_body(self, c, e):
+        """IM_BODY(type, "doc"): the whole body is one value of a named object type, or an
+        array, bound into in->body (FastAPI's single body model)."""
+        if not 1 <= len(c.args) <= 2 or c.kw or (len(c.args) == 2 and c.args[1].kind != "string"):
+            self.err(c.tok, "IM_BODY takes a type and a description", 'IM_BODY(box, "The box to measure")')
+        tname = self.parse_type(c.args[0], "body")
+        array = tname.endswith("[]")
+        t = self.resolve_type(tname[:-2] if array else tname, c.args[0].tok, array)
+        if not (t.array or t.base == "object"):
+            self.err(c.args[0].tok, f"IM_BODY is a whole JSON value: a named object or an array, not {t}",
+                     f"IM_ARG({t}, name, \"...\") for a key of the body")
+        if e.method == "GET":
+            self.err(c.tok, f"GET {e.path} cannot take a body", "use POST, PUT or PATCH")
+        if any(a.whole for a in e.args):
+            self.err(c.tok, "a second IM_BODY", "the body is one value: one IM_BODY per endpoint")
+        f = Field(self.where(c.tok), "body", t, c.args[1].value if len(c.args) == 2 else "", {})
+        f.owner, f.whole = e, True
+        return f
+
     def on_result(self, c, e):
         if not 1 <= len(c.args) <= 2 or c.kw:
             self.err(c.tok, "IM_RESULT takes a type and a description", 'IM_RESULT(int64, "The sum")')
@@ -1294,6 +1319,12 @@ def check_service(modules):
                     raise GenError(e.where, f"path parameter {{{p}}} has no IM_ARG",
                                    f"declare it: IM_ARG(int64, {p}, \"...\") (or string)" if ident_ok(p) else
                                    f"declare it: IM_ARG(int64, {p.replace('-', '_').replace('.', '_')}, \"...\", .alias = \"{p}\")")
+            whole = [a for a in e.args if a.whole]
+            if whole and len(e.body_args) > 1:
+                other = next(a for a in e.body_args if not a.whole)
+                raise GenError(other.where, f"'{other.name}' is a key of the body, but IM_BODY makes the "
+                               "body one value", "put it in the IM_BODY's object, or take it from the "
+                               "query (.in = query)")
             raws = [a for a in e.args if a.source == "raw"]
             if raws and (len(raws) > 1 or e.body_args):
                 raise GenError(raws[0].where, "a raw body argument must be the only body argument",
@@ -1568,15 +1599,19 @@ def emit_module_header(m, service):
         out.user_line(e.where, f"typedef struct {e.func}_args {{")
         emit_members(out, e.args)
         out.add(f"}} {e.func}_args;")
-        out.add(f"typedef struct {e.func}_result {{")
-        if e.result is None:
-            out.add("    char im_unused_; /* no result: the answer is null */")
-        elif e.result.base == "object" and e.result.obj is None:
-            emit_members(out, e.result_fields)
+        if result_kind(e) == "object":  # the answer is the object itself
+            out.add(f"typedef {e.result.obj.name} {e.func}_result;" +
+                    (f" /* {c_comment(e.result_doc)} */" if e.result_doc else ""))
         else:
-            doc = f" /* {c_comment(e.result_doc)} */" if e.result_doc else ""
-            out.add(f"    {ctype_of(e.result)} result;{doc}")
-        out.add(f"}} {e.func}_result;")
+            out.add(f"typedef struct {e.func}_result {{")
+            if e.result is None:
+                out.add("    char im_unused_; /* no result: the answer is null */")
+            elif result_kind(e) == "fields":
+                emit_members(out, e.result_fields)
+            else:
+                doc = f" /* {c_comment(e.result_doc)} */" if e.result_doc else ""
+                out.add(f"    {ctype_of(e.result)} result;{doc}")
+            out.add(f"}} {e.func}_result;")
         out.user_line(e.func_where, f"int {e.func}(im_call *call, const {e.func}_args *in, {e.func}_result *out);")
         out.add("")
     for k, decl in (("init", "int {}(im_module *m);"), ("fini", "void {}(im_module *m);")):
@@ -1807,8 +1842,13 @@ def emit_checks(out, modules):
                 continue
             def fill(b, u, e=e):
                 b.add(f"    const {e.func}_result *o = vout;")
-                if e.result.base == "object" and e.result.obj is None:
+                if result_kind(e) == "fields":
                     emit_check_fields(b, e.result_fields, "o", "response", "", u)
+                elif result_kind(e) == "object":
+                    u.add("obj")  # a check to make, with no helper of its own
+                    b.add(f'    if (im_gen_check_obj_{e.result.obj.name}(o, err, cap, "response")) return -1;')
+                elif result_kind(e) == "array":
+                    emit_check_value(b, e.result, None, "o->result", ("response", ""), "    ", 0, u)
                 else:
                     emit_check_value(b, e.result, None, "o->result", ("response.result", ""), "    ", 0, u)
             names[e.func] = f"im_gen_check_{e.func}" if emit_checker(body, head, fill, uses, False) else None
@@ -2183,6 +2223,24 @@ def body_kind(e):
     return 1 if e.body_args else 0
 
 
+def result_kind(e):
+    """How the answer is written: "none" (null), "fields" (IM_RESULT(object) + IM_FIELD), "object"
+    (a named object: the JSON object itself, name_result a typedef of it), "array" (the JSON
+    array itself, in out->result), "ndarray" or "scalar" ({"result": value})."""
+    r = e.result
+    if r is None:
+        return "none"
+    if r.base == "object" and r.obj is None:
+        return "fields"
+    if r.base == "ndarray":
+        return "ndarray"
+    if r.array:
+        return "array"
+    if r.base == "object":
+        return "object"
+    return "scalar"
+
+
 def result_is_ndarray(e):
     return e.result is not None and e.result.base == "ndarray"
 
@@ -2232,6 +2290,10 @@ def emit_endpoint(out, e):
             if f.default is not None:
                 out.add(f"        a->{f.name} = {default_c(f)};")
         out.add("        return 0;", "    }")
+        if body[0].whole:
+            out.add(f"    im_bind_body(b, &{f_prefix}_body, &a->body); /* the body is one value */",
+                    "    return 0;", "}")
+            return emit_endpoint_rest(out, e)
         nd = npy_arg(e)
         if nd:
             out.add(f"    if (im_bind_npy(b, &{f_prefix}_{nd.name}, &a->{nd.name})) {{ /* the body is the array */")
@@ -2241,14 +2303,24 @@ def emit_endpoint(out, e):
         out.add("    int rb = im_bind_obj_begin(b);", "    if (rb <= 0) return rb;")
         emit_binder_body(out, body, f_prefix, "a", e.extra)
     out.add("    return 0;", "}")
+    emit_endpoint_rest(out, e)
+
+
+def emit_endpoint_rest(out, e):
+    """The call and the writer of an endpoint (after its binder)."""
     out.add(f"static int im_gen_call_{e.func}(im_call *call, const void *args, void *out)", "{",
             f"    return {e.func}(call, (const {e.func}_args *)args, ({e.func}_result *)out);", "}")
     out.add(f"static void im_gen_write_{e.func}(im_jw *w, const void *vout)", "{")
     if e.result is None:
         out.add("    (void)vout;", "    im_jw_null(w);")
-    elif e.result.base == "object" and e.result.obj is None:
+    elif result_kind(e) == "fields":
         out.add(f"    const {e.func}_result *o = vout;")
         emit_writer_fields(out, e.result_fields, "o", f"{e.func}_result")
+    elif result_kind(e) == "object":
+        out.add(f"    im_gen_write_obj_{e.result.obj.name}(w, ({e.func}_result *)vout);")
+    elif result_kind(e) == "array":
+        out.add(f"    const {e.func}_result *o = vout;")
+        emit_writer_value(out, e.result, "o->result", "    ")
     else:
         out.add(f"    const {e.func}_result *o = vout;", "    im_jw_obj(w);", '    im_jw_key(w, "result");')
         emit_writer_value(out, e.result, "o->result", "    ")
@@ -2448,7 +2520,12 @@ def openapi(service, title, version, modules):
                 op["parameters"] = params
             body = e.body_args
             raw = [a for a in e.args if a.source == "raw"]
-            if body:
+            if body and body[0].whole:  # the body is that value itself
+                bs = field_schema(body[0])
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": bs}}}
+                if body[0].doc:
+                    op["requestBody"]["description"] = body[0].doc
+            elif body:
                 sname = f"{e.func}_args"
                 schemas[sname] = object_schema(sname, body, "", e.extra)
                 op["requestBody"] = {"required": any(f.required for f in body),
@@ -2472,10 +2549,14 @@ def openapi(service, title, version, modules):
                                                      NPY_SCHEMA, description="a 1-dimensional float64 array in " + NPY_SCHEMA["description"])}}}
             if e.result is None:
                 rs = {"type": "null"}
-            elif e.result.base == "object" and e.result.obj is None:
+            elif result_kind(e) == "fields":
                 rname = f"{e.func}_result"
                 schemas[rname] = object_schema(rname, e.result_fields, e.result_doc, "ignore")
                 rs = {"$ref": f"#/components/schemas/{rname}"}
+            elif result_kind(e) in ("object", "array"):  # the value itself
+                rs = schema_of(e.result)
+                if e.result_doc:
+                    rs = {"allOf": [rs], "description": e.result_doc} if "$ref" in rs else dict(rs, description=e.result_doc)
             else:
                 inner = schema_of(e.result)
                 if e.result_doc:

@@ -853,6 +853,8 @@ void im_bind_field(im_bind *b, const im_field *f, void *dst)
     im__bind_pop(b);
 }
 
+void im_bind_body(im_bind *b, const im_field *f, void *dst) { im__bind_value(b, f, f->type, dst); }
+
 int im_bind_null(im_bind *b)
 {
     if (im_json_peek(&b->j) != IM_JSON_NULL) return 0;

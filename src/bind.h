@@ -12,6 +12,7 @@
 #define IM_ARG(...)
 #define IM_RESULT(...)
 #define IM_ENUM(...)
+#define IM_BODY(...)
 
 /* ---- what a handler sees ---- */
 
@@ -159,6 +160,8 @@ int im_bind_obj_begin(im_bind *b);
 int im_bind_obj_key(im_bind *b, im_str *key);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
+/* IM_BODY: the whole body, one value read into dst as f says (errors at ["body", ...]). */
+void im_bind_body(im_bind *b, const im_field *f, void *dst);
 /* Nullable fields: 1 when the value at the cursor is JSON null (then read), else 0. */
 int im_bind_null(im_bind *b);
 /* A key no field has: 422 extra_forbidden, or skipped when the endpoint ignores extras. */

@@ -3,7 +3,8 @@
  * ranges, .multiple_of, query and path values read as FastAPI reads them (signs, leading
  * zeros, '_', ".5", "1e3", %-decoded keys, the last of a repeated key), header and cookie
  * arguments, .alias on path, query and body keys, .nullable told apart from absent, a
- * handler's own documented failures, a named enum (IM_ENUM). Expected bodies are compared
+ * handler's own documented failures, a named enum (IM_ENUM), a whole body (IM_BODY) and
+ * answers that are the object or array itself. Expected bodies are compared
  * byte for byte. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
@@ -178,6 +179,22 @@ static void test_named_enum(void)
          "\"type\":\"string_type\",\"loc\":[\"body\",\"more\",1]");
 }
 
+static void test_whole_body(void)
+{
+    /* IM_BODY: the body is the array; the answer is the array */
+    expect("POST", "/l/spots/scale?by=3", NULL, "[{\"x\":1.5},{\"x\":-2,\"tag-no\":7}]", 200,
+           "[{\"x\":4.5},{\"x\":-6,\"tag-no\":7}]");
+    expect("POST", "/l/spots/scale", NULL, "[]", 200, "[]");
+    E422("POST", "/l/spots/scale", NULL, "[{\"x\":1},{\"y\":2}]", "\"type\":\"extra_forbidden\",\"loc\":[\"body\",1,\"y\"]",
+         "\"type\":\"missing\",\"loc\":[\"body\",1,\"x\"]");
+    E422("POST", "/l/spots/scale", NULL, "{\"x\":1}", "\"type\":\"list_type\",\"loc\":[\"body\"]");
+    E422("POST", "/l/spots/scale", NULL, NULL, "\"type\":\"missing\",\"loc\":[\"body\"]");
+    /* the body is the object, beside a path parameter; the answer is the object */
+    expect("PUT", "/l/spot/9", NULL, "{\"x\":2.5}", 200, "{\"x\":2.5,\"tag-no\":9}");
+    E422("PUT", "/l/spot/9", NULL, "{\"x\":2000}", "\"type\":\"less_than_equal\",\"loc\":[\"body\",\"x\"]");
+    E422("PUT", "/l/spot/9", NULL, "[1]", "\"type\":\"model_attributes_type\",\"loc\":[\"body\"]");
+}
+
 static void test_own_errors(void)
 {
     expect("GET", "/l/boxes/1", NULL, NULL, 200, "{\"result\":\"one\"}");
@@ -202,6 +219,7 @@ int main(void)
     test_aliases();
     test_nullable();
     test_named_enum();
+    test_whole_body();
     test_own_errors();
     fake_loop_free(&L);
     im_server_free(srv);

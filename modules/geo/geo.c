@@ -34,13 +34,13 @@ int centroid(im_call *call, const centroid_args *in, centroid_result *out)
         sw += w;
     }
     if (sw == 0) return im_call_fail(call, 422, "the weights sum to zero");
-    out->result.x = sx / sw;
-    out->result.y = sy / sw;
+    out->x = sx / sw;
+    out->y = sy / sw;
     char *label = im_call_alloc(call, 32);
     if (label) {
-        out->result.label.len = (size_t)snprintf(label, 32, "centroid of %zu", in->points.len);
-        out->result.label.ptr = label;
-        out->result.has_label = true;
+        out->label.len = (size_t)snprintf(label, 32, "centroid of %zu", in->points.len);
+        out->label.ptr = label;
+        out->has_label = true;
     }
     return 0;
 }

@@ -169,7 +169,7 @@ IM_RESULT(pt, "The same point")
 int point_back(im_call *call, const point_back_args *in, point_back_result *out)
 {
     (void)call;
-    out->result = in->p;
+    *out = in->p; /* point_back_result is pt: the answer is the object itself */
     return 0;
 }
 
@@ -286,8 +286,8 @@ int sum(im_call *call, const sum_args *in, sum_result *out)
     (void)call;
     double t = 0;
     for (size_t i = 0; i < in->values.len; i++) t += in->values.ptr[i];
-    out->result.count = (int64_t)in->values.len;
-    out->result.total = t;
+    out->count = (int64_t)in->values.len;
+    out->total = t;
     return 0;
 }
 
@@ -603,15 +603,15 @@ class AcceptedTest(unittest.TestCase):
         self.assertIn("color", obj.get("properties", {}), "object result documents its IM_FIELDs")
         self.assertEqual(obj["properties"]["color"].get("enum"), ["red", "green", "blue"],
                          "enum field of an object result lists its values")
-        for method, path, func in (("get", "/v1/beta/count", "count"),
-                                   ("put", "/v1/alpha/point", "point_back"),
-                                   ("patch", "/v1/alpha/points", "points_back"),
-                                   ("get", "/v1/beta/evens", "evens")):
-            schema = resolve(doc, result_schema(method, path))
-            self.assertIn("result", schema.get("properties", {}),
-                          f"{func}: a non-object result is answered as {{\"result\": value}}")
-        pts = resolve(doc, result_schema("patch", "/v1/alpha/points"))["properties"]["result"]
-        self.assertEqual(pts.get("type"), "array", "an IM_OBJECT[] result is an array")
+        count = resolve(doc, result_schema("get", "/v1/beta/count"))
+        self.assertIn("result", count.get("properties", {}), "a scalar result is answered as {\"result\": value}")
+        pt = resolve(doc, result_schema("put", "/v1/alpha/point"))
+        self.assertEqual(pt.get("properties", {}).keys(), {"x", "y", "label"},
+                         "a named object's result is the object itself")
+        for method, path, func in (("patch", "/v1/alpha/points", "points_back"), ("get", "/v1/beta/evens", "evens")):
+            arr = resolve(doc, result_schema(method, path))
+            self.assertEqual(arr.get("type"), "array", f"{func}: an array result is the array itself")
+        pts = resolve(doc, result_schema("patch", "/v1/alpha/points"))
         self.assertEqual(resolve(doc, pts["items"]).get("properties", {}).keys(),
                          {"x", "y", "label"}, "an IM_OBJECT[] result's items are the object")
         nothing = result_schema("post", "/v1/alpha/nothing")
@@ -1958,6 +1958,19 @@ class LanguageErrorTest(GenErrorCase):
         self.refused('IM_ARG(enum, n, "N", .values = {"a"}, .example = "b")', ".example", ("values",), at='"b"')
         self.refused('IM_ARG(int64[], n, "N", .example = 4)', ".example", ("list",), at="= 4")
         self.refused('IM_ARG(ndarray, n, "N", .example = 4)', ".example", ("does not apply",), at=".example")
+
+    def test_whole_body(self):
+        obj = 'IM_OBJECT(o, "O")\nIM_FIELD(int64, v, "V")\n'
+        for args, needle, words, method in (
+                ('IM_BODY(int64, "N")', "IM_BODY", ("named object or an array",), "POST"),
+                ('IM_BODY(o, "O")', "IM_BODY", ("GET",), "GET"),
+                ('IM_BODY(o, "O")\nIM_BODY(o[], "P")', 'IM_BODY(o[]', ("second",), "POST"),
+                ('IM_BODY(o, "O")\nIM_ARG(int64, n, "N")', "IM_ARG", ("IM_BODY",), "POST"),
+                ('IM_BODY(o, "O", .x = 1)', "IM_BODY", ("type and a description",), "POST"),
+                ('IM_RESULT(int64, "R")\nIM_BODY(o, "O")', "IM_BODY", ("before IM_RESULT",), "POST")):
+            with self.subTest(args=args):
+                src = module_src("m", obj + f'IM_ENDPOINT({method}, "/a")\n{args}\n' + fn("a"))
+                self.assertGenError(src, needle, words=words, hint=True)
 
     def test_errors(self):
         for errors, words in (('{404}', ("status",)), ('{200: "OK"}', ("400 to 599",)),

@@ -164,3 +164,32 @@ int shades(im_call *call, const shades_args *in, shades_result *out)
     out->result = d;
     return 0;
 }
+
+IM_ENDPOINT(POST, "/l/spots/scale", .summary = "The whole body is one value: an array of objects")
+IM_BODY(spot[], "The spots to scale")
+IM_ARG(float, by, "The factor", .in = query, .default = 2)
+IM_RESULT(spot[], "The spots scaled: the JSON array itself")
+int scale(im_call *call, const scale_args *in, scale_result *out)
+{
+    spot *s = im_call_alloc(call, sizeof(spot) * (in->body.len ? in->body.len : 1));
+    if (!s) return im_call_fail(call, 503, "out of memory");
+    for (size_t i = 0; i < in->body.len; i++) {
+        s[i] = in->body.ptr[i];
+        s[i].x *= in->by;
+    }
+    out->result = (spot_list){s, in->body.len};
+    return 0;
+}
+
+IM_ENDPOINT(PUT, "/l/spot/{k}", .summary = "The whole body is one object; the answer is that object")
+IM_ARG(int32, k, "Where it goes")
+IM_BODY(spot, "The spot")
+IM_RESULT(spot, "The spot as kept: the JSON object itself")
+int put_spot(im_call *call, const put_spot_args *in, put_spot_result *out)
+{
+    (void)call;
+    *out = in->body;
+    out->has_tag = true;
+    out->tag = (uint32_t)in->k;
+    return 0;
+}
