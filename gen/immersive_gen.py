@@ -34,7 +34,9 @@ import re
 import sys
 
 GENERATOR = "gen/immersive_gen.py"
-SCALARS = ("bool", "int32", "int64", "uint32", "uint64", "double", "float", "string", "enum")
+SCALARS = ("bool", "int32", "int64", "uint32", "uint64", "double", "float", "string", "enum", "json")
+FORMATS = {"date-time": "IM_FMT_DATE_TIME", "date": "IM_FMT_DATE", "time": "IM_FMT_TIME", "uuid": "IM_FMT_UUID",
+           "email": "IM_FMT_EMAIL", "uri": "IM_FMT_URI", "ipv4": "IM_FMT_IPV4", "ipv6": "IM_FMT_IPV6"}
 NUMERIC = ("int32", "int64", "uint32", "uint64", "double", "float")
 REAL = ("double", "float")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -351,6 +353,7 @@ class Field:
         self.alias = None         # .alias: the key or parameter name on the wire
         self.example = None       # .example, as a Python value
         self.whole = False        # IM_BODY: the whole body is this one value (in->body)
+        self.format = None        # .format of a string: "date-time", "uuid"...
 
     @property
     def key(self):
@@ -401,6 +404,41 @@ class Module:
         self.init = self.fini = None  # .init / .fini: C function names
         self.serial = False           # .serial: endpoints without .mode go to the serial executor
         self.defaults = None          # defaults.toml of the folder (its text)
+
+
+def format_ok(fmt, s):
+    """The generator's own reading of the formats, for defaults and examples (the binder's is
+    src/bind.c's im_format_ok; tests/test_lang.c holds both to the same cases)."""
+    import ipaddress
+    date = r"(\d{4})-(\d{2})-(\d{2})"
+    time = r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)?"
+    def date_ok(m):
+        import datetime
+        try:
+            datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            return True
+        except ValueError:
+            return False
+    if fmt == "date":
+        m = re.fullmatch(date, s)
+        return bool(m) and date_ok(m)
+    if fmt == "time":
+        return re.fullmatch(time, s) is not None
+    if fmt == "date-time":
+        m = re.fullmatch(date + "[Tt ]" + time, s)
+        return bool(m) and date_ok(m)
+    if fmt == "uuid":
+        return re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", s) is not None
+    if fmt == "email":
+        return re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@"
+                            r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?", s) is not None
+    if fmt == "uri":
+        return re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:([A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*", s) is not None
+    try:
+        ipaddress.IPv4Address(s) if fmt == "ipv4" else ipaddress.IPv6Address(s)
+        return "%" not in s
+    except ValueError:
+        return False
 
 
 def reserved(name):
@@ -816,7 +854,7 @@ class Reader:
         if base in NUMERIC:
             allowed.update(NUM_ATTRS + ("multiple_of",))
         if base == "string":
-            allowed.update(LEN_ATTRS)
+            allowed.update(LEN_ATTRS + ("format",))
         if base == "enum":
             allowed.add("values")
         if t.array:
@@ -828,7 +866,7 @@ class Reader:
             if k not in allowed:
                 known = ("." + ", .".join(sorted(allowed)))
                 if k in NUM_ATTRS + LEN_ATTRS + ITEM_ATTRS + ND_ATTRS + (
-                        "values", "in", "default", "optional", "multiple_of", "example", "nullable"):
+                        "values", "in", "default", "optional", "multiple_of", "example", "nullable", "format"):
                     self.err(v.key_tok, f"'.{k}' does not apply to {what} '{f.name}' of type {t}", "it takes " + known)
                 self.err(v.key_tok, f"unknown attribute '.{k}'", "known here: " + known)
         if "description" in kw:
@@ -880,6 +918,12 @@ class Reader:
                     self.err(kw["in"].tok, "only an f64array can come raw", "the body is then little-endian float64s")
                 if owner.method == "GET":
                     self.err(kw["in"].tok, "GET requests have no body", "use POST, or .in = query")
+        if "format" in kw:
+            v = kw["format"]
+            if v.kind != "string" or v.value not in FORMATS:
+                self.err(v.tok, "unknown .format" + (f" '{v.value}'" if v.kind == "string" else ""),
+                         "formats: " + ", ".join(f'"{x}"' for x in FORMATS))
+            f.format = v.value
         if "nullable" in kw:
             v = kw["nullable"]
             if v.kind != "bool":
@@ -975,7 +1019,7 @@ class Reader:
             f.optional = kw["optional"].value
         if "default" in kw:
             v = kw["default"]
-            if t.array or base in ("object", "ndarray"):
+            if t.array or base in ("object", "ndarray", "json"):
                 self.err(v.key_tok, f"{t} cannot have a default", "use .optional = true and test has_" + f.name)
             if f.source == "path":
                 self.err(v.key_tok, "a path parameter cannot have a default: the path always has it",
@@ -992,6 +1036,8 @@ class Reader:
                 if v.kind != "list":
                     self.err(v.tok, f"the example of '{f.name}' is a {{list}}", ".example = {1, 2}")
                 f.example = [self.literal(x, f, "example") for x in v.value]
+            elif base == "json":
+                f.example = self.literal_json(v)
             elif base == "object":
                 self.err(v.key_tok, "an object's example is made of its fields' examples",
                          "give .example to the fields of the IM_OBJECT")
@@ -1000,6 +1046,14 @@ class Reader:
         if f.source == "path" and f.optional:
             self.err(kw["optional"].key_tok, "a path parameter cannot be optional",
                      "the route only matches when the segment is there: drop .optional")
+
+    def literal_json(self, v):
+        """A json argument's .example: a literal, or a {list} of literals."""
+        if v.kind == "list":
+            return [self.literal_json(x) for x in v.value]
+        if v.kind in ("string", "number", "bool"):
+            return v.value
+        self.err(v.tok, "a json example is a literal or a {list} of them", '.example = {1, "two"}')
 
     def literal(self, v, f, what):
         """A .default or .example value checked against the field's type and constraints."""
@@ -1027,6 +1081,8 @@ class Reader:
                 self.err(v.tok, f"{what} {d} is not a multiple of {m}", f"the {what} must satisfy the constraints")
         if base == "string":
             n = len(d)
+            if f.format and not format_ok(f.format, d):
+                self.err(v.tok, f"the {what} is not a valid {f.format}", f"the {what} must satisfy the constraints")
             if (f.min_len is not None and n < f.min_len) or (f.max_len is not None and n > f.max_len):
                 self.err(v.tok, f"the {what} breaks the length bounds", f"the {what} must satisfy the constraints")
         return d
@@ -1367,12 +1423,13 @@ def c_comment(s):
 
 
 CTYPE = {"bool": "bool", "int32": "int32_t", "int64": "int64_t", "uint32": "uint32_t", "uint64": "uint64_t",
-         "double": "double", "float": "float", "string": "im_str", "enum": "int", "ndarray": "im_ndarray"}
+         "double": "double", "float": "float", "string": "im_str", "enum": "int", "ndarray": "im_ndarray",
+         "json": "im_str"}
 ARRTYPE = {"bool": "im_bools", "int32": "im_i32s", "int64": "im_i64s", "uint32": "im_u32s", "uint64": "im_u64s",
-           "double": "im_f64s", "float": "im_f32s", "string": "im_strs", "enum": "im_enums"}
+           "double": "im_f64s", "float": "im_f32s", "string": "im_strs", "enum": "im_enums", "json": "im_strs"}
 TCONST = {"bool": "IM_T_BOOL", "int32": "IM_T_INT32", "int64": "IM_T_INT64", "uint32": "IM_T_UINT32",
           "uint64": "IM_T_UINT64", "double": "IM_T_DOUBLE", "float": "IM_T_FLOAT", "string": "IM_T_STRING",
-          "enum": "IM_T_ENUM", "object": "IM_T_OBJECT", "ndarray": "IM_T_NDARRAY"}
+          "enum": "IM_T_ENUM", "object": "IM_T_OBJECT", "ndarray": "IM_T_NDARRAY", "json": "IM_T_JSON"}
 IN_CONST = {"body": "IM_IN_BODY", "raw": "IM_IN_BODY", "query": "IM_IN_QUERY", "path": "IM_IN_PATH",
             "header": "IM_IN_HEADER", "cookie": "IM_IN_COOKIE"}
 
@@ -1454,6 +1511,8 @@ def field_init(f, cname, prefix):
         if v is not None:
             flags.append(flag)
             m.append((member, f"{v}u"))
+    if f.format:
+        m.append(("format", FORMATS[f.format]))
     if flags:
         m.append(("flags", " | ".join(flags)))
     if f.source != "body":
@@ -1682,6 +1741,8 @@ def emit_writer_value(out, t, expr, indent, depth=0):
     elif b == "string":
         out.add(f"{indent}if ({expr}.ptr) im_jw_strn(w, {expr}.ptr, {expr}.len);",
                 f"{indent}else im_jw_null(w);")
+    elif b == "json":
+        out.add(f"{indent}if ({expr}.ptr) im_jw_raw(w, {expr}.ptr, {expr}.len);", f"{indent}else im_jw_null(w);")
     elif b == "enum" and t.enum is not None:
         d = t.enum
         out.add(f"{indent}{{", f"{indent}    static const char *const v[] = {{{', '.join(c_str(x) for x in d.values)}}};",
@@ -1772,8 +1833,15 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
                      f"{pf} is not a multiple of {mul}", val)
             else:
                 fail(f"{val} % {lit(mul)} != 0", f"{pf} is not a multiple of {mul}", val)
+    elif b == "json":
+        fail(f"!{expr}.ptr", "not set, and the document says a JSON value")
+        out.add(f"{ind}{{", f"{ind}    im_json im_gen_j;")
+        fail(f"im_json_check(&im_gen_j, {expr}.ptr, {expr}.len)", "not valid JSON text")
+        out.add(f"{ind}}}")
     elif b == "string":
         fail(f"!{expr}.ptr", "not set, and the document says a string")
+        if f is not None and f.format:
+            fail(f"!im_format_ok({FORMATS[f.format]}, {expr})", f"not a valid {f.format}")
         if f is not None and (f.min_len is not None or f.max_len is not None):
             uses.add("chars")
             n = f"im_gen_chars({expr})"
@@ -2358,7 +2426,7 @@ def schema_of(t, f=None, modules=None):
     if b == "ndarray":
         return nd_schema(f)
     s = dict(NUM_SCHEMA.get(b) or {"bool": {"type": "boolean"}, "string": {"type": "string"},
-                                    "enum": {"type": "string"}}[b])
+                                    "enum": {"type": "string"}, "json": {}}[b])
     if f is not None:
         if b == "enum":
             s["enum"] = list(f.values)
@@ -2370,6 +2438,8 @@ def schema_of(t, f=None, modules=None):
             s["exclusiveMaximum" if f.hi[1] else "maximum"] = f.hi[0]
         if f.multiple_of is not None:
             s["multipleOf"] = f.multiple_of
+        if f.format:
+            s["format"] = f.format
         if f.min_len is not None:
             s["minLength"] = f.min_len
         if f.max_len is not None:
@@ -2412,6 +2482,8 @@ def nd_schema(f):
 
 def nullable_schema(s):
     """s that also takes null: type [T, "null"] (and null among an enum's values)."""
+    if not s:  # json: any value, null already
+        return s
     if "type" in s and "$ref" not in s and "allOf" not in s:
         s = dict(s, type=[s["type"], "null"])
         if "enum" in s:

@@ -369,6 +369,191 @@ static size_t im__utf8_count(im_str s)
     return n;
 }
 
+/* ---- string formats ---- */
+
+static int im__digits(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9') return 0;
+    return 1;
+}
+
+static int im__num2(const char *p) { return (p[0] - '0') * 10 + p[1] - '0'; }
+
+/* YYYY-MM-DD, a day that exists: 10 bytes at p. */
+static int im__fmt_date(const char *p, size_t n)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n != 10 || !im__digits(p, 4) || p[4] != '-' || !im__digits(p + 5, 2) || p[7] != '-' ||
+        !im__digits(p + 8, 2))
+        return 0;
+    int y = im__num2(p) * 100 + im__num2(p + 2), m = im__num2(p + 5), d = im__num2(p + 8);
+    if (m < 1 || m > 12 || d < 1) return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= days[m - 1] + (m == 2 && leap);
+}
+
+/* HH:MM:SS[.frac][Z|+HH:MM|-HH:MM] (the offset optional, as pydantic takes naive times). */
+static int im__fmt_time(const char *p, size_t n)
+{
+    if (n < 8 || !im__digits(p, 2) || p[2] != ':' || !im__digits(p + 3, 2) || p[5] != ':' ||
+        !im__digits(p + 6, 2) || im__num2(p) > 23 || im__num2(p + 3) > 59 || im__num2(p + 6) > 60)
+        return 0;
+    size_t i = 8;
+    if (i < n && p[i] == '.') {
+        size_t f = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+        if (i == f) return 0;
+    }
+    if (i == n) return 1;
+    if ((p[i] == 'Z' || p[i] == 'z') && i + 1 == n) return 1;
+    return (p[i] == '+' || p[i] == '-') && n - i == 6 && im__digits(p + i + 1, 2) && p[i + 3] == ':' &&
+           im__digits(p + i + 4, 2) && im__num2(p + i + 1) <= 23 && im__num2(p + i + 4) <= 59;
+}
+
+static int im__hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int im__fmt_ipv4(const char *p, size_t n)
+{
+    int parts = 0;
+    for (size_t i = 0; i <= n && parts < 5;) {
+        size_t s = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+        size_t len = i - s;
+        if (!len || len > 3 || (len > 1 && p[s] == '0')) return 0;
+        int v = 0;
+        for (size_t k = s; k < i; k++) v = v * 10 + p[k] - '0';
+        if (v > 255) return 0;
+        parts++;
+        if (i == n) break;
+        if (p[i] != '.') return 0;
+        i++;
+    }
+    return parts == 4;
+}
+
+static int im__fmt_ipv6(const char *p, size_t n)
+{
+    char t[48];
+    unsigned char a[16];
+    if (n < 2 || n >= sizeof t) return 0;
+    memcpy(t, p, n);
+    t[n] = 0;
+    return inet_pton(AF_INET6, t, a) == 1;
+}
+
+/* local@domain: an atom-dotted local part (RFC 5322's atext) and a domain of two or more
+ * LDH labels; what pydantic's EmailStr takes, less internationalised forms. */
+static int im__fmt_email(const char *p, size_t n)
+{
+    const char *at = memchr(p, '@', n);
+    if (!at || at == p || at - p > 64 || n - (size_t)(at - p) - 1 > 255) return 0;
+    for (const char *q = p; q < at; q++) {
+        if (*q == '.') {
+            if (q == p || q + 1 == at || q[1] == '.') return 0;
+        } else if (!isalnum((unsigned char)*q) && !strchr("!#$%&'*+/=?^_`{|}~-", *q)) {
+            return 0;
+        }
+    }
+    const char *d = at + 1, *e = p + n;
+    int labels = 0;
+    while (d < e) {
+        const char *s = d;
+        while (d < e && (isalnum((unsigned char)*d) || *d == '-')) d++;
+        if (d == s || d - s > 63 || *s == '-' || d[-1] == '-') return 0;
+        labels++;
+        if (d == e) break;
+        if (*d != '.') return 0;
+        d++;
+        if (d == e) return 0;
+    }
+    return labels >= 2;
+}
+
+/* An absolute URI (RFC 3986): a scheme, ':', then only URI characters and whole %-escapes. */
+static int im__fmt_uri(const char *p, size_t n)
+{
+    size_t i = 0;
+    if (!n || !isalpha((unsigned char)p[0])) return 0;
+    while (i < n && (isalnum((unsigned char)p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.')) i++;
+    if (i == n || p[i] != ':') return 0;
+    for (i++; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '%') {
+            if (i + 2 >= n || !im__hex(p[i + 1]) || !im__hex(p[i + 2])) return 0;
+            i += 2;
+        } else if (!(isalnum(c) || strchr("-._~:/?#[]@!$&'()*+,;=", c)) || c == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether p[0..n) is of the format; *type and *msg say what it should be. */
+static int im__format_ok(int format, const char *p, size_t n, const char **type, const char **msg)
+{
+    int ok;
+    switch (format) {
+    case IM_FMT_DATE_TIME:
+        *type = "datetime_parsing";
+        *msg = "Input should be a valid datetime (RFC 3339: YYYY-MM-DDTHH:MM:SS[.f][Z|+HH:MM])";
+        return n >= 19 && im__fmt_date(p, 10) && (p[10] == 'T' || p[10] == 't' || p[10] == ' ') &&
+               im__fmt_time(p + 11, n - 11);
+    case IM_FMT_DATE:
+        *type = "date_parsing";
+        *msg = "Input should be a valid date in the format YYYY-MM-DD";
+        return im__fmt_date(p, n);
+    case IM_FMT_TIME:
+        *type = "time_parsing";
+        *msg = "Input should be a valid time in the format HH:MM:SS[.f][Z|+HH:MM]";
+        return im__fmt_time(p, n);
+    case IM_FMT_UUID:
+        *type = "uuid_parsing";
+        *msg = "Input should be a valid UUID (8-4-4-4-12 hexadecimal digits)";
+        ok = n == 36;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (i == 8 || i == 13 || i == 18 || i == 23) ? p[i] == '-' : im__hex(p[i]);
+        return ok;
+    case IM_FMT_EMAIL:
+        *type = "value_error";
+        *msg = "value is not a valid email address";
+        return im__fmt_email(p, n);
+    case IM_FMT_URI:
+        *type = "url_parsing";
+        *msg = "Input should be a valid URL (an absolute URI, with its scheme)";
+        return im__fmt_uri(p, n);
+    case IM_FMT_IPV4:
+        *type = "ip_v4_address";
+        *msg = "Input is not a valid IPv4 address";
+        return im__fmt_ipv4(p, n);
+    case IM_FMT_IPV6:
+        *type = "ip_v6_address";
+        *msg = "Input is not a valid IPv6 address";
+        return im__fmt_ipv6(p, n);
+    default:
+        *type = *msg = "";
+        return 1;
+    }
+}
+
+int im_format_ok(int format, im_str s)
+{
+    const char *type, *msg;
+    return s.ptr && im__format_ok(format, s.ptr, s.len, &type, &msg);
+}
+
+/* 1 when s is of the format; else records the error and returns 0. */
+static int im__bind_format(im_bind *b, int format, im_str s)
+{
+    const char *type, *msg;
+    int ok = im__format_ok(format, s.ptr, s.len, &type, &msg);
+    if (!ok) im__bind_error_in(b, type, msg, NULL, 0, &s, NULL);
+    return ok;
+}
+
 /* Checks a string's length and, for enums, its membership; writes it. */
 static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_str s, void *dst)
 {
@@ -406,6 +591,7 @@ static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_st
             return;
         }
     }
+    if (f->format && !im__bind_format(b, f->format, s)) return;
     *(im_str *)dst = s;
 }
 
@@ -436,7 +622,8 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst);
 /* Bytes of one array element of each scalar type (IM_T_*). */
 static const size_t im__elem_size[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
                                        sizeof(double), sizeof(im_str), sizeof(int), 0, 0, 0,
-                                       sizeof(uint32_t), sizeof(uint64_t), sizeof(float)};
+                                       sizeof(uint32_t), sizeof(uint64_t), sizeof(float),
+                                       sizeof(im_str)};
 
 /* Checks an array's length against f's item bounds (recording the error), then stores the
  * {ptr, len} view every array type shares. */
@@ -809,6 +996,12 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
             return;
         }
         break;
+    case IM_T_JSON: /* any value: checked whole, kept as its text */
+        if (im_json_skip(j) == 0) {
+            ((im_str *)dst)->ptr = start;
+            ((im_str *)dst)->len = (size_t)(j->p - start);
+        }
+        return;
     case IM_T_OBJECT:
         if (t == IM_JSON_OBJECT) {
             f->object(b, dst);
@@ -1113,6 +1306,15 @@ static void im__bind_text(im_bind *b, const im_field *f, int type, im_str v, voi
             return;
         }
         im__bind_number(b, f, type, &n, input, inl, dst);
+        return;
+    }
+    case IM_T_JSON: { /* a parameter of JSON text (FastAPI's Json) */
+        im_json j;
+        if (im_json_check(&j, v.ptr, v.len)) {
+            im__bind_error(b, "json_invalid", "Invalid JSON: the parameter is not a JSON value", input, inl, NULL);
+            return;
+        }
+        *(im_str *)dst = v;
         return;
     }
     default: {

@@ -110,7 +110,21 @@ enum {
     IM_T_NDARRAY, /* an im_ndarray: JSON nested arrays, or an application/x-npy body */
     IM_T_UINT32,
     IM_T_UINT64,
-    IM_T_FLOAT    /* 32-bit: a finite number within float's range, stored rounded */
+    IM_T_FLOAT,   /* 32-bit: a finite number within float's range, stored rounded */
+    IM_T_JSON     /* any JSON value, checked, as its text (an im_str) */
+};
+
+/* String formats (.format), checked after the length. */
+enum {
+    IM_FMT_NONE = 0,
+    IM_FMT_DATE_TIME, /* RFC 3339: 2026-12-03T10:20:30.5Z (the offset may be left out) */
+    IM_FMT_DATE,      /* 2026-12-03, a day that exists */
+    IM_FMT_TIME,      /* 10:20:30[.5][Z|+01:00] */
+    IM_FMT_UUID,      /* 8-4-4-4-12 hexadecimal digits */
+    IM_FMT_EMAIL,     /* local@domain.tld */
+    IM_FMT_URI,       /* RFC 3986, with a scheme */
+    IM_FMT_IPV4,      /* dotted quad, no leading zeros */
+    IM_FMT_IPV6       /* RFC 4291 text forms */
 };
 
 /* Constraint flags of a field. */
@@ -141,6 +155,7 @@ typedef struct im_field {
     uint64_t umin, umax;       /* uint64 bounds */
     uint64_t imul;             /* integers: IM_F_MULTIPLE's divisor (> 0) */
     double dmul;               /* numbers: IM_F_MULTIPLE's divisor (> 0) */
+    uint8_t format;            /* strings: IM_FMT_* */
     uint32_t min_len, max_len; /* string length, in characters (code points) */
     uint32_t min_items, max_items;
     const char *const *values; /* enum: its strings, in order */
@@ -160,6 +175,8 @@ int im_bind_obj_begin(im_bind *b);
 int im_bind_obj_key(im_bind *b, im_str *key);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
+/* 1 when s is of the string format (IM_FMT_*): what .format checks, for answers too. */
+int im_format_ok(int format, im_str s);
 /* IM_BODY: the whole body, one value read into dst as f says (errors at ["body", ...]). */
 void im_bind_body(im_bind *b, const im_field *f, void *dst);
 /* Nullable fields: 1 when the value at the cursor is JSON null (then read), else 0. */

@@ -195,6 +195,34 @@ static void test_whole_body(void)
     E422("PUT", "/l/spot/9", NULL, "[1]", "\"type\":\"model_attributes_type\",\"loc\":[\"body\"]");
 }
 
+static void test_formats_json(void)
+{
+    expect("POST", "/l/formats", NULL,
+           "{\"when\":\"2026-12-03T10:20:30.5Z\",\"day\":\"2024-02-29\",\"at\":\"23:59:60+01:00\","
+           "\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"mail\":\"a.b+c@example.co.uk\","
+           "\"link\":\"https://example.com/a%20b?q=1#f\",\"v4\":\"192.168.0.1\",\"v6\":\"::ffff:1.2.3.4\","
+           "\"extra\":{\"k\": [1, \"two\", null]}}",
+           200, "{\"given\":9,\"extra\":{\"k\": [1, \"two\", null]},\"filter\":null,\"day\":\"2024-02-29\"}");
+    expect("POST", "/l/formats?filter=%7B%22a%22%3A1%7D", NULL, "{\"when\":\"2026-12-03 10:20:30\",\"extra\":3}", 200,
+           "{\"given\":3,\"extra\":3,\"filter\":{\"a\":1},\"day\":\"1970-01-01\"}");
+    E422("POST", "/l/formats?filter=%7Ba", NULL,
+         "{\"when\":\"2026-12-03T25:00:00\",\"day\":\"2023-02-29\",\"at\":\"10:20\",\"id\":\"123e4567e89b12d3a456426614174000\","
+         "\"mail\":\"a..b@example.com\",\"link\":\"no scheme\",\"v4\":\"01.2.3.4\",\"v6\":\"1:2:3\"}",
+         "\"type\":\"json_invalid\",\"loc\":[\"query\",\"filter\"]",
+         "\"type\":\"datetime_parsing\",\"loc\":[\"body\",\"when\"]", "\"type\":\"date_parsing\",\"loc\":[\"body\",\"day\"]",
+         "\"type\":\"time_parsing\",\"loc\":[\"body\",\"at\"]", "\"type\":\"uuid_parsing\",\"loc\":[\"body\",\"id\"]",
+         "\"type\":\"value_error\",\"loc\":[\"body\",\"mail\"]", "\"type\":\"url_parsing\",\"loc\":[\"body\",\"link\"]",
+         "\"type\":\"ip_v4_address\",\"loc\":[\"body\",\"v4\"]", "\"type\":\"ip_v6_address\",\"loc\":[\"body\",\"v6\"]");
+    E422("POST", "/l/formats", NULL, "{\"extra\":[1,}", "\"type\":\"json_invalid\"");
+    E422("POST", "/l/formats", NULL, "{\"mail\":\"a@b\",\"v4\":\"256.1.1.1\",\"day\":\"2026-13-01\"}",
+         "\"type\":\"value_error\",\"loc\":[\"body\",\"mail\"]", "\"type\":\"ip_v4_address\"",
+         "\"type\":\"date_parsing\"");
+    /* an answer whose date breaks its format is a 500 naming it */
+    char body[4096];
+    int st = call("POST", "/l/formats", NULL, "{\"mail\":\"bad@answer.example\"}", body, sizeof body);
+    CHECK(st == 500 && strstr(body, "response.day: not a valid date"), "a broken answer: %d %s", st, body);
+}
+
 static void test_own_errors(void)
 {
     expect("GET", "/l/boxes/1", NULL, NULL, 200, "{\"result\":\"one\"}");
@@ -220,6 +248,7 @@ int main(void)
     test_nullable();
     test_named_enum();
     test_whole_body();
+    test_formats_json();
     test_own_errors();
     fake_loop_free(&L);
     im_server_free(srv);

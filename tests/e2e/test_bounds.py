@@ -3,7 +3,7 @@ checks: the test walks the document and, for each bound on each parameter, body 
 (nested objects too) and raw body, sends a request that is valid but for one value, once just
 inside the bound (never a 422 naming it) and once just outside (a 422 whose detail names it
 at its loc). Bounds: minimum, maximum, their exclusive forms, multipleOf, minLength,
-maxLength, minItems, maxItems, enum, and the integer formats' own ranges (uint32, uint64,
+maxLength, minItems, maxItems, enum, format, and the integer formats' own ranges (uint32, uint64,
 int32, int64). Executor endpoints are asked for respond-async, so that inside values are
 bound and queued but no handler has to finish. Standard library only."""
 import http.client
@@ -17,6 +17,13 @@ from server import ServerTestCase
 
 INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1),
              "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1)}
+
+
+# a value of each string format, and one that is not
+FORMATS = {"date-time": ("2026-12-03T10:20:30Z", "2026-12-03T24:00:00Z"), "date": ("2024-02-29", "2023-02-29"),
+           "time": ("10:20:30", "10:20"), "uuid": ("123e4567-e89b-12d3-a456-426614174000", "123e4567"),
+           "email": ("a@example.com", "a@b"), "uri": ("https://example.com/", "no scheme"),
+           "ipv4": ("10.0.0.1", "10.0.0.256"), "ipv6": ("::1", "1:2:3")}
 
 
 def deref(schema, comps):
@@ -81,6 +88,8 @@ def valid(schema, comps):
             v = math.ceil(v / m) * m
         return int(v) if t == "integer" else float(v)
     if t == "string":
+        if s.get("format") in FORMATS:
+            return FORMATS[s["format"]][0]
         n = max(s.get("minLength", 1), 1)
         return "a" * min(n, s.get("maxLength", n))
     if t == "array":
@@ -122,6 +131,10 @@ def cases(schema, comps, depth=0):
             off = base + (1 if integer and m > 1 else m / 2)
             if not (integer and m == 1) and (not hi or off < hi[0]):
                 out.append((f"multipleOf {m}: outside", (), int(off) if integer else off, False))
+    elif t == "string" and s.get("format") in FORMATS:  # the format's: its lengths with it
+        good, bad = FORMATS[s["format"]]
+        out.append((f"format {s['format']}: inside", (), good, True))
+        out.append((f"format {s['format']}: outside", (), bad, False))
     elif t == "string":
         if "minLength" in s and s["minLength"] > 0:
             out.append(("minLength: inside", (), "a" * s["minLength"], True))

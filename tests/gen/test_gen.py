@@ -1907,6 +1907,22 @@ class LanguageDocTest(unittest.TestCase):
         self.assertEqual(self.doc["tags"], [{"name": "lang", "description":
                                              "The annotation language of the second pass, for the binder tests"}])
 
+    def test_formats_json(self):
+        props = self.schemas()["formats_args"]["properties"]
+        for k, fmt in (("when", "date-time"), ("day", "date"), ("at", "time"), ("id", "uuid"), ("mail", "email"),
+                       ("link", "uri"), ("v4", "ipv4"), ("v6", "ipv6")):
+            self.assertEqual(props[k]["format"], fmt)
+        self.assertEqual(props["day"]["examples"], ["2026-12-03"])
+        self.assertEqual(props["extra"], {"description": "Any JSON value"})
+        self.assertEqual(self.params("/l/formats", "post")["filter"]["schema"], {})
+
+    def test_whole_body_document(self):
+        rb = self.doc["paths"]["/l/spots/scale"]["post"]["requestBody"]
+        self.assertEqual(rb["content"]["application/json"]["schema"]["type"], "array")
+        self.assertEqual(rb["content"]["application/json"]["schema"]["items"], {"$ref": "#/components/schemas/spot"})
+        ok = self.doc["paths"]["/l/spot/{k}"]["put"]["responses"]["200"]["content"]["application/json"]["schema"]
+        self.assertEqual(ok["allOf"], [{"$ref": "#/components/schemas/spot"}])
+
     def test_members(self):
         self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
         with open(os.path.join(self.out, "lang.gen.h")) as f:
@@ -1958,6 +1974,16 @@ class LanguageErrorTest(GenErrorCase):
         self.refused('IM_ARG(enum, n, "N", .values = {"a"}, .example = "b")', ".example", ("values",), at='"b"')
         self.refused('IM_ARG(int64[], n, "N", .example = 4)', ".example", ("list",), at="= 4")
         self.refused('IM_ARG(ndarray, n, "N", .example = 4)', ".example", ("does not apply",), at=".example")
+
+    def test_formats_json(self):
+        self.refused('IM_ARG(string, s, "S", .format = "colour")', ".format", ("unknown .format",), at='"colour"')
+        self.refused('IM_ARG(int64, s, "S", .format = "uuid")', ".format", ("does not apply",), at=".format")
+        self.refused('IM_ARG(string, s, "S", .format = "date", .default = "2023-02-29")', ".default",
+                     ("not a valid date",), at='"2023-02-29"')
+        self.refused('IM_ARG(string, s, "S", .format = "email", .example = "a@b")', ".example",
+                     ("not a valid email",), at='"a@b"')
+        self.refused('IM_ARG(json, j, "J", .default = "1")', ".default", ("cannot have a default",), at=".default")
+        self.refused('IM_ARG(json, j, "J", .in = header)', "IM_ARG", ("string",))
 
     def test_whole_body(self):
         obj = 'IM_OBJECT(o, "O")\nIM_FIELD(int64, v, "V")\n'

@@ -193,3 +193,31 @@ int put_spot(im_call *call, const put_spot_args *in, put_spot_result *out)
     out->tag = (uint32_t)in->k;
     return 0;
 }
+
+IM_ENDPOINT(POST, "/l/formats", .summary = "String formats, and JSON values handed over as text")
+IM_ARG(string, when, "A date-time", .format = "date-time", .optional = true)
+IM_ARG(string, day, "A date", .format = "date", .optional = true, .example = "2026-12-03")
+IM_ARG(string, at, "A time", .format = "time", .optional = true)
+IM_ARG(string, id, "A UUID", .format = "uuid", .optional = true)
+IM_ARG(string, mail, "An email address", .format = "email", .optional = true)
+IM_ARG(string, link, "A URI", .format = "uri", .optional = true, .max_length = 200)
+IM_ARG(string, v4, "An IPv4 address", .format = "ipv4", .optional = true)
+IM_ARG(string, v6, "An IPv6 address", .format = "ipv6", .optional = true)
+IM_ARG(json, extra, "Any JSON value", .optional = true)
+IM_ARG(json, filter, "JSON from the query", .in = query, .optional = true)
+IM_RESULT(object, "How many were given, and the JSON values as they came")
+IM_FIELD(int32, given, "Arguments given")
+IM_FIELD(json, extra, "The body's JSON value (null when absent)")
+IM_FIELD(json, filter, "The query's JSON value (null when absent)")
+IM_FIELD(string, day, "The date, or 1970-01-01", .format = "date")
+int formats(im_call *call, const formats_args *in, formats_result *out)
+{
+    (void)call;
+    out->given = in->has_when + in->has_day + in->has_at + in->has_id + in->has_mail + in->has_link +
+                 in->has_v4 + in->has_v6 + in->has_extra + in->has_filter;
+    out->extra = in->has_extra ? in->extra : im_str_from("null");
+    out->filter = in->has_filter ? in->filter : im_str_from("null");
+    out->day = in->has_day ? in->day : im_str_from("1970-01-01");
+    if (in->has_mail && im_str_eq(in->mail, "bad@answer.example")) out->day = im_str_from("2026-02-30");
+    return 0;
+}
