@@ -1016,6 +1016,19 @@ typedef struct im_u32s { const uint32_t *ptr; size_t len; } im_u32s;
 typedef struct im_u64s { const uint64_t *ptr; size_t len; } im_u64s;
 typedef struct im_f32s { const float *ptr; size_t len; } im_f32s;
 
+/* Maps bound from a JSON object with any string keys (T{}, FastAPI's Dict[str, T]): keys[i]
+ * holds values[i], in the order they came; a key sent twice keeps its last value. Borrowed,
+ * like the arrays. */
+typedef struct im_bool_map { const im_str *keys; const bool *values; size_t len; } im_bool_map;
+typedef struct im_i32_map { const im_str *keys; const int32_t *values; size_t len; } im_i32_map;
+typedef struct im_i64_map { const im_str *keys; const int64_t *values; size_t len; } im_i64_map;
+typedef struct im_u32_map { const im_str *keys; const uint32_t *values; size_t len; } im_u32_map;
+typedef struct im_u64_map { const im_str *keys; const uint64_t *values; size_t len; } im_u64_map;
+typedef struct im_f64_map { const im_str *keys; const double *values; size_t len; } im_f64_map;
+typedef struct im_f32_map { const im_str *keys; const float *values; size_t len; } im_f32_map;
+typedef struct im_str_map { const im_str *keys; const im_str *values; size_t len; } im_str_map;
+typedef struct im_enum_map { const im_str *keys; const int *values; size_t len; } im_enum_map;
+
 /* The handle of one call of an annotated function. */
 typedef struct im_call im_call;
 
@@ -1100,7 +1113,8 @@ enum {
     IM_T_UINT32,
     IM_T_UINT64,
     IM_T_FLOAT,   /* 32-bit: a finite number within float's range, stored rounded */
-    IM_T_JSON     /* any JSON value, checked, as its text (an im_str) */
+    IM_T_JSON,    /* any JSON value, checked, as its text (an im_str) */
+    IM_T_MAP      /* a JSON object of any keys, each value an `elem` (an im_*_map view) */
 };
 
 /* String formats (.format), checked after the length. */
@@ -1124,7 +1138,7 @@ enum {
     IM_F_XMAX = 8,
     IM_F_MINLEN = 16,   /* string: at least min_len characters */
     IM_F_MAXLEN = 32,
-    IM_F_MINITEMS = 64, /* array: at least min_items elements */
+    IM_F_MINITEMS = 64, /* array (or map): at least min_items elements (keys) */
     IM_F_MAXITEMS = 128,
     IM_F_MULTIPLE = 256 /* number: a multiple of imul (integers) or dmul */
 };
@@ -10240,7 +10254,7 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst);
 static const size_t im__elem_size[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
                                        sizeof(double), sizeof(im_str), sizeof(int), 0, 0, 0,
                                        sizeof(uint32_t), sizeof(uint64_t), sizeof(float),
-                                       sizeof(im_str)};
+                                       sizeof(im_str), 0};
 
 /* Checks an array's length against f's item bounds (recording the error), then stores the
  * {ptr, len} view every array type shares. */
@@ -10313,6 +10327,81 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
     }
     if (r < 0) return;
     im__bind_items(b, f, items, n, dst);
+}
+
+/* A map (T{}): the object at the cursor, its keys and values bound into two arrays of the
+ * request's arena (counted first: allocated once, within the request's budget). A key sent
+ * twice keeps its last value, as a Python dict does (item bounds count keys, after that); a
+ * hash of the keys finds repeats without comparing all pairs. */
+static void im__bind_map(im_bind *b, const im_field *f, void *dst)
+{
+    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0;
+    im_json save = b->j;
+    long count = 0;
+    int r;
+    if (im_json_obj_enter(&b->j)) return;
+    while ((r = im_json_obj_key(&b->j, NULL)) == 1) {
+        if (im_json_skip(&b->j)) return;
+        count++;
+    }
+    if (r < 0) return;
+    b->j = save;
+    struct {
+        const im_str *keys;
+        const void *values;
+        size_t len;
+    } *view = dst;
+    char msg[128], ctxj[64];
+    size_t slots = 16;
+    while (slots < (size_t)count * 2) slots *= 2;
+    im_str *keys;
+    char *vals;
+    uint32_t *hash; /* index + 1 of the key in each slot, 0 for none */
+    if ((size_t)count > (SIZE_MAX / 4) / (esz + sizeof(im_str) + 8) ||
+        !(keys = im__bind_alloc(b, (size_t)count * sizeof(im_str) + 1)) ||
+        !(vals = im__bind_alloc(b, (size_t)count * esz + 1)) ||
+        !(hash = im__bind_alloc(b, slots * sizeof(uint32_t)))) {
+        b->too_big |= !b->oom;
+        im_json_skip(&b->j);
+        return;
+    }
+    memset(hash, 0, slots * sizeof(uint32_t));
+    if (im_json_obj_enter(&b->j)) return;
+    im_str k;
+    while ((r = im_json_obj_key(&b->j, &k)) == 1) {
+        uint64_t h = 1469598103934665603u;
+        for (size_t i = 0; i < k.len; i++) h = (h ^ (unsigned char)k.ptr[i]) * 1099511628211u;
+        size_t at = (size_t)h & (slots - 1), idx;
+        while (hash[at] && !(keys[hash[at] - 1].len == k.len && memcmp(keys[hash[at] - 1].ptr, k.ptr, k.len) == 0))
+            at = (at + 1) & (slots - 1);
+        if (hash[at]) {
+            idx = hash[at] - 1; /* a repeat: its value replaces the first's */
+        } else {
+            idx = n++;
+            keys[idx] = k;
+            hash[at] = (uint32_t)(idx + 1);
+        }
+        memset(vals + idx * esz, 0, esz);
+        im__bind_push(b, k.ptr, k.len, 0);
+        im__bind_value(b, f, f->elem, vals + idx * esz);
+        im__bind_pop(b);
+        if (b->j.err) return;
+    }
+    if (r < 0) return;
+    if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) { /* keys, repeats counted once */
+        snprintf(msg, sizeof msg, "Dictionary should have at most %u item%s after validation, not %zu",
+                 f->max_items, f->max_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u,\"actual_length\":%zu}", f->max_items, n);
+        im__bind_error(b, "too_long", msg, NULL, 0, ctxj);
+    } else if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
+        snprintf(msg, sizeof msg, "Dictionary should have at least %u item%s after validation, not %zu",
+                 f->min_items, f->min_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u,\"actual_length\":%zu}", f->min_items, n);
+        im__bind_error(b, "too_short", msg, NULL, 0, ctxj);
+    }
+    view->keys = keys;
+    view->values = vals;
+    view->len = n;
 }
 
 /* ---- n-dimensional arrays ---- */
@@ -10612,6 +10701,13 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
             im__bind_array(b, f, dst);
             return;
         }
+        break;
+    case IM_T_MAP:
+        if (t == IM_JSON_OBJECT) {
+            im__bind_map(b, f, dst);
+            return;
+        }
+        type = IM_T_OBJECT; /* the wrong type: as for an object */
         break;
     case IM_T_JSON: /* any value: checked whole, kept as its text */
         if (im_json_skip(j) == 0) {

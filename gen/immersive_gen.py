@@ -261,6 +261,8 @@ def parse_value(path, toks, i, stop):
             return Value("bool", t.text == "true", t), i + 1
         if i + 2 < stop + 1 and i + 2 <= len(toks) - 1 and toks[i + 1].text == "[" and toks[i + 2].text == "]":
             return Value("ident", t.text + "[]", t), i + 3  # an array type: T[]
+        if i + 2 < stop + 1 and i + 2 <= len(toks) - 1 and toks[i + 1].text == "{" and toks[i + 2].text == "}":
+            return Value("ident", t.text + "{}", t), i + 3  # a map type: T{}
         return Value("ident", t.text, t), i + 1
     raise GenError((path, t.line, t.col), f"unexpected {t.text!r} in an annotation",
                    "annotation arguments are names, \"strings\", numbers, {lists} or .key = value")
@@ -320,12 +322,17 @@ class TypeRef:
     """A scalar, enum (anonymous: .values; named: IM_ENUM, in .enum), object <name>, ndarray, or
     an array of one of these."""
 
-    def __init__(self, base, array=False, obj=None, raw=False, enum=None):
-        self.base, self.array, self.obj, self.raw, self.enum = base, array, obj, raw, enum
+    def __init__(self, base, array=False, obj=None, raw=False, enum=None, map=False):
+        self.base, self.array, self.obj, self.raw, self.enum, self.map = base, array, obj, raw, enum, map
 
     def __str__(self):
         named = self.obj or self.enum
-        return (named.name if named else self.base) + ("[]" if self.array else "")
+        return (named.name if named else self.base) + ("[]" if self.array else "{}" if self.map else "")
+
+    @property
+    def many(self):
+        """An array or a map: values of .base held by a view."""
+        return self.array or self.map
 
 
 class EnumDecl:
@@ -444,7 +451,7 @@ def format_ok(fmt, s):
 def reserved(name):
     """Names the generated code or the library already use."""
     return (name.lower().startswith("im_") or name.endswith("_t") or name.endswith("_list")
-            or name.endswith("_args") or name.endswith("_result"))
+            or name.endswith("_map") or name.endswith("_args") or name.endswith("_result"))
 
 
 def ident_ok(s):
@@ -787,7 +794,18 @@ class Reader:
             self.err(v.tok, f"the {what}'s type must be a name", "bool, int32, int64, double, string, enum, f64array, an IM_OBJECT or T[]")
         return v.value
 
-    def resolve_type(self, name, tok, array):
+    def resolve_type(self, name, tok, array, map=False):
+        t = self.resolve_type1(name, tok, array or map)
+        if map:
+            if t.base == "ndarray" or getattr(t, "f64", False):
+                self.err(tok, f"{name}{{}} is not a type", "a map's values are scalars, enums or objects")
+            if t.base == "enum" and t.enum is None:
+                self.err(tok, "enum{} is not a type: a map's values need a named enum",
+                         'declare it: IM_ENUM(name, "doc", "a", "b"), then name{}')
+            t.array, t.map = False, True
+        return t
+
+    def resolve_type1(self, name, tok, array):
         if name == "ndarray":
             if array:
                 self.err(tok, "ndarray[] is not a type", "an ndarray already has dimensions: .ndim = 2")
@@ -828,13 +846,14 @@ class Reader:
                 self.err(c.args[2].tok, f"the {what}'s description must be a \"string\"",
                          'IM_ARG(int64, x, "A value of X")')
             doc = c.args[2].value
-        if tname.endswith("[]"):
-            tname, array = tname[:-2], True
+        is_map = tname.endswith("{}")
+        if tname.endswith("[]") or is_map:
+            tname, array = tname[:-2], not is_map
         if not ident_ok(name) or name.startswith("has_"):
             self.err(c.args[1].tok, f"'{name}' cannot be a {what} name",
                      "use a C identifier that is not a keyword and does not start with has_")
-        t = self.resolve_type(tname, ttok, array)
-        if isinstance(owner, Obj) and t.base == "object" and t.obj is owner and not t.array:
+        t = self.resolve_type(tname, ttok, array, is_map)
+        if isinstance(owner, Obj) and t.base == "object" and t.obj is owner and not t.many:
             self.err(ttok, f"object '{owner.name}' cannot hold itself",
                      f"a recursive field is an array: IM_FIELD({owner.name}[], {name}, ...)")
         if t.base == "ndarray" and what != "argument":
@@ -857,7 +876,7 @@ class Reader:
             allowed.update(LEN_ATTRS + ("format",))
         if base == "enum":
             allowed.add("values")
-        if t.array:
+        if t.many:
             allowed.update(ITEM_ATTRS)
         if base == "ndarray":
             allowed.update(ND_ATTRS + ITEM_ATTRS)  # items: elements in all
@@ -895,7 +914,7 @@ class Reader:
             if f.key in owner.params and f.source != "path":
                 self.err(c.args[1].tok, f"'{f.key}' is in the path, so it cannot come from the {f.source}",
                          "drop .in, or rename the argument")
-            if f.source in ("header", "cookie") and (base != "string" or t.array):
+            if f.source in ("header", "cookie") and (base != "string" or t.many):
                 self.err(c.args[0].tok, f"a {f.source} argument is a string (an im_str), not {t}",
                          f"IM_ARG(string, {f.name}, \"...\", .in = {f.source}); parse it in the handler")
             if f.source == "header" and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", f.key):
@@ -904,7 +923,7 @@ class Reader:
             if f.source == "cookie" and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", f.key):
                 self.err((kw.get("alias") or c.args[1]).tok, f"'{f.key}' cannot be a cookie name",
                          "a cookie name is a token: letters, digits and !#$%&'*+-.^_`|~")
-            if f.source in PARAM_SOURCES and (t.base == "object" or (t.array and f.source == "path")):
+            if f.source in PARAM_SOURCES and (t.base == "object" or t.map or (t.array and f.source == "path")):
                 self.err(c.args[0].tok, f"a {f.source} parameter cannot be of type {t}",
                          "objects come in the JSON body: .in = body")
             if f.source == "body" and owner.method == "GET":
@@ -1019,7 +1038,7 @@ class Reader:
             f.optional = kw["optional"].value
         if "default" in kw:
             v = kw["default"]
-            if t.array or base in ("object", "ndarray", "json"):
+            if t.many or base in ("object", "ndarray", "json"):
                 self.err(v.key_tok, f"{t} cannot have a default", "use .optional = true and test has_" + f.name)
             if f.source == "path":
                 self.err(v.key_tok, "a path parameter cannot have a default: the path always has it",
@@ -1032,7 +1051,9 @@ class Reader:
                 self.err(v.key_tok, "an argument with a default is already optional", "drop .optional")
         if "example" in kw:
             v = kw["example"]
-            if t.array:
+            if t.map:
+                self.err(v.key_tok, "a map's example is not written in C", "leave .example out of T{} values")
+            elif t.array:
                 if v.kind != "list":
                     self.err(v.tok, f"the example of '{f.name}' is a {{list}}", ".example = {1, 2}")
                 f.example = [self.literal(x, f, "example") for x in v.value]
@@ -1126,9 +1147,9 @@ class Reader:
         if not 1 <= len(c.args) <= 2 or c.kw or (len(c.args) == 2 and c.args[1].kind != "string"):
             self.err(c.tok, "IM_BODY takes a type and a description", 'IM_BODY(box, "The box to measure")')
         tname = self.parse_type(c.args[0], "body")
-        array = tname.endswith("[]")
-        t = self.resolve_type(tname[:-2] if array else tname, c.args[0].tok, array)
-        if not (t.array or t.base == "object"):
+        array, is_map = tname.endswith("[]"), tname.endswith("{}")
+        t = self.resolve_type(tname[:-2] if array or is_map else tname, c.args[0].tok, array, is_map)
+        if not (t.many or t.base == "object"):
             self.err(c.args[0].tok, f"IM_BODY is a whole JSON value: a named object or an array, not {t}",
                      f"IM_ARG({t}, name, \"...\") for a key of the body")
         if e.method == "GET":
@@ -1147,16 +1168,18 @@ class Reader:
         if len(c.args) == 2 and c.args[1].kind != "string":
             self.err(c.args[1].tok, "the result's description must be a \"string\"",
                      'IM_RESULT(int64, "The sum")')
-        array = tname.endswith("[]")
-        if array:
+        array, is_map = tname.endswith("[]"), tname.endswith("{}")
+        if array or is_map:
             tname = tname[:-2]
+        if tname == "object" and is_map:
+            self.err(c.args[0].tok, "object{} is not a type", "declare an IM_OBJECT and return name{}")
         if tname == "object":
             if array:
                 self.err(c.args[0].tok, "object[] is not a type", "declare an IM_OBJECT and return name[]")
             e.result = TypeRef("object")  # inline object: IM_FIELD lines follow
             e.result_where = self.where(c.tok)
         else:
-            e.result = self.resolve_type(tname, c.args[0].tok, array)
+            e.result = self.resolve_type(tname, c.args[0].tok, array, is_map)
             if e.result.base == "enum" and e.result.enum is None:
                 self.err(c.args[0].tok, "a result cannot be an anonymous enum",
                          'declare it: IM_ENUM(name, "doc", "a", "b"), then IM_RESULT(name, "...")')
@@ -1286,6 +1309,7 @@ def check_names(modules):
             local_clash(o.name, o.where, "object")
             claim(o.name, o.where, f"object '{o.name}'")
             claim(o.name + "_list", o.where, f"the list type of object '{o.name}'")
+            claim(o.name + "_map", o.where, f"the map type of object '{o.name}'")
             for f in o.fields:
                 enums(f, f"{o.name}_{f.name}", f.where)
         for k in ("init", "fini"):
@@ -1430,11 +1454,16 @@ ARRTYPE = {"bool": "im_bools", "int32": "im_i32s", "int64": "im_i64s", "uint32":
 TCONST = {"bool": "IM_T_BOOL", "int32": "IM_T_INT32", "int64": "IM_T_INT64", "uint32": "IM_T_UINT32",
           "uint64": "IM_T_UINT64", "double": "IM_T_DOUBLE", "float": "IM_T_FLOAT", "string": "IM_T_STRING",
           "enum": "IM_T_ENUM", "object": "IM_T_OBJECT", "ndarray": "IM_T_NDARRAY", "json": "IM_T_JSON"}
+MAPTYPE = {"bool": "im_bool_map", "int32": "im_i32_map", "int64": "im_i64_map", "uint32": "im_u32_map",
+           "uint64": "im_u64_map", "double": "im_f64_map", "float": "im_f32_map", "string": "im_str_map",
+           "enum": "im_enum_map", "json": "im_str_map"}
 IN_CONST = {"body": "IM_IN_BODY", "raw": "IM_IN_BODY", "query": "IM_IN_QUERY", "path": "IM_IN_PATH",
             "header": "IM_IN_HEADER", "cookie": "IM_IN_COOKIE"}
 
 
 def ctype_of(t):
+    if t.map:
+        return t.obj.name + "_map" if t.base == "object" else MAPTYPE[t.base]
     if t.array:
         return t.obj.name + "_list" if t.base == "object" else ARRTYPE[t.base]
     if t.enum is not None:
@@ -1489,8 +1518,8 @@ def c_int(x):
 def field_init(f, cname, prefix):
     """A static const im_field: its non-zero members, by name."""
     t = f.type
-    flags, m = [], [("name", c_str(f.key)), ("type", "IM_T_ARRAY" if t.array else TCONST[t.base])]
-    if t.array:
+    flags, m = [], [("name", c_str(f.key)), ("type", "IM_T_ARRAY" if t.array else "IM_T_MAP" if t.map else TCONST[t.base])]
+    if t.many:
         m.append(("elem", TCONST[t.base]))
     real, unsigned = t.base in REAL, t.base == "uint64"
     for bound, flag, xflag, names in ((f.lo, "IM_F_MIN", "IM_F_XMIN", ("dmin", "umin", "imin")),
@@ -1520,7 +1549,7 @@ def field_init(f, cname, prefix):
     if f.values:
         m += [("values", f"{prefix}_values"), ("nvalues", f"{len(f.values)}u")]
     if t.base == "object":
-        if t.array:
+        if t.many:
             m.append(("elem_size", f"sizeof({t.obj.name})"))
         m.append(("object", f"im_gen_bind_obj_{t.obj.name}"))
     pre = ""
@@ -1596,7 +1625,7 @@ def objects_in_order(modules):
                            "make one of the fields an array (T[]): arrays hold their items by pointer")
         busy.append(o)
         for f in o.fields:
-            if f.type.base == "object" and not f.type.array:
+            if f.type.base == "object" and not f.type.many:
                 visit(f.type.obj)
         busy.pop()
         done.add(o.name)
@@ -1628,7 +1657,9 @@ def emit_types_header(service, modules):
     # every object's name and list type first: objects may hold arrays of themselves
     for o in objs:
         out.add(f"typedef struct {o.name} {o.name};",
-                f"typedef struct {o.name}_list {{ const struct {o.name} *ptr; size_t len; }} {o.name}_list;")
+                f"typedef struct {o.name}_list {{ const struct {o.name} *ptr; size_t len; }} {o.name}_list;",
+                f"typedef struct {o.name}_map {{ const im_str *keys; const struct {o.name} *values; size_t len; }} "
+                f"{o.name}_map;")
     if objs:
         out.add("")
     for o in objs:
@@ -1720,6 +1751,14 @@ def emit_binder_body(out, fields, prefix, target, extra):
 
 def emit_writer_value(out, t, expr, indent, depth=0):
     """Statements writing expr (of type t) with the im_jw *w."""
+    if t.map:
+        i = f"i{depth}"
+        out.add(f"{indent}im_jw_obj(w);",
+                f"{indent}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{",
+                f"{indent}    im_jw_keyn(w, {expr}.keys[{i}].ptr, {expr}.keys[{i}].len);")
+        emit_writer_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f"{expr}.values[{i}]", indent + "    ", depth + 1)
+        out.add(f"{indent}}}", f"{indent}im_jw_obj_end(w);")
+        return
     if t.array:
         i = f"i{depth}"
         out.add(f"{indent}im_jw_arr(w);",
@@ -1767,13 +1806,13 @@ def emit_writer_fields(out, fields, src, enum_prefix):
         if f.nullable:
             out.add(f"{ind}if ({src}->{f.name}_is_null) im_jw_null(w);", f"{ind}else {{")
             ind += "    "
-        if f.type.base == "enum" and not f.type.array:
+        if f.type.base == "enum" and f.type.enum is None and not f.type.array:
             vals = ", ".join(c_str(v) for v in f.values)
             out.add(f"{ind}{{", f"{ind}    static const char *const v[] = {{{vals}}};",
                     f"{ind}    int x = {src}->{f.name};",
                     f"{ind}    if (x >= 0 && x < {len(f.values)}) im_jw_str(w, v[x]);",
                     f"{ind}    else im_jw_null(w);", f"{ind}}}")
-        elif f.type.base == "enum":
+        elif f.type.base == "enum" and f.type.enum is None:
             vals = ", ".join(c_str(v) for v in f.values)
             out.add(f"{ind}{{", f"{ind}    static const char *const v[] = {{{vals}}};",
                     f"{ind}    im_jw_arr(w);",
@@ -1798,6 +1837,17 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
     def fail(cond, msg, *more):
         uses.add("fail")
         out.add(f'{ind}if ({cond})', f'{ind}    return im_gen_fail(err, cap, "{fmt}: {msg}"{args}{"".join(", " + m for m in more)});')
+    if t.map:
+        if f is not None and f.min_items is not None:
+            fail(f"{expr}.len < {f.min_items}u", f"%zu keys, fewer than {f.min_items}", f"{expr}.len")
+        if f is not None and f.max_items is not None:
+            fail(f"{expr}.len > {f.max_items}u", f"%zu keys, more than {f.max_items}", f"{expr}.len")
+        i = f"i{depth}"
+        out.add(f"{ind}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
+        emit_check_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f, f"{expr}.values[{i}]",
+                         (fmt + "[%zu]", args + ", " + i), ind + "    ", depth + 1, uses)
+        out.add(f"{ind}}}")
+        return
     if t.array:
         if f is not None and f.min_items is not None:
             fail(f"{expr}.len < {f.min_items}u", f"%zu items, fewer than {f.min_items}", f"{expr}.len")
@@ -2302,8 +2352,8 @@ def result_kind(e):
         return "fields"
     if r.base == "ndarray":
         return "ndarray"
-    if r.array:
-        return "array"
+    if r.many:
+        return "array"  # the value itself (an array, or a map's object)
     if r.base == "object":
         return "object"
     return "scalar"
@@ -2410,6 +2460,14 @@ NUM_SCHEMA = {"int32": {"type": "integer", "format": "int32"}, "int64": {"type":
 def schema_of(t, f=None, modules=None):
     """The JSON Schema of a value of type t, with f's constraints (from the model: the binder
     reads the same ones)."""
+    if t.map:
+        s = {"type": "object", "additionalProperties": schema_of(TypeRef(t.base, obj=t.obj, enum=t.enum), f)}
+        if f is not None:
+            if f.min_items is not None:
+                s["minProperties"] = f.min_items
+            if f.max_items is not None:
+                s["maxProperties"] = f.max_items
+        return s
     if t.array:
         s = {"type": "array", "items": schema_of(TypeRef(t.base, obj=t.obj, enum=t.enum), f)}
         if f is not None:

@@ -623,7 +623,7 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst);
 static const size_t im__elem_size[] = {0, sizeof(bool), sizeof(int32_t), sizeof(int64_t),
                                        sizeof(double), sizeof(im_str), sizeof(int), 0, 0, 0,
                                        sizeof(uint32_t), sizeof(uint64_t), sizeof(float),
-                                       sizeof(im_str)};
+                                       sizeof(im_str), 0};
 
 /* Checks an array's length against f's item bounds (recording the error), then stores the
  * {ptr, len} view every array type shares. */
@@ -696,6 +696,81 @@ static void im__bind_array(im_bind *b, const im_field *f, void *dst)
     }
     if (r < 0) return;
     im__bind_items(b, f, items, n, dst);
+}
+
+/* A map (T{}): the object at the cursor, its keys and values bound into two arrays of the
+ * request's arena (counted first: allocated once, within the request's budget). A key sent
+ * twice keeps its last value, as a Python dict does (item bounds count keys, after that); a
+ * hash of the keys finds repeats without comparing all pairs. */
+static void im__bind_map(im_bind *b, const im_field *f, void *dst)
+{
+    size_t esz = f->elem == IM_T_OBJECT ? f->elem_size : im__elem_size[f->elem], n = 0;
+    im_json save = b->j;
+    long count = 0;
+    int r;
+    if (im_json_obj_enter(&b->j)) return;
+    while ((r = im_json_obj_key(&b->j, NULL)) == 1) {
+        if (im_json_skip(&b->j)) return;
+        count++;
+    }
+    if (r < 0) return;
+    b->j = save;
+    struct {
+        const im_str *keys;
+        const void *values;
+        size_t len;
+    } *view = dst;
+    char msg[128], ctxj[64];
+    size_t slots = 16;
+    while (slots < (size_t)count * 2) slots *= 2;
+    im_str *keys;
+    char *vals;
+    uint32_t *hash; /* index + 1 of the key in each slot, 0 for none */
+    if ((size_t)count > (SIZE_MAX / 4) / (esz + sizeof(im_str) + 8) ||
+        !(keys = im__bind_alloc(b, (size_t)count * sizeof(im_str) + 1)) ||
+        !(vals = im__bind_alloc(b, (size_t)count * esz + 1)) ||
+        !(hash = im__bind_alloc(b, slots * sizeof(uint32_t)))) {
+        b->too_big |= !b->oom;
+        im_json_skip(&b->j);
+        return;
+    }
+    memset(hash, 0, slots * sizeof(uint32_t));
+    if (im_json_obj_enter(&b->j)) return;
+    im_str k;
+    while ((r = im_json_obj_key(&b->j, &k)) == 1) {
+        uint64_t h = 1469598103934665603u;
+        for (size_t i = 0; i < k.len; i++) h = (h ^ (unsigned char)k.ptr[i]) * 1099511628211u;
+        size_t at = (size_t)h & (slots - 1), idx;
+        while (hash[at] && !(keys[hash[at] - 1].len == k.len && memcmp(keys[hash[at] - 1].ptr, k.ptr, k.len) == 0))
+            at = (at + 1) & (slots - 1);
+        if (hash[at]) {
+            idx = hash[at] - 1; /* a repeat: its value replaces the first's */
+        } else {
+            idx = n++;
+            keys[idx] = k;
+            hash[at] = (uint32_t)(idx + 1);
+        }
+        memset(vals + idx * esz, 0, esz);
+        im__bind_push(b, k.ptr, k.len, 0);
+        im__bind_value(b, f, f->elem, vals + idx * esz);
+        im__bind_pop(b);
+        if (b->j.err) return;
+    }
+    if (r < 0) return;
+    if ((f->flags & IM_F_MAXITEMS) && n > f->max_items) { /* keys, repeats counted once */
+        snprintf(msg, sizeof msg, "Dictionary should have at most %u item%s after validation, not %zu",
+                 f->max_items, f->max_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u,\"actual_length\":%zu}", f->max_items, n);
+        im__bind_error(b, "too_long", msg, NULL, 0, ctxj);
+    } else if ((f->flags & IM_F_MINITEMS) && n < f->min_items) {
+        snprintf(msg, sizeof msg, "Dictionary should have at least %u item%s after validation, not %zu",
+                 f->min_items, f->min_items == 1 ? "" : "s", n);
+        snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u,\"actual_length\":%zu}", f->min_items, n);
+        im__bind_error(b, "too_short", msg, NULL, 0, ctxj);
+    }
+    view->keys = keys;
+    view->values = vals;
+    view->len = n;
 }
 
 /* ---- n-dimensional arrays ---- */
@@ -995,6 +1070,13 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
             im__bind_array(b, f, dst);
             return;
         }
+        break;
+    case IM_T_MAP:
+        if (t == IM_JSON_OBJECT) {
+            im__bind_map(b, f, dst);
+            return;
+        }
+        type = IM_T_OBJECT; /* the wrong type: as for an object */
         break;
     case IM_T_JSON: /* any value: checked whole, kept as its text */
         if (im_json_skip(j) == 0) {

@@ -27,6 +27,19 @@ typedef struct im_u32s { const uint32_t *ptr; size_t len; } im_u32s;
 typedef struct im_u64s { const uint64_t *ptr; size_t len; } im_u64s;
 typedef struct im_f32s { const float *ptr; size_t len; } im_f32s;
 
+/* Maps bound from a JSON object with any string keys (T{}, FastAPI's Dict[str, T]): keys[i]
+ * holds values[i], in the order they came; a key sent twice keeps its last value. Borrowed,
+ * like the arrays. */
+typedef struct im_bool_map { const im_str *keys; const bool *values; size_t len; } im_bool_map;
+typedef struct im_i32_map { const im_str *keys; const int32_t *values; size_t len; } im_i32_map;
+typedef struct im_i64_map { const im_str *keys; const int64_t *values; size_t len; } im_i64_map;
+typedef struct im_u32_map { const im_str *keys; const uint32_t *values; size_t len; } im_u32_map;
+typedef struct im_u64_map { const im_str *keys; const uint64_t *values; size_t len; } im_u64_map;
+typedef struct im_f64_map { const im_str *keys; const double *values; size_t len; } im_f64_map;
+typedef struct im_f32_map { const im_str *keys; const float *values; size_t len; } im_f32_map;
+typedef struct im_str_map { const im_str *keys; const im_str *values; size_t len; } im_str_map;
+typedef struct im_enum_map { const im_str *keys; const int *values; size_t len; } im_enum_map;
+
 /* The handle of one call of an annotated function. */
 typedef struct im_call im_call;
 
@@ -111,7 +124,8 @@ enum {
     IM_T_UINT32,
     IM_T_UINT64,
     IM_T_FLOAT,   /* 32-bit: a finite number within float's range, stored rounded */
-    IM_T_JSON     /* any JSON value, checked, as its text (an im_str) */
+    IM_T_JSON,    /* any JSON value, checked, as its text (an im_str) */
+    IM_T_MAP      /* a JSON object of any keys, each value an `elem` (an im_*_map view) */
 };
 
 /* String formats (.format), checked after the length. */
@@ -135,7 +149,7 @@ enum {
     IM_F_XMAX = 8,
     IM_F_MINLEN = 16,   /* string: at least min_len characters */
     IM_F_MAXLEN = 32,
-    IM_F_MINITEMS = 64, /* array: at least min_items elements */
+    IM_F_MINITEMS = 64, /* array (or map): at least min_items elements (keys) */
     IM_F_MAXITEMS = 128,
     IM_F_MULTIPLE = 256 /* number: a multiple of imul (integers) or dmul */
 };

@@ -25,7 +25,7 @@ static im_loop L;
 static int call(const char *method, const char *target, const char *headers, const char *json,
                 char *body, size_t cap)
 {
-    char req[16384];
+    static char req[1 << 16];
     im__conn *c = fake_conn(&L);
     int n = json ? snprintf(req, sizeof req,
                             "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
@@ -33,6 +33,7 @@ static int call(const char *method, const char *target, const char *headers, con
                             method, target, headers ? headers : "", strlen(json), json)
                  : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, target,
                             headers ? headers : "");
+    if (n < 0 || (size_t)n >= sizeof req) return -1; /* the test's own request too long */
     fake_feed(&L, c, req, (size_t)n);
     if (!c->out) return -1;
     static char out[1 << 16];
@@ -223,6 +224,29 @@ static void test_formats_json(void)
     CHECK(st == 500 && strstr(body, "response.day: not a valid date"), "a broken answer: %d %s", st, body);
 }
 
+static void test_maps(void)
+{
+    expect("POST", "/l/tally", NULL,
+           "{\"counts\":{\"a\":1,\"b c\":500,\"a\":7},\"moods\":{\"x\":\"dark\"},\"places\":{\"home\":{\"x\":1.5}}}",
+           200, "{\"doubled\":{\"a\":14,\"b c\":1000},\"moods\":{\"x\":\"dark\"},\"places\":{\"home\":{\"x\":1.5}}}");
+    expect("POST", "/l/tally", NULL, "{\"counts\":{}}", 200, "{\"doubled\":{}}");
+    E422("POST", "/l/tally", NULL, "{\"counts\":{\"a\":1001,\"b\":-1,\"c\":\"x\"},\"moods\":{\"y\":\"grey\"},\"places\":{}}",
+         "\"type\":\"less_than_equal\",\"loc\":[\"body\",\"counts\",\"a\"]",
+         "\"type\":\"int_range\",\"loc\":[\"body\",\"counts\",\"b\"]",
+         "\"type\":\"int_type\",\"loc\":[\"body\",\"counts\",\"c\"]",
+         "\"type\":\"enum\",\"loc\":[\"body\",\"moods\",\"y\"]",
+         "\"type\":\"too_short\",\"loc\":[\"body\",\"places\"]");
+    E422("POST", "/l/tally", NULL, "{\"counts\":{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}}",
+         "\"type\":\"too_long\",\"loc\":[\"body\",\"counts\"],\"msg\":\"Dictionary should have at most 4 items after validation, not 5\"");
+    E422("POST", "/l/tally", NULL, "{\"counts\":[1]}", "\"type\":\"model_attributes_type\",\"loc\":[\"body\",\"counts\"]");
+    /* many keys, all repeats of few: the hash keeps it linear */
+    static char big[1 << 15];
+    size_t o = (size_t)snprintf(big, sizeof big, "{\"counts\":{");
+    for (int i = 0; i < 2000; i++) o += (size_t)snprintf(big + o, sizeof big - o, "%s\"k%d\":%d", i ? "," : "", i % 3, i % 1000);
+    snprintf(big + o, sizeof big - o, "}}");
+    expect("POST", "/l/tally", NULL, big, 200, "{\"doubled\":{\"k0\":1996,\"k1\":1998,\"k2\":1994}}");
+}
+
 static void test_own_errors(void)
 {
     expect("GET", "/l/boxes/1", NULL, NULL, 200, "{\"result\":\"one\"}");
@@ -249,6 +273,7 @@ int main(void)
     test_named_enum();
     test_whole_body();
     test_formats_json();
+    test_maps();
     test_own_errors();
     fake_loop_free(&L);
     im_server_free(srv);

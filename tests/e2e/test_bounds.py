@@ -3,7 +3,7 @@ checks: the test walks the document and, for each bound on each parameter, body 
 (nested objects too) and raw body, sends a request that is valid but for one value, once just
 inside the bound (never a 422 naming it) and once just outside (a 422 whose detail names it
 at its loc). Bounds: minimum, maximum, their exclusive forms, multipleOf, minLength,
-maxLength, minItems, maxItems, enum, format, and the integer formats' own ranges (uint32, uint64,
+maxLength, minItems, maxItems, minProperties, maxProperties, enum, format, and the integer formats' own ranges (uint32, uint64,
 int32, int64). Executor endpoints are asked for respond-async, so that inside values are
 bound and queued but no handler has to finish. Standard library only."""
 import http.client
@@ -94,6 +94,8 @@ def valid(schema, comps):
         return "a" * min(n, s.get("maxLength", n))
     if t == "array":
         return [valid(s["items"], comps) for _ in range(max(s.get("minItems", 1), 1))]
+    if t == "object" and isinstance(s.get("additionalProperties"), dict):  # a map (T{})
+        return {f"k{i}": valid(s["additionalProperties"], comps) for i in range(s.get("minProperties", 0))}
     if t == "object":
         return {k: valid(v, comps) for k, v in s.get("properties", {}).items() if k in s.get("required", [])}
     return None
@@ -159,6 +161,19 @@ def cases(schema, comps, depth=0):
             n = max(s.get("minItems", 1), 1)
             for label, sub, v, inside in cases(s["items"], comps, depth + 1):
                 out.append((f"[0] {label}", (0,) + sub, [v] + [item] * (n - 1), inside))
+    elif t == "object" and isinstance(s.get("additionalProperties"), dict):  # a map (T{})
+        item = valid(s["additionalProperties"], comps)
+        keys = lambda n: {f"k{i}": item for i in range(n)}
+        if s.get("minProperties", 0) > 0:
+            out.append(("minProperties: inside", (), keys(s["minProperties"]), True))
+            out.append(("minProperties: outside", (), keys(s["minProperties"] - 1), False))
+        if "maxProperties" in s and s["maxProperties"] <= 10000:
+            out.append(("maxProperties: inside", (), keys(s["maxProperties"]), True))
+            out.append(("maxProperties: outside", (), keys(s["maxProperties"] + 1), False))
+        if depth < 4:
+            base = valid(s, comps)
+            for label, sub, v, inside in cases(s["additionalProperties"], comps, depth + 1):
+                out.append((f"[k] {label}", ("k",) + sub, dict(base, k=v), inside))
     elif t == "object" and depth < 4:
         base = valid(s, comps)
         for k, ps in s.get("properties", {}).items():

@@ -1916,6 +1916,18 @@ class LanguageDocTest(unittest.TestCase):
         self.assertEqual(props["extra"], {"description": "Any JSON value"})
         self.assertEqual(self.params("/l/formats", "post")["filter"]["schema"], {})
 
+    def test_maps(self):
+        props = self.schemas()["tally_args"]["properties"]
+        self.assertEqual(props["counts"]["type"], "object")
+        self.assertEqual(props["counts"]["maxProperties"], 4)
+        self.assertEqual(props["counts"]["additionalProperties"]["maximum"], 1000)
+        self.assertEqual(props["moods"]["additionalProperties"], {"$ref": "#/components/schemas/shade"})
+        self.assertEqual(props["places"]["minProperties"], 1)
+        with open(os.path.join(self.out, "lang.gen.h")) as f:
+            h = f.read()
+        for decl in ("im_u32_map counts;", "im_enum_map moods;", "spot_map places;"):
+            self.assertIn(decl, h)
+
     def test_whole_body_document(self):
         rb = self.doc["paths"]["/l/spots/scale"]["post"]["requestBody"]
         self.assertEqual(rb["content"]["application/json"]["schema"]["type"], "array")
@@ -1984,6 +1996,15 @@ class LanguageErrorTest(GenErrorCase):
                      ("not a valid email",), at='"a@b"')
         self.refused('IM_ARG(json, j, "J", .default = "1")', ".default", ("cannot have a default",), at=".default")
         self.refused('IM_ARG(json, j, "J", .in = header)', "IM_ARG", ("string",))
+
+    def test_maps(self):
+        self.refused('IM_ARG(int64{}, m, "M", .in = query)', "IM_ARG", ("query",), method="GET")
+        self.refused('IM_ARG(enum{}, m, "M", .values = {"a"})', "IM_ARG", ("named enum",))
+        self.refused('IM_ARG(ndarray{}, m, "M")', "IM_ARG", ("not a type",))
+        self.refused('IM_ARG(int64{}, m, "M", .default = 1)', ".default", ("cannot have a default",), at=".default")
+        self.refused('IM_ARG(int64{}, m, "M", .min_items = 3, .max_items = 2)', ".max_items", ("above",), at=".max_items")
+        src = module_src("m", 'IM_OBJECT(o_map, "O")\nIM_FIELD(int64, v, "V")\n')
+        self.assertGenError(src, "IM_OBJECT", words=("_map",), hint=True)
 
     def test_whole_body(self):
         obj = 'IM_OBJECT(o, "O")\nIM_FIELD(int64, v, "V")\n'

@@ -221,3 +221,24 @@ int formats(im_call *call, const formats_args *in, formats_result *out)
     if (in->has_mail && im_str_eq(in->mail, "bad@answer.example")) out->day = im_str_from("2026-02-30");
     return 0;
 }
+
+IM_ENDPOINT(POST, "/l/tally", .summary = "Maps (T{}): any keys, each value a T")
+IM_ARG(uint32{}, counts, "Up to 4 counts, each up to 1000", .max_items = 4, .max = 1000)
+IM_ARG(shade{}, moods, "A shade per name", .optional = true)
+IM_ARG(spot{}, places, "A spot per name", .optional = true, .min_items = 1)
+IM_RESULT(object, "The counts doubled, and the rest as it came")
+IM_FIELD(uint32{}, doubled, "Each count doubled")
+IM_FIELD(shade{}, moods, "", .optional = true)
+IM_FIELD(spot{}, places, "", .optional = true)
+int tally(im_call *call, const tally_args *in, tally_result *out)
+{
+    uint32_t *d = im_call_alloc(call, sizeof(uint32_t) * (in->counts.len + 1));
+    if (!d) return im_call_fail(call, 503, "out of memory");
+    for (size_t i = 0; i < in->counts.len; i++) d[i] = in->counts.values[i] * 2;
+    out->doubled = (im_u32_map){in->counts.keys, d, in->counts.len};
+    out->has_moods = in->has_moods;
+    out->moods = in->moods;
+    out->has_places = in->has_places;
+    out->places = in->places;
+    return 0;
+}
