@@ -1143,6 +1143,21 @@ enum {
     IM_F_MULTIPLE = 256 /* number: a multiple of imul (integers) or dmul */
 };
 
+/* A string's .pattern, compiled by the generator into a DFA over UTF-8 bytes (no regex engine
+ * runs at request time). State 0 starts; IM_PATTERN_DEAD ends the match. */
+#define IM_PATTERN_DEAD 0xFFFFu
+typedef struct im_pattern {
+    const char *source;     /* the pattern as written */
+    const uint8_t *cls;     /* 256 entries: each byte's class */
+    const uint16_t *next;   /* states x nclasses: the next state */
+    const uint8_t *accept;  /* one per state: 1 when accepting */
+    uint16_t nclasses;
+    uint8_t sticky;         /* no $: matched as soon as an accepting state is reached */
+} im_pattern;
+/* 1 when the pattern matches s (anywhere in it, unless anchored by ^ and $), as JSON Schema's
+ * pattern does. */
+int im_pattern_match(const im_pattern *p, im_str s);
+
 typedef struct im_bind im_bind; /* binding state (opaque) */
 typedef int (*im_bind_obj_fn)(im_bind *b, void *dst);
 
@@ -1159,6 +1174,7 @@ typedef struct im_field {
     uint64_t imul;             /* integers: IM_F_MULTIPLE's divisor (> 0) */
     double dmul;               /* numbers: IM_F_MULTIPLE's divisor (> 0) */
     uint8_t format;            /* strings: IM_FMT_* */
+    const im_pattern *pattern; /* strings: .pattern, or NULL */
     uint32_t min_len, max_len; /* string length, in characters (code points) */
     uint32_t min_items, max_items;
     const char *const *values; /* enum: its strings, in order */
@@ -10176,6 +10192,17 @@ int im_format_ok(int format, im_str s)
     return s.ptr && im__format_ok(format, s.ptr, s.len, &type, &msg);
 }
 
+int im_pattern_match(const im_pattern *p, im_str s)
+{
+    unsigned st = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (p->sticky && p->accept[st]) return 1;
+        st = p->next[st * p->nclasses + p->cls[(unsigned char)s.ptr[i]]];
+        if (st == IM_PATTERN_DEAD) return 0;
+    }
+    return p->accept[st];
+}
+
 /* 1 when s is of the format; else records the error and returns 0. */
 static int im__bind_format(im_bind *b, int format, im_str s)
 {
@@ -10223,6 +10250,19 @@ static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_st
         }
     }
     if (f->format && !im__bind_format(b, f->format, s)) return;
+    if (f->pattern && !im_pattern_match(f->pattern, s)) {
+        char pm[320], pc[320];
+        im_jw w;
+        snprintf(pm, sizeof pm, "String should match pattern '%.256s'", f->pattern->source);
+        im_jw_init(&w, pc, sizeof pc - 1);
+        im_jw_obj(&w);
+        im_jw_key(&w, "pattern");
+        im_jw_str(&w, f->pattern->source);
+        im_jw_obj_end(&w);
+        pc[im_jw_error(&w) ? 0 : w.len] = 0;
+        im__bind_error_in(b, "string_pattern_mismatch", pm, NULL, 0, &s, pc[0] ? pc : NULL);
+        return;
+    }
     *(im_str *)dst = s;
 }
 

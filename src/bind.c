@@ -545,6 +545,17 @@ int im_format_ok(int format, im_str s)
     return s.ptr && im__format_ok(format, s.ptr, s.len, &type, &msg);
 }
 
+int im_pattern_match(const im_pattern *p, im_str s)
+{
+    unsigned st = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (p->sticky && p->accept[st]) return 1;
+        st = p->next[st * p->nclasses + p->cls[(unsigned char)s.ptr[i]]];
+        if (st == IM_PATTERN_DEAD) return 0;
+    }
+    return p->accept[st];
+}
+
 /* 1 when s is of the format; else records the error and returns 0. */
 static int im__bind_format(im_bind *b, int format, im_str s)
 {
@@ -592,6 +603,19 @@ static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_st
         }
     }
     if (f->format && !im__bind_format(b, f->format, s)) return;
+    if (f->pattern && !im_pattern_match(f->pattern, s)) {
+        char pm[320], pc[320];
+        im_jw w;
+        snprintf(pm, sizeof pm, "String should match pattern '%.256s'", f->pattern->source);
+        im_jw_init(&w, pc, sizeof pc - 1);
+        im_jw_obj(&w);
+        im_jw_key(&w, "pattern");
+        im_jw_str(&w, f->pattern->source);
+        im_jw_obj_end(&w);
+        pc[im_jw_error(&w) ? 0 : w.len] = 0;
+        im__bind_error_in(b, "string_pattern_mismatch", pm, NULL, 0, &s, pc[0] ? pc : NULL);
+        return;
+    }
     *(im_str *)dst = s;
 }
 

@@ -154,6 +154,21 @@ enum {
     IM_F_MULTIPLE = 256 /* number: a multiple of imul (integers) or dmul */
 };
 
+/* A string's .pattern, compiled by the generator into a DFA over UTF-8 bytes (no regex engine
+ * runs at request time). State 0 starts; IM_PATTERN_DEAD ends the match. */
+#define IM_PATTERN_DEAD 0xFFFFu
+typedef struct im_pattern {
+    const char *source;     /* the pattern as written */
+    const uint8_t *cls;     /* 256 entries: each byte's class */
+    const uint16_t *next;   /* states x nclasses: the next state */
+    const uint8_t *accept;  /* one per state: 1 when accepting */
+    uint16_t nclasses;
+    uint8_t sticky;         /* no $: matched as soon as an accepting state is reached */
+} im_pattern;
+/* 1 when the pattern matches s (anywhere in it, unless anchored by ^ and $), as JSON Schema's
+ * pattern does. */
+int im_pattern_match(const im_pattern *p, im_str s);
+
 typedef struct im_bind im_bind; /* binding state (opaque) */
 typedef int (*im_bind_obj_fn)(im_bind *b, void *dst);
 
@@ -170,6 +185,7 @@ typedef struct im_field {
     uint64_t imul;             /* integers: IM_F_MULTIPLE's divisor (> 0) */
     double dmul;               /* numbers: IM_F_MULTIPLE's divisor (> 0) */
     uint8_t format;            /* strings: IM_FMT_* */
+    const im_pattern *pattern; /* strings: .pattern, or NULL */
     uint32_t min_len, max_len; /* string length, in characters (code points) */
     uint32_t min_items, max_items;
     const char *const *values; /* enum: its strings, in order */

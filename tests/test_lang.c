@@ -247,6 +247,21 @@ static void test_maps(void)
     expect("POST", "/l/tally", NULL, big, 200, "{\"doubled\":{\"k0\":1996,\"k1\":1998,\"k2\":1994}}");
 }
 
+static void test_patterns(void)
+{
+    expect("POST", "/l/codes", NULL, "{\"sku\":\"ABC-1234\",\"word\":\"un caf\u00e9 noir\",\"tags\":[\"a\",\"bc\"]}", 200,
+           "{\"sku\":\"ABC-1234\"}");
+    expect("POST", "/l/codes", NULL, "{\"sku\":\"XYZ-0000\",\"word\":\"cafe\"}", 200, "{\"sku\":\"XYZ-0000\"}");
+    E422("POST", "/l/codes", NULL, "{\"sku\":\"ABC-12345\",\"word\":\"caff\",\"tags\":[\"ok\",\"No\"]}",
+         "\"type\":\"string_pattern_mismatch\",\"loc\":[\"body\",\"sku\"],\"msg\":\"String should match pattern '^[A-Z]{3}-\\\\d{4}$'\",\"input\":\"ABC-12345\",\"ctx\":{\"pattern\":\"^[A-Z]{3}-\\\\d{4}$\"}",
+         "\"type\":\"string_pattern_mismatch\",\"loc\":[\"body\",\"word\"]",
+         "\"type\":\"string_pattern_mismatch\",\"loc\":[\"body\",\"tags\",1]");
+    E422("POST", "/l/codes", NULL, "{\"sku\":\"abc-1234\"}", "\"type\":\"string_pattern_mismatch\"");
+    char body[4096];
+    int st = call("POST", "/l/codes", NULL, "{\"sku\":\"BAD-0000\"}", body, sizeof body);
+    CHECK(st == 500 && strstr(body, "response.sku: does not match its pattern"), "a broken answer: %d %s", st, body);
+}
+
 static void test_own_errors(void)
 {
     expect("GET", "/l/boxes/1", NULL, NULL, 200, "{\"result\":\"one\"}");
@@ -274,6 +289,7 @@ int main(void)
     test_whole_body();
     test_formats_json();
     test_maps();
+    test_patterns();
     test_own_errors();
     fake_loop_free(&L);
     im_server_free(srv);

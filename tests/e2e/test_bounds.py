@@ -3,12 +3,13 @@ checks: the test walks the document and, for each bound on each parameter, body 
 (nested objects too) and raw body, sends a request that is valid but for one value, once just
 inside the bound (never a 422 naming it) and once just outside (a 422 whose detail names it
 at its loc). Bounds: minimum, maximum, their exclusive forms, multipleOf, minLength,
-maxLength, minItems, maxItems, minProperties, maxProperties, enum, format, and the integer formats' own ranges (uint32, uint64,
+maxLength, minItems, maxItems, minProperties, maxProperties, enum, format, pattern, and the integer formats' own ranges (uint32, uint64,
 int32, int64). Executor endpoints are asked for respond-async, so that inside values are
 bound and queued but no handler has to finish. Standard library only."""
 import http.client
 import json
 import math
+import re
 import struct
 import unittest
 from urllib.parse import quote
@@ -88,6 +89,8 @@ def valid(schema, comps):
             v = math.ceil(v / m) * m
         return int(v) if t == "integer" else float(v)
     if t == "string":
+        if "examples" in s:  # a pattern's: the document's own example
+            return s["examples"][0]
         if s.get("format") in FORMATS:
             return FORMATS[s["format"]][0]
         n = max(s.get("minLength", 1), 1)
@@ -137,6 +140,11 @@ def cases(schema, comps, depth=0):
         good, bad = FORMATS[s["format"]]
         out.append((f"format {s['format']}: inside", (), good, True))
         out.append((f"format {s['format']}: outside", (), bad, False))
+    elif t == "string" and "pattern" in s:  # its example inside; a string it does not match outside
+        good = valid(s, comps)
+        bad = next(x for x in ("", "!", good + "!", "!" + good, "\x01") if not re.search(s["pattern"], x))
+        out.append(("pattern: inside", (), good, True))
+        out.append(("pattern: outside", (), bad, False))
     elif t == "string":
         if "minLength" in s and s["minLength"] > 0:
             out.append(("minLength: inside", (), "a" * s["minLength"], True))

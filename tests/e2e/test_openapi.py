@@ -28,6 +28,8 @@ def sample(schema, comps, depth=0):
         return sample(schema["anyOf"][0], comps, depth)
     if "default" in schema:
         return schema["default"]
+    if "examples" in schema:  # the document's own (a pattern's value, say)
+        return schema["examples"][0]
     t = schema.get("type")
     if isinstance(t, list):  # [T, "null"]
         t = t[0]

@@ -1916,6 +1916,15 @@ class LanguageDocTest(unittest.TestCase):
         self.assertEqual(props["extra"], {"description": "Any JSON value"})
         self.assertEqual(self.params("/l/formats", "post")["filter"]["schema"], {})
 
+    def test_pattern_document(self):
+        props = self.schemas()["codes_args"]["properties"]
+        self.assertEqual(props["sku"]["pattern"], "^[A-Z]{3}-\\d{4}$")
+        self.assertEqual(props["tags"]["items"]["pattern"], "^[a-z]+$")
+        with open(os.path.join(self.out, SERVICE + ".routes.c")) as f:
+            routes = f.read()
+        self.assertIn("static const im_pattern im_gen_pat_0 = ", routes)
+        self.assertNotIn("regcomp", routes)
+
     def test_maps(self):
         props = self.schemas()["tally_args"]["properties"]
         self.assertEqual(props["counts"]["type"], "object")
@@ -1996,6 +2005,16 @@ class LanguageErrorTest(GenErrorCase):
                      ("not a valid email",), at='"a@b"')
         self.refused('IM_ARG(json, j, "J", .default = "1")', ".default", ("cannot have a default",), at=".default")
         self.refused('IM_ARG(json, j, "J", .in = header)', "IM_ARG", ("string",))
+
+    def test_patterns(self):
+        for pat, words in (("(a", ("unclosed",)), ("a)", ("unmatched",)), ("*a", ("nothing to repeat",)),
+                           ("\\\\bx", ("outside the subset",)), ("(?=a)", ("lookaround",)), ("a^b", ("outside the subset",)),
+                           ("[z-a]", ("below its start",)), ("a{200}", ("repeat",)), ("\\\\1", ("outside the subset",)),
+                           ("[^é]", ("negated",)), ("(a{50}|b{50}){50}", ("states",))):
+            with self.subTest(pattern=pat):
+                self.refused(f'IM_ARG(string, s, "S", .pattern = "{pat}")', ".pattern", (".pattern",) + words, at='= "')
+        self.refused('IM_ARG(string, s, "S", .pattern = "^a+$", .default = "b")', ".default", ("pattern",), at='"b"')
+        self.refused('IM_ARG(int64, s, "S", .pattern = "a")', ".pattern", ("does not apply",), at=".pattern")
 
     def test_maps(self):
         self.refused('IM_ARG(int64{}, m, "M", .in = query)', "IM_ARG", ("query",), method="GET")

@@ -242,3 +242,18 @@ int tally(im_call *call, const tally_args *in, tally_result *out)
     out->places = in->places;
     return 0;
 }
+
+IM_ENDPOINT(POST, "/l/codes", .summary = "Patterns, compiled to a DFA")
+IM_ARG(string, sku, "Three capitals, a dash, four digits", .pattern = "^[A-Z]{3}-\\d{4}$",
+       .example = "ABC-1234")
+IM_ARG(string, word, "Holds 'café' somewhere", .pattern = "caf(é|e)", .optional = true, .example = "un café")
+IM_ARG(string[], tags, "Each a lowercase word", .pattern = "^[a-z]+$", .optional = true)
+IM_RESULT(object, "The code as kept")
+IM_FIELD(string, sku, "", .pattern = "^[A-Z]{3}-\\d{4}$")
+int codes(im_call *call, const codes_args *in, codes_result *out)
+{
+    (void)call;
+    out->sku = in->sku;
+    if (im_str_eq(in->sku, "BAD-0000")) out->sku = im_str_from("bad");
+    return 0;
+}
