@@ -74,12 +74,39 @@ int im_json_obj_enter(im_json *j) { return im__jr_enter(j, '{'); }
 int im_json_arr_enter(im_json *j) { return im__jr_enter(j, '['); }
 
 /* Reads the string at the cursor ('"' there). out NULL: check only. */
+/* How many bytes at p are plain ASCII in a string (none of '"', '\\', a control character or
+ * a byte of a multi-byte character), eight at a time (SWAR: no SIMD library, any CPU), up to
+ * the first byte that is not (on a big-endian CPU, up to the word holding it). */
+static inline size_t im__jr_plain(const unsigned char *p, const unsigned char *e)
+{
+    const unsigned char *s = p;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (e - p >= 8) {
+        uint64_t v, q, b;
+        memcpy(&v, p, 8);
+        q = v ^ (ones * '"');
+        b = v ^ (ones * '\\');
+        /* a byte >= 0x80, < 0x20, equal to '"' or to '\\' (the has-zero and has-less tricks:
+         * their lowest flagged byte is exact, borrows only run upwards) */
+        uint64_t m = (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            p += __builtin_ctzll(m) >> 3; /* up to the first special byte, exactly */
+#endif
+            break;
+        }
+        p += 8;
+    }
+    return (size_t)(p - s);
+}
+
 static int im__jr_string(im_json *j, im_str *out, char *buf, size_t cap)
 {
     const unsigned char *p = (const unsigned char *)j->p + 1, *e = (const unsigned char *)j->end;
     const unsigned char *s = p;
     /* fast path: no escapes */
     for (;;) {
+        p += im__jr_plain(p, e);
         if (p >= e) return im__jr_fail(j, IM_JSON_EEND, "unterminated string", j->p);
         unsigned c = *p;
         if (c == '"') {
@@ -120,6 +147,18 @@ static int im__jr_string(im_json *j, im_str *out, char *buf, size_t cap)
         n++;                                           \
     } while (0)
     for (;;) {
+        size_t run = im__jr_plain(p, e);
+        if (run) { /* plain bytes between escapes: moved as a block */
+            if (w) {
+                memmove(w, p, run);
+                w += run;
+            } else if (out && room) {
+                if (n + run <= cap) memcpy(buf + n, p, run);
+                else room = 0;
+            }
+            n += run;
+            p += run;
+        }
         if (p >= e) return im__jr_fail(j, IM_JSON_EEND, "unterminated string", j->p);
         unsigned c = *p;
         if (c == '"') break;

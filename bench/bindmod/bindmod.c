@@ -14,7 +14,7 @@ IM_ARG(double, discount, "Discount", .min = 0, .max = 1, .default = 0)
 IM_ARG(bool, express, "Express shipping", .default = false)
 IM_ARG(enum, currency, "Currency", .values = {"EUR", "USD", "GBP"})
 IM_ARG(int64, created, "Creation time (Unix seconds)")
-IM_ARG(string, note, "Free text", .max_length = 200, .default = "")
+IM_ARG(string, note, "Free text", .max_length = 2000, .default = "")
 IM_RESULT(double, "Total")
 int order(im_call *call, const order_args *in, order_result *out)
 {
