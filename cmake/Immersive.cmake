@@ -55,6 +55,10 @@ function(immersive_add_service target)
     set(A_VERSION "0.1.0")
   endif()
   get_property(generator GLOBAL PROPERTY IMMERSIVE_GENERATOR)
+  # its package (imgen/, beside it in the source tree, share/immersive/imgen installed): an
+  # edit there regenerates too
+  get_filename_component(gen_dir "${generator}" DIRECTORY)
+  file(GLOB gen_parts CONFIGURE_DEPENDS ${gen_dir}/imgen/*.py ${gen_dir}/../share/immersive/imgen/*.py)
   if(NOT generator OR NOT EXISTS "${generator}")
     message(FATAL_ERROR "immersive_add_service(${target}): the generator '${generator}' is "
                         "missing (include Immersive.cmake from immersive's cmake/ folder)")
@@ -96,7 +100,7 @@ function(immersive_add_service target)
     COMMAND ${Python3_EXECUTABLE} ${generator} --service ${A_NAME} --out ${out}
             --title "${A_TITLE}" --version ${A_VERSION} ${docs_args} ${dirs}
     COMMAND ${CMAKE_COMMAND} -E touch ${stamp}
-    DEPENDS ${generator} ${sources} ${docs_files}
+    DEPENDS ${generator} ${gen_parts} ${sources} ${docs_files}
     COMMENT "immersive: generating the routes of ${target}"
     VERBATIM)
   # the generated headers are listed too, so that they exist before any source is compiled
