@@ -248,7 +248,9 @@ void im_jw_int(im_jw *w, int64_t v)
     im__jw_put(w, t, n);
 }
 
-void im_jw_double(im_jw *w, double v)
+/* The shortest %.*g text, from prec to last digits, that reads back as v (as a float when
+ * single): 0.1 stays 0.1. NaN and infinities, which JSON lacks, are null. */
+static void im__jw_real(im_jw *w, double v, int prec, int last, int single)
 {
     char t[32];
     int n;
@@ -257,34 +259,18 @@ void im_jw_double(im_jw *w, double v)
         return;
     }
     if (im__jw_value(w)) return;
-    /* the shortest of %.15g..%.17g that reads back as the same double */
-    for (int prec = 15;; prec++) {
+    for (;; prec++) {
         n = snprintf(t, sizeof t, "%.*g", prec, v);
-        if (prec == 17 || strtod(t, NULL) == v) break;
+        if (prec == last || (single ? strtof(t, NULL) == (float)v : strtod(t, NULL) == v)) break;
     }
     for (int i = 0; i < n; i++) /* a locale with a decimal comma must not leak into JSON */
         if (t[i] == ',') t[i] = '.';
     im__jw_put(w, t, (size_t)n);
 }
 
-void im_jw_float(im_jw *w, float v)
-{
-    char t[32];
-    int n;
-    if (isnan(v) || isinf(v)) {
-        im_jw_null(w);
-        return;
-    }
-    if (im__jw_value(w)) return;
-    /* the shortest of %.6g..%.9g that reads back as the same float: 0.1f is 0.1 */
-    for (int prec = 6;; prec++) {
-        n = snprintf(t, sizeof t, "%.*g", prec, (double)v);
-        if (prec == 9 || strtof(t, NULL) == v) break;
-    }
-    for (int i = 0; i < n; i++)
-        if (t[i] == ',') t[i] = '.';
-    im__jw_put(w, t, (size_t)n);
-}
+void im_jw_double(im_jw *w, double v) { im__jw_real(w, v, 15, 17, 0); }
+
+void im_jw_float(im_jw *w, float v) { im__jw_real(w, (double)v, 6, 9, 1); }
 
 void im_jw_bool(im_jw *w, int v)
 {

@@ -435,25 +435,16 @@ def emit_check_value(out, t, f, expr, at, ind, depth, uses):
     def fail(cond, msg, *more):
         uses.add("fail")
         out.add(f'{ind}if ({cond})', f'{ind}    return im_gen_fail(err, cap, "{fmt}: {msg}"{args}{"".join(", " + m for m in more)});')
-    if t.map:
+    if t.many:  # an array's items, or a map's values
+        noun = "keys" if t.map else "items"
         if f is not None and f.min_items is not None:
-            fail(f"{expr}.len < {f.min_items}u", f"%zu keys, fewer than {f.min_items}", f"{expr}.len")
+            fail(f"{expr}.len < {f.min_items}u", f"%zu {noun}, fewer than {f.min_items}", f"{expr}.len")
         if f is not None and f.max_items is not None:
-            fail(f"{expr}.len > {f.max_items}u", f"%zu keys, more than {f.max_items}", f"{expr}.len")
+            fail(f"{expr}.len > {f.max_items}u", f"%zu {noun}, more than {f.max_items}", f"{expr}.len")
         i = f"i{depth}"
         out.add(f"{ind}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
-        emit_check_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f, f"{expr}.values[{i}]",
-                         (fmt + "[%zu]", args + ", " + i), ind + "    ", depth + 1, uses)
-        out.add(f"{ind}}}")
-        return
-    if t.array:
-        if f is not None and f.min_items is not None:
-            fail(f"{expr}.len < {f.min_items}u", f"%zu items, fewer than {f.min_items}", f"{expr}.len")
-        if f is not None and f.max_items is not None:
-            fail(f"{expr}.len > {f.max_items}u", f"%zu items, more than {f.max_items}", f"{expr}.len")
-        i = f"i{depth}"
-        out.add(f"{ind}for (size_t {i} = 0; {i} < {expr}.len; {i}++) {{")
-        emit_check_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f, f"{expr}.ptr[{i}]", (fmt + "[%zu]", args + ", " + i),
+        emit_check_value(out, TypeRef(t.base, obj=t.obj, enum=t.enum), f,
+                         f"{expr}.{'values' if t.map else 'ptr'}[{i}]", (fmt + "[%zu]", args + ", " + i),
                          ind + "    ", depth + 1, uses)
         out.add(f"{ind}}}")
         return

@@ -15,21 +15,14 @@ NUM_SCHEMA = {"int32": {"type": "integer", "format": "int32"}, "int64": {"type":
 def schema_of(t, f=None, modules=None):
     """The JSON Schema of a value of type t, with f's constraints (from the model: the binder
     reads the same ones)."""
-    if t.map:
-        s = {"type": "object", "additionalProperties": schema_of(TypeRef(t.base, obj=t.obj, enum=t.enum), f)}
+    if t.many:  # an array (items), or a map (an object of any keys: its values)
+        inner = schema_of(TypeRef(t.base, obj=t.obj, enum=t.enum), f)
+        s = {"type": "object", "additionalProperties": inner} if t.map else {"type": "array", "items": inner}
         if f is not None:
             if f.min_items is not None:
-                s["minProperties"] = f.min_items
+                s["minProperties" if t.map else "minItems"] = f.min_items
             if f.max_items is not None:
-                s["maxProperties"] = f.max_items
-        return s
-    if t.array:
-        s = {"type": "array", "items": schema_of(TypeRef(t.base, obj=t.obj, enum=t.enum), f)}
-        if f is not None:
-            if f.min_items is not None:
-                s["minItems"] = f.min_items
-            if f.max_items is not None:
-                s["maxItems"] = f.max_items
+                s["maxProperties" if t.map else "maxItems"] = f.max_items
         return s
     b = t.base
     if b == "object":
