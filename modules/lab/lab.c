@@ -79,7 +79,8 @@ int gpu(im_call *call, const gpu_args *in, gpu_result *out)
 {
     char *name = im_call_alloc(call, 16);
     if (!name) return im_call_fail(call, 503, "out of memory");
-    sleep_ms((long)in->ms);
+    for (long left = (long)in->ms; left > 0 && !im_call_cancelled(call); left -= 10)
+        sleep_ms(left < 10 ? left : 10); /* "work" that stops when its task is cancelled */
     pthread_getname_np(pthread_self(), name, 16);
     out->result = im_str_from(name);
     return 0;

@@ -241,6 +241,15 @@ class BoundsTests(ServerTestCase):
         c.request(method.upper(), target, body=data, headers=headers)
         r = c.getresponse()
         out = r.read()
+        if r.status == 202:  # accepted: cancel it, so no handler outlives the walk (or shutdown)
+            tid = json.loads(out)["task_id"]
+            c.request("DELETE", f"/tasks/{tid}")
+            c.getresponse().read()
+            c.request("GET", f"/tasks/{tid}/result", headers={"Prefer": "wait=10"})
+            res = c.getresponse()
+            res.read()
+            self.assertNotIn(res.status, (202,), f"{method.upper()} {target}: task {tid} "
+                             "still unfinished 10 s after DELETE")
         c.close()
         return r.status, out
 
