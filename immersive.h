@@ -1601,6 +1601,8 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
  * live inside the opaque public structs. */
 
 #define IM__NIL UINT32_MAX
+/* Error paths: kept out of line, so the hot functions stay small enough to inline. */
+#define IM__COLD __attribute__((cold, noinline))
 #define IM__RID_MAX 128 /* a request id's characters at most (X-Request-ID) */
 
 /* user_data of every SQE: what it is (op), and for connection ops which slot and which use of
@@ -3415,7 +3417,7 @@ int im_json_string(im_json *j, im_str *out, char *buf, size_t cap)
     return im__jr_string(j, out, buf, cap);
 }
 
-int im_json_obj_key(im_json *j, im_str *key)
+static inline int im__jr_obj_key(im_json *j, im_str *key)
 {
     uint64_t bit;
     if (j->err) return j->err;
@@ -3444,6 +3446,16 @@ int im_json_obj_key(im_json *j, im_str *key)
     j->fresh &= ~bit;
     if (*j->p != '"') return im__jr_fail(j, IM_JSON_EBAD, "expected a string key", j->p);
     const char *open = j->p;
+    /* the usual key: plain bytes, then '"' and ':' */
+    size_t n = im__jr_plain((const unsigned char *)open + 1, (const unsigned char *)j->end);
+    if (open + n + 2 < j->end && open[n + 1] == '"' && open[n + 2] == ':') {
+        if (key) {
+            key->ptr = open + 1;
+            key->len = n;
+        }
+        j->p = open + n + 3;
+        return 1;
+    }
     int rc = im__jr_string(j, key, NULL, 0);
     if (rc == -ENOSPC && key) { /* an escaped key in a read-only text: its raw form */
         key->ptr = open + 1;
@@ -3458,6 +3470,8 @@ int im_json_obj_key(im_json *j, im_str *key)
     j->p++;
     return 1;
 }
+
+int im_json_obj_key(im_json *j, im_str *key) { return im__jr_obj_key(j, key); }
 
 int im_json_arr_next(im_json *j)
 {
@@ -3487,11 +3501,9 @@ static const double im__pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-int im_json_number(im_json *j, im_json_num *out)
+/* Reads the number at the cursor (a peek said IM_JSON_NUMBER). */
+static int im__jr_number(im_json *j, im_json_num *out)
 {
-    int t = im_json_peek(j);
-    if (t < 0) return t;
-    if (t != IM_JSON_NUMBER) return im__jr_fail(j, IM_JSON_EBAD, "expected a number", j->p);
     const char *s = j->p, *p = s, *e = j->end;
     int neg = 0, frac_digits = 0, exp_neg = 0, big = 0;
     uint64_t mant = 0;
@@ -3582,6 +3594,14 @@ int im_json_number(im_json *j, im_json_num *out)
     out->d = strtod_l(tmp, NULL, im__c_locale());
     if (tmp != small) free(tmp);
     return 0;
+}
+
+int im_json_number(im_json *j, im_json_num *out)
+{
+    int t = im_json_peek(j);
+    if (t < 0) return t;
+    if (t != IM_JSON_NUMBER) return im__jr_fail(j, IM_JSON_EBAD, "expected a number", j->p);
+    return im__jr_number(j, out);
 }
 
 static int im__jr_literal(im_json *j, const char *lit, size_t n)
@@ -9888,33 +9908,46 @@ static void im__num_text(char *out, size_t cap, int kind, int64_t i, uint64_t u,
 
 /* Checks the bounds and multiple of f against a number: kind 0 a double (d), 1 an int64 (i),
  * 2 a uint64 (u). Records the error; 0 when fine. */
-static int im__bind_bounds(im_bind *b, const im_field *f, int kind, int64_t i, uint64_t u, double d,
-                           const char *input, size_t input_len)
+/* A bound broken (which: 0 minimum, 1 maximum, 2 multiple_of), said as pydantic says it. */
+IM__COLD static int im__bind_bound_fail(im_bind *b, const im_field *f, int kind, int which,
+                                        const char *input, size_t input_len)
 {
     char num[40], msg[96], ctxj[64];
+    if (which == 2) {
+        if (kind == 0) im__num_text(num, sizeof num, 0, 0, 0, f->dmul);
+        else im__num_text(num, sizeof num, 2, 0, f->imul, 0);
+        snprintf(msg, sizeof msg, "Input should be a multiple of %s", num);
+        snprintf(ctxj, sizeof ctxj, "{\"multiple_of\":%s}", num);
+        im__bind_error(b, "multiple_of", msg, input, input_len, ctxj);
+        return -1;
+    }
+    int x = (f->flags & (which ? IM_F_XMAX : IM_F_XMIN)) != 0;
+    if (which == 0) im__num_text(num, sizeof num, kind, f->imin, f->umin, f->dmin);
+    else im__num_text(num, sizeof num, kind, f->imax, f->umax, f->dmax);
+    snprintf(msg, sizeof msg, "Input should be %s than%s %s", which ? "less" : "greater",
+             x ? "" : " or equal to", num);
+    snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", which ? (x ? "lt" : "le") : (x ? "gt" : "ge"), num);
+    im__bind_error(b, which ? (x ? "less_than" : "less_than_equal")
+                            : (x ? "greater_than" : "greater_than_equal"),
+                   msg, input, input_len, ctxj);
+    return -1;
+}
+
+static inline int im__bind_bounds(im_bind *b, const im_field *f, int kind, int64_t i, uint64_t u,
+                                  double d, const char *input, size_t input_len)
+{
+    if (!(f->flags & (IM_F_MIN | IM_F_MAX | IM_F_MULTIPLE))) return 0;
     if (f->flags & IM_F_MIN) {
         int x = (f->flags & IM_F_XMIN) != 0;
         int bad = kind == 1 ? (x ? i <= f->imin : i < f->imin)
                 : kind == 2 ? (x ? u <= f->umin : u < f->umin) : (x ? d <= f->dmin : d < f->dmin);
-        if (bad) {
-            im__num_text(num, sizeof num, kind, f->imin, f->umin, f->dmin);
-            snprintf(msg, sizeof msg, "Input should be greater than%s %s", x ? "" : " or equal to", num);
-            snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", x ? "gt" : "ge", num);
-            im__bind_error(b, x ? "greater_than" : "greater_than_equal", msg, input, input_len, ctxj);
-            return -1;
-        }
+        if (bad) return im__bind_bound_fail(b, f, kind, 0, input, input_len);
     }
     if (f->flags & IM_F_MAX) {
         int x = (f->flags & IM_F_XMAX) != 0;
         int bad = kind == 1 ? (x ? i >= f->imax : i > f->imax)
                 : kind == 2 ? (x ? u >= f->umax : u > f->umax) : (x ? d >= f->dmax : d > f->dmax);
-        if (bad) {
-            im__num_text(num, sizeof num, kind, f->imax, f->umax, f->dmax);
-            snprintf(msg, sizeof msg, "Input should be less than%s %s", x ? "" : " or equal to", num);
-            snprintf(ctxj, sizeof ctxj, "{\"%s\":%s}", x ? "lt" : "le", num);
-            im__bind_error(b, x ? "less_than" : "less_than_equal", msg, input, input_len, ctxj);
-            return -1;
-        }
+        if (bad) return im__bind_bound_fail(b, f, kind, 1, input, input_len);
     }
     if (f->flags & IM_F_MULTIPLE) {
         int bad;
@@ -9926,14 +9959,7 @@ static int im__bind_bounds(im_bind *b, const im_field *f, int kind, int64_t i, u
             uint64_t a = kind == 2 ? u : i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
             bad = a % m != 0;
         }
-        if (bad) {
-            if (kind == 0) im__num_text(num, sizeof num, 0, 0, 0, f->dmul);
-            else im__num_text(num, sizeof num, 2, 0, f->imul, 0);
-            snprintf(msg, sizeof msg, "Input should be a multiple of %s", num);
-            snprintf(ctxj, sizeof ctxj, "{\"multiple_of\":%s}", num);
-            im__bind_error(b, "multiple_of", msg, input, input_len, ctxj);
-            return -1;
-        }
+        if (bad) return im__bind_bound_fail(b, f, kind, 2, input, input_len);
     }
     return 0;
 }
@@ -10041,7 +10067,10 @@ static size_t im__utf8_count(im_str s)
     for (; i + 8 <= s.len; i += 8) {
         uint64_t v;
         memcpy(&v, s.ptr + i, 8);
-        n -= (size_t)__builtin_popcountll(v & ~(v << 1) & 0x8080808080808080u);
+        /* one bit per continuation byte at bit 0 of its byte; the multiply sums the eight
+         * into the top byte (no popcount: without -mpopcnt that is a libgcc call) */
+        uint64_t c = (v & ~(v << 1) & 0x8080808080808080u) >> 7;
+        n -= (size_t)((c * 0x0101010101010101u) >> 56);
     }
     for (; i < s.len; i++) n -= ((unsigned char)s.ptr[i] & 0xc0) == 0x80;
     return n;
@@ -10244,54 +10273,74 @@ static int im__bind_format(im_bind *b, int format, im_str s)
 }
 
 /* Checks a string's length and, for enums, its membership; writes it. */
-static void im__bind_string_value(im_bind *b, const im_field *f, int type, im_str s, void *dst)
+/* Not one of the enum's strings: Input should be 'a', 'b' or 'c'. */
+IM__COLD static void im__bind_enum_fail(im_bind *b, const im_field *f, im_str s)
+{
+    char mb[512];
+    size_t o = 0;
+    o += (size_t)snprintf(mb, sizeof mb, "Input should be ");
+    for (uint32_t k = 0; k < f->nvalues && o < sizeof mb - 64; k++)
+        o += (size_t)snprintf(mb + o, sizeof mb - o, "%s'%s'",
+                              k == 0 ? "" : k + 1 == f->nvalues ? " or " : ", ", f->values[k]);
+    im__bind_error_in(b, "enum", mb, NULL, 0, &s, NULL);
+}
+
+/* Too short (longer 0) or too long (1), in characters. */
+IM__COLD static void im__bind_length_fail(im_bind *b, const im_field *f, im_str s, int longer)
 {
     char msg[128], ctxj[64];
+    uint32_t lim = longer ? f->max_len : f->min_len;
+    snprintf(msg, sizeof msg, "String should have at %s %u character%s", longer ? "most" : "least", lim,
+             lim == 1 ? "" : "s");
+    snprintf(ctxj, sizeof ctxj, "{\"%s\":%u}", longer ? "max_length" : "min_length", lim);
+    im__bind_error_in(b, longer ? "string_too_long" : "string_too_short", msg, NULL, 0, &s, ctxj);
+}
+
+IM__COLD static void im__bind_pattern_fail(im_bind *b, const im_field *f, im_str s)
+{
+    char pm[320], pc[320];
+    im_jw w;
+    snprintf(pm, sizeof pm, "String should match pattern '%.256s'", f->pattern->source);
+    im_jw_init(&w, pc, sizeof pc - 1);
+    im_jw_obj(&w);
+    im_jw_key(&w, "pattern");
+    im_jw_str(&w, f->pattern->source);
+    im_jw_obj_end(&w);
+    pc[im_jw_error(&w) ? 0 : w.len] = 0;
+    im__bind_error_in(b, "string_pattern_mismatch", pm, NULL, 0, &s, pc[0] ? pc : NULL);
+}
+
+/* The string is passed as its two words: as one struct, the 16-byte reload of what the reader
+ * had just stored as two 8-byte words stalled store forwarding (a third of the binder's time
+ * on a string field). */
+static inline void im__bind_string_value(im_bind *b, const im_field *f, int type, const char *sp,
+                                         size_t sl, void *dst)
+{
+    im_str s = {sp, sl};
     if (type == IM_T_ENUM) {
         for (uint32_t k = 0; k < f->nvalues; k++)
             if (im_str_eq(s, f->values[k])) {
                 *(int *)dst = (int)k;
                 return;
             }
-        /* Input should be 'a', 'b' or 'c' */
-        char mb[512];
-        size_t o = 0;
-        o += (size_t)snprintf(mb, sizeof mb, "Input should be ");
-        for (uint32_t k = 0; k < f->nvalues && o < sizeof mb - 64; k++)
-            o += (size_t)snprintf(mb + o, sizeof mb - o, "%s'%s'",
-                                  k == 0 ? "" : k + 1 == f->nvalues ? " or " : ", ", f->values[k]);
-        im__bind_error_in(b, "enum", mb, NULL, 0, &s, NULL);
+        im__bind_enum_fail(b, f, s);
         return;
     }
     if (f->flags & (IM_F_MINLEN | IM_F_MAXLEN)) {
-        size_t n = im__utf8_count(s);
+        /* no more bytes than the bound's characters: within it, uncounted */
+        size_t n = (f->flags & IM_F_MINLEN) || s.len > f->max_len ? im__utf8_count(s) : s.len;
         if ((f->flags & IM_F_MINLEN) && n < f->min_len) {
-            snprintf(msg, sizeof msg, "String should have at least %u character%s", f->min_len,
-                     f->min_len == 1 ? "" : "s");
-            snprintf(ctxj, sizeof ctxj, "{\"min_length\":%u}", f->min_len);
-            im__bind_error_in(b, "string_too_short", msg, NULL, 0, &s, ctxj);
+            im__bind_length_fail(b, f, s, 0);
             return;
         }
         if ((f->flags & IM_F_MAXLEN) && n > f->max_len) {
-            snprintf(msg, sizeof msg, "String should have at most %u character%s", f->max_len,
-                     f->max_len == 1 ? "" : "s");
-            snprintf(ctxj, sizeof ctxj, "{\"max_length\":%u}", f->max_len);
-            im__bind_error_in(b, "string_too_long", msg, NULL, 0, &s, ctxj);
+            im__bind_length_fail(b, f, s, 1);
             return;
         }
     }
     if (f->format && !im__bind_format(b, f->format, s)) return;
     if (f->pattern && !im_pattern_match(f->pattern, s)) {
-        char pm[320], pc[320];
-        im_jw w;
-        snprintf(pm, sizeof pm, "String should match pattern '%.256s'", f->pattern->source);
-        im_jw_init(&w, pc, sizeof pc - 1);
-        im_jw_obj(&w);
-        im_jw_key(&w, "pattern");
-        im_jw_str(&w, f->pattern->source);
-        im_jw_obj_end(&w);
-        pc[im_jw_error(&w) ? 0 : w.len] = 0;
-        im__bind_error_in(b, "string_pattern_mismatch", pm, NULL, 0, &s, pc[0] ? pc : NULL);
+        im__bind_pattern_fail(b, f, s);
         return;
     }
     *(im_str *)dst = s;
@@ -10754,8 +10803,8 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
     case IM_T_UINT64:
     case IM_T_FLOAT:
         if (t == IM_JSON_NUMBER) {
-            im_json_num n;
-            if (im_json_number(j, &n) == 0) im__bind_number(b, f, type, &n, n.text.ptr, n.text.len, dst);
+            im_json_num n; /* peeked already: read on */
+            if (im__jr_number(j, &n) == 0) im__bind_number(b, f, type, &n, n.text.ptr, n.text.len, dst);
             return;
         }
         break;
@@ -10763,7 +10812,7 @@ static void im__bind_value(im_bind *b, const im_field *f, int type, void *dst)
     case IM_T_ENUM:
         if (t == IM_JSON_STRING) {
             im_str s;
-            if (im_json_string(j, &s, NULL, 0) == 0) im__bind_string_value(b, f, type, s, dst);
+            if (im__jr_string(j, &s, NULL, 0) == 0) im__bind_string_value(b, f, type, s.ptr, s.len, dst);
             return;
         }
         break;
@@ -10821,12 +10870,77 @@ int im_bind_obj_begin(im_bind *b)
     return im_json_obj_enter(&b->j) ? b->j.err : 1;
 }
 
-int im_bind_obj_key(im_bind *b, im_str *key) { return im_json_obj_key(&b->j, key); }
+int im_bind_obj_key(im_bind *b, im_str *key) { return im__jr_obj_key(&b->j, key); }
+
+/* The usual values, read where they stand: a string with no escape nor multi-byte character,
+ * an integer of up to 18 digits, a number, true, false. 1 when read (and checked), 0 to leave
+ * the value to im__bind_value (blanks before it, anything else), which reads all of JSON. */
+static inline int im__bind_fast(im_bind *b, const im_field *f, void *dst)
+{
+    im_json *j = &b->j;
+    const char *p = j->p, *e = j->end;
+    if (j->err || e - p < 2) return 0;
+    switch (f->type) {
+    case IM_T_STRING:
+    case IM_T_ENUM: {
+        if (*p != '"') return 0;
+        size_t n = im__jr_plain((const unsigned char *)p + 1, (const unsigned char *)e);
+        if (p + 1 + n >= e || p[1 + n] != '"') return 0;
+        j->p = p + 2 + n;
+        im__bind_string_value(b, f, f->type, p + 1, n, dst);
+        return 1;
+    }
+    case IM_T_INT32:
+    case IM_T_INT64: {
+        const char *q = p + (*p == '-');
+        int64_t v = 0;
+        int k = 0;
+        while (q + k < e && k < 18 && (unsigned)(q[k] - '0') < 10u) { /* 18 digits fit */
+            v = v * 10 + (q[k] - '0');
+            k++;
+        }
+        /* then a byte that is not part of the number; no leading zero */
+        if (k == 0 || q + k >= e || (unsigned)(q[k] - '0') < 10u || (q[0] == '0' && k > 1) ||
+            q[k] == '.' || q[k] == 'e' || q[k] == 'E')
+            return 0;
+        if (*p == '-') v = -v;
+        j->p = q + k;
+        if (f->type == IM_T_INT32 && (v < INT32_MIN || v > INT32_MAX)) {
+            im__bind_error(b, "int_range", im__int_range_msg(IM_T_INT32), p, (size_t)(q + k - p), NULL);
+            return 1;
+        }
+        if (im__bind_bounds(b, f, 1, v, 0, 0, p, (size_t)(q + k - p))) return 1;
+        if (f->type == IM_T_INT32) *(int32_t *)dst = (int32_t)v;
+        else *(int64_t *)dst = v;
+        return 1;
+    }
+    case IM_T_DOUBLE:
+    case IM_T_FLOAT: {
+        if (*p != '-' && (unsigned)(*p - '0') >= 10u) return 0;
+        im_json_num n;
+        if (im__jr_number(j, &n) == 0) im__bind_number(b, f, f->type, &n, n.text.ptr, n.text.len, dst);
+        return 1;
+    }
+    case IM_T_BOOL:
+        if (e - p >= 4 && !memcmp(p, "true", 4)) {
+            j->p = p + 4;
+            *(bool *)dst = true;
+            return 1;
+        }
+        if (e - p >= 5 && !memcmp(p, "false", 5)) {
+            j->p = p + 5;
+            *(bool *)dst = false;
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
 
 void im_bind_field(im_bind *b, const im_field *f, void *dst)
 {
     im__bind_push(b, f->name, SIZE_MAX, 0);
-    im__bind_value(b, f, f->type, dst);
+    if (!im__bind_fast(b, f, dst)) im__bind_value(b, f, f->type, dst);
     im__bind_pop(b);
 }
 
@@ -11112,7 +11226,7 @@ static void im__bind_text(im_bind *b, const im_field *f, int type, im_str v, voi
             }
             k += u;
         }
-        im__bind_string_value(b, f, type, v, dst);
+        im__bind_string_value(b, f, type, v.ptr, v.len, dst);
         return;
     }
     }

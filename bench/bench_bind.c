@@ -5,7 +5,7 @@
  * fresh copy every time, as a server does). Prints one JSON object per line.
  * With simdjson (libsimdjson-dev) it times On-Demand reading the same fields with the same checks
  * (bind_simdjson.cpp), on this body and on a 2 KB one.
- * usage: bench_bind [--iterations N]      Never run by ctest. */
+ * usage: bench_bind [--iterations N] [--only small|2kb]      Never run by ctest. */
 #define IMMERSIVE_IMPLEMENTATION
 #include "immersive.h"
 
@@ -159,8 +159,10 @@ static void run(const char *name, const char *text, long n, im_ctx *c, const im_
 int main(int argc, char **argv)
 {
     long n = 1000000;
+    const char *only = "";
     for (int i = 1; i + 1 < argc; i += 2)
         if (!strcmp(argv[i], "--iterations")) n = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1]; /* one body: for a profiler */
     im_server *s = im_server_new(NULL);
     if (im_register_bench_bind(s)) return 1;
     const im_endpoint *ep = &s->svcs->eps[0]; /* routed only when the server starts */
@@ -173,8 +175,8 @@ int main(int argc, char **argv)
     make_body2();
     size_t cap = sizeof body2 + 64;
     char *buf = calloc(1, cap);
-    run("bind_10_fields", body, n, c, ep, buf, cap);
-    run("bind_10_fields_2kb", body2, n / 4, c, ep, buf, cap);
+    if (strcmp(only, "2kb")) run("bind_10_fields", body, n, c, ep, buf, cap);
+    if (strcmp(only, "small")) run("bind_10_fields_2kb", body2, n / 4, c, ep, buf, cap);
     im__arena_free(&c->arena);
     free(buf);
     free(c);

@@ -3,6 +3,8 @@
  * live inside the opaque public structs. */
 
 #define IM__NIL UINT32_MAX
+/* Error paths: kept out of line, so the hot functions stay small enough to inline. */
+#define IM__COLD __attribute__((cold, noinline))
 #define IM__RID_MAX 128 /* a request id's characters at most (X-Request-ID) */
 
 /* user_data of every SQE: what it is (op), and for connection ops which slot and which use of

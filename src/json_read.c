@@ -246,7 +246,7 @@ int im_json_string(im_json *j, im_str *out, char *buf, size_t cap)
     return im__jr_string(j, out, buf, cap);
 }
 
-int im_json_obj_key(im_json *j, im_str *key)
+static inline int im__jr_obj_key(im_json *j, im_str *key)
 {
     uint64_t bit;
     if (j->err) return j->err;
@@ -275,6 +275,16 @@ int im_json_obj_key(im_json *j, im_str *key)
     j->fresh &= ~bit;
     if (*j->p != '"') return im__jr_fail(j, IM_JSON_EBAD, "expected a string key", j->p);
     const char *open = j->p;
+    /* the usual key: plain bytes, then '"' and ':' */
+    size_t n = im__jr_plain((const unsigned char *)open + 1, (const unsigned char *)j->end);
+    if (open + n + 2 < j->end && open[n + 1] == '"' && open[n + 2] == ':') {
+        if (key) {
+            key->ptr = open + 1;
+            key->len = n;
+        }
+        j->p = open + n + 3;
+        return 1;
+    }
     int rc = im__jr_string(j, key, NULL, 0);
     if (rc == -ENOSPC && key) { /* an escaped key in a read-only text: its raw form */
         key->ptr = open + 1;
@@ -289,6 +299,8 @@ int im_json_obj_key(im_json *j, im_str *key)
     j->p++;
     return 1;
 }
+
+int im_json_obj_key(im_json *j, im_str *key) { return im__jr_obj_key(j, key); }
 
 int im_json_arr_next(im_json *j)
 {
@@ -318,11 +330,9 @@ static const double im__pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-int im_json_number(im_json *j, im_json_num *out)
+/* Reads the number at the cursor (a peek said IM_JSON_NUMBER). */
+static int im__jr_number(im_json *j, im_json_num *out)
 {
-    int t = im_json_peek(j);
-    if (t < 0) return t;
-    if (t != IM_JSON_NUMBER) return im__jr_fail(j, IM_JSON_EBAD, "expected a number", j->p);
     const char *s = j->p, *p = s, *e = j->end;
     int neg = 0, frac_digits = 0, exp_neg = 0, big = 0;
     uint64_t mant = 0;
@@ -413,6 +423,14 @@ int im_json_number(im_json *j, im_json_num *out)
     out->d = strtod_l(tmp, NULL, im__c_locale());
     if (tmp != small) free(tmp);
     return 0;
+}
+
+int im_json_number(im_json *j, im_json_num *out)
+{
+    int t = im_json_peek(j);
+    if (t < 0) return t;
+    if (t != IM_JSON_NUMBER) return im__jr_fail(j, IM_JSON_EBAD, "expected a number", j->p);
+    return im__jr_number(j, out);
 }
 
 static int im__jr_literal(im_json *j, const char *lit, size_t n)

@@ -206,6 +206,55 @@ static void test_malformed(void)
     expect_has("POST", ALL, deep, 422, needles);
 }
 
+/* Where the binder's fast path (plain strings and keys, short integers, numbers, booleans read
+ * where they stand) hands over to the full reader: each side of each edge gives one answer. */
+static void test_fast_path_edges(void)
+{
+#define ECHO_OK(patch, i32, i64, s)                                                           \
+    expect("POST", ALL, "{\"b\":true,\"li\":[1]," patch "}", 200,                        \
+           "{\"b\":true,\"i32\":" i32 ",\"i64\":" i64 ",\"d\":0.25,\"s\":" s                \
+           ",\"e\":\"x\",\"li\":[1],\"f\":[]}")
+    /* 18 digits (read at once), 19 (the full reader), the int64 maximum */
+    ECHO_OK("\"i32\":-0,\"i64\":123456789012345678,\"s\":\"ab\"", "0", "123456789012345678", "\"ab\"");
+    ECHO_OK("\"i32\":5,\"i64\":1234567890123456789,\"s\":\"ab\"", "5", "1234567890123456789", "\"ab\"");
+    ECHO_OK("\"i32\":-5,\"i64\":100e-2,\"s\":\"ab\"", "-5", "1", "\"ab\"");
+    expect_has("POST", ALL, "{\"i64\":01}", 422, (const char *const[]){"\"leading zero in number\"", NULL});
+    /* a key or a string ending in an escape, a blank before ':', a multi-byte character */
+    ECHO_OK("\"i32\":1,\"i64\":7,\"s\":\"ab\\\"\"", "1", "7", "\"ab\\\"\"");
+    ECHO_OK("\"i3\\u0032\" :1,\"i64\" :7,\"s\":\"\xc3\xa9z\"", "1", "7", "\"\xc3\xa9z\"");
+    /* a body ending right after a value, and blanks before values */
+    expect("POST", ALL, "{\"b\":true,\"li\":[1],\"i32\": 2,\"s\":\"ab\",\"i64\":9}", 200, NULL);
+    expect("POST", ALL, "{\"li\":[1],\"i32\":2,\"s\":\"ab\",\"i64\":9,\"b\":false}", 200, NULL);
+#undef ECHO_OK
+    static const struct {
+        const char *patch, *type;
+    } bad[] = {
+        {"\"i32\":-2147483649", "int_range"},           /* past int32, within int64 */
+        {"\"i32\":99999999999999999", "int_range"},     /* 17 digits */
+        {"\"i32\":999999999999999999999", "int_range"}, /* 21: past int64 */
+        {"\"i64\":-9223372036854775809", "int_range"},
+        {"\"i64\":-1", "greater_than"},
+        {"\"i32\":2.5", "int_from_float"},
+        {"\"s\":\"abcdef\"", "string_too_long"},
+        {"\"e\":\"xx\"", "enum"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char json[256], type[64];
+        snprintf(json, sizeof json, "{\"b\":true,\"i32\":0,\"i64\":1,\"s\":\"ab\",\"li\":[1],%s}", bad[k].patch);
+        snprintf(type, sizeof type, "\"type\":\"%s\"", bad[k].type);
+        const char *needles[] = {type, NULL};
+        expect_has("POST", ALL, json, 422, needles);
+    }
+    /* truncated where the fast path stops: a JSON error at the right offset */
+    const char *n1[] = {"\"type\":\"json_invalid\"", "\"loc\":[\"body\",7]", NULL};
+    expect_has("POST", ALL, "{\"i64\":", 422, n1);
+    const char *n2[] = {"\"type\":\"json_invalid\"", NULL};
+    expect_has("POST", ALL, "{\"i64\":12", 422, n2);
+    expect_has("POST", ALL, "{\"s\":\"ab", 422, n2);
+    expect_has("POST", ALL, "{\"b\":fals", 422, n2);
+    expect_has("POST", ALL, "{\"i64", 422, n2);
+}
+
 static void test_extra_ignored(void)
 {
     expect("POST", "/t/lenient", "{\"n\":7,\"other\":{\"deep\":[1,2,{\"x\":null}]}}", 200, "{\"result\":7}");
@@ -341,6 +390,7 @@ int main(void)
     test_constraints();
     test_many_errors();
     test_malformed();
+    test_fast_path_edges();
     test_extra_ignored();
     test_params();
     test_fail();
