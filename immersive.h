@@ -3268,6 +3268,8 @@ static inline size_t im__jr_plain(const unsigned char *p, const unsigned char *e
         }
         p += 8;
     }
+    if (e - p < 8) /* the last few bytes, one at a time: a string that ends the text is read here */
+        while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
     return (size_t)(p - s);
 }
 
@@ -3423,6 +3425,11 @@ static inline int im__jr_obj_key(im_json *j, im_str *key)
     if (j->err) return j->err;
     if (!j->depth) return im__jr_fail(j, IM_JSON_EBAD, "not inside an object", j->p);
     bit = (uint64_t)1 << (j->depth - 1);
+    const char *at = j->p;
+    if (at + 1 < j->end && at[0] == ',' && at[1] == '"' && !(j->fresh & bit)) {
+        j->p = at + 1; /* the usual: the next key, no blank between */
+        goto read_key;
+    }
     im__jr_ws(j);
     if (j->p >= j->end) return im__jr_fail(j, IM_JSON_EEND, "unterminated object", j->p);
     if (j->fresh & bit) {
@@ -3445,6 +3452,7 @@ static inline int im__jr_obj_key(im_json *j, im_str *key)
     }
     j->fresh &= ~bit;
     if (*j->p != '"') return im__jr_fail(j, IM_JSON_EBAD, "expected a string key", j->p);
+read_key:;
     const char *open = j->p;
     /* the usual key: plain bytes, then '"' and ':' */
     size_t n = im__jr_plain((const unsigned char *)open + 1, (const unsigned char *)j->end);
@@ -10318,11 +10326,15 @@ static inline void im__bind_string_value(im_bind *b, const im_field *f, int type
 {
     im_str s = {sp, sl};
     if (type == IM_T_ENUM) {
-        for (uint32_t k = 0; k < f->nvalues; k++)
-            if (im_str_eq(s, f->values[k])) {
+        for (uint32_t k = 0; k < f->nvalues; k++) {
+            const char *v = f->values[k];
+            size_t i = 0; /* compared as it is walked: v is never read past its end */
+            while (i < s.len && v[i] && v[i] == s.ptr[i]) i++;
+            if (i == s.len && !v[i]) {
                 *(int *)dst = (int)k;
                 return;
             }
+        }
         im__bind_enum_fail(b, f, s);
         return;
     }
@@ -10872,6 +10884,27 @@ int im_bind_obj_begin(im_bind *b)
 
 int im_bind_obj_key(im_bind *b, im_str *key) { return im__jr_obj_key(&b->j, key); }
 
+/* Eight ASCII digits at p as their value, or -1 when they are not all digits (SWAR, as
+ * fast_float reads them; little-endian only). */
+static inline int64_t im__digits8(const char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    if (((v & 0xF0F0F0F0F0F0F0F0u) | (((v + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) !=
+        0x3333333333333333u)
+        return -1;
+    v -= 0x3030303030303030u;
+    v = v * 10 + (v >> 8); /* pairs of digits */
+    v = ((v & 0x000000FF000000FFu) * (100 + (1000000ull << 32)) +
+         ((v >> 16) & 0x000000FF000000FFu) * (1 + (10000ull << 32))) >> 32;
+    return (int64_t)v;
+#else
+    (void)p;
+    return -1;
+#endif
+}
+
 /* The usual values, read where they stand: a string with no escape nor multi-byte character,
  * an integer of up to 18 digits, a number, true, false. 1 when read (and checked), 0 to leave
  * the value to im__bind_value (blanks before it, anything else), which reads all of JSON. */
@@ -10895,6 +10928,8 @@ static inline int im__bind_fast(im_bind *b, const im_field *f, void *dst)
         const char *q = p + (*p == '-');
         int64_t v = 0;
         int k = 0;
+        for (int64_t d8; k + 8 <= 16 && e - (q + k) >= 8 && (d8 = im__digits8(q + k)) >= 0; k += 8)
+            v = v * 100000000 + d8;
         while (q + k < e && k < 18 && (unsigned)(q[k] - '0') < 10u) { /* 18 digits fit */
             v = v * 10 + (q[k] - '0');
             k++;
@@ -10917,6 +10952,26 @@ static inline int im__bind_fast(im_bind *b, const im_field *f, void *dst)
     case IM_T_DOUBLE:
     case IM_T_FLOAT: {
         if (*p != '-' && (unsigned)(*p - '0') >= 10u) return 0;
+        /* up to 15 digits, a fraction, no exponent: exact as mantissa / 10^k (Clinger) */
+        const char *q = p + (*p == '-');
+        uint64_t m = 0;
+        int k = 0, frac = 0;
+        while (q + k < e && k < 15 && (unsigned)(q[k] - '0') < 10u) m = m * 10 + (uint64_t)(q[k++] - '0');
+        if (k > 0 && q + k + 1 < e && q[k] == '.' && (q[0] != '0' || k == 1)) {
+            const char *r = q + k + 1;
+            while (r + frac < e && k + frac < 15 && (unsigned)(r[frac] - '0') < 10u)
+                m = m * 10 + (uint64_t)(r[frac++] - '0');
+            if (frac > 0 && r + frac < e && (unsigned)(r[frac] - '0') >= 10u && r[frac] != 'e' &&
+                r[frac] != 'E') {
+                double d = (double)m / im__pow10[frac];
+                if (*p == '-') d = -d;
+                j->p = r + frac;
+                if (im__bind_bounds(b, f, 0, 0, 0, d, p, (size_t)(j->p - p))) return 1;
+                if (f->type == IM_T_FLOAT) *(float *)dst = (float)d;
+                else *(double *)dst = d;
+                return 1;
+            }
+        }
         im_json_num n;
         if (im__jr_number(j, &n) == 0) im__bind_number(b, f, f->type, &n, n.text.ptr, n.text.len, dst);
         return 1;

@@ -97,6 +97,8 @@ static inline size_t im__jr_plain(const unsigned char *p, const unsigned char *e
         }
         p += 8;
     }
+    if (e - p < 8) /* the last few bytes, one at a time: a string that ends the text is read here */
+        while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
     return (size_t)(p - s);
 }
 
@@ -252,6 +254,11 @@ static inline int im__jr_obj_key(im_json *j, im_str *key)
     if (j->err) return j->err;
     if (!j->depth) return im__jr_fail(j, IM_JSON_EBAD, "not inside an object", j->p);
     bit = (uint64_t)1 << (j->depth - 1);
+    const char *at = j->p;
+    if (at + 1 < j->end && at[0] == ',' && at[1] == '"' && !(j->fresh & bit)) {
+        j->p = at + 1; /* the usual: the next key, no blank between */
+        goto read_key;
+    }
     im__jr_ws(j);
     if (j->p >= j->end) return im__jr_fail(j, IM_JSON_EEND, "unterminated object", j->p);
     if (j->fresh & bit) {
@@ -274,6 +281,7 @@ static inline int im__jr_obj_key(im_json *j, im_str *key)
     }
     j->fresh &= ~bit;
     if (*j->p != '"') return im__jr_fail(j, IM_JSON_EBAD, "expected a string key", j->p);
+read_key:;
     const char *open = j->p;
     /* the usual key: plain bytes, then '"' and ':' */
     size_t n = im__jr_plain((const unsigned char *)open + 1, (const unsigned char *)j->end);

@@ -222,6 +222,20 @@ static void test_fast_path_edges(void)
     /* a key or a string ending in an escape, a blank before ':', a multi-byte character */
     ECHO_OK("\"i32\":1,\"i64\":7,\"s\":\"ab\\\"\"", "1", "7", "\"ab\\\"\"");
     ECHO_OK("\"i3\\u0032\" :1,\"i64\" :7,\"s\":\"\xc3\xa9z\"", "1", "7", "\"\xc3\xa9z\"");
+    /* reals: digits '.' digits read at once (exact: 0.1 stays 0.1), others by the full reader */
+    static const struct {
+        const char *in, *out;
+    } reals[] = {{"0.1", "0.1"},     {"-0.0", "-0"},        {"1.4999999999999", "1.4999999999999"},
+                 {"0.123456789012345678", "0.12345678901234568"}, {"1e-1", "0.1"}, {"-12.5", "-12.5"},
+                 {"1.49999999999999999", "1.5"}};
+    for (size_t k = 0; k < sizeof reals / sizeof *reals; k++) {
+        char json[200], want[300];
+        snprintf(json, sizeof json, "{\"b\":true,\"li\":[1],\"i32\":0,\"i64\":1,\"s\":\"ab\",\"d\":%s}", reals[k].in);
+        snprintf(want, sizeof want, "{\"b\":true,\"i32\":0,\"i64\":1,\"d\":%s,\"s\":\"ab\",\"e\":\"x\","
+                 "\"li\":[1],\"f\":[]}", reals[k].out);
+        expect("POST", ALL, json, strcmp(reals[k].out, "1.5") ? 200 : 422,
+               strcmp(reals[k].out, "1.5") ? want : NULL);
+    }
     /* a body ending right after a value, and blanks before values */
     expect("POST", ALL, "{\"b\":true,\"li\":[1],\"i32\": 2,\"s\":\"ab\",\"i64\":9}", 200, NULL);
     expect("POST", ALL, "{\"li\":[1],\"i32\":2,\"s\":\"ab\",\"i64\":9,\"b\":false}", 200, NULL);
