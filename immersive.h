@@ -1192,6 +1192,12 @@ int im_bind_obj_begin(im_bind *b);
 /* The next key of the object entered: 1 (its value is next), 0 at the end, < 0 on a syntax
  * error. */
 int im_bind_obj_key(im_bind *b, im_str *key);
+/* The generated binders' fast path: 1 when the text at the cursor is lit (n bytes: `"key":` as
+ * the object's first key, `,"key":` after a member), then read past it, as im_bind_obj_key
+ * would; 0 with nothing read otherwise (any blank, escape or other key: the key loop reads it). */
+int im_bind_key_at(im_bind *b, const char *lit, size_t n);
+/* Both in one call: 1 when the key was lit and its value read into dst as f says. */
+int im_bind_field_at(im_bind *b, const char *lit, size_t n, const im_field *f, void *dst);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
 /* 1 when s is of the string format (IM_FMT_*): what .format checks, for answers too. */
@@ -10883,6 +10889,36 @@ int im_bind_obj_begin(im_bind *b)
 
 int im_bind_obj_key(im_bind *b, im_str *key) { return im__jr_obj_key(&b->j, key); }
 
+/* Compares n bytes of p and q (n >= 4) with overlapping word loads: no call for keys. */
+static inline int im__same_bytes(const char *p, const char *q, size_t n)
+{
+    uint64_t x, y, u, v;
+    if (n < 8) {
+        uint32_t a, c, d, e;
+        memcpy(&a, p, 4), memcpy(&c, q, 4), memcpy(&d, p + n - 4, 4), memcpy(&e, q + n - 4, 4);
+        return !((a ^ c) | (d ^ e));
+    }
+    for (; n > 16; n -= 8, p += 8, q += 8) {
+        memcpy(&x, p, 8), memcpy(&y, q, 8);
+        if (x != y) return 0;
+    }
+    memcpy(&x, p, 8), memcpy(&y, q, 8), memcpy(&u, p + n - 8, 8), memcpy(&v, q + n - 8, 8);
+    return !((x ^ y) | (u ^ v));
+}
+
+static inline int im__bind_key_at(im_bind *b, const char *lit, size_t n)
+{
+    im_json *j = &b->j;
+    if ((size_t)(j->end - j->p) < n || n < 4 || j->err || !j->depth || !im__same_bytes(j->p, lit, n)) return 0;
+    uint64_t bit = (uint64_t)1 << (j->depth - 1);
+    if ((lit[0] == '"') != !!(j->fresh & bit)) return 0; /* '"' opens the first key only */
+    j->fresh &= ~bit;
+    j->p += n;
+    return 1;
+}
+
+int im_bind_key_at(im_bind *b, const char *lit, size_t n) { return im__bind_key_at(b, lit, n); }
+
 /* Eight ASCII digits at p as their value, or -1 when they are not all digits (SWAR, as
  * fast_float reads them; little-endian only). */
 static inline int64_t im__digits8(const char *p)
@@ -10996,6 +11032,13 @@ void im_bind_field(im_bind *b, const im_field *f, void *dst)
     im__bind_push(b, f->name, SIZE_MAX, 0);
     if (!im__bind_fast(b, f, dst)) im__bind_value(b, f, f->type, dst);
     im__bind_pop(b);
+}
+
+int im_bind_field_at(im_bind *b, const char *lit, size_t n, const im_field *f, void *dst)
+{
+    if (!im__bind_key_at(b, lit, n)) return 0;
+    im_bind_field(b, f, dst);
+    return 1;
 }
 
 void im_bind_body(im_bind *b, const im_field *f, void *dst) { im__bind_value(b, f, f->type, dst); }

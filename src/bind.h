@@ -203,6 +203,12 @@ int im_bind_obj_begin(im_bind *b);
 /* The next key of the object entered: 1 (its value is next), 0 at the end, < 0 on a syntax
  * error. */
 int im_bind_obj_key(im_bind *b, im_str *key);
+/* The generated binders' fast path: 1 when the text at the cursor is lit (n bytes: `"key":` as
+ * the object's first key, `,"key":` after a member), then read past it, as im_bind_obj_key
+ * would; 0 with nothing read otherwise (any blank, escape or other key: the key loop reads it). */
+int im_bind_key_at(im_bind *b, const char *lit, size_t n);
+/* Both in one call: 1 when the key was lit and its value read into dst as f says. */
+int im_bind_field_at(im_bind *b, const char *lit, size_t n, const im_field *f, void *dst);
 /* Reads the value at the cursor into dst as f says, recording any 422 error under f->name. */
 void im_bind_field(im_bind *b, const im_field *f, void *dst);
 /* 1 when s is of the string format (IM_FMT_*): what .format checks, for answers too. */

@@ -208,6 +208,49 @@ static void test_malformed(void)
 
 /* Where the binder's fast path (plain strings and keys, short integers, numbers, booleans read
  * where they stand) hands over to the full reader: each side of each edge gives one answer. */
+/* Keys in declared order are compared where they stand (the generated chain); any other key,
+ * order, blank or escape hands over to the key loop: the answer must not depend on which read it. */
+static void test_key_chain(void)
+{
+    const char *echo = "{\"b\":true,\"i32\":1,\"i64\":2,\"d\":0.5,\"s\":\"ab\",\"e\":\"y-z\",\"li\":[1],"
+                       "\"ls\":[\"q\"],\"o\":{\"in\":{\"a\":0},\"list\":[]},\"f\":[1]}";
+    /* every key in order: the chain reads them all, nested object included */
+    expect("POST", ALL, echo, 200, echo);
+    /* a key written with an escape, a blank, or out of order, part way: the loop goes on */
+    expect("POST", ALL,
+           "{\"b\":true,\"i32\":1,\"\\u0069\\u00364\":2,\"d\":0.5,\"s\":\"ab\",\"e\":\"y-z\",\"li\":[1],"
+           "\"ls\":[\"q\"],\"o\":{\"in\":{\"a\":0},\"list\":[]},\"f\":[1]}", 200, echo);
+    expect("POST", ALL,
+           "{\"b\":true,\"i32\":1,\"i64\":2, \"d\":0.5,\"s\":\"ab\",\"e\":\"y-z\",\"li\":[1],"
+           "\"ls\":[\"q\"],\"o\":{ \"in\":{\"a\":0},\"list\":[]},\"f\":[1]}", 200, echo);
+    expect("POST", ALL,
+           "{\"b\":true,\"i64\":2,\"i32\":1,\"d\":0.5,\"s\":\"ab\",\"e\":\"y-z\",\"li\":[1],"
+           "\"ls\":[\"q\"],\"o\":{\"list\":[],\"in\":{\"a\":0}},\"f\":[1]}", 200, echo);
+    /* a key repeated after the chain: the last one wins */
+    expect("POST", ALL,
+           "{\"b\":true,\"i32\":1,\"i64\":2,\"d\":0.5,\"s\":\"ab\",\"e\":\"y-z\",\"li\":[1],"
+           "\"ls\":[\"q\"],\"o\":{\"in\":{\"a\":0},\"list\":[]},\"f\":[1],\"i32\":-3}", 200,
+           "{\"b\":true,\"i32\":-3,\"i64\":2,\"d\":0.5,\"s\":\"ab\",\"e\":\"y-z\",\"li\":[1],"
+           "\"ls\":[\"q\"],\"o\":{\"in\":{\"a\":0},\"list\":[]},\"f\":[1]}");
+    /* a key that starts like a declared one is not it */
+    const char *pre[] = {"\"type\":\"extra_forbidden\"", "\"loc\":[\"body\",\"i32x\"]", NULL};
+    expect_has("POST", ALL, "{\"b\":true,\"i32x\":1,\"i32\":1,\"i64\":2,\"s\":\"ab\",\"li\":[1]}", 422, pre);
+    /* errors in the chain: each field still checked after one fails, in order, extra included */
+    const char *errs[] = {"\"loc\":[\"body\",\"i32\"]", "\"loc\":[\"body\",\"zz\"]", "\"loc\":[\"body\",\"s\"]",
+                          "\"loc\":[\"body\",\"o\",\"in\",\"q\"]", NULL};
+    expect_has("POST", ALL,
+               "{\"b\":true,\"i32\":9,\"i64\":2,\"zz\":0,\"d\":0.5,\"s\":\"abcdef\",\"e\":\"x\",\"li\":[1],"
+               "\"o\":{\"in\":{\"a\":0,\"q\":1},\"list\":[]}}", 422, errs);
+    /* what the chain must not take for a key: a comma first, none between, nothing at all */
+    const char *bad[] = {"\"type\":\"json_invalid\"", NULL};
+    expect_has("POST", ALL, "{,\"b\":true}", 422, bad);
+    expect_has("POST", ALL, "{\"b\":true\"i32\":1}", 422, bad);
+    expect_has("POST", ALL, "{\"b\":true,,\"i32\":1}", 422, bad);
+    expect_has("POST", ALL, "{\"b\":true,\"i32\":1", 422, bad);
+    const char *none[] = {"\"type\":\"missing\"", "\"loc\":[\"body\",\"b\"]", NULL};
+    expect_has("POST", ALL, "{}", 422, none);
+}
+
 static void test_fast_path_edges(void)
 {
 #define ECHO_OK(patch, i32, i64, s)                                                           \
@@ -405,6 +448,7 @@ int main(void)
     test_many_errors();
     test_malformed();
     test_fast_path_edges();
+    test_key_chain();
     test_extra_ignored();
     test_params();
     test_fail();

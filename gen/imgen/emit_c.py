@@ -334,6 +334,24 @@ def emit_binder_body(out, fields, prefix, target, extra):
         return [f"seen |= {one} << {i};", bind] + \
                ([f"{target}->has_{f.name} = true;"] if f.optional or f.nullable else [])
 
+    # keys as the fields are declared, compared where they stand (the usual client sends them so):
+    # one compare per field, no key scan; the first key out of order, blank or escape goes to the loop
+    chain = 0
+    for i, f in enumerate(fields):
+        raw = f.key.encode()
+        if any(c in (34, 92) or c < 32 for c in raw):
+            break
+        lit = ("" if i == 0 else ",") + '"' + f.key + '":'
+        if f.nullable:
+            out.add(f"    if (!im_bind_key_at(b, {c_str(lit)}, {len(lit.encode())})) goto keyed;")
+            out.add(*("    " + l for l in on(i, f)))
+        else:  # one call: the key, then the value
+            out.add(f"    if (!im_bind_field_at(b, {c_str(lit)}, {len(lit.encode())}, &{prefix}_{f.name}, "
+                    f"&{target}->{f.name})) goto keyed;")
+            out.add(*("    " + l for l in on(i, f)[:1] + on(i, f)[2:]))
+        chain += 1
+    if chain:
+        out.add("keyed:")
     out.add("    while ((r = im_bind_obj_key(b, &k)) > 0) {")
     if fields:
         key_dispatch(out, fields, "k", on)
