@@ -200,10 +200,18 @@ class DemoServer:
     def stderr_text(self):
         if self._stderr_file is None:
             return self._stderr_cache or ""
+        # pread, never seek: the file's offset is shared with the server's fd 2, so a seek to
+        # 0 between two of its writes made the next one land over the first lines
         try:
-            self._stderr_file.flush()
-            self._stderr_file.seek(0)
-            return self._stderr_file.read().decode("utf-8", "replace")
+            fd = self._stderr_file.fileno()
+            size, out, at = os.fstat(fd).st_size, [], 0
+            while at < size:
+                b = os.pread(fd, size - at, at)
+                if not b:
+                    break
+                out.append(b)
+                at += len(b)
+            return b"".join(out).decode("utf-8", "replace")
         except (OSError, ValueError):
             return "<stderr unavailable>"
 
