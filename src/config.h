@@ -68,6 +68,9 @@
 #ifndef IM_DEFAULT_COMPRESS_MIN_BYTES
 #define IM_DEFAULT_COMPRESS_MIN_BYTES 1024
 #endif
+#ifndef IM_HAVE_HIREDIS
+#define IM_HAVE_HIREDIS 0 /* 1 (and -lhiredis): the Redis task store; immersive's CMake target sets it */
+#endif
 #ifndef IM_HAVE_ZLIB
 #define IM_HAVE_ZLIB 0 /* 1 (and -lz): gzip answers; immersive's CMake target sets it */
 #endif

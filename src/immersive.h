@@ -109,6 +109,7 @@ extern "C" {
 #include <linux/futex.h>
 #include <liburing.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -134,6 +135,10 @@ extern "C" {
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#if IM_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+#endif
 #if IM_HAVE_ZLIB
 #include <zlib.h>
 #endif
@@ -151,6 +156,7 @@ extern "C" {
 #include "response.c"
 #include "conn.c"
 #include "loop.c"
+#include "redis.c"
 #include "queue.c"
 #include "executor.c"
 #include "task.c"

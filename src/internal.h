@@ -16,7 +16,8 @@ enum {
     IM__OP_WAKE,   /* eventfd read: posts waiting */
     IM__OP_POLL,   /* a paused connection: watching for the peer leaving */
     IM__OP_IGNORE, /* cancel, close, shutdown: nothing to do on completion */
-    IM__OP_INOTIFY /* loop 0: the config files changed (conf.c) */
+    IM__OP_INOTIFY, /* loop 0: the config files changed (conf.c) */
+    IM__OP_REDIS    /* a Redis client's connect, send or receive (redis.c): idx is slot << 2 | kind */
 };
 #define IM__UD(op, gen, idx) \
     (((uint64_t)(op) << 56) | ((uint64_t)((gen) & 0xffffffu) << 32) | (uint64_t)(uint32_t)(idx))
@@ -261,6 +262,52 @@ typedef struct im__lis {
     uint32_t retry_at;
 } im__lis;
 
+/* ---- Redis (redis.c, with IM_HAVE_HIREDIS) ---- */
+#define IM__REDIS_SLOTS 4 /* clients per loop */
+typedef struct im__redis_addr {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int family;
+    int db;
+    char text[300];             /* host:port/db, for messages */
+} im__redis_addr;
+typedef struct im__redis_opts {
+    uint32_t connect_timeout_ms; /* a connect that takes longer is given up (0: 2000) */
+    uint32_t backoff_min_ms;     /* the first retry after a loss (0: 50), doubling up to ... */
+    uint32_t backoff_max_ms;     /* ... this */
+} im__redis_opts;
+struct redisReply;
+typedef void (*im__redis_cb)(void *arg, struct redisReply *reply);
+typedef struct im__redis_wait {
+    im__redis_cb cb;
+    void *arg;
+} im__redis_wait;
+enum { IM__REDIS_DOWN, IM__REDIS_CONNECTING, IM__REDIS_UP, IM__REDIS_LOST /* in flight settling */ };
+typedef struct im__redis {
+    struct im_loop *L;
+    int slot;
+    im__redis_addr addr;
+    im__redis_opts o;
+    int fd;
+    uint32_t gen;                /* of the socket: bumped by each connect */
+    int state;                   /* IM__REDIS_* */
+    struct redisReader *rd;      /* owned: this socket's reply parser */
+    char *out;                   /* commands queued, not yet handed to the kernel */
+    size_t out_len, out_cap;
+    char *snd;                   /* the send in flight */
+    size_t snd_len, snd_off, snd_cap;
+    im__redis_wait *q;           /* commands sent or queued, waiting for their replies (a ring) */
+    size_t qhead, qn, qcap;
+    im__redis_cb on_push;        /* replies no command waits for (pub/sub) */
+    void *push_arg;
+    uint32_t backoff_ms;
+    im__ltimer retry, ctimer;    /* the next connect; the connect's time limit */
+    unsigned is_connect : 1, is_send : 1, is_recv : 1, is_dirty : 1, logged_down : 1, select_failed : 1;
+    struct im__redis *dirty_next; /* the loop's list of clients with commands to send */
+    uint64_t n_cmds, n_replies, n_connects, n_lost, bytes_in;
+    char in[16384];              /* the receive in flight */
+} im__redis;
+
 struct im_loop {
     struct io_uring ring;
     struct im_server *srv;
@@ -322,6 +369,8 @@ struct im_loop {
     uint32_t last_batch;       /* completions the last iteration reaped */
     unsigned is_ring_registered : 1; /* io_uring_register_ring_fd() took */
     unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
+    im__redis *redis[IM__REDIS_SLOTS]; /* owned: Redis clients on this loop (redis.c) */
+    im__redis *redis_dirty;    /* those with commands to send this iteration */
     struct im__taskrun *run_pool; /* recycled task runs (exec.c) */
     uint32_t run_pooled;
     /* task ids: random bytes from getrandom, drawn 16 at a time */
@@ -558,6 +607,11 @@ static int im__docs_routes(im_server *s);
 static void im__docs_free(im_server *s);
 static void im__cfgw_arm(im_loop *L);
 static void im__cfgw_on_read(im_loop *L, int res);
+#if IM_HAVE_HIREDIS
+static void im__redis_on_cqe(im_loop *L, struct io_uring_cqe *cqe);
+static void im__redis_flush(im_loop *L);
+static void im__redis_free(im__redis *r);
+#endif
 static void im__cfgw_free(im_server *s);
 static void im__apply_functions(im_server *s, im_config *cfg);
 static int im__modules_start(im_server *s);

@@ -781,6 +781,10 @@ static void im__on_cqe(im_loop *L, struct io_uring_cqe *cqe)
         im__on_accept(L, cqe);
     } else if (op == IM__OP_INOTIFY) {
         im__cfgw_on_read(L, cqe->res);
+#if IM_HAVE_HIREDIS
+    } else if (op == IM__OP_REDIS) {
+        im__redis_on_cqe(L, cqe);
+#endif
     } else if (op == IM__OP_WAKE) {
         if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)
             im_log(IM_LOG_ERROR, "loop %d: wake-up read: %s", L->index, strerror(-cqe->res));
@@ -945,6 +949,9 @@ static void im__loop_run(im_loop *L)
          * reposts itself) makes the wait a mere look, so that it neither waits nor starves I/O */
         if (atomic_load_explicit(&L->posts, memory_order_relaxed)) im__run_posts(L);
         im__flush(L);
+#if IM_HAVE_HIREDIS
+        if (L->redis_dirty) im__redis_flush(L);
+#endif
         if (L->is_stopping && L->nconns == 0 && !im__accepting(L)) break;
         if (atomic_load_explicit(&L->posts, memory_order_relaxed)) {
             ts.tv_sec = ts.tv_nsec = 0;

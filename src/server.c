@@ -288,6 +288,9 @@ fail:
 /* Frees what im__loop_init made (the ring is already gone). */
 static void im__loop_free(im_loop *L)
 {
+#if IM_HAVE_HIREDIS
+    for (int i = 0; i < IM__REDIS_SLOTS; i++) im__redis_free(L->redis[i]);
+#endif
     free(L->met);
     im__gzip_free(L);
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
