@@ -1617,6 +1617,8 @@ int im_main(int argc, char **argv, im_register_fn register_fn);
 #define IM__NIL UINT32_MAX
 /* Error paths: kept out of line, so the hot functions stay small enough to inline. */
 #define IM__COLD __attribute__((cold, noinline))
+/* Parts written ahead of their first caller in the header (test programs call them already). */
+#define IM__AHEAD __attribute__((unused))
 #define IM__RID_MAX 128 /* a request id's characters at most (X-Request-ID) */
 
 /* user_data of every SQE: what it is (op), and for connection ops which slot and which use of
@@ -8117,13 +8119,14 @@ static void im__loop_run(im_loop *L)
  * and received through the loop's io_uring (one send and one receive in flight), replies
  * parsed by hiredis's reader and handed to each command's callback in order. A lost
  * connection fails what was waiting and is made again with backoff; the loop never blocks.
- * Built with IM_HAVE_HIREDIS only (the CMake target sets it where libhiredis-dev is found). */
+ * Built with IM_HAVE_HIREDIS only (the CMake target sets it where libhiredis-dev is found).
+ * The task store that uses it is still to come: until then only tests/test_redis.c calls it. */
 
 #if IM_HAVE_HIREDIS
 
 /* redis://host[:port][/db]: 0, or -EINVAL with why in err. The name is resolved now
  * (start-up, not on a loop). */
-static int im__redis_parse_url(const char *url, im__redis_addr *a, char *err, size_t cap)
+IM__AHEAD static int im__redis_parse_url(const char *url, im__redis_addr *a, char *err, size_t cap)
 {
     char host[256];
     const char *p = url, *h, *e;
@@ -8183,7 +8186,7 @@ bad:
 
 /* At start-up, before the loops: connects, PINGs (and SELECTs) within timeout_ms, so that an
  * unreachable Redis is an error at once rather than 503s later. 0, or < 0 with why in err. */
-static int im__redis_check(const im__redis_addr *a, int timeout_ms, char *err, size_t cap)
+IM__AHEAD static int im__redis_check(const im__redis_addr *a, int timeout_ms, char *err, size_t cap)
 {
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     char host[INET6_ADDRSTRLEN];
@@ -8333,7 +8336,7 @@ static int im__redis_wait_push(im__redis *r, im__redis_cb cb, void *arg)
  * cb(arg, reply) on this loop (reply NULL: the connection was lost first; the reply is freed
  * after cb returns). Sent with the next flush. 0; -ENOTCONN while Redis is down (the caller
  * answers 503), -ENOMEM. */
-static int im__redis_cmd(im__redis *r, int argc, const char **argv, const size_t *lens, im__redis_cb cb,
+IM__AHEAD static int im__redis_cmd(im__redis *r, int argc, const char **argv, const size_t *lens, im__redis_cb cb,
                          void *arg)
 {
     if (r->state != IM__REDIS_UP && r->state != IM__REDIS_CONNECTING) return -ENOTCONN;
@@ -8494,7 +8497,7 @@ static void im__redis_on_cqe(im_loop *L, struct io_uring_cqe *cqe)
 }
 
 /* A client on loop L in slot (< IM__REDIS_SLOTS), connecting at once. NULL: out of memory. */
-static im__redis *im__redis_new(im_loop *L, int slot, const im__redis_addr *a, const im__redis_opts *o)
+IM__AHEAD static im__redis *im__redis_new(im_loop *L, int slot, const im__redis_addr *a, const im__redis_opts *o)
 {
     im__redis *r = calloc(1, sizeof *r);
     if (!r) return NULL;

@@ -5,6 +5,8 @@
 #define IM__NIL UINT32_MAX
 /* Error paths: kept out of line, so the hot functions stay small enough to inline. */
 #define IM__COLD __attribute__((cold, noinline))
+/* Parts written ahead of their first caller in the header (test programs call them already). */
+#define IM__AHEAD __attribute__((unused))
 #define IM__RID_MAX 128 /* a request id's characters at most (X-Request-ID) */
 
 /* user_data of every SQE: what it is (op), and for connection ops which slot and which use of
