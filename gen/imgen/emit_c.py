@@ -327,12 +327,14 @@ def emit_binder_body(out, fields, prefix, target, extra):
     one = "UINT64_C(1)" if n > 32 else "1u"
     out.add(f"    {seen_t} seen = 0;", "    im_str k;", "    int r;")
 
+    def given(f):  # after a field's value was read
+        return [f"{target}->has_{f.name} = true;"] if f.optional or f.nullable else []
+
     def on(i, f):
         bind = f"im_bind_field(b, &{prefix}_{f.name}, &{target}->{f.name});"
         if f.nullable:
             bind = f"if (im_bind_null(b)) {target}->{f.name}_is_null = true; else {bind}"
-        return [f"seen |= {one} << {i};", bind] + \
-               ([f"{target}->has_{f.name} = true;"] if f.optional or f.nullable else [])
+        return [f"seen |= {one} << {i};", bind] + given(f)
 
     # keys as the fields are declared, compared where they stand (the usual client sends them so):
     # one compare per field, no key scan; the first key out of order, blank or escape goes to the loop
@@ -348,7 +350,7 @@ def emit_binder_body(out, fields, prefix, target, extra):
         else:  # one call: the key, then the value
             out.add(f"    if (!im_bind_field_at(b, {c_str(lit)}, {len(lit.encode())}, &{prefix}_{f.name}, "
                     f"&{target}->{f.name})) goto keyed;")
-            out.add(*("    " + l for l in on(i, f)[:1] + on(i, f)[2:]))
+            out.add(f"    seen |= {one} << {i};", *("    " + l for l in given(f)))
         chain += 1
     if chain:
         out.add("keyed:")
