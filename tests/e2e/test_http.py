@@ -904,9 +904,10 @@ class BatchedLoadTests(Batched, ServerTestCase):
             load.stdout.close()
         self.assertEqual(load.returncode, 0, "the load saw an error")
         after = self.lone_requests(c, 30)
-        # the wait is 200 us: a held request would take the next timer (seconds) instead
+        # the wait is 200 us: a held request would take the next timer (seconds) instead. The
+        # bound is far from both: 20 ms failed under ASan on a loaded CI machine (24 ms)
         for name, t in (("beside the load", during), ("after the load", after)):
-            self.assertLess(t[len(t) // 2], 0.02, "median lone request %s: %.4fs" %
+            self.assertLess(t[len(t) // 2], 0.2, "median lone request %s: %.4fs" %
                             (name, t[len(t) // 2]))
             self.assertLess(t[-1], 0.5, "slowest lone request %s: %.3fs" % (name, t[-1]))
 
