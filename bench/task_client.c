@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -94,8 +95,14 @@ static size_t response(conn *c, int *status, const char **b)
     char *e = memmem(c->buf, c->len, "\r\n\r\n", 4);
     if (!e) return 0;
     *status = atoi(c->buf + 9);
-    char *cl = memmem(c->buf, (size_t)(e - c->buf), "Content-Length: ", 16);
-    size_t blen = cl ? strtoul(cl + 16, NULL, 10) : 0, total = (size_t)(e - c->buf) + 4 + blen;
+    size_t blen = 0, total;
+    for (char *h = memchr(c->buf, '\n', (size_t)(e - c->buf)); h && h < e;
+         h = memchr(h + 1, '\n', (size_t)(e - h))) /* any case: HAProxy sends lower case */
+        if (!strncasecmp(h + 1, "content-length:", 15)) {
+            blen = strtoul(h + 16, NULL, 10);
+            break;
+        }
+    total = (size_t)(e - c->buf) + 4 + blen;
     if (c->len < total) return 0;
     *b = e + 4;
     return total;

@@ -87,6 +87,10 @@ const char *im_call_task_id(const im_call *call);
 /* The id of the request that made the call (see im_ctx_request_id; borrowed, valid during
  * the call), in a worker thread or process as on the loop. Lines the call logs carry it. */
 const char *im_call_request_id(const im_call *call);
+/* Which run of its task this is: 1, or more when the task was taken over after its worker
+ * went away (the Redis store runs a task at least once: tasks.max_attempts). 0 for an inline
+ * call. A handler with effects outside may look at it to make them once. */
+int im_call_attempt(const im_call *call);
 
 /* States of a task, in the order it moves through them (the last four are terminal). */
 enum {

@@ -29,6 +29,9 @@ typedef struct im__ckey {
 static const im__ckey im__ckeys[] = {
     {"server.host", IM__CK_STR, IM__OFF(host), 0, 0, 0, "address to bind, an IPv4 or IPv6 literal"},
     {"server.port", IM__CK_INT, IM__OFF(port), 0, 65535, IM__CKF_ANY, "TCP port (0: any free port)"},
+    {"server.role", IM__CK_STR, IM__OFF(role), 0, 0, 0,
+     "all (serves and runs tasks), api (runs none) or worker (serves only health, ready, "
+     "metrics); api and worker need the Redis store"},
     {"server.loops", IM__CK_INT, IM__OFF(loops), 0, IM_MAX_LOOPS, IM__CKF_CORES,
      "event-loop threads (0: one per online core)"},
     {"server.backlog", IM__CK_INT, IM__OFF(backlog), 1, 1 << 20, 0, "listen(2) backlog"},
@@ -89,6 +92,12 @@ static const im__ckey im__ckeys[] = {
      "a finished task is kept this long"},
     {"tasks.memory_bytes", IM__CK_SIZE, IM__OFF(task_memory_bytes), 1, (int64_t)1 << 48, 0,
      "what all kept tasks may hold (the oldest finished are evicted first)"},
+    {"tasks.store", IM__CK_STR, IM__OFF(task_store), 0, 0, 0,
+     "memory, or redis://host:port/db: tasks shared by the instances using that Redis"},
+    {"tasks.max_attempts", IM__CK_UINT, IM__OFF(task_max_attempts), 1, 1000, 0,
+     "Redis store: runs of a task whose worker went away, at most (then FAILED, worker lost)"},
+    {"tasks.redis.claim_after_ms", IM__CK_INT, IM__OFF(task_claim_after_ms), 100, 1 << 30, 0,
+     "Redis store: a task whose instance stopped answering is taken over after this"},
     {"logging.level", IM__CK_LEVEL, 0, 0, 0, IM__CKF_LIVE,
      "trace, debug, info, warn, error, fatal or off"},
     {"logging.format", IM__CK_STR, IM__OFF(log_format), 0, 0, 0,

@@ -246,7 +246,11 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
                im__route_here(L->srv, c, r = im__route_pick(n, h->method))) {
         x->route = r;
         x->udata = x->route->udata;
-        x->route->fn(x);
+        if (L->srv->worker_only && !r->is_probe)
+            im_reply_error(x, 404, "this instance runs tasks only (--role worker): it serves "
+                           "/health, /ready and /metrics");
+        else
+            x->route->fn(x);
         if (!x->is_done && !x->is_deferred) {
             im_log(IM_LOG_WARN, "handler for %.*s %.*s returned without answering",
                    (int)h->method.len, h->method.ptr, (int)h->path.len, h->path.ptr);

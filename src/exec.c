@@ -9,24 +9,34 @@
 int im_call_cancelled(const im_call *call)
 {
     if (call->pw) return im__pw_term != 0; /* a worker process: SIGTERM came */
+    if (call->cj) return im__cl_cancelled(call->cj);
     return call->run && im_job_cancelled(&call->run->job);
 }
 
 void im_call_progress(im_call *call, double fraction, const char *message)
 {
     if (call->pw) im__pw_progress(call->pw, fraction, message); /* to the server's task */
+    else if (call->cj) im__cl_progress(call->cj, fraction, message); /* to Redis */
     else if (call->run) im_job_progress(&call->run->job, fraction, message);
 }
 
 const char *im_call_task_id(const im_call *call)
 {
     if (call->pw) return call->pw->task_id;
+    if (call->cj) return im__cl_task_id(call->cj);
     return call->run ? call->run->idhex : NULL;
+}
+
+int im_call_attempt(const im_call *call)
+{
+    if (call->cj) return im__cl_attempt(call->cj);
+    return call->run || call->pw ? 1 : 0;
 }
 
 const char *im_call_request_id(const im_call *call)
 {
     if (call->pw) return call->pw->rid;
+    if (call->cj) return im__cl_request_id(call->cj);
     if (call->run) return call->run->task->request_id;
     return call->ctx ? call->ctx->rid : "";
 }
@@ -866,7 +876,7 @@ static void im__ep_inline(im_ctx *c, im__epstate *st)
     memset(args, 0, ep->args_size);
     memset(out, 0, ep->out_size);
     if (im__ep_bind(c, ep, args)) return;
-    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL, 0, NULL, 0};
+    im_call call = {c, ep, &c->arena, 0, NULL, NULL, st, NULL, NULL, 0, NULL, 0, NULL};
     c->is_inline_call = 1; /* the call and its views end with this function */
     int status = ep->call(&call, args, out);
     c->is_inline_call = 0;
@@ -1084,5 +1094,6 @@ static void im__ep_handler(im_ctx *c)
     im__epstate *st = im_ctx_udata(c);
     const im_endpoint *ep = st->ep;
     if (ep->mode == IM_MODE_INLINE) im__ep_inline(c, st);
+    else if (c->loop->srv->cluster && ep->mode != IM_MODE_PROCESS) im__cl_submit(c, st);
     else im__ep_task(c, st);
 }

@@ -164,6 +164,7 @@ extern "C" {
 #include "bind.c"
 #include "exec.c"
 #include "proc.c"
+#include "cluster.c"
 #include "taskapi.c"
 #include "server.c"
 #include "conf.c"

@@ -138,6 +138,7 @@ typedef struct im__route {
     char *pattern;           /* owned: as added (the metrics' route label) */
     uint32_t mid;            /* its metrics' index, 1.. (0: requests no route took) */
     uint8_t place;           /* IM__AT_*: which listeners answer it when manage.port is set */
+    uint8_t is_probe;        /* /health, /ready, /metrics: served by a worker-only instance */
     char **pnames;           /* owned {param} names in pattern order */
     unsigned nparams;
     struct im__route *next;  /* other methods of the same node */
@@ -301,6 +302,8 @@ typedef struct im__redis {
     im__redis_wait *q;           /* commands sent or queued, waiting for their replies (a ring) */
     size_t qhead, qn, qcap;
     im__redis_cb on_push;        /* replies no command waits for (pub/sub) */
+    void (*on_connect)(struct im__redis *r, void *arg); /* on each connect (push_arg): what to
+                                                         * send first */
     void *push_arg;
     uint32_t backoff_ms;
     im__ltimer retry, ctimer;    /* the next connect; the connect's time limit */
@@ -373,6 +376,7 @@ struct im_loop {
     unsigned has_ext_arg : 1;  /* IORING_FEAT_EXT_ARG (5.11+) */
     im__redis *redis[IM__REDIS_SLOTS]; /* owned: Redis clients on this loop (redis.c) */
     im__redis *redis_dirty;    /* those with commands to send this iteration */
+    struct im__clloop *cl;     /* owned: its side of the Redis task store (cluster.c), or NULL */
     struct im__taskrun *run_pool; /* recycled task runs (exec.c) */
     uint32_t run_pooled;
     /* task ids: random bytes from getrandom, drawn 16 at a time */
@@ -403,8 +407,10 @@ struct im_server {
     size_t openapi_len;
     _Atomic size_t queued_bytes; /* memory held by calls on the executors (max_queued_bytes) */
     struct im__store *store;   /* owned: the tasks (in memory) */
+    struct im__cluster *cluster; /* owned: tasks shared through Redis (cluster.c), or NULL */
     im__ltimer evict_timer;    /* on loop 0: the store's TTL, once a second */
     int has_task_routes;       /* /tasks and /functions are routed */
+    int worker_only;           /* --role worker: only the probes answer (cluster.c) */
     im_executor *primary;      /* owned: shared worker pool */
     im_executor *serial;       /* owned: one worker */
     struct im__procs *procs;   /* owned: process mode (proc.c): fork server and workers, or NULL */
@@ -441,6 +447,7 @@ struct im_call {
     uint16_t ok_status;       /* set by im_call_status: a success's, or 0 (the endpoint's) */
     char *hdrs;               /* im_call_header's of a task: "Name: value\r\n"... (arena) */
     size_t hdrs_len;
+    struct im__cljob *cj;     /* a task taken from the cluster (cluster.c), else NULL */
 };
 
 /* A call's link to the server in a worker process (proc.c). */
@@ -621,6 +628,18 @@ static void im__modules_close(im_server *s);
 static int im__modules_shutdown_within(im_server *s, int timeout_ms);
 static void im__modules_free(im_server *s);
 static void im__call_end(im_call *call);
+/* the Redis task store (cluster.c) */
+enum { IM__CLQ_SUBMIT = 1, IM__CLQ_GET, IM__CLQ_RESULT, IM__CLQ_DELETE, IM__CLQ_WAIT, IM__CLQ_EVENTS,
+       IM__CLQ_FUNCS, IM__CLQ_FUNC, IM__CLQ_TERMINATE };
+static void im__function_json(im_jw *w, const im__epstate *st, int with_args, const unsigned *counts);
+struct im__cljob;
+static void im__cl_submit(im_ctx *c, im__epstate *st);
+static void im__cl_loop_stop(struct im_loop *L);
+static void im__cl_progress(struct im__cljob *j, double fraction, const char *message);
+static int im__cl_attempt(const struct im__cljob *j);
+static const char *im__cl_task_id(const struct im__cljob *j);
+static const char *im__cl_request_id(const struct im__cljob *j);
+static int im__cl_cancelled(const struct im__cljob *j);
 static int im__procs_prestart(im_server *s);
 static int im__procs_start(im_server *s);
 static void im__procs_close(im_server *s);

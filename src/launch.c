@@ -11,6 +11,8 @@ static void im__flag_of(const char *key, char *out, size_t cap)
     if (strncmp(key, "server.timeouts.", 16) == 0 && strcmp(last, "linger_ms") != 0) {
         size_t n = strlen(last);
         snprintf(name, sizeof name, "%.*s_timeout_ms", (int)(n > 3 ? n - 3 : n), last);
+    } else if (strcmp(key, "tasks.store") == 0) { /* --store redis://... */
+        snprintf(name, sizeof name, "store");
     } else if (strncmp(key, "tasks.", 6) == 0) {
         snprintf(name, sizeof name, "task_%s", last);
     } else if (strcmp(key, "compression.enabled") == 0) {

@@ -827,6 +827,7 @@ static void im__loop_begin_stop(im_loop *L)
 {
     L->is_stopping = 1;
     L->stop_deadline = L->now_ms + (uint32_t)L->srv->o.shutdown_timeout_ms;
+    im__cl_loop_stop(L); /* callers waiting for tasks elsewhere are answered now */
     for (int i = 0; i < 2; i++) {
         im__lis *ls = &L->lis[i];
         if (ls->is_accepting) {

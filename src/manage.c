@@ -245,6 +245,11 @@ static int im__manage_routes(im_server *s)
     int rc = im__route_builtin(s, "GET", "/health", im__health, s, IM__AT_BOTH);
     if (!rc) rc = im__route_builtin(s, "GET", "/ready", im__ready, s, IM__AT_BOTH);
     if (!rc) rc = im__route_builtin(s, "GET", "/metrics", im__metrics, s, IM__AT_BOTH);
+    const char *probes[] = {"/health", "/ready", "/metrics"};
+    for (int i = 0; !rc && i < 3; i++) {
+        im__route *r = im__router_find(s->root, "GET", probes[i]);
+        if (r && r->fn != NULL) r->is_probe = 1; /* the service's own there counts too */
+    }
     char path[256];
     for (size_t i = 0; !rc && i < sizeof subs / sizeof *subs; i++) {
         snprintf(path, sizeof path, "%.*s%s", (int)pl, pre, subs[i].sub);

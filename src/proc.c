@@ -359,7 +359,7 @@ static void im__pw_call(int sock, const im__pcall_msg *m, char *pay, im_loop *L,
     im_log_set_level((im_log_level)m->log_level);
     atomic_store_explicit(&im__L.json, m->log_json ? 1 : 0, memory_order_relaxed);
     im_log_set_request_id(rid);
-    im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw, 0, NULL, 0};
+    im_call call = {NULL, ep, &x.arena, 0, NULL, NULL, NULL, NULL, &pw, 0, NULL, 0, NULL};
     void *args = calloc(1, ep->args_size ? ep->args_size : 1);
     void *out = calloc(1, ep->out_size ? ep->out_size : 1);
     int status;

@@ -3,7 +3,7 @@
  * parsed by hiredis's reader and handed to each command's callback in order. A lost
  * connection fails what was waiting and is made again with backoff; the loop never blocks.
  * Built with IM_HAVE_HIREDIS only (the CMake target sets it where libhiredis-dev is found).
- * The task store that uses it is still to come: until then only tests/test_redis.c calls it. */
+ * The Redis task store (cluster.c) uses it on every loop. */
 
 #if IM_HAVE_HIREDIS
 
@@ -283,6 +283,7 @@ static void im__redis_connect(im__redis *r)
         const char *argv[] = {"SELECT", db};
         im__redis_cmd(r, 2, argv, NULL, im__redis_selected, r);
     }
+    if (r->on_connect) r->on_connect(r, r->push_arg); /* e.g. SUBSCRIBE again, on each connect */
     struct io_uring_sqe *s = im__sqe(r->L);
     io_uring_prep_connect(s, fd, (const struct sockaddr *)&r->addr.sa, r->addr.salen);
     io_uring_sqe_set_data64(s, IM__UD(IM__OP_REDIS, r->gen, r->slot << 2 | 1));
@@ -379,11 +380,10 @@ static void im__redis_on_cqe(im_loop *L, struct io_uring_cqe *cqe)
     }
 }
 
-/* A client on loop L in slot (< IM__REDIS_SLOTS), connecting at once. NULL: out of memory. */
-IM__AHEAD static im__redis *im__redis_new(im_loop *L, int slot, const im__redis_addr *a, const im__redis_opts *o)
+/* Fills r (zeroed, its hooks set) as a client on loop L in slot, and connects it. */
+static im__redis *im__redis_init(im__redis *r, im_loop *L, int slot, const im__redis_addr *a,
+                                 const im__redis_opts *o)
 {
-    im__redis *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
     r->L = L;
     r->slot = slot;
     r->addr = *a;
@@ -398,6 +398,27 @@ IM__AHEAD static im__redis *im__redis_new(im_loop *L, int slot, const im__redis_
     L->redis[slot] = r;
     im__redis_connect(r);
     return r;
+}
+
+/* A client on loop L in slot (< IM__REDIS_SLOTS), connecting at once. NULL: out of memory. */
+IM__AHEAD static im__redis *im__redis_new(im_loop *L, int slot, const im__redis_addr *a, const im__redis_opts *o)
+{
+    im__redis *r = calloc(1, sizeof *r);
+    return r ? im__redis_init(r, L, slot, a, o) : NULL;
+}
+
+/* The same, with a hook called on each connect (before anything else queued goes out) and
+ * one for the replies no command waits for (pub/sub messages); arg is theirs. */
+IM__AHEAD static im__redis *im__redis_new_with(im_loop *L, int slot, const im__redis_addr *a,
+                                               const im__redis_opts *o, void (*on_connect)(im__redis *, void *),
+                                               im__redis_cb on_push, void *arg)
+{
+    im__redis *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->on_connect = on_connect;
+    r->on_push = on_push;
+    r->push_arg = arg;
+    return im__redis_init(r, L, slot, a, o);
 }
 
 /* After the loop's ring is gone (nothing is in flight): what is still waiting is told, and

@@ -32,6 +32,10 @@ static int im__resolve_opts(im_server_opts *o)
     IM__DEF(arena_extra_bytes, IM_DEFAULT_ARENA_EXTRA_BYTES);
     IM__DEF(task_ttl_ms, IM_DEFAULT_TASK_TTL_MS);
     IM__DEF(task_memory_bytes, IM_DEFAULT_TASK_MEMORY_BYTES);
+    IM__DEF(task_store, "memory");
+    IM__DEF(role, "all");
+    IM__DEF(task_claim_after_ms, 30000);
+    IM__DEF(task_max_attempts, 3);
     IM__DEF(processes, cores > 0 ? (unsigned)cores : 1);
     IM__DEF(kill_grace_ms, IM_DEFAULT_KILL_GRACE_MS);
     IM__DEF(log_format, "text");
@@ -63,7 +67,8 @@ static int im__resolve_opts(im_server_opts *o)
         o->compress_level > 9 ||
         (strcmp(o->log_format, "text") && strcmp(o->log_format, "json")) ||
         o->log_ring_lines > (1u << 20) || o->manage_prefix[0] != '/' ||
-        o->arena_extra_bytes > ((size_t)1 << 32))
+        o->arena_extra_bytes > ((size_t)1 << 32) || o->task_claim_after_ms < 100 ||
+        o->task_max_attempts > 1000)
         return -EINVAL;
     if (o->max_conns < o->loops) o->loops = o->max_conns; /* at least one connection a loop */
     return 0;
@@ -275,6 +280,7 @@ static int im__loop_init(im_loop *L)
         im__ltimer_init(&L->srv->evict_timer, im__evict_tick);
         im__ltimer_start(L, &L->srv->evict_timer, 1000);
     }
+    if ((rc = im__cl_loop_init(L))) goto fail; /* its Redis connections, when shared */
     im__arm_accept(L, 0);
     if (L->lis[1].fd >= 0) im__arm_accept(L, 1);
     im__arm_wake(L);
@@ -291,6 +297,7 @@ static void im__loop_free(im_loop *L)
 #if IM_HAVE_HIREDIS
     for (int i = 0; i < IM__REDIS_SLOTS; i++) im__redis_free(L->redis[i]);
 #endif
+    im__cl_loop_free(L);
     free(L->met);
     im__gzip_free(L);
     while (atomic_load_explicit(&L->posting, memory_order_acquire)) /* see im_loop_post */
@@ -453,6 +460,8 @@ int im_server_start(im_server *s)
     /* the modules that are on: init (which may make executors), then their routes; a module
      * that fails stops the start (im_server_free runs the fini of those started) */
     if ((rc = im__modules_start(s))) return rc;
+    /* tasks.store: Redis, once the endpoints (their priority levels) are known */
+    if (!s->cluster && (rc = im__cl_start_server(s))) return rc;
     if ((rc = im__manage_routes(s))) return rc;
     s->loops = calloc((size_t)s->o.loops, sizeof *s->loops);
     if (!s->loops) return -ENOMEM;
@@ -562,6 +571,7 @@ static int im__wait(im_server *s, int sfd)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    im__cl_stop(s); /* no more tasks taken from the cluster */
     if (s->primary) im_executor_close(s->primary);
     if (s->serial) im_executor_close(s->serial);
     im__procs_close(s);
@@ -650,6 +660,7 @@ void im_server_free(im_server *s)
         im__loop_free(L);
     }
     free(s->loops);
+    im__cl_free(s);
     im_bus_free(atomic_load(&s->bus)); /* after the modules' fini, which may publish */
     pthread_mutex_destroy(&s->live_mu);
     if (s->store) s->store->ops->destroy(s->store);

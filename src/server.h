@@ -44,6 +44,13 @@ typedef struct im_server_opts {
     int task_ttl_ms;           /* a finished task is kept this long (10 min) */
     size_t task_memory_bytes;  /* what all kept tasks may hold (256 MiB): the oldest finished
                                 * are evicted first, unfinished ones never */
+    const char *task_store;    /* "memory" (default), or "redis://host[:port][/db]": tasks
+                                * shared by every instance using the same Redis */
+    const char *role;          /* "all" (default): serves and runs tasks; "api": serves, runs
+                                * none; "worker": runs tasks, serves health, ready, metrics */
+    int task_claim_after_ms;   /* Redis store: a task whose instance stopped answering is
+                                * taken over by another after this (30 s) ... */
+    unsigned task_max_attempts;/* ... at most this many runs in all (3), then FAILED */
     unsigned processes;        /* worker processes of process-mode functions, kept warm
                                 * (number of online cores) */
     int kill_grace_ms;         /* a process task past its time limit or cancelled: SIGTERM,

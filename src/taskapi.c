@@ -19,8 +19,25 @@ static im__task *im__api_task(im_ctx *c)
     return t;
 }
 
+/* Redis store: 1 when the task named by {id} is not one of this server's own (process-mode
+ * tasks stay where they were accepted): it is looked up in Redis. */
+static int im__api_shared(im_ctx *c)
+{
+    im_server *s = c->loop->srv;
+    uint8_t id[16];
+    if (!s->cluster) return 0;
+    if (im__task_id_parse(im_ctx_param(c, "id"), id)) return 1;
+    im__task *t = s->store->ops->get(s->store, id);
+    im__task_unref(t);
+    return t == NULL;
+}
+
 static void im__api_task_get(im_ctx *c)
 {
+    if (im__api_shared(c)) {
+        im__cl_task_api(c, IM__CLQ_GET);
+        return;
+    }
     im__task *t = im__api_task(c);
     im_jw w;
     if (!t) return;
@@ -34,6 +51,10 @@ static void im__api_task_get(im_ctx *c)
 
 static void im__api_task_result(im_ctx *c)
 {
+    if (im__api_shared(c)) {
+        im__cl_task_api(c, IM__CLQ_RESULT);
+        return;
+    }
     im__task *t = im__api_task(c);
     if (!t) return;
     im__task_lock(t);
@@ -56,6 +77,10 @@ static void im__api_task_result(im_ctx *c)
 
 static void im__api_task_delete(im_ctx *c)
 {
+    if (im__api_shared(c)) {
+        im__cl_task_api(c, IM__CLQ_DELETE);
+        return;
+    }
     im__task *t = im__api_task(c);
     im_jw w;
     if (!t) return;
@@ -77,6 +102,10 @@ static void im__api_task_delete(im_ctx *c)
 
 static void im__api_task_events(im_ctx *c)
 {
+    if (im__api_shared(c)) {
+        im__cl_task_api(c, IM__CLQ_EVENTS);
+        return;
+    }
     im__task *t = im__api_task(c);
     if (t) im__events_start(c, t);
 }
@@ -173,13 +202,15 @@ static const char *im__mode_name(int mode)
     return mode >= 0 && mode <= IM_MODE_PROCESS ? names[mode] : "unknown";
 }
 
-/* One function as GET /functions lists it; with its arguments' definitions when asked. */
-static void im__function_json(im_jw *w, const im__epstate *st, int with_args)
+/* One function as GET /functions lists it; with its arguments' definitions when asked.
+ * counts: {running, unfinished} of the whole cluster (Redis store), or NULL: this server's. */
+static void im__function_json(im_jw *w, const im__epstate *st, int with_args, const unsigned *counts)
 {
     const im_endpoint *ep = st->ep;
-    unsigned unfinished = atomic_load_explicit(&((im__epstate *)st)->unfinished,
-                                               memory_order_relaxed);
-    unsigned running = atomic_load_explicit(&((im__epstate *)st)->running, memory_order_relaxed);
+    unsigned unfinished = counts ? counts[1] : atomic_load_explicit(&((im__epstate *)st)->unfinished,
+                                                                    memory_order_relaxed);
+    unsigned running = counts ? counts[0] : atomic_load_explicit(&((im__epstate *)st)->running,
+                                                                 memory_order_relaxed);
     im_jw_obj(w);
     im_jw_key(w, "name");
     im_jw_str(w, ep->name);
@@ -221,9 +252,13 @@ static void im__api_functions(im_ctx *c)
 {
     im_server *s = c->loop->srv;
     im_jw w;
+    if (s->cluster) {
+        im__cl_functions(c, NULL, IM__CLQ_FUNCS);
+        return;
+    }
     im_jw_init(&w, NULL, 0);
     im_jw_arr(&w);
-    for (size_t i = 0; i < s->neps; i++) im__function_json(&w, s->eps[i], 0);
+    for (size_t i = 0; i < s->neps; i++) im__function_json(&w, s->eps[i], 0, NULL);
     im_jw_arr_end(&w);
     im__reply_jw(c, 200, &w);
 }
@@ -233,8 +268,12 @@ static void im__api_function_get(im_ctx *c)
     im__epstate *st = im__api_function(c, im_ctx_param(c, "name"));
     im_jw w;
     if (!st) return;
+    if (c->loop->srv->cluster) {
+        im__cl_functions(c, st, IM__CLQ_FUNC);
+        return;
+    }
     im_jw_init(&w, NULL, 0);
-    im__function_json(&w, st, 1);
+    im__function_json(&w, st, 1, NULL);
     im__reply_jw(c, 200, &w);
 }
 
@@ -248,6 +287,10 @@ static void im__api_function_terminate(im_ctx *c)
     im__task *batch[256];
     char body[48];
     if (!st) return;
+    if (s->cluster && st->ep->mode != IM_MODE_PROCESS) {
+        im__cl_functions(c, st, IM__CLQ_TERMINATE);
+        return;
+    }
     do { /* in batches, newest first, never holding the store's lock while cancelling */
         size_t n = s->store->ops->list(s->store, st, 1u << IM_TASK_QUEUED | 1u << IM_TASK_RUNNING,
                                        before, batch, 256, &next);
