@@ -106,22 +106,26 @@ static const char im__cl_lua_take[] =
     "end\n"
     "return {false,last}\n";
 
-/* ARGV: consumer now min_idle max_attempts ttl lease_ms stream...: entries idle past min_idle (their
- * consumer died or lost Redis) are taken over; past max_attempts their task FAILED. Returns
- * the tasks to run here (as take's). */
+/* ARGV: consumer now min_idle max_attempts ttl lease_ms live count stream...: entries idle past
+ * min_idle (their consumer died or lost Redis) are taken over, at most count a stream; past
+ * max_attempts their task FAILED. live: the ids this consumer runs now, comma-separated (one
+ * of its own that is not among them was stranded: run again). Returns the tasks to run here
+ * (as take's). */
 static const char im__cl_lua_reclaim[] =
     "local ME,NOW=ARGV[1],ARGV[2]\n" IM__CL_LUA_START IM__CL_LUA_END
+    "local live={}\n"
+    "for id in string.gmatch(ARGV[7],'[^,]+') do live[id]=true end\n"
     "local out={}\n"
-    "for i=7,#ARGV do\n"
+    "for i=9,#ARGV do\n"
     "  local k=ARGV[i]\n"
-    "  local r=may(k,ARGV[6]) and redis.call('XAUTOCLAIM',k,'im',ARGV[1],ARGV[3],'0-0','COUNT',16)"
-    " or {0,{}}\n"
+    "  local r=may(k,ARGV[6]) and redis.call('XAUTOCLAIM',k,'im',ARGV[1],ARGV[3],'0-0','COUNT',"
+    "ARGV[8]) or {0,{}}\n"
     "  for _,e in ipairs(r[2]) do\n"
     "    if e[2] then\n"
     "      local tk='im:t:'..e[2][2]\n"
     "      local st=redis.call('HGET',tk,'state')\n"
     "      local att=tonumber(redis.call('HGET',tk,'att') or '0')\n"
-    "      if st=='1' and redis.call('HGET',tk,'owner')==ARGV[1] then st='mine' end\n"
+    "      if st=='1' and live[e[2][2]] then st='mine' end\n"
     "      if (st=='0' or st=='1') and att>=tonumber(ARGV[4]) then\n"
     "        finish(e[2][2],st,3,500,'worker lost: the task was tried '..att..' times "
     "(tasks.max_attempts) and its worker went away each time',ARGV[2],ARGV[5])\n"
@@ -205,13 +209,18 @@ static const char im__cl_lua_beat[] =
     "end\n"
     "return out\n";
 
-/* ARGV: id stream eid image: a task taken here that never ran (this instance stops) goes back
- * to its queue, as it was. */
+/* ARGV: id stream eid image consumer now ttl: a task taken here that never ran (this instance
+ * stops) goes back to its queue, as it was; unless it is another's now (taken over), or was
+ * cancelled meanwhile (then it ends CANCELLED). */
 static const char im__cl_lua_requeue[] =
+    IM__CL_LUA_END
     "local tk='im:t:'..ARGV[1]\n"
     "local k=ARGV[2]\n"
+    "if redis.call('HGET',tk,'state')~='1' or redis.call('HGET',tk,'owner')~=ARGV[5] then\n"
+    "  return 0 end\n"
     "redis.call('XACK',k,'im',ARGV[3]) redis.call('XDEL',k,ARGV[3])\n"
-    "if redis.call('HGET',tk,'state')~='1' then return 0 end\n"
+    "local c=redis.call('HGET',tk,'cancel')\n"
+    "if c then finish(ARGV[1],'1',5,409,c,ARGV[6],ARGV[7]) return 0 end\n"
     "redis.call('HINCRBY','im:running',redis.call('HGET',tk,'fn'),-1)\n"
     "redis.call('INCR','im:queued')\n"
     "redis.call('HINCRBY',tk,'att',-1)\n"
@@ -491,9 +500,13 @@ static redisReply *im__cl_call(im__cluster *cl, redisContext **rc, int argc, con
         if (!*rc && !(*rc = im__cl_connect(cl))) return NULL;
         redisReply *rep = redisCommandArgv(*rc, argc, argv, lens);
         if (rep) return rep;
+        /* sent again only when the connection was found closed: after a time-out Redis may
+         * have run it (a take twice would strand a task) */
+        int timed_out = (*rc)->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
         redisFree(*rc);
         *rc = NULL;
         atomic_fetch_add_explicit(&cl->n_lost_conn, 1, memory_order_relaxed);
+        if (timed_out) break;
     }
     return NULL;
 }
@@ -584,8 +597,8 @@ static redisReply *im__cl_end_ex(im__cljob *j, redisContext **rc, int state, int
         take = n > 15;
     }
     if (!take) n = 13;
-    for (size_t i = 0; i < n; i++) l[i] = strlen(a[i]);
-    l[8] = body ? blen : 0;
+    for (size_t i = 0; i < n; i++) l[i] = i == 8 ? (body ? blen : 0) : strlen(a[i]); /* the body
+                                                                   * has no NUL at its end */
     redisReply *rep = im__cl_eval(j->cl, rc, take ? im__cl_lua_end_take : im__cl_lua_end, (int)n,
                                   a, l);
     const redisReply *e = rep && take && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
@@ -624,6 +637,9 @@ static redisReply *im__cl_run_one(im__cljob *j)
 {
     im__cluster *cl = j->cl;
     redisReply *next = NULL;
+    pthread_mutex_lock(&cl->mu); /* its time limit counts from here, as on one server */
+    j->taken_ms = im__mono_ms();
+    pthread_mutex_unlock(&cl->mu);
     const im_endpoint *ep = j->st->ep;
     int c0 = atomic_load(&j->cancel);
     if (c0 || atomic_load(&j->ended)) { /* cancelled before it ran here */
@@ -701,6 +717,7 @@ static im_executor *im__cl_executor(const im__cluster *cl, const im__epstate *st
 }
 
 static void im__cl_start(im__cluster *cl, redisContext **rc, const redisReply *e);
+static _Atomic unsigned im__cl_gens; /* job generations, never reused (the beat's check) */
 static im__epstate *im__cl_fn(im_server *s, const char *name, size_t n);
 
 static void im__cl_job_run(im_job *job) /* on a worker thread of this instance */
@@ -734,7 +751,7 @@ static void im__cl_job_run(im_job *job) /* on a worker thread of this instance *
             snprintf(j->rid, sizeof j->rid, "%.*s", (int)e->element[6]->len, e->element[6]->str);
         j->taken_ms = im__mono_ms();
         j->progress_ms = 0;
-        j->gen++;
+        j->gen = atomic_fetch_add_explicit(&im__cl_gens, 1, memory_order_relaxed) + 1;
         atomic_store(&j->cancel, 0);
         atomic_store(&j->ended, 0);
         pthread_mutex_unlock(&cl->mu);
@@ -764,10 +781,14 @@ static void im__cl_job_done(im_job *job, int status) /* on the worker, or at shu
 {
     im__cljob *j = (im__cljob *)(void *)job;
     if (status == -ECANCELED && !atomic_load(&j->ended)) { /* never ran: back to the queue */
-        const char *a[] = {j->id, j->key, j->eid, j->img};
-        size_t l[] = {strlen(j->id), strlen(j->key), strlen(j->eid), j->img_len};
+        char now[24], ttl[16];
+        snprintf(now, sizeof now, "%lld", (long long)im__wall_ms());
+        snprintf(ttl, sizeof ttl, "%d", j->cl->srv->o.task_ttl_ms);
+        const char *a[] = {j->id, j->key, j->eid, j->img, j->cl->consumer, now, ttl};
+        size_t l[] = {strlen(j->id), strlen(j->key), strlen(j->eid), j->img_len,
+                      strlen(j->cl->consumer), strlen(now), strlen(ttl)};
         redisContext *rc = NULL;
-        redisReply *rep = im__cl_eval(j->cl, &rc, im__cl_lua_requeue, 4, a, l);
+        redisReply *rep = im__cl_eval(j->cl, &rc, im__cl_lua_requeue, 7, a, l);
         if (rep) freeReplyObject(rep);
         if (rc) redisFree(rc);
     }
@@ -830,6 +851,7 @@ static void im__cl_start(im__cluster *cl, redisContext **rc, const redisReply *e
         snprintf(j->rid, sizeof j->rid, "%.*s", (int)e->element[6]->len, e->element[6]->str);
     j->taken_ms = im__mono_ms();
     j->progress_ms = 0;
+    j->gen = atomic_fetch_add_explicit(&im__cl_gens, 1, memory_order_relaxed) + 1;
     j->job.run = im__cl_job_run;
     j->job.done = im__cl_job_done;
     pthread_mutex_lock(&cl->mu);
@@ -863,7 +885,7 @@ static void im__cl_keys_args(im__cluster *cl, const char **a, size_t *n, int poo
 
 /* Heartbeat of the tasks running here (their entries stay ours), their cancel flags read,
  * and their time limits: one past it ends TIMEOUT now (its handler is asked to stop). */
-static void im__cl_beat(im__cluster *cl, redisContext **rc)
+static int im__cl_beat(im__cluster *cl, redisContext **rc, int from)
 {
     const char *a[62];
     char lease[16];
@@ -875,12 +897,18 @@ static void im__cl_beat(im__cluster *cl, redisContext **rc)
     snprintf(lease, sizeof lease, "%d", cl->srv->o.task_claim_after_ms);
     a[n++] = cl->consumer;
     a[n++] = lease;
-    uint64_t now = im__mono_ms();
+    int seen = 0, more = 0;
     pthread_mutex_lock(&cl->mu);
-    for (im__cljob *j = cl->jobs; j && k < 20; j = j->next) {
-        if (atomic_load(&j->ended)) continue;
+    uint64_t now = im__mono_ms(); /* under the lock: no start is later than it */
+    for (im__cljob *j = cl->jobs; j; j = j->next) {
+        if (atomic_load(&j->ended) || seen++ < from) continue;
+        if (k == 20) { /* the rest in the next call */
+            more = 1;
+            break;
+        }
         uint32_t lim = j->st ? atomic_load_explicit(&j->st->timeout_ms, memory_order_relaxed) : 0;
-        if (lim && now - j->taken_ms > lim && !atomic_load(&j->cancel)) atomic_store(&j->cancel, 2);
+        if (lim && now > j->taken_ms && now - j->taken_ms > lim && !atomic_load(&j->cancel))
+            atomic_store(&j->cancel, 2);
         memcpy(keys[k], j->key, sizeof keys[k]); /* copies: the job may take its next task */
         memcpy(eids[k], j->eid, sizeof eids[k]);
         memcpy(ids[k], j->id, sizeof ids[k]);
@@ -922,6 +950,7 @@ static void im__cl_beat(im__cluster *cl, redisContext **rc)
         im__cl_late_why(&late[i], why, sizeof why);
         im__cl_end(&late[i], rc, IM_TASK_TIMEOUT, 504, NULL, 0, 0, 0, NULL, why);
     }
+    return more;
 }
 
 /* The streams' groups ("im"), made when missing (at start; after Redis lost its data). */
@@ -952,21 +981,41 @@ static void *im__cl_feeder(void *arg)
         snprintf(idle, sizeof idle, "%u", claim);
         snprintf(maxa, sizeof maxa, "%u", cl->srv->o.task_max_attempts);
         snprintf(ttl, sizeof ttl, "%d", cl->srv->o.task_ttl_ms);
-        if (now >= next_beat) {
-            im__cl_beat(cl, &rc);
+        if (now >= next_beat) { /* every job's entry, 20 a script */
+            for (int from = 0; im__cl_beat(cl, &rc, from); from += 20) {
+            }
             next_beat = now + beat_ms;
         }
         pthread_mutex_lock(&cl->mu);
         int pool = cl->inflight < cl->slots, serial = cl->sinflight == 0;
+        unsigned seen = cl->inflight, sseen = cl->sinflight;
         pthread_mutex_unlock(&cl->mu);
-        const char *a[7 + 2 * IM_QUEUE_MAX_LEVELS];
+        const char *a[9 + 2 * IM_QUEUE_MAX_LEVELS];
         size_t n = 0;
         if ((pool || serial) && now >= next_reclaim) {
+            char count[12], *live = NULL;
+            size_t ll = 0;
+            pthread_mutex_lock(&cl->mu);
+            unsigned nj = 0;
+            for (im__cljob *j = cl->jobs; j; j = j->next) nj++;
+            snprintf(count, sizeof count, "%u", cl->inflight < cl->slots ? cl->slots - cl->inflight : 1);
+            if ((live = malloc((size_t)nj * 33 + 1))) {
+                for (im__cljob *j = cl->jobs; j; j = j->next) {
+                    memcpy(live + ll, j->id, 32);
+                    ll += 32;
+                    live[ll++] = ',';
+                }
+                live[ll] = 0;
+            }
+            pthread_mutex_unlock(&cl->mu);
             a[n++] = cl->consumer, a[n++] = nowt, a[n++] = idle, a[n++] = maxa, a[n++] = ttl;
             a[n++] = idle; /* the lease lasts as long as a claim waits */
+            a[n++] = live ? live : "";
+            a[n++] = count;
             im__cl_keys_args(cl, a, &n, pool, serial);
-            redisReply *rep = n > 6 ? im__cl_eval(cl, &rc, im__cl_lua_reclaim, (int)n, a, NULL)
-                                    : NULL;
+            redisReply *rep = live && n > 8 ? im__cl_eval(cl, &rc, im__cl_lua_reclaim, (int)n, a, NULL)
+                                            : NULL;
+            free(live);
             if (rep && rep->type == REDIS_REPLY_ARRAY)
                 for (size_t i = 0; i < rep->elements; i++) {
                     im__cl_start(cl, &rc, rep->element[i]);
@@ -979,6 +1028,7 @@ static void *im__cl_feeder(void *arg)
         n = 0;
         a[n++] = cl->consumer, a[n++] = nowt, a[n++] = idle;
         im__cl_keys_args(cl, a, &n, pool, serial);
+        if (n == 3) pool = 0; /* nothing this instance may take now (the serial one runs) */
         if (!pool && !(n > 3 && taken_serial_miss == 0)) {
             /* every worker busy: wait for one to come free (it signals cv). A serial task
              * may still start meanwhile: looked for every 50 ms (a blocking read would not
@@ -989,8 +1039,8 @@ static void *im__cl_feeder(void *arg)
             ts.tv_nsec += ms * 1000000L;
             ts.tv_sec += ts.tv_nsec / 1000000000L;
             ts.tv_nsec %= 1000000000L;
-            pthread_mutex_lock(&cl->mu);
-            if (cl->inflight >= cl->slots && !atomic_load(&cl->stop))
+            pthread_mutex_lock(&cl->mu); /* a job's end signals cv (none came since: wait) */
+            if (!atomic_load(&cl->stop) && cl->inflight == seen && cl->sinflight == sseen)
                 pthread_cond_timedwait(&cl->cv, &cl->mu, &ts);
             pthread_mutex_unlock(&cl->mu);
             taken_serial_miss = 0;
@@ -1186,6 +1236,25 @@ static int im__cl_reply_ok(im__clreq *q, redisReply *rep)
 
 static void im__cl_listen(im__clreq *q, long wait_s);
 
+static void im__cl_fetch(im__clreq *q);
+
+/* The loop stops: a caller that would wait longer is told where its task is instead (1; q is
+ * freed). */
+static int im__cl_stopping(im__clreq *q)
+{
+    im_ctx *c = q->c;
+    if (!q->L->is_stopping || !c) return 0;
+    char loc[48];
+    snprintf(loc, sizeof loc, "/tasks/%s", q->id);
+    im__cl_req_free(q);
+    c->on_close = NULL;
+    im_res_header(c, "Location", loc);
+    im__cl_retry_1(c);
+    im_reply_error(c, 503, "this instance is stopping; the task goes on: its state and answer are "
+                   "at its Location");
+    return 1;
+}
+
 /* A task's hash for q: its answer (sync, result) or its object (get). */
 static void im__cl_answer(im__clreq *q, const redisReply *h)
 {
@@ -1194,6 +1263,12 @@ static void im__cl_answer(im__clreq *q, const redisReply *h)
     int kind = q->kind, bad = im__cl_task_of(c->loop->srv, h, &t, q->id);
     char id[33];
     if (!bad && kind == IM__CLQ_SUBMIT && !im__task_terminal_state(t.state)) {
+        if (im__cl_stopping(q)) return;
+        if (q->is_refetch) { /* its end was told while this read was on its way */
+            q->is_refetch = 0;
+            im__cl_fetch(q);
+            return;
+        }
         im__cl_listen(q, 0); /* a sync caller looked again (its channel came back): it waits */
         return;
     }
@@ -1243,6 +1318,11 @@ static void im__cl_wait_over(im__ltimer *tm)
     }
     if (q->is_inflight) { /* its script's reply is due: it looks then */
         q->is_refetch = 1;
+        return;
+    }
+    if (q->kind == IM__CLQ_SUBMIT) { /* a sync caller looks again, listed meanwhile (a notice
+                                      * that comes during the read is not lost) */
+        im__cl_fetch(q);
         return;
     }
     if (q->is_waiting) {
@@ -1325,6 +1405,7 @@ static void im__cl_submitted(void *arg, redisReply *rep)
     im__epstate *st = q->st;
     long long r = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
     if (r == 0 && q->sync) { /* listed already: its end may have come before this reply */
+        if (im__cl_stopping(q)) return;
         if (q->is_refetch) im__cl_unlisten_fetch(q);
         return;
     }
@@ -1468,6 +1549,7 @@ static void im__cl_waited(void *arg, redisReply *rep)
     if (im__cl_reply_ok(q, rep)) return;
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) { /* listed: it waits */
         long wait = 0;
+        if (im__cl_stopping(q)) return;
         im__prefer_wait(q->c, &wait);
         if (q->is_refetch) im__cl_unlisten_fetch(q); /* it ended meanwhile */
         else im__cl_listen(q, wait);
