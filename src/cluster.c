@@ -10,9 +10,11 @@
  *   - limits: the queue capacity and each function's max_concurrency are counters in Redis,
  *     checked and taken by the submit script, so they hold for the whole cluster;
  *   - waiting: a caller that waits (sync, Prefer: wait) adds its loop's channel to
- *     im:w:<id>; the script that ends the task publishes the id there.
- * Loops talk to Redis through redis.c (io_uring, never blocking); the taker ("feeder") and the
- * worker threads are not loops and use blocking hiredis connections of their own.
+ *     im:w:<id>, and so does an async submit (its caller most often asks the same instance
+ *     next); the script that ends the task publishes the task's hash there, so the answer
+ *     needs no read back.
+ * Loops talk to Redis through redis.c (io_uring, never blocking); the taker ("feeder"), the
+ * heartbeat and the worker threads are not loops and use blocking hiredis connections.
  * Every change of a task's state is one Lua script, so two instances never see half of one. */
 
 #if IM_HAVE_HIREDIS
@@ -21,18 +23,24 @@
 
 /* ARGV: id fn prio image created rid capacity max_conc channel ("": none) stream */
 static const char im__cl_lua_submit[] =
-    "local q=tonumber(redis.call('GET','im:queued') or '0')\n"
-    "if tonumber(ARGV[7])>0 and q>=tonumber(ARGV[7]) then return 1 end\n"
-    "local u=tonumber(redis.call('HGET','im:unfinished',ARGV[2]) or '0')\n"
-    "if tonumber(ARGV[8])>0 and u>=tonumber(ARGV[8]) then return 2 end\n"
-    "redis.call('INCR','im:queued')\n"
-    "redis.call('HINCRBY','im:unfinished',ARGV[2],1)\n"
+    /* counted first, given back when over (fewer calls than a read, then the count) */
+    "local q=redis.call('INCR','im:queued')\n"
+    "if tonumber(ARGV[7])>0 and q>tonumber(ARGV[7]) then redis.call('DECR','im:queued') "
+    "return 1 end\n"
+    "local u=redis.call('HINCRBY','im:unfinished',ARGV[2],'1')\n"
+    "if tonumber(ARGV[8])>0 and u>tonumber(ARGV[8]) then redis.call('DECR','im:queued')\n"
+    "  redis.call('HINCRBY','im:unfinished',ARGV[2],'-1') return 2 end\n"
     "local k='im:t:'..ARGV[1]\n"
-    "redis.call('HSET',k,'fn',ARGV[2],'prio',ARGV[3],'created',ARGV[5],'rid',ARGV[6],'state',0,"
-    "'att',0)\n"
+    "redis.call('HSET',k,'fn',ARGV[2],'prio',ARGV[3],'created',ARGV[5],'rid',ARGV[6],'state','0',"
+    "'att','0')\n"
+    /* listed (GET /tasks), newest first by a sequence of the cluster's */
+    "local seq=redis.call('INCR','im:seq')\n"
+    "redis.call('ZADD','im:ix',seq,ARGV[1])\n"
+    "redis.call('ZADD','im:ix:'..ARGV[2],seq,ARGV[1])\n"
     "redis.call('SADD','im:fnq:'..ARGV[2],ARGV[1])\n"
     "if ARGV[9]~='' then redis.call('SADD','im:w:'..ARGV[1],ARGV[9]) end\n"
-    "redis.call('XADD',ARGV[10],'*','t',ARGV[1],'i',ARGV[4])\n"
+    /* the entry carries what a taker needs (id, function, request id, image): no reads */
+    "redis.call('XADD',ARGV[10],'*','t',ARGV[1],'f',ARGV[2],'r',ARGV[6],'i',ARGV[4])\n"
     "return 0\n";
 
 /* A task starts (state RUNNING) on consumer ME at NOW (locals of the script that includes
@@ -42,10 +50,10 @@ static const char im__cl_lua_submit[] =
     "local function start(p,eid,f,was)\n"                                                  \
     "  local tk='im:t:'..f[2]\n"                                                           \
     "  if was=='0' then redis.call('DECR','im:queued')\n"                                  \
-    "    redis.call('HINCRBY','im:running',redis.call('HGET',tk,'fn'),1) end\n"             \
-    "  local att=redis.call('HINCRBY',tk,'att',1)\n"                                       \
-    "  redis.call('HSET',tk,'state',1,'started',NOW,'owner',ME)\n"                         \
-    "  return {p,eid,f[2],f[4],att,redis.call('HGET',tk,'fn'),redis.call('HGET',tk,'rid')}\n" \
+    "    redis.call('HINCRBY','im:running',f[4],'1') end\n"                                  \
+    "  local att=redis.call('HINCRBY',tk,'att','1')\n"                                       \
+    "  redis.call('HSET',tk,'state','1','started',NOW,'owner',ME)\n"                       \
+    "  return {p,eid,f[2],f[8],att,f[4],f[6]}\n"                                           \
     "end\n"                                                                                \
     /* serial streams (im:s:<p>) are read by one consumer in the cluster: the holder of the \
      * lease, which it keeps while it lives (refreshed by each heartbeat) */               \
@@ -64,7 +72,7 @@ static const char im__cl_lua_submit[] =
     "  for i=from,#ARGV do\n"                                                              \
     "    local k=ARGV[i]\n"                                                                \
     "    while may(k,ms) do\n"                                                             \
-    "      local r=redis.call('XREADGROUP','GROUP','im',ME,'COUNT',1,'STREAMS',k,'>')\n"  \
+    "      local r=redis.call('XREADGROUP','GROUP','im',ME,'COUNT','1','STREAMS',k,'>')\n"  \
     "      if not r then break end\n"                                                      \
     "      local e=r[1][2][1]\n"                                                           \
     "      local st=redis.call('HGET','im:t:'..e[2][2],'state')\n"                         \
@@ -75,20 +83,34 @@ static const char im__cl_lua_submit[] =
     "  return false\n"                                                                     \
     "end\n"
 
-/* The end of a task in state 0 or 1 (k its hash): counters given back, waiters told. */
+/* The end of a task in state 0 or 1: counters given back, waiters told. fn: its function
+ * when the caller read it already (or nil); more: fields to set too. Numbers go as strings
+ * (Redis would format Lua numbers with printf). */
 #define IM__CL_LUA_END                                                                     \
-    "local function finish(id,was,state,status,err,now,ttl)\n"                             \
+    "local function finish(id,was,state,status,err,now,ttl,fn,more)\n"                     \
     "  local tk='im:t:'..id\n"                                                             \
-    "  local fn=redis.call('HGET',tk,'fn')\n"                                              \
+    "  fn=fn or redis.call('HGET',tk,'fn')\n"                                              \
     "  if was=='0' then redis.call('DECR','im:queued') else\n"                             \
-    "    redis.call('HINCRBY','im:running',fn,-1) end\n"                                   \
-    "  redis.call('HINCRBY','im:unfinished',fn,-1)\n"                                      \
+    "    redis.call('HINCRBY','im:running',fn,'-1') end\n"                                   \
+    "  redis.call('HINCRBY','im:unfinished',fn,'-1')\n"                                      \
     "  redis.call('SREM','im:fnq:'..fn,id)\n"                                              \
-    "  redis.call('HSET',tk,'state',state,'status',status,'finished',now)\n"                \
-    "  if err then redis.call('HSET',tk,'err',err) end\n"                                  \
+    "  local a={tk,'state',state,'status',status,'finished',now}\n"                        \
+    "  if err then a[#a+1]='err' a[#a+1]=err end\n"                                        \
+    "  if more then for i=1,#more do a[#a+1]=more[i] end end\n"                            \
+    "  redis.call('HSET',unpack(a))\n"                                                     \
     "  redis.call('PEXPIRE',tk,ttl)\n"                                                     \
+    /* its listing goes when it does (the heartbeat trims im:ixexp) */                      \
+    "  redis.call('ZADD','im:ixexp',now+ttl,fn..'/'..id)\n"                                \
     "  local w='im:w:'..id\n"                                                              \
-    "  for _,ch in ipairs(redis.call('SMEMBERS',w)) do redis.call('PUBLISH',ch,id) end\n"  \
+    "  local chs=redis.call('SMEMBERS',w)\n"                                               \
+    "  if #chs==0 then return end\n"                                                       \
+    /* the notice carries the task's hash (id, 'm', then its fields and values as one       \
+     * MessagePack array, packed in C: no number formatted in Lua), so those waiting answer  \
+     * without reading it back; a large one is only the id */                              \
+    "  local h,msg=redis.call('HGETALL',tk),id\n"                                          \
+    "  local n=0 for i=1,#h do n=n+#h[i] end\n"                                            \
+    "  if n<=65536 then msg=id..'m'..cmsgpack.pack(h) end\n"                               \
+    "  for _,ch in ipairs(chs) do redis.call('PUBLISH',ch,msg) end\n"                      \
     "  redis.call('DEL',w)\n"                                                              \
     "end\n"
 
@@ -101,7 +123,7 @@ static const char im__cl_lua_take[] =
     "if t then return t end\n"
     "local last={}\n"
     "for i=4,#ARGV do\n"
-    "  local r=redis.call('XREVRANGE',ARGV[i],'+','-','COUNT',1)\n"
+    "  local r=redis.call('XREVRANGE',ARGV[i],'+','-','COUNT','1')\n"
     "  last[#last+1]=r[1] and r[1][1] or '0-0'\n"
     "end\n"
     "return {false,last}\n";
@@ -127,7 +149,7 @@ static const char im__cl_lua_reclaim[] =
     "      local att=tonumber(redis.call('HGET',tk,'att') or '0')\n"
     "      if st=='1' and live[e[2][2]] then st='mine' end\n"
     "      if (st=='0' or st=='1') and att>=tonumber(ARGV[4]) then\n"
-    "        finish(e[2][2],st,3,500,'worker lost: the task was tried '..att..' times "
+    "        finish(e[2][2],st,'3','500','worker lost: the task was tried '..att..' times "
     "(tasks.max_attempts) and its worker went away each time',ARGV[2],ARGV[5])\n"
     "        st=nil\n"
     "      end\n"
@@ -139,36 +161,36 @@ static const char im__cl_lua_reclaim[] =
     "end\n"
     "return out\n";
 
-/* ARGV: id stream eid state status finished ttl consumer body npy okst hdrs err: the task
- * ends (the first end wins: a duplicate after a takeover, or a handler past its time limit,
- * changes nothing). Returns the state it ended in, or -1 when it had ended already. */
+/* ARGV from o+1: id stream eid state status finished ttl consumer body npy okst hdrs err:
+ * the task ends (the first end wins: a duplicate after a takeover, or a handler past its
+ * time limit, changes nothing). Returns the state it ended in, or -1 when it had ended. */
 #define IM__CL_LUA_ENDIT                                                                   \
     IM__CL_LUA_END                                                                         \
-    "local function endit()\n"                                                             \
-    "  local tk='im:t:'..ARGV[1]\n"                                                        \
-    "  local k=ARGV[2]\n"                                                                  \
-    "  redis.call('XACK',k,'im',ARGV[3]) redis.call('XDEL',k,ARGV[3])\n"                   \
-    "  local st=redis.call('HGET',tk,'state')\n"                                           \
+    "local function endit(o)\n"                                                            \
+    "  local tk='im:t:'..ARGV[o+1]\n"                                                      \
+    "  local k=ARGV[o+2]\n"                                                                \
+    "  redis.call('XACK',k,'im',ARGV[o+3]) redis.call('XDEL',k,ARGV[o+3])\n"               \
+    "  local m=redis.call('HMGET',tk,'state','cancel','fn')\n"                             \
+    "  local st=m[1]\n"                                                                    \
     "  if st~='0' and st~='1' then return -1 end\n"                                        \
-    "  local state,status,err=ARGV[4],ARGV[5],ARGV[13]\n"                                  \
-    "  local c=redis.call('HGET',tk,'cancel')\n"                                           \
-    "  if c and state~='4' then state='5' status='409' err=c end\n"                        \
+    "  local state,status,err,more=ARGV[o+4],ARGV[o+5],ARGV[o+13],nil\n"                   \
+    "  if m[2] and state~='4' then state='5' status='409' err=m[2] end\n"                  \
     "  if state=='2' then\n"                                                               \
-    "    redis.call('HSET',tk,'body',ARGV[9],'npy',ARGV[10],'okst',ARGV[11],'hdrs',"        \
-    "ARGV[12],'frac',1)\n"                                                                 \
+    "    more={'body',ARGV[o+9],'npy',ARGV[o+10],'okst',ARGV[o+11],'hdrs',ARGV[o+12],"      \
+    "'frac','1'}\n"                                                                        \
     "    err=nil\n"                                                                        \
     "  end\n"                                                                              \
-    "  finish(ARGV[1],st,state,status,err,ARGV[6],ARGV[7])\n"                              \
+    "  finish(ARGV[o+1],st,state,status,err,ARGV[o+6],ARGV[o+7],m[3],more)\n"              \
     "  return tonumber(state)\n"                                                           \
     "end\n"
-static const char im__cl_lua_end[] = IM__CL_LUA_ENDIT "return endit()\n";
+static const char im__cl_lua_end[] = IM__CL_LUA_ENDIT "return endit(0)\n";
 
 /* ARGV: as end's, then now lease_ms stream...: the end, and the next task this worker takes
  * (as take's, or false): one round trip between two tasks of a busy worker. Returns {the
  * end's state or -1, the next task}. */
 static const char im__cl_lua_end_take[] =
     "local ME,NOW=ARGV[8],ARGV[14]\n" IM__CL_LUA_START IM__CL_LUA_ENDIT
-    "local ended=endit()\n"
+    "local ended=endit(0)\n"
     "return {ended,take(16,ARGV[15])}\n";
 
 /* ARGV: id why now ttl: a task QUEUED ends CANCELLED at once; one RUNNING is asked to stop
@@ -179,7 +201,7 @@ static const char im__cl_lua_cancel[] =
     "local tk='im:t:'..ARGV[1]\n"
     "local st=redis.call('HGET',tk,'state')\n"
     "if not st then return -1 end\n"
-    "if st=='0' then finish(ARGV[1],st,5,409,ARGV[2],ARGV[3],ARGV[4])\n"
+    "if st=='0' then finish(ARGV[1],st,'5','409',ARGV[2],ARGV[3],ARGV[4])\n"
     "elseif st=='1' and not redis.call('HGET',tk,'cancel') then\n"
     "  redis.call('HSET',tk,'cancel',ARGV[2]) end\n"
     "return {tonumber(st),redis.call('HGETALL',tk)}\n";
@@ -191,17 +213,25 @@ static const char im__cl_lua_wait[] =
     "local st=redis.call('HGET',tk,'state')\n"
     "if not st then return -1 end\n"
     "if st=='0' or st=='1' then redis.call('SADD','im:w:'..ARGV[1],ARGV[2])\n"
-    "  redis.call('PEXPIRE','im:w:'..ARGV[1],86400000) return 0 end\n"
+    "  redis.call('PEXPIRE','im:w:'..ARGV[1],'86400000') return 0 end\n"
     "return redis.call('HGETALL',tk)\n";
 
-/* ARGV: consumer lease_ms (stream eid id)...: the entries this consumer runs stay its own
+/* ARGV: consumer lease_ms now (stream eid id)...: the entries this consumer runs stay its own
  * (their idle time starts again, so nobody claims them), and so does the serial lease when it
- * holds it; returns each task's cancel reason or false. */
+ * holds it; the listings of tasks expired by now go; returns each task's cancel reason or
+ * false. */
 static const char im__cl_lua_beat[] =
     "if redis.call('GET','im:lease:serial')==ARGV[1] then\n"
     "  redis.call('PEXPIRE','im:lease:serial',ARGV[2]) end\n"
+    "local ex=redis.call('ZRANGEBYSCORE','im:ixexp','-inf',ARGV[3],'LIMIT','0','2000')\n"
+    "for _,m in ipairs(ex) do\n"
+    "  local p=string.find(m,'/',1,true)\n"
+    "  local id=string.sub(m,p+1)\n"
+    "  redis.call('ZREM','im:ix',id) redis.call('ZREM','im:ix:'..string.sub(m,1,p-1),id)\n"
+    "  redis.call('ZREM','im:ixexp',m)\n"
+    "end\n"
     "local out={}\n"
-    "for i=3,#ARGV,3 do\n"
+    "for i=4,#ARGV,3 do\n"
     "  local tk='im:t:'..ARGV[i+2]\n"
     "  if redis.call('HGET',tk,'owner')==ARGV[1] then\n"
     "    redis.call('XCLAIM',ARGV[i],'im',ARGV[1],0,ARGV[i+1],'JUSTID') end\n"
@@ -216,16 +246,15 @@ static const char im__cl_lua_requeue[] =
     IM__CL_LUA_END
     "local tk='im:t:'..ARGV[1]\n"
     "local k=ARGV[2]\n"
-    "if redis.call('HGET',tk,'state')~='1' or redis.call('HGET',tk,'owner')~=ARGV[5] then\n"
-    "  return 0 end\n"
+    "local m=redis.call('HMGET',tk,'state','owner','cancel','fn','rid')\n"
+    "if m[1]~='1' or m[2]~=ARGV[5] then return 0 end\n"
     "redis.call('XACK',k,'im',ARGV[3]) redis.call('XDEL',k,ARGV[3])\n"
-    "local c=redis.call('HGET',tk,'cancel')\n"
-    "if c then finish(ARGV[1],'1',5,409,c,ARGV[6],ARGV[7]) return 0 end\n"
-    "redis.call('HINCRBY','im:running',redis.call('HGET',tk,'fn'),-1)\n"
+    "if m[3] then finish(ARGV[1],'1','5','409',m[3],ARGV[6],ARGV[7],m[4]) return 0 end\n"
+    "redis.call('HINCRBY','im:running',m[4],'-1')\n"
     "redis.call('INCR','im:queued')\n"
-    "redis.call('HINCRBY',tk,'att',-1)\n"
-    "redis.call('HSET',tk,'state',0,'started',0)\n"
-    "redis.call('XADD',k,'*','t',ARGV[1],'i',ARGV[4])\n"
+    "redis.call('HINCRBY',tk,'att','-1')\n"
+    "redis.call('HSET',tk,'state','0','started','0')\n"
+    "redis.call('XADD',k,'*','t',ARGV[1],'f',m[4],'r',m[5] or '','i',ARGV[4])\n"
     "return 1\n";
 
 /* ARGV: id fraction message: the latest progress of a running task. */
@@ -245,7 +274,7 @@ static const char im__cl_lua_watch[] =
     "local st=redis.call('HGET',tk,'state')\n"
     "if not st then return -1 end\n"
     "if st=='0' or st=='1' then redis.call('SADD','im:w:'..ARGV[1],ARGV[2])\n"
-    "  redis.call('PEXPIRE','im:w:'..ARGV[1],86400000) end\n"
+    "  redis.call('PEXPIRE','im:w:'..ARGV[1],'86400000') end\n"
     "return {tonumber(st),redis.call('HGETALL',tk)}\n";
 
 /* ARGV: fn why now ttl: every unfinished task of fn cancelled (as DELETE does); the count. */
@@ -255,7 +284,7 @@ static const char im__cl_lua_terminate[] =
     "for _,id in ipairs(redis.call('SMEMBERS','im:fnq:'..ARGV[1])) do\n"
     "  local tk='im:t:'..id\n"
     "  local st=redis.call('HGET',tk,'state')\n"
-    "  if st=='0' then finish(id,st,5,409,ARGV[2],ARGV[3],ARGV[4]) n=n+1\n"
+    "  if st=='0' then finish(id,st,'5','409',ARGV[2],ARGV[3],ARGV[4],ARGV[1]) n=n+1\n"
     "  elseif st=='1' then n=n+1\n"
     "    if not redis.call('HGET',tk,'cancel') then redis.call('HSET',tk,'cancel',ARGV[2]) end\n"
     "  else redis.call('SREM','im:fnq:'..ARGV[1],id) end\n"
@@ -269,6 +298,33 @@ static const char im__cl_lua_counts[] =
 /* ARGV: id: the task's hash. */
 static const char im__cl_lua_get[] = "return redis.call('HGETALL','im:t:'..ARGV[1])\n";
 
+/* ARGV: fn ("": all) states ("": all; else ",2,3,": the state digits) before (0: the
+ * newest) limit: a page of GET /tasks, newest first: {next cursor or 0, {id, fields}...}
+ * (the fields as HGETALL's, less the answer). At most 10000 listed tasks looked at a call
+ * (a filter that matches few gives a short page, with its cursor). */
+static const char im__cl_lua_list[] =
+    "local key=ARGV[1]=='' and 'im:ix' or 'im:ix:'..ARGV[1]\n"
+    "local max=ARGV[3]=='0' and '+inf' or '('..ARGV[3]\n"
+    "local lim=tonumber(ARGV[4])\n"
+    "local F={'fn','prio','created','rid','state','started','finished','status','err','frac',"
+    "'msg','okst'}\n"
+    "local out,seen,last={},0,nil\n"
+    "while true do\n"
+    "  local r=redis.call('ZREVRANGEBYSCORE',key,max,'-inf','WITHSCORES','LIMIT','0','200')\n"
+    "  if #r==0 then return {0,out} end\n"
+    "  for i=1,#r,2 do\n"
+    "    local v=redis.call('HMGET','im:t:'..r[i],unpack(F))\n"
+    "    if v[5] and (ARGV[2]=='' or string.find(ARGV[2],','..v[5]..',',1,true)) then\n"
+    "      if #out==lim then return {last,out} end\n"
+    "      local h={}\n"
+    "      for k=1,#F do if v[k] then h[#h+1]=F[k] h[#h+1]=v[k] end end\n"
+    "      out[#out+1]={r[i],h}\n"
+    "    end\n"
+    "    last=r[i+1] max='('..r[i+1] seen=seen+1\n"
+    "    if seen>=10000 then return {last,out} end\n"
+    "  end\n"
+    "end\n";
+
 /* Every script, loaded once (SCRIPT LOAD at start and on each connect of a loop's
  * connection) and then called by its SHA1 (EVALSHA): Redis neither receives nor hashes the
  * text each time. */
@@ -276,7 +332,7 @@ static const char *const im__cl_scripts[] = {
     im__cl_lua_submit, im__cl_lua_take,     im__cl_lua_reclaim,   im__cl_lua_end,
     im__cl_lua_cancel, im__cl_lua_wait,     im__cl_lua_beat,      im__cl_lua_requeue,
     im__cl_lua_progress, im__cl_lua_watch,  im__cl_lua_terminate, im__cl_lua_counts,
-    im__cl_lua_get,    im__cl_lua_end_take};
+    im__cl_lua_get,    im__cl_lua_end_take, im__cl_lua_list};
 #define IM__CL_NSCRIPTS (sizeof im__cl_scripts / sizeof *im__cl_scripts)
 
 /* ---- the request's image: what a worker elsewhere binds again (no pointers) ---- */
@@ -419,8 +475,11 @@ typedef struct im__cluster {
     char keys[2 * IM_QUEUE_MAX_LEVELS][24]; /* the streams the service's functions use, most
                                              * urgent first */
     int nkeys;
-    pthread_t feeder;
-    int has_feeder;
+    pthread_t feeder, beater;    /* beater: the heartbeat, which outlives the feeder until
+                                  * every worker has ended (a graceful stop's last tasks) */
+    int has_feeder, has_beater;
+    _Atomic int beater_stop;
+    pthread_cond_t bcv;          /* stop (mu) */
     _Atomic int stop;
     pthread_mutex_t mu;          /* jobs, inflight */
     pthread_cond_t cv;           /* a slot came free, or stop */
@@ -430,7 +489,7 @@ typedef struct im__cluster {
     im_loop *fake;               /* what the binder reads of a loop on a worker: the limits */
     pthread_key_t conn_key;      /* a worker thread's own connection */
     char sha[IM__CL_NSCRIPTS][41]; /* each script's SHA1, as SCRIPT LOAD said */
-    _Atomic uint64_t n_taken, n_reclaimed, n_lost_conn;
+    _Atomic uint64_t n_taken, n_reclaimed, n_lost_conn, n_connects; /* GET /metrics */
 } im__cluster;
 
 enum { IM__ROLE_ALL, IM__ROLE_API, IM__ROLE_WORKER };
@@ -451,10 +510,31 @@ typedef struct im__clreq {
     struct im__clreq *next, **prev;
 } im__clreq;
 
+/* A task submitted on this loop, followed: its channel is among the task's waiters from the
+ * submit on, so its end's notice (with the answer) comes here, and a GET of its result here
+ * needs no round trip to Redis (the common submit-then-wait pattern). */
+typedef struct im__clfol {
+    char id[33];
+    unsigned gen;                /* the subscription it was listed under (cw->sub_gen) */
+    char *ans;                   /* its end's notice (the packed hash), once it came */
+    size_t ans_len;
+    int64_t ended_ms;            /* wall clock: kept no longer than tasks are */
+    struct im__clfol *hnext;     /* its bucket */
+    struct im__clfol *older, *newer;
+} im__clfol;
+
+#define IM__CL_FOLB 4096u        /* buckets (a power of two) */
+#define IM__CL_FOLMAX 8192u      /* tasks followed a loop; the oldest go first */
+#define IM__CL_FOLBYTES (16u << 20) /* answers kept a loop */
+
 typedef struct im__clloop {
     im__redis *cmd, *sub;
     im__clreq *waits;
     char chan[160];              /* this loop's channel: im:n:<consumer>:<loop> */
+    unsigned sub_gen, sub_ok;    /* connects of the subscriber; the one whose SUBSCRIBE took */
+    im__clfol *fb[IM__CL_FOLB], *oldest, *newest;
+    unsigned nfol;
+    size_t fol_bytes;
 } im__clloop;
 
 /* ---- blocking connections (the feeder, worker threads) ---- */
@@ -575,6 +655,20 @@ static void im__cl_keys_args(im__cluster *cl, const char **a, size_t *n, int poo
 
 /* take: the worker asks for its next task in the same script (end_take); the reply is
  * returned then when it holds one ({state, task}), else NULL. */
+/* What an end's script said of j's task (e: the state it ended in, or -1): counted, or
+ * logged when it was not written (rep: the whole reply). */
+static void im__cl_ended(const im__cljob *j, const redisReply *rep, const redisReply *e)
+{
+    if (e && e->type == REDIS_REPLY_INTEGER && e->integer >= IM_TASK_SUCCEEDED &&
+        e->integer <= IM_TASK_CANCELLED && j->st)
+        atomic_fetch_add_explicit(&j->st->ended[e->integer - IM_TASK_SUCCEEDED], 1,
+                                  memory_order_relaxed);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) /* it stays RUNNING: claimed and run again */
+        im_log(IM_LOG_ERROR, "task %s: its end could not be written to redis %s (%s): it will be "
+               "run again after tasks.redis.claim_after_ms", j->id, j->cl->addr.text,
+               rep ? rep->str : "unreachable");
+}
+
 static redisReply *im__cl_end_ex(im__cljob *j, redisContext **rc, int state, int status,
                                  const char *body, size_t blen, int npy, int okst,
                                  const char *hdrs, const char *err, int take)
@@ -603,14 +697,7 @@ static redisReply *im__cl_end_ex(im__cljob *j, redisContext **rc, int state, int
                                   a, l);
     const redisReply *e = rep && take && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
                           ? rep->element[0] : rep;
-    if (e && e->type == REDIS_REPLY_INTEGER && e->integer >= IM_TASK_SUCCEEDED &&
-        e->integer <= IM_TASK_CANCELLED && j->st)
-        atomic_fetch_add_explicit(&j->st->ended[e->integer - IM_TASK_SUCCEEDED], 1,
-                                  memory_order_relaxed);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) /* it stays RUNNING: claimed and run again */
-        im_log(IM_LOG_ERROR, "task %s: its end could not be written to redis %s (%s): it will be "
-               "run again after tasks.redis.claim_after_ms", j->id, j->cl->addr.text,
-               rep ? rep->str : "unreachable");
+    im__cl_ended(j, rep, e);
     if (e != rep && rep->element[1]->type == REDIS_REPLY_ARRAY &&
         rep->element[1]->elements == 7)
         return rep;
@@ -631,12 +718,15 @@ static void im__cl_late_why(const im__cljob *j, char *out, size_t cap)
              j->st ? atomic_load_explicit(&j->st->timeout_ms, memory_order_relaxed) : 0);
 }
 
-/* Runs j's task and writes its end; a busy worker's next task comes with that end (the reply
- * of end_take, for im__cl_job_run to adopt), else NULL. */
-static redisReply *im__cl_run_one(im__cljob *j)
+static int im__cl_finish(im__cljob *j, int state, int status, const char *body, size_t blen,
+                         int npy, int okst, const char *hdrs, const char *err);
+
+/* Runs j's task and writes its end; a busy worker's next task comes with that end (taken in
+ * the same script): 1 when j holds it now, to run next. */
+static int im__cl_run_one(im__cljob *j)
 {
     im__cluster *cl = j->cl;
-    redisReply *next = NULL;
+    int next = 0;
     pthread_mutex_lock(&cl->mu); /* its time limit counts from here, as on one server */
     j->taken_ms = im__mono_ms();
     pthread_mutex_unlock(&cl->mu);
@@ -646,9 +736,8 @@ static redisReply *im__cl_run_one(im__cljob *j)
         char why[80];
         im__cl_late_why(j, why, sizeof why);
         if (!atomic_exchange(&j->ended, 1))
-            next = im__cl_end_ex(j, NULL, c0 == 2 ? IM_TASK_TIMEOUT : IM_TASK_CANCELLED,
-                                 c0 == 2 ? 504 : 409, NULL, 0, 0, 0, NULL, c0 == 2 ? why : NULL,
-                                 !atomic_load(&cl->stop));
+            next = im__cl_finish(j, c0 == 2 ? IM_TASK_TIMEOUT : IM_TASK_CANCELLED,
+                                 c0 == 2 ? 504 : 409, NULL, 0, 0, 0, NULL, c0 == 2 ? why : NULL);
         return next;
     }
     im__cl_view v;
@@ -694,11 +783,10 @@ static redisReply *im__cl_run_one(im__cljob *j)
         }
         char why[80];
         im__cl_late_why(j, why, sizeof why);
-        next = im__cl_end_ex(j, NULL, state, c == 2 ? 504 : http, img ? img : w.buf,
+        next = im__cl_finish(j, state, c == 2 ? 504 : http, img ? img : w.buf,
                              img ? il : w.len, img != NULL, call.ok_status, hd,
                              c == 2 ? why
-                             : http != 200 ? (call.detail ? call.detail : im__reason(http)) : NULL,
-                             !atomic_load(&cl->stop));
+                             : http != 200 ? (call.detail ? call.detail : im__reason(http)) : NULL);
         free(hd);
     }
     free(img);
@@ -720,43 +808,62 @@ static void im__cl_start(im__cluster *cl, redisContext **rc, const redisReply *e
 static _Atomic unsigned im__cl_gens; /* job generations, never reused (the beat's check) */
 static im__epstate *im__cl_fn(im_server *s, const char *name, size_t n);
 
+/* j takes the task e (as take's reply) as its next one: 1; or e is another executor's (or
+ * none's here), queued there as the feeder does: 0. */
+static int im__cl_adopt(im__cljob *j, redisContext **rc, const redisReply *e)
+{
+    im__cluster *cl = j->cl;
+    const redisReply *fn = e->element[5], *img = e->element[3];
+    im__epstate *st = fn->type == REDIS_REPLY_STRING ? im__cl_fn(cl->srv, fn->str, fn->len)
+                                                     : NULL;
+    char *copy = st && im__cl_executor(cl, st) == im__cl_executor(cl, j->st)
+                 ? malloc(img->len ? img->len : 1) : NULL;
+    if (!copy) {
+        im__cl_start(cl, rc, e);
+        return 0;
+    }
+    memcpy(copy, img->str, img->len);
+    pthread_mutex_lock(&cl->mu); /* the heartbeat reads these */
+    free(j->img);
+    j->img = copy;
+    j->img_len = img->len;
+    j->st = st;
+    snprintf(j->key, sizeof j->key, "%.*s", (int)e->element[0]->len, e->element[0]->str);
+    snprintf(j->eid, sizeof j->eid, "%.*s", (int)e->element[1]->len, e->element[1]->str);
+    snprintf(j->id, sizeof j->id, "%.*s", (int)e->element[2]->len, e->element[2]->str);
+    j->attempt = (int)e->element[4]->integer;
+    j->rid[0] = 0;
+    if (e->element[6]->type == REDIS_REPLY_STRING)
+        snprintf(j->rid, sizeof j->rid, "%.*s", (int)e->element[6]->len, e->element[6]->str);
+    j->taken_ms = im__mono_ms();
+    j->progress_ms = 0;
+    j->gen = atomic_fetch_add_explicit(&im__cl_gens, 1, memory_order_relaxed) + 1;
+    atomic_store(&j->cancel, 0);
+    atomic_store(&j->ended, 0);
+    pthread_mutex_unlock(&cl->mu);
+    atomic_fetch_add_explicit(&cl->n_taken, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* j's end is written; its next task comes with it unless the instance stops (each worker
+ * has its own connection: several ends are in flight at once, which Redis serves in one
+ * wakeup; one writer batching them measured slower, its batches in flight one at a time).
+ * 1 when j holds the next task. */
+static int im__cl_finish(im__cljob *j, int state, int status, const char *body, size_t blen,
+                         int npy, int okst, const char *hdrs, const char *err)
+{
+    int take = !atomic_load(&j->cl->stop);
+    redisReply *next = im__cl_end_ex(j, NULL, state, status, body, blen, npy, okst, hdrs, err,
+                                     take);
+    int r = next ? im__cl_adopt(j, NULL, next->element[1]) : 0;
+    if (next) freeReplyObject(next);
+    return r;
+}
+
 static void im__cl_job_run(im_job *job) /* on a worker thread of this instance */
 {
     im__cljob *j = (im__cljob *)(void *)job;
-    im__cluster *cl = j->cl;
-    redisReply *next;
-    while ((next = im__cl_run_one(j))) { /* the next task, taken with the end of this one */
-        const redisReply *e = next->element[1], *fn = e->element[5], *img = e->element[3];
-        im__epstate *st = fn->type == REDIS_REPLY_STRING ? im__cl_fn(cl->srv, fn->str, fn->len)
-                                                         : NULL;
-        char *copy = st && im__cl_executor(cl, st) == im__cl_executor(cl, j->st)
-                     ? malloc(img->len ? img->len : 1) : NULL;
-        if (!copy) { /* another executor's (or none here): queued there, as the feeder does */
-            im__cl_start(cl, NULL, e);
-            freeReplyObject(next);
-            break;
-        }
-        memcpy(copy, img->str, img->len);
-        pthread_mutex_lock(&cl->mu); /* the feeder's heartbeat reads these */
-        free(j->img);
-        j->img = copy;
-        j->img_len = img->len;
-        j->st = st;
-        snprintf(j->key, sizeof j->key, "%.*s", (int)e->element[0]->len, e->element[0]->str);
-        snprintf(j->eid, sizeof j->eid, "%.*s", (int)e->element[1]->len, e->element[1]->str);
-        snprintf(j->id, sizeof j->id, "%.*s", (int)e->element[2]->len, e->element[2]->str);
-        j->attempt = (int)e->element[4]->integer;
-        j->rid[0] = 0;
-        if (e->element[6]->type == REDIS_REPLY_STRING)
-            snprintf(j->rid, sizeof j->rid, "%.*s", (int)e->element[6]->len, e->element[6]->str);
-        j->taken_ms = im__mono_ms();
-        j->progress_ms = 0;
-        j->gen = atomic_fetch_add_explicit(&im__cl_gens, 1, memory_order_relaxed) + 1;
-        atomic_store(&j->cancel, 0);
-        atomic_store(&j->ended, 0);
-        pthread_mutex_unlock(&cl->mu);
-        freeReplyObject(next);
-        atomic_fetch_add_explicit(&cl->n_taken, 1, memory_order_relaxed);
+    while (im__cl_run_one(j)) { /* the next task, taken with the end of this one */
     }
 }
 
@@ -887,16 +994,18 @@ static void im__cl_keys_args(im__cluster *cl, const char **a, size_t *n, int poo
  * and their time limits: one past it ends TIMEOUT now (its handler is asked to stop). */
 static int im__cl_beat(im__cluster *cl, redisContext **rc, int from)
 {
-    const char *a[62];
-    char lease[16];
+    const char *a[63];
+    char lease[16], wall[24];
     im__cljob *js[20];
     unsigned gens[20];
     char keys[20][24], eids[20][48], ids[20][33];
     size_t n = 0;
     int k = 0;
     snprintf(lease, sizeof lease, "%d", cl->srv->o.task_claim_after_ms);
+    snprintf(wall, sizeof wall, "%lld", (long long)im__wall_ms());
     a[n++] = cl->consumer;
     a[n++] = lease;
+    a[n++] = wall;
     int seen = 0, more = 0;
     pthread_mutex_lock(&cl->mu);
     uint64_t now = im__mono_ms(); /* under the lock: no start is later than it */
@@ -953,13 +1062,48 @@ static int im__cl_beat(im__cluster *cl, redisContext **rc, int from)
     return more;
 }
 
-/* The streams' groups ("im"), made when missing (at start; after Redis lost its data). */
-static void im__cl_groups(im__cluster *cl, redisContext *c)
+/* The streams' groups ("im"), made when missing (at start; after Redis lost its data).
+ * 0, or -EPROTO when Redis refused one (said once, at start: why). */
+static int im__cl_groups(im__cluster *cl, redisContext *c, int say)
 {
+    int rc = 0;
     for (int i = 0; c && i < cl->nkeys; i++) {
         redisReply *g = redisCommand(c, "XGROUP CREATE %s im 0 MKSTREAM", cl->keys[i]);
+        if (g && g->type == REDIS_REPLY_ERROR && !strstr(g->str, "BUSYGROUP")) {
+            if (say && !rc)
+                im_log(IM_LOG_ERROR, "tasks.store: redis %s: XGROUP CREATE: %s (Redis 6.2 or "
+                       "later is needed)", cl->addr.text, g->str);
+            rc = -EPROTO;
+        }
         if (g) freeReplyObject(g);
     }
+    return rc;
+}
+
+/* ---- the heartbeat: this instance's entries stay its own while it lives ---- */
+
+static void *im__cl_beater(void *arg)
+{
+    im__cluster *cl = arg;
+    redisContext *rc = NULL;
+    uint32_t claim = (uint32_t)cl->srv->o.task_claim_after_ms;
+    long beat_ms = claim / 3 < 250 ? claim / 3 : 250;
+    if (beat_ms < 20) beat_ms = 20;
+    pthread_setname_np(pthread_self(), "im-beat");
+    while (!atomic_load(&cl->beater_stop)) {
+        for (int from = 0; im__cl_beat(cl, &rc, from); from += 20) { /* 20 jobs a script */
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += beat_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&cl->mu);
+        if (!atomic_load(&cl->beater_stop)) pthread_cond_timedwait(&cl->bcv, &cl->mu, &ts);
+        pthread_mutex_unlock(&cl->mu);
+    }
+    if (rc) redisFree(rc);
+    return NULL;
 }
 
 static void *im__cl_feeder(void *arg)
@@ -967,7 +1111,7 @@ static void *im__cl_feeder(void *arg)
     im__cluster *cl = arg;
     redisContext *rc = NULL, *blk = NULL;
     uint32_t claim = (uint32_t)cl->srv->o.task_claim_after_ms;
-    uint64_t next_reclaim = 0, next_beat = 0;
+    uint64_t next_reclaim = 0;
     uint32_t beat_ms = claim / 3 < 250 ? claim / 3 : 250;
     if (beat_ms < 20) beat_ms = 20;
     char last[2 * IM_QUEUE_MAX_LEVELS][48];
@@ -981,11 +1125,6 @@ static void *im__cl_feeder(void *arg)
         snprintf(idle, sizeof idle, "%u", claim);
         snprintf(maxa, sizeof maxa, "%u", cl->srv->o.task_max_attempts);
         snprintf(ttl, sizeof ttl, "%d", cl->srv->o.task_ttl_ms);
-        if (now >= next_beat) { /* every job's entry, 20 a script */
-            for (int from = 0; im__cl_beat(cl, &rc, from); from += 20) {
-            }
-            next_beat = now + beat_ms;
-        }
         pthread_mutex_lock(&cl->mu);
         int pool = cl->inflight < cl->slots, serial = cl->sinflight == 0;
         unsigned seen = cl->inflight, sseen = cl->sinflight;
@@ -1052,7 +1191,7 @@ static void *im__cl_feeder(void *arg)
                 im_log(IM_LOG_WARN, "redis %s: the feeder cannot take tasks (%s); trying again",
                        cl->addr.text, rep ? rep->str : "unreachable");
             down = 1;
-            if (rep && strstr(rep->str, "NOGROUP")) im__cl_groups(cl, rc); /* Redis lost its data */
+            if (rep && strstr(rep->str, "NOGROUP")) (void)im__cl_groups(cl, rc, 0); /* Redis lost its data */
             if (rep) freeReplyObject(rep);
             usleep(200000);
             continue;
@@ -1100,19 +1239,170 @@ static void *im__cl_feeder(void *arg)
 
 /* ---- on a loop: the HTTP side ---- */
 
+/* q leaves its loop's list of those waiting for an end. */
+static void im__cl_unlist(im__clreq *q)
+{
+    if (!q->is_waiting) return;
+    *q->prev = q->next;
+    if (q->next) q->next->prev = q->prev;
+    q->is_waiting = 0;
+}
+
 static void im__cl_req_free(im__clreq *q)
 {
-    if (q->is_waiting) {
-        *q->prev = q->next;
-        if (q->next) q->next->prev = q->prev;
-        q->is_waiting = 0;
-    }
+    im__cl_unlist(q);
     im__ltimer_stop(q->L, &q->tm);
     if (q->mirror) im__task_unref(q->mirror);
     free(q);
 }
 
 static void im__cl_ignored(void *arg, redisReply *rep) { (void)arg, (void)rep; }
+
+/* ---- tasks followed from their submit (see im__clfol) ---- */
+
+static im__clfol **im__cl_fol_slot(im__clloop *cw, const char *id)
+{
+    unsigned h = 0;
+    for (int i = 0; i < 8; i++) h = h * 31u + (unsigned char)id[i]; /* ids are random */
+    return &cw->fb[h & (IM__CL_FOLB - 1)];
+}
+
+static void im__cl_fol_drop(im__clloop *cw, im__clfol *f)
+{
+    im__clfol **pp = im__cl_fol_slot(cw, f->id);
+    while (*pp != f) pp = &(*pp)->hnext;
+    *pp = f->hnext;
+    if (f->older) f->older->newer = f->newer;
+    else cw->oldest = f->newer;
+    if (f->newer) f->newer->older = f->older;
+    else cw->newest = f->older;
+    cw->nfol--;
+    cw->fol_bytes -= f->ans_len;
+    free(f->ans);
+    free(f);
+}
+
+/* The task followed here, if it is (and what is known of it is still true: an answer kept
+ * no longer than tasks.ttl_ms). */
+static im__clfol *im__cl_fol_find(im__clloop *cw, const char *id, int64_t now, int ttl_ms)
+{
+    im__clfol *f = *im__cl_fol_slot(cw, id);
+    while (f && memcmp(f->id, id, 32)) f = f->hnext;
+    if (f && f->ans && now - f->ended_ms > ttl_ms) {
+        im__cl_fol_drop(cw, f);
+        f = NULL;
+    }
+    return f;
+}
+
+/* 1 when no notice of f's task can have been missed: the subscription it was listed under
+ * is the one up now. */
+static int im__cl_fol_sure(const im__clloop *cw, const im__clfol *f)
+{
+    return f->gen == cw->sub_gen && cw->sub_ok == cw->sub_gen && cw->sub->state == IM__REDIS_UP;
+}
+
+/* Follows the task id from its submit (NULL: not while the channel is not subscribed, or
+ * without memory; the task is then read from Redis). */
+static im__clfol *im__cl_fol_add(im__clloop *cw, const char *id)
+{
+    if (cw->sub_ok != cw->sub_gen || cw->sub->state != IM__REDIS_UP) return NULL;
+    while (cw->nfol >= IM__CL_FOLMAX) im__cl_fol_drop(cw, cw->oldest);
+    im__clfol *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    memcpy(f->id, id, sizeof f->id);
+    f->gen = cw->sub_gen;
+    im__clfol **pp = im__cl_fol_slot(cw, id);
+    f->hnext = *pp;
+    *pp = f;
+    f->older = cw->newest;
+    if (cw->newest) cw->newest->newer = f;
+    else cw->oldest = f;
+    cw->newest = f;
+    cw->nfol++;
+    return f;
+}
+
+/* f's task ended: its notice kept (the oldest answers go when they take too much). */
+static void im__cl_fol_ended(im__clloop *cw, im__clfol *f, const char *msg, size_t n,
+                             int64_t now)
+{
+    char *a = malloc(n);
+    if (!a) {
+        im__cl_fol_drop(cw, f);
+        return;
+    }
+    memcpy(a, msg, n);
+    f->ans = a;
+    f->ans_len = n;
+    f->ended_ms = now;
+    cw->fol_bytes += n;
+    while (cw->fol_bytes > IM__CL_FOLBYTES && cw->oldest != f) im__cl_fol_drop(cw, cw->oldest);
+}
+
+/* An end's notice unpacked as if HGETALL had answered it: the strings copied, NUL-ended, into
+ * buf (the caller frees it). */
+#define IM__CL_HMAX 48
+typedef struct im__clhash {
+    redisReply top, el[IM__CL_HMAX];
+    redisReply *p[IM__CL_HMAX];
+    char *buf;
+} im__clhash;
+
+/* A MessagePack length at s[*i] (an array's when arr, else a string's or bin's; what
+ * cmsgpack writes): 0, or -1 for anything else or a cut one. */
+static int im__mp_len(const unsigned char *s, size_t n, size_t *i, size_t *len, int arr)
+{
+    if (*i >= n) return -1;
+    unsigned b = s[(*i)++], w = 0;
+    if (arr && (b & 0xf0) == 0x90) *len = b & 0x0f;
+    else if (!arr && (b & 0xe0) == 0xa0) *len = b & 0x1f;
+    else if (arr && (b == 0xdc || b == 0xdd)) w = b == 0xdc ? 2 : 4;
+    else if (!arr && (b == 0xd9 || b == 0xc4)) w = 1;
+    else if (!arr && (b == 0xda || b == 0xc5)) w = 2;
+    else if (!arr && (b == 0xdb || b == 0xc6)) w = 4;
+    else return -1;
+    if (w) {
+        if (n - *i < w) return -1;
+        *len = 0;
+        for (unsigned k = 0; k < w; k++) *len = *len << 8 | s[(*i)++];
+    }
+    return 0;
+}
+
+/* 0, or -1 for a notice without the hash (a large answer's, progress) or a malformed one. */
+static int im__cl_unpack(im__clhash *h, const char *s, size_t n)
+{
+    h->buf = NULL;
+    if (n < 33 || s[32] != 'm') return -1;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 33, k = 0, count;
+    if (im__mp_len(u, n, &i, &count, 1) || count > IM__CL_HMAX || count % 2) return -1;
+    char *o = h->buf = malloc(n); /* each string had at least 1 byte of header: it fits */
+    if (!o) return -1;
+    memset(&h->top, 0, sizeof h->top);
+    h->top.type = REDIS_REPLY_ARRAY;
+    h->top.element = h->p;
+    for (; k < count; k++) {
+        size_t len;
+        if (im__mp_len(u, n, &i, &len, 0) || n - i < len) {
+            free(h->buf);
+            h->buf = NULL;
+            return -1;
+        }
+        memcpy(o, s + i, len);
+        o[len] = 0;
+        memset(&h->el[k], 0, sizeof h->el[k]);
+        h->el[k].type = REDIS_REPLY_STRING;
+        h->el[k].str = o;
+        h->el[k].len = len;
+        h->p[k] = &h->el[k];
+        o += len + 1;
+        i += len;
+    }
+    h->top.elements = count;
+    return 0;
+}
 
 /* The client left while its request waited: a sync caller's task is cancelled (as on one
  * server; the cancel follows the submit on the same connection, so Redis sees them in order),
@@ -1325,11 +1615,7 @@ static void im__cl_wait_over(im__ltimer *tm)
         im__cl_fetch(q);
         return;
     }
-    if (q->is_waiting) {
-        *q->prev = q->next;
-        if (q->next) q->next->prev = q->prev;
-        q->is_waiting = 0;
-    }
+    im__cl_unlist(q);
     im__cl_fetch(q); /* as it is now: 202 while it runs */
 }
 
@@ -1349,30 +1635,39 @@ static void im__cl_listen(im__clreq *q, long wait_s)
 /* Takes q off its loop's list, and asks for its task (answered as it is now). */
 static void im__cl_unlisten_fetch(im__clreq *q)
 {
-    if (q->is_waiting) {
-        *q->prev = q->next;
-        if (q->next) q->next->prev = q->prev;
-        q->is_waiting = 0;
-    }
+    im__cl_unlist(q);
     im__ltimer_stop(q->L, &q->tm);
     im__cl_fetch(q);
 }
 
-/* A message on this loop's channel: a task ended; those waiting for it are answered. */
+static void im__cl_mirror_set(im__task *m, const im__task *v);
+static int im__cl_mirror_read(im__task *m);
+
+/* A message on this loop's channel: a task ended (its hash packed in, but for a large
+ * answer), or progressed ("<id> p"); those waiting for it are answered, or read it again. */
 static void im__cl_on_message(void *arg, redisReply *rep)
 {
     im__clloop *cw = arg;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-        rep->element[2]->type != REDIS_REPLY_STRING)
+        rep->element[2]->type != REDIS_REPLY_STRING || rep->element[2]->len < 32)
         return;
     const char *id = rep->element[2]->str;
-    int progress = rep->element[2]->len > 32; /* "<id> p": progress; "<id>": its end */
-    if (rep->element[2]->len < 32) return;
+    size_t len = rep->element[2]->len;
+    int progress = len > 32 && id[32] == ' ';
+    im__clhash h;
+    int packed = !progress && im__cl_unpack(&h, id, len) == 0, answered = 0;
     for (im__clreq *q = cw->waits, *nx; q; q = nx) {
         nx = q->next;
         if (memcmp(q->id, id, 32)) continue;
         if (q->kind == IM__CLQ_EVENTS) {
-            im__cl_follow(q);
+            im__task v;
+            if (packed && !q->is_inflight && q->mirror &&
+                !im__cl_task_of(q->L->srv, &h.top, &v, q->id)) { /* streamed to its end */
+                im__cl_mirror_set(q->mirror, &v);
+                if (!im__cl_mirror_read(q->mirror)) im__cl_req_free(q);
+            } else {
+                im__cl_follow(q);
+            }
             continue;
         }
         if (progress) continue; /* the others want the end only */
@@ -1380,11 +1675,28 @@ static void im__cl_on_message(void *arg, redisReply *rep)
             q->is_refetch = 1;
             continue;
         }
-        im__cl_unlisten_fetch(q);
+        answered = 1;
+        if (!packed) {
+            im__cl_unlisten_fetch(q);
+            continue;
+        }
+        im__cl_unlist(q);
+        im__ltimer_stop(q->L, &q->tm);
+        im__cl_answer(q, &h.top);
     }
+    im__clfol *f = progress ? NULL : im__cl_fol_find(cw, id, 0, 0);
+    if (f && (answered || !packed || f->ans)) im__cl_fol_drop(cw, f); /* read once, here */
+    else if (f) im__cl_fol_ended(cw, f, id, len, cw->cmd->L->wall_ms);
+    if (packed) free(h.buf);
 }
 
-static void im__cl_subscribed(void *arg, redisReply *rep) { (void)arg, (void)rep; }
+/* The SUBSCRIBE took: from now on no notice to this loop is missed (tasks submitted now may
+ * be followed, see im__clfol). */
+static void im__cl_subscribed(void *arg, redisReply *rep)
+{
+    im__clloop *cw = arg;
+    if (rep && rep->type == REDIS_REPLY_ARRAY) cw->sub_ok = cw->sub_gen;
+}
 
 /* On each connect of the loop's subscriber: its channel again. A task that ended while it
  * was down is not told: those waiting look again (their ends may have passed). */
@@ -1392,6 +1704,8 @@ static void im__cl_sub_up(im__redis *r, void *arg)
 {
     im__clloop *cw = arg;
     const char *a[] = {"SUBSCRIBE", cw->chan};
+    atomic_fetch_add_explicit(&r->L->srv->cluster->n_connects, 1, memory_order_relaxed);
+    cw->sub_gen++; /* what was followed under the last connection may have missed its end */
     im__redis_cmd(r, 2, a, NULL, im__cl_subscribed, cw);
     for (im__clreq *q = cw->waits; q; q = q->next) /* a moment later: after the subscribe */
         if (q->tm.idx == IM__NIL) im__ltimer_start(q->L, &q->tm, 200);
@@ -1400,6 +1714,10 @@ static void im__cl_sub_up(im__redis *r, void *arg)
 static void im__cl_submitted(void *arg, redisReply *rep)
 {
     im__clreq *q = arg;
+    if (!q->sync && (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0)) {
+        im__clfol *f = im__cl_fol_find(q->L->cl, q->id, 0, 0); /* refused, or unknown */
+        if (f) im__cl_fol_drop(q->L->cl, f);
+    }
     if (im__cl_reply_ok(q, rep)) return;
     im_ctx *c = q->c;
     im__epstate *st = q->st;
@@ -1505,12 +1823,14 @@ static void im__cl_submit(im_ctx *c, im__epstate *st)
     char key[24];
     snprintf(key, sizeof key, "im:%c:%d", ep->mode == IM_MODE_SERIAL && !st->ex ? 's' : 'q',
              ep->priority);
+    im__clfol *f = async ? im__cl_fol_add(cw, q->id) : NULL; /* before: its end may come first */
     const char *a[] = {q->id, ep->name, prio, img, created, c->rid, cap, maxc,
-                       async ? "" : cw->chan, key};
+                       async && !f ? "" : cw->chan, key};
     size_t l[10];
     for (int i = 0; i < 10; i++) l[i] = i == 3 ? il : strlen(a[i]);
     int rc = im__cl_send(q, im__cl_submitted, im__cl_lua_submit, 10, a, l);
     free(img);
+    if (rc && f) im__cl_fol_drop(cw, f);
     if (!rc && !async) im__cl_listen(q, 0); /* before the reply: the end may come first */
     if (rc || im_ctx_defer(c, im__cl_gone, q)) {
         if (!rc) q->c = NULL; /* the reply frees it */
@@ -1586,6 +1906,28 @@ static void im__cl_task_api(im_ctx *c, int kind)
     im__clreq *q = im__cl_req(c, kind == IM__CLQ_RESULT && wait > 0 ? IM__CLQ_WAIT : kind);
     if (!q) return;
     im__task_id_hex(idb, q->id);
+    im__clfol *f = kind == IM__CLQ_RESULT
+                   ? im__cl_fol_find(c->loop->cl, q->id, c->loop->wall_ms,
+                                     c->loop->srv->o.task_ttl_ms) : NULL;
+    if (f && f->ans) { /* submitted here, and its end came here: its answer, as Redis has it */
+        im__clhash h;
+        if (!im__cl_unpack(&h, f->ans, f->ans_len)) {
+            im__cl_fol_drop(c->loop->cl, f);
+            q->kind = IM__CLQ_RESULT;
+            im__cl_answer(q, &h.top);
+            free(h.buf);
+            return;
+        }
+    } else if (f && wait > 0 && im__cl_fol_sure(c->loop->cl, f)) { /* its end will be told here */
+        q->kind = IM__CLQ_RESULT;
+        if (im__cl_stopping(q)) return;
+        im__cl_listen(q, wait);
+        if (im_ctx_defer(c, im__cl_gone, q)) {
+            im__cl_req_free(q);
+            im__cl_down(c, cl);
+        }
+        return;
+    }
     int rc;
     if (q->kind == IM__CLQ_DELETE) {
         char now[24], ttl[16];
@@ -1610,6 +1952,69 @@ static void im__cl_task_api(im_ctx *c, int kind)
         if (!rc) q->c = NULL;
         else free(q);
         im__cl_down(c, cl);
+    }
+}
+
+/* ---- GET /tasks: the cluster's, from its index in Redis ---- */
+
+static void im__cl_listed(void *arg, redisReply *rep)
+{
+    im__clreq *q = arg;
+    if (im__cl_reply_ok(q, rep)) return;
+    im_ctx *c = q->c;
+    im_server *s = c->loop->srv;
+    im__cl_req_free(q);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        im_reply_error(c, 500, "the task store gave an unexpected answer");
+        return;
+    }
+    const redisReply *next = rep->element[0], *ts = rep->element[1];
+    im_jw w;
+    im_jw_init(&w, NULL, 0);
+    im_jw_obj(&w);
+    im_jw_key(&w, "tasks");
+    im_jw_arr(&w);
+    for (size_t i = 0; i < ts->elements; i++) {
+        const redisReply *e = ts->element[i];
+        im__task t;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len != 32 ||
+            im__cl_task_of(s, e->element[1], &t, e->element[0]->str))
+            continue; /* a function this instance does not have */
+        im__task_json(&w, &t, 0); /* results are fetched one task at a time */
+    }
+    im_jw_arr_end(&w);
+    im_jw_key(&w, "next_cursor");
+    if (next->type == REDIS_REPLY_STRING && next->len && strcmp(next->str, "0"))
+        im_jw_strn(&w, next->str, next->len);
+    else
+        im_jw_null(&w);
+    im_jw_obj_end(&w);
+    im__reply_jw(c, 200, &w);
+}
+
+/* GET /tasks in cluster mode: the tasks of every instance (process-mode tasks stay where
+ * they were accepted: listed there with function=). mask: of states (0: all); before: a
+ * cursor (0: the newest). */
+static void im__cl_task_list(im_ctx *c, const im__epstate *fn, unsigned mask, uint64_t before,
+                             long limit)
+{
+    im__clreq *q = im__cl_req(c, IM__CLQ_LIST);
+    if (!q) return;
+    char states[32] = "", bef[24], lim[16];
+    size_t k = 0;
+    for (int st = 0; mask && st <= IM_TASK_CANCELLED; st++)
+        if (mask & (1u << st)) k += (size_t)snprintf(states + k, sizeof states - k, ",%d", st);
+    if (k) snprintf(states + k, sizeof states - k, ",");
+    snprintf(bef, sizeof bef, "%llu", (unsigned long long)before);
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *a[] = {fn ? fn->ep->name : "", states, bef, lim};
+    int rc = im__cl_send(q, im__cl_listed, im__cl_lua_list, 4, a, NULL);
+    if (rc || im_ctx_defer(c, im__cl_gone, q)) {
+        if (!rc) q->c = NULL;
+        else free(q);
+        im__cl_down(c, c->loop->srv->cluster);
     }
 }
 
@@ -1823,6 +2228,31 @@ static void im__cl_functions(im_ctx *c, im__epstate *st, int kind)
     }
 }
 
+/* GET /metrics: what this instance did in the cluster. */
+static void im__cl_metrics(FILE *f, im_server *s)
+{
+    im__cluster *cl = s->cluster;
+    if (!cl) return;
+    fprintf(f, "# HELP immersive_cluster_tasks_taken_total Tasks this instance took from the "
+            "cluster's queues (Redis store).\n# TYPE immersive_cluster_tasks_taken_total counter\n"
+            "immersive_cluster_tasks_taken_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&cl->n_taken, memory_order_relaxed));
+    fprintf(f, "# HELP immersive_cluster_tasks_reclaimed_total Of them, taken over from an "
+            "instance that went away (tasks.redis.claim_after_ms).\n"
+            "# TYPE immersive_cluster_tasks_reclaimed_total counter\n"
+            "immersive_cluster_tasks_reclaimed_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&cl->n_reclaimed, memory_order_relaxed));
+    fprintf(f, "# HELP immersive_cluster_redis_connects_total Connections of the loops to Redis "
+            "made (one command and one subscriber connection a loop; more: reconnects).\n"
+            "# TYPE immersive_cluster_redis_connects_total counter\n"
+            "immersive_cluster_redis_connects_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&cl->n_connects, memory_order_relaxed));
+    fprintf(f, "# HELP immersive_cluster_redis_lost_total Blocking connections (taker, heartbeat, "
+            "workers) lost to Redis.\n# TYPE immersive_cluster_redis_lost_total counter\n"
+            "immersive_cluster_redis_lost_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&cl->n_lost_conn, memory_order_relaxed));
+}
+
 /* ---- the life of it ---- */
 
 /* Made at start when tasks.store is a redis:// URL: Redis is checked now (a clear error when it
@@ -1879,15 +2309,7 @@ static int im__cl_start_server(im_server *s)
         im_log(IM_LOG_ERROR, "tasks.store: redis %s answered the check, then not", cl->addr.text);
         rc = -EIO;
     }
-    for (int i = 0; c && i < cl->nkeys; i++) {
-        redisReply *g = redisCommand(c, "XGROUP CREATE %s im 0 MKSTREAM", cl->keys[i]);
-        if (g && g->type == REDIS_REPLY_ERROR && !strstr(g->str, "BUSYGROUP")) {
-            im_log(IM_LOG_ERROR, "tasks.store: redis %s: XGROUP CREATE: %s (Redis 6.2 or later "
-                   "is needed)", cl->addr.text, g->str);
-            rc = -EPROTO;
-        }
-        if (g) freeReplyObject(g);
-    }
+    if (c && !rc) rc = im__cl_groups(cl, c, 1);
     for (size_t i = 0; c && !rc && i < IM__CL_NSCRIPTS; i++) {
         redisReply *v = redisCommand(c, "SCRIPT LOAD %s", im__cl_scripts[i]);
         if (!v || v->type != REDIS_REPLY_STRING || v->len != 40) {
@@ -1915,12 +2337,15 @@ static int im__cl_start_server(im_server *s)
     }
     pthread_mutex_init(&cl->mu, NULL);
     pthread_cond_init(&cl->cv, NULL);
+    pthread_cond_init(&cl->bcv, NULL);
     cl->slots = s->o.workers;
     s->worker_only = r == IM__ROLE_WORKER;
     if ((cl->fake = calloc(1, sizeof *cl->fake))) cl->fake->o = s->o;
     s->cluster = cl;
     if (!cl->fake) return -ENOMEM;
     if (r != IM__ROLE_API && cl->nkeys) {
+        if (pthread_create(&cl->beater, NULL, im__cl_beater, cl)) return -EAGAIN;
+        cl->has_beater = 1;
         if (pthread_create(&cl->feeder, NULL, im__cl_feeder, cl)) return -EAGAIN;
         cl->has_feeder = 1;
     }
@@ -1933,6 +2358,7 @@ static int im__cl_start_server(im_server *s)
 static void im__cl_cmd_up(im__redis *r, void *arg)
 {
     (void)arg;
+    atomic_fetch_add_explicit(&r->L->srv->cluster->n_connects, 1, memory_order_relaxed);
     for (size_t i = 0; i < IM__CL_NSCRIPTS; i++) {
         const char *a[] = {"SCRIPT", "LOAD", im__cl_scripts[i]};
         im__redis_cmd(r, 3, a, NULL, im__cl_ignored, NULL);
@@ -1962,24 +2388,10 @@ static int im__cl_loop_init(im_loop *L)
 static void im__cl_loop_stop(im_loop *L)
 {
     im__clloop *cw = L->cl;
-    while (cw && cw->waits) {
+    while (cw && cw->waits) { /* (L->is_stopping is set) */
         im__clreq *q = cw->waits;
-        im_ctx *c = q->c;
-        char loc[48];
-        snprintf(loc, sizeof loc, "/tasks/%s", q->id);
-        if (q->is_inflight) { /* an event stream's read: its reply frees it */
-            *q->prev = q->next;
-            if (q->next) q->next->prev = q->prev;
-            q->is_waiting = 0;
-            continue;
-        }
-        im__cl_req_free(q);
-        if (!c) continue;
-        c->on_close = NULL;
-        im_res_header(c, "Location", loc);
-        im__cl_retry_1(c);
-        im_reply_error(c, 503, "this instance is stopping; the task goes on: its state and answer "
-                       "are at its Location");
+        if (q->is_inflight) im__cl_unlist(q); /* an event stream's read: its reply frees it */
+        else if (!im__cl_stopping(q)) im__cl_req_free(q); /* no caller left */
     }
 }
 
@@ -1988,6 +2400,7 @@ static void im__cl_loop_free(im_loop *L)
     im__clloop *cw = L->cl;
     if (!cw) return;
     while (cw->waits) im__cl_req_free(cw->waits);
+    while (cw->oldest) im__cl_fol_drop(cw, cw->oldest);
     free(cw);
     L->cl = NULL;
 }
@@ -2010,9 +2423,18 @@ static void im__cl_free(im_server *s)
     im__cluster *cl = s->cluster;
     if (!cl) return;
     im__cl_stop(s);
+    if (cl->has_beater) { /* every worker has ended (else the server is not freed) */
+        pthread_mutex_lock(&cl->mu);
+        atomic_store(&cl->beater_stop, 1);
+        pthread_cond_broadcast(&cl->bcv);
+        pthread_mutex_unlock(&cl->mu);
+        pthread_join(cl->beater, NULL);
+        cl->has_beater = 0;
+    }
     pthread_key_delete(cl->conn_key);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->cv);
+    pthread_cond_destroy(&cl->bcv);
     free(cl->fake);
     free(cl);
     s->cluster = NULL;
@@ -2036,11 +2458,18 @@ static int im__cl_start_server(im_server *s)
 }
 static int im__cl_loop_init(im_loop *L) { (void)L; return 0; }
 static void im__cl_loop_free(im_loop *L) { (void)L; }
+static void im__cl_metrics(FILE *f, im_server *s) { (void)f, (void)s; }
 static void im__cl_loop_stop(im_loop *L) { (void)L; }
 static void im__cl_stop(im_server *s) { (void)s; }
 static void im__cl_free(im_server *s) { (void)s; }
 static void im__cl_submit(im_ctx *c, im__epstate *st) { (void)st; im_reply_error(c, 500, "no store"); }
 static void im__cl_task_api(im_ctx *c, int kind) { (void)kind; im_reply_error(c, 500, "no store"); }
+static void im__cl_task_list(im_ctx *c, const im__epstate *fn, unsigned mask, uint64_t before,
+                             long limit)
+{
+    (void)fn, (void)mask, (void)before, (void)limit;
+    im_reply_error(c, 500, "no store");
+}
 static void im__cl_functions(im_ctx *c, im__epstate *st, int kind)
 {
     (void)st, (void)kind;

@@ -192,6 +192,7 @@ static void im__metrics(im_ctx *c)
                   "Worker processes replaced (after a crash, a kill or a leak).");
     fprintf(f, "immersive_process_worker_restarts_total %lu\n",
             s->procs ? atomic_load_explicit(&s->procs->restarts, memory_order_relaxed) : 0ul);
+    im__cl_metrics(f, s); /* the Redis store's, when there is one */
     im__prom_head(f, "immersive_info", "gauge", "immersive's version.");
     fprintf(f, "immersive_info{version=\"%s\"} 1\n", IM_VERSION_STRING);
     int bad = ferror(f);

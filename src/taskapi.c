@@ -166,6 +166,10 @@ static void im__api_task_list(im_ctx *c)
             return;
         }
     }
+    if (s->cluster && !(fn && fn->ep->mode == IM_MODE_PROCESS)) { /* the cluster's */
+        im__cl_task_list(c, fn, mask, before, limit);
+        return;
+    }
     im__task **ts = malloc((size_t)limit * sizeof *ts);
     if (!ts) {
         im_reply_error(c, 503, "out of memory");
