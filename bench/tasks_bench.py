@@ -158,25 +158,27 @@ def store_memory(demo, client, n=100000):
             "client": out.strip()}
 
 
-def celery(tmp, n=5000):
+def celery(tmp, n=5000, concurrency=2, cores=("0", "1")):
+    """Celery's tasks/s: its workers on cores[0], Redis and the client on cores[1]."""
     rport = 16379
     env = dict(os.environ, IM_BENCH_REDIS_PORT=str(rport), PYTHONPATH=HERE)
     redis = Proc(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
-                  "--bind", "127.0.0.1", "--dir", tmp], rport, core="1")
-    worker = Proc([DEB_PY, "-m", "celery", "-A", "celery_add", "worker", "--concurrency", "2",
+                  "--bind", "127.0.0.1", "--dir", tmp], rport, core=cores[1])
+    worker = Proc([DEB_PY, "-m", "celery", "-A", "celery_add", "worker", "--concurrency", str(concurrency),
                    "--pool", "prefork", "--loglevel", "warning", "--without-heartbeat",
-                   "--without-mingle", "--without-gossip"], cwd=HERE, env=env)
+                   "--without-mingle", "--without-gossip"], cwd=HERE, env=env, core=cores[0])
     try:
         pids = children(worker.pid)
-        c0 = cpu_seconds(*children(worker.pid))
-        out = subprocess.run(["taskset", "-c", "1", DEB_PY, os.path.join(HERE, "celery_add.py"),
+        c0, r0 = cpu_seconds(*children(worker.pid)), cpu_seconds(redis.pid)
+        out = subprocess.run(["taskset", "-c", cores[1], DEB_PY, os.path.join(HERE, "celery_add.py"),
                               str(n)], capture_output=True, text=True, env=env, cwd=HERE,
                              timeout=600)
-        c1 = cpu_seconds(*(children(worker.pid) or pids))
+        c1, r1 = cpu_seconds(*(children(worker.pid) or pids)), cpu_seconds(redis.pid)
         m = re.search(r"tasks=(\d+) seconds=([\d.]+) tasks_per_s=(\d+)", out.stdout)
         if not m:
             raise RuntimeError("celery client: " + out.stdout + out.stderr[-2000:])
-        return {"rps": float(m.group(3)), "cpu_us_per_req": (c1 - c0) * 1e6 / int(m.group(1))}
+        return {"rps": float(m.group(3)), "cpu_us_per_req": (c1 - c0) * 1e6 / int(m.group(1)),
+                "redis_cpu_us_per_task": (r1 - r0) * 1e6 / int(m.group(1))}
     finally:
         worker.stop()
         redis.stop()
