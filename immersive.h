@@ -14807,13 +14807,14 @@ static const char im__cl_lua_wait[] =
  * holds it; the listings of tasks expired by now go; returns each task's cancel reason or
  * false. */
 static const char im__cl_lua_beat[] =
+    /* lease_ms 0: this instance stops and runs no serial task: the lease goes at once */
     "if redis.call('GET','im:lease:serial')==ARGV[1] then\n"
-    "  redis.call('PEXPIRE','im:lease:serial',ARGV[2]) end\n"
+    "  if ARGV[2]=='0' then redis.call('DEL','im:lease:serial')\n"
+    "  else redis.call('PEXPIRE','im:lease:serial',ARGV[2]) end end\n"
     "local ex=redis.call('ZRANGEBYSCORE','im:ixexp','-inf',ARGV[3],'LIMIT','0','2000')\n"
     "for _,m in ipairs(ex) do\n"
-    "  local p=string.find(m,'/',1,true)\n"
-    "  local id=string.sub(m,p+1)\n"
-    "  redis.call('ZREM','im:ix',id) redis.call('ZREM','im:ix:'..string.sub(m,1,p-1),id)\n"
+    "  local id=string.sub(m,-32)\n" /* fn/id: ids are 32 characters, names anything */
+    "  redis.call('ZREM','im:ix',id) redis.call('ZREM','im:ix:'..string.sub(m,1,-34),id)\n"
     "  redis.call('ZREM','im:ixexp',m)\n"
     "end\n"
     "local out={}\n"
@@ -15587,13 +15588,15 @@ static int im__cl_beat(im__cluster *cl, redisContext **rc, int from)
     char keys[20][24], eids[20][48], ids[20][33];
     size_t n = 0;
     int k = 0;
-    snprintf(lease, sizeof lease, "%d", cl->srv->o.task_claim_after_ms);
     snprintf(wall, sizeof wall, "%lld", (long long)im__wall_ms());
     a[n++] = cl->consumer;
     a[n++] = lease;
     a[n++] = wall;
     int seen = 0, more = 0;
     pthread_mutex_lock(&cl->mu);
+    /* a stopping instance with no serial task running gives the serial lease up */
+    snprintf(lease, sizeof lease, "%d", atomic_load(&cl->stop) && !cl->sinflight
+                                        ? 0 : cl->srv->o.task_claim_after_ms);
     uint64_t now = im__mono_ms(); /* under the lock: no start is later than it */
     for (im__cljob *j = cl->jobs; j; j = j->next) {
         if (atomic_load(&j->ended) || seen++ < from) continue;
@@ -15688,6 +15691,7 @@ static void *im__cl_beater(void *arg)
         if (!atomic_load(&cl->beater_stop)) pthread_cond_timedwait(&cl->bcv, &cl->mu, &ts);
         pthread_mutex_unlock(&cl->mu);
     }
+    (void)im__cl_beat(cl, &rc, 0); /* the last: every job has ended; the serial lease goes */
     if (rc) redisFree(rc);
     return NULL;
 }
@@ -16654,11 +16658,12 @@ static void im__cl_mirror_set(im__task *m, const im__task *v)
     free(msg), free(err), free(body), free(hdrs);
 }
 
-/* 1 while the mirror's stream still has its reader. */
+/* 1 while the mirror's stream still has its reader and the task more to tell (its end is
+ * the last change: the stream, woken, sends it from its own reference). */
 static int im__cl_mirror_read(im__task *m)
 {
     im__task_lock(m);
-    int any = m->waiters != NULL;
+    int any = m->waiters != NULL && !im__task_terminal_state(m->state);
     im__task_unlock(m);
     return any;
 }

@@ -398,6 +398,20 @@ class SerialTests(ClusterCase):
         self.assertEqual((st, doc), (200, {"result": 1}), "the other instance's own counter")
         self.assertLess(time.monotonic() - t0, 10 * SLOW)
 
+    def test_a_graceful_stop_gives_the_lease_up(self):
+        a, b = self.cs
+        st, _, doc = a.post("/v1/demo/counter", {})
+        self.assertEqual(st, 200, doc)
+        holder = self.redis.cmd("GET", "im:lease:serial", db=1)
+        pid = int(holder.split(":")[1])
+        leaver = [s for s in self.srvs if s.proc.pid == pid][0]
+        self.srvs.remove(leaver)
+        self.assertEqual(leaver.stop(), 0, leaver.stderr_tail())
+        now = self.redis.cmd("GET", "im:lease:serial", db=1)
+        self.assertNotEqual(now, holder, "released at the stop, not left to expire")
+        st, _, doc = Client(self.srvs[0].port).post("/v1/demo/counter", {}, timeout=30)
+        self.assertEqual(st, 200, doc)
+
 
 class PriorityTests(ClusterCase):
     N = 1
