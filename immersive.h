@@ -2254,7 +2254,7 @@ static void im__call_end(im_call *call);
 /* the Redis task store (cluster.c) */
 enum { IM__CLQ_SUBMIT = 1, IM__CLQ_GET, IM__CLQ_RESULT, IM__CLQ_DELETE, IM__CLQ_WAIT, IM__CLQ_EVENTS,
        IM__CLQ_FUNCS, IM__CLQ_FUNC, IM__CLQ_TERMINATE, IM__CLQ_LIST };
-static void im__cl_metrics(FILE *f, im_server *s);
+static int im__cl_counters(const im_server *s, uint64_t out[4]);
 static void im__cl_task_list(im_ctx *c, const im__epstate *fn, unsigned mask, uint64_t before,
                              long limit);
 static void im__function_json(im_jw *w, const im__epstate *st, int with_args, const unsigned *counts);
@@ -14747,36 +14747,36 @@ static const char im__cl_lua_reclaim[] =
     "end\n"
     "return out\n";
 
-/* ARGV from o+1: id stream eid state status finished ttl consumer body npy okst hdrs err:
- * the task ends (the first end wins: a duplicate after a takeover, or a handler past its
- * time limit, changes nothing). Returns the state it ended in, or -1 when it had ended. */
+/* ARGV: id stream eid state status finished ttl consumer body npy okst hdrs err: the task
+ * ends (the first end wins: a duplicate after a takeover, or a handler past its time limit,
+ * changes nothing). Returns the state it ended in, or -1 when it had ended already. */
 #define IM__CL_LUA_ENDIT                                                                   \
     IM__CL_LUA_END                                                                         \
-    "local function endit(o)\n"                                                            \
-    "  local tk='im:t:'..ARGV[o+1]\n"                                                      \
-    "  local k=ARGV[o+2]\n"                                                                \
-    "  redis.call('XACK',k,'im',ARGV[o+3]) redis.call('XDEL',k,ARGV[o+3])\n"               \
+    "local function endit()\n"                                                             \
+    "  local tk='im:t:'..ARGV[1]\n"                                                        \
+    "  local k=ARGV[2]\n"                                                                  \
+    "  redis.call('XACK',k,'im',ARGV[3]) redis.call('XDEL',k,ARGV[3])\n"                   \
     "  local m=redis.call('HMGET',tk,'state','cancel','fn')\n"                             \
     "  local st=m[1]\n"                                                                    \
     "  if st~='0' and st~='1' then return -1 end\n"                                        \
-    "  local state,status,err,more=ARGV[o+4],ARGV[o+5],ARGV[o+13],nil\n"                   \
+    "  local state,status,err,more=ARGV[4],ARGV[5],ARGV[13],nil\n"                         \
     "  if m[2] and state~='4' then state='5' status='409' err=m[2] end\n"                  \
     "  if state=='2' then\n"                                                               \
-    "    more={'body',ARGV[o+9],'npy',ARGV[o+10],'okst',ARGV[o+11],'hdrs',ARGV[o+12],"      \
+    "    more={'body',ARGV[9],'npy',ARGV[10],'okst',ARGV[11],'hdrs',ARGV[12],"             \
     "'frac','1'}\n"                                                                        \
     "    err=nil\n"                                                                        \
     "  end\n"                                                                              \
-    "  finish(ARGV[o+1],st,state,status,err,ARGV[o+6],ARGV[o+7],m[3],more)\n"              \
+    "  finish(ARGV[1],st,state,status,err,ARGV[6],ARGV[7],m[3],more)\n"                    \
     "  return tonumber(state)\n"                                                           \
     "end\n"
-static const char im__cl_lua_end[] = IM__CL_LUA_ENDIT "return endit(0)\n";
+static const char im__cl_lua_end[] = IM__CL_LUA_ENDIT "return endit()\n";
 
 /* ARGV: as end's, then now lease_ms stream...: the end, and the next task this worker takes
  * (as take's, or false): one round trip between two tasks of a busy worker. Returns {the
  * end's state or -1, the next task}. */
 static const char im__cl_lua_end_take[] =
     "local ME,NOW=ARGV[8],ARGV[14]\n" IM__CL_LUA_START IM__CL_LUA_ENDIT
-    "local ended=endit(0)\n"
+    "local ended=endit()\n"
     "return {ended,take(16,ARGV[15])}\n";
 
 /* ARGV: id why now ttl: a task QUEUED ends CANCELLED at once; one RUNNING is asked to stop
@@ -15242,20 +15242,6 @@ static void im__cl_keys_args(im__cluster *cl, const char **a, size_t *n, int poo
 
 /* take: the worker asks for its next task in the same script (end_take); the reply is
  * returned then when it holds one ({state, task}), else NULL. */
-/* What an end's script said of j's task (e: the state it ended in, or -1): counted, or
- * logged when it was not written (rep: the whole reply). */
-static void im__cl_ended(const im__cljob *j, const redisReply *rep, const redisReply *e)
-{
-    if (e && e->type == REDIS_REPLY_INTEGER && e->integer >= IM_TASK_SUCCEEDED &&
-        e->integer <= IM_TASK_CANCELLED && j->st)
-        atomic_fetch_add_explicit(&j->st->ended[e->integer - IM_TASK_SUCCEEDED], 1,
-                                  memory_order_relaxed);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) /* it stays RUNNING: claimed and run again */
-        im_log(IM_LOG_ERROR, "task %s: its end could not be written to redis %s (%s): it will be "
-               "run again after tasks.redis.claim_after_ms", j->id, j->cl->addr.text,
-               rep ? rep->str : "unreachable");
-}
-
 static redisReply *im__cl_end_ex(im__cljob *j, redisContext **rc, int state, int status,
                                  const char *body, size_t blen, int npy, int okst,
                                  const char *hdrs, const char *err, int take)
@@ -15284,7 +15270,14 @@ static redisReply *im__cl_end_ex(im__cljob *j, redisContext **rc, int state, int
                                   a, l);
     const redisReply *e = rep && take && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
                           ? rep->element[0] : rep;
-    im__cl_ended(j, rep, e);
+    if (e && e->type == REDIS_REPLY_INTEGER && e->integer >= IM_TASK_SUCCEEDED &&
+        e->integer <= IM_TASK_CANCELLED && j->st)
+        atomic_fetch_add_explicit(&j->st->ended[e->integer - IM_TASK_SUCCEEDED], 1,
+                                  memory_order_relaxed);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) /* it stays RUNNING: claimed and run again */
+        im_log(IM_LOG_ERROR, "task %s: its end could not be written to redis %s (%s): it will be "
+               "run again after tasks.redis.claim_after_ms", j->id, j->cl->addr.text,
+               rep ? rep->str : "unreachable");
     if (e != rep && rep->element[1]->type == REDIS_REPLY_ARRAY &&
         rep->element[1]->elements == 7)
         return rep;
@@ -15397,7 +15390,7 @@ static im__epstate *im__cl_fn(im_server *s, const char *name, size_t n);
 
 /* j takes the task e (as take's reply) as its next one: 1; or e is another executor's (or
  * none's here), queued there as the feeder does: 0. */
-static int im__cl_adopt(im__cljob *j, redisContext **rc, const redisReply *e)
+static int im__cl_adopt(im__cljob *j, const redisReply *e)
 {
     im__cluster *cl = j->cl;
     const redisReply *fn = e->element[5], *img = e->element[3];
@@ -15406,7 +15399,7 @@ static int im__cl_adopt(im__cljob *j, redisContext **rc, const redisReply *e)
     char *copy = st && im__cl_executor(cl, st) == im__cl_executor(cl, j->st)
                  ? malloc(img->len ? img->len : 1) : NULL;
     if (!copy) {
-        im__cl_start(cl, rc, e);
+        im__cl_start(cl, NULL, e);
         return 0;
     }
     memcpy(copy, img->str, img->len);
@@ -15434,15 +15427,14 @@ static int im__cl_adopt(im__cljob *j, redisContext **rc, const redisReply *e)
 
 /* j's end is written; its next task comes with it unless the instance stops (each worker
  * has its own connection: several ends are in flight at once, which Redis serves in one
- * wakeup; one writer batching them measured slower, its batches in flight one at a time).
- * 1 when j holds the next task. */
+ * wakeup). 1 when j holds the next task. */
 static int im__cl_finish(im__cljob *j, int state, int status, const char *body, size_t blen,
                          int npy, int okst, const char *hdrs, const char *err)
 {
     int take = !atomic_load(&j->cl->stop);
     redisReply *next = im__cl_end_ex(j, NULL, state, status, body, blen, npy, okst, hdrs, err,
                                      take);
-    int r = next ? im__cl_adopt(j, NULL, next->element[1]) : 0;
+    int r = next ? im__cl_adopt(j, next->element[1]) : 0;
     if (next) freeReplyObject(next);
     return r;
 }
@@ -15671,13 +15663,19 @@ static int im__cl_groups(im__cluster *cl, redisContext *c, int say)
 
 /* ---- the heartbeat: this instance's entries stay its own while it lives ---- */
 
+/* How often the heartbeat runs (and the feeder looks again): a third of a claim's wait,
+ * 20..250 ms. */
+static uint32_t im__cl_beat_ms(const im__cluster *cl)
+{
+    uint32_t claim = (uint32_t)cl->srv->o.task_claim_after_ms, ms = claim / 3;
+    return ms > 250 ? 250 : ms < 20 ? 20 : ms;
+}
+
 static void *im__cl_beater(void *arg)
 {
     im__cluster *cl = arg;
     redisContext *rc = NULL;
-    uint32_t claim = (uint32_t)cl->srv->o.task_claim_after_ms;
-    long beat_ms = claim / 3 < 250 ? claim / 3 : 250;
-    if (beat_ms < 20) beat_ms = 20;
+    long beat_ms = (long)im__cl_beat_ms(cl);
     pthread_setname_np(pthread_self(), "im-beat");
     while (!atomic_load(&cl->beater_stop)) {
         for (int from = 0; im__cl_beat(cl, &rc, from); from += 20) { /* 20 jobs a script */
@@ -15702,8 +15700,7 @@ static void *im__cl_feeder(void *arg)
     redisContext *rc = NULL, *blk = NULL;
     uint32_t claim = (uint32_t)cl->srv->o.task_claim_after_ms;
     uint64_t next_reclaim = 0;
-    uint32_t beat_ms = claim / 3 < 250 ? claim / 3 : 250;
-    if (beat_ms < 20) beat_ms = 20;
+    uint32_t beat_ms = im__cl_beat_ms(cl);
     char last[2 * IM_QUEUE_MAX_LEVELS][48];
     const char *lastkey[2 * IM_QUEUE_MAX_LEVELS];
     int nlast = 0, down = 0, taken_serial_miss = 0;
@@ -15781,7 +15778,8 @@ static void *im__cl_feeder(void *arg)
                 im_log(IM_LOG_WARN, "redis %s: the feeder cannot take tasks (%s); trying again",
                        cl->addr.text, rep ? rep->str : "unreachable");
             down = 1;
-            if (rep && strstr(rep->str, "NOGROUP")) (void)im__cl_groups(cl, rc, 0); /* Redis lost its data */
+            if (rep && strstr(rep->str, "NOGROUP")) /* Redis lost its data */
+                (void)im__cl_groups(cl, rc, 0);
             if (rep) freeReplyObject(rep);
             usleep(200000);
             continue;
@@ -15872,16 +15870,11 @@ static void im__cl_fol_drop(im__clloop *cw, im__clfol *f)
     free(f);
 }
 
-/* The task followed here, if it is (and what is known of it is still true: an answer kept
- * no longer than tasks.ttl_ms). */
-static im__clfol *im__cl_fol_find(im__clloop *cw, const char *id, int64_t now, int ttl_ms)
+/* The task followed here, if it is. */
+static im__clfol *im__cl_fol_find(im__clloop *cw, const char *id)
 {
     im__clfol *f = *im__cl_fol_slot(cw, id);
     while (f && memcmp(f->id, id, 32)) f = f->hnext;
-    if (f && f->ans && now - f->ended_ms > ttl_ms) {
-        im__cl_fol_drop(cw, f);
-        f = NULL;
-    }
     return f;
 }
 
@@ -16274,7 +16267,7 @@ static void im__cl_on_message(void *arg, redisReply *rep)
         im__ltimer_stop(q->L, &q->tm);
         im__cl_answer(q, &h.top);
     }
-    im__clfol *f = progress ? NULL : im__cl_fol_find(cw, id, 0, 0);
+    im__clfol *f = progress ? NULL : im__cl_fol_find(cw, id);
     if (f && (answered || !packed || f->ans)) im__cl_fol_drop(cw, f); /* read once, here */
     else if (f) im__cl_fol_ended(cw, f, id, len, cw->cmd->L->wall_ms);
     if (packed) free(h.buf);
@@ -16305,7 +16298,7 @@ static void im__cl_submitted(void *arg, redisReply *rep)
 {
     im__clreq *q = arg;
     if (!q->sync && (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0)) {
-        im__clfol *f = im__cl_fol_find(q->L->cl, q->id, 0, 0); /* refused, or unknown */
+        im__clfol *f = im__cl_fol_find(q->L->cl, q->id); /* refused, or unknown */
         if (f) im__cl_fol_drop(q->L->cl, f);
     }
     if (im__cl_reply_ok(q, rep)) return;
@@ -16496,9 +16489,11 @@ static void im__cl_task_api(im_ctx *c, int kind)
     im__clreq *q = im__cl_req(c, kind == IM__CLQ_RESULT && wait > 0 ? IM__CLQ_WAIT : kind);
     if (!q) return;
     im__task_id_hex(idb, q->id);
-    im__clfol *f = kind == IM__CLQ_RESULT
-                   ? im__cl_fol_find(c->loop->cl, q->id, c->loop->wall_ms,
-                                     c->loop->srv->o.task_ttl_ms) : NULL;
+    im__clfol *f = kind == IM__CLQ_RESULT ? im__cl_fol_find(c->loop->cl, q->id) : NULL;
+    if (f && f->ans && c->loop->wall_ms - f->ended_ms > c->loop->srv->o.task_ttl_ms) {
+        im__cl_fol_drop(c->loop->cl, f); /* kept no longer than tasks are: Redis says */
+        f = NULL;
+    }
     if (f && f->ans) { /* submitted here, and its end came here: its answer, as Redis has it */
         im__clhash h;
         if (!im__cl_unpack(&h, f->ans, f->ans_len)) {
@@ -16819,29 +16814,17 @@ static void im__cl_functions(im_ctx *c, im__epstate *st, int kind)
     }
 }
 
-/* GET /metrics: what this instance did in the cluster. */
-static void im__cl_metrics(FILE *f, im_server *s)
+/* GET /metrics: what this instance did in the cluster (taken, reclaimed, the loops'
+ * connects, blocking connections lost). 0, or -1 without the Redis store. */
+static int im__cl_counters(const im_server *s, uint64_t out[4])
 {
-    im__cluster *cl = s->cluster;
-    if (!cl) return;
-    fprintf(f, "# HELP immersive_cluster_tasks_taken_total Tasks this instance took from the "
-            "cluster's queues (Redis store).\n# TYPE immersive_cluster_tasks_taken_total counter\n"
-            "immersive_cluster_tasks_taken_total %llu\n",
-            (unsigned long long)atomic_load_explicit(&cl->n_taken, memory_order_relaxed));
-    fprintf(f, "# HELP immersive_cluster_tasks_reclaimed_total Of them, taken over from an "
-            "instance that went away (tasks.redis.claim_after_ms).\n"
-            "# TYPE immersive_cluster_tasks_reclaimed_total counter\n"
-            "immersive_cluster_tasks_reclaimed_total %llu\n",
-            (unsigned long long)atomic_load_explicit(&cl->n_reclaimed, memory_order_relaxed));
-    fprintf(f, "# HELP immersive_cluster_redis_connects_total Connections of the loops to Redis "
-            "made (one command and one subscriber connection a loop; more: reconnects).\n"
-            "# TYPE immersive_cluster_redis_connects_total counter\n"
-            "immersive_cluster_redis_connects_total %llu\n",
-            (unsigned long long)atomic_load_explicit(&cl->n_connects, memory_order_relaxed));
-    fprintf(f, "# HELP immersive_cluster_redis_lost_total Blocking connections (taker, heartbeat, "
-            "workers) lost to Redis.\n# TYPE immersive_cluster_redis_lost_total counter\n"
-            "immersive_cluster_redis_lost_total %llu\n",
-            (unsigned long long)atomic_load_explicit(&cl->n_lost_conn, memory_order_relaxed));
+    const im__cluster *cl = s->cluster;
+    if (!cl) return -1;
+    out[0] = atomic_load_explicit(&cl->n_taken, memory_order_relaxed);
+    out[1] = atomic_load_explicit(&cl->n_reclaimed, memory_order_relaxed);
+    out[2] = atomic_load_explicit(&cl->n_connects, memory_order_relaxed);
+    out[3] = atomic_load_explicit(&cl->n_lost_conn, memory_order_relaxed);
+    return 0;
 }
 
 /* ---- the life of it ---- */
@@ -17049,7 +17032,11 @@ static int im__cl_start_server(im_server *s)
 }
 static int im__cl_loop_init(im_loop *L) { (void)L; return 0; }
 static void im__cl_loop_free(im_loop *L) { (void)L; }
-static void im__cl_metrics(FILE *f, im_server *s) { (void)f, (void)s; }
+static int im__cl_counters(const im_server *s, uint64_t out[4])
+{
+    (void)s, (void)out;
+    return -1;
+}
 static void im__cl_loop_stop(im_loop *L) { (void)L; }
 static void im__cl_stop(im_server *s) { (void)s; }
 static void im__cl_free(im_server *s) { (void)s; }
@@ -20265,7 +20252,23 @@ static void im__metrics(im_ctx *c)
                   "Worker processes replaced (after a crash, a kill or a leak).");
     fprintf(f, "immersive_process_worker_restarts_total %lu\n",
             s->procs ? atomic_load_explicit(&s->procs->restarts, memory_order_relaxed) : 0ul);
-    im__cl_metrics(f, s); /* the Redis store's, when there is one */
+    uint64_t cl[4];
+    if (!im__cl_counters(s, cl)) { /* the Redis store's */
+        static const char *const name[4][2] = {
+            {"immersive_cluster_tasks_taken_total",
+             "Tasks this instance took from the cluster's queues (Redis store)."},
+            {"immersive_cluster_tasks_reclaimed_total",
+             "Of them, taken over from an instance that went away (tasks.redis.claim_after_ms)."},
+            {"immersive_cluster_redis_connects_total",
+             "Connections of the loops to Redis made (one command and one subscriber connection "
+             "a loop; more: reconnects)."},
+            {"immersive_cluster_redis_lost_total",
+             "Blocking connections (taker, heartbeat, workers) lost to Redis."}};
+        for (int i = 0; i < 4; i++) {
+            im__prom_head(f, name[i][0], "counter", name[i][1]);
+            fprintf(f, "%s %llu\n", name[i][0], (unsigned long long)cl[i]);
+        }
+    }
     im__prom_head(f, "immersive_info", "gauge", "immersive's version.");
     fprintf(f, "immersive_info{version=\"%s\"} 1\n", IM_VERSION_STRING);
     int bad = ferror(f);

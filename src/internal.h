@@ -631,7 +631,7 @@ static void im__call_end(im_call *call);
 /* the Redis task store (cluster.c) */
 enum { IM__CLQ_SUBMIT = 1, IM__CLQ_GET, IM__CLQ_RESULT, IM__CLQ_DELETE, IM__CLQ_WAIT, IM__CLQ_EVENTS,
        IM__CLQ_FUNCS, IM__CLQ_FUNC, IM__CLQ_TERMINATE, IM__CLQ_LIST };
-static void im__cl_metrics(FILE *f, im_server *s);
+static int im__cl_counters(const im_server *s, uint64_t out[4]);
 static void im__cl_task_list(im_ctx *c, const im__epstate *fn, unsigned mask, uint64_t before,
                              long limit);
 static void im__function_json(im_jw *w, const im__epstate *st, int with_args, const unsigned *counts);

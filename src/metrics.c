@@ -192,7 +192,23 @@ static void im__metrics(im_ctx *c)
                   "Worker processes replaced (after a crash, a kill or a leak).");
     fprintf(f, "immersive_process_worker_restarts_total %lu\n",
             s->procs ? atomic_load_explicit(&s->procs->restarts, memory_order_relaxed) : 0ul);
-    im__cl_metrics(f, s); /* the Redis store's, when there is one */
+    uint64_t cl[4];
+    if (!im__cl_counters(s, cl)) { /* the Redis store's */
+        static const char *const name[4][2] = {
+            {"immersive_cluster_tasks_taken_total",
+             "Tasks this instance took from the cluster's queues (Redis store)."},
+            {"immersive_cluster_tasks_reclaimed_total",
+             "Of them, taken over from an instance that went away (tasks.redis.claim_after_ms)."},
+            {"immersive_cluster_redis_connects_total",
+             "Connections of the loops to Redis made (one command and one subscriber connection "
+             "a loop; more: reconnects)."},
+            {"immersive_cluster_redis_lost_total",
+             "Blocking connections (taker, heartbeat, workers) lost to Redis."}};
+        for (int i = 0; i < 4; i++) {
+            im__prom_head(f, name[i][0], "counter", name[i][1]);
+            fprintf(f, "%s %llu\n", name[i][0], (unsigned long long)cl[i]);
+        }
+    }
     im__prom_head(f, "immersive_info", "gauge", "immersive's version.");
     fprintf(f, "immersive_info{version=\"%s\"} 1\n", IM_VERSION_STRING);
     int bad = ferror(f);
