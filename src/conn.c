@@ -63,6 +63,21 @@ static void im__rebase(im_str *s, const char *from, size_t n, char *to)
     if (s->ptr >= from && s->ptr < from + n) s->ptr = to + (s->ptr - from);
 }
 
+/* With the access log on, keeps x's method and target as they came: its line names them,
+ * whoever takes its bytes (a deferral) or rewrites them (a forward). */
+static void im__ctx_keep_acc(im_ctx *x)
+{
+    if (x->loop->o.access_log <= 0 || x->acc) return;
+    size_t ml = x->req.method.len > 16 ? 16 : x->req.method.len;
+    size_t tl = x->req.target.len > 512 ? 512 : x->req.target.len;
+    if ((x->acc = malloc(ml + tl + 1))) {
+        memcpy(x->acc, x->req.method.ptr, ml);
+        memcpy(x->acc + ml, x->req.target.ptr, tl);
+        x->acc_mlen = (uint16_t)ml;
+        x->acc_tlen = (uint16_t)tl;
+    }
+}
+
 /* Defers x. keep: with a copy of its request, which its views then point into; else without
  * one, for a caller that took what it needs of it (a process task's message): every view is
  * emptied, as nothing may read them once the connection's input is reused. */
@@ -72,16 +87,7 @@ static int im__ctx_defer(im_ctx *x, int keep, im_close_fn on_close, void *arg)
     im__conn *c = im__ctx_conn(x);
     if (x->is_deferred || x->is_done) return -EALREADY;
     if (!c) return -EPIPE;
-    if (L->o.access_log > 0 && !x->acc) { /* its line names them, whoever takes its bytes */
-        size_t ml = x->req.method.len > 16 ? 16 : x->req.method.len;
-        size_t tl = x->req.target.len > 512 ? 512 : x->req.target.len;
-        if ((x->acc = malloc(ml + tl + 1))) {
-            memcpy(x->acc, x->req.method.ptr, ml);
-            memcpy(x->acc + ml, x->req.target.ptr, tl);
-            x->acc_mlen = (uint16_t)ml;
-            x->acc_tlen = (uint16_t)tl;
-        }
-    }
+    im__ctx_keep_acc(x);
     if (x->is_inline_call) { /* its bound arguments and im_call would dangle */
         im_log(IM_LOG_ERROR, "an inline endpoint cannot defer its request: declare it with "
                ".mode = IM_POOL (or IM_SERIAL) to answer later");
@@ -194,56 +200,17 @@ const char *im_ctx_request_id(const im_ctx *x) { return x->rid; }
 
 /* ---- routing and running a handler ---- */
 
-/* Runs the request whose bytes are raw[0..head_len) plus a body of blen right after them. */
-static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *raw,
-                         size_t head_len, size_t blen)
+/* Finds x's route by its request's method and path and runs its handler, or answers 404,
+ * 405, 204 (OPTIONS) itself: for a request as it came and for one forwarded. */
+static void im__route_run(im_loop *L, im__conn *c, im_ctx *x)
 {
-    char *body = raw + head_len;
-    im_ctx *x = im__ctx_get(L);
+    const im_request *h = &x->req;
     const im__rnode *n;
     const im__route *r = NULL;
     im_str none = {NULL, 0};
-    if (!x) {
-        im__conn_fail(L, c, 503, "out of memory", -1);
-        return;
-    }
-    x->req.method = h->method;
-    x->req.target = h->target;
-    x->req.path = h->path;
-    x->req.query = h->query;
-    x->req.minor = h->minor;
-    x->req.headers = h->headers;
-    x->req.num_headers = h->num_headers;
-    x->req.body.ptr = blen ? body : NULL;
-    x->req.body.len = blen;
-    x->raw = raw;
-    x->raw_len = head_len + blen;
-    c->is_fresh = 0;
-    c->is_progress = 1;
-    x->conn_idx = (uint32_t)(c - L->conns);
-    x->conn_gen = c->gen;
-    x->route = NULL;
-    x->udata = NULL;
-    x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
-    x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
-    x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
-    x->is_finished = x->is_inline_call = x->is_npy_known = x->is_npy_accept = 0;
-    x->is_gzip_ok = 0;
-    x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
-    x->on_close = NULL;
-    x->drain_fn = NULL;
-    x->xh_len = 0;
-    x->bytes_out = 0;
-    x->task_id[0] = 0;
-    x->t0_ns = L->o.access_log > 0 || L->o.metrics > 0 ? im_log_clock_ns() : 0;
-    im__scan_headers(L, x, h);
-    im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
-
-    if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
-        /* a preflight, answered */
-    } else if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
-                               x->params, 0)) &&
-               im__route_here(L->srv, c, r = im__route_pick(n, h->method))) {
+    if ((n = im__rmatch(L->srv->root, h->path.ptr, h->path.ptr + h->path.len, h->method,
+                        x->params, 0)) &&
+        im__route_here(L->srv, c, r = im__route_pick(n, h->method))) {
         x->route = r;
         x->udata = x->route->udata;
         if (L->srv->worker_only && !r->is_probe)
@@ -268,6 +235,130 @@ static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *r
         im_res_header(x, "Allow", allow);
         if (im_str_eq(h->method, "OPTIONS")) im__answer(x, 204, NULL, NULL, 0);
         else im_reply_error(x, 405, "Method Not Allowed");
+    }
+}
+
+void *im_ctx_alloc(im_ctx *x, size_t n) { return im__arena_alloc(&x->arena, n ? n : 1); }
+
+/* Copies n bytes into x's arena, NUL-ended: a view that lives as long as the request. */
+static im_str im__ctx_dup(im_ctx *x, const char *p, size_t n)
+{
+    im_str v = {NULL, 0};
+    char *d = im__arena_alloc(&x->arena, n + 1);
+    if (!d) return v;
+    if (n) memcpy(d, p, n);
+    d[n] = 0;
+    v.ptr = d;
+    v.len = n;
+    return v;
+}
+
+int im_ctx_forward(im_ctx *x, const im_forward *f)
+{
+    im_loop *L = x->loop;
+    im__conn *c = im__ctx_conn(x);
+    if (x->is_done || x->is_deferred || x->is_streaming) return -EALREADY;
+    if (!c) return -EPIPE;
+    if (!f || !f->target || f->target[0] != '/') return -EINVAL;
+    /* the new request's views, and its headers: the request's own, less those replaced */
+    size_t tl = strlen(f->target), nh = 0, cap = x->req.num_headers + 2;
+    im_str target = im__ctx_dup(x, f->target, tl), method = x->req.method;
+    im_header *hs = im__arena_alloc(&x->arena, cap * sizeof *hs);
+    if (f->method) method = im__ctx_dup(x, f->method, strlen(f->method));
+    if (!target.ptr || !hs || !method.ptr) return -ENOMEM;
+    for (unsigned i = 0; i < x->req.num_headers; i++) {
+        im_str name = x->req.headers[i].name;
+        if (f->content_type && (im_str_ieq(name, "content-type") ||
+                                im_str_ieq(name, "content-length") ||
+                                im_str_ieq(name, "transfer-encoding")))
+            continue;
+        if (f->prefer && im_str_ieq(name, "prefer")) continue;
+        hs[nh++] = x->req.headers[i];
+    }
+    if (f->content_type) {
+        hs[nh].name = im__ctx_dup(x, "Content-Type", 12);
+        hs[nh].value = im__ctx_dup(x, f->content_type, strlen(f->content_type));
+        if (!hs[nh].name.ptr || !hs[nh].value.ptr) return -ENOMEM;
+        nh++;
+    }
+    if (f->prefer && f->prefer[0]) {
+        hs[nh].name = im__ctx_dup(x, "Prefer", 6);
+        hs[nh].value = im__ctx_dup(x, f->prefer, strlen(f->prefer));
+        if (!hs[nh].name.ptr || !hs[nh].value.ptr) return -ENOMEM;
+        nh++;
+    }
+    im_str body = x->req.body;
+    if (f->content_type) {
+        body.ptr = NULL;
+        body.len = f->len;
+        if (f->len && !(body = im__ctx_dup(x, f->body, f->len)).ptr) return -ENOMEM;
+        if (!f->len) body.ptr = NULL;
+    }
+    im__ctx_keep_acc(x);
+    const char *q = memchr(target.ptr, '?', tl);
+    x->req.method = method;
+    x->req.target = target;
+    x->req.path.ptr = target.ptr;
+    x->req.path.len = q ? (size_t)(q - target.ptr) : tl;
+    x->req.query.ptr = q ? q + 1 : NULL;
+    x->req.query.len = q ? tl - (size_t)(q + 1 - target.ptr) : 0;
+    x->req.headers = hs;
+    x->req.num_headers = (unsigned)nh;
+    x->req.body = body;
+    x->is_head = method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0;
+    x->on_answer = f->on_answer;
+    x->answer_arg = f->arg;
+    im__route_run(L, c, x);
+    return 0;
+}
+
+/* Runs the request whose bytes are raw[0..head_len) plus a body of blen right after them. */
+static void im__dispatch(im_loop *L, im__conn *c, const im_http_head *h, char *raw,
+                         size_t head_len, size_t blen)
+{
+    char *body = raw + head_len;
+    im_ctx *x = im__ctx_get(L);
+    if (!x) {
+        im__conn_fail(L, c, 503, "out of memory", -1);
+        return;
+    }
+    x->req.method = h->method;
+    x->req.target = h->target;
+    x->req.path = h->path;
+    x->req.query = h->query;
+    x->req.minor = h->minor;
+    x->req.headers = h->headers;
+    x->req.num_headers = h->num_headers;
+    x->req.body.ptr = blen ? body : NULL;
+    x->req.body.len = blen;
+    x->raw = raw;
+    x->raw_len = head_len + blen;
+    c->is_fresh = 0;
+    c->is_progress = 1;
+    x->conn_idx = (uint32_t)(c - L->conns);
+    x->conn_gen = c->gen;
+    x->route = NULL;
+    x->udata = NULL;
+    x->is_head = h->method.len == 4 && memcmp(h->method.ptr, "HEAD", 4) == 0;
+    x->keepalive = !h->conn_close && (h->minor || h->conn_keep_alive) && !L->is_stopping;
+    x->is_deferred = x->is_done = x->is_streaming = x->stream_chunked = x->is_detached = 0;
+    x->is_finished = x->is_in_answer = x->is_inline_call = x->is_npy_known = x->is_npy_accept = 0;
+    x->is_gzip_ok = 0;
+    x->is_dispatching = 1; /* finished inside its handler, it comes back to the pool below */
+    x->on_close = NULL;
+    x->on_answer = NULL;
+    x->drain_fn = NULL;
+    x->xh_len = 0;
+    x->bytes_out = 0;
+    x->task_id[0] = 0;
+    x->t0_ns = L->o.access_log > 0 || L->o.metrics > 0 ? im_log_clock_ns() : 0;
+    im__scan_headers(L, x, h);
+    im_log_set_request_id(x->rid); /* lines logged while it is handled here carry it */
+
+    if (L->o.cors_allow_origins && L->o.cors_allow_origins[0] && im__cors(x)) {
+        /* a preflight, answered */
+    } else {
+        im__route_run(L, c, x);
     }
     im_log_set_request_id(NULL);
     x->is_dispatching = 0;

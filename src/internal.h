@@ -198,6 +198,7 @@ typedef struct im__arena {
     im__ablock *head; /* newest block first */
     size_t bytes;     /* allocated for its blocks, headers included */
 } im__arena;
+static void *im__arena_alloc(im__arena *a, size_t n); /* bind.c */
 
 /* A timer of any duration on a loop (task deadlines, event-stream keep-alives), kept in the
  * loop's binary min-heap: starting or stopping one is O(log n). Loop thread only. (The
@@ -232,7 +233,10 @@ struct im_ctx {
     unsigned is_inline_call : 1; /* an annotated inline call runs on it: its arguments borrow
                                   * from the receive buffer, so it cannot be deferred */
     unsigned is_gzip_ok : 1;   /* its Accept-Encoding takes gzip (read at dispatch) */
+    unsigned is_in_answer : 1; /* its on_answer runs: finishing it leaves it to im__answer */
     im_close_fn on_close;      /* told when the peer goes away while deferred */
+    im_answer_fn on_answer;    /* a forwarded request's answer goes here first */
+    void *answer_arg;
     void *close_arg;
     void (*drain_fn)(im_ctx *x, void *arg); /* im_stream_on_drain: told once output drains */
     void *drain_arg;

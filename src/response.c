@@ -389,7 +389,7 @@ static void im__ctx_finish(im_ctx *x)
     x->owned = NULL;
     free(x->acc);
     x->acc = NULL;
-    if (x->is_dispatching) x->is_finished = 1; /* im__dispatch puts it back */
+    if (x->is_dispatching || x->is_in_answer) x->is_finished = 1; /* put back by them */
     else im__ctx_put(L, x);
 }
 
@@ -429,6 +429,19 @@ static int im__answer(im_ctx *x, int status, const char *ct, const void *body, s
     int rc, bad;
     if (x->is_done) return -EALREADY;
     bad = im__final_status(&status, &ct, &body, &blen);
+    if (x->on_answer) { /* a forwarded request's: its caller shapes the answer */
+        im_answer_fn fn = x->on_answer;
+        x->on_answer = NULL;
+        x->is_in_answer = 1; /* finished in fn, it is not given back to the pool under us */
+        fn(x, x->answer_arg, status, ct, body, blen);
+        if (!x->is_done) {
+            im_log(IM_LOG_ERROR, "a forwarded request's on_answer did not answer: sent 500");
+            im_reply_error(x, 500, "the forwarded answer was not sent");
+        }
+        x->is_in_answer = 0;
+        if (x->is_finished && !x->is_dispatching) im__ctx_put(L, x);
+        return bad;
+    }
     c = im__ctx_conn(x);
     char *gz = NULL;
     if (IM_HAVE_ZLIB && c && L->o.compress > 0 && blen >= L->o.compress_min_bytes &&

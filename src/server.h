@@ -194,6 +194,36 @@ typedef void (*im_close_fn)(im_ctx *c, void *arg);
  * on_close (may be NULL) is told if the peer leaves first. Returns 0, -ENOMEM or -EALREADY. */
 int im_ctx_defer(im_ctx *c, im_close_fn on_close, void *arg);
 
+/* Memory for this request (8-byte aligned at least), freed with it; NULL when out of memory. */
+void *im_ctx_alloc(im_ctx *c, size_t n);
+
+/* What a forwarded request answered, given to its caller instead of the client. The body is
+ * valid during the call only. fn answers c itself (im_reply...) before it returns: a 500 is
+ * sent when it does not. Runs on the loop thread, at once or later (a task's answer). */
+typedef void (*im_answer_fn)(im_ctx *c, void *arg, int status, const char *content_type,
+                             const void *body, size_t len);
+/* A request to run again, in place, as another route's: a hand-written route that keeps an
+ * older URL set (a service's former API) answers through the framework's own routes (tasks,
+ * functions, annotated endpoints) and reshapes their answers. Unset fields keep the request's
+ * own (its headers always stay, but for those replaced). */
+typedef struct im_forward {
+    const char *method;       /* NULL: the request's method */
+    const char *target;       /* required: the path, %-encoded, with its query ("/tasks/ab?x=1") */
+    const char *content_type; /* non-NULL: the body is replaced by body[0..len) of this type */
+    const void *body;
+    size_t len;
+    const char *prefer;       /* non-NULL: replaces the Prefer header ("" drops it) */
+    im_answer_fn on_answer;   /* NULL: the answer goes to the client as it is */
+    void *arg;
+} im_forward;
+/* Routes c anew as f says and runs that route's handler, which answers (at once, or later if
+ * it defers) through f->on_answer. Call it from a handler, before the request is deferred or
+ * answered; extra response headers set by either handler are kept. A route that streams (an
+ * event stream) streams to the client as it is: on_answer is not called. Returns 0 (the
+ * request is answered or deferred: its handler returns), -EALREADY, -EPIPE, -EINVAL (no
+ * target) or -ENOMEM (nothing was done: answer it yourself). */
+int im_ctx_forward(im_ctx *c, const im_forward *f);
+
 /* Starts a streamed answer (chunked for HTTP/1.1; raw then close for HTTP/1.0) on a deferred
  * context. Returns 0, -EPIPE (peer gone: finish with im_stream_end), -EALREADY, or -EINVAL
  * (status not 200..599: nothing was sent, the request still needs an answer). */
